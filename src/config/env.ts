@@ -1,0 +1,147 @@
+/**
+ * The only module that reads process.env. Everything else takes a frozen `Config`.
+ * Dev overrides (AIVAULT_DEV_*) are parsed here but are only *requested*: the vault decides whether they
+ * are honoured (only a vault created with `init --dev`, whose dev flag is MAC-authenticated by the KEK).
+ *
+ * Variables:
+ *   AIVAULT_DIR                       vault root (default ~/.aivault/data/vault)
+ *   AIVAULT_KEY                       base64 KEK for the env provider (name overridable with --env-var)
+ *   AIVAULT_DISABLE_DISK_LOGS=1       no audit files are written
+ *   AIVAULT_AUDIT_RETENTION_DAYS      number of day files kept (default 30)
+ *   AIVAULTD_DISABLE=1                run invocations in-process instead of through aivaultd
+ *   AIVAULTD_AUTOSTART=0              never start aivaultd automatically
+ *   AIVAULTD_SOCKET                   socket path override
+ *   AIVAULTD_SOCKET_MODE              octal socket mode (default 0600)
+ *   AIVAULTD_SOCKET_DIR_MODE          octal socket dir mode (default 0700)
+ *   AIVAULTD_WORKERS                  request worker count (default: cores)
+ *   AIVAULT_DEV_RESOLVE               host=ip:port,…  (dev vaults only)
+ *   AIVAULT_DEV_CA_CERT_PATH          extra PEM CA (dev vaults only)
+ *   AIVAULT_DEV_ALLOW_NON_DEFAULT_PORTS=1   (dev vaults only)
+ *   AIVAULT_DEV_HTTP1_ONLY=1          (dev vaults only)
+ *   NO_COLOR                          plain output
+ */
+import { homedir, availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { AivaultError } from '../errors.js';
+
+export interface DevOverrides {
+  /** host → { address, port } */
+  readonly resolve: ReadonlyMap<string, { readonly address: string; readonly port: number }>;
+  readonly caCertPath: string | undefined;
+  readonly allowNonDefaultPorts: boolean;
+  readonly http1Only: boolean;
+}
+
+export interface Config {
+  readonly homeDir: string;
+  /** Vault root directory. */
+  readonly vaultDir: string;
+  /** True when AIVAULT_DIR was set (changes default key file and socket locations). */
+  readonly vaultDirFromEnv: boolean;
+  /** Default key file for the file provider. */
+  readonly defaultKeyFile: string;
+  readonly socketPath: string;
+  readonly socketMode: number;
+  readonly socketDirMode: number;
+  readonly disableDiskLogs: boolean;
+  readonly auditRetentionDays: number;
+  readonly daemonDisable: boolean;
+  readonly daemonAutostart: boolean;
+  readonly requestWorkers: number;
+  readonly noColor: boolean;
+  /** Requested dev overrides; honoured only by a verified dev vault. */
+  readonly devRequested: DevOverrides;
+  /** Reads one named variable (for the env key provider's `--env-var NAME`). */
+  readonly readVar: (name: string) => string | undefined;
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+function flag(value: string | undefined): boolean {
+  return value === '1' || value === 'true' || value === 'yes';
+}
+
+function parseMode(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  if (!/^0?[0-7]{3}$/.test(value)) {
+    throw new AivaultError('usage', `${name} must be an octal mode such as 0600`);
+  }
+  return parseInt(value, 8);
+}
+
+function parsePositiveInt(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new AivaultError('usage', `${name} must be a positive integer`);
+  return n;
+}
+
+export function parseDevResolve(value: string | undefined): Map<string, { address: string; port: number }> {
+  const map = new Map<string, { address: string; port: number }>();
+  if (!value) return map;
+  for (const part of value.split(',')) {
+    const entry = part.trim();
+    if (!entry) continue;
+    const eq = entry.indexOf('=');
+    const target = entry.slice(eq + 1);
+    const colon = target.lastIndexOf(':');
+    const host = entry.slice(0, eq).trim().toLowerCase();
+    let address = target.slice(0, colon).trim();
+    if (address.startsWith('[') && address.endsWith(']')) address = address.slice(1, -1);
+    const port = Number(target.slice(colon + 1));
+    if (eq <= 0 || colon <= 0 || !host || !address || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new AivaultError('usage', 'AIVAULT_DEV_RESOLVE entries must look like host=ip:port');
+    }
+    map.set(host, { address, port });
+  }
+  return map;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const homeDir = env.HOME && env.HOME !== '' ? env.HOME : homedir();
+  const vaultDirFromEnv = Boolean(env.AIVAULT_DIR);
+  const vaultDir = vaultDirFromEnv
+    ? resolve(env.AIVAULT_DIR as string)
+    : join(homeDir, '.aivault', 'data', 'vault');
+  const defaultKeyFile = vaultDirFromEnv
+    ? join(vaultDir, 'kek.key')
+    : join(homeDir, '.aivault', 'keys', 'kek.key');
+  const socketPath = env.AIVAULTD_SOCKET
+    ? resolve(env.AIVAULTD_SOCKET)
+    : vaultDirFromEnv
+      ? join(vaultDir, 'run', 'aivaultd.sock')
+      : join(homeDir, '.aivault', 'run', 'aivaultd.sock');
+  const snapshot: Env = Object.freeze({ ...env });
+  const devRequested: DevOverrides = Object.freeze({
+    resolve: parseDevResolve(env.AIVAULT_DEV_RESOLVE),
+    caCertPath: env.AIVAULT_DEV_CA_CERT_PATH ? resolve(env.AIVAULT_DEV_CA_CERT_PATH) : undefined,
+    allowNonDefaultPorts: flag(env.AIVAULT_DEV_ALLOW_NON_DEFAULT_PORTS),
+    http1Only: flag(env.AIVAULT_DEV_HTTP1_ONLY),
+  });
+  return Object.freeze({
+    homeDir,
+    vaultDir,
+    vaultDirFromEnv,
+    defaultKeyFile,
+    socketPath,
+    socketMode: parseMode('AIVAULTD_SOCKET_MODE', env.AIVAULTD_SOCKET_MODE, 0o600),
+    socketDirMode: parseMode('AIVAULTD_SOCKET_DIR_MODE', env.AIVAULTD_SOCKET_DIR_MODE, 0o700),
+    disableDiskLogs: flag(env.AIVAULT_DISABLE_DISK_LOGS),
+    auditRetentionDays: parsePositiveInt(
+      'AIVAULT_AUDIT_RETENTION_DAYS',
+      env.AIVAULT_AUDIT_RETENTION_DAYS,
+      30,
+    ),
+    daemonDisable: flag(env.AIVAULTD_DISABLE),
+    daemonAutostart: env.AIVAULTD_AUTOSTART !== '0' && env.AIVAULTD_AUTOSTART !== 'false',
+    requestWorkers: parsePositiveInt('AIVAULTD_WORKERS', env.AIVAULTD_WORKERS, availableParallelism()),
+    noColor: env.NO_COLOR !== undefined && env.NO_COLOR !== '',
+    devRequested,
+    readVar: (name: string) => snapshot[name],
+  });
+}
+
+/** True when any dev override was requested (status shows whether it is honoured). */
+export function hasDevRequests(dev: DevOverrides): boolean {
+  return dev.resolve.size > 0 || dev.caCertPath !== undefined || dev.allowNonDefaultPorts || dev.http1Only;
+}
