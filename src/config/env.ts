@@ -145,3 +145,8 @@ export function loadConfig(env: Env = process.env): Config {
 export function hasDevRequests(dev: DevOverrides): boolean {
   return dev.resolve.size > 0 || dev.caCertPath !== undefined || dev.allowNonDefaultPorts || dev.http1Only;
 }
+
+/** Used before a Config exists (e.g. to colour an error from loadConfig itself). */
+export function noColorRequested(env: Env = process.env): boolean {
+  return env.NO_COLOR !== undefined && env.NO_COLOR !== '';
+}

@@ -85,13 +85,27 @@ export interface RegistryCapability {
   readonly docs?: CapabilityDocs;
 }
 
+/**
+ * Documents a claimed secret whose value is a JSON object. Its top-level string fields are exposed as
+ * template placeholders / strategy inputs (e.g. oauth2 `{"clientId","clientSecret","refreshToken"}`).
+ */
+export interface JsonSecretShape {
+  readonly required: readonly string[];
+  readonly optional?: readonly string[];
+  readonly description?: string;
+}
+
 export interface RegistryProvider {
   readonly provider: string;
   readonly displayName?: string;
   readonly category?: string;
   readonly docsUrl?: string;
+  /** Provider-level notes for `capability describe` (secret shape, per-tenant/region binding, required headers). */
+  readonly summary?: string;
   /** Canonical secret name → template placeholder. Claimed names are unique across the registry. */
   readonly vaultSecrets: Readonly<Record<string, string>>;
+  /** Claimed secrets whose value must be a JSON object, keyed by secret name (others are plain strings). */
+  readonly jsonSecrets?: Readonly<Record<string, JsonSecretShape>>;
   readonly auth: AuthSpec;
   /** Hosts or single-label wildcard patterns (`*.myshopify.com`). */
   readonly hosts: readonly string[];

@@ -1,0 +1,299 @@
+/**
+ * oauth2: the pure pieces of the OAuth 2 runtime (RFC 6749 refresh_token and client_credentials grants):
+ * reading the stored token state, building the token request, validating the token response, deciding when to
+ * refresh, and injecting the cached access token. No I/O here (see oauth2-client.ts); consent/code exchange
+ * is outside the broker (oauth-setup.ts only builds the consent URL).
+ *
+ * Secret shape (one JSON secret, camelCase as written back; snake_case aliases accepted on read):
+ *   {"clientId", "clientSecret"?, "refreshToken"?, "accessToken"?, "accessTokenExpiresAtMs"?}
+ * No `clientSecret` = public client (PKCE-style): `client_id` goes in the form body and no Basic auth is sent.
+ * Injection renders `inject` (default `authorization: Bearer {{access_token}}`); only `{{access_token}}` may be
+ * used there, so client secrets and refresh tokens can never reach the upstream.
+ */
+import { fail, ok, type Result } from '../errors.js';
+import type { HeaderTemplate } from '../registry/types.js';
+import type { AuthSpecBody, AuthStrategy, HeaderPair, SecretValues } from './strategy.js';
+import {
+  checkHeaderName,
+  compileTemplate,
+  isSafeHeaderValue,
+  renderHeaderValue,
+  restrictPlaceholders,
+} from './template.js';
+
+export type OAuth2Spec = AuthSpecBody<'oauth2'>;
+
+export const DEFAULT_OAUTH2_INJECT: HeaderTemplate = Object.freeze({
+  header_name: 'authorization',
+  value_template: 'Bearer {{access_token}}',
+});
+export const DEFAULT_REFRESH_SKEW_MS = 60_000;
+/** Used when a token response omits `expires_in` (RFC 6749 makes it optional). */
+export const DEFAULT_EXPIRES_IN_S = 3600;
+
+export interface OAuth2TokenState {
+  readonly clientId: string;
+  readonly clientSecret?: string;
+  readonly refreshToken?: string;
+  readonly accessToken?: string;
+  readonly accessTokenExpiresAtMs?: number;
+}
+
+export interface TokenRequest {
+  readonly url: string;
+  readonly headers: readonly HeaderPair[];
+  /** application/x-www-form-urlencoded */
+  readonly body: string;
+}
+
+export interface TokenGrant {
+  readonly accessToken: string;
+  readonly expiresAtMs: number;
+  /** Present when the server rotated the refresh token. */
+  readonly refreshToken?: string;
+}
+
+const nonEmpty = (v: string | undefined): string | undefined =>
+  v !== undefined && v.length > 0 ? v : undefined;
+
+function parseMs(raw: string | number | undefined): number | undefined | null {
+  if (raw === undefined) return undefined;
+  const n = typeof raw === 'number' ? raw : Number(raw);
+  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+}
+
+function buildState(get: (...names: string[]) => string | number | undefined): Result<OAuth2TokenState> {
+  const str = (...names: string[]) => {
+    const v = get(...names);
+    return typeof v === 'string' ? nonEmpty(v) : undefined;
+  };
+  const clientId = str('clientId', 'client_id');
+  if (clientId === undefined) return fail('auth_failed', 'oauth2 secret must be JSON with a clientId');
+  const expires = parseMs(get('accessTokenExpiresAtMs', 'access_token_expires_at_ms'));
+  if (expires === null)
+    return fail('auth_failed', 'oauth2 secret accessTokenExpiresAtMs must be epoch milliseconds');
+  const clientSecret = str('clientSecret', 'client_secret');
+  const refreshToken = str('refreshToken', 'refresh_token');
+  const accessToken = str('accessToken', 'access_token');
+  return ok({
+    clientId,
+    ...(clientSecret === undefined ? {} : { clientSecret }),
+    ...(refreshToken === undefined ? {} : { refreshToken }),
+    ...(accessToken === undefined ? {} : { accessToken }),
+    ...(expires === undefined ? {} : { accessTokenExpiresAtMs: expires }),
+  });
+}
+
+/** Token state from a credential's SecretValues (JSON fields become placeholders; see secrets.ts). */
+export function readOAuth2State(secrets: SecretValues): Result<OAuth2TokenState> {
+  return buildState((...names) => secrets.first(...names));
+}
+
+/** Token state from the raw stored secret value (JSON text). */
+export function parseOAuth2Secret(value: string): Result<OAuth2TokenState> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return fail('auth_failed', 'oauth2 secret must be a JSON object');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    return fail('auth_failed', 'oauth2 secret must be a JSON object');
+  }
+  const obj = parsed as Record<string, unknown>;
+  return buildState((...names) => {
+    for (const n of names) {
+      const v = Object.hasOwn(obj, n) ? obj[n] : undefined;
+      if (typeof v === 'string' || typeof v === 'number') return v;
+    }
+    return undefined;
+  });
+}
+
+/** The JSON written back to the vault after a refresh (camelCase, stable key order). */
+export function serializeOAuth2Secret(state: OAuth2TokenState): string {
+  return JSON.stringify({
+    clientId: state.clientId,
+    ...(state.clientSecret === undefined ? {} : { clientSecret: state.clientSecret }),
+    ...(state.refreshToken === undefined ? {} : { refreshToken: state.refreshToken }),
+    ...(state.accessToken === undefined ? {} : { accessToken: state.accessToken }),
+    ...(state.accessTokenExpiresAtMs === undefined
+      ? {}
+      : { accessTokenExpiresAtMs: state.accessTokenExpiresAtMs }),
+  });
+}
+
+/** Merge a successful grant into the stored state (keeps the old refresh token unless rotated). */
+export function applyTokenGrant(state: OAuth2TokenState, grant: TokenGrant): OAuth2TokenState {
+  return {
+    ...state,
+    accessToken: grant.accessToken,
+    accessTokenExpiresAtMs: grant.expiresAtMs,
+    ...(grant.refreshToken === undefined ? {} : { refreshToken: grant.refreshToken }),
+  };
+}
+
+/** Validate a token endpoint: absolute https URL without userinfo or fragment. */
+export function checkTokenEndpoint(endpoint: unknown): Result<URL> {
+  if (typeof endpoint !== 'string') return fail('auth_failed', 'oauth2.token_endpoint must be a string');
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return fail('auth_failed', 'oauth2.token_endpoint must be an absolute URL');
+  }
+  if (url.protocol !== 'https:') return fail('auth_failed', 'oauth2.token_endpoint must use https');
+  if (url.username !== '' || url.password !== '' || url.hash !== '') {
+    return fail('auth_failed', 'oauth2.token_endpoint must not contain credentials or a fragment');
+  }
+  return ok(url);
+}
+
+/** RFC 6749 §2.3.1: client id/secret are form-urlencoded before Basic encoding. */
+function formEncode(value: string): string {
+  return new URLSearchParams({ v: value }).toString().slice(2);
+}
+
+/**
+ * The token request for the spec's grant. Confidential clients authenticate with HTTP Basic
+ * (client_secret_basic); public clients send `client_id` in the body. Scopes are space-joined.
+ */
+export function buildTokenRequest(spec: OAuth2Spec, state: OAuth2TokenState): Result<TokenRequest> {
+  const url = checkTokenEndpoint(spec?.token_endpoint);
+  if (!url.ok) return url;
+  const form = new URLSearchParams();
+  if (spec.grant_type === 'refresh_token') {
+    if (state.refreshToken === undefined)
+      return fail('oauth_refresh_required', 'oauth2 secret has no refreshToken');
+    form.set('grant_type', 'refresh_token');
+    form.set('refresh_token', state.refreshToken);
+  } else if (spec.grant_type === 'client_credentials') {
+    if (state.clientSecret === undefined) {
+      return fail('auth_failed', 'oauth2 client_credentials grant needs a clientSecret');
+    }
+    form.set('grant_type', 'client_credentials');
+  } else {
+    return fail('auth_failed', 'oauth2.grant_type must be refresh_token or client_credentials');
+  }
+  if (spec.scopes !== undefined) {
+    if (!Array.isArray(spec.scopes)) return fail('auth_failed', 'oauth2.scopes must be a list');
+    const scopes = spec.scopes
+      .map((s) => (typeof s === 'string' ? s.trim() : ''))
+      .filter((s) => s.length > 0);
+    if (scopes.some((s) => /[\s"\\]/.test(s)))
+      return fail('auth_failed', 'oauth2.scopes entries must be single tokens');
+    if (scopes.length > 0) form.set('scope', scopes.join(' '));
+  }
+  const headers: HeaderPair[] = [
+    ['content-type', 'application/x-www-form-urlencoded'],
+    ['accept', 'application/json'],
+  ];
+  if (state.clientSecret === undefined) {
+    form.set('client_id', state.clientId);
+  } else {
+    const basic = Buffer.from(`${formEncode(state.clientId)}:${formEncode(state.clientSecret)}`, 'utf8');
+    headers.push(['authorization', `Basic ${basic.toString('base64')}`]);
+  }
+  return ok({ url: url.value.href, headers, body: form.toString() });
+}
+
+/**
+ * Validate a token endpoint JSON response. An OAuth `error` response → oauth_refresh_required (the grant
+ * is no longer usable, e.g. `invalid_grant`); anything malformed → auth_failed.
+ */
+export function parseTokenResponse(json: unknown, nowMs: number): Result<TokenGrant> {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    return fail('auth_failed', 'oauth2 token response must be a JSON object');
+  }
+  const body = json as Record<string, unknown>;
+  if (body.error !== undefined) {
+    const code =
+      typeof body.error === 'string' && /^[\x20-\x7e]{1,64}$/.test(body.error) ? body.error : 'invalid';
+    return fail('oauth_refresh_required', 'oauth2 token endpoint refused the grant', { oauthError: code });
+  }
+  const accessToken = body.access_token;
+  if (typeof accessToken !== 'string' || accessToken.length === 0 || !isSafeHeaderValue(accessToken)) {
+    return fail('auth_failed', 'oauth2 token response has no usable access_token');
+  }
+  if (body.token_type !== undefined && typeof body.token_type !== 'string') {
+    return fail('auth_failed', 'oauth2 token response token_type must be a string');
+  }
+  let expiresIn = DEFAULT_EXPIRES_IN_S;
+  if (body.expires_in !== undefined && body.expires_in !== null) {
+    const n = typeof body.expires_in === 'string' ? Number(body.expires_in) : body.expires_in;
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0 || n > 10 * 365 * 24 * 3600) {
+      return fail('auth_failed', 'oauth2 token response expires_in must be a non-negative number of seconds');
+    }
+    expiresIn = Math.floor(n);
+  }
+  const refreshToken = body.refresh_token;
+  if (
+    refreshToken !== undefined &&
+    refreshToken !== null &&
+    (typeof refreshToken !== 'string' || refreshToken === '')
+  ) {
+    return fail('auth_failed', 'oauth2 token response refresh_token must be a non-empty string');
+  }
+  return ok({
+    accessToken,
+    expiresAtMs: nowMs + expiresIn * 1000,
+    ...(typeof refreshToken === 'string' ? { refreshToken } : {}),
+  });
+}
+
+/**
+ * True when the cached access token is missing or expires within `skewMs`. A token with no known expiry is
+ * used as is (an upstream 401 forces one refresh).
+ */
+export function needsRefresh(
+  state: Pick<OAuth2TokenState, 'accessToken' | 'accessTokenExpiresAtMs'>,
+  nowMs: number,
+  skewMs: number = DEFAULT_REFRESH_SKEW_MS,
+): boolean {
+  if (state.accessToken === undefined || state.accessToken.length === 0) return true;
+  if (state.accessTokenExpiresAtMs === undefined) return false;
+  return nowMs + skewMs >= state.accessTokenExpiresAtMs;
+}
+
+export const oauth2Strategy = {
+  type: 'oauth2',
+  create(spec, _params, env) {
+    if (spec?.grant_type !== 'refresh_token' && spec?.grant_type !== 'client_credentials') {
+      return fail('auth_failed', 'oauth2.grant_type must be refresh_token or client_credentials');
+    }
+    const endpoint = checkTokenEndpoint(spec.token_endpoint);
+    if (!endpoint.ok) return endpoint;
+    const inject = spec.inject ?? DEFAULT_OAUTH2_INJECT;
+    const name = checkHeaderName(inject?.header_name, 'oauth2.inject.header_name');
+    if (!name.ok) return name;
+    const compiled = compileTemplate(inject.value_template, 'oauth2.inject.value_template');
+    if (!compiled.ok) return compiled;
+    const template = restrictPlaceholders(compiled.value, ['access_token'], 'oauth2.inject.value_template');
+    if (!template.ok) return template;
+    const headerName = name.value;
+    const now = env?.now ?? Date.now;
+    return ok(async (_input, secrets) => {
+      const state = readOAuth2State(secrets);
+      if (!state.ok) return state;
+      const { accessToken, accessTokenExpiresAtMs } = state.value;
+      if (accessToken === undefined) {
+        return fail('oauth_refresh_required', 'oauth2 access token missing; refresh before injecting');
+      }
+      if (accessTokenExpiresAtMs !== undefined && accessTokenExpiresAtMs <= now()) {
+        return fail('oauth_refresh_required', 'oauth2 access token expired; refresh before injecting');
+      }
+      const value = renderHeaderValue(
+        template.value,
+        (n) => (n === 'access_token' ? accessToken : undefined),
+        'oauth2.inject.value_template',
+      );
+      if (!value.ok) return value;
+      return ok({ setHeaders: [[headerName, value.value]], appendQuery: [], urlSecrets: [] });
+    });
+  },
+  headerNames: (spec) => {
+    const name = (spec?.inject ?? DEFAULT_OAUTH2_INJECT).header_name;
+    return typeof name === 'string' ? [name.toLowerCase()] : [];
+  },
+  queryNames: () => [],
+} satisfies AuthStrategy<'oauth2'>;

@@ -1,0 +1,136 @@
+/**
+ * Auto-provisioning as pure decisions: given the registry, the vault's secrets and the existing
+ * credentials, what should happen when a claimed secret is created or a secret is deleted.
+ * No I/O: the catalog (or the secrets command) applies the result under the vault lock.
+ */
+import type { RegistryIndex, RegistryProvider } from '../registry/types.js';
+import type { Credential, Scope, SecretInfo } from '../broker/types.js';
+
+export type ProvisioningPlan =
+  | { readonly kind: 'unclaimed' }
+  | {
+      readonly kind: 'create';
+      readonly provider: string;
+      readonly create: Credential;
+      readonly capabilityCount: number;
+      readonly message: string;
+    }
+  | {
+      readonly kind: 'waiting';
+      readonly provider: string;
+      readonly waitingFor: readonly string[];
+      readonly message: string;
+    }
+  | {
+      readonly kind: 'exists';
+      readonly provider: string;
+      readonly credentialId: string;
+      readonly message: string;
+    };
+
+export function sameScope(a: Scope, b: Scope): boolean {
+  return a.kind === b.kind && a.workspaceId === b.workspaceId && a.groupId === b.groupId;
+}
+
+/** Credential id for an auto-provisioned credential: the provider name, suffixed by scope, then a counter. */
+export function provisionedCredentialId(provider: string, scope: Scope, taken: ReadonlySet<string>): string {
+  const base =
+    scope.kind === 'global'
+      ? provider
+      : scope.kind === 'workspace'
+        ? `${provider}-${scope.workspaceId ?? 'ws'}`
+        : `${provider}-${scope.workspaceId ?? 'ws'}-${scope.groupId ?? 'group'}`;
+  if (!taken.has(base)) return base;
+  for (let n = 2; ; n++) if (!taken.has(`${base}-${n}`)) return `${base}-${n}`;
+}
+
+function hostsAreConcrete(provider: RegistryProvider): boolean {
+  return provider.hosts.every((h) => !h.startsWith('*.'));
+}
+
+/**
+ * Decide what creating `newSecret` means. The provider's whole `vaultSecrets` set must be present in
+ * the SAME scope (a workspace key never completes a global set); otherwise report which names are
+ * missing. Seed 001 wording: "Waiting for TRELLO_TOKEN to complete trello credential" /
+ * "Credential auto-provisioned: trello (17 capabilities enabled)".
+ */
+export function planProvisioning(
+  registry: RegistryIndex,
+  secrets: readonly SecretInfo[],
+  existing: readonly Credential[],
+  newSecret: SecretInfo,
+  nowMs: number = Date.now(),
+): ProvisioningPlan {
+  const claim = registry.claimFor(newSecret.name);
+  if (!claim) return { kind: 'unclaimed' };
+  const provider = registry.getProvider(claim.provider);
+  if (!provider) return { kind: 'unclaimed' };
+
+  const secretRefs: Record<string, string> = {};
+  const missing: string[] = [];
+  for (const [name, placeholder] of Object.entries(provider.vaultSecrets)) {
+    if (name === newSecret.name) {
+      secretRefs[placeholder] = newSecret.id;
+      continue;
+    }
+    const match = secrets.find(
+      (s) => s.name === name && s.id !== newSecret.id && sameScope(s.scope, newSecret.scope),
+    );
+    if (match) secretRefs[placeholder] = match.id;
+    else missing.push(name);
+  }
+  if (missing.length > 0) {
+    return {
+      kind: 'waiting',
+      provider: provider.provider,
+      waitingFor: missing,
+      message: `Waiting for ${missing.join(', ')} to complete ${provider.provider} credential`,
+    };
+  }
+
+  const ids = new Set(Object.values(secretRefs));
+  const already = existing.find(
+    (c) =>
+      c.provider === provider.provider &&
+      Object.values(c.secretRefs).length === ids.size &&
+      Object.values(c.secretRefs).every((id) => ids.has(id)),
+  );
+  if (already) {
+    return {
+      kind: 'exists',
+      provider: provider.provider,
+      credentialId: already.id,
+      message: `Credential already provisioned: ${already.id}`,
+    };
+  }
+
+  const id = provisionedCredentialId(provider.provider, newSecret.scope, new Set(existing.map((c) => c.id)));
+  const create: Credential = {
+    id,
+    provider: provider.provider,
+    auth: provider.auth,
+    // Per-tenant providers (`*.myshopify.com`) keep the pattern: unusable until a concrete host is bound
+    // with `credential create --host`, which is the fail-closed outcome.
+    hosts: [...provider.hosts],
+    secretRefs,
+    source: 'registry',
+    createdAtMs: nowMs,
+  };
+  const count = provider.capabilities.length;
+  const suffix = hostsAreConcrete(provider) ? '' : ' — bind a tenant host with credential create --host';
+  return {
+    kind: 'create',
+    provider: provider.provider,
+    create,
+    capabilityCount: count,
+    message: `Credential auto-provisioned: ${id} (${count} capabilities enabled)${suffix}`,
+  };
+}
+
+/** Credentials that must go when `secretId` is deleted (a credential with a missing secret is dead). */
+export function planSecretDeletion(
+  credentials: readonly Pick<Credential, 'id' | 'secretRefs'>[],
+  secretId: string,
+): readonly string[] {
+  return credentials.filter((c) => Object.values(c.secretRefs).includes(secretId)).map((c) => c.id);
+}

@@ -1,0 +1,169 @@
+/** Vault lifecycle commands: status, init, unlock, lock, rotate-master, audit. */
+import { AivaultError } from '../../errors.js';
+import { hasDevRequests } from '../../config/env.js';
+import { Vault } from '../../vault/index.js';
+import { AuditLog } from '../../audit/audit-log.js';
+import { vaultPaths } from '../../vault/paths.js';
+import type { CliContext, CommandOptions, CommandResult } from '../context.js';
+import { optBool, optString } from '../context.js';
+import { renderFields, renderTable } from '../output.js';
+import { promptHidden } from '../secret-input.js';
+import { tellDaemon } from '../daemon-link.js';
+
+export async function status(ctx: CliContext): Promise<CommandResult> {
+  const vault = await Vault.open(ctx.config);
+  const s = await vault.status();
+  const daemon = await tellDaemon(ctx.config, { type: 'status' }).catch(() => undefined);
+  const devRequested = hasDevRequests(ctx.config.devRequested);
+  const json = {
+    ...s,
+    devOverridesRequested: devRequested,
+    devOverridesHonoured: s.dev && devRequested,
+    daemon,
+  };
+  return {
+    json,
+    human: (p) =>
+      renderFields(
+        [
+          ['provider', p.bold(s.provider)],
+          ['vault', s.root],
+          ['state', s.locked ? p.yellow('locked') : p.green('unlocked')],
+          ['kek fingerprint', s.kekFingerprint ?? p.dim('(locked)')],
+          ['secrets', String(s.secretCount)],
+          [
+            'dev mode',
+            s.dev
+              ? p.yellow(devRequested ? 'enabled — AIVAULT_DEV_* overrides are honoured' : 'enabled')
+              : devRequested
+                ? p.dim('off — AIVAULT_DEV_* overrides are ignored')
+                : p.dim('off'),
+          ],
+          ['socket', ctx.config.socketPath],
+          ['daemon', daemon ? p.green('running') : p.dim('not running')],
+        ],
+        p,
+      ),
+  };
+}
+
+export async function init(
+  ctx: CliContext,
+  _pos: readonly string[],
+  opts: CommandOptions,
+): Promise<CommandResult> {
+  const provider = optString(opts, 'provider') ?? 'file';
+  let passphrase = optString(opts, 'passphrase');
+  if (provider === 'passphrase' && passphrase === undefined)
+    passphrase = await promptHidden(ctx, 'New passphrase');
+  const vault = await Vault.init(ctx.config, {
+    provider: provider as 'file' | 'env' | 'passphrase' | 'keychain' | 'macos-keychain',
+    filePath: optString(opts, 'filePath'),
+    envVar: optString(opts, 'envVar'),
+    passphrase,
+    keychainService: optString(opts, 'keychainService'),
+    keychainAccount: optString(opts, 'keychainAccount'),
+    dev: optBool(opts, 'dev'),
+    force: optBool(opts, 'force'),
+  });
+  const s = await vault.status();
+  return {
+    json: s,
+    human: (p) =>
+      `${p.green('Vault initialized')} (${p.bold(s.provider)}${s.dev ? p.yellow(', dev mode') : ''}) at ${s.root}`,
+  };
+}
+
+export async function unlock(
+  ctx: CliContext,
+  _pos: readonly string[],
+  opts: CommandOptions,
+): Promise<CommandResult> {
+  const vault = await Vault.open(ctx.config);
+  const before = await vault.status();
+  if (before.provider !== 'passphrase') {
+    return { json: before, human: (p) => p.dim(`The ${before.provider} provider needs no unlock.`) };
+  }
+  const passphrase = optString(opts, 'passphrase') ?? (await promptHidden(ctx, 'Passphrase'));
+  await vault.unlock(passphrase); // verifies the passphrase locally first: a wrong one never reaches the daemon
+  await tellDaemon(ctx.config, { type: 'unlock', passphrase }, { autostart: true });
+  const s = await vault.status();
+  return { json: s, human: (p) => p.green('Vault unlocked in aivaultd.') };
+}
+
+export async function lock(ctx: CliContext): Promise<CommandResult> {
+  const vault = await Vault.open(ctx.config);
+  await vault.lock();
+  await tellDaemon(ctx.config, { type: 'lock' }).catch(() => undefined);
+  const s = await vault.status();
+  return { json: { ...s, locked: true }, human: (p) => p.green('Vault locked.') };
+}
+
+export async function rotateMaster(
+  ctx: CliContext,
+  _pos: readonly string[],
+  opts: CommandOptions,
+): Promise<CommandResult> {
+  const newKey = optString(opts, 'newKey');
+  const newPassphrase = optString(opts, 'newPassphrase');
+  if ((newKey === undefined) === (newPassphrase === undefined)) {
+    throw new AivaultError('usage', 'give exactly one of --new-key or --new-passphrase');
+  }
+  const vault = await Vault.open(ctx.config);
+  const before = await vault.status();
+  if (before.provider === 'passphrase' && vault.isLocked()) {
+    await vault.unlock(await promptHidden(ctx, 'Current passphrase'));
+  }
+  await vault.rotateMaster({ newKey, newPassphrase });
+  await tellDaemon(ctx.config, { type: 'lock' }).catch(() => undefined);
+  const s = await vault.status();
+  return {
+    json: s,
+    human: (p) =>
+      `${p.green('Master key rotated.')} New KEK fingerprint ${p.bold(s.kekFingerprint ?? '(locked)')}`,
+  };
+}
+
+export async function audit(
+  ctx: CliContext,
+  _pos: readonly string[],
+  opts: CommandOptions,
+): Promise<CommandResult> {
+  const limit = parseCount(optString(opts, 'limit') ?? '200', '--limit');
+  const before = optString(opts, 'beforeTsMs');
+  const beforeTsMs = before === undefined ? undefined : parseCount(before, '--before-ts-ms');
+  const log = new AuditLog(ctx.config, vaultPaths(ctx.config));
+  const events = await log.list({ limit, beforeTsMs });
+  return {
+    json: events,
+    human: (p) =>
+      events.length === 0
+        ? p.dim('No audit events.')
+        : renderTable(
+            ['time', 'event', 'subject', 'detail'],
+            events.map((e) => [
+              p.dim(new Date(e.tsMs).toISOString()),
+              e.kind,
+              e.capability ?? e.secretName ?? e.secretId ?? '',
+              [
+                e.method,
+                e.host,
+                e.path,
+                e.status !== undefined ? String(e.status) : undefined,
+                e.errorCode,
+                e.note,
+              ]
+                .filter((x) => x !== undefined && x !== '')
+                .join(' '),
+            ]),
+            p,
+          ),
+  };
+}
+
+export function parseCount(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new AivaultError('usage', `${flag} must be a non-negative integer`);
+  return n;
+}

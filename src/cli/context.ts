@@ -1,0 +1,49 @@
+/**
+ * What every command receives: frozen config, output settings and the streams. Commands return a
+ * `CommandResult` (JSON + human rendering) and never print secret values.
+ */
+import type { Config } from '../config/env.js';
+import type { Painter } from './output.js';
+
+export interface CliContext {
+  readonly config: Config;
+  readonly verbose: boolean;
+  readonly color: boolean;
+  readonly p: Painter;
+  readonly stdout: NodeJS.WriteStream;
+  readonly stderr: NodeJS.WriteStream;
+  readonly stdin: NodeJS.ReadStream;
+}
+
+export interface CommandResult {
+  /** What `-v` prints. */
+  readonly json: unknown;
+  /** What a person sees by default. */
+  readonly human: (p: Painter) => string;
+}
+
+export type CommandOptions = Readonly<Record<string, unknown>>;
+
+export type CommandFn = (
+  ctx: CliContext,
+  positionals: readonly string[],
+  opts: CommandOptions,
+) => Promise<CommandResult | undefined>;
+
+export type Runner = (
+  load: () => Promise<Record<string, unknown>>,
+  name: string,
+  positionals: readonly string[],
+  opts: CommandOptions,
+) => Promise<void>;
+
+/** Typed option accessors: commander hands us `unknown`. */
+export const optString = (opts: CommandOptions, key: string): string | undefined => {
+  const v = opts[key];
+  return typeof v === 'string' ? v : undefined;
+};
+export const optList = (opts: CommandOptions, key: string): string[] => {
+  const v = opts[key];
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+};
+export const optBool = (opts: CommandOptions, key: string): boolean => opts[key] === true;

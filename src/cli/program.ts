@@ -1,0 +1,317 @@
+/**
+ * The one table of commands and flags. Actions lazily import their module so `aivault --help` and
+ * simple commands stay fast. Parsing is tested apart from behaviour (test/unit/cli/program.test.ts).
+ */
+import { Command, Option } from 'commander';
+import type { Runner } from './context.js';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+const SCOPES = ['global', 'workspace', 'group'];
+
+export const BANNER = String.raw`
+        _                   _ _
+   __ _(_)_   ____ _ _   _| | |_
+  / _' | \ \ / / _' | | | | | __|
+ | (_| | |\ V / (_| | |_| | | |_
+  \__,_|_| \_/ \__,_|\__,_|_|\__|
+
+  Keys stay in the vault. Agents invoke capabilities.
+`;
+
+type Load = () => Promise<Record<string, unknown>>;
+const vault: Load = () => import('./commands/vault.js');
+const secrets: Load = () => import('./commands/secrets.js');
+const credential: Load = () => import('./commands/credential.js');
+const capability: Load = () => import('./commands/capability.js');
+const invoke: Load = () => import('./commands/invoke.js');
+const oauth: Load = () => import('./commands/oauth.js');
+const daemon: Load = () => import('./commands/daemon.js');
+
+function scopeOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--scope <scope>', 'secret scope').choices(SCOPES).default('global'))
+    .option('--workspace-id <id>', 'workspace id (workspace and group scopes)')
+    .option('--group-id <id>', 'group id (group scope)');
+}
+
+function invokeOptions(cmd: Command): Command {
+  return cmd
+    .option('--method <method>', 'HTTP method (default: the capability’s only method, else GET)')
+    .option('--path <path>', 'request path (default: the capability’s path prefix)')
+    .option('--header <k=v>', 'request header (repeatable)', collect)
+    .option('--body <text>', 'request body')
+    .option('--body-file-path <file>', 'stream the request body from a local file')
+    .option('--request <json>', 'a whole request envelope as JSON')
+    .option('--request-file <file>', 'read the request envelope from a file')
+    .option('--multipart-field <k=v>', 'multipart text field (repeatable)', collect)
+    .option('--multipart-file <k=path>', 'multipart file field (repeatable)', collect)
+    .option('--credential <id>', 'use this credential')
+    .option('--workspace-id <id>', 'workspace context')
+    .option('--group-id <id>', 'group context')
+    .option('--client-ip <ip>', 'client ip recorded in the audit log')
+    .option('--timeout-ms <ms>', 'upstream timeout in milliseconds');
+}
+
+function shapeOptions(cmd: Command): Command {
+  return cmd
+    .option('--namespace <key>', 'wrap the output under this key')
+    .option('--exclude-field <name>', 'drop this JSON field from the output (repeatable)', collect)
+    .option(
+      '--wrap-field <name>',
+      'markdown: wrap this field in <begin>/<end> markers (repeatable)',
+      collect,
+    );
+}
+
+/** Build the program. `run` executes an action: (module loader, export name, positional args, options). */
+export function buildProgram(run: Runner): Command {
+  const program = new Command('aivault')
+    .description(
+      'Local vault + policy-enforcing broker for AI agents: callers invoke capabilities, never keys.',
+    )
+    .option('-v, --verbose', 'print full JSON output')
+    .showSuggestionAfterError()
+    .configureHelp({ sortSubcommands: false });
+  program.addHelpText('before', BANNER);
+
+  const act =
+    (load: Load, name: string) =>
+    (...args: unknown[]): Promise<void> => {
+      const cmd = args[args.length - 1] as Command;
+      const positionals = args.slice(0, -2).filter((a) => a !== undefined) as string[];
+      return run(load, name, positionals, cmd.optsWithGlobals());
+    };
+
+  program
+    .command('status')
+    .description('show vault state, provider, paths and KEK fingerprint')
+    .action(act(vault, 'status'));
+  program
+    .command('init')
+    .description('initialize the vault with a key provider')
+    .addOption(
+      new Option('--provider <provider>', 'key provider')
+        .choices(['file', 'env', 'passphrase', 'keychain', 'macos-keychain'])
+        .default('file'),
+    )
+    .option('--file-path <path>', 'key file (file provider)')
+    .option('--env-var <name>', 'variable holding the base64 key (env provider)', 'AIVAULT_KEY')
+    .option('--passphrase <value>', 'passphrase (passphrase provider; prompted when omitted)')
+    .option('--keychain-service <name>', 'keychain service', 'aivault')
+    .option('--keychain-account <name>', 'keychain account', 'kek')
+    .option('--dev', 'allow AIVAULT_DEV_* test overrides for this vault (never for real keys)')
+    .option('--force', 'replace an existing vault that has no secrets')
+    .action(act(vault, 'init'));
+  program
+    .command('unlock')
+    .description('unlock a passphrase vault in aivaultd')
+    .option('--passphrase <value>', 'passphrase (prompted when omitted)')
+    .action(act(vault, 'unlock'));
+  program.command('lock').description('lock a passphrase vault in aivaultd').action(act(vault, 'lock'));
+  program
+    .command('rotate-master')
+    .description('re-wrap every secret key under a new master key')
+    .option('--new-key <base64>', 'new 32-byte key, base64 (file/env providers)')
+    .option('--new-passphrase <value>', 'switch to / rotate the passphrase provider')
+    .action(act(vault, 'rotateMaster'));
+  program
+    .command('audit')
+    .description('show audit events, newest first')
+    .option('--limit <n>', 'number of events', '200')
+    .option('--before-ts-ms <ms>', 'only events before this timestamp')
+    .action(act(vault, 'audit'));
+
+  const sec = program.command('secrets').description('manage secrets (values are never printed)');
+  scopeOptions(sec.command('list').description('list secret metadata')).action(act(secrets, 'list'));
+  scopeOptions(
+    sec
+      .command('create')
+      .description('create a secret (registry names pin to their provider and auto-provision a credential)')
+      .requiredOption('--name <name>', 'secret name, e.g. OPENAI_API_KEY')
+      .option('--value <value>', 'secret value (prefer --value-stdin or the prompt)')
+      .option('--value-stdin', 'read the value from standard input')
+      .option('--alias <alias>', 'alias (repeatable)', collect),
+  ).action(act(secrets, 'create'));
+  sec
+    .command('update')
+    .description('rename a secret or change its aliases')
+    .requiredOption('--id <id>', 'secret id or name')
+    .option('--name <name>', 'new name')
+    .option('--alias <alias>', 'replace aliases (repeatable)', collect)
+    .action(act(secrets, 'update'));
+  sec
+    .command('rotate')
+    .description('replace a secret value (new data key)')
+    .requiredOption('--id <id>', 'secret id or name')
+    .option('--value <value>', 'new value')
+    .option('--value-stdin', 'read the value from standard input')
+    .action(act(secrets, 'rotate'));
+  sec
+    .command('delete')
+    .description('delete a secret')
+    .requiredOption('--id <id>', 'secret id or name')
+    .action(act(secrets, 'remove'));
+  for (const [name, fn, desc] of [
+    ['attach-group', 'attachGroup', 'make a global/workspace secret visible in a group'],
+    ['detach-group', 'detachGroup', 'remove a group attachment'],
+  ] as const) {
+    sec
+      .command(name)
+      .description(desc)
+      .requiredOption('--id <id>', 'secret id or name')
+      .requiredOption('--workspace-id <id>', 'workspace id')
+      .requiredOption('--group-id <id>', 'group id')
+      .action(act(secrets, fn));
+  }
+  scopeOptions(
+    sec
+      .command('import')
+      .description('import KEY=VALUE entries')
+      .option('--entry <KEY=VALUE>', 'entry (repeatable)', collect)
+      .option('--from-stdin', 'read KEY=VALUE lines from standard input'),
+  ).action(act(secrets, 'importEntries'));
+
+  const cred = program.command('credential').description('manage credentials (provider + secret + auth)');
+  cred
+    .command('create <id>')
+    .description('create a credential (registry providers inherit auth and hosts)')
+    .requiredOption('--provider <provider>', 'provider id')
+    .option(
+      '--secret-ref <ref>',
+      'vault:secret:<id> (repeatable as placeholder=ref for multi-secret)',
+      collect,
+    )
+    .addOption(
+      new Option('--auth <type>', 'auth strategy (custom providers)').choices([
+        'header',
+        'query',
+        'path',
+        'basic',
+        'multi-header',
+        'multi-query',
+        'oauth2',
+        'aws-sigv4',
+        'hmac',
+        'mtls',
+      ]),
+    )
+    .option(
+      '--host <host>',
+      'upstream host (custom providers; per-tenant host for pattern providers)',
+      collect,
+    )
+    .option('--header-name <name>', 'header auth: header name')
+    .option('--value-template <tmpl>', 'header/query/hmac auth: value template, e.g. "Bearer {{secret}}"')
+    .option('--query-param <name>', 'query auth: parameter name')
+    .option('--path-prefix-template <tmpl>', 'path auth: prefix template, e.g. /bot{{secret}}')
+    .option('--username-template <tmpl>', 'basic auth: username template')
+    .option('--password-template <tmpl>', 'basic auth: password template')
+    .option('--auth-header <K=tmpl>', 'multi-header auth entry (repeatable)', collect)
+    .option('--auth-query <K=tmpl>', 'multi-query auth entry (repeatable)', collect)
+    .option('--token-endpoint <url>', 'oauth2 token endpoint')
+    .option('--grant-type <type>', 'oauth2 grant: refresh_token | client_credentials')
+    .option('--oauth-scope <scope>', 'oauth2 scope (repeatable)', collect)
+    .option('--aws-service <name>', 'aws-sigv4 service')
+    .option('--aws-region <region>', 'aws-sigv4 region')
+    .option('--hmac-algorithm <alg>', 'hmac algorithm: sha256 | sha512 | sha1')
+    .action(act(credential, 'create'));
+  cred.command('list').description('list credentials').action(act(credential, 'list'));
+  cred.command('delete <id>').description('delete a credential').action(act(credential, 'remove'));
+
+  const cap = program.command('capability').description('browse, create and invoke capabilities');
+  cap
+    .command('list')
+    .description('list capabilities grouped by readiness')
+    .option('--provider <provider>', 'only this provider')
+    .action(act(capability, 'list'));
+  cap
+    .command('describe <id>')
+    .aliases(['args', 'shape', 'inspect'])
+    .description('show how to invoke a capability')
+    .action(act(capability, 'describe'));
+  cap
+    .command('create <id>')
+    .description('create a custom capability on a credential')
+    .requiredOption('--credential <id>', 'credential id')
+    .option('--method <method>', 'allowed method (repeatable)', collect)
+    .option('--path <prefix>', 'allowed path prefix (repeatable)', collect)
+    .option('--host <host>', 'the one allowed host (default: the credential’s host)')
+    .action(act(capability, 'create'));
+  cap.command('delete <id>').description('delete a custom capability').action(act(capability, 'remove'));
+  cap
+    .command('policy')
+    .description('advanced policy')
+    .command('set')
+    .description('set rate and size limits and the response blocklist')
+    .requiredOption('--capability <id>', 'capability id')
+    .option('--rate-limit-per-minute <n>', 'max calls per minute')
+    .option('--max-request-body-bytes <n>', 'max request body size')
+    .option('--max-response-body-bytes <n>', 'max response body size')
+    .option('--response-block <field>', 'JSON field redacted from responses (repeatable)', collect)
+    .action(act(capability, 'policySet'));
+  scopeOptions(
+    cap
+      .command('bindings')
+      .description('list capability-to-secret bindings')
+      .option('--capability <id>', 'only this capability')
+      .option('--consumer <name>', 'only this consumer'),
+  ).action(act(capability, 'bindings'));
+  scopeOptions(
+    cap
+      .command('bind')
+      .description('bind a capability to a secret')
+      .requiredOption('--capability <id>', 'capability id')
+      .requiredOption('--secret-ref <ref>', 'vault:secret:<id>')
+      .option('--consumer <name>', 'consumer name'),
+  ).action(act(capability, 'bind'));
+  scopeOptions(
+    cap
+      .command('unbind')
+      .description('remove a binding')
+      .requiredOption('--capability <id>', 'capability id')
+      .option('--consumer <name>', 'consumer name'),
+  ).action(act(capability, 'unbind'));
+  invokeOptions(cap.command('invoke <id>').alias('call').description('invoke a capability'))
+    .option('--stream', 'stream the raw response body as it arrives')
+    .action(act(invoke, 'invoke'));
+  shapeOptions(
+    invokeOptions(cap.command('json <id>').description('invoke and print the response as JSON')),
+  ).action(act(invoke, 'json'));
+  shapeOptions(
+    invokeOptions(cap.command('markdown <id>').description('invoke and print the response as markdown')),
+  ).action(act(invoke, 'markdown'));
+
+  invokeOptions(program.command('invoke <id>').description('invoke a capability through the broker'))
+    .option('--stream', 'stream the raw response body as it arrives')
+    .action(act(invoke, 'invoke'));
+  shapeOptions(
+    invokeOptions(program.command('json <id>').description('invoke and print the response as JSON')),
+  ).action(act(invoke, 'json'));
+  shapeOptions(
+    invokeOptions(
+      program.command('markdown <id>').alias('md').description('invoke and print the response as markdown'),
+    ),
+  ).action(act(invoke, 'markdown'));
+
+  program
+    .command('oauth')
+    .description('OAuth helpers (consent and code exchange stay outside the broker)')
+    .command('setup')
+    .description('print a consent URL (PKCE S256 + state)')
+    .requiredOption('--provider <provider>', 'provider id')
+    .requiredOption('--auth-url <url>', 'authorization endpoint')
+    .requiredOption('--client-id <id>', 'OAuth client id')
+    .requiredOption('--redirect-uri <uri>', 'redirect URI')
+    .option('--scope <scope>', 'scope (repeatable)', collect)
+    .action(act(oauth, 'setup'));
+
+  program.command('restart').description('restart aivaultd').action(act(daemon, 'restart'));
+
+  // Parser errors must surface as exceptions (main maps them to exit 2), never as process.exit deep inside.
+  const throwOnExit = (cmd: Command): void => {
+    cmd.exitOverride();
+    cmd.commands.forEach(throwOnExit);
+  };
+  throwOnExit(program);
+  return program;
+}

@@ -1,0 +1,94 @@
+/**
+ * Messages to and from the crypto worker, the serializable config it is started with, and the request
+ * worker's client for it (`CryptoPortClient`). workerData never carries key material: only paths and
+ * flags; the crypto worker loads the KEK itself.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { fromWire, type WireError } from '../errors.js';
+import { loadConfig, type Config } from '../config/env.js';
+
+export type CryptoRequest =
+  | { rid: number; op: 'decrypt'; secretIds: readonly string[] }
+  | { rid: number; op: 'dev' };
+
+export type CryptoReply =
+  | { rid: number; ok: true; values: Record<string, ArrayBuffer> }
+  | { rid: number; ok: true; dev: boolean }
+  | { rid: number; ok: false; error: WireError };
+
+export type ControlRequest =
+  | { op: 'attach'; port: MessagePort }
+  | { rid: number; op: 'unlock'; passphrase: string }
+  | { rid: number; op: 'lock' }
+  | { rid: number; op: 'status' }
+  | { rid: number; op: 'shutdown' };
+
+export type ControlReply =
+  | { rid: number; ok: true; data: Record<string, string | number | boolean | null> }
+  | { rid: number; ok: false; error: WireError };
+
+/** Config minus its env-reading closure (structured-cloneable). */
+export type WorkerConfig = Omit<Config, 'readVar'>;
+export interface CryptoWorkerData {
+  config: WorkerConfig;
+}
+
+export function toWorkerConfig(config: Config): WorkerConfig {
+  const { readVar: _readVar, ...rest } = config;
+  return rest;
+}
+
+/**
+ * Rebuild a Config inside a worker: the explicit fields the daemon was started with, plus `readVar` from
+ * the worker's own environment (via config/env.ts, the only env reader) for the env key provider.
+ */
+export function configFromWorkerData(data: { config: WorkerConfig }): Config {
+  const base = loadConfig();
+  return Object.freeze({ ...data.config, readVar: base.readVar });
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: false });
+
+/** Request-worker side RPC client over its private port to the crypto worker. */
+export class CryptoPortClient {
+  private readonly port: MessagePort;
+  private nextRid = 1;
+  private readonly waiting = new Map<number, (reply: CryptoReply) => void>();
+
+  constructor(port: MessagePort) {
+    this.port = port;
+    port.on('message', (reply: CryptoReply) => {
+      const cb = this.waiting.get(reply.rid);
+      this.waiting.delete(reply.rid);
+      cb?.(reply);
+    });
+    port.unref();
+  }
+
+  private call(req: CryptoRequest): Promise<CryptoReply> {
+    return new Promise((resolve) => {
+      this.waiting.set(req.rid, resolve);
+      this.port.postMessage(req);
+    });
+  }
+
+  async dev(): Promise<boolean> {
+    const reply = await this.call({ rid: this.nextRid++, op: 'dev' });
+    if (!reply.ok) throw fromWire(reply.error);
+    return 'dev' in reply ? reply.dev : false;
+  }
+
+  /** Secret id → UTF-8 value. The transferred buffers are zeroed after decoding. */
+  async decrypt(secretIds: readonly string[]): Promise<Map<string, string>> {
+    const reply = await this.call({ rid: this.nextRid++, op: 'decrypt', secretIds });
+    if (!reply.ok) throw fromWire(reply.error);
+    const out = new Map<string, string>();
+    if (!('values' in reply)) return out;
+    for (const [id, buf] of Object.entries(reply.values)) {
+      const bytes = new Uint8Array(buf);
+      out.set(id, UTF8.decode(bytes));
+      bytes.fill(0);
+    }
+    return out;
+  }
+}

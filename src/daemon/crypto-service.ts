@@ -1,0 +1,160 @@
+/**
+ * The crypto worker's logic (callable without a thread for tests): the ONLY holder of the KEK in the daemon.
+ * The KEK lives in libsodium secure memory (vault `Kek`: sodium_malloc, no-access while idle, read-only
+ * only inside `use()`). Secret records are read fresh from disk on every request, so rotate/delete take
+ * effect without a restart. Answers with plaintext secret values only to request workers (for auth
+ * injection); never returns, logs or posts the KEK.
+ */
+import { promises as fsp } from 'node:fs';
+import type { Config } from '../config/env.js';
+import { AivaultError } from '../errors.js';
+import { verifyDevMac } from '../vault/aead.js';
+import type { Kek } from '../vault/secret-bytes.js';
+import type { VaultPaths } from '../vault/paths.js';
+import { decryptRecord, loadKek, readSecretRecord, readVaultMeta, vaultPaths } from '../vault/index.js';
+
+type Meta = Awaited<ReturnType<typeof readVaultMeta>>;
+
+export interface CryptoStatus {
+  [key: string]: string | number | boolean | null;
+  provider: string | null;
+  locked: boolean;
+  kekFingerprint: string | null;
+  devVerified: boolean;
+}
+
+export class CryptoService {
+  private readonly config: Config;
+  private readonly paths: VaultPaths;
+  private kek: Kek | undefined;
+  private kekMeta: Meta | undefined;
+  /** Set by `lock`: a non-passphrase vault stays locked until `unlock` (no silent reload). */
+  private lockedByOperator = false;
+  private loading: Promise<Kek> | undefined;
+
+  constructor(config: Config) {
+    this.config = config;
+    this.paths = vaultPaths(config);
+  }
+
+  private metaCache: { key: string; meta: Meta } | undefined;
+
+  /** vault.json, re-parsed only when its stat changes (rotate-master / lock state are noticed at once). */
+  private async meta(): Promise<Meta> {
+    let key = 'missing';
+    try {
+      const st = await fsp.stat(this.paths.vaultJson);
+      key = `${st.mtimeMs}:${st.ctimeMs}:${st.size}:${st.ino}`;
+    } catch {
+      // readVaultMeta reports the missing vault
+    }
+    if (this.metaCache?.key === key) return this.metaCache.meta;
+    const meta = await readVaultMeta(this.paths);
+    this.metaCache = { key, meta };
+    return meta;
+  }
+
+  /** The current KEK; loads it for key-file/env/keychain vaults, reloads after rotate-master. */
+  private async currentKek(): Promise<{ kek: Kek; meta: Meta }> {
+    const meta = await this.meta();
+    if (this.kek && this.kek.kekId === meta.kekId) return { kek: this.kek, meta };
+    if (this.kek) {
+      // rotate-master replaced the KEK on disk: drop ours.
+      this.kek.dispose();
+      this.kek = undefined;
+    }
+    if (this.lockedByOperator || meta.provider.kind === 'passphrase') {
+      throw new AivaultError('vault_unavailable', 'the vault is locked: run `aivault unlock`');
+    }
+    this.loading ??= Promise.resolve(loadKek(this.config, meta, {})).finally(() => (this.loading = undefined));
+    const kek = await this.loading;
+    if (kek.kekId !== meta.kekId) {
+      kek.dispose();
+      throw new AivaultError('vault_unavailable', 'the master key does not match this vault');
+    }
+    this.kek = kek;
+    this.kekMeta = meta;
+    return { kek, meta };
+  }
+
+  /** True when the vault is a dev vault whose dev flag verifies against the KEK. */
+  async devVerified(): Promise<boolean> {
+    let state: { kek: Kek; meta: Meta };
+    try {
+      state = await this.currentKek();
+    } catch {
+      return false;
+    }
+    const dev = state.meta.dev;
+    return dev !== undefined && dev.enabled && verifyDevMac(state.kek, state.meta.vaultId, dev.mac);
+  }
+
+  /** Decrypt secrets by id, reading each record fresh from disk. Caller owns (and should zero) the bytes. */
+  async decrypt(secretIds: readonly string[]): Promise<Map<string, Uint8Array>> {
+    const { kek } = await this.currentKek();
+    const out = new Map<string, Uint8Array>();
+    for (const id of secretIds) {
+      const record = await readSecretRecord(this.paths, id).catch((err: unknown) => {
+        if (err instanceof AivaultError && err.code === 'not_found') {
+          throw new AivaultError('vault_unavailable', `secret ${id} no longer exists`);
+        }
+        throw err;
+      });
+      const value = decryptRecord(kek, record);
+      try {
+        out.set(id, value.revealBytes());
+      } finally {
+        value.dispose();
+      }
+    }
+    return out;
+  }
+
+  async unlock(passphrase: string): Promise<CryptoStatus> {
+    const meta = await this.meta();
+    const kek = await loadKek(this.config, meta, { passphrase });
+    if (kek.kekId !== meta.kekId) {
+      kek.dispose();
+      throw new AivaultError('vault_unavailable', 'the master key does not match this vault');
+    }
+    this.kek?.dispose();
+    this.kek = kek;
+    this.kekMeta = meta;
+    this.lockedByOperator = false;
+    return this.status();
+  }
+
+  lock(): CryptoStatus {
+    this.kek?.dispose();
+    this.kek = undefined;
+    this.lockedByOperator = true;
+    return this.statusSync();
+  }
+
+  private statusSync(): CryptoStatus {
+    return {
+      provider: this.kekMeta?.provider.kind ?? null,
+      locked: this.kek === undefined,
+      kekFingerprint: this.kek?.fingerprint ?? null,
+      devVerified: false,
+    };
+  }
+
+  async status(): Promise<CryptoStatus> {
+    const s = this.statusSync();
+    try {
+      const meta = await this.meta();
+      s.provider = meta.provider.kind;
+    } catch {
+      // no vault yet
+    }
+    if (this.kek) s.devVerified = await this.devVerified();
+    return s;
+  }
+
+  /** Zero the KEK (shutdown). */
+  dispose(): void {
+    this.kek?.dispose();
+    this.kek = undefined;
+  }
+}

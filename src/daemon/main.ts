@@ -1,0 +1,185 @@
+#!/usr/bin/env node
+/**
+ * aivaultd: the broker daemon. Flags → options, pid file, signals, graceful shutdown. Also exports
+ * `startDaemon(config, opts)` for in-process tests. Never prints a secret (nothing secret reaches this
+ * thread: the KEK lives only in the crypto worker, values only in request workers).
+ *
+ * Core dumps: Node has no setrlimit/prctl API, so RLIMIT_CORE cannot be lowered from JS. What we do
+ * instead: the KEK lives in sodium_malloc memory (mlock'ed, guard pages, no-access while idle — sodium
+ * also marks it MADV_DONTDUMP where supported), secret buffers are zeroed after use, and nothing is logged.
+ * Operators should run aivaultd with `ulimit -c 0` (or a systemd unit with LimitCORE=0).
+ */
+import { promises as fsp, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, type Config } from '../config/env.js';
+import { AivaultError, isAivaultError } from '../errors.js';
+import { DaemonPool } from './pool.js';
+import { startSocketServer, type SocketServer } from './socket-server.js';
+
+/** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
+export const SHARED_SOCKET_PATH =
+  process.platform === 'darwin' ? '/Users/Shared/aivault/run/aivaultd.sock' : '/var/run/aivault/aivaultd.sock';
+
+export interface DaemonOptions {
+  /** Socket path override (else config.socketPath, or the shared path with `shared`). */
+  readonly socketPath?: string;
+  /** Serve one connection, then shut down. */
+  readonly once?: boolean;
+  /** Group-shared socket: mode 0660, dir 0770 (and the shared path unless `socketPath` is given). */
+  readonly shared?: boolean;
+  readonly workers?: number;
+  /** Grace period for in-flight calls on shutdown. */
+  readonly shutdownDeadlineMs?: number;
+  readonly maxInflightPerConnection?: number;
+  /** Write a pid file next to the socket (default true). */
+  readonly pidFile?: boolean;
+}
+
+export interface Daemon {
+  readonly socketPath: string;
+  readonly pool: DaemonPool;
+  readonly server: SocketServer;
+  /** Resolves when the daemon has fully stopped. */
+  readonly stopped: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(config: Config, opts: DaemonOptions = {}): Promise<Daemon> {
+  const socketPath = opts.socketPath ?? (opts.shared ? SHARED_SOCKET_PATH : config.socketPath);
+  const socketMode = opts.shared ? 0o660 : config.socketMode;
+  const socketDirMode = opts.shared ? 0o770 : config.socketDirMode;
+  const pool = new DaemonPool(config, opts.workers !== undefined ? { workers: opts.workers } : {});
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  let stopping: Promise<void> | undefined;
+  let served = 0;
+  let server: SocketServer;
+  const pidPath = join(socketPath, '..', 'aivaultd.pid');
+
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      server?.stopListening();
+      await pool.close(opts.shutdownDeadlineMs ?? 10_000);
+      server?.closeConnections();
+      if (opts.pidFile !== false) await fsp.rm(pidPath, { force: true });
+      resolveStopped();
+    })();
+    return stopping;
+  };
+
+  try {
+    server = await startSocketServer(pool, {
+      socketPath,
+      socketMode,
+      socketDirMode,
+      ...(opts.maxInflightPerConnection !== undefined ? { maxInflightPerConnection: opts.maxInflightPerConnection } : {}),
+      onConnectionOpened: () => {
+        served++;
+        if (opts.once && served === 1) server?.stopListening();
+      },
+      onConnectionClosed: () => {
+        if (opts.once && served >= 1 && server.connections === 0) void stop();
+      },
+    });
+  } catch (err) {
+    await pool.close(0);
+    throw err;
+  }
+  if (opts.pidFile !== false) {
+    await fsp.writeFile(pidPath, `${process.pid}\n`, { mode: 0o600 });
+  }
+  return { socketPath, pool, server, stopped, stop };
+}
+
+const HELP = `Usage: aivaultd [options]
+
+The aivault broker daemon: listens on a unix socket (WebSocket, msgpack frames) and runs
+capability invocations in worker threads. Secrets never leave the daemon.
+
+Options:
+  --socket <path>   socket path (default: $AIVAULTD_SOCKET, $AIVAULT_DIR/run/aivaultd.sock,
+                    or ~/.aivault/run/aivaultd.sock)
+  --once            serve one connection, then exit
+  --shared          group-shared socket: mode 0660, directory 0770, at
+                    ${SHARED_SOCKET_PATH} unless --socket is given. Put the operator
+                    and agent users in one group that owns the directory.
+  --workers <n>     request worker threads (default: $AIVAULTD_WORKERS or CPU cores)
+  -h, --help        show this help
+
+Environment: AIVAULT_DIR, AIVAULTD_SOCKET, AIVAULTD_SOCKET_MODE, AIVAULTD_SOCKET_DIR_MODE, AIVAULTD_WORKERS,
+AIVAULT_DEV_* (honoured only by a vault created with \`aivault init --dev\`).
+`;
+
+export interface ParsedArgs {
+  help: boolean;
+  options: DaemonOptions;
+}
+
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const options: { -readonly [K in keyof DaemonOptions]: DaemonOptions[K] } = {};
+  let help = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined || v.startsWith('--')) throw new AivaultError('usage', `${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--help' || arg === '-h') help = true;
+    else if (arg === '--once') options.once = true;
+    else if (arg === '--shared') options.shared = true;
+    else if (arg === '--socket') options.socketPath = value();
+    else if (arg.startsWith('--socket=')) options.socketPath = arg.slice('--socket='.length);
+    else if (arg === '--workers' || arg.startsWith('--workers=')) {
+      const n = Number(arg.includes('=') ? arg.slice('--workers='.length) : value());
+      if (!Number.isInteger(n) || n < 1) throw new AivaultError('usage', '--workers must be a positive integer');
+      options.workers = n;
+    } else throw new AivaultError('usage', `unknown option ${arg} (see aivaultd --help)`);
+  }
+  return { help, options };
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let parsed: ParsedArgs;
+  try {
+    parsed = parseArgs(argv);
+  } catch (err) {
+    process.stderr.write(`aivaultd: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (parsed.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const daemon = await startDaemon(loadConfig(), parsed.options);
+  process.stderr.write(`aivaultd: listening on ${daemon.socketPath} (pid ${process.pid})\n`);
+  const onSignal = (): void => {
+    void daemon.stop();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  await daemon.stopped;
+  return 0;
+}
+
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      const msg = isAivaultError(err) ? `${err.code}: ${err.message}` : 'internal error';
+      process.stderr.write(`aivaultd: ${msg}\n`);
+      process.exit(1);
+    },
+  );
+}

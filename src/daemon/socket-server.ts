@@ -1,0 +1,291 @@
+/**
+ * The daemon front: uWebSockets.js on a unix socket. Routes msgpack frames by id to calls in the request
+ * pool, relays their output, and applies backpressure (stream credits are granted only while the client's
+ * send buffer is below the high-water mark; `drain` re-grants). Holds no secrets and makes no policy
+ * decision. A malformed frame gets an error frame; the connection stays usable.
+ */
+import { promises as fsp } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { dirname } from 'node:path';
+import { AivaultError, toWire } from '../errors.js';
+import {
+  decodeClientFrame,
+  encodeFrame,
+  MAX_FRAME_BYTES,
+  peekFrameId,
+  type FrameId,
+  type FrameInput,
+} from '../protocol/frames.js';
+import type { WorkerToMain } from '../pipeline/call-port.js';
+import type { CallHandle, DaemonPool } from './pool.js';
+import { App, closeListenSocket, type ListenSocket, type WebSocket } from './uws.js';
+
+export interface SocketServerOptions {
+  readonly socketPath: string;
+  readonly socketMode: number;
+  readonly socketDirMode: number;
+  /** Max concurrent calls per connection (default 1024). */
+  readonly maxInflightPerConnection?: number;
+  /** Client send-buffer bytes above which stream credits stop (default 1 MiB). */
+  readonly highWaterMark?: number;
+  /** Called when a connection closes (for `--once`). */
+  readonly onConnectionClosed?: () => void;
+  readonly onConnectionOpened?: () => void;
+}
+
+interface Call {
+  handle: CallHandle;
+  stream: boolean;
+  /** True while this call waits for the socket to drain before it gets another credit. */
+  starved: boolean;
+}
+
+interface Conn {
+  calls: Map<FrameId, Call>;
+  starved: Set<Call>;
+  open: boolean;
+}
+
+export interface SocketServer {
+  readonly socketPath: string;
+  /** Stop accepting connections (in-flight calls continue). */
+  stopListening(): void;
+  /** Close every open connection. */
+  closeConnections(): void;
+  readonly connections: number;
+}
+
+/** Is something accepting connections on this unix socket? */
+function isListening(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = netConnect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Create the socket dir (mode enforced only on a dir we create or own), remove a stale socket file. */
+async function prepareSocketPath(path: string, dirMode: number): Promise<void> {
+  const dir = dirname(path);
+  let created = false;
+  try {
+    await fsp.mkdir(dir, { mode: dirMode });
+    created = true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      await fsp.mkdir(dir, { recursive: true, mode: dirMode });
+      created = true;
+    } else if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const st = await fsp.stat(dir);
+  if (created || (typeof process.getuid === 'function' && st.uid === process.getuid())) {
+    await fsp.chmod(dir, dirMode);
+  }
+  let existing;
+  try {
+    existing = await fsp.lstat(path);
+  } catch {
+    return;
+  }
+  if (!existing.isSocket()) {
+    throw new AivaultError('usage', `${path} exists and is not a socket; refusing to replace it`);
+  }
+  if (await isListening(path)) {
+    throw new AivaultError('conflict', `another aivaultd is already listening on ${path}`);
+  }
+  await fsp.unlink(path);
+}
+
+export async function startSocketServer(pool: DaemonPool, opts: SocketServerOptions): Promise<SocketServer> {
+  const maxInflight = opts.maxInflightPerConnection ?? 1024;
+  const highWater = opts.highWaterMark ?? 1024 * 1024;
+  await prepareSocketPath(opts.socketPath, opts.socketDirMode);
+  const sockets = new Set<WebSocket<Conn>>();
+
+  const send = (ws: WebSocket<Conn>, frame: FrameInput): void => {
+    const conn = ws.getUserData();
+    if (!conn.open) return;
+    ws.send(encodeFrame(frame), true, false);
+  };
+  const sendError = (ws: WebSocket<Conn>, id: FrameId | undefined, err: unknown): void => {
+    const w = toWire(err);
+    send(ws, { type: 'error', ...(id !== undefined ? { id } : {}), error: w.error, message: w.message, ...(w.details ? { details: w.details } : {}) });
+  };
+
+  const relay = (ws: WebSocket<Conn>, id: FrameId, call: Call, msg: Exclude<WorkerToMain, { t: 'need-crypto' }>): void => {
+    const conn = ws.getUserData();
+    if (!conn.open) return;
+    switch (msg.t) {
+      case 'head':
+        send(ws, { type: 'head', id, status: msg.status, headers: msg.headers });
+        return;
+      case 'chunk':
+        ws.cork(() => send(ws, { type: 'chunk', id, data: new Uint8Array(msg.data) }));
+        // Credit-based backpressure: one credit back per chunk written while the socket keeps up.
+        if (ws.getBufferedAmount() < highWater) call.handle.grant(1);
+        else {
+          call.starved = true;
+          conn.starved.add(call);
+        }
+        return;
+      case 'end':
+        conn.calls.delete(id);
+        conn.starved.delete(call);
+        send(ws, { type: 'end', id });
+        return;
+      case 'full':
+        conn.calls.delete(id);
+        if (call.stream) {
+          ws.cork(() => {
+            send(ws, { type: 'head', id, status: msg.status, headers: msg.headers });
+            if (msg.body.byteLength > 0) send(ws, { type: 'chunk', id, data: new Uint8Array(msg.body) });
+            send(ws, { type: 'end', id });
+          });
+        } else {
+          send(ws, { type: 'response', id, status: msg.status, headers: msg.headers, body: new Uint8Array(msg.body) });
+        }
+        return;
+      case 'error':
+        conn.calls.delete(id);
+        conn.starved.delete(call);
+        send(ws, { type: 'error', id, error: msg.error.error, message: msg.error.message, ...(msg.error.details ? { details: msg.error.details } : {}) });
+        return;
+    }
+  };
+
+  const onFrame = (ws: WebSocket<Conn>, bytes: Uint8Array): void => {
+    const conn = ws.getUserData();
+    const res = decodeClientFrame(bytes);
+    if (!res.ok) return sendError(ws, peekFrameId(bytes), res.error);
+    const frame = res.value;
+    switch (frame.type) {
+      case 'ping':
+        return send(ws, { type: 'pong', ...(frame.id !== undefined ? { id: frame.id } : {}) });
+      case 'cancel': {
+        const call = conn.calls.get(frame.id);
+        if (call) {
+          call.handle.abort();
+          call.handle.grant(1); // wake a worker waiting for credit so it sees the abort
+        }
+        return;
+      }
+      case 'unlock':
+      case 'lock':
+      case 'status':
+        pool.operator(frame.type, frame.type === 'unlock' ? frame.passphrase : undefined).then(
+          (data) => send(ws, { type: 'result', id: frame.id, data }),
+          (err: unknown) => sendError(ws, frame.id, err),
+        );
+        return;
+      case 'invoke': {
+        if (conn.calls.has(frame.id)) {
+          return sendError(ws, frame.id, new AivaultError('invalid_request', `call id ${frame.id} is already in flight`));
+        }
+        if (conn.calls.size >= maxInflight) {
+          return sendError(ws, frame.id, new AivaultError('rate_limited', `too many in-flight invocations on this connection (max ${maxInflight})`));
+        }
+        const id = frame.id;
+        let call: Call | undefined;
+        try {
+          const handle = pool.startCall(
+            {
+              envelope: frame.envelope,
+              context: { ...frame.context },
+              stream: frame.stream,
+              ...(frame.timeoutMs !== undefined ? { timeoutMs: frame.timeoutMs } : {}),
+            },
+            { onMessage: (msg) => call && relay(ws, id, call, msg) },
+          );
+          call = { handle, stream: frame.stream, starved: false };
+          conn.calls.set(id, call);
+        } catch (err) {
+          sendError(ws, id, err);
+        }
+        return;
+      }
+    }
+  };
+
+  const app = App().ws<Conn>('/*', {
+    maxPayloadLength: MAX_FRAME_BYTES + 1024,
+    // Sends are never dropped: stream output is bounded by credits, not by uWS's drop limit.
+    maxBackpressure: 1024 * 1024 * 1024,
+    closeOnBackpressureLimit: 0,
+    idleTimeout: 0,
+    sendPingsAutomatically: false,
+    upgrade: (res, req, context) => {
+      res.upgrade<Conn>(
+        { calls: new Map(), starved: new Set(), open: true },
+        req.getHeader('sec-websocket-key'),
+        req.getHeader('sec-websocket-protocol'),
+        req.getHeader('sec-websocket-extensions'),
+        context,
+      );
+    },
+    open: (ws) => {
+      sockets.add(ws);
+      opts.onConnectionOpened?.();
+    },
+    message: (ws, message, isBinary) => {
+      if (!isBinary) {
+        return sendError(ws, undefined, new AivaultError('invalid_request', 'frames must be binary messages'));
+      }
+      // uWS neuters `message` after this callback: copy before anything async touches it.
+      onFrame(ws, new Uint8Array(message.slice(0)));
+    },
+    drain: (ws) => {
+      const conn = ws.getUserData();
+      for (const call of conn.starved) {
+        if (ws.getBufferedAmount() >= highWater) break;
+        conn.starved.delete(call);
+        call.starved = false;
+        call.handle.grant(1);
+      }
+    },
+    close: (ws) => {
+      sockets.delete(ws);
+      const conn = ws.getUserData();
+      conn.open = false;
+      // Client gone: abort everything it started (the workers cancel their upstream requests).
+      for (const call of conn.calls.values()) {
+        call.handle.abort();
+        call.handle.grant(1);
+      }
+      conn.calls.clear();
+      conn.starved.clear();
+      opts.onConnectionClosed?.();
+    },
+  });
+
+  const oldUmask = process.umask(0o177);
+  let listenSocket: ListenSocket | false;
+  try {
+    listenSocket = await new Promise<ListenSocket | false>((resolve) => {
+      app.listen_unix((s) => resolve(s), opts.socketPath);
+    });
+  } finally {
+    process.umask(oldUmask);
+  }
+  if (!listenSocket) throw new AivaultError('daemon_unavailable', `cannot listen on ${opts.socketPath}`);
+  await fsp.chmod(opts.socketPath, opts.socketMode);
+  let ls: ListenSocket | undefined = listenSocket;
+
+  return {
+    socketPath: opts.socketPath,
+    stopListening() {
+      if (!ls) return;
+      closeListenSocket(ls);
+      ls = undefined;
+      void fsp.unlink(opts.socketPath).catch(() => undefined);
+    },
+    closeConnections() {
+      for (const ws of [...sockets]) ws.end(1001, 'aivaultd shutting down');
+    },
+    get connections() {
+      return sockets.size;
+    },
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * Messages between the daemon's main thread and a request worker on the per-call MessagePort, and the
+ * worker-side ResponseSink with credit-based backpressure: the worker may post one chunk per credit; the
+ * main thread grants credits only while the client socket drains. Chunks are copied once out of undici's
+ * buffers into a fresh ArrayBuffer and then transferred (moved, not copied) across the thread boundary.
+ * Carries response data only: never a secret, never a key.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { WireError } from '../errors.js';
+import type { HeaderList } from '../broker/types.js';
+import type { ResponseSink } from './invoke.js';
+
+/** Credits a call starts with (chunks in flight before the first grant). */
+export const INITIAL_CREDITS = 4;
+
+export type WorkerToMain =
+  | { t: 'head'; status: number; headers: HeaderList }
+  | { t: 'chunk'; data: ArrayBuffer }
+  | { t: 'end' }
+  | { t: 'full'; status: number; headers: HeaderList; body: ArrayBuffer }
+  | { t: 'error'; error: WireError }
+  /** The worker has no port to the crypto worker yet: the main thread answers with `crypto-port`. */
+  | { t: 'need-crypto' };
+
+export type MainToWorker =
+  | { t: 'credit'; n: number }
+  | { t: 'abort' }
+  | { t: 'crypto-port'; port: MessagePort };
+
+function own(data: Uint8Array): ArrayBuffer {
+  const copy = new Uint8Array(data.byteLength);
+  copy.set(data);
+  return copy.buffer;
+}
+
+/** Worker side: a ResponseSink that posts to `port` and waits for credits. */
+export function createPortSink(port: MessagePort, signal: AbortSignal): ResponseSink & { grant(n: number): void } {
+  let credits = INITIAL_CREDITS;
+  let waiter: (() => void) | undefined;
+  const wake = (): void => {
+    const w = waiter;
+    waiter = undefined;
+    w?.();
+  };
+  signal.addEventListener('abort', wake, { once: true });
+  const post = (msg: WorkerToMain, transfer: ArrayBuffer[] = []): void => port.postMessage(msg, transfer);
+  return {
+    grant(n: number) {
+      credits += n;
+      wake();
+    },
+    head(status, headers) {
+      post({ t: 'head', status, headers });
+    },
+    async chunk(data) {
+      while (credits <= 0 && !signal.aborted) await new Promise<void>((r) => (waiter = r));
+      if (signal.aborted) return;
+      credits--;
+      const buf = own(data);
+      post({ t: 'chunk', data: buf }, [buf]);
+    },
+    end() {
+      post({ t: 'end' });
+    },
+    full(status, headers, body) {
+      const buf = own(body);
+      post({ t: 'full', status, headers, body: buf }, [buf]);
+    },
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * Wires the pipeline to the real collaborators: catalog (broker.json/capabilities.json + secret metadata,
+ * cached and reloaded when the files' mtimes change), broker policy, auth strategies, audit log, undici.
+ * Reads secret METADATA only (no KEK needed); secret values come from the injected SecretSource.
+ */
+import { promises as fsp } from 'node:fs';
+import type { Config, DevOverrides } from '../config/env.js';
+import type { Result } from '../errors.js';
+import type { BrokerSnapshot, Plan, SecretInfo } from '../broker/types.js';
+import type { RegistryIndex } from '../registry/types.js';
+import { checkRequest } from '../broker/policy.js';
+import { loadCatalog } from '../catalog/index.js';
+import { authClassHeaderNames, createAuth, SecretValues } from '../auth/index.js';
+import type { AuthApply } from '../auth/strategy.js';
+import { AuditLog } from '../audit/audit-log.js';
+import { vaultPaths, readSecretRecord, toSecretInfo, toSecretMeta, type VaultPaths } from '../vault/index.js';
+import { listRecordFiles } from '../vault/store.js';
+import type { PipelineDeps, SecretSource } from './invoke.js';
+import type { RateLimiter } from './rate-limit.js';
+import { Upstream, type UpstreamOptions } from './upstream.js';
+
+export interface PipelineDepsOptions {
+  readonly registry: RegistryIndex;
+  readonly secrets: SecretSource;
+  readonly rateLimiter?: RateLimiter;
+  readonly upstream?: Omit<UpstreamOptions, 'dev'>;
+}
+
+async function mtimeKey(path: string): Promise<string> {
+  try {
+    const st = await fsp.stat(path);
+    return `${st.mtimeMs}:${st.ctimeMs}:${st.size}:${st.ino}`;
+  } catch {
+    return 'missing';
+  }
+}
+
+/** Secret metadata for the catalog, read without any key (records are read, never decrypted). */
+async function listSecretInfo(paths: VaultPaths): Promise<SecretInfo[]> {
+  const names = await listRecordFiles(paths.secretsDir);
+  const out: SecretInfo[] = [];
+  for (const name of names) {
+    const rec = await readSecretRecord(paths, name.slice(0, -'.json'.length)).catch(() => undefined);
+    if (rec) out.push(toSecretInfo(toSecretMeta(rec)));
+  }
+  return out;
+}
+
+/** Snapshot cache keyed by the mtimes of broker.json, capabilities.json and the secrets dir. */
+export function createCatalogCache(paths: VaultPaths, registry: RegistryIndex): () => Promise<BrokerSnapshot> {
+  let key: string | undefined;
+  let snapshot: Promise<BrokerSnapshot> | undefined;
+  return async () => {
+    const next = (
+      await Promise.all([mtimeKey(paths.brokerJson), mtimeKey(paths.capabilitiesJson), mtimeKey(paths.secretsDir)])
+    ).join('|');
+    if (snapshot && key === next) return snapshot;
+    key = next;
+    snapshot = (async () => loadCatalog(paths, registry, await listSecretInfo(paths)))();
+    snapshot.catch(() => {
+      if (key === next) key = undefined; // retry on the next call
+    });
+    return snapshot;
+  };
+}
+
+export function createPipelineDeps(config: Config, opts: PipelineDepsOptions): PipelineDeps & { close(): Promise<void> } {
+  const paths = vaultPaths(config);
+  const snapshot = createCatalogCache(paths, opts.registry);
+  const auditLog = new AuditLog(config, paths);
+  const upstreams = new Map<string, Upstream>();
+  const authCache = new WeakMap<object, Map<string, Result<AuthApply>>>();
+
+  return {
+    secrets: opts.secrets,
+    ...(opts.rateLimiter ? { rateLimiter: opts.rateLimiter } : {}),
+    async plan(envelope, context, dev) {
+      const snap = await snapshot();
+      const input = {
+        envelope,
+        context,
+        snapshot: snap,
+        registry: opts.registry,
+        ...(dev ? { dev: { allowNonDefaultPorts: dev.allowNonDefaultPorts } } : {}),
+      };
+      return checkRequest(input);
+    },
+    async applyAuth(plan: Plan, input, bySlot) {
+      let perSpec = authCache.get(plan.auth);
+      if (!perSpec) authCache.set(plan.auth, (perSpec = new Map()));
+      const paramsKey = JSON.stringify(plan.credentialParams);
+      let apply = perSpec.get(paramsKey);
+      if (!apply) perSpec.set(paramsKey, (apply = createAuth(plan.auth, plan.credentialParams)));
+      if (!apply.ok) return apply;
+      return apply.value(input, SecretValues.from(bySlot));
+    },
+    injectedHeaders(plan) {
+      return new Set(authClassHeaderNames(plan.auth));
+    },
+    upstream(dev: DevOverrides | undefined) {
+      const key = dev ? 'dev' : 'prod';
+      let u = upstreams.get(key);
+      if (!u) upstreams.set(key, (u = new Upstream({ ...opts.upstream, ...(dev ? { dev } : {}) })));
+      return u;
+    },
+    async audit(event) {
+      await auditLog.append(event);
+    },
+    async close() {
+      await Promise.all([...upstreams.values()].map((u) => u.close()));
+    },
+  };
+}

@@ -1,0 +1,228 @@
+/**
+ * The imperative shell around the pure broker: plan (catalog + checkRequest) → rate limit → body →
+ * secrets → auth injection → undici → stream or buffer → sanitize → audit. Runs inside a request worker
+ * (secrets come from the crypto worker over a MessagePort) or in-process (AIVAULTD_DISABLE=1).
+ * Never logs, audits or returns a secret value; the KEK is never here.
+ */
+import type { Dispatcher } from 'undici';
+import { AivaultError, toWire, type Result } from '../errors.js';
+import type { DevOverrides } from '../config/env.js';
+import type { Envelope, HeaderList, Plan, RequestContext } from '../broker/types.js';
+import type { AuthInput, AuthOutput } from '../auth/strategy.js';
+import type { AuditInput } from '../audit/audit-log.js';
+import { buildRequestBody } from './request-body.js';
+import { applyResponseBlocklist, checkResponseSize, filterUpstreamHeaders } from './sanitize.js';
+import type { RateLimiter } from './rate-limit.js';
+import type { Upstream } from './upstream.js';
+
+/** Non-streaming calls buffer the whole response; without a policy limit this cap keeps memory bounded. */
+export const DEFAULT_MAX_BUFFERED_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+/** Where decrypted secret values come from (crypto worker in the daemon, the Vault in-process). */
+export interface SecretSource {
+  /** Honoured dev overrides (verified dev vault + requested overrides), else undefined. */
+  devOverrides(): Promise<DevOverrides | undefined>;
+  /** Secret id → UTF-8 value. Rejects with vault_unavailable when locked. */
+  decrypt(secretIds: readonly string[]): Promise<Map<string, string>>;
+}
+
+/** Injected collaborators: the pure broker and auth modules plus the I/O they need. */
+export interface PipelineDeps {
+  /** Catalog snapshot + checkRequest. */
+  plan(envelope: Envelope, context: RequestContext, dev: DevOverrides | undefined): Promise<Result<Plan>>;
+  /** createAuth(plan.auth, plan.credentialParams) applied to the request with the credential's secrets. */
+  applyAuth(plan: Plan, input: AuthInput, secretsByPlaceholder: Readonly<Record<string, string>>): Promise<Result<AuthOutput>>;
+  /** Extra response header names to drop for this plan (the credential's injected auth headers). */
+  injectedHeaders?(plan: Plan): ReadonlySet<string>;
+  readonly secrets: SecretSource;
+  readonly rateLimiter?: RateLimiter;
+  /** One Upstream per distinct dev-override setting (undefined = production). */
+  upstream(dev: DevOverrides | undefined): Upstream;
+  audit(event: AuditInput): Promise<void>;
+  /** Called when an audit line could not be written (the daemon reports it on stderr). */
+  onAuditError?(err: unknown): void;
+}
+
+/** The output side of a call: streamed (head/chunk/end) or buffered (full). */
+export interface ResponseSink {
+  head(status: number, headers: HeaderList): void;
+  /** Resolves when the consumer can take more (credit-based backpressure). */
+  chunk(data: Uint8Array): Promise<void>;
+  end(): void;
+  full(status: number, headers: HeaderList, body: Uint8Array): void;
+}
+
+export interface InvokeCall {
+  readonly envelope: Envelope;
+  readonly context: RequestContext;
+  readonly stream: boolean;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+function throwIfFailed<T>(r: Result<T>): T {
+  if (!r.ok) throw r.error;
+  return r.value;
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Execute one invocation end to end. Resolves after the sink saw `full` or `end`; rejects with an
+ * AivaultError (the caller turns it into an error frame). Exactly one audit event per call.
+ */
+export async function invokeCapability(deps: PipelineDeps, call: InvokeCall, sink: ResponseSink): Promise<void> {
+  const started = Date.now();
+  const ctx = call.context;
+  const audit: { -readonly [K in keyof AuditInput]?: AuditInput[K] } = {
+    kind: 'invoke',
+    capability: call.envelope?.capability,
+    ...(ctx.workspaceId ? { workspaceId: ctx.workspaceId } : {}),
+    ...(ctx.groupId ? { groupId: ctx.groupId } : {}),
+    ...(ctx.clientIp ? { clientIp: ctx.clientIp } : {}),
+  };
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort(call.signal?.reason);
+  call.signal?.addEventListener('abort', onAbort, { once: true });
+  const timer =
+    call.timeoutMs !== undefined
+      ? setTimeout(
+          () =>
+            controller.abort(
+              new AivaultError('upstream_unreachable', `invocation timed out after ${call.timeoutMs} ms`),
+            ),
+          call.timeoutMs,
+        )
+      : undefined;
+  /** The final delivery runs after the audit event is written, so a caller that saw the answer can see its audit line. */
+  let deliver: (() => void) | undefined;
+  try {
+    const dev = await deps.secrets.devOverrides();
+    const plan = throwIfFailed(await deps.plan(call.envelope, ctx, dev));
+    Object.assign(audit, {
+      capability: plan.capabilityId,
+      credential: plan.credentialId,
+      provider: plan.provider,
+      host: plan.host,
+      method: plan.method,
+      path: plan.path, // no query: query values can carry secrets
+    });
+
+    const limit = plan.policy.rateLimitPerMinute;
+    if (limit !== undefined) {
+      if (!deps.rateLimiter) throw new AivaultError('internal', 'rate limiter unavailable');
+      const d = deps.rateLimiter.tryAcquire(plan.capabilityId, limit);
+      if (!d.admitted) {
+        throw new AivaultError('rate_limited', `capability ${plan.capabilityId} is limited to ${limit} calls per minute`, {
+          retryAfterMs: d.retryAfterMs,
+        });
+      }
+    }
+
+    const body = await buildRequestBody(plan.body, plan.policy.maxRequestBodyBytes);
+    let headers: [string, string][] = plan.headers.map(([n, v]) => [n, v]);
+    if (body.contentType) headers = headers.filter(([n]) => n !== 'content-type').concat([['content-type', body.contentType]]);
+    if (plan.policy.responseBlocklist.length > 0) headers = headers.filter(([n]) => n !== 'accept-encoding');
+
+    // Secrets: placeholder → value, only for the duration of auth injection.
+    const ids = [...new Set(Object.values(plan.secretRefs))];
+    const values = await deps.secrets.decrypt(ids);
+    const bySlot: Record<string, string> = {};
+    for (const [slot, id] of Object.entries(plan.secretRefs)) {
+      const v = values.get(id);
+      if (v === undefined) throw new AivaultError('vault_unavailable', `secret ${id} for credential ${plan.credentialId} is missing`);
+      bySlot[slot] = v;
+    }
+    const authInput: AuthInput = {
+      method: plan.method,
+      host: plan.host,
+      path: plan.path,
+      query: plan.query,
+      headers,
+      body: body.bytes ?? (body.body === undefined ? new Uint8Array(0) : undefined),
+    };
+    const auth = throwIfFailed(await deps.applyAuth(plan, authInput, bySlot));
+    values.clear();
+
+    const set = new Map(auth.setHeaders.map(([n, v]) => [n.toLowerCase(), v] as const));
+    headers = headers.filter(([n]) => !set.has(n)).concat([...set]);
+    if (body.body !== undefined) headers.push(['content-length', String(body.length)]);
+    const path = (auth.pathPrefix ?? '') + plan.path;
+    let query = plan.query;
+    for (const [n, v] of auth.appendQuery) query += (query ? '&' : '') + `${n}=${v}`;
+
+    if (controller.signal.aborted) throw controller.signal.reason;
+    const res = await deps.upstream(dev).request({
+      host: plan.host,
+      port: plan.port,
+      method: plan.method,
+      pathAndQuery: query ? `${path}?${query}` : path,
+      headers,
+      body: body.body as Dispatcher.DispatchOptions['body'],
+      signal: controller.signal,
+      ...(auth.tls ? { clientCert: { cert: auth.tls.cert, key: auth.tls.key } } : {}),
+    });
+    audit.status = res.statusCode;
+    const outHeaders = filterUpstreamHeaders(res.headers, deps.injectedHeaders?.(plan));
+
+    try {
+      if (call.stream && !plan.policy.bufferResponse) {
+        sink.head(res.statusCode, outHeaders);
+        for await (const chunk of res.body) {
+          const c = chunk as Buffer;
+          await sink.chunk(new Uint8Array(c.buffer, c.byteOffset, c.byteLength));
+          if (controller.signal.aborted) throw controller.signal.reason;
+        }
+        deliver = () => sink.end();
+      } else {
+        const max = plan.policy.maxResponseBodyBytes ?? DEFAULT_MAX_BUFFERED_RESPONSE_BYTES;
+        const chunks: Uint8Array[] = [];
+        let total = 0;
+        for await (const chunk of res.body) {
+          total += (chunk as Buffer).byteLength;
+          checkResponseSize(total, max);
+          chunks.push(chunk as Buffer);
+        }
+        const sanitized = applyResponseBlocklist(concat(chunks, total), plan.policy.responseBlocklist, outHeaders);
+        deliver = () => sink.full(res.statusCode, sanitized.headers, sanitized.body);
+      }
+    } catch (err) {
+      res.body.destroy();
+      throw err;
+    }
+  } catch (err) {
+    const e =
+      err instanceof AivaultError
+        ? err
+        : controller.signal.aborted && controller.signal.reason instanceof AivaultError
+          ? controller.signal.reason
+          : mapLateError(err);
+    audit.errorCode = e.code;
+    throw e;
+  } finally {
+    if (timer) clearTimeout(timer);
+    call.signal?.removeEventListener('abort', onAbort);
+    audit.durationMs = Date.now() - started;
+    // An audit write failure must not turn a completed call into an error; it is reported, not hidden.
+    await deps.audit(audit as AuditInput).catch((err: unknown) => deps.onAuditError?.(err));
+  }
+  deliver?.();
+}
+
+function mapLateError(err: unknown): AivaultError {
+  const e = err as { code?: string; name?: string } | undefined;
+  if (e?.name === 'AbortError' || e?.code === 'UND_ERR_ABORTED') {
+    return new AivaultError('upstream_unreachable', 'invocation cancelled');
+  }
+  if (typeof e?.code === 'string') return new AivaultError('upstream_unreachable', `upstream stream failed (${e.code})`);
+  const wire = toWire(err);
+  return new AivaultError(wire.error, wire.message);
+}

@@ -1,0 +1,88 @@
+/**
+ * `passphrase` provider: KEK = Argon2id(passphrase, random 16-byte salt) with raw 32-byte output.
+ * vault.json stores the salt, the cost parameters and a KEK check record (an AEAD blob sealed with the
+ * KEK and bound to the vault id), which proves a passphrase without storing the key. The vault starts
+ * locked; `unlock(passphrase)` derives and checks the KEK.
+ */
+import argon2 from 'argon2';
+import { AivaultError } from '../../errors.js';
+import { sealCheck, verifyCheck } from '../aead.js';
+import type { KdfParams, ProviderSection } from '../records.js';
+import { Kek } from '../secret-bytes.js';
+import { randomBytes } from '../sodium.js';
+import type { KeyProvider, ProviderInitInput } from './provider.js';
+
+type PassphraseSection = Extract<ProviderSection, { kind: 'passphrase' }>;
+
+export const DEFAULT_KDF = { memoryKiB: 64 * 1024, timeCost: 3, parallelism: 1 } as const;
+
+function checkPassphrase(passphrase: string | undefined, flag: string): string {
+  if (passphrase === undefined || passphrase.length === 0) {
+    throw new AivaultError('usage', `the passphrase provider needs ${flag}`);
+  }
+  return passphrase;
+}
+
+export async function deriveKek(passphrase: string, kdf: KdfParams): Promise<Kek> {
+  const raw = await argon2.hash(passphrase, {
+    type: argon2.argon2id,
+    raw: true,
+    salt: Buffer.from(kdf.salt, 'base64'),
+    memoryCost: kdf.memoryKiB,
+    timeCost: kdf.timeCost,
+    parallelism: kdf.parallelism,
+    hashLength: 32,
+  });
+  return Kek.fromBytes(raw);
+}
+
+async function fresh(
+  passphrase: string,
+  vaultId: string,
+  cost: ProviderInitInput['kdf'],
+): Promise<{ kek: Kek; section: PassphraseSection }> {
+  const kdf: KdfParams = {
+    alg: 'argon2id',
+    salt: randomBytes(16).toString('base64'),
+    memoryKiB: Math.max(8192, cost?.memoryKiB ?? DEFAULT_KDF.memoryKiB),
+    timeCost: Math.max(1, cost?.timeCost ?? DEFAULT_KDF.timeCost),
+    parallelism: DEFAULT_KDF.parallelism,
+  };
+  const kek = await deriveKek(passphrase, kdf);
+  return { kek, section: { kind: 'passphrase', kdf, check: sealCheck(kek, vaultId) } };
+}
+
+export const passphraseProvider: KeyProvider<PassphraseSection> = {
+  kind: 'passphrase',
+  needsPassphrase: true,
+
+  async init(_config, input, vaultId) {
+    return fresh(checkPassphrase(input.passphrase, '--passphrase'), vaultId, input.kdf);
+  },
+
+  async load(_config, section, input) {
+    if (input.passphrase === undefined) {
+      throw new AivaultError(
+        'vault_unavailable',
+        'the vault is locked; run `aivault unlock` with the passphrase',
+      );
+    }
+    const kek = await deriveKek(input.passphrase, section.kdf);
+    if (!verifyCheck(kek, input.vaultId, section.check) || kek.kekId !== input.expectedKekId) {
+      kek.dispose();
+      throw new AivaultError('vault_unavailable', 'wrong passphrase');
+    }
+    return kek;
+  },
+
+  async prepareRotation(_config, section, input) {
+    const passphrase = checkPassphrase(input.newPassphrase, '--new-passphrase for rotate-master');
+    return fresh(passphrase, input.vaultId, {
+      memoryKiB: section.kdf.memoryKiB,
+      timeCost: section.kdf.timeCost,
+    });
+  },
+
+  async stage() {},
+  async commit() {},
+};

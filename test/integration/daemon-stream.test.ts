@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { envelope, startFixture, type DaemonFixture } from './daemon-fixture.js';
+
+let fx: DaemonFixture;
+beforeAll(async () => {
+  fx = await startFixture();
+  await fx.client.invoke(envelope('/warm')); // start the workers before timing anything
+}, 60_000);
+afterAll(() => fx?.close());
+
+async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** 256 MiB in the suite; AIVAULT_TEST_STREAM_GB=1 streams a full 1 GiB. */
+const LARGE = process.env.AIVAULT_TEST_STREAM_GB === '1' ? 1024 * 1024 * 1024 : 256 * 1024 * 1024;
+
+describe('aivaultd streaming', () => {
+  it('delivers the first SSE event before the upstream finishes (events 250 ms apart)', async () => {
+    const t0 = Date.now();
+    const s = fx.client.stream(envelope('/sse?n=4&interval=250'));
+    const head = await s.head;
+    expect(head.status).toBe(200);
+    expect(head.headers).toContainEqual(['content-type', 'text/event-stream']);
+    const arrivals: number[] = [];
+    let text = '';
+    for await (const chunk of s.body) {
+      arrivals.push(Date.now() - t0);
+      text += Buffer.from(chunk).toString('utf8');
+    }
+    const end = Date.now() - t0;
+    expect(text.match(/data: /g)).toHaveLength(4);
+    expect(end).toBeGreaterThanOrEqual(700);
+    // The first event arrived at least ~3 intervals before the stream ended: it was not buffered.
+    expect(end - (arrivals[0] as number)).toBeGreaterThanOrEqual(600);
+  });
+
+  it(`streams ${LARGE / 1024 / 1024} MiB with bounded daemon memory`, async () => {
+    global.gc?.();
+    const base = process.memoryUsage().rss;
+    let peak = base;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 25);
+    const s = fx.client.stream(envelope(`/large?bytes=${LARGE}`));
+    expect((await s.head).status).toBe(200);
+    let total = 0;
+    for await (const chunk of s.body) total += chunk.byteLength;
+    clearInterval(sampler);
+    expect(total).toBe(LARGE);
+    const growthMiB = (peak - base) / 1024 / 1024;
+    expect(growthMiB).toBeLessThan(150);
+  }, 180_000);
+
+  it('a slow consumer pauses the upstream (backpressure end to end)', async () => {
+    const s = fx.client.stream(envelope(`/large?bytes=${512 * 1024 * 1024}`));
+    await s.head;
+    const it = s.body[Symbol.asyncIterator]();
+    await it.next();
+    const start = fx.upstream.largeBytesWritten.count;
+    await new Promise((r) => setTimeout(r, 500));
+    const mid = fx.upstream.largeBytesWritten.count;
+    await new Promise((r) => setTimeout(r, 500));
+    const later = fx.upstream.largeBytesWritten.count;
+    // Buffers fill (client highWater, uWS, credits, undici, TCP) and then the upstream stops writing.
+    expect(later - mid).toBeLessThan(1024 * 1024);
+    expect(mid - start).toBeLessThan(128 * 1024 * 1024);
+    await it.return?.();
+  }, 30_000);
+
+  it('cancel aborts the upstream request', async () => {
+    const aborted = fx.upstream.aborted.count;
+    const s = fx.client.stream(envelope(`/large?bytes=${1024 * 1024 * 1024}`));
+    await s.head;
+    const it = s.body[Symbol.asyncIterator]();
+    await it.next();
+    s.cancel();
+    await waitFor(() => fx.upstream.aborted.count > aborted);
+    // The same connection keeps working.
+    expect((await fx.client.invoke(envelope('/after-cancel'))).status).toBe(200);
+  });
+
+  it('client disconnect aborts in-flight upstream requests', async () => {
+    const aborted = fx.upstream.aborted.count;
+    const c = await fx.connect();
+    const pending = c.invoke(envelope('/stall')).catch((e: unknown) => e);
+    await waitFor(() => fx.upstream.requests.some((r) => r.path === '/stall'));
+    await new Promise((r) => setTimeout(r, 100));
+    c.close();
+    expect(await pending).toMatchObject({ code: 'daemon_unavailable' });
+    await waitFor(() => fx.upstream.aborted.count > aborted);
+  });
+});

@@ -1,0 +1,91 @@
+/**
+ * Runs the compiled `aivault` CLI as a real child process. Every run's stdout and stderr are checked
+ * against every secret value any test registered (`registerSecret`): a leak fails the test that caused
+ * it, wherever it happens — the suite-wide "no command ever prints a secret" assertion.
+ */
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+
+export const CLI = resolve('dist/src/cli/main.js');
+export const DAEMON = resolve('dist/src/daemon/main.js');
+
+const knownSecrets = new Set<string>();
+
+/** Register a value that must never appear in any CLI output. */
+export function registerSecret(value: string): string {
+  knownSecrets.add(value);
+  return value;
+}
+
+export function assertNoSecret(text: string, where: string): void {
+  for (const secret of knownSecrets) {
+    if (secret.length >= 6 && text.includes(secret)) {
+      throw new Error(`secret value leaked in ${where}`);
+    }
+  }
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  env?: Record<string, string | undefined>;
+  input?: string;
+  timeoutMs?: number;
+  cwd?: string;
+}
+
+/** Environment for an isolated vault: no inherited AIVAULT* variables, no colour, no autostart surprises. */
+export function isolatedEnv(vaultDir: string, extra: Record<string, string | undefined> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith('AIVAULT')) env[k] = v;
+  }
+  env.AIVAULT_DIR = vaultDir;
+  env.NO_COLOR = '1';
+  for (const [k, v] of Object.entries(extra)) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return env;
+}
+
+export function runCli(args: readonly string[], opts: RunOptions = {}): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      try {
+        assertNoSecret(stdout, `stdout of aivault ${args.join(' ')}`);
+        assertNoSecret(stderr, `stderr of aivault ${args.join(' ')}`);
+      } catch (err) {
+        reject(err as Error);
+        return;
+      }
+      resolvePromise({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Parse `-v` JSON output, failing with the CLI's stderr when it is not JSON. */
+export function parseJson<T = unknown>(result: CliResult): T {
+  try {
+    return JSON.parse(result.stdout) as T;
+  } catch {
+    throw new Error(`expected JSON on stdout (exit ${result.code}); stderr: ${result.stderr}`);
+  }
+}

@@ -1,0 +1,86 @@
+import { describe, expect, it, vi } from 'vitest';
+import {
+  createOAuth2TokenManager,
+  refreshOAuth2Token,
+  type TokenTransport,
+} from '../../../src/auth/oauth2-client.js';
+import type { OAuth2Spec } from '../../../src/auth/oauth2.js';
+import { codeOf, must } from './helpers.js';
+
+const spec: OAuth2Spec = { grant_type: 'refresh_token', token_endpoint: 'https://auth.example.com/token' };
+const state = { clientId: 'c', clientSecret: 's', refreshToken: 'rt' };
+const NOW = 1_000_000;
+const respond =
+  (status: number, body: unknown): TokenTransport =>
+  async () => ({ status, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+describe('refreshOAuth2Token', () => {
+  it('exchanges and merges the grant (rotated refresh token kept)', async () => {
+    const transport = vi.fn(respond(200, { access_token: 'at', expires_in: 60, refresh_token: 'rt2' }));
+    const next = must(await refreshOAuth2Token(spec, state, transport, NOW));
+    expect(next).toEqual({
+      ...state,
+      refreshToken: 'rt2',
+      accessToken: 'at',
+      accessTokenExpiresAtMs: NOW + 60_000,
+    });
+    expect(transport.mock.calls[0]?.[0].url).toBe('https://auth.example.com/token');
+  });
+
+  it.each([
+    ['oauth error (400)', respond(400, { error: 'invalid_grant' }), 'oauth_refresh_required'],
+    ['server error (500)', respond(500, 'oops'), 'oauth_refresh_required'],
+    ['non-JSON 200', respond(200, '<html>'), 'auth_failed'],
+    ['malformed 200', respond(200, { token: 'x' }), 'auth_failed'],
+    ['oversized', respond(200, 'x'.repeat(70_000)), 'auth_failed'],
+    [
+      'network error',
+      async () => {
+        throw new Error('ECONNREFUSED');
+      },
+      'upstream_unreachable',
+    ],
+  ] as const)('%s → %s', async (_label, transport, code) => {
+    expect(codeOf(await refreshOAuth2Token(spec, state, transport, NOW))).toBe(code);
+  });
+});
+
+describe('createOAuth2TokenManager', () => {
+  it('returns a fresh token untouched, refreshes + persists a stale one, single-flight', async () => {
+    let calls = 0;
+    const transport: TokenTransport = async () => {
+      calls++;
+      await new Promise((r) => setTimeout(r, 5));
+      return { status: 200, body: JSON.stringify({ access_token: `at${calls}`, expires_in: 3600 }) };
+    };
+    const persist = vi.fn(async (_id: string, _json: string) => {});
+    const manager = createOAuth2TokenManager({ transport, persist, now: () => NOW });
+    const fresh = { ...state, accessToken: 'cached', accessTokenExpiresAtMs: NOW + 3_600_000 };
+    expect(must(await manager.ensureFresh('cred', spec, fresh))).toBe(fresh);
+    expect(calls).toBe(0);
+
+    const [a, b] = await Promise.all([
+      manager.ensureFresh('cred', spec, state),
+      manager.ensureFresh('cred', spec, state),
+    ]);
+    expect(calls).toBe(1);
+    expect(must(a).accessToken).toBe('at1');
+    expect(b).toBe(a);
+    expect(persist).toHaveBeenCalledTimes(1);
+    expect(JSON.parse(persist.mock.calls[0]?.[1] ?? '')).toMatchObject({ accessToken: 'at1', clientId: 'c' });
+
+    const forced = must(await manager.ensureFresh('cred', spec, fresh, { force: true }));
+    expect(forced.accessToken).toBe('at2');
+  });
+
+  it('a failed write-back fails closed', async () => {
+    const manager = createOAuth2TokenManager({
+      transport: respond(200, { access_token: 'at' }),
+      persist: async () => {
+        throw new Error('disk');
+      },
+      now: () => NOW,
+    });
+    expect(codeOf(await manager.ensureFresh('cred', spec, state))).toBe('vault_unavailable');
+  });
+});

@@ -1,0 +1,55 @@
+/**
+ * The crypto worker thread (exactly one per daemon): holds the KEK via CryptoService and answers
+ * request workers over their own MessagePorts. The main thread only attaches ports and forwards operator
+ * frames (unlock/lock/status); it never receives secret values. See src/daemon/crypto-protocol.ts.
+ */
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { CryptoService } from '../src/daemon/crypto-service.js';
+import { configFromWorkerData, type CryptoWorkerData } from '../src/daemon/crypto-protocol.js';
+import type { CryptoRequest, CryptoReply, ControlRequest } from '../src/daemon/crypto-protocol.js';
+import { toWire } from '../src/errors.js';
+
+const service = new CryptoService(configFromWorkerData(workerData as CryptoWorkerData));
+
+async function answer(req: CryptoRequest): Promise<{ reply: CryptoReply; transfer: ArrayBuffer[] }> {
+  try {
+    if (req.op === 'dev') return { reply: { rid: req.rid, ok: true, dev: await service.devVerified() }, transfer: [] };
+    const values = await service.decrypt(req.secretIds);
+    const out: Record<string, ArrayBuffer> = {};
+    const transfer: ArrayBuffer[] = [];
+    for (const [id, bytes] of values) {
+      const buf = new Uint8Array(bytes.byteLength);
+      buf.set(bytes);
+      bytes.fill(0);
+      out[id] = buf.buffer;
+      transfer.push(buf.buffer);
+    }
+    return { reply: { rid: req.rid, ok: true, values: out }, transfer };
+  } catch (err) {
+    return { reply: { rid: req.rid, ok: false, error: toWire(err) }, transfer: [] };
+  }
+}
+
+function serve(port: MessagePort): void {
+  port.on('message', (req: CryptoRequest) => {
+    void answer(req).then(({ reply, transfer }) => port.postMessage(reply, transfer));
+  });
+}
+
+parentPort?.on('message', (msg: ControlRequest) => {
+  if (msg.op === 'attach') return serve(msg.port);
+  if (msg.op === 'shutdown') {
+    service.dispose();
+    parentPort?.postMessage({ rid: msg.rid, ok: true, data: { locked: true } });
+    return;
+  }
+  const run = async (): Promise<Record<string, string | number | boolean | null>> => {
+    if (msg.op === 'unlock') return service.unlock(msg.passphrase);
+    if (msg.op === 'lock') return service.lock();
+    return service.status();
+  };
+  run().then(
+    (data) => parentPort?.postMessage({ rid: msg.rid, ok: true, data }),
+    (err: unknown) => parentPort?.postMessage({ rid: msg.rid, ok: false, error: toWire(err) }),
+  );
+});

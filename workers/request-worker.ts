@@ -1,0 +1,86 @@
+/**
+ * Request worker entry (piscina): thin. Each task is one invocation whose output goes to the main thread
+ * over the task's own MessagePort (see src/pipeline/call-port.ts). Secrets come from the crypto worker
+ * over this worker's private port; this thread never holds the KEK, and its environment is empty.
+ */
+import { workerData } from 'node:worker_threads';
+import { AivaultError, toWire } from '../src/errors.js';
+import { configFromWorkerData, CryptoPortClient } from '../src/daemon/crypto-protocol.js';
+import type { InvokeTask, RequestWorkerData } from '../src/daemon/pool.js';
+import { createPortSink, type MainToWorker, type WorkerToMain } from '../src/pipeline/call-port.js';
+import { createPipelineDeps } from '../src/pipeline/deps.js';
+import { invokeCapability, type SecretSource } from '../src/pipeline/invoke.js';
+import { RateLimiter } from '../src/pipeline/rate-limit.js';
+import { registry } from '../src/registry/index.js';
+
+const data = workerData as RequestWorkerData;
+const config = configFromWorkerData(data);
+const rateLimiter = new RateLimiter(data.rateLimit);
+
+/** This worker's crypto client, obtained once through the first call's port (`need-crypto`). */
+let crypto: Promise<CryptoPortClient> | undefined;
+
+function cryptoVia(port: InvokeTask['port']): Promise<CryptoPortClient> {
+  crypto ??= new Promise<CryptoPortClient>((resolve) => {
+    const onMessage = (msg: MainToWorker): void => {
+      if (msg.t !== 'crypto-port') return;
+      port.off('message', onMessage);
+      resolve(new CryptoPortClient(msg.port));
+    };
+    port.on('message', onMessage);
+    port.postMessage({ t: 'need-crypto' } satisfies WorkerToMain);
+  });
+  return crypto;
+}
+
+function secretSourceFor(port: InvokeTask['port']): SecretSource {
+  return {
+    async devOverrides() {
+      return (await (await cryptoVia(port)).dev()) ? config.devRequested : undefined;
+    },
+    async decrypt(ids) {
+      return (await cryptoVia(port)).decrypt(ids);
+    },
+  };
+}
+
+
+const deps = createPipelineDeps(config, {
+  registry,
+  rateLimiter,
+  // Replaced per task by the call's own source (the crypto port is obtained through the call port).
+  secrets: {
+    devOverrides: () => Promise.reject(new AivaultError('internal', 'no secret source')),
+    decrypt: () => Promise.reject(new AivaultError('internal', 'no secret source')),
+  },
+});
+
+export default async function handle(task: InvokeTask): Promise<void> {
+  const { port } = task;
+  const controller = new AbortController();
+  const sink = createPortSink(port, controller.signal);
+  port.on('message', (msg: MainToWorker) => {
+    if (msg.t === 'credit') sink.grant(msg.n);
+    else if (msg.t === 'abort') {
+      controller.abort(new AivaultError('upstream_unreachable', 'invocation cancelled by the caller'));
+    }
+  });
+  const source = secretSourceFor(port);
+  try {
+    await invokeCapability(
+      { ...deps, secrets: source },
+      {
+        envelope: task.envelope,
+        context: task.context,
+        stream: task.stream,
+        ...(task.timeoutMs !== undefined ? { timeoutMs: task.timeoutMs } : {}),
+        signal: controller.signal,
+      },
+      sink,
+    );
+  } catch (err) {
+    port.postMessage({ t: 'error', error: toWire(err) } satisfies WorkerToMain);
+  } finally {
+    port.close();
+  }
+}
