@@ -20,6 +20,14 @@ export interface CommandResult {
   readonly json: unknown;
   /** What a person sees by default. */
   readonly human: (p: Painter) => string;
+  /** Raw bytes to write instead of `human` (invoke's body, byte for byte). */
+  readonly raw?: Uint8Array;
+  /** Output was already written (streaming). */
+  readonly silent?: boolean;
+  /** One line for stderr (e.g. an upstream error status). */
+  readonly notice?: string;
+  /** Non-zero when the command ran but its outcome is a failure (e.g. upstream HTTP 4xx/5xx). */
+  readonly exitCode?: number;
 }
 
 export type CommandOptions = Readonly<Record<string, unknown>>;

@@ -17,6 +17,7 @@ function wantsVerbose(argv: readonly string[]): boolean {
 async function main(argv: readonly string[]): Promise<number> {
   const verboseHint = wantsVerbose(argv);
   let config: Config | undefined;
+  let exitCode = 0;
   const errColor = detectColor(process.stderr, noColorRequested());
   try {
     config = loadConfig();
@@ -38,8 +39,14 @@ async function main(argv: readonly string[]): Promise<number> {
       if (typeof fn !== 'function') throw new AivaultError('internal', `command handler ${name} is missing`);
       const result = await fn(ctx, positionals, opts);
       if (result === undefined) return;
-      const text = verbose ? toJson(result.json) : result.human(ctx.p);
-      if (text !== '') process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+      if (verbose) process.stdout.write(`${toJson(result.json)}\n`);
+      else if (result.raw) process.stdout.write(result.raw);
+      else if (!result.silent) {
+        const text = result.human(ctx.p);
+        if (text !== '') process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+      }
+      if (result.notice) process.stderr.write(`${ctx.p.yellow(result.notice)}\n`);
+      if (result.exitCode) exitCode = result.exitCode;
     };
     const program = buildProgram(run);
     program.configureOutput({
@@ -47,7 +54,7 @@ async function main(argv: readonly string[]): Promise<number> {
       writeErr: (s) => process.stderr.write(s),
     });
     await program.parseAsync(argv as string[], { from: 'user' });
-    return 0;
+    return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and version are not failures; every other parser error is a usage error.

@@ -123,7 +123,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
         send(ws, { type: 'head', id, status: msg.status, headers: msg.headers });
         return;
       case 'chunk':
-        ws.cork(() => send(ws, { type: 'chunk', id, data: new Uint8Array(msg.data) }));
+        send(ws, { type: 'chunk', id, data: new Uint8Array(msg.data) });
         // Credit-based backpressure: one credit back per chunk written while the socket keeps up.
         if (ws.getBufferedAmount() < highWater) call.handle.grant(1);
         else {

@@ -1,0 +1,158 @@
+/**
+ * `aivault invoke|json|markdown` (and `capability invoke|call|json|markdown`): build the envelope, send it
+ * to aivaultd (or run in-process with AIVAULTD_DISABLE=1), print the sanitized body. Upstream response
+ * headers are never printed in any mode: they can carry identifiers or cookies into agent context.
+ */
+import { once } from 'node:events';
+import { AivaultError } from '../../errors.js';
+import type { Envelope, RequestContext } from '../../broker/types.js';
+import type { CliContext, CommandOptions, CommandResult } from '../context.js';
+import { optBool, optList, optString } from '../context.js';
+import { buildEnvelope, type CapabilityDefaults } from '../envelope-args.js';
+import { shapeJson, toMarkdown } from '../response-format.js';
+import { toJson } from '../output.js';
+import { parseCount } from './vault.js';
+
+type Mode = 'raw' | 'json' | 'markdown';
+
+async function capabilityDefaults(
+  ctx: CliContext,
+  id: string,
+  opts: CommandOptions,
+): Promise<CapabilityDefaults | undefined> {
+  if (optString(opts, 'request') !== undefined || optString(opts, 'requestFile') !== undefined)
+    return undefined;
+  if (optString(opts, 'method') !== undefined && optString(opts, 'path') !== undefined) return undefined;
+  const { registry } = await import('../../registry/index.js');
+  const builtIn = registry.getCapability(id);
+  if (builtIn) return builtIn.allow;
+  const { loadBrokerView } = await import('./broker-view.js');
+  const custom = (await loadBrokerView(ctx.config)).snapshot.capabilities.get(id);
+  if (!custom)
+    throw new AivaultError(
+      'capability_not_found',
+      `no capability named ${id} (see: aivault capability list)`,
+    );
+  return custom.allow;
+}
+
+function contextFrom(opts: CommandOptions): RequestContext {
+  const workspaceId = optString(opts, 'workspaceId');
+  const groupId = optString(opts, 'groupId');
+  const clientIp = optString(opts, 'clientIp');
+  return {
+    ...(workspaceId ? { workspaceId } : {}),
+    ...(groupId ? { groupId } : {}),
+    ...(clientIp ? { clientIp } : {}),
+  };
+}
+
+async function writeOut(stream: NodeJS.WriteStream, data: Uint8Array): Promise<void> {
+  if (!stream.write(data)) await once(stream, 'drain');
+}
+
+function upstreamFailed(status: number): boolean {
+  return status >= 400;
+}
+
+async function streamInvoke(
+  ctx: CliContext,
+  envelope: Envelope,
+  context: RequestContext,
+  timeoutMs: number | undefined,
+): Promise<CommandResult> {
+  if (ctx.config.daemonDisable) {
+    throw new AivaultError('usage', '--stream needs aivaultd; unset AIVAULTD_DISABLE to stream');
+  }
+  const { connectDaemon } = await import('../daemon-link.js');
+  const client = await connectDaemon(ctx.config);
+  try {
+    const call = client.stream(envelope, context, timeoutMs !== undefined ? { timeoutMs } : {});
+    const head = await call.head;
+    for await (const chunk of call.body) await writeOut(ctx.stdout, chunk);
+    return {
+      json: undefined,
+      human: () => '',
+      silent: true,
+      exitCode: upstreamFailed(head.status) ? 1 : 0,
+      ...(upstreamFailed(head.status) ? { notice: `upstream returned HTTP ${head.status}` } : {}),
+    };
+  } finally {
+    client.close();
+  }
+}
+
+async function execute(
+  ctx: CliContext,
+  pos: readonly string[],
+  opts: CommandOptions,
+  mode: Mode,
+): Promise<CommandResult> {
+  const id = pos[0] ?? '';
+  const envelope = buildEnvelope(id, opts, await capabilityDefaults(ctx, id, opts));
+  const context = contextFrom(opts);
+  const timeoutRaw = optString(opts, 'timeoutMs');
+  const timeoutMs = timeoutRaw === undefined ? undefined : parseCount(timeoutRaw, '--timeout-ms');
+  if (mode === 'raw' && optBool(opts, 'stream')) return streamInvoke(ctx, envelope, context, timeoutMs);
+
+  let res: { status: number; body: Uint8Array };
+  if (ctx.config.daemonDisable) {
+    const { invokeInProcess } = await import('../in-process.js');
+    res = await invokeInProcess(ctx.config, envelope, context, timeoutMs);
+  } else {
+    const { connectDaemon } = await import('../daemon-link.js');
+    const client = await connectDaemon(ctx.config);
+    try {
+      res = await client.invoke(envelope, context, timeoutMs !== undefined ? { timeoutMs } : {});
+    } finally {
+      client.close();
+    }
+  }
+  const failed = upstreamFailed(res.status);
+  const notice = failed ? `upstream returned HTTP ${res.status}` : undefined;
+  const text = Buffer.from(res.body.buffer, res.body.byteOffset, res.body.byteLength).toString('utf8');
+
+  if (mode === 'raw') {
+    return {
+      json: { status: res.status, body: text },
+      human: () => text,
+      raw: res.body,
+      exitCode: failed ? 1 : 0,
+      ...(notice ? { notice } : {}),
+    };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new AivaultError(
+      'invalid_request',
+      `the upstream response (HTTP ${res.status}) is not JSON; use aivault invoke for raw output`,
+    );
+  }
+  const shape = {
+    excludeFields: optList(opts, 'excludeField'),
+    wrapFields: optList(opts, 'wrapField'),
+    ...(optString(opts, 'namespace') ? { namespace: optString(opts, 'namespace') } : {}),
+  };
+  const shaped = mode === 'json' ? shapeJson(parsed, shape) : toMarkdown(parsed, shape);
+  return {
+    json: { status: res.status, body: mode === 'json' ? shaped : parsed },
+    human: () => (mode === 'json' ? toJson(shaped) : (shaped as string)),
+    exitCode: failed ? 1 : 0,
+    ...(notice ? { notice } : {}),
+  };
+}
+
+export const invoke = (
+  ctx: CliContext,
+  pos: readonly string[],
+  opts: CommandOptions,
+): Promise<CommandResult> => execute(ctx, pos, opts, 'raw');
+export const json = (ctx: CliContext, pos: readonly string[], opts: CommandOptions): Promise<CommandResult> =>
+  execute(ctx, pos, opts, 'json');
+export const markdown = (
+  ctx: CliContext,
+  pos: readonly string[],
+  opts: CommandOptions,
+): Promise<CommandResult> => execute(ctx, pos, opts, 'markdown');
