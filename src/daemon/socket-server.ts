@@ -18,7 +18,7 @@ import {
 } from '../protocol/frames.js';
 import type { WorkerToMain } from '../pipeline/call-port.js';
 import type { CallHandle, DaemonPool } from './pool.js';
-import { App, closeListenSocket, type ListenSocket, type WebSocket } from './uws.js';
+import { App, closeListenSocket, sendBinary, type ListenSocket, type WebSocket } from './uws.js';
 
 export interface SocketServerOptions {
   readonly socketPath: string;
@@ -108,7 +108,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
   const send = (ws: WebSocket<Conn>, frame: FrameInput): void => {
     const conn = ws.getUserData();
     if (!conn.open) return;
-    ws.send(encodeFrame(frame), true, false);
+    sendBinary(ws, encodeFrame(frame));
   };
   const sendError = (ws: WebSocket<Conn>, id: FrameId | undefined, err: unknown): void => {
     const w = toWire(err);
