@@ -13,7 +13,13 @@ const service = new CryptoService(configFromWorkerData(workerData as CryptoWorke
 
 async function answer(req: CryptoRequest): Promise<{ reply: CryptoReply; transfer: ArrayBuffer[] }> {
   try {
-    if (req.op === 'dev') return { reply: { rid: req.rid, ok: true, dev: await service.devVerified() }, transfer: [] };
+    if (req.op === 'dev') {
+      return { reply: { rid: req.rid, ok: true, dev: await service.devVerified() }, transfer: [] };
+    }
+    if (req.op === 'write') {
+      await service.writeSecret(req.secretId, new Uint8Array(req.value));
+      return { reply: { rid: req.rid, ok: true, written: true }, transfer: [] };
+    }
     const values = await service.decrypt(req.secretIds);
     const out: Record<string, ArrayBuffer> = {};
     const transfer: ArrayBuffer[] = [];

@@ -33,27 +33,22 @@ function cryptoVia(port: InvokeTask['port']): Promise<CryptoPortClient> {
   return crypto;
 }
 
-function secretSourceFor(port: InvokeTask['port']): SecretSource {
-  return {
-    async devOverrides() {
-      return (await (await cryptoVia(port)).dev()) ? config.devRequested : undefined;
-    },
-    async decrypt(ids) {
-      return (await cryptoVia(port)).decrypt(ids);
-    },
-  };
-}
-
-
-const deps = createPipelineDeps(config, {
-  registry,
-  rateLimiter,
-  // Replaced per task by the call's own source (the crypto port is obtained through the call port).
-  secrets: {
-    devOverrides: () => Promise.reject(new AivaultError('internal', 'no secret source')),
-    decrypt: () => Promise.reject(new AivaultError('internal', 'no secret source')),
+/** Secrets for every call of this worker; valid once the first call has obtained the crypto port. */
+const secrets: SecretSource = {
+  async devOverrides() {
+    return (await (crypto as Promise<CryptoPortClient>).then((c) => c.dev()))
+      ? config.devRequested
+      : undefined;
   },
-});
+  decrypt: async (ids) => (await (crypto as Promise<CryptoPortClient>)).decrypt(ids),
+  write: async (id, value) => (await (crypto as Promise<CryptoPortClient>)).write(id, value),
+};
+
+const deps = {
+  ...createPipelineDeps(config, { registry, rateLimiter, secrets }),
+  // The message names the audit file and errno only (never event contents).
+  onAuditError: (err: unknown) => process.stderr.write(`aivaultd: ${(err as Error).message}\n`),
+};
 
 export default async function handle(task: InvokeTask): Promise<void> {
   const { port } = task;
@@ -65,10 +60,10 @@ export default async function handle(task: InvokeTask): Promise<void> {
       controller.abort(new AivaultError('upstream_unreachable', 'invocation cancelled by the caller'));
     }
   });
-  const source = secretSourceFor(port);
   try {
+    await cryptoVia(port);
     await invokeCapability(
-      { ...deps, secrets: source },
+      deps,
       {
         envelope: task.envelope,
         context: task.context,

@@ -9,11 +9,14 @@ import { loadConfig, type Config } from '../config/env.js';
 
 export type CryptoRequest =
   | { rid: number; op: 'decrypt'; secretIds: readonly string[] }
-  | { rid: number; op: 'dev' };
+  | { rid: number; op: 'dev' }
+  /** Write a new value for a secret (OAuth2 token write-back). The buffer is transferred and zeroed. */
+  | { rid: number; op: 'write'; secretId: string; value: ArrayBuffer };
 
 export type CryptoReply =
   | { rid: number; ok: true; values: Record<string, ArrayBuffer> }
   | { rid: number; ok: true; dev: boolean }
+  | { rid: number; ok: true; written: true }
   | { rid: number; ok: false; error: WireError };
 
 export type ControlRequest =
@@ -65,11 +68,19 @@ export class CryptoPortClient {
     port.unref();
   }
 
-  private call(req: CryptoRequest): Promise<CryptoReply> {
+  private call(req: CryptoRequest, transfer: ArrayBuffer[] = []): Promise<CryptoReply> {
     return new Promise((resolve) => {
       this.waiting.set(req.rid, resolve);
-      this.port.postMessage(req);
+      this.port.postMessage(req, transfer);
     });
+  }
+
+  /** Write a secret value back through the crypto worker (the only thread that can encrypt). */
+  async write(secretId: string, value: string): Promise<void> {
+    const bytes = new TextEncoder().encode(value);
+    const buf = bytes.buffer as ArrayBuffer;
+    const reply = await this.call({ rid: this.nextRid++, op: 'write', secretId, value: buf }, [buf]);
+    if (!reply.ok) throw fromWire(reply.error);
   }
 
   async dev(): Promise<boolean> {

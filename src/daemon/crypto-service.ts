@@ -11,7 +11,14 @@ import { AivaultError } from '../errors.js';
 import { verifyDevMac } from '../vault/aead.js';
 import type { Kek } from '../vault/secret-bytes.js';
 import type { VaultPaths } from '../vault/paths.js';
-import { decryptRecord, loadKek, readSecretRecord, readVaultMeta, vaultPaths } from '../vault/index.js';
+import {
+  decryptRecord,
+  loadKek,
+  readSecretRecord,
+  readVaultMeta,
+  Vault,
+  vaultPaths,
+} from '../vault/index.js';
 
 type Meta = Awaited<ReturnType<typeof readVaultMeta>>;
 
@@ -31,6 +38,8 @@ export class CryptoService {
   /** Set by `lock`: a non-passphrase vault stays locked until `unlock` (no silent reload). */
   private lockedByOperator = false;
   private loading: Promise<Kek> | undefined;
+  /** Write handle for token write-back (OAuth2). Lives only in this thread, like the KEK. */
+  private writer: Vault | undefined;
 
   constructor(config: Config) {
     this.config = config;
@@ -66,7 +75,9 @@ export class CryptoService {
     if (this.lockedByOperator || meta.provider.kind === 'passphrase') {
       throw new AivaultError('vault_unavailable', 'the vault is locked: run `aivault unlock`');
     }
-    this.loading ??= Promise.resolve(loadKek(this.config, meta, {})).finally(() => (this.loading = undefined));
+    this.loading ??= Promise.resolve(loadKek(this.config, meta, {})).finally(
+      () => (this.loading = undefined),
+    );
     const kek = await this.loading;
     if (kek.kekId !== meta.kekId) {
       kek.dispose();
@@ -110,6 +121,20 @@ export class CryptoService {
     return out;
   }
 
+  /**
+   * Replace a secret's value (new DEK; used to write refreshed OAuth2 tokens back atomically). Goes through
+   * the vault's own locked read-modify-write, so concurrent CLI writes are never lost.
+   */
+  async writeSecret(id: string, value: Uint8Array): Promise<void> {
+    await this.currentKek(); // same locked/rotated checks as reads
+    this.writer ??= await Vault.open(this.config, { autoInit: false, actor: 'aivaultd' });
+    try {
+      await this.writer.rotateSecret(id, value);
+    } finally {
+      value.fill(0);
+    }
+  }
+
   async unlock(passphrase: string): Promise<CryptoStatus> {
     const meta = await this.meta();
     const kek = await loadKek(this.config, meta, { passphrase });
@@ -121,12 +146,19 @@ export class CryptoService {
     this.kek = kek;
     this.kekMeta = meta;
     this.lockedByOperator = false;
+    this.writer?.close();
+    this.writer =
+      meta.provider.kind === 'passphrase'
+        ? await Vault.open(this.config, { autoInit: false, passphrase, actor: 'aivaultd' })
+        : undefined;
     return this.status();
   }
 
   lock(): CryptoStatus {
     this.kek?.dispose();
     this.kek = undefined;
+    this.writer?.close();
+    this.writer = undefined;
     this.lockedByOperator = true;
     return this.statusSync();
   }
@@ -156,5 +188,7 @@ export class CryptoService {
   dispose(): void {
     this.kek?.dispose();
     this.kek = undefined;
+    this.writer?.close();
+    this.writer = undefined;
   }
 }

@@ -19,7 +19,9 @@ import { startSocketServer, type SocketServer } from './socket-server.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
-  process.platform === 'darwin' ? '/Users/Shared/aivault/run/aivaultd.sock' : '/var/run/aivault/aivaultd.sock';
+  process.platform === 'darwin'
+    ? '/Users/Shared/aivault/run/aivaultd.sock'
+    : '/var/run/aivault/aivaultd.sock';
 
 export interface DaemonOptions {
   /** Socket path override (else config.socketPath, or the shared path with `shared`). */
@@ -73,7 +75,9 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       socketPath,
       socketMode,
       socketDirMode,
-      ...(opts.maxInflightPerConnection !== undefined ? { maxInflightPerConnection: opts.maxInflightPerConnection } : {}),
+      ...(opts.maxInflightPerConnection !== undefined
+        ? { maxInflightPerConnection: opts.maxInflightPerConnection }
+        : {}),
       onConnectionOpened: () => {
         served++;
         if (opts.once && served === 1) server?.stopListening();
@@ -133,7 +137,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     else if (arg.startsWith('--socket=')) options.socketPath = arg.slice('--socket='.length);
     else if (arg === '--workers' || arg.startsWith('--workers=')) {
       const n = Number(arg.includes('=') ? arg.slice('--workers='.length) : value());
-      if (!Number.isInteger(n) || n < 1) throw new AivaultError('usage', '--workers must be a positive integer');
+      if (!Number.isInteger(n) || n < 1)
+        throw new AivaultError('usage', '--workers must be a positive integer');
       options.workers = n;
     } else throw new AivaultError('usage', `unknown option ${arg} (see aivaultd --help)`);
   }
@@ -152,13 +157,18 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const daemon = await startDaemon(loadConfig(), parsed.options);
-  process.stderr.write(`aivaultd: listening on ${daemon.socketPath} (pid ${process.pid})\n`);
+  // Handlers first: a signal that arrives while starting up still ends in a clean shutdown.
+  const running: { daemon?: Daemon; signalled?: boolean } = {};
   const onSignal = (): void => {
-    void daemon.stop();
+    running.signalled = true;
+    void running.daemon?.stop();
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const daemon = await startDaemon(loadConfig(), parsed.options);
+  running.daemon = daemon;
+  if (running.signalled) void daemon.stop();
+  process.stderr.write(`aivaultd: listening on ${daemon.socketPath} (pid ${process.pid})\n`);
   await daemon.stopped;
   return 0;
 }

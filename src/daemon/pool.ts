@@ -100,10 +100,7 @@ export class DaemonPool {
   }
 
   /** Start one invocation in a request worker. */
-  startCall(
-    task: Omit<InvokeTask, 'port' | 'kind'>,
-    handlers: CallHandlers,
-  ): CallHandle {
+  startCall(task: Omit<InvokeTask, 'port' | 'kind'>, handlers: CallHandlers): CallHandle {
     if (this.closed) throw new AivaultError('daemon_unavailable', 'aivaultd is shutting down');
     const { port1, port2 } = new MessageChannel();
     let terminal = false;
@@ -124,7 +121,8 @@ export class DaemonPool {
       if (msg.t === 'need-crypto') {
         const ch = new MessageChannel();
         this.crypto.postMessage({ op: 'attach', port: ch.port2 } satisfies ControlRequest, [ch.port2]);
-        post({ t: 'crypto-port', port: ch.port1 }, [ch.port1]);
+        // Not gated on `terminal`: the worker keeps this port for all its later calls.
+        port1.postMessage({ t: 'crypto-port', port: ch.port1 } satisfies MainToWorker, [ch.port1]);
         return;
       }
       handlers.onMessage(msg);
@@ -158,8 +156,7 @@ export class DaemonPool {
     passphrase?: string,
   ): Promise<Record<string, string | number | boolean | null>> {
     const rid = this.nextRid++;
-    const msg: ControlRequest =
-      op === 'unlock' ? { rid, op, passphrase: passphrase ?? '' } : { rid, op };
+    const msg: ControlRequest = op === 'unlock' ? { rid, op, passphrase: passphrase ?? '' } : { rid, op };
     return new Promise((resolve, reject) => {
       this.control.set(rid, (r) => (r.ok ? resolve(r.data) : reject(fromWire(r.error as WireError))));
       this.crypto.postMessage(msg);
@@ -178,7 +175,10 @@ export class DaemonPool {
     const all = Promise.all(pending.map((c) => c.done)).then(() => 'done' as const);
     if ((await Promise.race([all, timer])) === 'timeout') {
       for (const c of this.calls) c.abort();
-      await Promise.race([Promise.all([...this.calls].map((c) => c.done)), new Promise((r) => setTimeout(r, 1000).unref())]);
+      await Promise.race([
+        Promise.all([...this.calls].map((c) => c.done)),
+        new Promise((r) => setTimeout(r, 1000).unref()),
+      ]);
     }
     const rid = this.nextRid++;
     await Promise.race([

@@ -112,10 +112,21 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
   };
   const sendError = (ws: WebSocket<Conn>, id: FrameId | undefined, err: unknown): void => {
     const w = toWire(err);
-    send(ws, { type: 'error', ...(id !== undefined ? { id } : {}), error: w.error, message: w.message, ...(w.details ? { details: w.details } : {}) });
+    send(ws, {
+      type: 'error',
+      ...(id !== undefined ? { id } : {}),
+      error: w.error,
+      message: w.message,
+      ...(w.details ? { details: w.details } : {}),
+    });
   };
 
-  const relay = (ws: WebSocket<Conn>, id: FrameId, call: Call, msg: Exclude<WorkerToMain, { t: 'need-crypto' }>): void => {
+  const relay = (
+    ws: WebSocket<Conn>,
+    id: FrameId,
+    call: Call,
+    msg: Exclude<WorkerToMain, { t: 'need-crypto' }>,
+  ): void => {
     const conn = ws.getUserData();
     if (!conn.open) return;
     switch (msg.t) {
@@ -145,13 +156,25 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
             send(ws, { type: 'end', id });
           });
         } else {
-          send(ws, { type: 'response', id, status: msg.status, headers: msg.headers, body: new Uint8Array(msg.body) });
+          send(ws, {
+            type: 'response',
+            id,
+            status: msg.status,
+            headers: msg.headers,
+            body: new Uint8Array(msg.body),
+          });
         }
         return;
       case 'error':
         conn.calls.delete(id);
         conn.starved.delete(call);
-        send(ws, { type: 'error', id, error: msg.error.error, message: msg.error.message, ...(msg.error.details ? { details: msg.error.details } : {}) });
+        send(ws, {
+          type: 'error',
+          id,
+          error: msg.error.error,
+          message: msg.error.message,
+          ...(msg.error.details ? { details: msg.error.details } : {}),
+        });
         return;
     }
   };
@@ -182,10 +205,21 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
         return;
       case 'invoke': {
         if (conn.calls.has(frame.id)) {
-          return sendError(ws, frame.id, new AivaultError('invalid_request', `call id ${frame.id} is already in flight`));
+          return sendError(
+            ws,
+            frame.id,
+            new AivaultError('invalid_request', `call id ${frame.id} is already in flight`),
+          );
         }
         if (conn.calls.size >= maxInflight) {
-          return sendError(ws, frame.id, new AivaultError('rate_limited', `too many in-flight invocations on this connection (max ${maxInflight})`));
+          return sendError(
+            ws,
+            frame.id,
+            new AivaultError(
+              'rate_limited',
+              `too many in-flight invocations on this connection (max ${maxInflight})`,
+            ),
+          );
         }
         const id = frame.id;
         let call: Call | undefined;
@@ -231,7 +265,11 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
     },
     message: (ws, message, isBinary) => {
       if (!isBinary) {
-        return sendError(ws, undefined, new AivaultError('invalid_request', 'frames must be binary messages'));
+        return sendError(
+          ws,
+          undefined,
+          new AivaultError('invalid_request', 'frames must be binary messages'),
+        );
       }
       // uWS neuters `message` after this callback: copy before anything async touches it.
       onFrame(ws, new Uint8Array(message.slice(0)));

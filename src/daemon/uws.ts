@@ -29,7 +29,8 @@ export function sendBinary<T>(ws: Uws.WebSocket<T>, bytes: Uint8Array): boolean 
     const last = bytes.byteLength - MAX_FRAGMENT;
     ok = ws.sendFirstFragment(bytes.subarray(0, MAX_FRAGMENT), true, false) && ok;
     let off = MAX_FRAGMENT;
-    for (; off < last; off += MAX_FRAGMENT) ok = ws.sendFragment(bytes.subarray(off, off + MAX_FRAGMENT), false) && ok;
+    for (; off < last; off += MAX_FRAGMENT)
+      ok = ws.sendFragment(bytes.subarray(off, off + MAX_FRAGMENT), false) && ok;
     ok = ws.sendLastFragment(bytes.subarray(off), false) && ok;
   });
   return ok;

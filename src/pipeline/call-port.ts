@@ -23,9 +23,7 @@ export type WorkerToMain =
   | { t: 'need-crypto' };
 
 export type MainToWorker =
-  | { t: 'credit'; n: number }
-  | { t: 'abort' }
-  | { t: 'crypto-port'; port: MessagePort };
+  { t: 'credit'; n: number } | { t: 'abort' } | { t: 'crypto-port'; port: MessagePort };
 
 function own(data: Uint8Array): ArrayBuffer {
   const copy = new Uint8Array(data.byteLength);
@@ -34,7 +32,10 @@ function own(data: Uint8Array): ArrayBuffer {
 }
 
 /** Worker side: a ResponseSink that posts to `port` and waits for credits. */
-export function createPortSink(port: MessagePort, signal: AbortSignal): ResponseSink & { grant(n: number): void } {
+export function createPortSink(
+  port: MessagePort,
+  signal: AbortSignal,
+): ResponseSink & { grant(n: number): void } {
   let credits = INITIAL_CREDITS;
   let waiter: (() => void) | undefined;
   const wake = (): void => {

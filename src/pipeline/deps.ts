@@ -18,6 +18,7 @@ import { listRecordFiles } from '../vault/store.js';
 import type { PipelineDeps, SecretSource } from './invoke.js';
 import type { RateLimiter } from './rate-limit.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
+import { createOAuth2Refresher } from './oauth2.js';
 
 export interface PipelineDepsOptions {
   readonly registry: RegistryIndex;
@@ -47,12 +48,19 @@ async function listSecretInfo(paths: VaultPaths): Promise<SecretInfo[]> {
 }
 
 /** Snapshot cache keyed by the mtimes of broker.json, capabilities.json and the secrets dir. */
-export function createCatalogCache(paths: VaultPaths, registry: RegistryIndex): () => Promise<BrokerSnapshot> {
+export function createCatalogCache(
+  paths: VaultPaths,
+  registry: RegistryIndex,
+): () => Promise<BrokerSnapshot> {
   let key: string | undefined;
   let snapshot: Promise<BrokerSnapshot> | undefined;
   return async () => {
     const next = (
-      await Promise.all([mtimeKey(paths.brokerJson), mtimeKey(paths.capabilitiesJson), mtimeKey(paths.secretsDir)])
+      await Promise.all([
+        mtimeKey(paths.brokerJson),
+        mtimeKey(paths.capabilitiesJson),
+        mtimeKey(paths.secretsDir),
+      ])
     ).join('|');
     if (snapshot && key === next) return snapshot;
     key = next;
@@ -64,15 +72,26 @@ export function createCatalogCache(paths: VaultPaths, registry: RegistryIndex): 
   };
 }
 
-export function createPipelineDeps(config: Config, opts: PipelineDepsOptions): PipelineDeps & { close(): Promise<void> } {
+export function createPipelineDeps(
+  config: Config,
+  opts: PipelineDepsOptions,
+): PipelineDeps & { close(): Promise<void> } {
   const paths = vaultPaths(config);
   const snapshot = createCatalogCache(paths, opts.registry);
   const auditLog = new AuditLog(config, paths);
   const upstreams = new Map<string, Upstream>();
   const authCache = new WeakMap<object, Map<string, Result<AuthApply>>>();
 
+  const upstream = (dev: DevOverrides | undefined): Upstream => {
+    const key = dev ? 'dev' : 'prod';
+    let u = upstreams.get(key);
+    if (!u) upstreams.set(key, (u = new Upstream({ ...opts.upstream, ...(dev ? { dev } : {}) })));
+    return u;
+  };
+
   return {
     secrets: opts.secrets,
+    oauth2: createOAuth2Refresher(opts.secrets, upstream),
     ...(opts.rateLimiter ? { rateLimiter: opts.rateLimiter } : {}),
     async plan(envelope, context, dev) {
       const snap = await snapshot();
@@ -97,12 +116,7 @@ export function createPipelineDeps(config: Config, opts: PipelineDepsOptions): P
     injectedHeaders(plan) {
       return new Set(authClassHeaderNames(plan.auth));
     },
-    upstream(dev: DevOverrides | undefined) {
-      const key = dev ? 'dev' : 'prod';
-      let u = upstreams.get(key);
-      if (!u) upstreams.set(key, (u = new Upstream({ ...opts.upstream, ...(dev ? { dev } : {}) })));
-      return u;
-    },
+    upstream,
     async audit(event) {
       await auditLog.append(event);
     },

@@ -14,6 +14,7 @@ import { buildRequestBody } from './request-body.js';
 import { applyResponseBlocklist, checkResponseSize, filterUpstreamHeaders } from './sanitize.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { Upstream } from './upstream.js';
+import type { OAuth2Refresher } from './oauth2.js';
 
 /** Non-streaming calls buffer the whole response; without a policy limit this cap keeps memory bounded. */
 export const DEFAULT_MAX_BUFFERED_RESPONSE_BYTES = 64 * 1024 * 1024;
@@ -24,6 +25,8 @@ export interface SecretSource {
   devOverrides(): Promise<DevOverrides | undefined>;
   /** Secret id → UTF-8 value. Rejects with vault_unavailable when locked. */
   decrypt(secretIds: readonly string[]): Promise<Map<string, string>>;
+  /** Replace a secret's value (OAuth2 token write-back). Absent → refreshed tokens cannot be persisted. */
+  write?(secretId: string, value: string): Promise<void>;
 }
 
 /** Injected collaborators: the pure broker and auth modules plus the I/O they need. */
@@ -31,7 +34,11 @@ export interface PipelineDeps {
   /** Catalog snapshot + checkRequest. */
   plan(envelope: Envelope, context: RequestContext, dev: DevOverrides | undefined): Promise<Result<Plan>>;
   /** createAuth(plan.auth, plan.credentialParams) applied to the request with the credential's secrets. */
-  applyAuth(plan: Plan, input: AuthInput, secretsByPlaceholder: Readonly<Record<string, string>>): Promise<Result<AuthOutput>>;
+  applyAuth(
+    plan: Plan,
+    input: AuthInput,
+    secretsByPlaceholder: Readonly<Record<string, string>>,
+  ): Promise<Result<AuthOutput>>;
   /** Extra response header names to drop for this plan (the credential's injected auth headers). */
   injectedHeaders?(plan: Plan): ReadonlySet<string>;
   readonly secrets: SecretSource;
@@ -39,6 +46,8 @@ export interface PipelineDeps {
   /** One Upstream per distinct dev-override setting (undefined = production). */
   upstream(dev: DevOverrides | undefined): Upstream;
   audit(event: AuditInput): Promise<void>;
+  /** OAuth2 token lifecycle (refresh + write-back); required for oauth2 credentials. */
+  readonly oauth2?: OAuth2Refresher;
   /** Called when an audit line could not be written (the daemon reports it on stderr). */
   onAuditError?(err: unknown): void;
 }
@@ -79,7 +88,11 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
  * Execute one invocation end to end. Resolves after the sink saw `full` or `end`; rejects with an
  * AivaultError (the caller turns it into an error frame). Exactly one audit event per call.
  */
-export async function invokeCapability(deps: PipelineDeps, call: InvokeCall, sink: ResponseSink): Promise<void> {
+export async function invokeCapability(
+  deps: PipelineDeps,
+  call: InvokeCall,
+  sink: ResponseSink,
+): Promise<void> {
   const started = Date.now();
   const ctx = call.context;
   const audit: { -readonly [K in keyof AuditInput]?: AuditInput[K] } = {
@@ -121,55 +134,81 @@ export async function invokeCapability(deps: PipelineDeps, call: InvokeCall, sin
       if (!deps.rateLimiter) throw new AivaultError('internal', 'rate limiter unavailable');
       const d = deps.rateLimiter.tryAcquire(plan.capabilityId, limit);
       if (!d.admitted) {
-        throw new AivaultError('rate_limited', `capability ${plan.capabilityId} is limited to ${limit} calls per minute`, {
-          retryAfterMs: d.retryAfterMs,
-        });
+        throw new AivaultError(
+          'rate_limited',
+          `capability ${plan.capabilityId} is limited to ${limit} calls per minute`,
+          {
+            retryAfterMs: d.retryAfterMs,
+          },
+        );
       }
     }
-
-    const body = await buildRequestBody(plan.body, plan.policy.maxRequestBodyBytes);
-    let headers: [string, string][] = plan.headers.map(([n, v]) => [n, v]);
-    if (body.contentType) headers = headers.filter(([n]) => n !== 'content-type').concat([['content-type', body.contentType]]);
-    if (plan.policy.responseBlocklist.length > 0) headers = headers.filter(([n]) => n !== 'accept-encoding');
 
     // Secrets: placeholder → value, only for the duration of auth injection.
     const ids = [...new Set(Object.values(plan.secretRefs))];
     const values = await deps.secrets.decrypt(ids);
-    const bySlot: Record<string, string> = {};
+    let bySlot: Record<string, string> = {};
     for (const [slot, id] of Object.entries(plan.secretRefs)) {
       const v = values.get(id);
-      if (v === undefined) throw new AivaultError('vault_unavailable', `secret ${id} for credential ${plan.credentialId} is missing`);
+      if (v === undefined) {
+        throw new AivaultError(
+          'vault_unavailable',
+          `secret ${id} for credential ${plan.credentialId} is missing`,
+        );
+      }
       bySlot[slot] = v;
     }
-    const authInput: AuthInput = {
-      method: plan.method,
-      host: plan.host,
-      path: plan.path,
-      query: plan.query,
-      headers,
-      body: body.bytes ?? (body.body === undefined ? new Uint8Array(0) : undefined),
-    };
-    const auth = throwIfFailed(await deps.applyAuth(plan, authInput, bySlot));
     values.clear();
+    const oauth2 = 'oauth2' in plan.auth;
+    if (oauth2) {
+      if (!deps.oauth2) throw new AivaultError('auth_failed', 'oauth2 credentials need the token refresher');
+      bySlot = await deps.oauth2.ensure(plan, bySlot, dev, false);
+    }
 
-    const set = new Map(auth.setHeaders.map(([n, v]) => [n.toLowerCase(), v] as const));
-    headers = headers.filter(([n]) => !set.has(n)).concat([...set]);
-    if (body.body !== undefined) headers.push(['content-length', String(body.length)]);
-    const path = (auth.pathPrefix ?? '') + plan.path;
-    let query = plan.query;
-    for (const [n, v] of auth.appendQuery) query += (query ? '&' : '') + `${n}=${v}`;
+    /** Build body + auth and send. Called again (fresh body, fresh auth) for the one oauth2 retry. */
+    const send = async (slots: Readonly<Record<string, string>>): Promise<Dispatcher.ResponseData> => {
+      const body = await buildRequestBody(plan.body, plan.policy.maxRequestBodyBytes);
+      let headers: [string, string][] = plan.headers.map(([n, v]) => [n, v]);
+      if (body.contentType) {
+        headers = headers.filter(([n]) => n !== 'content-type').concat([['content-type', body.contentType]]);
+      }
+      if (plan.policy.responseBlocklist.length > 0)
+        headers = headers.filter(([n]) => n !== 'accept-encoding');
+      const authInput: AuthInput = {
+        method: plan.method,
+        host: plan.host,
+        path: plan.path,
+        query: plan.query,
+        headers,
+        body: body.bytes ?? (body.body === undefined ? new Uint8Array(0) : undefined),
+      };
+      const auth = throwIfFailed(await deps.applyAuth(plan, authInput, slots));
+      const set = new Map(auth.setHeaders.map(([n, v]) => [n.toLowerCase(), v] as const));
+      headers = headers.filter(([n]) => !set.has(n)).concat([...set]);
+      if (body.body !== undefined) headers.push(['content-length', String(body.length)]);
+      const path = (auth.pathPrefix ?? '') + plan.path;
+      let query = plan.query;
+      for (const [n, v] of auth.appendQuery) query += (query ? '&' : '') + `${n}=${v}`;
+      if (controller.signal.aborted) throw controller.signal.reason;
+      return deps.upstream(dev).request({
+        host: plan.host,
+        port: plan.port,
+        method: plan.method,
+        pathAndQuery: query ? `${path}?${query}` : path,
+        headers,
+        body: body.body as Dispatcher.DispatchOptions['body'],
+        signal: controller.signal,
+        ...(auth.tls ? { clientCert: { cert: auth.tls.cert, key: auth.tls.key } } : {}),
+      });
+    };
 
-    if (controller.signal.aborted) throw controller.signal.reason;
-    const res = await deps.upstream(dev).request({
-      host: plan.host,
-      port: plan.port,
-      method: plan.method,
-      pathAndQuery: query ? `${path}?${query}` : path,
-      headers,
-      body: body.body as Dispatcher.DispatchOptions['body'],
-      signal: controller.signal,
-      ...(auth.tls ? { clientCert: { cert: auth.tls.cert, key: auth.tls.key } } : {}),
-    });
+    let res = await send(bySlot);
+    if (oauth2 && res.statusCode === 401 && deps.oauth2) {
+      // One forced refresh + retry: the cached token may have been revoked early.
+      await res.body.dump().catch(() => undefined);
+      bySlot = await deps.oauth2.ensure(plan, bySlot, dev, true);
+      res = await send(bySlot);
+    }
     audit.status = res.statusCode;
     const outHeaders = filterUpstreamHeaders(res.headers, deps.injectedHeaders?.(plan));
 
@@ -191,7 +230,11 @@ export async function invokeCapability(deps: PipelineDeps, call: InvokeCall, sin
           checkResponseSize(total, max);
           chunks.push(chunk as Buffer);
         }
-        const sanitized = applyResponseBlocklist(concat(chunks, total), plan.policy.responseBlocklist, outHeaders);
+        const sanitized = applyResponseBlocklist(
+          concat(chunks, total),
+          plan.policy.responseBlocklist,
+          outHeaders,
+        );
         deliver = () => sink.full(res.statusCode, sanitized.headers, sanitized.body);
       }
     } catch (err) {
@@ -222,7 +265,8 @@ function mapLateError(err: unknown): AivaultError {
   if (e?.name === 'AbortError' || e?.code === 'UND_ERR_ABORTED') {
     return new AivaultError('upstream_unreachable', 'invocation cancelled');
   }
-  if (typeof e?.code === 'string') return new AivaultError('upstream_unreachable', `upstream stream failed (${e.code})`);
+  if (typeof e?.code === 'string')
+    return new AivaultError('upstream_unreachable', `upstream stream failed (${e.code})`);
   const wire = toWire(err);
   return new AivaultError(wire.error, wire.message);
 }

@@ -20,9 +20,13 @@ export interface BuiltBody {
 }
 
 function tooLarge(size: number, max: number): AivaultError {
-  return new AivaultError('body_too_large', `request body of ${size} bytes exceeds the policy limit of ${max}`, {
-    limit: max,
-  });
+  return new AivaultError(
+    'body_too_large',
+    `request body of ${size} bytes exceeds the policy limit of ${max}`,
+    {
+      limit: max,
+    },
+  );
 }
 
 async function fileSize(path: string): Promise<number> {
@@ -44,7 +48,8 @@ export async function buildRequestBody(body: PlanBody, maxBytes: number | undefi
     case 'none':
       return { body: undefined, length: 0 };
     case 'bytes':
-      if (maxBytes !== undefined && body.data.byteLength > maxBytes) throw tooLarge(body.data.byteLength, maxBytes);
+      if (maxBytes !== undefined && body.data.byteLength > maxBytes)
+        throw tooLarge(body.data.byteLength, maxBytes);
       return { body: body.data, length: body.data.byteLength, bytes: body.data };
     case 'file': {
       const size = await fileSize(body.path);
@@ -65,7 +70,9 @@ async function buildMultipart(
   type Part = { head: Buffer; data: Buffer } | { head: Buffer; path: string; size: number };
   const parts: Part[] = [];
   for (const f of fields) {
-    const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${quote(f.name)}"\r\n\r\n`);
+    const head = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="${quote(f.name)}"\r\n\r\n`,
+    );
     parts.push({ head, data: Buffer.from(f.value, 'utf8') });
   }
   for (const f of files) {
@@ -92,5 +99,9 @@ async function buildMultipart(
     }
     yield tail;
   }
-  return { body: Readable.from(generate()), length, contentType: `multipart/form-data; boundary=${boundary}` };
+  return {
+    body: Readable.from(generate()),
+    length,
+    contentType: `multipart/form-data; boundary=${boundary}`,
+  };
 }

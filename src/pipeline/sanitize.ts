@@ -62,7 +62,10 @@ export function applyResponseBlocklist(
   const redacted = redactJsonValue(parsed, new Set(blocklist));
   const out = Buffer.from(JSON.stringify(redacted), 'utf8');
   const kept = headers.filter(([n]) => n !== 'content-type');
-  return { body: new Uint8Array(out.buffer, out.byteOffset, out.byteLength), headers: [...kept, ['content-type', 'application/json']] };
+  return {
+    body: new Uint8Array(out.buffer, out.byteOffset, out.byteLength),
+    headers: [...kept, ['content-type', 'application/json']],
+  };
 }
 
 /** Throw body_too_large once `received` exceeds `max`. */

@@ -53,10 +53,16 @@ export interface UpstreamRequest {
   readonly clientCert?: ClientCert;
 }
 
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  address: string | LookupAddress[],
+  family?: number,
+) => void;
 
 function forbidden(host: string): NodeJS.ErrnoException {
-  const err = new Error(`refusing to connect to ${host}: it resolves to a forbidden address`) as NodeJS.ErrnoException;
+  const err = new Error(
+    `refusing to connect to ${host}: it resolves to a forbidden address`,
+  ) as NodeJS.ErrnoException;
   err.code = FORBIDDEN_ADDRESS_CODE;
   return err;
 }
@@ -109,7 +115,10 @@ export class Upstream {
       try {
         extra = readFileSync(this.dev.caCertPath, 'utf8');
       } catch {
-        throw new AivaultError('invalid_request', `cannot read AIVAULT_DEV_CA_CERT_PATH ${this.dev.caCertPath}`);
+        throw new AivaultError(
+          'invalid_request',
+          `cannot read AIVAULT_DEV_CA_CERT_PATH ${this.dev.caCertPath}`,
+        );
       }
       this.ca = [...rootCertificates, extra];
     }
@@ -217,9 +226,16 @@ export function mapUpstreamError(err: unknown, host: string, signal?: AbortSigna
   if (e?.name === 'AbortError' || code === 'UND_ERR_ABORTED') {
     return new AivaultError('upstream_unreachable', `request to ${host} was cancelled`);
   }
-  if (typeof code === 'string' && code.startsWith('ERR_TLS') || /certificate|self[- ]signed/i.test(e?.message ?? '')) {
+  if (
+    (typeof code === 'string' && code.startsWith('ERR_TLS')) ||
+    /certificate|self[- ]signed/i.test(e?.message ?? '')
+  ) {
     return new AivaultError('upstream_unreachable', `TLS handshake with ${host} failed`);
   }
   const why = (code && UNREACHABLE_MESSAGES[code]) ?? 'request failed';
-  return new AivaultError('upstream_unreachable', `upstream ${host}: ${why}`, code ? { cause: code } : undefined);
+  return new AivaultError(
+    'upstream_unreachable',
+    `upstream ${host}: ${why}`,
+    code ? { cause: code } : undefined,
+  );
 }

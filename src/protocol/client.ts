@@ -312,7 +312,7 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
     ws.once('error', onError);
     ws.once('open', () => {
       ws.off('error', onError);
-      ws.on('error', (e) => { if (process.env.DBG) console.error('WSERR', e); }); // 'close' follows and fails pending calls
+      ws.on('error', () => undefined); // 'close' follows and fails pending calls
       resolve(client);
     });
   });

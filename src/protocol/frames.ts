@@ -113,13 +113,7 @@ export interface ResultFrame {
   data: Record<string, string | number | boolean | null>;
 }
 export type DaemonFrame =
-  | ResponseFrame
-  | HeadFrame
-  | ChunkFrame
-  | EndFrame
-  | ErrorFrame
-  | PongFrame
-  | ResultFrame;
+  ResponseFrame | HeadFrame | ChunkFrame | EndFrame | ErrorFrame | PongFrame | ResultFrame;
 
 export type Frame = ClientFrame | DaemonFrame;
 

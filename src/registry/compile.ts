@@ -19,7 +19,8 @@ export function compileRegistry(input: readonly RegistryProvider[]): RegistryInd
   const byCapability = new Map<string, RegistryCapability>();
   const claims = new Map<string, SecretClaim>();
   for (const provider of providers) {
-    if (byProvider.has(provider.provider)) throw new Error(`registry: duplicate provider ${provider.provider}`);
+    if (byProvider.has(provider.provider))
+      throw new Error(`registry: duplicate provider ${provider.provider}`);
     byProvider.set(provider.provider, provider);
     for (const capability of provider.capabilities) {
       if (byCapability.has(capability.id)) throw new Error(`registry: duplicate capability ${capability.id}`);

@@ -36,7 +36,12 @@ export interface FixtureOptions extends DaemonOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
-export function envelope(path: string, method = 'GET', capability = 'echo/api', extra: Partial<Envelope['request']> = {}): Envelope {
+export function envelope(
+  path: string,
+  method = 'GET',
+  capability = 'echo/api',
+  extra: Partial<Envelope['request']> = {},
+): Envelope {
   return { capability, request: { method, path, ...extra } };
 }
 
@@ -70,13 +75,28 @@ export async function startFixture(opts: FixtureOptions = {}): Promise<DaemonFix
     },
     { secrets: [info] },
   );
-  await createCapability(paths, registry, { id: 'echo/api', credentialId: 'echo', methods: ['GET', 'POST'], pathPrefixes: ['/'] }, { secrets: [info] });
+  await createCapability(
+    paths,
+    registry,
+    { id: 'echo/api', credentialId: 'echo', methods: ['GET', 'POST'], pathPrefixes: ['/'] },
+    { secrets: [info] },
+  );
   for (const [id, limit] of Object.entries(opts.limited ?? {})) {
-    await createCapability(paths, registry, { id, credentialId: 'echo', methods: ['GET'], pathPrefixes: ['/'] }, { secrets: [info] });
+    await createCapability(
+      paths,
+      registry,
+      { id, credentialId: 'echo', methods: ['GET'], pathPrefixes: ['/'] },
+      { secrets: [info] },
+    );
     await setPolicy(paths, registry, { capabilityId: id, rateLimitPerMinute: limit });
   }
   if (opts.blocklist) {
-    await createCapability(paths, registry, { id: 'echo/redacted', credentialId: 'echo', methods: ['GET'], pathPrefixes: ['/'] }, { secrets: [info] });
+    await createCapability(
+      paths,
+      registry,
+      { id: 'echo/redacted', credentialId: 'echo', methods: ['GET'], pathPrefixes: ['/'] },
+      { secrets: [info] },
+    );
     await setPolicy(paths, registry, { capabilityId: 'echo/redacted', responseBlocklist: opts.blocklist });
   }
   const daemon = await startDaemon(config, { workers: 2, ...opts });

@@ -17,7 +17,12 @@ interface Seen {
 
 describe('aivaultd invoke (real uWS + piscina + crypto worker + TLS upstream)', () => {
   it('injects auth on the wire; the caller never sees the secret', async () => {
-    const res = await fx.client.invoke(envelope('/v1/echo?x=1', 'POST', 'echo/api', { body: '{"hello":1}', headers: [['content-type', 'application/json']] }));
+    const res = await fx.client.invoke(
+      envelope('/v1/echo?x=1', 'POST', 'echo/api', {
+        body: '{"hello":1}',
+        headers: [['content-type', 'application/json']],
+      }),
+    );
     expect(res.status).toBe(200);
     const seen = json<Seen>(res.body);
     expect(seen).toMatchObject({ method: 'POST', path: '/v1/echo', query: 'x=1', body: '{"hello":1}' });
@@ -41,7 +46,13 @@ describe('aivaultd invoke (real uWS + piscina + crypto worker + TLS upstream)', 
     const res = await fx.client.invoke(envelope('/leaky-headers'));
     const names = res.headers.map(([n]) => n);
     expect(names).toContain('x-upstream');
-    for (const banned of ['set-cookie', 'authorization', 'www-authenticate', 'x-api-key', 'proxy-authenticate']) {
+    for (const banned of [
+      'set-cookie',
+      'authorization',
+      'www-authenticate',
+      'x-api-key',
+      'proxy-authenticate',
+    ]) {
       expect(names).not.toContain(banned);
     }
     expect(JSON.stringify(res.headers)).not.toContain('upstream-cookie');
@@ -59,11 +70,20 @@ describe('aivaultd invoke (real uWS + piscina + crypto worker + TLS upstream)', 
 
   it('maps policy failures to error codes without touching the upstream', async () => {
     const before = fx.upstream.requests.length;
-    await expect(fx.client.invoke(envelope('/x', 'DELETE'))).rejects.toMatchObject({ code: 'policy_violation' });
-    await expect(fx.client.invoke(envelope('/x', 'GET', 'nope/none'))).rejects.toMatchObject({ code: 'capability_not_found' });
-    await expect(fx.client.invoke(envelope('/../etc/passwd'))).rejects.toMatchObject({ code: 'policy_violation' });
+    await expect(fx.client.invoke(envelope('/x', 'DELETE'))).rejects.toMatchObject({
+      code: 'policy_violation',
+    });
+    await expect(fx.client.invoke(envelope('/x', 'GET', 'nope/none'))).rejects.toMatchObject({
+      code: 'capability_not_found',
+    });
+    await expect(fx.client.invoke(envelope('/../etc/passwd'))).rejects.toMatchObject({
+      code: 'policy_violation',
+    });
     await expect(
-      fx.client.invoke({ capability: 'echo/api', request: { method: 'GET', path: '/x', url: 'https://evil.test/' } } as never),
+      fx.client.invoke({
+        capability: 'echo/api',
+        request: { method: 'GET', path: '/x', url: 'https://evil.test/' },
+      } as never),
     ).rejects.toMatchObject({ code: 'policy_violation' });
     expect(fx.upstream.requests.length).toBe(before);
   });
@@ -74,7 +94,9 @@ describe('aivaultd invoke (real uWS + piscina + crypto worker + TLS upstream)', 
   });
 
   it('maps a mid-stream reset to upstream_unreachable', async () => {
-    await expect(fx.client.invoke(envelope('/reset'))).rejects.toMatchObject({ code: 'upstream_unreachable' });
+    await expect(fx.client.invoke(envelope('/reset'))).rejects.toMatchObject({
+      code: 'upstream_unreachable',
+    });
   });
 
   it('times out with upstream_unreachable and a clear message', async () => {
@@ -88,6 +110,15 @@ describe('aivaultd invoke (real uWS + piscina + crypto worker + TLS upstream)', 
     const res = await fx.client.invoke(envelope('/after-rotate'));
     expect(json<Seen>(res.body).headers.authorization).toBe('Bearer sk-rotated-value');
     await fx.vault.rotateSecret(fx.secretId, SECRET);
+  });
+
+  it('picks up rotate-master (new KEK on disk) without a restart', async () => {
+    const before = await fx.client.operator('status');
+    await fx.vault.rotateMaster({});
+    const res = await fx.client.invoke(envelope('/after-rotate-master'));
+    expect(json<Seen>(res.body).headers.authorization).toBe(`Bearer ${SECRET}`);
+    const after = await fx.client.operator('status');
+    expect(after.kekFingerprint).not.toBe(before.kekFingerprint);
   });
 
   it('lock → vault_unavailable; unlock → works again (operator frames reach the crypto worker)', async () => {
@@ -114,7 +145,14 @@ describe('aivaultd invoke (real uWS + piscina + crypto worker + TLS upstream)', 
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .filter((e) => e.path === '/audited');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ kind: 'invoke', capability: 'echo/api', credential: 'echo', host: 'upstream.test', method: 'GET', status: 200 });
+    expect(lines[0]).toMatchObject({
+      kind: 'invoke',
+      capability: 'echo/api',
+      credential: 'echo',
+      host: 'upstream.test',
+      method: 'GET',
+      status: 200,
+    });
     expect(JSON.stringify(lines)).not.toContain('qsecret');
     expect(JSON.stringify(lines)).not.toContain(SECRET);
   });

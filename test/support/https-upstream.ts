@@ -9,6 +9,8 @@
  *   …/stall                  headers never sent
  *   …/reset                  headers + some body, then the socket is destroyed
  *   …/status/NNN             that status with the echo body
+ *   …/oauth/token            OAuth2 token endpoint issuing at-1, at-2, …
+ *   …/needs-token            401 unless the bearer is the required/latest token
  * Every request is recorded in `requests`; `aborted` counts responses the client abandoned mid-way.
  */
 import { createServer, type Server } from 'node:https';
@@ -35,10 +37,18 @@ export interface HttpsUpstream {
   readonly aborted: { count: number };
   /** Bytes written by /large responses (to see a slow client pause the upstream). */
   readonly largeBytesWritten: { count: number };
+  /** OAuth2 token endpoint (`…/oauth/token`) state: tokens issued are `at-1`, `at-2`, …; `…/needs-token`
+   * answers 401 unless the request carries `Bearer at-<required ?? latest>`. */
+  readonly tokens: { issued: number; required?: number };
   close(): Promise<void>;
 }
 
-function writeLarge(res: ServerResponse, total: number, counter: { count: number }, aborted: { count: number }): void {
+function writeLarge(
+  res: ServerResponse,
+  total: number,
+  counter: { count: number },
+  aborted: { count: number },
+): void {
   const chunk = Buffer.alloc(64 * 1024, 0x61);
   let sent = 0;
   let finished = false;
@@ -66,6 +76,7 @@ export async function startHttpsUpstream(): Promise<HttpsUpstream> {
   const requests: SeenRequest[] = [];
   const aborted = { count: 0 };
   const largeBytesWritten = { count: 0 };
+  const tokens: HttpsUpstream['tokens'] = { issued: 0 };
   const server = createServer(
     { cert: ca.serverCert, key: ca.serverKey, ca: ca.caCert, requestCert: true, rejectUnauthorized: false },
     (req: IncomingMessage, res: ServerResponse) => {
@@ -87,6 +98,20 @@ export async function startHttpsUpstream(): Promise<HttpsUpstream> {
         requests.push(seen);
         const p = url.pathname;
         const q = url.searchParams;
+        if (p.endsWith('/oauth/token')) {
+          tokens.issued++;
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(
+            JSON.stringify({ access_token: `at-${tokens.issued}`, expires_in: 3600, token_type: 'bearer' }),
+          );
+          return;
+        }
+        if (p.endsWith('/needs-token')) {
+          const ok = req.headers.authorization === `Bearer at-${tokens.required ?? tokens.issued}`;
+          res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(seen));
+          return;
+        }
         if (p.endsWith('/sse')) {
           const n = Number(q.get('n') ?? '3');
           const interval = Number(q.get('interval') ?? '200');
@@ -137,7 +162,10 @@ export async function startHttpsUpstream(): Promise<HttpsUpstream> {
           return;
         }
         const status = /\/status\/(\d{3})$/.exec(p);
-        res.writeHead(status ? Number(status[1]) : 200, { 'content-type': 'application/json', 'x-upstream': 'ok' });
+        res.writeHead(status ? Number(status[1]) : 200, {
+          'content-type': 'application/json',
+          'x-upstream': 'ok',
+        });
         res.end(JSON.stringify(seen));
       });
     },
@@ -150,6 +178,7 @@ export async function startHttpsUpstream(): Promise<HttpsUpstream> {
     requests,
     aborted,
     largeBytesWritten,
+    tokens,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -39,7 +39,10 @@ export interface RunOptions {
 }
 
 /** Environment for an isolated vault: no inherited AIVAULT* variables, no colour, no autostart surprises. */
-export function isolatedEnv(vaultDir: string, extra: Record<string, string | undefined> = {}): Record<string, string> {
+export function isolatedEnv(
+  vaultDir: string,
+  extra: Record<string, string | undefined> = {},
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !k.startsWith('AIVAULT')) env[k] = v;

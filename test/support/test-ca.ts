@@ -38,7 +38,20 @@ export function createTestCa(): TestCa {
   const dir = mkdtempSync(join(tmpdir(), 'aivault-ca-'));
   openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'ca.key'], dir);
   openssl(
-    ['req', '-x509', '-new', '-key', 'ca.key', '-sha256', '-days', '2', '-subj', '/CN=aivault test CA', '-out', 'ca.pem'],
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      'ca.key',
+      '-sha256',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=aivault test CA',
+      '-out',
+      'ca.pem',
+    ],
     dir,
   );
   const san = [...TEST_HOSTS.map((h) => `DNS:${h}`), 'IP:127.0.0.1', 'IP:::1'].join(',');
@@ -58,8 +71,24 @@ export function createTestCa(): TestCa {
     openssl(['pkcs8', '-topk8', '-nocrypt', '-in', `${name}.ec.key`, '-out', `${name}.key`], dir);
     openssl(['req', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`], dir);
     openssl(
-      ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2',
-        '-sha256', '-extfile', `${name}.ext`, '-out', `${name}.pem`],
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-days',
+        '2',
+        '-sha256',
+        '-extfile',
+        `${name}.ext`,
+        '-out',
+        `${name}.pem`,
+      ],
       dir,
     );
   }

@@ -97,8 +97,22 @@ async function execute(
 
   let res: { status: number; body: Uint8Array };
   if (ctx.config.daemonDisable) {
-    const { invokeInProcess } = await import('../in-process.js');
-    res = await invokeInProcess(ctx.config, envelope, context, timeoutMs);
+    const [{ invokeInProcess }, { Vault }] = await Promise.all([
+      import('../../pipeline/in-process.js'),
+      import('../../vault/index.js'),
+    ]);
+    const vault = await Vault.open(ctx.config);
+    try {
+      res = await invokeInProcess(
+        ctx.config,
+        vault,
+        envelope,
+        context,
+        timeoutMs !== undefined ? { timeoutMs } : {},
+      );
+    } finally {
+      vault.close();
+    }
   } else {
     const { connectDaemon } = await import('../daemon-link.js');
     const client = await connectDaemon(ctx.config);

@@ -6,7 +6,13 @@ import { createRateLimitBuffer, RateLimiter, WINDOW_MS } from '../../../src/pipe
 const BOOT = fileURLToPath(new URL('../../../workers/tsx-boot.mjs', import.meta.url));
 const HAMMER = new URL('./fixtures/rate-limit-hammer.ts', import.meta.url).href;
 
-async function hammer(workers: number, attempts: number, capabilities: string[], limit: number, slots?: number) {
+async function hammer(
+  workers: number,
+  attempts: number,
+  capabilities: string[],
+  limit: number,
+  slots?: number,
+) {
   // Don't straddle a minute boundary (two windows would legitimately admit 2L).
   const intoWindow = Date.now() % WINDOW_MS;
   if (intoWindow > WINDOW_MS - 5000) await new Promise((r) => setTimeout(r, WINDOW_MS - intoWindow + 50));

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { applyResponseBlocklist, checkResponseSize, filterUpstreamHeaders, redactJsonValue } from '../../../src/pipeline/sanitize.js';
+import {
+  applyResponseBlocklist,
+  checkResponseSize,
+  filterUpstreamHeaders,
+  redactJsonValue,
+} from '../../../src/pipeline/sanitize.js';
 
 describe('sanitize', () => {
   it('drops auth-class, hop-by-hop and framing headers', () => {
@@ -23,11 +28,15 @@ describe('sanitize', () => {
   });
 
   it('drops the credential injected header names too', () => {
-    expect(filterUpstreamHeaders({ 'x-custom-auth': 'v', ok: '1' }, new Set(['x-custom-auth']))).toEqual([['ok', '1']]);
+    expect(filterUpstreamHeaders({ 'x-custom-auth': 'v', ok: '1' }, new Set(['x-custom-auth']))).toEqual([
+      ['ok', '1'],
+    ]);
   });
 
   it('redacts blocklisted JSON fields recursively', () => {
-    expect(redactJsonValue({ a: 1, token: 'x', nested: [{ token: 'y', keep: 2 }] }, new Set(['token']))).toEqual({
+    expect(
+      redactJsonValue({ a: 1, token: 'x', nested: [{ token: 'y', keep: 2 }] }, new Set(['token'])),
+    ).toEqual({
       a: 1,
       token: '[redacted]',
       nested: [{ token: '[redacted]', keep: 2 }],
@@ -38,7 +47,9 @@ describe('sanitize', () => {
   });
 
   it('withholds a non-JSON body when a blocklist is set', () => {
-    expect(() => applyResponseBlocklist(new TextEncoder().encode('secret: s'), ['secret'], [])).toThrowError(/not JSON/);
+    expect(() => applyResponseBlocklist(new TextEncoder().encode('secret: s'), ['secret'], [])).toThrowError(
+      /not JSON/,
+    );
   });
 
   it('enforces max response size', () => {

@@ -32,12 +32,16 @@ describe('Upstream (undici, connect-time address guard)', () => {
   it('refuses a name that resolves to loopback without a dev mapping, before any byte is sent', async () => {
     const before = up.requests.length;
     const u = new Upstream({ dev: { ...dev, resolve: new Map() } });
-    expect(await code(u.request({ host: 'localhost', port: up.port, method: 'GET', pathAndQuery: '/x', headers: [] }))).toBe(
-      'policy_violation',
-    );
-    expect(await code(u.request({ host: '127.0.0.1', port: up.port, method: 'GET', pathAndQuery: '/x', headers: [] }))).toBe(
-      'policy_violation',
-    );
+    expect(
+      await code(
+        u.request({ host: 'localhost', port: up.port, method: 'GET', pathAndQuery: '/x', headers: [] }),
+      ),
+    ).toBe('policy_violation');
+    expect(
+      await code(
+        u.request({ host: '127.0.0.1', port: up.port, method: 'GET', pathAndQuery: '/x', headers: [] }),
+      ),
+    ).toBe('policy_violation');
     expect(up.requests.length).toBe(before);
     await u.close();
   });
@@ -53,7 +57,9 @@ describe('Upstream (undici, connect-time address guard)', () => {
     const u = new Upstream({
       resolve: async () => answers.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
     });
-    const err = await u.request({ host: 'rebind.test', port: 443, method: 'GET', pathAndQuery: '/', headers: [] }).catch((e: unknown) => e);
+    const err = await u
+      .request({ host: 'rebind.test', port: 443, method: 'GET', pathAndQuery: '/', headers: [] })
+      .catch((e: unknown) => e);
     expect((err as AivaultError).code).toBe('policy_violation');
     expect(up.requests.length).toBe(before);
     await u.close();
@@ -61,7 +67,9 @@ describe('Upstream (undici, connect-time address guard)', () => {
 
   it('the guarded lookup rejects forbidden answers and allows explicit dev mappings', async () => {
     const lookup = createGuardedLookup(undefined);
-    const err = await new Promise<NodeJS.ErrnoException | null>((r) => lookup('localhost', { all: true }, (e) => r(e)));
+    const err = await new Promise<NodeJS.ErrnoException | null>((r) =>
+      lookup('localhost', { all: true }, (e) => r(e)),
+    );
     expect(err?.code).toBe('AIVAULT_FORBIDDEN_ADDRESS');
     const mapped = createGuardedLookup(dev);
     const addr = await new Promise<unknown>((r) => mapped('upstream.test', {}, (_e, a) => r(a)));
@@ -70,9 +78,21 @@ describe('Upstream (undici, connect-time address guard)', () => {
 
   it('reaches a dev-mapped host over real TLS with the dev CA; Host/SNI stay the real name', async () => {
     const u = new Upstream({ dev });
-    const res = await u.request({ host: 'upstream.test', port: 443, method: 'POST', pathAndQuery: '/v1/echo?a=1', headers: [['x-test', '1']], body: 'hi' });
+    const res = await u.request({
+      host: 'upstream.test',
+      port: 443,
+      method: 'POST',
+      pathAndQuery: '/v1/echo?a=1',
+      headers: [['x-test', '1']],
+      body: 'hi',
+    });
     expect(res.statusCode).toBe(200);
-    const seen = (await res.body.json()) as { path: string; query: string; headers: Record<string, string>; body: string };
+    const seen = (await res.body.json()) as {
+      path: string;
+      query: string;
+      headers: Record<string, string>;
+      body: string;
+    };
     expect(seen).toMatchObject({ path: '/v1/echo', query: 'a=1', body: 'hi' });
     expect(seen.headers.host).toBe('upstream.test');
     await u.close();
@@ -80,7 +100,9 @@ describe('Upstream (undici, connect-time address guard)', () => {
 
   it('fails TLS without the dev CA', async () => {
     const u = new Upstream({ dev: { ...dev, caCertPath: undefined } });
-    const err = await u.request({ host: 'upstream.test', port: 443, method: 'GET', pathAndQuery: '/', headers: [] }).catch((e: unknown) => e);
+    const err = await u
+      .request({ host: 'upstream.test', port: 443, method: 'GET', pathAndQuery: '/', headers: [] })
+      .catch((e: unknown) => e);
     expect((err as AivaultError).code).toBe('upstream_unreachable');
     expect((err as AivaultError).message).toContain('TLS');
     await u.close();
@@ -89,7 +111,13 @@ describe('Upstream (undici, connect-time address guard)', () => {
   it('does not follow redirects', async () => {
     const u = new Upstream({ dev });
     const before = up.requests.length;
-    const res = await u.request({ host: 'upstream.test', port: 443, method: 'GET', pathAndQuery: '/redirect?to=https://other.test/steal', headers: [['authorization', 'Bearer s3cret']] });
+    const res = await u.request({
+      host: 'upstream.test',
+      port: 443,
+      method: 'GET',
+      pathAndQuery: '/redirect?to=https://other.test/steal',
+      headers: [['authorization', 'Bearer s3cret']],
+    });
     expect(res.statusCode).toBe(302);
     expect(res.headers.location).toBe('https://other.test/steal');
     await res.body.dump();
@@ -99,7 +127,9 @@ describe('Upstream (undici, connect-time address guard)', () => {
 
   it('maps a stalled upstream to upstream_unreachable with a clear message', async () => {
     const u = new Upstream({ dev, headersTimeoutMs: 300 });
-    const err = await u.request({ host: 'upstream.test', port: 443, method: 'GET', pathAndQuery: '/stall', headers: [] }).catch((e: unknown) => e);
+    const err = await u
+      .request({ host: 'upstream.test', port: 443, method: 'GET', pathAndQuery: '/stall', headers: [] })
+      .catch((e: unknown) => e);
     expect((err as AivaultError).code).toBe('upstream_unreachable');
     expect((err as AivaultError).message).toContain('timed out waiting for response headers');
     await u.close();
@@ -108,10 +138,23 @@ describe('Upstream (undici, connect-time address guard)', () => {
   it('presents a per-credential client certificate (mTLS)', async () => {
     const ca = createTestCa();
     const u = new Upstream({ dev });
-    const res = await u.request({ host: 'upstream.test', port: 443, method: 'GET', pathAndQuery: '/m', headers: [], clientCert: { cert: ca.clientCert, key: ca.clientKey } });
+    const res = await u.request({
+      host: 'upstream.test',
+      port: 443,
+      method: 'GET',
+      pathAndQuery: '/m',
+      headers: [],
+      clientCert: { cert: ca.clientCert, key: ca.clientKey },
+    });
     const seen = (await res.body.json()) as { clientCertCn: string | null };
     expect(seen.clientCertCn).toBe('aivault test client');
-    const plain = await u.request({ host: 'upstream.test', port: 443, method: 'GET', pathAndQuery: '/m', headers: [] });
+    const plain = await u.request({
+      host: 'upstream.test',
+      port: 443,
+      method: 'GET',
+      pathAndQuery: '/m',
+      headers: [],
+    });
     expect(((await plain.body.json()) as { clientCertCn: string | null }).clientCertCn).toBeNull();
     await u.close();
   });

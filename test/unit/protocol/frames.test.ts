@@ -15,7 +15,14 @@ const envelope = { capability: 'openai/models', request: { method: 'GET', path: 
 
 describe('frames', () => {
   const roundTrip: FrameInput[] = [
-    { type: 'invoke', id: 1, envelope, context: { workspaceId: 'w', groupId: 'g' }, stream: true, timeoutMs: 5000 },
+    {
+      type: 'invoke',
+      id: 1,
+      envelope,
+      context: { workspaceId: 'w', groupId: 'g' },
+      stream: true,
+      timeoutMs: 5000,
+    },
     { type: 'invoke', id: 2, envelope, context: {}, stream: false },
     { type: 'cancel', id: 3 },
     { type: 'ping' },
@@ -23,7 +30,13 @@ describe('frames', () => {
     { type: 'unlock', id: 4, passphrase: 'pw' },
     { type: 'lock', id: 5 },
     { type: 'status', id: 6 },
-    { type: 'response', id: 7, status: 200, headers: [['content-type', 'application/json']], body: new Uint8Array([1, 2, 3]) },
+    {
+      type: 'response',
+      id: 7,
+      status: 200,
+      headers: [['content-type', 'application/json']],
+      body: new Uint8Array([1, 2, 3]),
+    },
     { type: 'head', id: 7, status: 201, headers: [] },
     { type: 'chunk', id: 7, data: new Uint8Array(70_000).fill(7) },
     { type: 'end', id: 7 },
@@ -39,7 +52,8 @@ describe('frames', () => {
     const got = res.value as unknown as Record<string, unknown>;
     expect(got.v).toBe(PROTOCOL_VERSION);
     for (const [k, v] of Object.entries(frame)) {
-      if (v instanceof Uint8Array) expect(Buffer.from(got[k] as Uint8Array).equals(Buffer.from(v))).toBe(true);
+      if (v instanceof Uint8Array)
+        expect(Buffer.from(got[k] as Uint8Array).equals(Buffer.from(v))).toBe(true);
       else expect(got[k]).toEqual(v);
     }
   });
@@ -55,13 +69,37 @@ describe('frames', () => {
     ['bad id', raw.pack({ v: 1, type: 'cancel', id: -1 }), '"id" must be a positive integer'],
     ['string id', raw.pack({ v: 1, type: 'cancel', id: '1' }), '"id" must be a positive integer'],
     ['invoke without stream', raw.pack({ v: 1, type: 'invoke', id: 1, envelope, context: {} }), '"stream"'],
-    ['invoke envelope not map', raw.pack({ v: 1, type: 'invoke', id: 1, envelope: 'x', context: {}, stream: false }), '"envelope"'],
-    ['invoke context extra', raw.pack({ v: 1, type: 'invoke', id: 1, envelope, context: { token: {} }, stream: false }), 'unknown field "token"'],
-    ['invoke bad timeout', raw.pack({ v: 1, type: 'invoke', id: 1, envelope, context: {}, stream: false, timeoutMs: 0 }), 'timeoutMs'],
-    ['response bad status', raw.pack({ v: 1, type: 'response', id: 1, status: 42, headers: [], body: new Uint8Array() }), 'status'],
-    ['response bad headers', raw.pack({ v: 1, type: 'response', id: 1, status: 200, headers: [['a']], body: new Uint8Array() }), 'headers'],
+    [
+      'invoke envelope not map',
+      raw.pack({ v: 1, type: 'invoke', id: 1, envelope: 'x', context: {}, stream: false }),
+      '"envelope"',
+    ],
+    [
+      'invoke context extra',
+      raw.pack({ v: 1, type: 'invoke', id: 1, envelope, context: { token: {} }, stream: false }),
+      'unknown field "token"',
+    ],
+    [
+      'invoke bad timeout',
+      raw.pack({ v: 1, type: 'invoke', id: 1, envelope, context: {}, stream: false, timeoutMs: 0 }),
+      'timeoutMs',
+    ],
+    [
+      'response bad status',
+      raw.pack({ v: 1, type: 'response', id: 1, status: 42, headers: [], body: new Uint8Array() }),
+      'status',
+    ],
+    [
+      'response bad headers',
+      raw.pack({ v: 1, type: 'response', id: 1, status: 200, headers: [['a']], body: new Uint8Array() }),
+      'headers',
+    ],
     ['chunk string data', raw.pack({ v: 1, type: 'chunk', id: 1, data: 'abc' }), 'binary'],
-    ['error unknown code', raw.pack({ v: 1, type: 'error', error: 'boom', message: 'x' }), 'unknown error code'],
+    [
+      'error unknown code',
+      raw.pack({ v: 1, type: 'error', error: 'boom', message: 'x' }),
+      'unknown error code',
+    ],
   ];
   it.each(malformed)('rejects %s as invalid_request', (_name, bytes, message) => {
     const res = decodeFrame(bytes);
@@ -83,7 +121,14 @@ describe('frames', () => {
   });
 
   it('does not let __proto__ keys pollute prototypes', () => {
-    const bytes = raw.pack({ v: 1, type: 'invoke', id: 1, envelope: JSON.parse('{"__proto__":{"polluted":1}}'), context: {}, stream: false });
+    const bytes = raw.pack({
+      v: 1,
+      type: 'invoke',
+      id: 1,
+      envelope: JSON.parse('{"__proto__":{"polluted":1}}'),
+      context: {},
+      stream: false,
+    });
     decodeFrame(bytes);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });

@@ -1,0 +1,86 @@
+/**
+ * AIVAULTD_DISABLE=1: run the same pipeline in the calling process (no daemon, no worker threads, no
+ * streaming). Secrets come from an open Vault (which holds the KEK in this process — that is exactly the
+ * isolation the daemon adds, so this mode is for dev/debug). Buffered response only.
+ */
+import type { Config } from '../config/env.js';
+import { AivaultError } from '../errors.js';
+import type { Envelope, HeaderList, RequestContext } from '../broker/types.js';
+import { registry } from '../registry/index.js';
+import type { Vault } from '../vault/index.js';
+import { createPipelineDeps } from './deps.js';
+import { invokeCapability, type ResponseSink, type SecretSource } from './invoke.js';
+import { createRateLimitBuffer, RateLimiter } from './rate-limit.js';
+
+export interface InProcessResponse {
+  status: number;
+  headers: HeaderList;
+  body: Uint8Array;
+}
+
+/** A SecretSource backed by an open Vault (values decrypted per call; buffers zeroed after decoding). */
+export function vaultSecretSource(config: Config, vault: Vault): SecretSource {
+  return {
+    async devOverrides() {
+      return vault.devEnabled() ? config.devRequested : undefined;
+    },
+    async decrypt(ids) {
+      if (vault.isLocked())
+        throw new AivaultError('vault_unavailable', 'the vault is locked: run `aivault unlock`');
+      const out = new Map<string, string>();
+      for (const id of ids) {
+        const value = await vault.decryptSecret(id);
+        try {
+          out.set(id, value.reveal());
+        } finally {
+          value.dispose();
+        }
+      }
+      return out;
+    },
+  };
+}
+
+/** Per-process limiter: in-process mode has one caller, so a local table is exact for this process. */
+let limiter: RateLimiter | undefined;
+
+export async function invokeInProcess(
+  config: Config,
+  vault: Vault,
+  envelope: Envelope,
+  context: RequestContext = {},
+  opts: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<InProcessResponse> {
+  limiter ??= new RateLimiter(createRateLimitBuffer(256));
+  const deps = createPipelineDeps(config, {
+    registry,
+    secrets: vaultSecretSource(config, vault),
+    rateLimiter: limiter,
+  });
+  let result: InProcessResponse | undefined;
+  const sink: ResponseSink = {
+    head() {},
+    async chunk() {},
+    end() {},
+    full(status, headers, body) {
+      result = { status, headers, body };
+    },
+  };
+  try {
+    await invokeCapability(
+      deps,
+      {
+        envelope,
+        context,
+        stream: false,
+        ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      },
+      sink,
+    );
+  } finally {
+    await deps.close();
+  }
+  if (!result) throw new AivaultError('internal', 'pipeline finished without a response');
+  return result;
+}

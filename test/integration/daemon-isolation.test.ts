@@ -1,0 +1,84 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import type { CryptoReply, CryptoRequest } from '../../src/daemon/crypto-protocol.js';
+import type { WorkerToMain } from '../../src/pipeline/call-port.js';
+import { envelope, SECRET, startFixture, type DaemonFixture } from './daemon-fixture.js';
+
+let fx: DaemonFixture;
+beforeAll(async () => {
+  fx = await startFixture({ workers: 1, env: { AIVAULT_KEY: 'AAAAbm90LWEtcmVhbC1rZXktYnV0LXNlY3JldA==' } });
+}, 60_000);
+afterAll(() => fx?.close());
+
+function keyMaterial(): string[] {
+  const file = readFileSync(fx.config.defaultKeyFile, 'utf8').trim();
+  return [file, Buffer.from(file, 'base64').toString('hex'), SECRET];
+}
+
+describe('request workers hold no key', () => {
+  it('workerData carries no key material and the worker environment is empty', () => {
+    const opts = fx.daemon.pool.piscina.options;
+    const text = JSON.stringify(opts.workerData, (_k, v: unknown) =>
+      v instanceof SharedArrayBuffer ? `SAB(${v.byteLength})` : v,
+    );
+    for (const needle of keyMaterial()) expect(text).not.toContain(needle);
+    expect(text).not.toMatch(/"(kek|key|passphrase|secret)"\s*:/i);
+    expect(text).not.toContain('bm90LWEtcmVhbC1rZXktYnV0LXNlY3JldA'); // the AIVAULT_KEY value in the daemon env
+    expect(opts.env).toEqual({});
+  });
+
+  it('a request worker cannot decrypt by itself: every secret comes from the crypto port', async () => {
+    // Same entry, workerData and environment as the daemon's pool, but the test plays the crypto worker.
+    const opts = fx.daemon.pool.piscina.options;
+    const pool = new Piscina({
+      filename: opts.filename as string,
+      workerData: opts.workerData,
+      env: {},
+      atomics: 'disabled',
+      minThreads: 1,
+      maxThreads: 1,
+    });
+    const call = new MessageChannel();
+    const crypto = new MessageChannel();
+    const asked: CryptoRequest[] = [];
+    crypto.port1.on('message', (req: CryptoRequest) => {
+      asked.push(req);
+      const reply: CryptoReply =
+        req.op === 'dev'
+          ? { rid: req.rid, ok: true, dev: true }
+          : { rid: req.rid, ok: false, error: { error: 'vault_unavailable', message: 'no key here' } };
+      crypto.port1.postMessage(reply);
+    });
+    const out: WorkerToMain[] = [];
+    call.port1.on('message', (msg: WorkerToMain) => {
+      if (msg.t === 'need-crypto')
+        call.port1.postMessage({ t: 'crypto-port', port: crypto.port2 }, [crypto.port2]);
+      else out.push(msg);
+    });
+    const before = fx.upstream.requests.length;
+    await pool.run(
+      { kind: 'invoke', envelope: envelope('/isolated'), context: {}, stream: false, port: call.port2 },
+      { transferList: [call.port2] },
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    expect(out).toEqual([{ t: 'error', error: { error: 'vault_unavailable', message: 'no key here' } }]);
+    expect(asked.map((a) => a.op)).toEqual(['dev', 'decrypt']);
+    expect(fx.upstream.requests.length).toBe(before);
+    call.port1.close();
+    crypto.port1.close();
+    await pool.destroy();
+  }, 30_000);
+
+  it('the crypto worker entry is separate from the request worker entry', () => {
+    const opts = fx.daemon.pool.piscina.options;
+    const data = opts.workerData as Record<string, string>;
+    const entry = data.__aivaultWorker ?? (opts.filename as string);
+    expect(entry).toMatch(/request-worker\.(ts|js)$/);
+    expect(fileURLToPath(new URL(entry.startsWith('file:') ? entry : `file://${entry}`))).not.toMatch(
+      /crypto/,
+    );
+  });
+});
