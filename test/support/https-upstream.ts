@@ -71,6 +71,18 @@ function writeLarge(
   pump();
 }
 
+/**
+ * The echo body. A request with `x-echo-headers: omit` gets no headers back, so tests can print the raw
+ * body through the CLI (whose leak check would otherwise trip on the reflected Authorization header).
+ */
+function echoBody(seen: SeenRequest): string {
+  if (seen.headers['x-echo-headers'] === 'omit') {
+    const { headers: _omitted, ...rest } = seen;
+    return JSON.stringify(rest);
+  }
+  return JSON.stringify(seen);
+}
+
 export async function startHttpsUpstream(): Promise<HttpsUpstream> {
   const ca = createTestCa();
   const requests: SeenRequest[] = [];
@@ -109,7 +121,7 @@ export async function startHttpsUpstream(): Promise<HttpsUpstream> {
         if (p.endsWith('/needs-token')) {
           const ok = req.headers.authorization === `Bearer at-${tokens.required ?? tokens.issued}`;
           res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
-          res.end(JSON.stringify(seen));
+          res.end(echoBody(seen));
           return;
         }
         if (p.endsWith('/sse')) {
@@ -148,7 +160,7 @@ export async function startHttpsUpstream(): Promise<HttpsUpstream> {
           res.setHeader('proxy-authenticate', 'Basic');
           res.setHeader('x-upstream', 'ok');
           res.setHeader('content-type', 'application/json');
-          res.end(JSON.stringify(seen));
+          res.end(echoBody(seen));
           return;
         }
         if (p.endsWith('/stall')) {
@@ -166,7 +178,7 @@ export async function startHttpsUpstream(): Promise<HttpsUpstream> {
           'content-type': 'application/json',
           'x-upstream': 'ok',
         });
-        res.end(JSON.stringify(seen));
+        res.end(echoBody(seen));
       });
     },
   );
