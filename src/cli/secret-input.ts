@@ -2,7 +2,10 @@
  * Reads a secret value from --value, --value-stdin or a hidden prompt, so values can stay out of shell
  * history. The value is returned to the caller only to be encrypted; it is never echoed.
  */
+import { openSync } from 'node:fs';
+import { ReadStream } from 'node:tty';
 import { AivaultError } from '../errors.js';
+import { Vault } from '../vault/index.js';
 import type { CliContext, CommandOptions } from './context.js';
 import { optBool, optString } from './context.js';
 
@@ -13,16 +16,36 @@ export async function readAllStdin(stdin: NodeJS.ReadStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The terminal to prompt on: stdin when it is one, else the controlling terminal (stdin may carry a value). */
+function openTerminal(
+  stdin: NodeJS.ReadStream,
+): { input: NodeJS.ReadStream & { setRawMode(m: boolean): unknown }; close(): void } | undefined {
+  if (stdin.isTTY)
+    return {
+      input: stdin as NodeJS.ReadStream & { setRawMode(m: boolean): unknown },
+      close: () => undefined,
+    };
+  try {
+    const fd = openSync('/dev/tty', 'r');
+    const input = new ReadStream(fd);
+    return { input, close: () => input.destroy() };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Prompt without echo (raw mode): each keystroke is consumed, nothing is written but the label. */
 export function promptHidden(ctx: CliContext, label: string): Promise<string> {
-  const { stdin, stderr } = ctx;
+  const { stderr } = ctx;
   return new Promise((resolve, reject) => {
-    if (!stdin.isTTY) {
+    const term = openTerminal(ctx.stdin);
+    if (!term) {
       reject(
-        new AivaultError('usage', `${label}: no value given (use --value, --value-stdin or a terminal)`),
+        new AivaultError('usage', `${label}: no terminal to prompt on (give the value with a flag or stdin)`),
       );
       return;
     }
+    const stdin = term.input;
     stderr.write(`${label}: `);
     let value = '';
     stdin.setRawMode(true);
@@ -48,6 +71,7 @@ export function promptHidden(ctx: CliContext, label: string): Promise<string> {
       stdin.off('data', onData);
       stdin.setRawMode(false);
       stdin.pause();
+      term.close();
       stderr.write('\n');
     };
     stdin.on('data', onData);
@@ -70,4 +94,28 @@ export async function readSecretValue(
   else value = await promptHidden(ctx, label);
   if (value === '') throw new AivaultError('usage', 'the secret value is empty');
   return value;
+}
+
+/**
+ * Open the vault for a command that encrypts (create/rotate/import/rotate-master). A passphrase vault is
+ * unlocked only inside aivaultd, so this process asks for the passphrase on the terminal; without one it
+ * fails with a clear `vault_unavailable` instead of a half-done write.
+ */
+export async function openVaultForWrite(ctx: CliContext): Promise<Vault> {
+  const vault = await Vault.open(ctx.config);
+  if (!vault.isLocked() || (await vault.status()).provider !== 'passphrase') return vault;
+  let passphrase: string;
+  try {
+    passphrase = await promptHidden(ctx, 'Vault passphrase');
+  } catch (err) {
+    if (err instanceof AivaultError && err.code === 'usage' && err.message.includes('no terminal')) {
+      throw new AivaultError(
+        'vault_unavailable',
+        'this passphrase vault is locked in this process: run the command in a terminal to enter the passphrase',
+      );
+    }
+    throw err;
+  }
+  await vault.unlock(passphrase);
+  return vault;
 }

@@ -8,7 +8,7 @@ import { Vault, type SecretMeta } from '../../vault/index.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optBool, optList, optString } from '../context.js';
 import { renderTable, type Painter } from '../output.js';
-import { readAllStdin, readSecretValue } from '../secret-input.js';
+import { openVaultForWrite, readAllStdin, readSecretValue } from '../secret-input.js';
 import { afterSecretCreated, afterSecretDeleted, type ProvisionOutcome } from '../provisioning.js';
 
 export function scopeFrom(opts: CommandOptions): Scope {
@@ -109,7 +109,7 @@ export async function create(
   const value = await readSecretValue(ctx, opts);
   const { registry } = await import('../../registry/index.js');
   const claim = registry.claimFor(name);
-  const vault = await Vault.open(ctx.config);
+  const vault = await openVaultForWrite(ctx);
   const meta = await vault.createSecret({
     name,
     value,
@@ -150,9 +150,9 @@ export async function rotate(
   _pos: readonly string[],
   opts: CommandOptions,
 ): Promise<CommandResult> {
-  const vault = await Vault.open(ctx.config);
-  const target = await vault.getSecret(optString(opts, 'id') ?? '');
   const value = await readSecretValue(ctx, opts, 'New secret value');
+  const vault = await openVaultForWrite(ctx);
+  const target = await vault.getSecret(optString(opts, 'id') ?? '');
   const meta = await vault.rotateSecret(target.id, value);
   return { json: meta, human: (p) => `${p.green('Secret rotated:')} ${p.bold(meta.name)} ${p.dim(meta.id)}` };
 }
@@ -225,7 +225,7 @@ export async function importEntries(
     throw new AivaultError('usage', 'nothing to import: give --entry KEY=VALUE or --from-stdin');
   const entries = raw.map(parseEntry);
   const { registry } = await import('../../registry/index.js');
-  const vault = await Vault.open(ctx.config);
+  const vault = await openVaultForWrite(ctx);
   const created: SecretMeta[] = [];
   const outcomes: ProvisionOutcome[] = [];
   for (const entry of entries) {

@@ -6,9 +6,14 @@ import { AuditLog } from '../../audit/audit-log.js';
 import { vaultPaths } from '../../vault/paths.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optBool, optString } from '../context.js';
-import { renderFields, renderTable } from '../output.js';
-import { promptHidden } from '../secret-input.js';
+import { renderFields, renderTable, type Painter } from '../output.js';
+import { openVaultForWrite, promptHidden } from '../secret-input.js';
 import { tellDaemon } from '../daemon-link.js';
+
+function stateLabel(localLocked: boolean, daemonLocked: unknown, p: Painter): string {
+  if (!localLocked) return p.green('unlocked');
+  return daemonLocked === false ? p.green('unlocked in aivaultd') : p.yellow('locked');
+}
 
 export async function status(ctx: CliContext): Promise<CommandResult> {
   const vault = await Vault.open(ctx.config);
@@ -28,7 +33,7 @@ export async function status(ctx: CliContext): Promise<CommandResult> {
         [
           ['provider', p.bold(s.provider)],
           ['vault', s.root],
-          ['state', s.locked ? p.yellow('locked') : p.green('unlocked')],
+          ['state', stateLabel(s.locked, daemon?.locked, p)],
           ['kek fingerprint', s.kekFingerprint ?? p.dim('(locked)')],
           ['secrets', String(s.secretCount)],
           [
@@ -109,11 +114,7 @@ export async function rotateMaster(
   if ((newKey === undefined) === (newPassphrase === undefined)) {
     throw new AivaultError('usage', 'give exactly one of --new-key or --new-passphrase');
   }
-  const vault = await Vault.open(ctx.config);
-  const before = await vault.status();
-  if (before.provider === 'passphrase' && vault.isLocked()) {
-    await vault.unlock(await promptHidden(ctx, 'Current passphrase'));
-  }
+  const vault = await openVaultForWrite(ctx);
   await vault.rotateMaster({ newKey, newPassphrase });
   await tellDaemon(ctx.config, { type: 'lock' }).catch(() => undefined);
   const s = await vault.status();
