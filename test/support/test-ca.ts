@@ -25,6 +25,7 @@ export const TEST_HOSTS = [
   'upstream.test',
   'other.test',
   'rebind.test',
+  '*.myshopify.com',
 ] as const;
 
 let cached: TestCa | undefined;
