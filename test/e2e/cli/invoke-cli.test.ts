@@ -1,6 +1,8 @@
 // `aivault invoke|json|markdown` as an agent runs it: real CLI processes, an autostarted aivaultd on a real
 // unix socket, a real HTTPS upstream on 127.0.0.1 (throwaway CA). Every case runs through the daemon AND
 // in-process (AIVAULTD_DISABLE=1) and must give the same result. run-cli asserts no output holds the key.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopDaemon } from '../../../src/cli/commands/daemon.js';
@@ -256,5 +258,33 @@ describe('streaming and scale through aivaultd', () => {
       },
     );
     expect(again.code, again.stderr).toBe(0);
+  });
+
+  it('rotate-master swaps the KEK; the running daemon and in-process calls keep decrypting', async () => {
+    const before = JSON.parse((await runCli(['status', '-v'], { env })).stdout) as { kekFingerprint: string };
+    const newKey = registerSecret(randomBytes(32).toString('base64'));
+    const rotated = await runCli(['rotate-master', '--new-key', newKey], { env });
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const after = JSON.parse((await runCli(['status', '-v'], { env })).stdout) as { kekFingerprint: string };
+    expect(after.kekFingerprint).not.toBe(before.kekFingerprint);
+    expect(readFileSync(join(vaultDir, 'kek.key'), 'utf8').trim()).toBe(newKey);
+    for (const extra of [{}, { AIVAULTD_DISABLE: '1' }]) {
+      const seen = upstream.requests.length;
+      const res = await runCli(
+        [
+          'invoke',
+          'openai/models',
+          '--method',
+          'GET',
+          '--path',
+          '/v1/models',
+          '--header',
+          'x-echo-headers=omit',
+        ],
+        { env: { ...env, ...extra } },
+      );
+      expect(res.code, res.stderr).toBe(0);
+      expect(upstream.requests[seen]?.headers.authorization).toBe(`Bearer ${KEY}`);
+    }
   });
 });
