@@ -26,7 +26,10 @@ describe('error codes', () => {
   });
 
   it('turns foreign errors into `internal` without their message', () => {
-    expect(toWire(new Error('/home/user/secret path'))).toEqual({ error: 'internal', message: 'internal error' });
+    expect(toWire(new Error('/home/user/secret path'))).toEqual({
+      error: 'internal',
+      message: 'internal error',
+    });
     expect(fromWire({ error: 'made_up', message: 'x' }).code).toBe('internal');
   });
 
