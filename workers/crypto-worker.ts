@@ -3,6 +3,7 @@
  * request workers over their own MessagePorts. The main thread only attaches ports and forwards operator
  * frames (unlock/lock/status); it never receives secret values. See src/daemon/crypto-protocol.ts.
  */
+import { performance } from 'node:perf_hooks';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { CryptoService } from '../src/daemon/crypto-service.js';
 import { configFromWorkerData, type CryptoWorkerData } from '../src/daemon/crypto-protocol.js';
@@ -18,6 +19,18 @@ async function answer(req: CryptoRequest): Promise<{ reply: CryptoReply; transfe
     }
     if (req.op === 'write') {
       await service.writeSecret(req.secretId, new Uint8Array(req.value));
+      return { reply: { rid: req.rid, ok: true, written: true }, transfer: [] };
+    }
+    if (req.op === 'lease') {
+      const { leaseId, value } = await service.leaseSecret(req.secretId);
+      const buf = new Uint8Array(value.byteLength);
+      buf.set(value);
+      value.fill(0);
+      return { reply: { rid: req.rid, ok: true, leaseId, value: buf.buffer }, transfer: [buf.buffer] };
+    }
+    if (req.op === 'release') {
+      const value = req.value === undefined ? undefined : new Uint8Array(req.value);
+      await service.releaseSecret(req.secretId, req.leaseId, value);
       return { reply: { rid: req.rid, ok: true, written: true }, transfer: [] };
     }
     const values = await service.decrypt(req.secretIds);
@@ -52,7 +65,10 @@ parentPort?.on('message', (msg: ControlRequest) => {
   const run = async (): Promise<Record<string, string | number | boolean | null>> => {
     if (msg.op === 'unlock') return service.unlock(msg.passphrase);
     if (msg.op === 'lock') return service.lock();
-    return service.status();
+    // Event-loop busy/idle ms since this thread started: two `status` readings give the crypto worker's
+    // utilisation over a window (bench/ reports it; it must never be the bottleneck).
+    const elu = performance.eventLoopUtilization();
+    return { ...(await service.status()), cryptoElActiveMs: elu.active, cryptoElIdleMs: elu.idle };
   };
   run().then(
     (data) => parentPort?.postMessage({ rid: msg.rid, ok: true, data }),

@@ -12,6 +12,8 @@ import { createPipelineDeps } from '../src/pipeline/deps.js';
 import { invokeCapability, type SecretSource } from '../src/pipeline/invoke.js';
 import { RateLimiter } from '../src/pipeline/rate-limit.js';
 import { registry } from '../src/registry/index.js';
+import type { WsTask } from '../src/daemon/http-ws-protocol.js';
+import { runWsRelay } from '../src/daemon/http-ws-upstream.js';
 
 const data = workerData as RequestWorkerData;
 const config = configFromWorkerData(data);
@@ -42,6 +44,11 @@ const secrets: SecretSource = {
   },
   decrypt: async (ids) => (await (crypto as Promise<CryptoPortClient>)).decrypt(ids),
   write: async (id, value) => (await (crypto as Promise<CryptoPortClient>)).write(id, value),
+  async lease(id) {
+    const client = await (crypto as Promise<CryptoPortClient>);
+    const { leaseId, value } = await client.lease(id);
+    return { value, release: (next?: string) => client.release(id, leaseId, next) };
+  },
 };
 
 const deps = {
@@ -50,7 +57,11 @@ const deps = {
   onAuditError: (err: unknown) => process.stderr.write(`aivaultd: ${(err as Error).message}\n`),
 };
 
-export default async function handle(task: InvokeTask): Promise<void> {
+export default async function handle(task: InvokeTask | WsTask): Promise<void> {
+  if (task.kind === 'ws') {
+    // WebSocket relay for the loopback HTTP listener (GET /aivault/ws).
+    return runWsRelay(deps, task, cryptoVia(task.port));
+  }
   const { port } = task;
   const controller = new AbortController();
   const sink = createPortSink(port, controller.signal);

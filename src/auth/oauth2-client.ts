@@ -1,14 +1,16 @@
 /**
- * OAuth 2 token lifecycle with I/O injected: refresh when needed (single-flight per credential), persist the
- * new token state through the caller's `persist` (atomic vault write-back), and force one refresh after an
- * upstream 401. The HTTP transport is a parameter so the token request goes through the same policy-checked
- * dispatcher (SSRF guard, dev overrides) as every upstream call. Never logs tokens.
+ * OAuth 2 token lifecycle with I/O injected: refresh when needed (single-flight per key in this thread, and
+ * across threads through an injected lease on the stored secret), write the new token state back while
+ * holding that lease (atomic vault write-back), and force one refresh after an upstream 401. The HTTP
+ * transport is a parameter so the token request goes through the same policy-checked dispatcher (SSRF
+ * guard, dev overrides) as every upstream call. Never logs tokens.
  */
-import { fail, ok, type Result } from '../errors.js';
+import { AivaultError, fail, ok, type Result } from '../errors.js';
 import {
   applyTokenGrant,
   buildTokenRequest,
   needsRefresh,
+  parseOAuth2Secret,
   parseTokenResponse,
   serializeOAuth2Secret,
   DEFAULT_REFRESH_SKEW_MS,
@@ -37,11 +39,18 @@ export async function refreshOAuth2Token(
 ): Promise<Result<OAuth2TokenState>> {
   const request = buildTokenRequest(spec, state);
   if (!request.ok) return request;
+  const host = new URL(request.value.url).host;
   let response: TokenHttpResponse;
   try {
     response = await transport(request.value);
-  } catch {
-    return fail('upstream_unreachable', 'oauth2 token endpoint could not be reached');
+  } catch (err) {
+    // The SSRF guard's refusal stays a policy violation; anything else means "cannot refresh right now".
+    if (err instanceof AivaultError && err.code === 'policy_violation') return fail(err.code, err.message);
+    return fail(
+      'oauth_refresh_required',
+      `oauth2 token endpoint ${host} could not be reached, so the expired access token was not refreshed; ` +
+        'retry later (if it persists, check the provider status or redo the OAuth consent)',
+    );
   }
   if (response.body.length > MAX_TOKEN_RESPONSE_CHARS) {
     return fail('auth_failed', 'oauth2 token response is too large');
@@ -57,9 +66,11 @@ export async function refreshOAuth2Token(
     if ((response.status === 400 || response.status === 401) && isOAuthError) {
       return parseTokenResponse(json, nowMs) as Result<never>;
     }
-    return fail('oauth_refresh_required', 'oauth2 token endpoint rejected the refresh', {
-      status: response.status,
-    });
+    return fail(
+      'oauth_refresh_required',
+      `oauth2 token endpoint ${host} answered HTTP ${response.status}, so the access token was not refreshed`,
+      { status: response.status },
+    );
   }
   if (json === undefined) return fail('auth_failed', 'oauth2 token response must be JSON');
   const grant = parseTokenResponse(json, nowMs);
@@ -67,10 +78,26 @@ export async function refreshOAuth2Token(
   return ok(applyTokenGrant(state, grant.value));
 }
 
+/**
+ * Exclusive access to one stored token secret across every thread that may refresh it (in the daemon the
+ * crypto worker grants leases, so all request workers queue on the same one). `current` is the secret's
+ * value read AFTER the lease was granted: another holder may have refreshed it in the meantime.
+ */
+export interface TokenLease {
+  readonly current: string;
+  /** Write `value` back atomically (when given), then release. Called exactly once per lease. */
+  release(value?: string): Promise<void>;
+}
+
 export interface OAuth2TokenManagerOptions {
   readonly transport: TokenTransport;
-  /** Atomically write the new secret JSON back to the vault (called before the token is used). */
-  readonly persist: (credentialId: string, secretJson: string) => Promise<void>;
+  /**
+   * Cross-thread coordination: lease the stored secret, re-read it, refresh only if still needed, write back
+   * while holding the lease. Preferred over `persist`.
+   */
+  readonly acquire?: (key: string) => Promise<TokenLease>;
+  /** Without `acquire`: atomically write the new secret JSON back to the vault (before the token is used). */
+  readonly persist?: (key: string, secretJson: string) => Promise<void>;
   readonly now?: () => number;
   readonly skewMs?: number;
 }
@@ -78,14 +105,20 @@ export interface OAuth2TokenManagerOptions {
 export interface OAuth2TokenManager {
   /**
    * A state with a usable access token: the given one if still fresh, else a refreshed + persisted one.
-   * `force` refreshes regardless (after an upstream 401). Concurrent calls per credential share one refresh.
+   * `force` refreshes regardless (after an upstream 401) unless the stored token already differs from the
+   * rejected one (someone else refreshed meanwhile). Concurrent calls per key share one refresh.
    */
   ensureFresh(
-    credentialId: string,
+    key: string,
     spec: OAuth2Spec,
     state: OAuth2TokenState,
     options?: { readonly force?: boolean },
   ): Promise<Result<OAuth2TokenState>>;
+}
+
+function asFailure(err: unknown, fallback: string): Result<never> {
+  if (err instanceof AivaultError) return fail(err.code, err.message);
+  return fail('vault_unavailable', fallback);
 }
 
 export function createOAuth2TokenManager(options: OAuth2TokenManagerOptions): OAuth2TokenManager {
@@ -93,24 +126,77 @@ export function createOAuth2TokenManager(options: OAuth2TokenManagerOptions): OA
   const skew = options.skewMs ?? DEFAULT_REFRESH_SKEW_MS;
   const inflight = new Map<string, Promise<Result<OAuth2TokenState>>>();
 
-  async function refresh(credentialId: string, spec: OAuth2Spec, state: OAuth2TokenState) {
+  async function refreshAndPersist(
+    key: string,
+    spec: OAuth2Spec,
+    state: OAuth2TokenState,
+  ): Promise<Result<OAuth2TokenState>> {
     const next = await refreshOAuth2Token(spec, state, options.transport, now());
     if (!next.ok) return next;
+    if (!options.persist)
+      return fail('vault_unavailable', 'oauth2 token cannot be written back to the vault');
     try {
-      await options.persist(credentialId, serializeOAuth2Secret(next.value));
+      await options.persist(key, serializeOAuth2Secret(next.value));
     } catch {
       return fail('vault_unavailable', 'oauth2 token could not be written back to the vault');
     }
     return next;
   }
 
+  async function refreshLeased(
+    acquire: (key: string) => Promise<TokenLease>,
+    key: string,
+    spec: OAuth2Spec,
+    seen: OAuth2TokenState,
+    force: boolean,
+  ): Promise<Result<OAuth2TokenState>> {
+    let lease: TokenLease;
+    try {
+      lease = await acquire(key);
+    } catch (err) {
+      return asFailure(err, 'oauth2 token secret could not be locked for refresh');
+    }
+    let released = false;
+    const release = async (value?: string): Promise<void> => {
+      released = true;
+      await lease.release(value);
+    };
+    try {
+      const stored = parseOAuth2Secret(lease.current);
+      if (!stored.ok) return stored;
+      // Someone refreshed while we waited: use theirs (a forced refresh only replaces the rejected token).
+      const rejected = force ? seen.accessToken : undefined;
+      const storedToken = stored.value.accessToken;
+      if (storedToken !== undefined && storedToken !== rejected && !needsRefresh(stored.value, now(), skew)) {
+        await release();
+        return stored;
+      }
+      // Refresh from the STORED state: it carries the latest (possibly rotated) refresh token.
+      const next = await refreshOAuth2Token(spec, stored.value, options.transport, now());
+      if (!next.ok) return next;
+      try {
+        await release(serializeOAuth2Secret(next.value));
+      } catch (err) {
+        return asFailure(err, 'oauth2 token could not be written back to the vault');
+      }
+      return next;
+    } finally {
+      if (!released) await lease.release().catch(() => undefined);
+    }
+  }
+
   return {
-    ensureFresh(credentialId, spec, state, opts) {
-      if (opts?.force !== true && !needsRefresh(state, now(), skew)) return Promise.resolve(ok(state));
-      const running = inflight.get(credentialId);
+    ensureFresh(key, spec, state, opts) {
+      const force = opts?.force === true;
+      if (!force && !needsRefresh(state, now(), skew)) return Promise.resolve(ok(state));
+      const running = inflight.get(key);
       if (running !== undefined) return running;
-      const task = refresh(credentialId, spec, state).finally(() => inflight.delete(credentialId));
-      inflight.set(credentialId, task);
+      const task = (
+        options.acquire
+          ? refreshLeased(options.acquire, key, spec, state, force)
+          : refreshAndPersist(key, spec, state)
+      ).finally(() => inflight.delete(key));
+      inflight.set(key, task);
       return task;
     },
   };

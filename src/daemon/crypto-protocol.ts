@@ -11,12 +11,17 @@ export type CryptoRequest =
   | { rid: number; op: 'decrypt'; secretIds: readonly string[] }
   | { rid: number; op: 'dev' }
   /** Write a new value for a secret (OAuth2 token write-back). The buffer is transferred and zeroed. */
-  | { rid: number; op: 'write'; secretId: string; value: ArrayBuffer };
+  | { rid: number; op: 'write'; secretId: string; value: ArrayBuffer }
+  /** Exclusive OAuth2 refresh lease on a secret + its current value (read after the lease is granted). */
+  | { rid: number; op: 'lease'; secretId: string }
+  /** Release a lease, writing `value` first when given (transferred and zeroed). */
+  | { rid: number; op: 'release'; secretId: string; leaseId: number; value?: ArrayBuffer };
 
 export type CryptoReply =
   | { rid: number; ok: true; values: Record<string, ArrayBuffer> }
   | { rid: number; ok: true; dev: boolean }
   | { rid: number; ok: true; written: true }
+  | { rid: number; ok: true; leaseId: number; value: ArrayBuffer }
   | { rid: number; ok: false; error: WireError };
 
 export type ControlRequest =
@@ -80,6 +85,28 @@ export class CryptoPortClient {
     const bytes = new TextEncoder().encode(value);
     const buf = bytes.buffer as ArrayBuffer;
     const reply = await this.call({ rid: this.nextRid++, op: 'write', secretId, value: buf }, [buf]);
+    if (!reply.ok) throw fromWire(reply.error);
+  }
+
+  /** Take the refresh lease on a secret; resolves with the lease id and the secret's current value. */
+  async lease(secretId: string): Promise<{ leaseId: number; value: string }> {
+    const reply = await this.call({ rid: this.nextRid++, op: 'lease', secretId });
+    if (!reply.ok) throw fromWire(reply.error);
+    if (!('leaseId' in reply)) throw fromWire({ error: 'internal', message: 'bad lease reply' });
+    const bytes = new Uint8Array(reply.value);
+    const value = UTF8.decode(bytes);
+    bytes.fill(0);
+    return { leaseId: reply.leaseId, value };
+  }
+
+  /** Release a lease, writing `value` back first when given. */
+  async release(secretId: string, leaseId: number, value?: string): Promise<void> {
+    let buf: ArrayBuffer | undefined;
+    if (value !== undefined) buf = new TextEncoder().encode(value).buffer as ArrayBuffer;
+    const reply = await this.call(
+      { rid: this.nextRid++, op: 'release', secretId, leaseId, ...(buf ? { value: buf } : {}) },
+      buf ? [buf] : [],
+    );
     if (!reply.ok) throw fromWire(reply.error);
   }
 

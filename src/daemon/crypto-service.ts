@@ -22,6 +22,63 @@ import {
 
 type Meta = Awaited<ReturnType<typeof readVaultMeta>>;
 
+/** How long a lease may be held before it is taken away (a crashed holder must not block refreshes). */
+export const SECRET_LEASE_TIMEOUT_MS = 30_000;
+
+/**
+ * Exclusive, expiring, FIFO leases per key. Lives in the (single-threaded) crypto worker, so every request
+ * worker queues on the same table: one OAuth2 refresh per secret at a time, daemon-wide.
+ */
+export class LeaseTable {
+  private nextId = 1;
+  private readonly held = new Map<
+    string,
+    { id: number; timer: NodeJS.Timeout; queue: Array<(id: number) => void> }
+  >();
+  private readonly timeoutMs: number;
+
+  constructor(timeoutMs = SECRET_LEASE_TIMEOUT_MS) {
+    this.timeoutMs = timeoutMs;
+  }
+
+  /** Resolves with a lease id once `key` is ours. */
+  acquire(key: string): Promise<number> {
+    const cur = this.held.get(key);
+    if (!cur) {
+      const id = this.nextId++;
+      this.held.set(key, { id, timer: this.expiry(key, id), queue: [] });
+      return Promise.resolve(id);
+    }
+    return new Promise((resolve) => cur.queue.push(resolve));
+  }
+
+  /** True when `id` still holds `key`. */
+  holds(key: string, id: number): boolean {
+    return this.held.get(key)?.id === id;
+  }
+
+  /** Release (no-op when `id` no longer holds it); the next waiter gets the lease. */
+  release(key: string, id: number): void {
+    const cur = this.held.get(key);
+    if (!cur || cur.id !== id) return;
+    clearTimeout(cur.timer);
+    const next = cur.queue.shift();
+    if (!next) {
+      this.held.delete(key);
+      return;
+    }
+    cur.id = this.nextId++;
+    cur.timer = this.expiry(key, cur.id);
+    next(cur.id);
+  }
+
+  private expiry(key: string, id: number): NodeJS.Timeout {
+    const t = setTimeout(() => this.release(key, id), this.timeoutMs);
+    t.unref();
+    return t;
+  }
+}
+
 export interface CryptoStatus {
   [key: string]: string | number | boolean | null;
   provider: string | null;
@@ -40,10 +97,13 @@ export class CryptoService {
   private loading: Promise<Kek> | undefined;
   /** Write handle for token write-back (OAuth2). Lives only in this thread, like the KEK. */
   private writer: Vault | undefined;
+  /** OAuth2 refresh leases, one holder per secret across all request workers. */
+  private readonly leases: LeaseTable;
 
-  constructor(config: Config) {
+  constructor(config: Config, opts: { leaseTimeoutMs?: number } = {}) {
     this.config = config;
     this.paths = vaultPaths(config);
+    this.leases = new LeaseTable(opts.leaseTimeoutMs);
   }
 
   private metaCache: { key: string; meta: Meta } | undefined;
@@ -132,6 +192,38 @@ export class CryptoService {
       await this.writer.rotateSecret(id, value);
     } finally {
       value.fill(0);
+    }
+  }
+
+  /**
+   * Take the exclusive refresh lease on a secret (waiting for the current holder), then read its value
+   * fresh from disk: a waiter sees the token the previous holder wrote. Release with `releaseSecret`.
+   */
+  async leaseSecret(id: string): Promise<{ leaseId: number; value: Uint8Array }> {
+    const leaseId = await this.leases.acquire(id);
+    try {
+      const values = await this.decrypt([id]);
+      return { leaseId, value: values.get(id) as Uint8Array };
+    } catch (err) {
+      this.leases.release(id, leaseId);
+      throw err;
+    }
+  }
+
+  /** Optionally write a new value (only while the lease is still held), then release the lease. */
+  async releaseSecret(id: string, leaseId: number, value?: Uint8Array): Promise<void> {
+    try {
+      if (value === undefined) return;
+      if (!this.leases.holds(id, leaseId)) {
+        value.fill(0);
+        throw new AivaultError(
+          'vault_unavailable',
+          'the oauth2 refresh took too long: its lease expired and the new token was not written back',
+        );
+      }
+      await this.writeSecret(id, value);
+    } finally {
+      this.leases.release(id, leaseId);
     }
   }
 

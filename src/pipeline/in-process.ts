@@ -38,6 +38,10 @@ export function vaultSecretSource(config: Config, vault: Vault): SecretSource {
       }
       return out;
     },
+    // OAuth2 write-back: the refreshed token replaces the secret value (new DEK, atomic record swap).
+    async write(secretId, value) {
+      await vault.rotateSecret(secretId, value);
+    },
   };
 }
 

@@ -9,6 +9,8 @@ import { AivaultError, toWire, type Result } from '../errors.js';
 import type { DevOverrides } from '../config/env.js';
 import type { Envelope, HeaderList, Plan, RequestContext } from '../broker/types.js';
 import type { AuthInput, AuthOutput } from '../auth/strategy.js';
+import { redactUrl } from '../auth/strategy.js';
+import { SecretValues } from '../auth/secrets.js';
 import type { AuditInput } from '../audit/audit-log.js';
 import { buildRequestBody } from './request-body.js';
 import { applyResponseBlocklist, checkResponseSize, filterUpstreamHeaders } from './sanitize.js';
@@ -27,6 +29,12 @@ export interface SecretSource {
   decrypt(secretIds: readonly string[]): Promise<Map<string, string>>;
   /** Replace a secret's value (OAuth2 token write-back). Absent → refreshed tokens cannot be persisted. */
   write?(secretId: string, value: string): Promise<void>;
+  /**
+   * Exclusive OAuth2 refresh lease on a secret, shared by every thread of the process (the crypto worker
+   * grants it in the daemon): resolves with the value read AFTER the lease was granted; `release` writes
+   * the new value (when given) and lets the next waiter in. Absent → a per-thread lock over decrypt/write.
+   */
+  lease?(secretId: string): Promise<{ readonly value: string; release(value?: string): Promise<void> }>;
 }
 
 /** Injected collaborators: the pure broker and auth modules plus the I/O they need. */
@@ -117,6 +125,9 @@ export async function invokeCapability(
       : undefined;
   /** The final delivery runs after the audit event is written, so a caller that saw the answer can see its audit line. */
   let deliver: (() => void) | undefined;
+  /** Secret material of this call, kept only to scrub an error message (computed on error, never logged). */
+  const slotsSeen: Readonly<Record<string, string>>[] = [];
+  let urlSecrets: readonly string[] = [];
   try {
     const dev = await deps.secrets.devOverrides();
     const plan = throwIfFailed(await deps.plan(call.envelope, ctx, dev));
@@ -159,10 +170,12 @@ export async function invokeCapability(
       bySlot[slot] = v;
     }
     values.clear();
+    slotsSeen.push(bySlot);
     const oauth2 = 'oauth2' in plan.auth;
     if (oauth2) {
       if (!deps.oauth2) throw new AivaultError('auth_failed', 'oauth2 credentials need the token refresher');
       bySlot = await deps.oauth2.ensure(plan, bySlot, dev, false);
+      slotsSeen.push(bySlot);
     }
 
     /** Build body + auth and send. Called again (fresh body, fresh auth) for the one oauth2 retry. */
@@ -183,6 +196,7 @@ export async function invokeCapability(
         body: body.bytes ?? (body.body === undefined ? new Uint8Array(0) : undefined),
       };
       const auth = throwIfFailed(await deps.applyAuth(plan, authInput, slots));
+      urlSecrets = auth.urlSecrets;
       const set = new Map(auth.setHeaders.map(([n, v]) => [n.toLowerCase(), v] as const));
       headers = headers.filter(([n]) => !set.has(n)).concat([...set]);
       if (body.body !== undefined) headers.push(['content-length', String(body.length)]);
@@ -198,7 +212,15 @@ export async function invokeCapability(
         headers,
         body: body.body as Dispatcher.DispatchOptions['body'],
         signal: controller.signal,
-        ...(auth.tls ? { clientCert: { cert: auth.tls.cert, key: auth.tls.key } } : {}),
+        ...(auth.tls
+          ? {
+              clientCert: {
+                cert: auth.tls.cert,
+                key: auth.tls.key,
+                ...(auth.tls.ca !== undefined ? { ca: auth.tls.ca } : {}),
+              },
+            }
+          : {}),
       });
     };
 
@@ -207,6 +229,7 @@ export async function invokeCapability(
       // One forced refresh + retry: the cached token may have been revoked early.
       await res.body.dump().catch(() => undefined);
       bySlot = await deps.oauth2.ensure(plan, bySlot, dev, true);
+      slotsSeen.push(bySlot);
       res = await send(bySlot);
     }
     audit.status = res.statusCode;
@@ -249,7 +272,7 @@ export async function invokeCapability(
           ? controller.signal.reason
           : mapLateError(err);
     audit.errorCode = e.code;
-    throw e;
+    throw scrubError(e, slotsSeen, urlSecrets);
   } finally {
     if (timer) clearTimeout(timer);
     call.signal?.removeEventListener('abort', onAbort);
@@ -258,6 +281,37 @@ export async function invokeCapability(
     await deps.audit(audit as AuditInput).catch((err: unknown) => deps.onAuditError?.(err));
   }
   deliver?.();
+}
+
+/** Shortest secret value scrubbed from messages (shorter ones would mangle ordinary words). */
+const MIN_SCRUB_CHARS = 4;
+
+/**
+ * Defence in depth: no error that leaves the pipeline may carry a credential value (as is, or
+ * percent-encoded as it appears in a query or path), whatever layer produced its message.
+ */
+export function scrubError(
+  e: AivaultError,
+  slots: readonly Readonly<Record<string, string>>[],
+  urlSecrets: readonly string[],
+): AivaultError {
+  if (slots.length === 0 && urlSecrets.length === 0) return e;
+  const all = new Set(urlSecrets);
+  for (const bySlot of slots) for (const v of SecretValues.from(bySlot).valuesForRedaction()) all.add(v);
+  const needles = [...all].filter((v) => v.length >= MIN_SCRUB_CHARS);
+  const scrub = (text: string): string => redactUrl(text, needles);
+  const message = scrub(e.message);
+  let details = e.details;
+  let changed = message !== e.message;
+  if (details) {
+    const next: Record<string, string | number | boolean | null> = {};
+    for (const [k, v] of Object.entries(details)) {
+      next[k] = typeof v === 'string' ? scrub(v) : v;
+      if (next[k] !== v) changed = true;
+    }
+    details = next;
+  }
+  return changed ? new AivaultError(e.code, message, details) : e;
 }
 
 function mapLateError(err: unknown): AivaultError {

@@ -1,8 +1,11 @@
 /**
- * OAuth2 runtime for the pipeline: keeps the access token fresh (single-flight per credential), writes the
- * refreshed token state back to the vault through the SecretSource (the crypto worker encrypts it), and
- * sends token requests through the same guarded undici transport as upstream calls (connect-time address
- * checks, dev overrides). Never logs tokens.
+ * OAuth2 runtime for the pipeline: keeps the access token fresh and refreshes it ONCE per expiry across the
+ * whole daemon. Every refresh runs under an exclusive lease on the token secret (granted by the crypto
+ * worker, which all request workers share): the holder re-reads the stored secret, refreshes only if it is
+ * still stale, and writes the new state back (the crypto worker encrypts it) before the lease passes on; the
+ * next holder then sees the fresh token and does not refresh. Token requests go through the same guarded
+ * undici transport as upstream calls (connect-time address checks, dev overrides). The token endpoint comes
+ * from `plan.auth`, i.e. from the compiled registry for registry/pinned credentials. Never logs tokens.
  */
 import { AivaultError } from '../errors.js';
 import type { DevOverrides } from '../config/env.js';
@@ -11,11 +14,15 @@ import {
   createOAuth2TokenManager,
   MAX_TOKEN_RESPONSE_CHARS,
   type OAuth2TokenManager,
+  type TokenLease,
   type TokenTransport,
 } from '../auth/oauth2-client.js';
 import { parseOAuth2Secret, serializeOAuth2Secret, type OAuth2Spec } from '../auth/oauth2.js';
 import type { SecretSource } from './invoke.js';
 import type { Upstream } from './upstream.js';
+
+/** A token request that has not answered by then counts as "endpoint unreachable". */
+export const TOKEN_REQUEST_TIMEOUT_MS = 20_000;
 
 export interface OAuth2Refresher {
   /** bySlot with the oauth2 secret replaced by a state holding a fresh access token. */
@@ -27,18 +34,23 @@ export interface OAuth2Refresher {
   ): Promise<Record<string, string>>;
 }
 
-function transportVia(upstream: Upstream): TokenTransport {
+export function transportVia(upstream: Upstream, timeoutMs = TOKEN_REQUEST_TIMEOUT_MS): TokenTransport {
   return async (req) => {
     const url = new URL(req.url);
     if (url.protocol !== 'https:')
       throw new AivaultError('policy_violation', 'oauth2 token endpoint must be https');
+    const signal = AbortSignal.timeout(timeoutMs);
     const res = await upstream.request({
       host: url.hostname,
       port: url.port ? Number(url.port) : 443,
       method: 'POST',
       pathAndQuery: `${url.pathname}${url.search}`,
-      headers: [...req.headers, ['content-type', 'application/x-www-form-urlencoded']],
+      headers: [
+        ...req.headers.filter(([n]) => n !== 'content-type'),
+        ['content-type', 'application/x-www-form-urlencoded'],
+      ],
       body: req.body,
+      signal,
     });
     let text = '';
     for await (const chunk of res.body) {
@@ -52,25 +64,70 @@ function transportVia(upstream: Upstream): TokenTransport {
   };
 }
 
+/**
+ * Lease over a SecretSource: the source's own (cross-thread) lease when it has one, else a lock local to
+ * this thread around decrypt + write (in-process mode, where this thread is the only refresher).
+ */
+export function leaseVia(secrets: SecretSource): (secretId: string) => Promise<TokenLease> {
+  if (secrets.lease) {
+    const lease = secrets.lease.bind(secrets);
+    return async (secretId) => {
+      const held = await lease(secretId);
+      return { current: held.value, release: (value) => held.release(value) };
+    };
+  }
+  const tails = new Map<string, Promise<void>>();
+  return async (secretId) => {
+    const previous = tails.get(secretId) ?? Promise.resolve();
+    let unlock!: () => void;
+    const mine = new Promise<void>((r) => (unlock = r));
+    const tail = previous.then(() => mine);
+    tails.set(secretId, tail);
+    await previous;
+    const done = (): void => {
+      if (tails.get(secretId) === tail) tails.delete(secretId);
+      unlock();
+    };
+    let current: string | undefined;
+    try {
+      current = (await secrets.decrypt([secretId])).get(secretId);
+    } catch (err) {
+      done();
+      throw err;
+    }
+    if (current === undefined) {
+      done();
+      throw new AivaultError('vault_unavailable', `secret ${secretId} no longer exists`);
+    }
+    return {
+      current,
+      async release(value) {
+        try {
+          if (value !== undefined) {
+            if (!secrets.write)
+              throw new AivaultError('vault_unavailable', 'cannot write the refreshed token back');
+            await secrets.write(secretId, value);
+          }
+        } finally {
+          done();
+        }
+      },
+    };
+  };
+}
+
 export function createOAuth2Refresher(
   secrets: SecretSource,
   upstream: (dev: DevOverrides | undefined) => Upstream,
 ): OAuth2Refresher {
   const managers = new Map<string, OAuth2TokenManager>();
-  let secretForCredential = new Map<string, string>();
+  const acquire = leaseVia(secrets);
   const managerFor = (dev: DevOverrides | undefined): OAuth2TokenManager => {
     const key = dev ? 'dev' : 'prod';
     let m = managers.get(key);
     if (!m) {
-      m = createOAuth2TokenManager({
-        transport: transportVia(upstream(dev)),
-        persist: async (credentialId, json) => {
-          const id = secretForCredential.get(credentialId);
-          if (!id || !secrets.write)
-            throw new AivaultError('vault_unavailable', 'cannot write the token back');
-          await secrets.write(id, json);
-        },
-      });
+      // Keyed by SECRET id: two credentials sharing one token secret share its refreshes too.
+      m = createOAuth2TokenManager({ transport: transportVia(upstream(dev)), acquire });
       managers.set(key, m);
     }
     return m;
@@ -88,8 +145,7 @@ export function createOAuth2Refresher(
       const [slot, secretId] = only;
       const state = parseOAuth2Secret(bySlot[slot] ?? '');
       if (!state.ok) throw state.error;
-      secretForCredential = new Map(secretForCredential).set(plan.credentialId, secretId);
-      const fresh = await managerFor(dev).ensureFresh(plan.credentialId, spec, state.value, { force });
+      const fresh = await managerFor(dev).ensureFresh(secretId, spec, state.value, { force });
       if (!fresh.ok) throw fresh.error;
       return { ...bySlot, [slot]: serializeOAuth2Secret(fresh.value) };
     },

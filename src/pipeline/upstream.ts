@@ -21,6 +21,8 @@ export interface ClientCert {
   /** PEM certificate chain and private key, from the mtls auth output. */
   readonly cert: string;
   readonly key: string;
+  /** Extra PEM CA(s) to verify this upstream with, on top of the default roots (and the dev CA). */
+  readonly ca?: string;
 }
 
 export interface UpstreamOptions {
@@ -125,7 +127,17 @@ export class Upstream {
   }
 
   private agentFor(cert: ClientCert | undefined): Agent {
-    const key = cert ? createHash('sha256').update(cert.cert).digest('hex') : 'default';
+    // One Agent (own connection pool + TLS context) per client identity: keyed by a digest of the cert, key
+    // and extra CA, so connections are never shared between identities and no PEM is kept as a map key.
+    const key = cert
+      ? createHash('sha256')
+          .update(cert.cert)
+          .update('\0')
+          .update(cert.key)
+          .update('\0')
+          .update(cert.ca ?? '')
+          .digest('hex')
+      : 'default';
     let agent = this.agents.get(key);
     if (agent) return agent;
     const allowH2 = !this.dev?.http1Only;
@@ -133,9 +145,10 @@ export class Upstream {
     // Build the TLS context ONCE per Agent: passing `ca`/`cert` per connection would make Node parse the
     // whole root store again for every TLS handshake.
     let secureContext: SecureContext | undefined;
-    if (this.ca || cert) {
+    const ca = cert?.ca !== undefined ? [...(this.ca ?? rootCertificates), cert.ca] : this.ca;
+    if (ca || cert) {
       secureContext = createSecureContext({
-        ...(this.ca ? { ca: this.ca } : {}),
+        ...(ca ? { ca } : {}),
         ...(cert ? { cert: cert.cert, key: cert.key } : {}),
       });
     }

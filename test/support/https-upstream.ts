@@ -9,14 +9,21 @@
  *   …/stall                  headers never sent
  *   …/reset                  headers + some body, then the socket is destroyed
  *   …/status/NNN             that status with the echo body
- *   …/oauth/token            OAuth2 token endpoint issuing at-1, at-2, …
+ *   …/oauth/token            OAuth2 token endpoint issuing at-1, at-2, … (also any `tokenPaths` option path;
+ *                            `tokens.mode` 'down' resets the connection, 'error' answers 503;
+ *                            `tokens.delayMs` delays the answer)
  *   …/needs-token            401 unless the bearer is the required/latest token
+ *   POST …/v1/chat/completions   OpenAI-shaped chat completion JSON, or SSE chunks when `"stream": true`
+ *   POST …/v1/messages           Anthropic-shaped message JSON, or SSE events when `"stream": true`
+ *   WebSocket upgrade …/ws-echo  first message: JSON {path, query, headers} of the upgrade, then echoes
+ *                                every message (text stays text, binary stays binary)
  * Every request is recorded in `requests`; `aborted` counts responses the client abandoned mid-way.
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { WebSocketServer } from 'ws';
 import { createTestCa } from './test-ca.js';
 
 export interface SeenRequest {
@@ -39,8 +46,25 @@ export interface HttpsUpstream {
   readonly largeBytesWritten: { count: number };
   /** OAuth2 token endpoint (`…/oauth/token`) state: tokens issued are `at-1`, `at-2`, …; `…/needs-token`
    * answers 401 unless the request carries `Bearer at-<required ?? latest>`. */
-  readonly tokens: { issued: number; required?: number };
+  readonly tokens: {
+    issued: number;
+    required?: number;
+    /** Token requests received (including failed ones). */
+    attempts?: number;
+    mode?: 'ok' | 'down' | 'error';
+    delayMs?: number;
+    /** expires_in of issued tokens (default 3600). */
+    expiresIn?: number;
+  };
   close(): Promise<void>;
+}
+
+export interface HttpsUpstreamOptions {
+  /** Server certificate + key (PEM) to serve instead of the test CA's default server cert. */
+  readonly cert?: string;
+  readonly key?: string;
+  /** Exact paths that also act as the OAuth2 token endpoint (e.g. `/api/token`). */
+  readonly tokenPaths?: readonly string[];
 }
 
 function writeLarge(
@@ -83,14 +107,20 @@ function echoBody(seen: SeenRequest): string {
   return JSON.stringify(seen);
 }
 
-export async function startHttpsUpstream(): Promise<HttpsUpstream> {
+export async function startHttpsUpstream(opts: HttpsUpstreamOptions = {}): Promise<HttpsUpstream> {
   const ca = createTestCa();
   const requests: SeenRequest[] = [];
   const aborted = { count: 0 };
   const largeBytesWritten = { count: 0 };
   const tokens: HttpsUpstream['tokens'] = { issued: 0 };
   const server = createServer(
-    { cert: ca.serverCert, key: ca.serverKey, ca: ca.caCert, requestCert: true, rejectUnauthorized: false },
+    {
+      cert: opts.cert ?? ca.serverCert,
+      key: opts.key ?? ca.serverKey,
+      ca: ca.caCert,
+      requestCert: true,
+      rejectUnauthorized: false,
+    },
     (req: IncomingMessage, res: ServerResponse) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -110,12 +140,30 @@ export async function startHttpsUpstream(): Promise<HttpsUpstream> {
         requests.push(seen);
         const p = url.pathname;
         const q = url.searchParams;
-        if (p.endsWith('/oauth/token')) {
-          tokens.issued++;
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(
-            JSON.stringify({ access_token: `at-${tokens.issued}`, expires_in: 3600, token_type: 'bearer' }),
-          );
+        if (p.endsWith('/oauth/token') || (opts.tokenPaths?.includes(p) ?? false)) {
+          tokens.attempts = (tokens.attempts ?? 0) + 1;
+          if (tokens.mode === 'down') {
+            req.socket.destroy();
+            return;
+          }
+          const answer = (): void => {
+            if (tokens.mode === 'error') {
+              res.writeHead(503, { 'content-type': 'text/plain' });
+              res.end('token service unavailable');
+              return;
+            }
+            tokens.issued++;
+            res.writeHead(200, { 'content-type': 'application/json' });
+            res.end(
+              JSON.stringify({
+                access_token: `at-${tokens.issued}`,
+                expires_in: tokens.expiresIn ?? 3600,
+                token_type: 'bearer',
+              }),
+            );
+          };
+          if (tokens.delayMs) setTimeout(answer, tokens.delayMs);
+          else answer();
           return;
         }
         if (p.endsWith('/needs-token')) {
@@ -173,6 +221,14 @@ export async function startHttpsUpstream(): Promise<HttpsUpstream> {
           setTimeout(() => req.socket.destroy(), 50);
           return;
         }
+        if (req.method === 'POST' && p.endsWith('/v1/chat/completions')) {
+          writeOpenAiChat(res, body);
+          return;
+        }
+        if (req.method === 'POST' && p.endsWith('/v1/messages')) {
+          writeAnthropicMessage(res, body);
+          return;
+        }
         const status = /\/status\/(\d{3})$/.exec(p);
         res.writeHead(status ? Number(status[1]) : 200, {
           'content-type': 'application/json',
@@ -182,6 +238,24 @@ export async function startHttpsUpstream(): Promise<HttpsUpstream> {
       });
     },
   );
+  const wss = new WebSocketServer({ noServer: true });
+  server.on('upgrade', (req: IncomingMessage, socket, head) => {
+    const url = new URL(req.url ?? '/', 'https://upstream.invalid');
+    if (!url.pathname.endsWith('/ws-echo')) {
+      socket.destroy();
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.send(
+        JSON.stringify({
+          path: url.pathname,
+          query: url.search.replace(/^\?/, ''),
+          headers: { ...req.headers },
+        }),
+      );
+      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    });
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
@@ -193,8 +267,127 @@ export async function startHttpsUpstream(): Promise<HttpsUpstream> {
     tokens,
     close: () =>
       new Promise<void>((resolve) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close();
         server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
+}
+
+function parseJsonBody(body: Buffer): Record<string, unknown> {
+  try {
+    const v = JSON.parse(body.toString('utf8')) as unknown;
+    return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** OpenAI chat completion (JSON, or SSE `chat.completion.chunk`s ending with `[DONE]`). */
+function writeOpenAiChat(res: ServerResponse, body: Buffer): void {
+  const req = parseJsonBody(body);
+  const model = typeof req.model === 'string' ? req.model : 'gpt-test';
+  const created = Math.floor(Date.now() / 1000);
+  if (req.stream === true) {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    const words = ['Hello', ' from', ' the', ' mock'];
+    words.forEach((w, i) => {
+      const chunk = {
+        id: 'chatcmpl-mock',
+        object: 'chat.completion.chunk',
+        created,
+        model,
+        choices: [
+          {
+            index: 0,
+            delta: i === 0 ? { role: 'assistant', content: w } : { content: w },
+            finish_reason: null,
+          },
+        ],
+      };
+      res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+    });
+    const last = {
+      id: 'chatcmpl-mock',
+      object: 'chat.completion.chunk',
+      created,
+      model,
+      choices: [{ index: 0, delta: {}, finish_reason: 'stop' }],
+    };
+    res.write(`data: ${JSON.stringify(last)}\n\n`);
+    res.end('data: [DONE]\n\n');
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(
+    JSON.stringify({
+      id: 'chatcmpl-mock',
+      object: 'chat.completion',
+      created,
+      model,
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: 'Hello from the mock', refusal: null },
+          finish_reason: 'stop',
+          logprobs: null,
+        },
+      ],
+      usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 },
+    }),
+  );
+}
+
+/** Anthropic message (JSON, or the SSE event sequence message_start … message_stop). */
+function writeAnthropicMessage(res: ServerResponse, body: Buffer): void {
+  const req = parseJsonBody(body);
+  const model = typeof req.model === 'string' ? req.model : 'claude-test';
+  const message = {
+    id: 'msg_mock',
+    type: 'message',
+    role: 'assistant',
+    model,
+    content: [] as { type: string; text: string }[],
+    stop_reason: null as string | null,
+    stop_sequence: null,
+    usage: { input_tokens: 5, output_tokens: 0 },
+  };
+  if (req.stream === true) {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    const ev = (type: string, data: unknown): void => {
+      res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+    };
+    ev('message_start', { type: 'message_start', message });
+    ev('content_block_start', {
+      type: 'content_block_start',
+      index: 0,
+      content_block: { type: 'text', text: '' },
+    });
+    for (const w of ['Hello', ' from', ' the', ' mock']) {
+      ev('content_block_delta', {
+        type: 'content_block_delta',
+        index: 0,
+        delta: { type: 'text_delta', text: w },
+      });
+    }
+    ev('content_block_stop', { type: 'content_block_stop', index: 0 });
+    ev('message_delta', {
+      type: 'message_delta',
+      delta: { stop_reason: 'end_turn', stop_sequence: null },
+      usage: { output_tokens: 4 },
+    });
+    ev('message_stop', { type: 'message_stop' });
+    res.end();
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(
+    JSON.stringify({
+      ...message,
+      content: [{ type: 'text', text: 'Hello from the mock' }],
+      stop_reason: 'end_turn',
+      usage: { input_tokens: 5, output_tokens: 4 },
+    }),
+  );
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { AivaultError } from '../../../src/errors.js';
 import {
   createOAuth2TokenManager,
   refreshOAuth2Token,
@@ -38,10 +39,32 @@ describe('refreshOAuth2Token', () => {
       async () => {
         throw new Error('ECONNREFUSED');
       },
-      'upstream_unreachable',
+      'oauth_refresh_required',
+    ],
+    [
+      'SSRF guard refusal',
+      async () => {
+        throw new AivaultError('policy_violation', 'refused to connect to auth.example.com');
+      },
+      'policy_violation',
     ],
   ] as const)('%s → %s', async (_label, transport, code) => {
     expect(codeOf(await refreshOAuth2Token(spec, state, transport, NOW))).toBe(code);
+  });
+
+  it('an unreachable endpoint explains itself, naming the host and no secret', async () => {
+    const r = await refreshOAuth2Token(
+      spec,
+      state,
+      async () => {
+        throw new Error('ECONNREFUSED');
+      },
+      NOW,
+    );
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.message).toContain('auth.example.com');
+    expect(r.error.message).toContain('could not be reached');
   });
 });
 
