@@ -25,8 +25,12 @@ async function tryConnect(config: Config): Promise<DaemonClient | undefined> {
   }
 }
 
-/** Start aivaultd detached, logging to <run dir>/aivaultd.log, and return once it accepts connections. */
-export async function startDaemon(config: Config): Promise<DaemonClient> {
+/**
+ * Start aivaultd detached, logging to <run dir>/aivaultd.log, and return once it accepts connections.
+ * `http` also opens the loopback HTTP listener (`--http host:port`, used by `aivault run`); without it
+ * the daemon still honours AIVAULTD_HTTP from the inherited environment.
+ */
+export async function startDaemon(config: Config, opts: { http?: string } = {}): Promise<DaemonClient> {
   const runDir = dirname(config.socketPath);
   await ensureDir(runDir, config.socketDirMode);
   const release = await lockfile.lock(runDir, {
@@ -40,7 +44,9 @@ export async function startDaemon(config: Config): Promise<DaemonClient> {
     const existing = await tryConnect(config);
     if (existing) return existing;
     const log = openSync(join(runDir, 'aivaultd.log'), 'a', 0o600);
-    const child = spawn(process.execPath, [DAEMON_ENTRY, '--socket', config.socketPath], {
+    const args = [DAEMON_ENTRY, '--socket', config.socketPath];
+    if (opts.http !== undefined) args.push('--http', opts.http);
+    const child = spawn(process.execPath, args, {
       detached: true,
       stdio: ['ignore', log, log],
       env: process.env,

@@ -26,6 +26,8 @@ const capability: Load = () => import('./commands/capability.js');
 const invoke: Load = () => import('./commands/invoke.js');
 const oauth: Load = () => import('./commands/oauth.js');
 const daemon: Load = () => import('./commands/daemon.js');
+const token: Load = () => import('./commands/token.js');
+const runCommand: Load = () => import('./commands/run.js');
 
 function scopeOptions(cmd: Command): Command {
   return cmd
@@ -306,6 +308,47 @@ export function buildProgram(run: Runner): Command {
     .action(act(oauth, 'setup'));
 
   program.command('restart').description('restart aivaultd').action(act(daemon, 'restart'));
+
+  const tok = program
+    .command('token')
+    .description('network tokens for the loopback HTTP listener (proxy avp_…, operator avo_…)');
+  tok
+    .command('mint')
+    .description('mint a short-lived proxy token (printed once)')
+    .option('--capability <id>', 'capability id or provider/* (repeatable)', collect)
+    .option('--credential <id>', 'pin the token to this credential')
+    .option('--ttl <ttl>', 'lifetime: 900, 30s, 15m, 2h, 1d (default 15m, max 7d)')
+    .option('--workspace-id <id>', 'workspace context')
+    .option('--group-id <id>', 'group context')
+    .option('--label <text>', 'free-text label shown by token list')
+    .action(act(token, 'mint'));
+  tok.command('list').description('list tokens (never their values)').action(act(token, 'list'));
+  tok.command('revoke <id>').description('revoke a token by id').action(act(token, 'revoke'));
+  tok
+    .command('operator')
+    .description('operator tokens for the HTTP admin API')
+    .command('create')
+    .description('create an operator token (printed once)')
+    .option('--name <name>', 'a name for the token')
+    .option('--ttl <ttl>', 'lifetime (default: until revoked)')
+    .action(act(token, 'operatorCreate'));
+
+  program
+    .command('run')
+    .description(
+      'run a command with AIVAULT_BASE_URL, AIVAULT_TOKEN and SDK base URLs/keys pointing at the broker (no real key)',
+    )
+    .argument('<command...>', 'the command, after --')
+    .option(
+      '--capability <id>',
+      'capability id or provider/* (repeatable; default: every provider with a credential)',
+      collect,
+    )
+    .option('--credential <id>', 'pin the token to this credential')
+    .option('--ttl <ttl>', 'token lifetime (default 15m)')
+    .option('--workspace-id <id>', 'workspace context')
+    .option('--group-id <id>', 'group context')
+    .action(act(runCommand, 'run'));
 
   // Parser errors must surface as exceptions (main maps them to exit 2), never as process.exit deep inside.
   const throwOnExit = (cmd: Command): void => {

@@ -46,9 +46,10 @@ export function promptHidden(ctx: CliContext, label: string): Promise<string> {
       return;
     }
     const stdin = term.input;
+    // Raw mode (no echo) BEFORE the prompt appears: text typed as soon as the prompt shows must not echo.
+    stdin.setRawMode(true);
     stderr.write(`${label}: `);
     let value = '';
-    stdin.setRawMode(true);
     stdin.resume();
     stdin.setEncoding('utf8');
     const onData = (chunk: string): void => {

@@ -14,6 +14,8 @@
  *   AIVAULTD_SOCKET_MODE              octal socket mode (default 0600)
  *   AIVAULTD_SOCKET_DIR_MODE          octal socket dir mode (default 0700)
  *   AIVAULTD_WORKERS                  request worker count (default: cores)
+ *   AIVAULTD_HTTP                     host:port of the loopback HTTP listener (off when unset)
+ *   AIVAULTD_HTTP_ALLOW_REMOTE=1      accept non-loopback peers on the HTTP listener (off by default)
  *   AIVAULT_DEV_RESOLVE               host=ip:port,…  (dev vaults only)
  *   AIVAULT_DEV_CA_CERT_PATH          extra PEM CA (dev vaults only)
  *   AIVAULT_DEV_ALLOW_NON_DEFAULT_PORTS=1   (dev vaults only)
@@ -48,6 +50,10 @@ export interface Config {
   readonly daemonDisable: boolean;
   readonly daemonAutostart: boolean;
   readonly requestWorkers: number;
+  /** `host:port` for the loopback HTTP listener (AIVAULTD_HTTP), unset = no listener. */
+  readonly httpListen: string | undefined;
+  /** Accept non-loopback peers on the HTTP listener (AIVAULTD_HTTP_ALLOW_REMOTE=1). */
+  readonly httpAllowRemote: boolean;
   readonly noColor: boolean;
   /** Requested dev overrides; honoured only by a verified dev vault. */
   readonly devRequested: DevOverrides;
@@ -135,6 +141,8 @@ export function loadConfig(env: Env = process.env): Config {
     daemonDisable: flag(env.AIVAULTD_DISABLE),
     daemonAutostart: env.AIVAULTD_AUTOSTART !== '0' && env.AIVAULTD_AUTOSTART !== 'false',
     requestWorkers: parsePositiveInt('AIVAULTD_WORKERS', env.AIVAULTD_WORKERS, availableParallelism()),
+    httpListen: env.AIVAULTD_HTTP ? env.AIVAULTD_HTTP : undefined,
+    httpAllowRemote: flag(env.AIVAULTD_HTTP_ALLOW_REMOTE),
     noColor: env.NO_COLOR !== undefined && env.NO_COLOR !== '',
     devRequested,
     readVar: (name: string) => snapshot[name],

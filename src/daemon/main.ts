@@ -16,6 +16,8 @@ import { loadConfig, type Config } from '../config/env.js';
 import { AivaultError, isAivaultError } from '../errors.js';
 import { DaemonPool } from './pool.js';
 import { startSocketServer, type SocketServer } from './socket-server.js';
+import { startHttpServer, type HttpServer } from './http-server.js';
+import { parseListenAddress } from './http-passthrough.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -36,12 +38,18 @@ export interface DaemonOptions {
   readonly maxInflightPerConnection?: number;
   /** Write a pid file next to the socket (default true). */
   readonly pidFile?: boolean;
+  /** `host:port` for the loopback HTTP listener (else config.httpListen; unset = none). */
+  readonly http?: string;
+  /** Accept non-loopback peers on the HTTP listener (else config.httpAllowRemote). */
+  readonly httpAllowRemote?: boolean;
 }
 
 export interface Daemon {
   readonly socketPath: string;
   readonly pool: DaemonPool;
   readonly server: SocketServer;
+  /** The loopback HTTP listener, when enabled. */
+  readonly http: HttpServer | undefined;
   /** Resolves when the daemon has fully stopped. */
   readonly stopped: Promise<void>;
   stop(): Promise<void>;
@@ -58,13 +66,22 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   let served = 0;
   let server: SocketServer;
   const pidPath = join(socketPath, '..', 'aivaultd.pid');
+  const httpInfoPath = join(socketPath, '..', 'aivaultd.http.json');
+  const httpSpec = opts.http ?? config.httpListen;
+  const allowRemote = opts.httpAllowRemote ?? config.httpAllowRemote;
+  const httpAddr = httpSpec !== undefined ? parseListenAddress(httpSpec) : undefined;
+  let http: HttpServer | undefined;
 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       server?.stopListening();
+      http?.stopListening();
+      http?.closeWebSockets();
       await pool.close(opts.shutdownDeadlineMs ?? 10_000);
       server?.closeConnections();
+      http?.closeConnections();
       if (opts.pidFile !== false) await fsp.rm(pidPath, { force: true });
+      if (http) await fsp.rm(httpInfoPath, { force: true });
       resolveStopped();
     })();
     return stopping;
@@ -90,10 +107,27 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     await pool.close(0);
     throw err;
   }
+  if (httpAddr) {
+    try {
+      http = await startHttpServer(server.app, pool, config, { ...httpAddr, allowRemote });
+    } catch (err) {
+      server.stopListening();
+      await pool.close(0);
+      throw err;
+    }
+  }
   if (opts.pidFile !== false) {
     await fsp.writeFile(pidPath, `${process.pid}\n`, { mode: 0o600 });
   }
-  return { socketPath, pool, server, stopped, stop };
+  if (http) {
+    // `aivault run` reads this to find the listener (and checks /aivault/health before trusting it).
+    await fsp.writeFile(
+      httpInfoPath,
+      `${JSON.stringify({ host: http.host, port: http.port, pid: process.pid })}\n`,
+      { mode: 0o600 },
+    );
+  }
+  return { socketPath, pool, server, http, stopped, stop };
 }
 
 const HELP = `Usage: aivaultd [options]
@@ -109,9 +143,14 @@ Options:
                     ${SHARED_SOCKET_PATH} unless --socket is given. Put the operator
                     and agent users in one group that owns the directory.
   --workers <n>     request worker threads (default: $AIVAULTD_WORKERS or CPU cores)
+  --http <host:port>  also serve the loopback HTTP/WebSocket contracts (proxy, /v/ passthrough,
+                    /aivault/ws, operator API), e.g. 127.0.0.1:19790 (default: $AIVAULTD_HTTP; off)
+  --http-allow-remote  accept non-loopback peers on the HTTP listener (default: refused;
+                    $AIVAULTD_HTTP_ALLOW_REMOTE=1). Tokens are still required on every route.
   -h, --help        show this help
 
 Environment: AIVAULT_DIR, AIVAULTD_SOCKET, AIVAULTD_SOCKET_MODE, AIVAULTD_SOCKET_DIR_MODE, AIVAULTD_WORKERS,
+AIVAULTD_HTTP, AIVAULTD_HTTP_ALLOW_REMOTE,
 AIVAULT_DEV_* (honoured only by a vault created with \`aivault init --dev\`).
 `;
 
@@ -134,6 +173,9 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     else if (arg === '--once') options.once = true;
     else if (arg === '--shared') options.shared = true;
     else if (arg === '--socket') options.socketPath = value();
+    else if (arg === '--http') options.http = value();
+    else if (arg.startsWith('--http=')) options.http = arg.slice('--http='.length);
+    else if (arg === '--http-allow-remote') options.httpAllowRemote = true;
     else if (arg.startsWith('--socket=')) options.socketPath = arg.slice('--socket='.length);
     else if (arg === '--workers' || arg.startsWith('--workers=')) {
       const n = Number(arg.includes('=') ? arg.slice('--workers='.length) : value());
@@ -169,6 +211,11 @@ async function main(argv: readonly string[]): Promise<number> {
   running.daemon = daemon;
   if (running.signalled) void daemon.stop();
   process.stderr.write(`aivaultd: listening on ${daemon.socketPath} (pid ${process.pid})\n`);
+  if (daemon.http) {
+    process.stderr.write(
+      `aivaultd: HTTP on http://${daemon.http.host.includes(':') ? `[${daemon.http.host}]` : daemon.http.host}:${daemon.http.port}\n`,
+    );
+  }
   await daemon.stopped;
   return 0;
 }

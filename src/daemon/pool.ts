@@ -13,6 +13,7 @@ import { createRateLimitBuffer } from '../pipeline/rate-limit.js';
 import type { MainToWorker, WorkerToMain } from '../pipeline/call-port.js';
 import { toWorkerConfig, type ControlReply, type ControlRequest } from './crypto-protocol.js';
 import { workerEntry } from './worker-files.js';
+import type { WsMainToWorker, WsTask, WsWorkerToMain } from './http-ws-protocol.js';
 
 export interface InvokeTask {
   kind: 'invoke';
@@ -86,7 +87,9 @@ export class DaemonPool {
       filename: entry.filename,
       minThreads: threads,
       maxThreads: threads,
-      concurrentTasksPerWorker: opts.concurrentTasksPerWorker ?? 256,
+      // Calls are I/O bound and SSE streams live long: 256 per worker plus piscina's 'auto' queue (threads²)
+      // refused the 517th concurrent stream on 2 workers as `internal` (bench: 1,000 open streams).
+      concurrentTasksPerWorker: opts.concurrentTasksPerWorker ?? 4096,
       // Tasks are async and talk over MessagePorts: the default 'sync' Atomics.wait would block the
       // worker's event loop between tasks and starve those ports.
       atomics: 'disabled',
@@ -101,6 +104,40 @@ export class DaemonPool {
 
   /** Start one invocation in a request worker. */
   startCall(task: Omit<InvokeTask, 'port' | 'kind'>, handlers: CallHandlers): CallHandle {
+    const h = this.launch<WorkerToMain>(
+      (port) => ({ kind: 'invoke', ...task, port }) satisfies InvokeTask,
+      (msg) => handlers.onMessage(msg as Exclude<WorkerToMain, { t: 'need-crypto' }>),
+      (msg) => msg.t === 'end' || msg.t === 'full' || msg.t === 'error',
+    );
+    return { grant: (n) => h.post({ t: 'credit', n }), abort: () => h.post({ t: 'abort' }), done: h.done };
+  }
+
+  /** Start a WebSocket relay (`GET /aivault/ws`) in a request worker; see http-ws-protocol.ts. */
+  startWs(
+    task: Omit<WsTask, 'port' | 'kind'>,
+    onMessage: (msg: Exclude<WsWorkerToMain, { t: 'need-crypto' }>) => void,
+  ): CallHandle & { post(msg: WsMainToWorker, transfer?: ArrayBuffer[]): void } {
+    const h = this.launch<WsWorkerToMain>(
+      (port) => ({ kind: 'ws', ...task, port }) satisfies WsTask,
+      (msg) => onMessage(msg as Exclude<WsWorkerToMain, { t: 'need-crypto' }>),
+      (msg) => msg.t === 'ws-close' || msg.t === 'error',
+    );
+    return {
+      grant: (n) => h.post({ t: 'credit', n }),
+      abort: () => h.post({ t: 'abort' }),
+      done: h.done,
+      post: (msg, transfer = []) => h.post(msg, transfer),
+    };
+  }
+
+  private launch<W extends { t: string }>(
+    makeTask: (port: MessagePort) => InvokeTask | WsTask,
+    onMessage: (msg: W) => void,
+    isTerminal: (msg: W) => boolean,
+  ): {
+    post(msg: MainToWorker | WsMainToWorker, transfer?: (MessagePort | ArrayBuffer)[]): void;
+    done: Promise<void>;
+  } {
     if (this.closed) throw new AivaultError('daemon_unavailable', 'aivaultd is shutting down');
     const { port1, port2 } = new MessageChannel();
     let terminal = false;
@@ -113,10 +150,10 @@ export class DaemonPool {
       this.calls.delete(handle);
       resolveDone();
     };
-    const post = (msg: MainToWorker, transfer: MessagePort[] = []): void => {
+    const post = (msg: MainToWorker | WsMainToWorker, transfer: (MessagePort | ArrayBuffer)[] = []): void => {
       if (!terminal) port1.postMessage(msg, transfer);
     };
-    port1.on('message', (msg: WorkerToMain) => {
+    port1.on('message', (msg: W) => {
       if (terminal) return;
       if (msg.t === 'need-crypto') {
         const ch = new MessageChannel();
@@ -125,15 +162,18 @@ export class DaemonPool {
         port1.postMessage({ t: 'crypto-port', port: ch.port1 } satisfies MainToWorker, [ch.port1]);
         return;
       }
-      handlers.onMessage(msg);
-      if (msg.t === 'end' || msg.t === 'full' || msg.t === 'error') finish();
+      onMessage(msg);
+      if (isTerminal(msg)) finish();
     });
-    const full: InvokeTask = { kind: 'invoke', ...task, port: port2 };
+    const full = makeTask(port2);
     this.piscina.run(full, { transferList: [port2] }).then(
       () => undefined,
       () => {
         if (terminal) return;
-        handlers.onMessage({ t: 'error', error: { error: 'internal', message: 'request worker failed' } });
+        onMessage({
+          t: 'error',
+          error: { error: 'internal', message: 'request worker failed' },
+        } as unknown as W);
         finish();
       },
     );
@@ -143,7 +183,7 @@ export class DaemonPool {
       done,
     };
     this.calls.add(handle);
-    return handle;
+    return { post, done };
   }
 
   get inflight(): number {

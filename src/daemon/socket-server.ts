@@ -18,7 +18,14 @@ import {
 } from '../protocol/frames.js';
 import type { WorkerToMain } from '../pipeline/call-port.js';
 import type { CallHandle, DaemonPool } from './pool.js';
-import { App, closeListenSocket, sendBinary, type ListenSocket, type WebSocket } from './uws.js';
+import {
+  App,
+  closeListenSocket,
+  sendBinary,
+  type ListenSocket,
+  type TemplatedApp,
+  type WebSocket,
+} from './uws.js';
 
 export interface SocketServerOptions {
   readonly socketPath: string;
@@ -48,6 +55,8 @@ interface Conn {
 
 export interface SocketServer {
   readonly socketPath: string;
+  /** The uWS app: the optional loopback HTTP listener (http-server.ts) adds its routes to it. */
+  readonly app: TemplatedApp;
   /** Stop accepting connections (in-flight calls continue). */
   stopListening(): void;
   /** Close every open connection. */
@@ -251,6 +260,12 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
     idleTimeout: 0,
     sendPingsAutomatically: false,
     upgrade: (res, req, context) => {
+      // The msgpack protocol is for unix-socket peers only (uWS reports no address for them): the same
+      // app may also listen on loopback TCP for the HTTP contracts, whose peers must not reach this route.
+      if (res.getRemoteAddress().byteLength > 0) {
+        res.writeStatus('404 Not Found').end();
+        return;
+      }
       res.upgrade<Conn>(
         { calls: new Map(), starved: new Set(), open: true },
         req.getHeader('sec-websocket-key'),
@@ -313,6 +328,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
 
   return {
     socketPath: opts.socketPath,
+    app,
     stopListening() {
       if (!ls) return;
       closeListenSocket(ls);

@@ -40,7 +40,13 @@ export async function restart(ctx: CliContext): Promise<CommandResult> {
   const stopped = await stopDaemon(ctx.config.socketPath);
   const client = await startDaemon(ctx.config);
   client.close();
-  const pid = await readDaemonPid(ctx.config.socketPath);
+  // The daemon accepts connections a moment before it writes its pid file (it must not overwrite a live
+  // daemon's pid file if its own start fails), so give the file a moment to appear.
+  let pid = await readDaemonPid(ctx.config.socketPath);
+  for (let i = 0; pid === undefined && i < 40; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    pid = await readDaemonPid(ctx.config.socketPath);
+  }
   return {
     json: { stoppedPid: stopped ?? null, pid: pid ?? null, socket: ctx.config.socketPath },
     human: (p) =>

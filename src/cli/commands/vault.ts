@@ -115,8 +115,8 @@ export async function rotateMaster(
     throw new AivaultError('usage', 'give exactly one of --new-key or --new-passphrase');
   }
   const vault = await openVaultForWrite(ctx);
+  // A running aivaultd notices the new vault.json and reloads the key on its next request.
   await vault.rotateMaster({ newKey, newPassphrase });
-  await tellDaemon(ctx.config, { type: 'lock' }).catch(() => undefined);
   const s = await vault.status();
   return {
     json: s,

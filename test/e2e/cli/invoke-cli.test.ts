@@ -64,7 +64,7 @@ describe.each(modes)('invoke via %s', (_name, extra) => {
     expect(seen).toHaveLength(1);
     expect(seen[0]?.headers.authorization).toBe(`Bearer ${KEY}`);
     expect(seen[0]?.method).toBe('POST');
-    expect(JSON.parse(res.stdout)).toMatchObject({ method: 'POST', path: '/v1/chat/completions' });
+    expect(JSON.parse(res.stdout)).toMatchObject({ object: 'chat.completion' });
 
     const leaky = await run([
       'invoke',

@@ -1,0 +1,207 @@
+/**
+ * `aivault run [--capability …] -- <command>`: run an unchanged agent/SDK program against the broker.
+ * Mints a short-lived proxy token, makes sure aivaultd serves the loopback HTTP listener (autostart with
+ * `--http`, or a graceful restart of a daemon that runs without it), and runs the command with
+ * AIVAULT_BASE_URL + AIVAULT_TOKEN and the standard SDK variables (OPENAI_BASE_URL + OPENAI_API_KEY, …)
+ * pointing at `/v/{credential}` passthrough routes, the proxy token in place of every key. The child's
+ * environment has no AIVAULT_* / AIVAULTD_* variable, no key-provider variable and no variable named like
+ * a vault secret; the token is revoked when the command exits.
+ */
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { AivaultError } from '../../errors.js';
+import type { Config } from '../../config/env.js';
+import type { CliContext, CommandOptions, CommandResult } from '../context.js';
+import { optList, optString } from '../context.js';
+import { connectDaemon, startDaemon } from '../daemon-link.js';
+import { stopDaemon } from './daemon.js';
+import { loadBrokerView } from './broker-view.js';
+import { checkScope, mintInputFromFlags } from './token.js';
+import { mintProxyToken, revokeToken } from '../../tokens/tokens.js';
+import { readJsonFile } from '../../vault/store.js';
+import { vaultPaths } from '../../vault/paths.js';
+import { DEFAULT_HTTP_PORT } from '../../daemon/http-passthrough.js';
+import { vaultTag } from '../../daemon/http-server.js';
+
+/** Standard SDK variables per provider: base URL (relative to `/v/{credential}`) and key variable. */
+export const SDK_ENV: Readonly<
+  Record<string, { readonly base: string; readonly baseSuffix: string; readonly key: string }>
+> = Object.freeze({
+  openai: { base: 'OPENAI_BASE_URL', baseSuffix: '/v1', key: 'OPENAI_API_KEY' },
+  anthropic: { base: 'ANTHROPIC_BASE_URL', baseSuffix: '', key: 'ANTHROPIC_API_KEY' },
+  groq: { base: 'GROQ_BASE_URL', baseSuffix: '', key: 'GROQ_API_KEY' },
+});
+
+interface HttpInfo {
+  host: string;
+  port: number;
+}
+
+function baseUrlOf(info: HttpInfo): string {
+  return `http://${info.host.includes(':') ? `[${info.host}]` : info.host}:${info.port}`;
+}
+
+/** The running daemon's HTTP listener, if it serves THIS vault. */
+async function currentHttp(config: Config): Promise<HttpInfo | undefined> {
+  const raw = (await readJsonFile(join(dirname(config.socketPath), 'aivaultd.http.json')).catch(
+    () => undefined,
+  )) as Partial<HttpInfo> | undefined;
+  if (!raw || typeof raw.host !== 'string' || typeof raw.port !== 'number') return undefined;
+  const info = {
+    host: raw.host === '0.0.0.0' ? '127.0.0.1' : raw.host === '::' ? '::1' : raw.host,
+    port: raw.port,
+  };
+  try {
+    const res = await fetch(`${baseUrlOf(info)}/aivault/health`, { signal: AbortSignal.timeout(2000) });
+    const body = (await res.json()) as { vault?: string };
+    return body.vault === vaultTag(config.vaultDir) ? info : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Make sure aivaultd runs with the HTTP listener; returns its address. */
+export async function ensureHttpListener(ctx: CliContext): Promise<HttpInfo> {
+  const config = ctx.config;
+  const existing = await currentHttp(config);
+  if (existing) return existing;
+  const http = config.httpListen ?? `127.0.0.1:${DEFAULT_HTTP_PORT}`;
+  let client;
+  try {
+    client = await connectDaemon(config, { autostart: false });
+  } catch {
+    client = undefined;
+  }
+  if (client) {
+    // Running without the listener: a graceful restart (in-flight calls finish first) with --http.
+    client.close();
+    ctx.stderr.write('aivault run: restarting aivaultd with the loopback HTTP listener\n');
+    await stopDaemon(config.socketPath);
+  } else if (!config.daemonAutostart) {
+    throw new AivaultError(
+      'daemon_unavailable',
+      'aivaultd is not running and autostart is off (AIVAULTD_AUTOSTART=0)',
+    );
+  }
+  (await startDaemon(config, { http })).close();
+  for (let i = 0; i < 100; i++) {
+    const info = await currentHttp(config);
+    if (info) return info;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new AivaultError(
+    'daemon_unavailable',
+    `aivaultd did not open its HTTP listener on ${http} (port in use? see ${join(dirname(config.socketPath), 'aivaultd.log')})`,
+  );
+}
+
+/** The key-provider variable of an env-provider vault (it holds the KEK). */
+async function keyProviderVar(config: Config): Promise<string | undefined> {
+  const meta = (await readJsonFile(vaultPaths(config).vaultJson).catch(() => undefined)) as
+    { provider?: { kind?: string; envVar?: string } } | undefined;
+  return meta?.provider?.kind === 'env' ? meta.provider.envVar : undefined;
+}
+
+/**
+ * The child's environment: the parent's, minus everything that could reach a key, plus the broker
+ * variables. Pure apart from its inputs.
+ */
+export function childEnv(input: {
+  parent: NodeJS.ProcessEnv;
+  dropNames: ReadonlySet<string>;
+  baseUrl: string;
+  token: string;
+  credentials: readonly { id: string; provider: string }[];
+}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(input.parent)) {
+    if (v === undefined) continue;
+    if (k.startsWith('AIVAULT') || input.dropNames.has(k) || input.dropNames.has(k.toUpperCase())) continue;
+    env[k] = v;
+  }
+  env.AIVAULT_BASE_URL = input.baseUrl;
+  env.AIVAULT_TOKEN = input.token;
+  const seen = new Set<string>();
+  for (const c of input.credentials) {
+    const sdk = SDK_ENV[c.provider];
+    if (!sdk || seen.has(c.provider)) continue;
+    seen.add(c.provider);
+    env[sdk.base] = `${input.baseUrl}/v/${encodeURIComponent(c.id)}${sdk.baseSuffix}`;
+    env[sdk.key] = input.token;
+  }
+  return env;
+}
+
+export async function run(
+  ctx: CliContext,
+  pos: readonly string[],
+  opts: CommandOptions,
+): Promise<CommandResult> {
+  const command = (pos as readonly (string | string[])[]).flat();
+  if (command.length === 0)
+    throw new AivaultError('usage', 'usage: aivault run [--capability …] -- <command> [args…]');
+  const view = await loadBrokerView(ctx.config);
+  const pinned = optString(opts, 'credential');
+  const credentials = [...view.snapshot.credentials.values()]
+    .filter((c) => pinned === undefined || c.id === pinned)
+    .sort((a, b) => a.id.localeCompare(b.id));
+  let capabilities = optList(opts, 'capability');
+  if (capabilities.length === 0) {
+    // Default scope: every provider that has a credential.
+    capabilities = [...new Set(credentials.map((c) => `${c.provider}/*`))];
+    if (capabilities.length === 0) {
+      throw new AivaultError(
+        'usage',
+        'no credentials yet: store a key (aivault secrets create …) or pass --capability',
+      );
+    }
+  }
+  const input = mintInputFromFlags({ ...opts, ttl: optString(opts, 'ttl') ?? '15m' }, capabilities);
+  await checkScope(ctx, input);
+
+  const http = await ensureHttpListener(ctx);
+  const { token, info } = await mintProxyToken(ctx.config.vaultDir, input);
+  const dropNames = new Set<string>();
+  const envVar = await keyProviderVar(ctx.config);
+  if (envVar) dropNames.add(envVar);
+  for (const s of view.secrets) dropNames.add(s.name);
+  for (const p of view.registry.providers)
+    for (const name of Object.keys(p.vaultSecrets)) dropNames.add(name);
+  const granted = credentials.filter((c) =>
+    capabilities.some(
+      (cap) => cap === `${c.provider}/*` || view.registry.getCapability(cap)?.provider === c.provider,
+    ),
+  );
+  const env = childEnv({
+    parent: process.env,
+    dropNames,
+    baseUrl: baseUrlOf(http),
+    token,
+    credentials: granted,
+  });
+
+  const child = spawn(command[0] as string, command.slice(1), { stdio: 'inherit', env });
+  const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+  const onInt = forward('SIGINT');
+  const onTerm = forward('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  const code = await new Promise<number>((resolve) => {
+    child.once('error', (err) => {
+      ctx.stderr.write(
+        `aivault run: cannot start ${command[0]}: ${(err as NodeJS.ErrnoException).code ?? 'error'}\n`,
+      );
+      resolve(127);
+    });
+    child.once('exit', (c, sig) => resolve(c ?? (sig ? 128 + 1 : 1)));
+  });
+  process.off('SIGINT', onInt);
+  process.off('SIGTERM', onTerm);
+  await revokeToken(ctx.config.vaultDir, info.id).catch(() => undefined);
+  return {
+    json: { exitCode: code, token: info.id },
+    human: () => '',
+    silent: true,
+    ...(code !== 0 ? { exitCode: code } : {}),
+  };
+}

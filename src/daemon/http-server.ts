@@ -1,0 +1,691 @@
+/**
+ * The loopback HTTP/WebSocket listener (SPEC §8), on the SAME uWS app and request pool as the unix
+ * socket front. Routes:
+ *   GET  /aivault/health            liveness + which vault (no auth, no secrets)
+ *   POST /aivault/proxy             JSON envelope → upstream status, filtered headers, streamed body
+ *   ANY  /v/{credential}/…          passthrough for unchanged SDKs (base-URL swap)
+ *   GET  /aivault/ws                WebSocket relay (first frame {capability, path})
+ *   …    /aivault/{credentials,capabilities,secrets,tokens}   operator API (http-admin.ts)
+ * Proxy routes need a proxy token (`avp_…`); operator routes an operator token (`avo_…`). Peers that are
+ * not on loopback are refused unless the operator opted in (`--http-allow-remote`). This thread checks
+ * tokens (hashes only) and picks the passthrough capability label; every policy decision is made again by
+ * the broker in the request worker. No secret value ever reaches this thread.
+ */
+import { STATUS_CODES } from 'node:http';
+import { createHash } from 'node:crypto';
+import type { Config } from '../config/env.js';
+import { AivaultError, ERRORS, fromWire, toWire } from '../errors.js';
+import type { Envelope, HeaderList, RequestContext } from '../broker/types.js';
+import { registry } from '../registry/index.js';
+import { createCatalogCache } from '../pipeline/deps.js';
+import { AuditLog, type AuditInput } from '../audit/audit-log.js';
+import { vaultPaths } from '../vault/index.js';
+import { TokenVerifier, type ProxyTokenRecord } from '../tokens/tokens.js';
+import type { DaemonPool } from './pool.js';
+import {
+  closeListenSocket,
+  localPort,
+  type HttpResponse,
+  type ListenSocket,
+  type TemplatedApp,
+  type WebSocket,
+} from './uws.js';
+import { extractToken, isLoopbackPeer, matchPassthrough, splitPassthroughPath } from './http-passthrough.js';
+import { handleAdmin, type AdminContext } from './http-admin.js';
+import { sendableCloseCode } from './http-ws-upstream.js';
+import { WS_MAX_UNACKED_BYTES, type WsConnect, type WsMainToWorker } from './http-ws-protocol.js';
+
+/** Largest request body the listener accepts (the same bound as a unix-socket frame). */
+export const MAX_HTTP_BODY_BYTES = 64 * 1024 * 1024;
+const HIGH_WATER = 1024 * 1024;
+
+export interface HttpServerOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Accept non-loopback peers (operator opt-in). */
+  readonly allowRemote: boolean;
+}
+
+export interface HttpServer {
+  readonly host: string;
+  readonly port: number;
+  stopListening(): void;
+  /** Close every /aivault/ws relay (they are long-lived: shutdown must not wait for them). */
+  closeWebSockets(): void;
+  closeConnections(): void;
+}
+
+interface ReqState {
+  aborted: boolean;
+  finished: boolean;
+  onAbort?: () => void;
+}
+
+interface WsData {
+  peer: string;
+  token: ProxyTokenRecord | undefined;
+  tokenError: AivaultError | undefined;
+  relay?: {
+    post(msg: WsMainToWorker, transfer?: ArrayBuffer[]): void;
+    grant(n: number): void;
+    abort(): void;
+  };
+  connected: boolean;
+  open: boolean;
+  unacked: number;
+  starvedCredits: number;
+}
+
+function statusLine(status: number): string {
+  return `${status} ${STATUS_CODES[status] ?? 'Status'}`;
+}
+
+const text = (ab: ArrayBuffer): string => Buffer.from(ab).toString('utf8');
+
+/** Vault identity shown by /aivault/health so `aivault run` can tell its daemon from another one. */
+export function vaultTag(vaultDir: string): string {
+  return createHash('sha256').update(vaultDir).digest('hex').slice(0, 16);
+}
+
+function writeJson(res: HttpResponse, st: ReqState, status: number, value: unknown): void {
+  if (st.aborted || st.finished) return;
+  st.finished = true;
+  res.cork(() => {
+    res
+      .writeStatus(statusLine(status))
+      .writeHeader('content-type', 'application/json')
+      .writeHeader('cache-control', 'no-store')
+      .end(JSON.stringify(value));
+  });
+}
+
+function writeError(res: HttpResponse, st: ReqState, err: unknown): string {
+  const wire = toWire(err);
+  writeJson(res, st, ERRORS[wire.error].http, wire);
+  return wire.error;
+}
+
+/** Read the whole request body (bounded). Must be called synchronously inside the route handler. */
+function readBody(res: HttpResponse, st: ReqState, contentLength: string, cb: (body: Buffer) => void): void {
+  if (contentLength && Number(contentLength) > MAX_HTTP_BODY_BYTES) {
+    writeError(
+      res,
+      st,
+      new AivaultError('body_too_large', `request body exceeds ${MAX_HTTP_BODY_BYTES} bytes`),
+    );
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  let failed = false;
+  res.onData((ab, isLast) => {
+    if (failed || st.finished || st.aborted) return;
+    total += ab.byteLength;
+    if (total > MAX_HTTP_BODY_BYTES) {
+      failed = true;
+      writeError(
+        res,
+        st,
+        new AivaultError('body_too_large', `request body exceeds ${MAX_HTTP_BODY_BYTES} bytes`),
+      );
+      return;
+    }
+    // uWS neuters the chunk after this callback: copy it.
+    chunks.push(Buffer.from(new Uint8Array(ab).slice()));
+    if (isLast && !st.aborted) cb(Buffer.concat(chunks, total));
+  });
+}
+
+function tokenContext(token: ProxyTokenRecord, peer: string): RequestContext {
+  return {
+    ...(peer ? { clientIp: peer } : {}),
+    ...(token.workspaceId !== undefined ? { workspaceId: token.workspaceId } : {}),
+    ...(token.groupId !== undefined ? { groupId: token.groupId } : {}),
+    token: {
+      capabilities: token.capabilities,
+      ...(token.credential !== undefined ? { credential: token.credential } : {}),
+    },
+  };
+}
+
+/** Request headers a passthrough call forwards: the token headers are consumed, transport headers dropped. */
+const PASSTHROUGH_DROP = new Set([
+  'authorization',
+  'x-api-key',
+  'x-goog-api-key',
+  'host',
+  'connection',
+  'keep-alive',
+  'content-length',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'expect',
+  'proxy-connection',
+  'cookie',
+]);
+
+export async function startHttpServer(
+  app: TemplatedApp,
+  pool: DaemonPool,
+  config: Config,
+  opts: HttpServerOptions,
+): Promise<HttpServer> {
+  const paths = vaultPaths(config);
+  const verifier = new TokenVerifier(config.vaultDir);
+  const snapshot = createCatalogCache(paths, registry);
+  const auditLog = new AuditLog(config, paths);
+  const audit = (event: AuditInput): void => {
+    auditLog.append(event).catch((err: unknown) => {
+      process.stderr.write(`aivaultd: ${(err as Error).message}\n`);
+    });
+  };
+  const responses = new Set<HttpResponse>();
+  const sockets = new Set<WebSocket<WsData>>();
+  const tag = vaultTag(config.vaultDir);
+
+  /** Every route starts here: abort tracking + the peer check. Returns undefined when refused. */
+  const begin = (res: HttpResponse): { st: ReqState; peer: string } | undefined => {
+    const st: ReqState = { aborted: false, finished: false };
+    responses.add(res);
+    res.onAborted(() => {
+      st.aborted = true;
+      responses.delete(res);
+      st.onAbort?.();
+    });
+    const peer = text(res.getRemoteAddressAsText());
+    if (!opts.allowRemote && !isLoopbackPeer(peer)) {
+      writeError(
+        res,
+        st,
+        new AivaultError(
+          'policy_violation',
+          'non-loopback clients are refused (aivaultd --http-allow-remote)',
+        ),
+      );
+      audit({
+        kind: 'http.refused',
+        clientIp: peer,
+        errorCode: 'policy_violation',
+        note: 'non-loopback peer',
+      });
+      return undefined;
+    }
+    return { st, peer };
+  };
+
+  /** Run one invocation and stream its answer into `res` with credit-based backpressure. */
+  const relayCall = (res: HttpResponse, st: ReqState, envelope: Envelope, context: RequestContext): void => {
+    let headSent = false;
+    let owed = 0;
+    let waiting = false;
+    const done = (): void => {
+      st.finished = true;
+      responses.delete(res);
+    };
+    let handle: ReturnType<DaemonPool['startCall']>;
+    try {
+      handle = pool.startCall(
+        { envelope, context, stream: true },
+        {
+          onMessage: (msg) => {
+            if (st.aborted || st.finished) return;
+            switch (msg.t) {
+              case 'head':
+                headSent = true;
+                res.cork(() => writeHead(res, msg.status, msg.headers));
+                return;
+              case 'chunk': {
+                let okWrite = true;
+                res.cork(() => (okWrite = res.write(new Uint8Array(msg.data))));
+                if (okWrite) {
+                  handle.grant(1);
+                  return;
+                }
+                owed++;
+                if (!waiting) {
+                  waiting = true;
+                  res.onWritable(() => {
+                    waiting = false;
+                    const n = owed;
+                    owed = 0;
+                    if (n > 0) handle.grant(n);
+                    return true;
+                  });
+                }
+                return;
+              }
+              case 'end':
+                res.cork(() => res.end());
+                done();
+                return;
+              case 'full':
+                res.cork(() => {
+                  writeHead(res, msg.status, msg.headers);
+                  res.end(new Uint8Array(msg.body));
+                });
+                done();
+                return;
+              case 'error':
+                if (!headSent) writeError(res, st, fromWire(msg.error));
+                else res.close(); // mid-stream failure: the client sees a truncated body
+                done();
+                return;
+            }
+          },
+        },
+      );
+    } catch (err) {
+      writeError(res, st, err);
+      return;
+    }
+    st.onAbort = () => {
+      handle.abort();
+      handle.grant(1);
+    };
+  };
+
+  const writeHead = (res: HttpResponse, status: number, headers: HeaderList): void => {
+    res.writeStatus(statusLine(status));
+    for (const [n, v] of headers) {
+      if (n === 'date' || n === 'content-length' || n === 'transfer-encoding') continue;
+      res.writeHeader(n, v);
+    }
+  };
+
+  const verifyProxy = async (
+    res: HttpResponse,
+    st: ReqState,
+    peer: string,
+    token: string | undefined,
+    route: string,
+  ) => {
+    try {
+      return await verifier.verifyProxy(token);
+    } catch (err) {
+      const code = writeError(res, st, err);
+      audit({ kind: 'http.denied', path: route, clientIp: peer || undefined, errorCode: code } as AuditInput);
+      return undefined;
+    }
+  };
+
+  app.get('/aivault/health', (res) => {
+    const b = begin(res);
+    if (!b) return;
+    writeJson(res, b.st, 200, { ok: true, vault: tag, pid: process.pid });
+  });
+
+  app.post('/aivault/proxy', (res, req) => {
+    const b = begin(res);
+    if (!b) return;
+    const { st, peer } = b;
+    const token = extractToken({ authorization: req.getHeader('authorization') }, false);
+    // Verify while the body streams in: a bad token is answered at once and the rest of the body dropped.
+    const verified = verifyProxy(res, st, peer, token, '/aivault/proxy');
+    readBody(res, st, req.getHeader('content-length'), (body) => {
+      void verified.then((rec) => {
+        if (!rec || st.aborted) return;
+        let envelope: unknown;
+        try {
+          envelope = JSON.parse(body.toString('utf8'));
+        } catch {
+          writeError(res, st, new AivaultError('invalid_request', 'the proxy body must be a JSON envelope'));
+          return;
+        }
+        if (typeof envelope !== 'object' || envelope === null || Array.isArray(envelope)) {
+          writeError(res, st, new AivaultError('invalid_request', 'the proxy body must be a JSON object'));
+          return;
+        }
+        relayCall(res, st, envelope as Envelope, tokenContext(rec, peer));
+      });
+    });
+  });
+
+  app.any('/v/*', (res, req) => {
+    const b = begin(res);
+    if (!b) return;
+    const { st, peer } = b;
+    const method = req.getCaseSensitiveMethod().toUpperCase();
+    const url = req.getUrl();
+    const query = req.getQuery() ?? '';
+    const token = extractToken(
+      {
+        authorization: req.getHeader('authorization'),
+        'x-api-key': req.getHeader('x-api-key'),
+        'x-goog-api-key': req.getHeader('x-goog-api-key'),
+      },
+      true,
+    );
+    const headers: [string, string][] = [];
+    req.forEach((name, value) => {
+      if (!PASSTHROUGH_DROP.has(name)) headers.push([name, value]);
+    });
+    const split = splitPassthroughPath(url);
+    const hasBody = method !== 'GET' && method !== 'HEAD';
+    const verified = verifyProxy(res, st, peer, token, '/v/');
+    const proceed = (body: Buffer | undefined): void => {
+      void (async () => {
+        const rec = await verified;
+        if (!rec || st.aborted) return;
+        if (!split) {
+          writeError(
+            res,
+            st,
+            new AivaultError('invalid_request', 'passthrough paths look like /v/{credential}/…'),
+          );
+          return;
+        }
+        let snap;
+        try {
+          snap = await snapshot();
+        } catch (err) {
+          writeError(res, st, err);
+          return;
+        }
+        const m = matchPassthrough({
+          snapshot: snap,
+          registry,
+          credentialId: split.credential,
+          method,
+          path: split.rest,
+          tokenCapabilities: rec.capabilities,
+        });
+        if (!m.ok) {
+          const code = writeError(res, st, m.error);
+          audit({
+            kind: 'invoke',
+            credential: split.credential,
+            method,
+            path: split.rest,
+            errorCode: code,
+            ...(peer ? { clientIp: peer } : {}),
+            note: 'passthrough: no capability matched',
+          });
+          return;
+        }
+        const envelope: Envelope = {
+          capability: m.value.capability,
+          credential: split.credential,
+          request: {
+            method,
+            path: query ? `${split.rest}?${query}` : split.rest,
+            headers,
+            ...(body && body.byteLength > 0 ? { bodyBase64: body.toString('base64') } : {}),
+          },
+        };
+        relayCall(res, st, envelope, tokenContext(rec, peer));
+      })();
+    };
+    if (hasBody) readBody(res, st, req.getHeader('content-length'), proceed);
+    else proceed(undefined);
+  });
+
+  const adminCtx: AdminContext = { config, paths, verifier, snapshot, audit };
+  app.any('/aivault/*', (res, req) => {
+    const b = begin(res);
+    if (!b) return;
+    const { st, peer } = b;
+    const method = req.getCaseSensitiveMethod().toUpperCase();
+    const url = req.getUrl();
+    const auth = req.getHeader('authorization');
+    const token = /^Bearer\s+(\S+)$/i.exec(auth.trim())?.[1];
+    const run = (body: Buffer | undefined): void => {
+      void handleAdmin(adminCtx, { method, url, token, body, peer }).then(
+        (r) => writeJson(res, st, r.status, r.body),
+        (err: unknown) => writeError(res, st, err),
+      );
+    };
+    if (method === 'POST' || method === 'PATCH' || method === 'PUT') {
+      readBody(res, st, req.getHeader('content-length'), run);
+    } else run(undefined);
+  });
+
+  app.any('/*', (res) => {
+    const b = begin(res);
+    if (!b) return;
+    writeError(res, b.st, new AivaultError('not_found', 'no such route'));
+  });
+
+  app.ws<WsData>('/aivault/ws', {
+    maxPayloadLength: 64 * 1024 * 1024,
+    maxBackpressure: 1024 * 1024 * 1024,
+    closeOnBackpressureLimit: 0,
+    idleTimeout: 0,
+    sendPingsAutomatically: true,
+    upgrade: (res, req, context) => {
+      const peer = text(res.getRemoteAddressAsText());
+      if (!opts.allowRemote && !isLoopbackPeer(peer)) {
+        res
+          .writeStatus('403 Forbidden')
+          .writeHeader('content-type', 'application/json')
+          .end(JSON.stringify({ error: 'policy_violation', message: 'non-loopback clients are refused' }));
+        audit({
+          kind: 'http.refused',
+          clientIp: peer,
+          errorCode: 'policy_violation',
+          note: 'non-loopback peer',
+        });
+        return;
+      }
+      const token = extractToken({ authorization: req.getHeader('authorization') }, false);
+      const key = req.getHeader('sec-websocket-key');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      let aborted = false;
+      res.onAborted(() => (aborted = true));
+      void verifier.verifyProxy(token).then(
+        (rec) => {
+          if (aborted) return;
+          res.cork(() =>
+            res.upgrade<WsData>(
+              {
+                peer,
+                token: rec,
+                tokenError: undefined,
+                connected: false,
+                open: true,
+                unacked: 0,
+                starvedCredits: 0,
+              },
+              key,
+              protocol,
+              extensions,
+              context,
+            ),
+          );
+        },
+        (err: unknown) => {
+          if (aborted) return;
+          const wire = toWire(err);
+          audit({
+            kind: 'http.denied',
+            path: '/aivault/ws',
+            errorCode: wire.error,
+            ...(peer ? { clientIp: peer } : {}),
+          });
+          res.cork(() =>
+            res
+              .writeStatus(statusLine(ERRORS[wire.error].http))
+              .writeHeader('content-type', 'application/json')
+              .end(JSON.stringify(wire)),
+          );
+        },
+      );
+    },
+    open: (ws) => {
+      sockets.add(ws);
+    },
+    message: (ws, message, isBinary) => {
+      const d = ws.getUserData();
+      const data = new Uint8Array(message).slice();
+      if (!d.connected) {
+        d.connected = true;
+        let connect: WsConnect;
+        try {
+          connect = parseConnectFrame(Buffer.from(data).toString('utf8'));
+        } catch (err) {
+          const wire = toWire(err);
+          audit({
+            kind: 'ws',
+            errorCode: wire.error,
+            note: 'connect frame refused',
+            ...(d.peer ? { clientIp: d.peer } : {}),
+          });
+          ws.cork(() => {
+            ws.send(JSON.stringify(wire), false);
+            ws.end(1008, wire.error);
+          });
+          return;
+        }
+        startRelay(ws, connect);
+        return;
+      }
+      if (!d.relay) return;
+      d.unacked += data.byteLength;
+      if (d.unacked > WS_MAX_UNACKED_BYTES) {
+        ws.end(1013, 'upstream is not keeping up');
+        return;
+      }
+      d.relay.post({ t: 'ws-send', data: data.buffer, binary: isBinary }, [data.buffer]);
+    },
+    drain: (ws) => {
+      const d = ws.getUserData();
+      if (d.starvedCredits > 0 && ws.getBufferedAmount() < HIGH_WATER) {
+        const n = d.starvedCredits;
+        d.starvedCredits = 0;
+        d.relay?.grant(n);
+      }
+    },
+    close: (ws, code, message) => {
+      sockets.delete(ws);
+      const d = ws.getUserData();
+      d.open = false;
+      if (d.relay) {
+        d.relay.post({ t: 'ws-close', code, reason: Buffer.from(message).toString('utf8') });
+        // If the upstream does not finish the close handshake, the worker gives up on its own timer.
+      }
+    },
+  });
+
+  const startRelay = (ws: WebSocket<WsData>, connect: WsConnect): void => {
+    const d = ws.getUserData();
+    const rec = d.token as ProxyTokenRecord;
+    try {
+      d.relay = pool.startWs({ connect, context: tokenContext(rec, d.peer) }, (msg) => {
+        if (!d.open) return;
+        switch (msg.t) {
+          case 'ws-open':
+            return;
+          case 'ws-msg': {
+            ws.send(new Uint8Array(msg.data), msg.binary, false);
+            if (ws.getBufferedAmount() < HIGH_WATER) d.relay?.grant(1);
+            else d.starvedCredits++;
+            return;
+          }
+          case 'ws-ack':
+            d.unacked = Math.max(0, d.unacked - msg.bytes);
+            return;
+          case 'ws-close':
+            d.open = false;
+            ws.end(sendableCloseCode(msg.code), msg.reason);
+            return;
+          case 'error':
+            d.open = false;
+            ws.cork(() => {
+              ws.send(JSON.stringify(toWire(fromWire(msg.error))), false);
+              ws.end(msg.error.error === 'policy_violation' ? 1008 : 1011, msg.error.error);
+            });
+            return;
+        }
+      });
+    } catch (err) {
+      const wire = toWire(err);
+      ws.cork(() => {
+        ws.send(JSON.stringify(wire), false);
+        ws.end(1011, wire.error);
+      });
+    }
+  };
+
+  const listenSocket = await new Promise<ListenSocket | false>((resolve) => {
+    app.listen(opts.host, opts.port, (s) => resolve(s));
+  });
+  if (!listenSocket) {
+    throw new AivaultError('daemon_unavailable', `cannot listen on ${opts.host}:${opts.port} (in use?)`);
+  }
+  let ls: ListenSocket | undefined = listenSocket;
+  const port = localPort(listenSocket);
+  return {
+    host: opts.host,
+    port,
+    stopListening() {
+      if (!ls) return;
+      closeListenSocket(ls);
+      ls = undefined;
+    },
+    closeWebSockets() {
+      for (const ws of [...sockets]) ws.end(1001, 'aivaultd shutting down');
+    },
+    closeConnections() {
+      for (const ws of [...sockets]) ws.end(1001, 'aivaultd shutting down');
+      for (const res of [...responses]) {
+        try {
+          res.close();
+        } catch {
+          // already gone
+        }
+      }
+    },
+  };
+}
+
+const CONNECT_FIELDS = new Set(['capability', 'path', 'credential', 'headers']);
+
+/** The first client frame of /aivault/ws: `{capability, path, credential?, headers?}`; `targetUrl` is refused. */
+export function parseConnectFrame(textFrame: string): WsConnect {
+  let v: unknown;
+  try {
+    v = JSON.parse(textFrame);
+  } catch {
+    throw new AivaultError('invalid_request', 'the first frame must be a JSON object {capability, path}');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new AivaultError('invalid_request', 'the first frame must be a JSON object {capability, path}');
+  }
+  const o = v as Record<string, unknown>;
+  if ('targetUrl' in o || 'url' in o) {
+    throw new AivaultError(
+      'policy_violation',
+      'targetUrl is not allowed: the upstream comes from capability policy',
+    );
+  }
+  for (const k of Object.keys(o)) {
+    if (!CONNECT_FIELDS.has(k)) throw new AivaultError('invalid_request', `unknown connect field ${k}`);
+  }
+  if (typeof o.capability !== 'string' || o.capability === '') {
+    throw new AivaultError('invalid_request', 'connect frame needs a capability');
+  }
+  if (typeof o.path !== 'string' || !o.path.startsWith('/')) {
+    throw new AivaultError('invalid_request', 'connect frame needs a path starting with /');
+  }
+  if (o.credential !== undefined && typeof o.credential !== 'string') {
+    throw new AivaultError('invalid_request', 'credential must be a string');
+  }
+  let headers: [string, string][] | undefined;
+  if (o.headers !== undefined) {
+    if (
+      !Array.isArray(o.headers) ||
+      !o.headers.every((h) => Array.isArray(h) && h.length === 2 && h.every((x) => typeof x === 'string'))
+    ) {
+      throw new AivaultError('invalid_request', 'headers must be a list of [name, value] pairs');
+    }
+    headers = o.headers as [string, string][];
+  }
+  return {
+    capability: o.capability,
+    path: o.path,
+    ...(typeof o.credential === 'string' ? { credential: o.credential } : {}),
+    ...(headers ? { headers } : {}),
+  };
+}

@@ -1,0 +1,253 @@
+/**
+ * Request-worker side of `GET /aivault/ws`: run the broker policy for the connect frame (the upgrade is
+ * checked as a GET on `path`), inject auth, open the upstream `wss://` connection (host + port from
+ * policy, SSRF guard at connect time, dev overrides only for verified dev vaults) and relay frames with
+ * the credit/ack backpressure described in http-ws-protocol.ts. Exactly one audit event per relay.
+ * Secret values live only inside `open()` (auth headers handed to the ws client); they are never posted
+ * to the main thread.
+ */
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import WebSocket from 'ws';
+import { AivaultError, toWire } from '../errors.js';
+import type { AuditInput } from '../audit/audit-log.js';
+import type { Envelope } from '../broker/types.js';
+import type { PipelineDeps } from '../pipeline/invoke.js';
+import { createGuardedLookup, mapUpstreamError } from '../pipeline/upstream.js';
+import {
+  WS_INITIAL_CREDITS,
+  type WsMainToWorker,
+  type WsTask,
+  type WsWorkerToMain,
+} from './http-ws-protocol.js';
+
+const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+function own(data: Buffer): ArrayBuffer {
+  const copy = new Uint8Array(data.byteLength);
+  copy.set(data);
+  return copy.buffer;
+}
+
+function toBuffer(data: WebSocket.RawData): Buffer {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return Buffer.from(data);
+  return data;
+}
+
+/** A close code a peer may legally send (1005/1006/1015 are reserved for local reporting). */
+export function sendableCloseCode(code: number): number {
+  if (code === 1000 || (code >= 1001 && code <= 1014 && code !== 1005 && code !== 1006)) return code;
+  if (code >= 3000 && code <= 4999) return code;
+  return code === 1005 ? 1000 : 1011;
+}
+
+/**
+ * Run one relay. `ready` settles when this worker has its crypto port; the port listener is attached
+ * BEFORE waiting for it, so client frames that arrive meanwhile are not lost.
+ */
+export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promise<unknown>): Promise<void> {
+  const { port, connect, context } = task;
+  const started = Date.now();
+  let terminalSent = false;
+  const post = (msg: WsWorkerToMain, transfer: ArrayBuffer[] = []): void => {
+    if (terminalSent) return;
+    if (msg.t === 'ws-close' || msg.t === 'error') terminalSent = true;
+    port.postMessage(msg, transfer);
+  };
+  const audit: { -readonly [K in keyof AuditInput]?: AuditInput[K] } = {
+    kind: 'ws',
+    capability: connect.capability,
+    method: 'GET',
+    ...(context.workspaceId ? { workspaceId: context.workspaceId } : {}),
+    ...(context.groupId ? { groupId: context.groupId } : {}),
+    ...(context.clientIp ? { clientIp: context.clientIp } : {}),
+  };
+  let upstream: WebSocket | undefined;
+  let credits = WS_INITIAL_CREDITS;
+  let paused = false;
+  let clientClosed: { code: number; reason: string } | undefined;
+  let aborted = false;
+  /** Client frames that arrived before the upstream opened. */
+  const pending: { data: Buffer; binary: boolean }[] = [];
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+
+  const sendUp = (data: Buffer, binary: boolean): void => {
+    const ws = upstream;
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      pending.push({ data, binary });
+      return;
+    }
+    ws.send(data, { binary }, () => post({ t: 'ws-ack', bytes: data.byteLength }));
+  };
+
+  port.on('message', (msg: WsMainToWorker) => {
+    switch (msg.t) {
+      case 'ws-send':
+        sendUp(Buffer.from(msg.data), msg.binary);
+        return;
+      case 'credit':
+        credits += msg.n;
+        if (paused && credits > 0 && upstream) {
+          paused = false;
+          upstream.resume();
+        }
+        return;
+      case 'ws-close':
+        clientClosed = { code: msg.code, reason: msg.reason };
+        if (upstream && upstream.readyState === WebSocket.OPEN) {
+          upstream.close(sendableCloseCode(msg.code), msg.reason.slice(0, 120));
+          // A peer that never answers the close handshake does not keep the relay alive.
+          setTimeout(() => upstream?.terminate(), 5000).unref();
+        }
+        return;
+      case 'abort':
+        aborted = true;
+        upstream?.terminate();
+        resolveDone();
+        return;
+      default:
+        return;
+    }
+  });
+
+  try {
+    await ready;
+    const dev = await deps.secrets.devOverrides();
+    const envelope: Envelope = {
+      capability: connect.capability,
+      ...(connect.credential !== undefined ? { credential: connect.credential } : {}),
+      // The upgrade is a GET for method enforcement; the path is policed like any HTTP path.
+      request: {
+        method: 'GET',
+        path: connect.path,
+        ...(connect.headers ? { headers: connect.headers } : {}),
+      },
+    };
+    const planned = await deps.plan(envelope, context, dev);
+    if (!planned.ok) throw planned.error;
+    const plan = planned.value;
+    Object.assign(audit, {
+      capability: plan.capabilityId,
+      credential: plan.credentialId,
+      provider: plan.provider,
+      host: plan.host,
+      path: plan.path,
+    });
+    const limit = plan.policy.rateLimitPerMinute;
+    if (limit !== undefined && deps.rateLimiter) {
+      const d = deps.rateLimiter.tryAcquire(plan.capabilityId, limit);
+      if (!d.admitted) {
+        throw new AivaultError(
+          'rate_limited',
+          `capability ${plan.capabilityId} is limited to ${limit} calls per minute`,
+        );
+      }
+    }
+    const ids = [...new Set(Object.values(plan.secretRefs))];
+    const values = await deps.secrets.decrypt(ids);
+    let bySlot: Record<string, string> = {};
+    for (const [slot, id] of Object.entries(plan.secretRefs)) {
+      const v = values.get(id);
+      if (v === undefined) throw new AivaultError('vault_unavailable', `secret ${id} is missing`);
+      bySlot[slot] = v;
+    }
+    values.clear();
+    if ('oauth2' in plan.auth) {
+      if (!deps.oauth2) throw new AivaultError('auth_failed', 'oauth2 credentials need the token refresher');
+      bySlot = await deps.oauth2.ensure(plan, bySlot, dev, false);
+    }
+    const authed = await deps.applyAuth(
+      plan,
+      {
+        method: 'GET',
+        host: plan.host,
+        path: plan.path,
+        query: plan.query,
+        headers: plan.headers,
+        body: new Uint8Array(0),
+      },
+      bySlot,
+    );
+    bySlot = {};
+    if (!authed.ok) throw authed.error;
+    const auth = authed.value;
+    const headers: Record<string, string> = {};
+    for (const [n, v] of plan.headers) headers[n] = v;
+    for (const [n, v] of auth.setHeaders) headers[n.toLowerCase()] = v;
+    let query = plan.query;
+    for (const [n, v] of auth.appendQuery) query += (query ? '&' : '') + `${n}=${v}`;
+    const path = (auth.pathPrefix ?? '') + plan.path + (query ? `?${query}` : '');
+    const mapped = dev?.resolve.get(plan.host.toLowerCase());
+    const dialPort = mapped ? mapped.port : plan.port;
+    const url = `wss://${plan.host}${dialPort === 443 ? '' : `:${dialPort}`}${path}`;
+    let ca: string[] | undefined;
+    if (dev?.caCertPath) ca = [...rootCertificates, readFileSync(dev.caCertPath, 'utf8')];
+
+    const ws = new WebSocket(url, {
+      headers,
+      perMessageDeflate: false,
+      followRedirects: false,
+      handshakeTimeout: 10_000,
+      maxPayload: MAX_MESSAGE_BYTES,
+      lookup: createGuardedLookup(dev) as never,
+      ...(ca ? { ca } : {}),
+      ...(auth.tls ? { cert: auth.tls.cert, key: auth.tls.key } : {}),
+    });
+    upstream = ws;
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('unexpected-response', (_req, res) => {
+        const status = res.statusCode ?? 0;
+        res.resume();
+        ws.terminate();
+        audit.status = status;
+        reject(
+          new AivaultError(
+            'upstream_unreachable',
+            `upstream ${plan.host} refused the WebSocket upgrade (${status})`,
+            {
+              status,
+            },
+          ),
+        );
+      });
+      ws.once('error', (err) => reject(mapUpstreamError(err, plan.host)));
+    });
+    if (aborted) {
+      ws.terminate();
+      return;
+    }
+    audit.status = 101;
+    post({ t: 'ws-open', protocol: ws.protocol });
+    for (const p of pending.splice(0)) sendUp(p.data, p.binary);
+    if (clientClosed) ws.close(sendableCloseCode(clientClosed.code), clientClosed.reason.slice(0, 120));
+
+    ws.on('message', (data, isBinary) => {
+      const buf = own(toBuffer(data));
+      post({ t: 'ws-msg', data: buf, binary: isBinary }, [buf]);
+      credits--;
+      if (credits <= 0 && !paused) {
+        paused = true;
+        ws.pause();
+      }
+    });
+    ws.on('error', () => undefined); // 'close' follows
+    ws.on('close', (code, reason) => {
+      post({ t: 'ws-close', code, reason: reason.toString('utf8').slice(0, 120) });
+      resolveDone();
+    });
+    await done;
+  } catch (err) {
+    const e = err instanceof AivaultError ? err : mapUpstreamError(err, audit.host ?? 'upstream');
+    audit.errorCode = e.code;
+    upstream?.terminate();
+    post({ t: 'error', error: toWire(e) });
+  } finally {
+    audit.durationMs = Date.now() - started;
+    await deps.audit(audit as AuditInput).catch((err: unknown) => deps.onAuditError?.(err));
+    post({ t: 'ws-close', code: 1006, reason: '' });
+    port.close();
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Loopback-only by default. The listener binds 0.0.0.0 with allow-remote OFF and we connect from this
+ * machine's non-loopback address (found with os.networkInterfaces(); the test is skipped when the machine
+ * has none). Also the pure peer check.
+ */
+import { networkInterfaces } from 'node:os';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  isLoopbackPeer,
+  parseListenAddress,
+  extractToken,
+  splitPassthroughPath,
+} from '../../../src/daemon/http-passthrough.js';
+import { startHttpFixture, type HttpFixture } from './http-fixture.js';
+import { parseArgs } from '../../../src/daemon/main.js';
+import { loadConfig } from '../../../src/config/env.js';
+
+const external = Object.values(networkInterfaces())
+  .flat()
+  .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
+
+describe('peer check (pure)', () => {
+  it('accepts loopback and unix peers only', () => {
+    for (const a of [
+      '',
+      '127.0.0.1',
+      '127.8.9.10',
+      '::1',
+      '0000:0000:0000:0000:0000:0000:0000:0001',
+      '::ffff:127.0.0.1',
+      '0000:0000:0000:0000:0000:ffff:7f00:0001',
+    ]) {
+      expect(isLoopbackPeer(a)).toBe(true);
+    }
+    for (const a of [
+      '192.0.2.2',
+      '10.0.0.1',
+      '::ffff:10.0.0.1',
+      'fe80::1',
+      '0.0.0.0',
+      'garbage',
+      '169.254.169.254',
+    ]) {
+      expect(isLoopbackPeer(a)).toBe(false);
+    }
+  });
+  it('aivaultd --http / --http-allow-remote and AIVAULTD_HTTP*', () => {
+    expect(parseArgs(['--http', '127.0.0.1:0', '--http-allow-remote']).options).toEqual({
+      http: '127.0.0.1:0',
+      httpAllowRemote: true,
+    });
+    expect(parseArgs(['--http=[::1]:19790']).options).toEqual({ http: '[::1]:19790' });
+    const c = loadConfig({
+      HOME: '/tmp/x',
+      AIVAULTD_HTTP: '127.0.0.1:19790',
+      AIVAULTD_HTTP_ALLOW_REMOTE: '1',
+    });
+    expect(c.httpListen).toBe('127.0.0.1:19790');
+    expect(c.httpAllowRemote).toBe(true);
+    const d = loadConfig({ HOME: '/tmp/x' });
+    expect(d.httpListen).toBeUndefined();
+    expect(d.httpAllowRemote).toBe(false);
+  });
+
+  it('parses listen addresses', () => {
+    expect(parseListenAddress('127.0.0.1:19790')).toEqual({ host: '127.0.0.1', port: 19790 });
+    expect(parseListenAddress('[::1]:0')).toEqual({ host: '::1', port: 0 });
+    expect(parseListenAddress('19790')).toEqual({ host: '127.0.0.1', port: 19790 });
+    expect(() => parseListenAddress('example.com:80')).toThrow(/IP address/);
+    expect(() => parseListenAddress('127.0.0.1:99999')).toThrow();
+  });
+  it('extracts the proxy token where SDKs put their key', () => {
+    expect(extractToken({ authorization: 'Bearer avp_x' }, true)).toBe('avp_x');
+    expect(extractToken({ 'x-api-key': 'avp_y' }, true)).toBe('avp_y');
+    expect(extractToken({ 'x-goog-api-key': 'avp_z' }, true)).toBe('avp_z');
+    expect(extractToken({ 'x-api-key': 'avp_y' }, false)).toBeUndefined();
+    expect(splitPassthroughPath('/v/openai/v1/chat')).toEqual({ credential: 'openai', rest: '/v1/chat' });
+    expect(splitPassthroughPath('/v/openai')).toEqual({ credential: 'openai', rest: '/' });
+    expect(splitPassthroughPath('/v/')).toBeUndefined();
+  });
+});
+
+describe.skipIf(!external)(`non-loopback peer (${external ?? 'none'})`, () => {
+  let fx: HttpFixture;
+  beforeAll(async () => {
+    fx = await startHttpFixture({ http: '0.0.0.0:0' });
+  }, 60_000);
+  afterAll(() => fx?.close());
+
+  it('is refused by default, even with a valid token; loopback still works', async () => {
+    const token = await fx.mint({ capabilities: ['echo/api'] });
+    const port = fx.daemon.http?.port;
+    const before = fx.upstream.requests.length;
+    const remote = await fetch(`http://${external}:${port}/v/echo/x`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(remote.status).toBe(403);
+    expect(((await remote.json()) as { error: string }).error).toBe('policy_violation');
+    const health = await fetch(`http://${external}:${port}/aivault/health`);
+    expect(health.status).toBe(403);
+    await health.text();
+    expect(fx.upstream.requests.length).toBe(before);
+    const local = await fetch(`http://127.0.0.1:${port}/v/echo/x`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(local.status).toBe(200);
+    await local.text();
+  });
+});
+
+describe.skipIf(!external)('non-loopback peer with --http-allow-remote', () => {
+  let fx: HttpFixture;
+  beforeAll(async () => {
+    fx = await startHttpFixture({ http: '0.0.0.0:0', httpAllowRemote: true });
+  }, 60_000);
+  afterAll(() => fx?.close());
+
+  it('is served (a token is still required)', async () => {
+    const port = fx.daemon.http?.port;
+    const noToken = await fetch(`http://${external}:${port}/v/echo/x`);
+    expect(noToken.status).toBe(401);
+    await noToken.text();
+    const token = await fx.mint({ capabilities: ['echo/api'] });
+    const res = await fetch(`http://${external}:${port}/v/echo/x`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(res.status).toBe(200);
+    await res.text();
+  });
+});
