@@ -12,6 +12,7 @@
 import { promises as fsp, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs as parseNodeArgs } from 'node:util';
 import { loadConfig, type Config } from '../config/env.js';
 import { AivaultError, isAivaultError } from '../errors.js';
 import { DaemonPool } from './pool.js';
@@ -159,32 +160,40 @@ export interface ParsedArgs {
   options: DaemonOptions;
 }
 
+/** Flags via node:util parseArgs (maintained, strict: unknown flags and missing values are usage errors). */
 export function parseArgs(argv: readonly string[]): ParsedArgs {
-  const options: { -readonly [K in keyof DaemonOptions]: DaemonOptions[K] } = {};
-  let help = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new AivaultError('usage', `${arg} needs a value`);
-      return v;
-    };
-    if (arg === '--help' || arg === '-h') help = true;
-    else if (arg === '--once') options.once = true;
-    else if (arg === '--shared') options.shared = true;
-    else if (arg === '--socket') options.socketPath = value();
-    else if (arg === '--http') options.http = value();
-    else if (arg.startsWith('--http=')) options.http = arg.slice('--http='.length);
-    else if (arg === '--http-allow-remote') options.httpAllowRemote = true;
-    else if (arg.startsWith('--socket=')) options.socketPath = arg.slice('--socket='.length);
-    else if (arg === '--workers' || arg.startsWith('--workers=')) {
-      const n = Number(arg.includes('=') ? arg.slice('--workers='.length) : value());
-      if (!Number.isInteger(n) || n < 1)
-        throw new AivaultError('usage', '--workers must be a positive integer');
-      options.workers = n;
-    } else throw new AivaultError('usage', `unknown option ${arg} (see aivaultd --help)`);
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseNodeArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        once: { type: 'boolean' },
+        shared: { type: 'boolean' },
+        socket: { type: 'string' },
+        workers: { type: 'string' },
+        http: { type: 'string' },
+        'http-allow-remote': { type: 'boolean' },
+      },
+    }));
+  } catch (err) {
+    throw new AivaultError('usage', `${(err as Error).message.split('\n')[0]} (see aivaultd --help)`);
   }
-  return { help, options };
+  const options: { -readonly [K in keyof DaemonOptions]: DaemonOptions[K] } = {};
+  if (values.once) options.once = true;
+  if (values.shared) options.shared = true;
+  if (typeof values.socket === 'string') options.socketPath = values.socket;
+  if (typeof values.http === 'string') options.http = values.http;
+  if (values['http-allow-remote']) options.httpAllowRemote = true;
+  if (typeof values.workers === 'string') {
+    const n = Number(values.workers);
+    if (!Number.isInteger(n) || n < 1)
+      throw new AivaultError('usage', '--workers must be a positive integer');
+    options.workers = n;
+  }
+  return { help: values.help === true, options };
 }
 
 async function main(argv: readonly string[]): Promise<number> {
