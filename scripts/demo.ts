@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { startHttpsUpstream } from '../test/support/https-upstream.js';
 import { createTestCa } from '../test/support/test-ca.js';
 
-const CLI = resolve('dist/src/cli/main.js');
+const CLI = resolve('dist/src/cli-bundle/main.js');
 const vaultDir = resolve('.aivault-demo');
 const demoKey = `sk-demo-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
 

@@ -2,6 +2,7 @@
  * What every command receives: frozen config, output settings and the streams. Commands return a
  * `CommandResult` (JSON + human rendering) and never print secret values.
  */
+import { AivaultError } from '../errors.js';
 import type { Config } from '../config/env.js';
 import type { Painter } from './output.js';
 
@@ -55,3 +56,11 @@ export const optList = (opts: CommandOptions, key: string): string[] => {
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
 };
 export const optBool = (opts: CommandOptions, key: string): boolean => opts[key] === true;
+
+/** A non-negative integer flag value, or a usage error naming the flag. */
+export function parseCount(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new AivaultError('usage', `${flag} must be a non-negative integer`);
+  return n;
+}

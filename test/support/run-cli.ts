@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 
-export const CLI = resolve('dist/src/cli/main.js');
+export const CLI = resolve('dist/src/cli-bundle/main.js');
 export const DAEMON = resolve('dist/src/daemon/main.js');
 
 const knownSecrets = new Set<string>();

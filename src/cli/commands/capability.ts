@@ -13,11 +13,10 @@ import {
   unbind as unbindCapability,
 } from '../../catalog/index.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
-import { optList, optString } from '../context.js';
+import { optList, optString, parseCount } from '../context.js';
 import { renderFields, renderTable } from '../output.js';
 import { loadBrokerView } from './broker-view.js';
 import { describeScope, scopeFrom } from './secrets.js';
-import { parseCount } from './vault.js';
 
 export async function list(
   ctx: CliContext,

@@ -7,11 +7,10 @@ import { once } from 'node:events';
 import { AivaultError } from '../../errors.js';
 import type { Envelope, RequestContext } from '../../broker/types.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
-import { optBool, optList, optString } from '../context.js';
+import { optBool, optList, optString, parseCount } from '../context.js';
 import { buildEnvelope, type CapabilityDefaults } from '../envelope-args.js';
 import { shapeJson, toMarkdown } from '../response-format.js';
 import { toJson } from '../output.js';
-import { parseCount } from './vault.js';
 
 type Mode = 'raw' | 'json' | 'markdown';
 

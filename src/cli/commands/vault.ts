@@ -5,7 +5,7 @@ import { Vault } from '../../vault/index.js';
 import { AuditLog } from '../../audit/audit-log.js';
 import { vaultPaths } from '../../vault/paths.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
-import { optBool, optString } from '../context.js';
+import { optBool, optString, parseCount } from '../context.js';
 import { renderFields, renderTable, type Painter } from '../output.js';
 import { openVaultForWrite, promptHidden } from '../secret-input.js';
 import { tellDaemon } from '../daemon-link.js';
@@ -160,11 +160,4 @@ export async function audit(
             p,
           ),
   };
-}
-
-export function parseCount(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0)
-    throw new AivaultError('usage', `${flag} must be a non-negative integer`);
-  return n;
 }
