@@ -243,7 +243,7 @@ parentPort.postMessage({ ms: performance.now() - t0, admitted });`,
     name: 'note',
     opsPerSec: 0,
     usPerOp: 0,
-    note: 'the daemon pays one `dev` round trip + one decrypt round trip per call; decrypt re-reads the secret record from disk each time',
+    note: 'the daemon pays one `dev` round trip + one decrypt round trip per call; decrypt stats the secret record and re-reads it only when the file changed',
   });
   echo.port1.close();
   echo.port2.close();

@@ -16,8 +16,10 @@ import {
   loadKek,
   readSecretRecord,
   readVaultMeta,
+  secretRecordPath,
   Vault,
   vaultPaths,
+  type SecretRecord,
 } from '../vault/index.js';
 
 type Meta = Awaited<ReturnType<typeof readVaultMeta>>;
@@ -156,21 +158,49 @@ export class CryptoService {
     } catch {
       return false;
     }
+    // The MAC check is a keyed hash per call otherwise; the answer only changes with vault.json or the KEK.
+    if (this.devCache?.meta === state.meta && this.devCache.kek === state.kek) return this.devCache.verified;
     const dev = state.meta.dev;
-    return dev !== undefined && dev.enabled && verifyDevMac(state.kek, state.meta.vaultId, dev.mac);
+    const verified = dev !== undefined && dev.enabled && verifyDevMac(state.kek, state.meta.vaultId, dev.mac);
+    this.devCache = { meta: state.meta, kek: state.kek, verified };
+    return verified;
   }
 
-  /** Decrypt secrets by id, reading each record fresh from disk. Caller owns (and should zero) the bytes. */
+  private devCache: { meta: Meta; kek: Kek; verified: boolean } | undefined;
+
+  /**
+   * Parsed secret records keyed by their file's stat. Why: re-reading, parsing and schema-checking the
+   * record on every call was about half of this thread's time under load; one stat keeps rotations and
+   * deletions visible on the very next request (an atomic rename always changes the inode).
+   */
+  private readonly records = new Map<string, { key: string; record: SecretRecord }>();
+
+  private async record(id: string): Promise<SecretRecord> {
+    let key: string | undefined;
+    try {
+      const st = await fsp.stat(secretRecordPath(this.paths, id));
+      key = `${st.mtimeMs}:${st.ctimeMs}:${st.size}:${st.ino}`;
+    } catch {
+      this.records.delete(id); // missing or unreadable: let readSecretRecord report it
+    }
+    const cached = this.records.get(id);
+    if (key !== undefined && cached?.key === key) return cached.record;
+    const record = await readSecretRecord(this.paths, id).catch((err: unknown) => {
+      if (err instanceof AivaultError && err.code === 'not_found') {
+        throw new AivaultError('vault_unavailable', `secret ${id} no longer exists`);
+      }
+      throw err;
+    });
+    if (key !== undefined) this.records.set(id, { key, record });
+    return record;
+  }
+
+  /** Decrypt secrets by id (records re-read whenever their file changes). Caller owns (and should zero) the bytes. */
   async decrypt(secretIds: readonly string[]): Promise<Map<string, Uint8Array>> {
     const { kek } = await this.currentKek();
     const out = new Map<string, Uint8Array>();
     for (const id of secretIds) {
-      const record = await readSecretRecord(this.paths, id).catch((err: unknown) => {
-        if (err instanceof AivaultError && err.code === 'not_found') {
-          throw new AivaultError('vault_unavailable', `secret ${id} no longer exists`);
-        }
-        throw err;
-      });
+      const record = await this.record(id);
       const value = decryptRecord(kek, record);
       try {
         out.set(id, value.revealBytes());
