@@ -1,0 +1,151 @@
+/**
+ * Fuzz targets: each takes arbitrary input, calls one parser of the untrusted boundary, and throws only when
+ * a PROPERTY is broken (an exception escaping the parser is itself a finding). Shared by fuzz.test.ts (a few
+ * seconds each in `npm test`) and `npm run fuzz` (FUZZ_SECONDS per target).
+ *
+ * Why fast-check and not Jazzer.js: @jazzer.js/core 4.0.0 installs (its native addon ships as a prebuild)
+ * but the linux-x64 prebuild needs GLIBC_2.38 and these machines have Debian 12's glibc 2.36
+ * (ERR_DLOPEN_FAILED); 2.1.0 and older fetch the addon from GitHub at install time (prebuild-install),
+ * which this workplace cannot reach, and building it needs cmake-js to download Node headers and libFuzzer
+ * sources. So this is RANDOMIZED property-based fuzzing (fast-check arbitraries biased toward the grammar
+ * of each input plus raw bytes), not coverage-guided fuzzing.
+ */
+import { encode as msgpackEncode } from 'msgpackr';
+import { decodeClientFrame, decodeDaemonFrame, encodeFrame, peekFrameId } from '../../src/protocol/frames.js';
+import { parseEnvelope } from '../../src/broker/envelope.js';
+import { isUnderPrefix, normalizePath } from '../../src/broker/path.js';
+import {
+  formatAuthority,
+  isValidHostPattern,
+  matchHost,
+  normalizeHost,
+  parseAuthority,
+} from '../../src/broker/hosts.js';
+import { isAivaultError } from '../../src/errors.js';
+
+function check(cond: boolean, what: string, input: unknown): void {
+  if (!cond) throw new Error(`property broken: ${what} for ${JSON.stringify(input)?.slice(0, 300)}`);
+}
+
+/** Frame decoder: never throws; ok results re-encode and decode to the same frame; errors are invalid_request. */
+export function fuzzFrame(bytes: Uint8Array): void {
+  for (const decode of [decodeClientFrame, decodeDaemonFrame]) {
+    const r = decode(bytes);
+    if (r.ok) {
+      const { v: _v, ...rest } = r.value as unknown as Record<string, unknown>;
+      const again = decode(encodeFrame(rest as Parameters<typeof encodeFrame>[0]));
+      check(again.ok, 'decoded frame re-encodes', rest);
+    } else {
+      check(
+        isAivaultError(r.error) && r.error.code === 'invalid_request',
+        'error is invalid_request',
+        r.error,
+      );
+    }
+  }
+  const id = peekFrameId(bytes);
+  check(id === undefined || (Number.isSafeInteger(id) && id > 0), 'peeked id is a positive safe int', id);
+}
+
+/** Same, for structured values packed as msgpack (reaches deeper than raw bytes). */
+export function fuzzFrameValue(value: unknown): void {
+  let bytes: Uint8Array;
+  try {
+    bytes = msgpackEncode(value);
+  } catch {
+    return; // not encodable: not a frame an attacker can send
+  }
+  fuzzFrame(bytes);
+}
+
+const DOT = /(^|\/)\.{1,2}(\/|$)/;
+
+/** Envelope parser: never throws; accepted envelopes have exactly the allowed shape and one body mode. */
+export function fuzzEnvelope(input: unknown): void {
+  const r = parseEnvelope(input);
+  if (!r.ok) {
+    check(isAivaultError(r.error), 'error is an AivaultError', r.error);
+    check(['invalid_request', 'policy_violation'].includes(r.error.code), 'error code', r.error.code);
+    return;
+  }
+  const e = r.value;
+  check(typeof e.capability === 'string' && e.capability.length > 0, 'capability present', e);
+  check(!('url' in (e.request as object)), 'request.url never accepted', e);
+  const modes = [
+    e.request.body,
+    e.request.bodyBase64,
+    e.request.multipart ?? e.request.multipartFiles,
+    e.request.bodyFilePath,
+  ].filter((x) => x !== undefined).length;
+  check(modes <= 1, 'at most one body mode', e);
+  for (const k of Object.keys(e))
+    check(['capability', 'credential', 'request'].includes(k), 'known top-level key', k);
+}
+
+/** Path normalizer: never throws; accepted output is canonical, idempotent, ASCII, with no traversal. */
+export function fuzzPath(raw: string, prefix = '/v1'): void {
+  const r = normalizePath(raw);
+  if (!r.ok) {
+    check(['invalid_request', 'policy_violation'].includes(r.error.code), 'error code', r.error.code);
+    return;
+  }
+  const { path, query } = r.value;
+  check(path.startsWith('/'), 'starts with /', raw);
+  check(!path.includes('//'), 'no empty segment', raw);
+  check(!path.includes('\\'), 'no backslash', raw);
+  check(!DOT.test(path), 'no dot segment', raw);
+  check(/^[\x21-\x7e]*$/.test(path), 'printable ASCII', raw);
+  for (const seg of path.split('/')) {
+    let d: string;
+    try {
+      d = decodeURIComponent(seg);
+    } catch {
+      throw new Error(`property broken: output segment is not decodable for ${JSON.stringify(raw)}`);
+    }
+    check(d !== '.' && d !== '..' && !d.includes('/') && !d.includes('\\'), 'decoded segment is safe', raw);
+  }
+  const again = normalizePath(query ? `${path}?${query}` : path);
+  check(again.ok && again.value.path === path, 'idempotent', raw);
+  if (isUnderPrefix(path, prefix))
+    check(path === prefix || path.startsWith(`${prefix}/`), 'segment-boundary prefix', raw);
+}
+
+/**
+ * Host matcher: never throws on anything; on canonical inputs (its contract: policy data is normalized when
+ * stored) a wildcard matches exactly one leading label on a dot boundary, never the apex, same port; an
+ * exact pattern matches only itself.
+ */
+export function fuzzHost(pattern: string, rawHost: string): void {
+  matchHost(pattern, rawHost);
+  normalizeHost(rawHost);
+  const auth = parseAuthority(rawHost, { allowPort: true });
+  if (!auth.ok || !isValidHostPattern(pattern, { allowPort: true })) return;
+  const host = formatAuthority(auth.value);
+  const m = matchHost(pattern, host);
+  const [pName, pPort = '443'] = pattern.split(':') as [string, string?];
+  if (!m) {
+    if (pattern.startsWith('*.')) {
+      const suffix = pName.slice(2);
+      const label = auth.value.host.slice(0, -suffix.length - 1);
+      const should =
+        auth.value.host.endsWith(`.${suffix}`) &&
+        label.length > 0 &&
+        !label.includes('.') &&
+        String(auth.value.port) === pPort;
+      check(!should, 'wildcard matches a one-label subdomain on the same port', [pattern, host]);
+    } else check(pattern !== host, 'exact pattern matches itself', [pattern, host]);
+    return;
+  }
+  check(String(auth.value.port) === pPort, 'same port', [pattern, host]);
+  if (pattern.startsWith('*.')) {
+    const suffix = pName.slice(2);
+    check(auth.value.host !== suffix, 'wildcard never matches the apex', [pattern, host]);
+    check(auth.value.host.endsWith(`.${suffix}`), 'dot-boundary suffix', [pattern, host]);
+    check(!auth.value.host.slice(0, -suffix.length - 1).includes('.'), 'exactly one leading label', [
+      pattern,
+      host,
+    ]);
+  } else {
+    check(pattern === host, 'exact match', [pattern, host]);
+  }
+}

