@@ -23,29 +23,41 @@ const rateLimiter = new RateLimiter(data.rateLimit);
 let crypto: Promise<CryptoPortClient> | undefined;
 
 function cryptoVia(port: InvokeTask['port']): Promise<CryptoPortClient> {
-  crypto ??= new Promise<CryptoPortClient>((resolve) => {
+  if (crypto) return crypto;
+  const pending = new Promise<CryptoPortClient>((resolve) => {
     const onMessage = (msg: MainToWorker): void => {
       if (msg.t !== 'crypto-port') return;
       port.off('message', onMessage);
-      resolve(new CryptoPortClient(msg.port));
+      const client = new CryptoPortClient(msg.port);
+      // The crypto worker died: forget this client so the next call asks for a port to its replacement.
+      client.onClose(() => {
+        if (crypto === pending) crypto = undefined;
+      });
+      resolve(client);
     };
     port.on('message', onMessage);
     port.postMessage({ t: 'need-crypto' } satisfies WorkerToMain);
   });
+  crypto = pending;
+  return pending;
+}
+
+/** The client obtained by this call (cryptoVia ran first); vault_unavailable if its worker just died. */
+function currentCrypto(): Promise<CryptoPortClient> {
+  if (!crypto)
+    return Promise.reject(new AivaultError('vault_unavailable', 'the crypto worker stopped; retry the call'));
   return crypto;
 }
 
 /** Secrets for every call of this worker; valid once the first call has obtained the crypto port. */
 const secrets: SecretSource = {
   async devOverrides() {
-    return (await (crypto as Promise<CryptoPortClient>).then((c) => c.dev()))
-      ? config.devRequested
-      : undefined;
+    return (await currentCrypto().then((c) => c.dev())) ? config.devRequested : undefined;
   },
-  decrypt: async (ids) => (await (crypto as Promise<CryptoPortClient>)).decrypt(ids),
-  write: async (id, value) => (await (crypto as Promise<CryptoPortClient>)).write(id, value),
+  decrypt: async (ids) => (await currentCrypto()).decrypt(ids),
+  write: async (id, value) => (await currentCrypto()).write(id, value),
   async lease(id) {
-    const client = await (crypto as Promise<CryptoPortClient>);
+    const client = await currentCrypto();
     const { leaseId, value } = await client.lease(id);
     return { value, release: (next?: string) => client.release(id, leaseId, next) };
   },

@@ -57,11 +57,20 @@ export function configFromWorkerData(data: { config: WorkerConfig }): Config {
 
 const UTF8 = new TextDecoder('utf-8', { fatal: false });
 
+const CRYPTO_GONE = {
+  error: 'vault_unavailable',
+  message: 'the crypto worker stopped; retry the call',
+} as const;
+
 /** Request-worker side RPC client over its private port to the crypto worker. */
 export class CryptoPortClient {
   private readonly port: MessagePort;
   private nextRid = 1;
   private readonly waiting = new Map<number, (reply: CryptoReply) => void>();
+
+  /** Set when the crypto worker went away: every pending and later call fails fast. */
+  private closed = false;
+  private readonly closeListeners: (() => void)[] = [];
 
   constructor(port: MessagePort) {
     this.port = port;
@@ -70,10 +79,25 @@ export class CryptoPortClient {
       this.waiting.delete(reply.rid);
       cb?.(reply);
     });
+    // The port closes when the crypto worker dies: without this, pending decrypts would never settle and
+    // every call needing a secret would hang.
+    port.on('close', () => {
+      this.closed = true;
+      for (const [rid, cb] of this.waiting) cb({ rid, ok: false, error: CRYPTO_GONE });
+      this.waiting.clear();
+      for (const listener of this.closeListeners.splice(0)) listener();
+    });
     port.unref();
   }
 
+  /** Called once when the crypto worker behind this port is gone. */
+  onClose(listener: () => void): void {
+    if (this.closed) listener();
+    else this.closeListeners.push(listener);
+  }
+
   private call(req: CryptoRequest, transfer: ArrayBuffer[] = []): Promise<CryptoReply> {
+    if (this.closed) return Promise.resolve({ rid: req.rid, ok: false, error: CRYPTO_GONE });
     return new Promise((resolve) => {
       this.waiting.set(req.rid, resolve);
       this.port.postMessage(req, transfer);

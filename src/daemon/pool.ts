@@ -50,7 +50,7 @@ export interface PoolOptions {
 
 export class DaemonPool {
   readonly piscina: Piscina;
-  private readonly crypto: Worker;
+  private crypto: Worker;
   private readonly rateLimit: SharedArrayBuffer;
   private readonly control = new Map<number, (r: ControlReply) => void>();
   private nextRid = 1;
@@ -59,23 +59,7 @@ export class DaemonPool {
 
   constructor(config: Config, opts: PoolOptions = {}) {
     this.rateLimit = createRateLimitBuffer(opts.rateLimitSlots);
-    const cryptoEntry = workerEntry('crypto-worker');
-    this.crypto = new Worker(cryptoEntry.filename, {
-      workerData: { ...cryptoEntry.bootData, config: toWorkerConfig(config) },
-      // The crypto worker keeps the real environment: the env key provider reads its variable there.
-    });
-    this.crypto.on('message', (r: ControlReply) => {
-      const cb = this.control.get(r.rid);
-      this.control.delete(r.rid);
-      cb?.(r);
-    });
-    this.crypto.on('error', () => {
-      // A dead crypto worker means no secrets: pending operator calls fail; invocations get vault_unavailable.
-      for (const cb of this.control.values()) {
-        cb({ rid: 0, ok: false, error: { error: 'vault_unavailable', message: 'crypto worker failed' } });
-      }
-      this.control.clear();
-    });
+    this.crypto = this.spawnCrypto(config);
     const entry = workerEntry('request-worker');
     const workerData: RequestWorkerData & Record<string, unknown> = {
       ...entry.bootData,
@@ -188,6 +172,36 @@ export class DaemonPool {
 
   get inflight(): number {
     return this.calls.size;
+  }
+
+  /**
+   * Start the crypto worker. If it dies (crash, OOM, terminate) outside shutdown, pending operator calls
+   * fail with vault_unavailable, request workers' ports close (their calls fail fast, never hang) and a
+   * fresh crypto worker takes over; a passphrase vault is then locked again until `aivault unlock`.
+   */
+  private spawnCrypto(config: Config): Worker {
+    const cryptoEntry = workerEntry('crypto-worker');
+    const worker = new Worker(cryptoEntry.filename, {
+      workerData: { ...cryptoEntry.bootData, config: toWorkerConfig(config) },
+      // The crypto worker keeps the real environment: the env key provider reads its variable there.
+    });
+    worker.on('message', (r: ControlReply) => {
+      const cb = this.control.get(r.rid);
+      this.control.delete(r.rid);
+      cb?.(r);
+    });
+    const failPending = (): void => {
+      for (const cb of this.control.values()) {
+        cb({ rid: 0, ok: false, error: { error: 'vault_unavailable', message: 'crypto worker failed' } });
+      }
+      this.control.clear();
+    };
+    worker.on('error', failPending);
+    worker.on('exit', () => {
+      failPending();
+      if (!this.closed && this.crypto === worker) this.crypto = this.spawnCrypto(config);
+    });
+    return worker;
   }
 
   /** Forward an operator frame to the crypto worker. */
