@@ -176,6 +176,24 @@ function base64Size(b64: string): number {
   return (b64.length / 4) * 3 - pad;
 }
 
+/**
+ * Bodies read from a local path are read by the daemon with ITS privileges. Only the daemon's owner on its
+ * private socket (or the in-process CLI, which reads as the caller anyway) may name paths; a --shared socket
+ * peer or an HTTP caller could otherwise make the daemon send the owner's files (kek.key, ssh keys) upstream.
+ */
+function checkLocalFiles(envelope: Envelope, context: RequestContext): Result<true> {
+  const { request } = envelope;
+  const namesPath =
+    request.bodyFilePath !== undefined || (request.multipartFiles ?? []).some((f) => f.path !== undefined);
+  if (namesPath && context.localFiles !== true) {
+    return fail(
+      'policy_violation',
+      'local file paths (bodyFilePath, multipartFiles[].path) are accepted only from the owner’s private socket; send the content inline',
+    );
+  }
+  return ok(true);
+}
+
 function buildBody(envelope: Envelope, policy: EffectivePolicy): Result<PlanBody> {
   const request = envelope.request;
   const max = policy.maxRequestBodyBytes;
@@ -281,6 +299,8 @@ export function checkRequest(input: CheckRequestInput): Result<Plan> {
   const queryClash = checkQueryNames(query, auth);
   if (!queryClash.ok) return queryClash;
 
+  const localFiles = checkLocalFiles(envelope, context);
+  if (!localFiles.ok) return localFiles;
   const policy = effectivePolicy(snapshot, capability.id);
   const body = buildBody(envelope, policy);
   if (!body.ok) return body;

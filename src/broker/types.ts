@@ -112,6 +112,11 @@ export interface RequestContext {
   readonly groupId?: string;
   readonly clientIp?: string;
   readonly consumer?: string;
+  /**
+   * True only when the caller is the daemon's owner (private 0600 socket) or the in-process CLI: then
+   * bodyFilePath / multipartFiles[].path may name local files. Never set for HTTP or --shared peers.
+   */
+  readonly localFiles?: boolean;
   /** Set when the call came with a proxy token: restricts capabilities and may pin a credential. */
   readonly token?: { readonly capabilities: readonly string[]; readonly credential?: string };
 }

@@ -93,6 +93,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       socketPath,
       socketMode,
       socketDirMode,
+      allowLocalFiles: !opts.shared,
       ...(opts.maxInflightPerConnection !== undefined
         ? { maxInflightPerConnection: opts.maxInflightPerConnection }
         : {}),

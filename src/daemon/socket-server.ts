@@ -38,6 +38,11 @@ export interface SocketServerOptions {
   /** Called when a connection closes (for `--once`). */
   readonly onConnectionClosed?: () => void;
   readonly onConnectionOpened?: () => void;
+  /**
+   * Peers may name local files for the daemon to read (bodyFilePath, multipartFiles[].path). True only for
+   * the owner's private socket; false for --shared, where a group member could read the owner's files.
+   */
+  readonly allowLocalFiles?: boolean;
 }
 
 interface Call {
@@ -236,7 +241,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
           const handle = pool.startCall(
             {
               envelope: frame.envelope,
-              context: { ...frame.context },
+              context: { ...frame.context, localFiles: opts.allowLocalFiles === true },
               stream: frame.stream,
               ...(frame.timeoutMs !== undefined ? { timeoutMs: frame.timeoutMs } : {}),
             },

@@ -7,10 +7,8 @@
  * allowed upstream; an upstream that reflects input (echo/paste/file-upload APIs) hands them back.
  *
  * Tried as the attacker would: user `aivault-attacker` in the socket's group runs the real client against
- * a --shared daemon run by root, naming root's 0600 key file as the body. `it.fails` marks the open bug
- * (reported to the lead): it turns red when the daemon stops reading caller-named files for peers that
- * are not its owner (e.g. the CLI inlines the bytes, or the daemon checks SO_PEERCRED / refuses paths
- * over a shared socket).
+ * a --shared daemon run by root, naming root's 0600 key file as the body. Stopped by policy: file paths
+ * are honoured only for the owner's private socket (RequestContext.localFiles), never for --shared peers.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -127,7 +125,7 @@ describe.skipIf(!ready)('attack: a group member makes a --shared daemon read the
     ).toContain('"body":"hi"');
   });
 
-  it.fails('bodyFilePath naming an owner-only file is refused for a shared-socket caller', async () => {
+  it('bodyFilePath naming an owner-only file is refused for a shared-socket caller', async () => {
     const out = await asAttacker(
       `{ capability: 'echo/api', request: { method: 'POST', path: '/x', bodyFilePath: ${JSON.stringify(rootOnly)} } }`,
     );
@@ -135,13 +133,10 @@ describe.skipIf(!ready)('attack: a group member makes a --shared daemon read the
     expect(readFileSync(rootOnly, 'utf8')).toBe(ROOT_SECRET);
   });
 
-  it.fails(
-    'multipartFiles[].path naming an owner-only file is refused for a shared-socket caller',
-    async () => {
-      const out = await asAttacker(
-        `{ capability: 'echo/api', request: { method: 'POST', path: '/x', multipartFiles: [{ name: 'f', path: ${JSON.stringify(rootOnly)} }] } }`,
-      );
-      expect(out).not.toContain(ROOT_SECRET);
-    },
-  );
+  it('multipartFiles[].path naming an owner-only file is refused for a shared-socket caller', async () => {
+    const out = await asAttacker(
+      `{ capability: 'echo/api', request: { method: 'POST', path: '/x', multipartFiles: [{ name: 'f', path: ${JSON.stringify(rootOnly)} }] } }`,
+    );
+    expect(out).not.toContain(ROOT_SECRET);
+  });
 });

@@ -106,7 +106,7 @@ async function execute(
         ctx.config,
         vault,
         envelope,
-        context,
+        { ...context, localFiles: true },
         timeoutMs !== undefined ? { timeoutMs } : {},
       );
     } finally {
