@@ -11,6 +11,7 @@
  * are honoured only for the owner's private socket (RequestContext.localFiles), never for --shared peers.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { build } from 'esbuild';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,6 +40,7 @@ let daemon: Daemon;
 let upstream: HttpsUpstream;
 let sock: string;
 let rootOnly: string;
+let attackerClient: string;
 const ROOT_SECRET = `root-only-${Math.random().toString(36).slice(2)}`;
 
 beforeAll(async () => {
@@ -78,6 +80,23 @@ beforeAll(async () => {
     { id: 'echo/api', credentialId: 'echo', methods: ['POST'], pathPrefixes: ['/'] },
     { secrets: [info] },
   );
+  // The attacker cannot be assumed to read the checkout (its parents may be 0700, as /tmp is on CI): give
+  // it the real client as one self-contained file in the world-readable base dir.
+  attackerClient = join(base, 'client.mjs');
+  await build({
+    entryPoints: [resolve('src/protocol/client.ts')],
+    outfile: attackerClient,
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'silent',
+    external: ['msgpackr-extract', 'bufferutil', 'utf-8-validate'],
+    banner: {
+      js: "import { createRequire as __attackerRequire } from 'node:module'; const require = __attackerRequire(import.meta.url);",
+    },
+  });
+  chmodSync(attackerClient, 0o644);
   rootOnly = join(base, 'root-only.txt');
   writeFileSync(rootOnly, ROOT_SECRET, { mode: 0o600 });
   const runDir = join(base, 'run');
@@ -96,7 +115,7 @@ afterAll(async () => {
 
 /** Async on purpose: the daemon runs in THIS process, a blocking spawn would starve its event loop. */
 function asAttacker(envelopeJson: string): Promise<string> {
-  const client = resolve('dist/src/protocol/client.js');
+  const client = attackerClient;
   const script = `import(${JSON.stringify(client)}).then(async ({ connect }) => {
     const c = await connect({ socketPath: ${JSON.stringify(sock)} });
     try { const r = await c.invoke(${envelopeJson}); console.log(Buffer.from(r.body).toString()); }
@@ -129,7 +148,7 @@ describe.skipIf(!ready)('attack: a group member makes a --shared daemon read the
     const out = await asAttacker(
       `{ capability: 'echo/api', request: { method: 'POST', path: '/x', bodyFilePath: ${JSON.stringify(rootOnly)} } }`,
     );
-    expect(out).not.toContain(ROOT_SECRET);
+    expect(out).toBe('ERR policy_violation');
     expect(readFileSync(rootOnly, 'utf8')).toBe(ROOT_SECRET);
   });
 
@@ -137,6 +156,6 @@ describe.skipIf(!ready)('attack: a group member makes a --shared daemon read the
     const out = await asAttacker(
       `{ capability: 'echo/api', request: { method: 'POST', path: '/x', multipartFiles: [{ name: 'f', path: ${JSON.stringify(rootOnly)} }] } }`,
     );
-    expect(out).not.toContain(ROOT_SECRET);
+    expect(out).toBe('ERR policy_violation');
   });
 });
