@@ -26,7 +26,7 @@ const SIGNED_PLAIN_HEADERS: ReadonlySet<string> = new Set(['content-type', 'cont
 const NAME = /^[a-z0-9-]{1,64}$/;
 
 /** node:crypto SHA-256 in the signer's Checksum shape (keyed = HMAC). */
-class NodeSha256 {
+export class NodeSha256 {
   readonly #secret: BinaryLike | undefined;
   #hash: Hash | Hmac;
   constructor(secret?: string | ArrayBuffer | ArrayBufferView) {

@@ -3,7 +3,8 @@
  * AIVAULT_DEV_RESOLVE to a local HTTPS mock), asserting exactly what the upstream received, and that no auth
  * value ever reaches an audit line or an error message. oauth2 has its own file (oauth2-lifecycle.test.ts).
  */
-import { createHash, createHmac, type BinaryLike, type Hash, type Hmac } from 'node:crypto';
+import { NodeSha256 } from '../../../src/auth/aws-sigv4.js';
+import { createHash, createHmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestCa } from '../../support/test-ca.js';
@@ -204,32 +205,9 @@ describe('multi_query (trello)', () => {
   });
 });
 
-/** node:crypto SHA-256 in the smithy Checksum shape (keyed = HMAC), independent of src/auth. */
-class Sha256 {
-  readonly #secret: BinaryLike | undefined;
-  #hash: Hash | Hmac;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.#secret =
-      secret === undefined || typeof secret === 'string'
-        ? secret
-        : secret instanceof ArrayBuffer
-          ? new Uint8Array(secret)
-          : new Uint8Array(secret.buffer, secret.byteOffset, secret.byteLength);
-    this.#hash = this.#fresh();
-  }
-  #fresh(): Hash | Hmac {
-    return this.#secret === undefined ? createHash('sha256') : createHmac('sha256', this.#secret);
-  }
-  update(data: Uint8Array | string): void {
-    this.#hash.update(data);
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.#hash.digest());
-  }
-  reset(): void {
-    this.#hash = this.#fresh();
-  }
-}
+// The signer's hash adapter is plain node:crypto; reusing it keeps one copy. The signature is still
+// recomputed here from what the upstream actually received.
+const Sha256 = NodeSha256;
 
 describe('aws_sigv4 (aws-s3)', () => {
   it('signs with AWS4-HMAC-SHA256 for us-east-1/s3 and the signature verifies', async () => {
