@@ -10,16 +10,13 @@
  *   AGENTS=200 SOAK_SECONDS=20 node --import tsx bench/soak.ts
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, platform, release, tmpdir, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
-import { loadConfig } from '../src/config/env.js';
-import { Vault, readSecretRecord, toSecretInfo, toSecretMeta, vaultPaths } from '../src/vault/index.js';
-import { catalogPaths, createCapability, createCredential, setPolicy } from '../src/catalog/index.js';
-import { registry } from '../src/registry/index.js';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, platform, release, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { connect, type DaemonClient } from '../src/protocol/client.js';
 import { startHttpsUpstream } from '../test/support/https-upstream.js';
-import { createTestCa } from '../test/support/test-ca.js';
+import { DAEMON } from '../test/support/run-cli.js';
+import { addCustomCredential, createDevVault } from '../test/support/dev-vault.js';
 
 const AGENTS = Number(process.env.AGENTS ?? '1000');
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? '100');
@@ -35,51 +32,26 @@ function proc(pid: number): { rssKiB: number; fds: number; threads: number } {
 
 async function main(): Promise<void> {
   const upstream = await startHttpsUpstream();
-  const ca = createTestCa();
-  const home = mkdtempSync(join(tmpdir(), 'aivault-soak-'));
-  const env: Record<string, string> = {
-    ...(process.env as Record<string, string>),
-    HOME: home,
-    AIVAULT_DIR: join(home, 'vault'),
-    AIVAULT_DEV_RESOLVE: `upstream.test=127.0.0.1:${upstream.port}`,
-    AIVAULT_DEV_CA_CERT_PATH: ca.caCertPath,
-    AIVAULT_DEV_HTTP1_ONLY: '1',
-    AIVAULTD_WORKERS: process.env.AIVAULTD_WORKERS ?? String(cpus().length),
-  };
-  const config = loadConfig(env);
-  const vault = await Vault.init(config, { provider: 'file', dev: true });
-  const secret = await vault.createSecret({
-    name: 'SOAK_TOKEN',
-    value: `soak-${Date.now()}-secret`,
-    scope: { kind: 'global' },
+  const dv = await createDevVault({
+    prefix: 'aivault-soak-',
+    upstream: upstream.port,
+    inherit: true,
+    env: { AIVAULTD_WORKERS: process.env.AIVAULTD_WORKERS ?? String(cpus().length) },
   });
-  const info = toSecretInfo(toSecretMeta(await readSecretRecord(vaultPaths(config), secret.id)));
-  vault.close();
-  const paths = catalogPaths(config.vaultDir);
-  await createCredential(
-    paths,
-    registry,
-    {
-      id: 'echo',
-      provider: 'echo',
-      secretRef: `vault:secret:${secret.id}`,
-      auth: { header: { header_name: 'authorization', value_template: 'Bearer {{secret}}' } },
-      hosts: ['upstream.test'],
+  const { config, env } = dv;
+  await addCustomCredential(dv, {
+    id: 'echo',
+    secretName: 'SOAK_TOKEN',
+    secretValue: `soak-${Date.now()}-secret`,
+    capabilities: {
+      'echo/api': { methods: ['GET'] },
+      'echo/limited': { methods: ['GET'], policy: { rateLimitPerMinute: LIMIT_PER_MIN } },
     },
-    { secrets: [info] },
-  );
-  for (const id of ['echo/api', 'echo/limited']) {
-    await createCapability(
-      paths,
-      registry,
-      { id, credentialId: 'echo', methods: ['GET'], pathPrefixes: ['/'] },
-      { secrets: [info] },
-    );
-  }
-  await setPolicy(paths, registry, { capabilityId: 'echo/limited', rateLimitPerMinute: LIMIT_PER_MIN });
+  });
+  dv.vault.close();
 
-  const sock = join(home, 'run', 'aivaultd.sock');
-  const daemon = spawn(process.execPath, [resolve('dist/src/daemon/main.js'), '--socket', sock], {
+  const sock = dv.socketPath;
+  const daemon = spawn(process.execPath, [DAEMON, '--socket', sock], {
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -211,7 +183,7 @@ async function main(): Promise<void> {
       final.fds - warm.fds <= 5 &&
       final.rssKiB <= warm.rssKiB * 1.25,
   };
-  rmSync(home, { recursive: true, force: true });
+  dv.remove();
   const file = process.env.SOAK_OUT ?? `bench/results/soak-${result.date.slice(0, 10)}.json`;
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(

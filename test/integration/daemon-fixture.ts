@@ -3,17 +3,17 @@
  * secret, a custom `echo` credential (header auth) for upstream.test, capabilities, the real HTTPS echo
  * upstream mapped via AIVAULT_DEV_RESOLVE, and a real aivaultd (uWS + piscina + crypto worker) in-process.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { loadConfig, type Config } from '../../src/config/env.js';
-import { Vault, toSecretInfo, toSecretMeta, readSecretRecord, vaultPaths } from '../../src/vault/index.js';
-import { catalogPaths, createCapability, createCredential, setPolicy } from '../../src/catalog/index.js';
-import { registry } from '../../src/registry/index.js';
-import { startDaemon, type Daemon, type DaemonOptions } from '../../src/daemon/main.js';
-import { connect, type DaemonClient } from '../../src/protocol/client.js';
+import type { Config } from '../../src/config/env.js';
+import type { Vault } from '../../src/vault/index.js';
+import type { Daemon, DaemonOptions } from '../../src/daemon/main.js';
+import type { DaemonClient } from '../../src/protocol/client.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../support/https-upstream.js';
-import { createTestCa } from '../support/test-ca.js';
+import {
+  addCustomCredential,
+  createDevVault,
+  startDaemonFor,
+  type CapabilitySpec,
+} from '../support/dev-vault.js';
 import type { Envelope } from '../../src/broker/types.js';
 
 export const SECRET = 'sk-test-Zq9-very-secret-value';
@@ -46,79 +46,38 @@ export function envelope(
 }
 
 export async function startFixture(opts: FixtureOptions = {}): Promise<DaemonFixture> {
+  const { limited = {}, blocklist, env, ...daemonOpts } = opts;
   const upstream = await startHttpsUpstream();
-  const ca = createTestCa();
-  const home = mkdtempSync(join(tmpdir(), 'aivaultd-e2e-'));
-  const config = loadConfig({
-    HOME: home,
-    AIVAULT_DIR: join(home, 'vault'),
-    AIVAULTD_SOCKET: join(home, 'run', 'aivaultd.sock'),
-    AIVAULT_DEV_RESOLVE: `upstream.test=127.0.0.1:${upstream.port},other.test=127.0.0.1:${upstream.port}`,
-    AIVAULT_DEV_CA_CERT_PATH: ca.caCertPath,
-    AIVAULT_DEV_HTTP1_ONLY: '1',
-    AIVAULT_DISABLE_DISK_LOGS: '0',
-    ...opts.env,
+  const dv = await createDevVault({
+    prefix: 'aivaultd-e2e-',
+    upstream: upstream.port,
+    hosts: ['upstream.test', 'other.test'],
+    env,
   });
-  const vault = await Vault.init(config, { provider: 'file', dev: true });
-  const secret = await vault.createSecret({ name: 'ECHO_TOKEN', value: SECRET, scope: { kind: 'global' } });
-  const paths = catalogPaths(config.vaultDir);
-  const info = toSecretInfo(toSecretMeta(await readSecretRecord(vaultPaths(config), secret.id)));
-  await createCredential(
-    paths,
-    registry,
-    {
-      id: 'echo',
-      provider: 'echo',
-      secretRef: `vault:secret:${secret.id}`,
-      auth: { header: { header_name: 'authorization', value_template: 'Bearer {{secret}}' } },
-      hosts: ['upstream.test'],
-    },
-    { secrets: [info] },
-  );
-  await createCapability(
-    paths,
-    registry,
-    { id: 'echo/api', credentialId: 'echo', methods: ['GET', 'POST'], pathPrefixes: ['/'] },
-    { secrets: [info] },
-  );
-  for (const [id, limit] of Object.entries(opts.limited ?? {})) {
-    await createCapability(
-      paths,
-      registry,
-      { id, credentialId: 'echo', methods: ['GET'], pathPrefixes: ['/'] },
-      { secrets: [info] },
-    );
-    await setPolicy(paths, registry, { capabilityId: id, rateLimitPerMinute: limit });
+  const capabilities: Record<string, CapabilitySpec> = { 'echo/api': { methods: ['GET', 'POST'] } };
+  for (const [id, limit] of Object.entries(limited)) {
+    capabilities[id] = { methods: ['GET'], policy: { rateLimitPerMinute: limit } };
   }
-  if (opts.blocklist) {
-    await createCapability(
-      paths,
-      registry,
-      { id: 'echo/redacted', credentialId: 'echo', methods: ['GET'], pathPrefixes: ['/'] },
-      { secrets: [info] },
-    );
-    await setPolicy(paths, registry, { capabilityId: 'echo/redacted', responseBlocklist: opts.blocklist });
-  }
-  const daemon = await startDaemon(config, { workers: 2, ...opts });
-  const clients: DaemonClient[] = [];
-  const open = async (): Promise<DaemonClient> => {
-    const c = await connect({ socketPath: daemon.socketPath });
-    clients.push(c);
-    return c;
-  };
-  const client = await open();
+  if (blocklist)
+    capabilities['echo/redacted'] = { methods: ['GET'], policy: { responseBlocklist: blocklist } };
+  const secretId = await addCustomCredential(dv, {
+    id: 'echo',
+    secretName: 'ECHO_TOKEN',
+    secretValue: SECRET,
+    capabilities,
+  });
+  const d = await startDaemonFor(dv.config, daemonOpts);
   return {
-    config,
-    vault,
-    secretId: secret.id,
+    config: dv.config,
+    vault: dv.vault,
+    secretId,
     upstream,
-    daemon,
-    client,
-    connect: open,
+    daemon: d.daemon,
+    client: d.client,
+    connect: d.connect,
     async close() {
-      for (const c of clients) c.close();
-      await daemon.stop();
-      vault.close();
+      await d.stop();
+      dv.close();
       await upstream.close();
     },
   };

@@ -12,17 +12,12 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/env.js';
-import { Vault } from '../../src/vault/index.js';
 import { startDaemon, type Daemon } from '../../src/daemon/main.js';
-import { catalogPaths, createCapability, createCredential } from '../../src/catalog/index.js';
-import { registry } from '../../src/registry/index.js';
-import { readSecretRecord, toSecretInfo, toSecretMeta, vaultPaths } from '../../src/vault/index.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../support/https-upstream.js';
-import { createTestCa } from '../support/test-ca.js';
+import { addCustomCredential, createDevVault, type DevVault } from '../support/dev-vault.js';
 import { ensureUser } from './support/attack-env.js';
 
 const USER = 'aivault-attacker';
@@ -35,6 +30,7 @@ function ensureGroup(): boolean {
 }
 const ready = isRoot && ensureUser(USER) && ensureGroup();
 
+let dv: DevVault;
 let base: string;
 let daemon: Daemon;
 let upstream: HttpsUpstream;
@@ -46,40 +42,21 @@ const ROOT_SECRET = `root-only-${Math.random().toString(36).slice(2)}`;
 beforeAll(async () => {
   if (!ready) return;
   upstream = await startHttpsUpstream();
-  const ca = createTestCa();
-  base = mkdtempSync('/var/tmp/aivault-shared-');
-  chmodSync(base, 0o755);
-  const config = loadConfig({
-    HOME: base,
-    AIVAULT_DIR: join(base, 'vault'),
-    AIVAULT_DISABLE_DISK_LOGS: '1',
-    AIVAULT_DEV_RESOLVE: `upstream.test=127.0.0.1:${upstream.port}`,
-    AIVAULT_DEV_CA_CERT_PATH: ca.caCertPath,
-    AIVAULT_DEV_HTTP1_ONLY: '1',
+  dv = await createDevVault({
+    parent: '/var/tmp',
+    prefix: 'aivault-shared-',
+    upstream: upstream.port,
+    env: { AIVAULT_DISABLE_DISK_LOGS: '1' },
   });
-  const vault = await Vault.init(config, { provider: 'file', dev: true });
-  const s = await vault.createSecret({ name: 'T', value: 'shared-test-token-1', scope: { kind: 'global' } });
-  const info = toSecretInfo(toSecretMeta(await readSecretRecord(vaultPaths(config), s.id)));
-  vault.close();
-  const paths = catalogPaths(config.vaultDir);
-  await createCredential(
-    paths,
-    registry,
-    {
-      id: 'echo',
-      provider: 'echo',
-      secretRef: `vault:secret:${s.id}`,
-      auth: { header: { header_name: 'authorization', value_template: 'Bearer {{secret}}' } },
-      hosts: ['upstream.test'],
-    },
-    { secrets: [info] },
-  );
-  await createCapability(
-    paths,
-    registry,
-    { id: 'echo/api', credentialId: 'echo', methods: ['POST'], pathPrefixes: ['/'] },
-    { secrets: [info] },
-  );
+  base = dv.home;
+  chmodSync(base, 0o755);
+  await addCustomCredential(dv, {
+    id: 'echo',
+    secretName: 'T',
+    secretValue: 'shared-test-token-1',
+    capabilities: { 'echo/api': { methods: ['POST'] } },
+  });
+  dv.vault.close();
   // The attacker cannot be assumed to read the checkout (its parents may be 0700, as /tmp is on CI): give
   // it the real client as one self-contained file in the world-readable base dir.
   attackerClient = join(base, 'client.mjs');
@@ -104,13 +81,13 @@ beforeAll(async () => {
   const gid = Number(spawnSync('getent', ['group', GROUP], { encoding: 'utf8' }).stdout.split(':')[2]);
   chownSync(runDir, 0, gid);
   sock = join(runDir, 'aivaultd.sock');
-  daemon = await startDaemon(config, { workers: 1, socketPath: sock, shared: true });
+  daemon = await startDaemon(dv.config, { workers: 1, socketPath: sock, shared: true });
   chownSync(sock, 0, gid);
 });
 afterAll(async () => {
   await daemon?.stop();
   await upstream?.close();
-  if (base) rmSync(base, { recursive: true, force: true });
+  dv?.close();
 });
 
 /** Async on purpose: the daemon runs in THIS process, a blocking spawn would starve its event loop. */

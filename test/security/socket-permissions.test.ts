@@ -6,34 +6,38 @@
  * `runuser`; a control run with a world-writable socket proves the attacker's client would work.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/env.js';
-import { Vault } from '../../src/vault/index.js';
 import { startDaemon, type Daemon } from '../../src/daemon/main.js';
+import { createDevVault, type DevVault } from '../support/dev-vault.js';
 import { ensureUser } from './support/attack-env.js';
 
 const USER = 'aivault-attacker';
 const isRoot = process.getuid?.() === 0;
 const haveUser = isRoot && ensureUser(USER);
 
+let dv: DevVault;
 let base: string;
 let daemon: Daemon;
 let sock: string;
 beforeAll(async () => {
   if (!haveUser) return;
   // /var/tmp, not os.tmpdir(): the attacker must be able to reach the directory for the control runs.
-  base = mkdtempSync('/var/tmp/aivault-sockperm-');
-  const config = loadConfig({ HOME: base, AIVAULT_DIR: join(base, 'vault'), AIVAULT_DISABLE_DISK_LOGS: '1' });
-  const vault = await Vault.init(config, { provider: 'file' });
-  vault.close();
-  sock = join(base, 'vault', 'run', 'aivaultd.sock');
-  daemon = await startDaemon(config, { workers: 1, socketPath: sock });
+  dv = await createDevVault({
+    parent: '/var/tmp',
+    prefix: 'aivault-sockperm-',
+    dev: false,
+    env: { AIVAULT_DISABLE_DISK_LOGS: '1' },
+  });
+  dv.vault.close();
+  base = dv.home;
+  sock = dv.socketPath;
+  daemon = await startDaemon(dv.config, { workers: 1, socketPath: sock });
 });
 afterAll(async () => {
   await daemon?.stop();
-  if (base) rmSync(base, { recursive: true, force: true });
+  dv?.close();
 });
 
 /** Connect to the socket as the attacker user; returns 'CONNECTED' or the errno code. */

@@ -3,7 +3,7 @@
  * localhost/127.0.0.1/api.openai.com/… and a client cert (for mTLS). Cached per process. Test-only.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -34,6 +34,39 @@ function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: 'pipe' });
 }
 
+function serverExt(hosts: readonly string[]): string {
+  const san = [...hosts.map((h) => `DNS:${h}`), 'IP:127.0.0.1', 'IP:::1'].join(',');
+  return `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`;
+}
+
+/** `<name>.key` + `<name>.pem` (CN `cn`, extensions from `<name>.ext`) in `dir`, signed by the CA in `caDir`. */
+function issue(dir: string, caDir: string, name: string, cn: string): void {
+  openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.ec.key`], dir);
+  openssl(['pkcs8', '-topk8', '-nocrypt', '-in', `${name}.ec.key`, '-out', `${name}.key`], dir);
+  openssl(['req', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`], dir);
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      join(caDir, 'ca.pem'),
+      '-CAkey',
+      join(caDir, 'ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-sha256',
+      '-extfile',
+      `${name}.ext`,
+      '-out',
+      `${name}.pem`,
+    ],
+    dir,
+  );
+}
+
 export function createTestCa(): TestCa {
   if (cached) return cached;
   const dir = mkdtempSync(join(tmpdir(), 'aivault-ca-'));
@@ -55,44 +88,13 @@ export function createTestCa(): TestCa {
     ],
     dir,
   );
-  const san = [...TEST_HOSTS.map((h) => `DNS:${h}`), 'IP:127.0.0.1', 'IP:::1'].join(',');
-  writeFileSync(
-    join(dir, 'server.ext'),
-    `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`,
-  );
+  writeFileSync(join(dir, 'server.ext'), serverExt(TEST_HOSTS));
   writeFileSync(
     join(dir, 'client.ext'),
     'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n',
   );
-  for (const [name, cn] of [
-    ['server', 'localhost'],
-    ['client', 'aivault test client'],
-  ] as const) {
-    openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.ec.key`], dir);
-    openssl(['pkcs8', '-topk8', '-nocrypt', '-in', `${name}.ec.key`, '-out', `${name}.key`], dir);
-    openssl(['req', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`], dir);
-    openssl(
-      [
-        'x509',
-        '-req',
-        '-in',
-        `${name}.csr`,
-        '-CA',
-        'ca.pem',
-        '-CAkey',
-        'ca.key',
-        '-CAcreateserial',
-        '-days',
-        '2',
-        '-sha256',
-        '-extfile',
-        `${name}.ext`,
-        '-out',
-        `${name}.pem`,
-      ],
-      dir,
-    );
-  }
+  issue(dir, dir, 'server', 'localhost');
+  issue(dir, dir, 'client', 'aivault test client');
   const read = (f: string): string => readFileSync(join(dir, f), 'utf8');
   cached = {
     dir,
@@ -104,4 +106,16 @@ export function createTestCa(): TestCa {
     clientKey: read('client.key'),
   };
   return cached;
+}
+
+/** A server cert + key (PEM) for `hosts` as well as TEST_HOSTS, signed by the test CA (for startHttpsUpstream). */
+export function issueServerCert(hosts: readonly string[]): { cert: string; key: string } {
+  const ca = createTestCa();
+  const dir = mkdtempSync(join(tmpdir(), 'aivault-cert-'));
+  writeFileSync(join(dir, 'server.ext'), serverExt([...new Set([...hosts, ...TEST_HOSTS])]));
+  issue(dir, ca.dir, 'server', 'aivault test server');
+  const read = (f: string): string => readFileSync(join(dir, f), 'utf8');
+  const pem = { cert: read('server.pem'), key: read('server.key') };
+  rmSync(dir, { recursive: true, force: true });
+  return pem;
 }

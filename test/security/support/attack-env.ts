@@ -8,15 +8,15 @@
  */
 import { spawnSync } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { connect, type DaemonClient } from '../../../src/protocol/client.js';
 import type { Envelope } from '../../../src/broker/types.js';
-import { isolatedEnv, registerSecret, runCli, type CliResult } from '../../support/run-cli.js';
+import { registerSecret, runCli, type CliResult } from '../../support/run-cli.js';
 import { startHttpsUpstream, type HttpsUpstream, type SeenRequest } from '../../support/https-upstream.js';
 import { createTestCa } from '../../support/test-ca.js';
+import { createDevHome, stopAutostartedDaemon } from '../../support/dev-vault.js';
 
 export const ATTACKER_HOSTS = ['evil.test', 'collector.test'] as const;
 
@@ -103,20 +103,13 @@ export interface AttackEnvOptions {
 
 export async function startAttackEnv(opts: AttackEnvOptions = {}): Promise<AttackEnv> {
   const upstream = await startHttpsUpstream();
-  const ca = createTestCa();
-  const home = mkdtempSync(join(tmpdir(), 'aivault-attack-'));
-  const vaultDir = join(home, 'vault');
-  const resolve = [
-    ...['api.openai.com', 'upstream.test', ...ATTACKER_HOSTS].map((h) => `${h}=127.0.0.1:${upstream.port}`),
-    ...Object.entries(opts.extraResolve ?? {}).map(([h, p]) => `${h}=127.0.0.1:${p}`),
-  ].join(',');
-  const env = isolatedEnv(vaultDir, {
-    HOME: home,
-    AIVAULT_DEV_RESOLVE: resolve,
-    AIVAULT_DEV_CA_CERT_PATH: ca.caCertPath,
-    AIVAULT_DEV_HTTP1_ONLY: '1',
-    AIVAULTD_WORKERS: '1',
-    ...opts.extraEnv,
+  const { home, vaultDir, env, remove } = createDevHome({
+    prefix: 'aivault-attack-',
+    inherit: true,
+    upstream: upstream.port,
+    hosts: ['api.openai.com', 'upstream.test', ...ATTACKER_HOSTS],
+    extraResolve: opts.extraResolve,
+    env: { AIVAULTD_WORKERS: '1', ...opts.extraEnv },
   });
   const cli = (args: readonly string[], extra: Record<string, string | undefined> = {}, input?: string) =>
     runCli(args, { env: { ...env, ...extra }, timeoutMs: 30_000, ...(input !== undefined ? { input } : {}) });
@@ -171,7 +164,7 @@ export async function startAttackEnv(opts: AttackEnvOptions = {}): Promise<Attac
     home,
     vaultDir,
     upstream,
-    caCertPath: ca.caCertPath,
+    caCertPath: createTestCa().caCertPath,
     env,
     openaiKey,
     echoKey,
@@ -181,9 +174,9 @@ export async function startAttackEnv(opts: AttackEnvOptions = {}): Promise<Attac
     addSecret: (v) => void mockSecrets.push(v),
     hits: (host) => upstream.requests.filter((r) => String(r.headers.host ?? '').split(':')[0] === host),
     async close() {
-      stopDaemonOf(vaultDir);
+      stopAutostartedDaemon(vaultDir);
       await upstream.close();
-      rmSync(home, { recursive: true, force: true });
+      remove();
     },
   };
 }
@@ -214,14 +207,7 @@ export async function socketTry(
 }
 
 /** Kill the daemon the CLI autostarted for this vault (pid from its pid file), if any. */
-export function stopDaemonOf(vaultDir: string): void {
-  try {
-    const pid = Number(readFileSync(join(vaultDir, 'run', 'aivaultd.pid'), 'utf8').trim());
-    if (Number.isInteger(pid) && pid > 1 && pid !== process.pid) process.kill(pid, 'SIGKILL');
-  } catch {
-    // no daemon
-  }
-}
+export const stopDaemonOf = stopAutostartedDaemon;
 
 /** Every encoding of a secret an exfiltrating reader might grep for. */
 export function encodings(secret: string): string[] {
