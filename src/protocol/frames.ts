@@ -10,6 +10,7 @@
 import { Packr } from 'msgpackr';
 import { AivaultError, isErrorCode, ok, type ErrorCode, type ErrorDetails, type Result } from '../errors.js';
 import type { Envelope, HeaderList } from '../broker/types.js';
+import { msgpackBoundsProblem } from './msgpack-bounds.js';
 
 export const PROTOCOL_VERSION = 1 as const;
 
@@ -288,6 +289,8 @@ export function validateFrame(raw: unknown): Result<Frame> {
 export function decodeFrame(bytes: Uint8Array): Result<Frame> {
   if (bytes.byteLength === 0) return invalid('empty frame');
   if (bytes.byteLength > MAX_FRAME_BYTES) return invalid(`frame exceeds ${MAX_FRAME_BYTES} bytes`);
+  const problem = msgpackBoundsProblem(bytes);
+  if (problem !== undefined) return invalid(`frame is not valid msgpack: ${problem}`);
   let raw: unknown;
   try {
     raw = packr.unpack(bytes);
@@ -315,6 +318,7 @@ export function decodeDaemonFrame(bytes: Uint8Array): Result<DaemonFrame> {
 
 /** Best-effort id of a frame that failed validation, so the error can be routed to its call. */
 export function peekFrameId(bytes: Uint8Array): FrameId | undefined {
+  if (msgpackBoundsProblem(bytes) !== undefined) return undefined;
   try {
     const raw = packr.unpack(bytes) as unknown;
     if (isPlainObject(raw) && isId(raw.id)) return raw.id;

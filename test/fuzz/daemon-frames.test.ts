@@ -4,6 +4,8 @@
  * closing the connection, and afterwards the SAME connection does a valid invoke. FUZZ_FRAMES sets the
  * count (default 3000; `npm run fuzz` uses 50000).
  */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { encode } from 'msgpackr';
@@ -17,6 +19,7 @@ import {
 import { envelope, startFixture, type DaemonFixture } from '../integration/daemon-fixture.js';
 
 const FRAMES = Number(process.env.FUZZ_FRAMES ?? '3000');
+const BOMBS = join(import.meta.dirname, 'jazzer/regressions/frame');
 
 let fx: DaemonFixture;
 beforeAll(async () => {
@@ -110,6 +113,33 @@ describe('aivaultd under a flood of malformed frames', () => {
       ws.close();
       // And a fresh client too.
       expect((await fx.client.invoke(envelope('/fresh'))).status).toBe(200);
+    },
+  );
+
+  // Regression for the msgpack allocation bomb the Jazzer.js frame target found: each 11-byte frame once
+  // made the decoder allocate ~400 MB and take up to a second, so 300 of them would take minutes. Now each
+  // is refused by the bounds pre-scan before msgpackr allocates anything.
+  it(
+    'answers 300 allocation-bomb frames with error frames and keeps serving',
+    { timeout: 60_000 },
+    async () => {
+      const bombs = readdirSync(BOMBS).map((f) => new Uint8Array(readFileSync(join(BOMBS, f))));
+      expect(bombs.length).toBeGreaterThan(0);
+      const ws = new WebSocket(`ws+unix:${fx.daemon.socketPath}:/`);
+      ws.binaryType = 'nodebuffer';
+      const errors: string[] = [];
+      ws.on('message', (d: Buffer) => {
+        const r = decodeDaemonFrame(d);
+        if (r.ok && r.value.type === 'error') errors.push(r.value.message);
+      });
+      await new Promise((r) => ws.once('open', r));
+      const rssBefore = process.memoryUsage().rss;
+      for (let i = 0; i < 300; i++) ws.send(bombs[i % bombs.length]!, { binary: true });
+      while (errors.length < 300) await new Promise((r) => setTimeout(r, 20));
+      expect(process.memoryUsage().rss - rssBefore).toBeLessThan(200 * 1024 * 1024);
+      expect(errors.every((m) => m.includes('not valid msgpack'))).toBe(true);
+      ws.close();
+      expect((await fx.client.invoke(envelope('/after-bombs'))).status).toBe(200);
     },
   );
 });

@@ -1,8 +1,8 @@
 /**
  * Randomized property-based fuzzing (fast-check) of the four parsers on the untrusted boundary. Each target
  * runs for FUZZ_SECONDS (default 3 in `npm test`; `npm run fuzz` sets 60) or FUZZ_RUNS inputs, whichever
- * ends first, with a fixed seed per run printed on failure so any finding replays. See targets.ts for why
- * this is not Jazzer.js.
+ * ends first, with a fixed seed per run printed on failure so any finding replays. The coverage-guided counterpart
+ * over the same oracles is jazzer/jazzer.test.ts.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';

@@ -1,14 +1,8 @@
 /**
- * Fuzz targets: each takes arbitrary input, calls one parser of the untrusted boundary, and throws only when
- * a PROPERTY is broken (an exception escaping the parser is itself a finding). Shared by fuzz.test.ts (a few
- * seconds each in `npm test`) and `npm run fuzz` (FUZZ_SECONDS per target).
- *
- * Why fast-check and not Jazzer.js: @jazzer.js/core 4.0.0 installs (its native addon ships as a prebuild)
- * but the linux-x64 prebuild needs GLIBC_2.38 and these machines have Debian 12's glibc 2.36
- * (ERR_DLOPEN_FAILED); 2.1.0 and older fetch the addon from GitHub at install time (prebuild-install),
- * which this workplace cannot reach, and building it needs cmake-js to download Node headers and libFuzzer
- * sources. So this is RANDOMIZED property-based fuzzing (fast-check arbitraries biased toward the grammar
- * of each input plus raw bytes), not coverage-guided fuzzing.
+ * Fuzz property oracles: each takes an input, calls one parser of the untrusted boundary, and throws only
+ * when a PROPERTY is broken (an exception escaping the parser is itself a finding). Shared by both fuzzers:
+ * fuzz.test.ts (fast-check, grammar-biased random inputs) and jazzer/targets.ts (Jazzer.js on libFuzzer,
+ * coverage-guided), so every property is written once.
  */
 import { encode as msgpackEncode } from 'msgpackr';
 import { decodeClientFrame, decodeDaemonFrame, encodeFrame, peekFrameId } from '../../src/protocol/frames.js';

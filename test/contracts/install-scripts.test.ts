@@ -1,0 +1,67 @@
+/**
+ * Supply chain: no dependency runs code at `npm install` (.npmrc: ignore-scripts=true). Every package that
+ * declares an install script must be reviewed and listed in scripts/install-scripts.json with the reason
+ * skipping it is safe, and the packages whose binaries we rely on must load without their scripts.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const require = createRequire(join(ROOT, 'package.json'));
+
+interface LockPackage {
+  hasInstallScript?: boolean;
+}
+interface AllowList {
+  skipped: Record<string, string>;
+  builtFromSource: Record<string, string>;
+}
+
+const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
+  packages: Record<string, LockPackage>;
+};
+const allow = JSON.parse(readFileSync(join(ROOT, 'scripts/install-scripts.json'), 'utf8')) as AllowList;
+
+function withInstallScripts(): string[] {
+  return Object.entries(lock.packages)
+    .filter(([path, p]) => path !== '' && p.hasInstallScript)
+    .map(([path]) => path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length));
+}
+
+describe('install scripts', () => {
+  it('.npmrc makes npm skip every dependency install script', () => {
+    const npmrc = readFileSync(join(ROOT, '.npmrc'), 'utf8');
+    expect(npmrc).toMatch(/^ignore-scripts=true$/m);
+  });
+
+  it('every dependency with an install script is reviewed in scripts/install-scripts.json', () => {
+    const reviewed = new Set([...Object.keys(allow.skipped), ...Object.keys(allow.builtFromSource)]);
+    const unreviewed = withInstallScripts().filter((name) => !reviewed.has(name));
+    expect(unreviewed).toEqual([]);
+  });
+
+  it('the allow-list names no package that no longer has an install script', () => {
+    const present = new Set(withInstallScripts());
+    const stale = [...Object.keys(allow.skipped), ...Object.keys(allow.builtFromSource)].filter(
+      (name) => !present.has(name),
+    );
+    expect(stale).toEqual([]);
+  });
+
+  it('native packages we depend on load without their install scripts', () => {
+    for (const name of ['argon2', 'sodium-native', 'uWebSockets.js']) {
+      expect(() => require(name), name).not.toThrow();
+    }
+  });
+
+  it('packages built from source have a build script that CI runs', () => {
+    const ci = readFileSync(join(ROOT, '.ci/run'), 'utf8');
+    for (const how of Object.values(allow.builtFromSource)) {
+      const script = /scripts\/[\w.-]+\.sh/.exec(how)?.[0];
+      expect(script, how).toBeDefined();
+      expect(ci).toContain(`bash ${script}`);
+    }
+  });
+});

@@ -1,0 +1,53 @@
+/**
+ * Jazzer.js entry points (one bundle, chosen with `-f <name>`). Each maps libFuzzer's bytes onto one parser
+ * on the untrusted boundary and calls the SAME property oracle the fast-check run uses (../targets.ts), so
+ * a property is written once and explored two ways: grammar-biased random inputs there, coverage- and
+ * comparison-guided mutation here.
+ *
+ * Bundled to CommonJS by runner.ts because Jazzer.js 2.x instruments modules through the CJS require hook;
+ * the bundle inlines msgpackr, so the frame target's coverage feedback reaches into the decoder itself.
+ */
+import { parseEnvelope } from '../../../src/broker/envelope.js';
+import { fuzzEnvelope, fuzzFrame, fuzzHost, fuzzPath } from '../targets.js';
+
+function json(data: Buffer): unknown {
+  try {
+    return JSON.parse(data.toString('utf8')) as unknown;
+  } catch {
+    return undefined; // not JSON: the HTTP route and CLI reject it before parseEnvelope is reached
+  }
+}
+
+/** Raw bytes as a socket frame: the daemon decodes whatever a peer writes. */
+export function frame(data: Buffer): void {
+  fuzzFrame(new Uint8Array(data));
+}
+
+/** JSON text as an invoke envelope (HTTP body, CLI --json). */
+export function envelope(data: Buffer): void {
+  const value = json(data);
+  if (value !== undefined) fuzzEnvelope(value);
+}
+
+/** UTF-8 text as a request path (with optional query). */
+export function path(data: Buffer): void {
+  fuzzPath(data.toString('utf8'));
+}
+
+/** "<pattern>\n<host>": a credential host pattern and a request authority. */
+export function host(data: Buffer): void {
+  const text = data.toString('utf8');
+  const nl = text.indexOf('\n');
+  if (nl < 0) fuzzHost(text, text);
+  else fuzzHost(text.slice(0, nl), text.slice(nl + 1));
+}
+
+/**
+ * A planted bug behind the real envelope parser: proves, in every test run, that the harness finds a
+ * crashing input (libFuzzer must steer the seed's capability id to the planted one through the parser's
+ * own comparisons), writes it out and fails — so a fuzz run that silently stopped fuzzing cannot pass.
+ */
+export function canary(data: Buffer): void {
+  const r = parseEnvelope(json(data));
+  if (r.ok && r.value.capability === 'canary/planted-bug') throw new Error('planted bug reached');
+}
