@@ -15,7 +15,7 @@ import { connect, type DaemonClient } from '../../../src/protocol/client.js';
 import type { Envelope } from '../../../src/broker/types.js';
 import { registerSecret, runCli, type CliResult } from '../../support/run-cli.js';
 import { startHttpsUpstream, type HttpsUpstream, type SeenRequest } from '../../support/https-upstream.js';
-import { createTestCa } from '../../support/test-ca.js';
+import { createTestCa, issueServerCert } from '../../support/test-ca.js';
 import { createDevHome, stopAutostartedDaemon } from '../../support/dev-vault.js';
 
 export const ATTACKER_HOSTS = ['evil.test', 'collector.test'] as const;
@@ -102,7 +102,9 @@ export interface AttackEnvOptions {
 }
 
 export async function startAttackEnv(opts: AttackEnvOptions = {}): Promise<AttackEnv> {
-  const upstream = await startHttpsUpstream();
+  // The certificate covers the attacker's hosts too, so a request the broker wrongly sent there would
+  // complete and be recorded (otherwise TLS would fail first and "the collector got nothing" proves nothing).
+  const upstream = await startHttpsUpstream(issueServerCert([...ATTACKER_HOSTS]));
   const { home, vaultDir, env, remove } = createDevHome({
     prefix: 'aivault-attack-',
     inherit: true,
