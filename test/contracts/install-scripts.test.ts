@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { auditVerdict } from '../../scripts/audit.mjs';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const require = createRequire(join(ROOT, 'package.json'));
@@ -63,5 +64,28 @@ describe('install scripts', () => {
       expect(script, how).toBeDefined();
       expect(ci).toContain(`bash ${script}`);
     }
+  });
+});
+
+describe('CI audit gate (scripts/audit.mjs)', () => {
+  it('fails on a high or critical advisory, passes on low/moderate only', () => {
+    const meta = (high: number, critical = 0) => ({
+      metadata: {
+        vulnerabilities: { info: 0, low: 1, moderate: 2, high, critical, total: 3 + high + critical },
+      },
+    });
+    expect(
+      auditVerdict({ ...meta(1), vulnerabilities: { undici: { severity: 'high', range: '<7.1.0' } } }).pass,
+    ).toBe(false);
+    expect(auditVerdict({ ...meta(0, 1), vulnerabilities: { x: { severity: 'critical' } } }).pass).toBe(
+      false,
+    );
+    expect(auditVerdict({ ...meta(0), vulnerabilities: { y: { severity: 'moderate' } } }).pass).toBe(true);
+  });
+
+  it('tolerates only an unreachable advisory endpoint, and says so', () => {
+    const v = auditVerdict({ message: '405 Method Not Allowed - POST …/advisories/bulk', statusCode: 405 });
+    expect(v.pass).toBe(true);
+    expect(v.lines.join('\n')).toMatch(/NOT audited: 405/);
   });
 });

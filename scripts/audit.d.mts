@@ -1,0 +1,2 @@
+/** See audit.mjs. */
+export function auditVerdict(report: unknown): { pass: boolean; lines: string[] };
