@@ -4,10 +4,10 @@
  * `startDaemon(config, opts)` for in-process tests. Never prints a secret (nothing secret reaches this
  * thread: the KEK lives only in the crypto worker, values only in request workers).
  *
- * Core dumps: Node has no setrlimit/prctl API, so RLIMIT_CORE cannot be lowered from JS. What we do
- * instead: the KEK lives in sodium_malloc memory (mlock'ed, guard pages, no-access while idle — sodium
- * also marks it MADV_DONTDUMP where supported), secret buffers are zeroed after use, and nothing is logged.
- * Operators should run aivaultd with `ulimit -c 0` (or a systemd unit with LimitCORE=0).
+ * Core dumps: at start-up the daemon sets its own RLIMIT_CORE to 0 (soft and hard) through prlimit
+ * (core-limit.ts); where that is unavailable it says so on stderr and operators should use `ulimit -c 0`
+ * (or LimitCORE=0). Independently, the KEK lives in sodium_malloc memory (mlock'ed, guard pages, no-access
+ * while idle, MADV_DONTDUMP where supported), secret buffers are zeroed after use, and nothing is logged.
  */
 import { promises as fsp, realpathSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { DaemonPool } from './pool.js';
 import { startSocketServer, type SocketServer } from './socket-server.js';
 import { startHttpServer, type HttpServer } from './http-server.js';
 import { parseListenAddress } from './http-passthrough.js';
+import { disableCoreDumps } from './core-limit.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -208,6 +209,12 @@ async function main(argv: readonly string[]): Promise<number> {
   if (parsed.help) {
     process.stdout.write(HELP);
     return 0;
+  }
+  const core = disableCoreDumps();
+  if (!core.ok) {
+    process.stderr.write(
+      `aivaultd: warning: core dumps not disabled (${core.reason}); run under \`ulimit -c 0\`\n`,
+    );
   }
   // Handlers first: a signal that arrives while starting up still ends in a clean shutdown.
   const running: { daemon?: Daemon; signalled?: boolean } = {};

@@ -1,8 +1,8 @@
 /**
- * SPEC §6 / seed 002 "debugger / memory": what aivaultd does about core dumps, asserted so it cannot change
- * silently. Node has no setrlimit/prctl, so aivaultd cannot set RLIMIT_CORE=0 or PR_SET_DUMPABLE=0 itself
- * (documented in src/daemon/main.ts and docs/security.md). What it does guarantee, and this test checks:
- *  - it never RAISES the core limit it inherits, so `ulimit -c 0` / systemd `LimitCORE=0` is honoured;
+ * SPEC §6 / seed 002 "debugger / memory": core dumps are disabled in aivaultd, whatever limit it inherits.
+ * The daemon lowers its own RLIMIT_CORE to 0 soft AND hard at start-up (src/daemon/core-limit.ts), so:
+ *  - started with unlimited core dumps, the running daemon has 0/0 (and can never raise it again);
+ *  - started with 0 (`ulimit -c 0` / systemd `LimitCORE=0`) it stays 0;
  *  - the KEK and secret values are not in its argv or environment (a core's most greppable parts);
  *  - the file provider's key is read into sodium secure memory in the crypto worker only (not checkable
  *    from outside; covered by design, see docs/security.md).
@@ -58,15 +58,25 @@ async function runDaemon(core: string): Promise<{ limit: string; environ: string
   return out;
 }
 
-describe('core dumps: aivaultd honours the core limit it is started with', () => {
+describe('core dumps: aivaultd disables them whatever limit it is started with', () => {
+  it('started with unlimited core dumps, it runs with RLIMIT_CORE 0 soft and hard', async () => {
+    const r = await runDaemon('unlimited:unlimited');
+    expect(r.limit).toBe('Max core file size 0 0 bytes');
+  });
+
+  it('started with a soft limit under an unlimited hard limit, both end at 0', async () => {
+    const r = await runDaemon('1048576:unlimited');
+    expect(r.limit).toBe('Max core file size 0 0 bytes');
+  });
+
   it('started with RLIMIT_CORE=0 (ulimit -c 0 / LimitCORE=0) it stays 0', async () => {
     const r = await runDaemon('0:0');
     expect(r.limit).toBe('Max core file size 0 0 bytes');
   });
 
-  it('started with a soft limit of 0 under a higher hard limit it does not raise the soft limit', async () => {
+  it('started with a soft limit of 0 under a higher hard limit it never raises it', async () => {
     const r = await runDaemon('0:unlimited');
-    expect(r.limit).toMatch(/^Max core file size 0 unlimited bytes$/);
+    expect(r.limit).toBe('Max core file size 0 0 bytes');
   });
 
   it('the key file content is not in argv or environment', async () => {
