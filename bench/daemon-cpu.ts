@@ -1,0 +1,153 @@
+/**
+ * aivaultd CPU per request, split into the main thread and everything else (request workers, crypto
+ * worker, libuv pool, GC threads), from /proc/<pid>/task/<tid>/stat over each measured round. CPU time is
+ * far less sensitive to other load on a shared machine than req/s or latency.
+ *
+ *   node --import tsx bench/daemon-cpu.ts [--root DIR] [--workers 2] [--c 16] [--n 3000] [--rounds 5]
+ *
+ * --root: the checkout whose src/daemon/main.ts is started (source mode under tsx, so two checkouts — e.g.
+ * a `git worktree` of the previous commit — can be compared without building either). The upstream is
+ * bench/support/upstream.ts (own process); the load comes from this process (aivault `connect()`).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { connect, type DaemonClient } from '../src/protocol/client.js';
+
+const HERE = resolve(import.meta.dirname, '..');
+const arg = (name: string, def: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? (process.argv[i + 1] as string) : def;
+};
+const ROOT = resolve(arg('root', HERE));
+const WORKERS = Number(arg('workers', '2'));
+const C = Number(arg('c', '16'));
+const N = Number(arg('n', '3000'));
+const ROUNDS = Number(arg('rounds', '5'));
+const TICK_US = 10_000;
+
+function waitLine(child: ChildProcess, re: RegExp): Promise<string> {
+  return new Promise((res, rej) => {
+    let buf = '';
+    const on = (d: Buffer): void => {
+      buf += d.toString();
+      const line = buf.split('\n').find((l) => re.test(l));
+      if (line) res(line);
+    };
+    child.stdout?.on('data', on);
+    child.stderr?.on('data', on);
+    child.once('exit', (code) => rej(new Error(`exited ${code}: ${buf.slice(-600)}`)));
+  });
+}
+
+/** [main thread ticks, all threads ticks] */
+function ticks(pid: number): [number, number] {
+  let main = 0;
+  let all = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      const t = Number(f[11]) + Number(f[12]);
+      all += t;
+      if (Number(tid) === pid) main += t;
+    } catch {
+      // thread exited
+    }
+  }
+  return [main, all];
+}
+
+const work = mkdtempSync(join(tmpdir(), 'aivault-dcpu-'));
+const baseEnv = { ...process.env };
+delete baseEnv.AIVAULT_KEY;
+const up = spawn(process.execPath, ['--import', 'tsx', join(HERE, 'bench', 'support', 'upstream.ts')], {
+  env: baseEnv,
+  stdio: ['ignore', 'pipe', 'pipe'],
+});
+const upInfo = JSON.parse(await waitLine(up, /^\{"port"/)) as { port: number; caCertPath: string };
+const env: NodeJS.ProcessEnv = {
+  ...baseEnv,
+  AIVAULT_DIR: join(work, 'vault'),
+  AIVAULT_DEV_RESOLVE: `api.openai.com=127.0.0.1:${upInfo.port}`,
+  AIVAULT_DEV_CA_CERT_PATH: upInfo.caCertPath,
+  AIVAULTD_AUTOSTART: '0',
+  AIVAULTD_DISABLE: '1',
+};
+const cli = (argv: string[], input = ''): void => {
+  const r = spawnSync(process.execPath, [join(HERE, 'dist', 'src', 'cli', 'main.js'), ...argv], {
+    env,
+    input,
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`aivault ${argv.join(' ')}: ${r.stderr}`);
+};
+cli(['init', '--dev']);
+cli(['secrets', 'create', '--name', 'OPENAI_API_KEY', '--value-stdin'], 'sk-bench-aivault-0123456789abcdef');
+delete env.AIVAULTD_DISABLE;
+
+const socketPath = join(work, 'd.sock');
+const daemon = spawn(
+  process.execPath,
+  [
+    '--import',
+    'tsx',
+    join(ROOT, 'src', 'daemon', 'main.ts'),
+    '--socket',
+    socketPath,
+    '--workers',
+    String(WORKERS),
+  ],
+  { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT },
+);
+await waitLine(daemon, /listening on/);
+const pid = daemon.pid as number;
+
+const clients: DaemonClient[] = [];
+for (let i = 0; i < Math.min(C, 16); i++) clients.push(await connect({ socketPath }));
+const envelope = {
+  capability: 'openai/chat-completions',
+  request: {
+    method: 'POST',
+    path: '/v1/chat/completions',
+    headers: [['content-type', 'application/json']] as [string, string][],
+    body: '{"model":"gpt-bench","messages":[{"role":"user","content":"hi"}]}',
+  },
+};
+let rr = 0;
+let errors = 0;
+async function run(n: number): Promise<void> {
+  let left = n;
+  await Promise.all(
+    Array.from({ length: C }, async () => {
+      while (left-- > 0) {
+        const r = await (clients[rr++ % clients.length] as DaemonClient)
+          .invoke(envelope)
+          .catch(() => undefined);
+        if (!r || r.status !== 200) errors++;
+      }
+    }),
+  );
+}
+
+await run(Math.max(500, N / 4)); // warm-up (JIT, crypto port, catalog, TLS sessions)
+const rows: { mainUs: number; allUs: number; rps: number }[] = [];
+for (let r = 0; r < ROUNDS; r++) {
+  const [m0, a0] = ticks(pid);
+  const t0 = performance.now();
+  await run(N);
+  const ms = performance.now() - t0;
+  const [m1, a1] = ticks(pid);
+  const row = { mainUs: ((m1 - m0) * TICK_US) / N, allUs: ((a1 - a0) * TICK_US) / N, rps: (N * 1000) / ms };
+  rows.push(row);
+  process.stdout.write(`${JSON.stringify({ root: ROOT, workers: WORKERS, c: C, n: N, ...row, errors })}\n`);
+}
+const med = (k: 'mainUs' | 'allUs' | 'rps'): number =>
+  rows.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(rows.length / 2)] as number;
+process.stderr.write(
+  `daemon-cpu ${ROOT} w${WORKERS} c${C}: median main ${med('mainUs').toFixed(0)} µs/req, all threads ${med('allUs').toFixed(0)} µs/req, ${med('rps').toFixed(0)} req/s, errors ${errors}\n`,
+);
+for (const c of clients) c.close();
+daemon.kill('SIGTERM');
+up.kill('SIGTERM');
