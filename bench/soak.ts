@@ -69,6 +69,8 @@ async function main(): Promise<void> {
   );
 
   const counts = { ok: 0, rateLimited: 0, errors: 0 as number, byCode: {} as Record<string, number> };
+  // The first few messages per unexpected code, so a failed soak says why (e.g. connect timeouts).
+  const examples: Record<string, string[]> = {};
   const latencies: number[] = [];
   let stop = false;
   const t0 = Date.now();
@@ -106,6 +108,9 @@ async function main(): Promise<void> {
         } else {
           counts.errors++;
           counts.byCode[code] = (counts.byCode[code] ?? 0) + 1;
+          const seen = (examples[code] ??= []);
+          const msg = (e as Error).message;
+          if (seen.length < 3 && !seen.includes(msg)) seen.push(msg);
         }
       }
       if (latencies.length < 200_000) latencies.push(performance.now() - s);
@@ -164,6 +169,7 @@ async function main(): Promise<void> {
     rateLimited: counts.rateLimited,
     unexpectedErrors: counts.errors,
     unexpectedByCode: counts.byCode,
+    unexpectedExamples: examples,
     latencyMs: { p50: pct(0.5), p90: pct(0.9), p99: pct(0.99), max: pct(1) },
     auditInvokeLines: auditLines,
     auditMatchesRequests: auditLines === requests,
