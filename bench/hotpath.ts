@@ -53,7 +53,12 @@ if (what === 'catalog') {
   await snap();
   fn = snap;
 } else if (what === 'audit') {
-  const log = new AuditLog(config, paths) as InstanceType<typeof AuditLog> & { close?: () => Promise<void> };
+  // keepOpen is what the daemon's pipeline uses (an unknown option is ignored by older AuditLogs).
+  const log = new AuditLog(
+    config,
+    paths,
+    ...([{ keepOpen: !process.argv.includes('--once') }] as unknown as []),
+  ) as InstanceType<typeof AuditLog> & { close?: () => Promise<void> };
   const ev = {
     kind: 'invoke',
     capability: 'openai/chat',

@@ -82,7 +82,8 @@ export function createPipelineDeps(
 ): PipelineDeps & { close(): Promise<void> } {
   const paths = vaultPaths(config);
   const snapshot = createCatalogCache(paths, opts.registry);
-  const auditLog = new AuditLog(config, paths);
+  // One open day file per pipeline (request worker / in-process call) instead of open+close per line.
+  const auditLog = new AuditLog(config, paths, { keepOpen: true });
   const upstreams = new Map<string, Upstream>();
   const authCache = new WeakMap<object, Map<string, Result<AuthApply>>>();
 
@@ -125,7 +126,7 @@ export function createPipelineDeps(
       await auditLog.append(event);
     },
     async close() {
-      await Promise.all([...upstreams.values()].map((u) => u.close()));
+      await Promise.all([...upstreams.values()].map((u) => u.close()).concat(auditLog.close()));
     },
   };
 }

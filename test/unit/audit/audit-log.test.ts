@@ -1,5 +1,14 @@
 // Audit log: ordering, limits, cursors, retention, disabled logs, no unknown fields.
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { AuditLog } from '../../../src/audit/index.js';
 import { vaultPaths } from '../../../src/vault/index.js';
@@ -65,5 +74,70 @@ describe('AuditLog', () => {
       code: 'internal',
       message: expect.stringContaining('events-'),
     });
+  });
+});
+
+describe('AuditLog keepOpen (the daemon pipeline: one open day file)', () => {
+  const keepOpen = () => {
+    const cfg = configFor(tempDir('aivault-audit-open-'));
+    return new AuditLog(cfg, vaultPaths(cfg), { keepOpen: true });
+  };
+  const lines = (file: string) =>
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { secretName: string }).secretName);
+
+  it('concurrent appends: every line whole, one per event, file 0600', async () => {
+    const log = keepOpen();
+    await Promise.all(
+      Array.from({ length: 200 }, (_, i) => log.append({ kind: 'invoke', secretName: `S${i}` })),
+    );
+    const got = lines(log.fileFor(Date.now()));
+    expect(got.sort()).toEqual(Array.from({ length: 200 }, (_, i) => `S${i}`).sort());
+    expect(statSync(log.fileFor(Date.now())).mode & 0o777).toBe(0o600);
+    await log.close();
+  });
+
+  it('reopens on a new UTC day and when the day file is deleted or replaced (rotation)', async () => {
+    const log = keepOpen();
+    const base = Date.UTC(2026, 0, 10, 23, 59);
+    await log.append({ kind: 'invoke', tsMs: base, secretName: 'A' });
+    await log.append({ kind: 'invoke', tsMs: base + DAY, secretName: 'B' });
+    expect(lines(log.fileFor(base))).toEqual(['A']);
+    expect(lines(log.fileFor(base + DAY))).toEqual(['B']);
+    rmSync(log.fileFor(base + DAY));
+    await log.append({ kind: 'invoke', tsMs: base + DAY, secretName: 'C' });
+    expect(lines(log.fileFor(base + DAY))).toEqual(['C']);
+    renameSync(log.fileFor(base + DAY), `${log.fileFor(base + DAY)}.1`);
+    writeFileSync(log.fileFor(base + DAY), '', { mode: 0o600 });
+    await log.append({ kind: 'invoke', tsMs: base + DAY, secretName: 'D' });
+    expect(lines(log.fileFor(base + DAY))).toEqual(['D']);
+    expect(lines(`${log.fileFor(base + DAY)}.1`)).toEqual(['C']);
+    await log.close();
+  });
+
+  it('close() releases the descriptor; appends after close still land (open+close per line)', async () => {
+    const log = keepOpen();
+    await log.append({ kind: 'invoke', secretName: 'A' });
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const open = fds();
+    await log.close();
+    expect(fds()).toBe(open - 1);
+    await log.append({ kind: 'invoke', secretName: 'B' });
+    expect(fds()).toBe(open - 1);
+    expect(lines(log.fileFor(Date.now()))).toEqual(['A', 'B']);
+    await log.close();
+  });
+
+  it('a failed write is still an internal error naming the file, and the next append retries', async () => {
+    const log = keepOpen();
+    const file = log.fileFor(Date.now());
+    mkdirSync(file, { recursive: true });
+    await expect(log.append({ kind: 'vault.init' })).rejects.toMatchObject({ code: 'internal' });
+    rmSync(file, { recursive: true });
+    await log.append({ kind: 'invoke', secretName: 'OK' });
+    expect(lines(file)).toEqual(['OK']);
+    await log.close();
   });
 });
