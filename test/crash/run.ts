@@ -4,11 +4,14 @@
  */
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem, release, platform } from 'node:os';
-import { runCrashTrials } from './harness.js';
+import { ALL_OPS, runCrashTrials, type Op } from './harness.js';
 
 const trials = Number(process.env.CRASH_TRIALS ?? '200');
 const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000_007);
-const summary = await runCrashTrials(trials, { seed, log: (s) => process.stdout.write(`${s}\n`) });
+// CRASH_OPS=oauth-writeback,create … restricts the ops drawn (default: all of them).
+const ops = process.env.CRASH_OPS ? (process.env.CRASH_OPS.split(',') as Op[]) : ALL_OPS;
+for (const op of ops) if (!ALL_OPS.includes(op)) throw new Error(`unknown op ${op}`);
+const summary = await runCrashTrials(trials, { seed, ops, log: (s) => process.stdout.write(`${s}\n`) });
 const date = new Date().toISOString().slice(0, 10);
 const out = {
   kind: 'aivault crash-safety run',
@@ -27,6 +30,7 @@ const out = {
     'every acknowledged write (CLI exit 0) present and decrypts to its value',
     'unacknowledged writes leave old or new value, never a third',
     'no unlisted record files; audit log readable after daemon kills',
+    'oauth-writeback (daemon SIGKILLed at a random instant, right after the token endpoint answered, or at the first use of a new access token; the endpoint rotates the refresh token on every refresh and honours only the latest): every record decrypts; the stored state keeps its client credentials and holds one issued grant (refresh + access token of the same grant); if any access token of grant N reached the upstream or was acknowledged, the vault holds grant N or later; at most the one unacknowledged rotation is lost (counted as lostUnacknowledged; a fresh daemon then fails with oauth_refresh_required and the harness re-consents); audit readable; a fresh autostarted daemon invokes successfully and persists the rotation it acknowledged',
   ],
   ...summary,
 };
