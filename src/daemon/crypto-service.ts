@@ -18,6 +18,7 @@ import {
   readVaultMeta,
   secretRecordPath,
   Vault,
+  valueRevision,
   vaultPaths,
   type SecretRecord,
 } from '../vault/index.js';
@@ -101,11 +102,14 @@ export class CryptoService {
   private writer: Vault | undefined;
   /** OAuth2 refresh leases, one holder per secret across all request workers. */
   private readonly leases: LeaseTable;
+  /** The stored value's revision when each live lease read it (compare-and-swap on write-back). */
+  private readonly leaseRevisions: Map<number, string>;
 
   constructor(config: Config, opts: { leaseTimeoutMs?: number } = {}) {
     this.config = config;
     this.paths = vaultPaths(config);
     this.leases = new LeaseTable(opts.leaseTimeoutMs);
+    this.leaseRevisions = new Map();
   }
 
   private metaCache: { key: string; meta: Meta } | undefined;
@@ -233,6 +237,7 @@ export class CryptoService {
     const leaseId = await this.leases.acquire(id);
     try {
       const values = await this.decrypt([id]);
+      this.leaseRevisions.set(leaseId, valueRevision(await this.record(id)));
       return { leaseId, value: values.get(id) as Uint8Array };
     } catch (err) {
       this.leases.release(id, leaseId);
@@ -240,20 +245,39 @@ export class CryptoService {
     }
   }
 
-  /** Optionally write a new value (only while the lease is still held), then release the lease. */
+  /**
+   * Optionally write a new value, then release the lease. The write is a compare-and-swap against the value
+   * the lease read: it lands only if nobody rotated the secret since. That keeps a `secrets rotate` made
+   * during a refresh (the user's value wins), and still saves a token whose refresh outlived the lease when
+   * nothing else wrote meanwhile (with a rotating refresh token, dropping it would lose the credential).
+   */
   async releaseSecret(id: string, leaseId: number, value?: Uint8Array): Promise<void> {
+    const revision = this.leaseRevisions.get(leaseId);
+    this.leaseRevisions.delete(leaseId);
     try {
       if (value === undefined) return;
-      if (!this.leases.holds(id, leaseId)) {
+      if (revision === undefined) {
         value.fill(0);
+        throw new AivaultError('vault_unavailable', 'cannot write the refreshed token back: unknown lease');
+      }
+      if (!(await this.writeSecretIfUnchanged(id, revision, value))) {
         throw new AivaultError(
           'vault_unavailable',
-          'the oauth2 refresh took too long: its lease expired and the new token was not written back',
+          'the oauth2 token secret was changed while it was being refreshed; the refreshed token was discarded (retry the call)',
         );
       }
-      await this.writeSecret(id, value);
     } finally {
       this.leases.release(id, leaseId);
+    }
+  }
+
+  private async writeSecretIfUnchanged(id: string, revision: string, value: Uint8Array): Promise<boolean> {
+    await this.currentKek(); // same locked/rotated checks as reads
+    this.writer ??= await Vault.open(this.config, { autoInit: false, actor: 'aivaultd' });
+    try {
+      return (await this.writer.rotateSecretIfUnchanged(id, revision, value)) !== undefined;
+    } finally {
+      value.fill(0);
     }
   }
 

@@ -5,6 +5,7 @@ export {
   loadKek,
   readSecretRecord,
   decryptRecord,
+  valueRevision,
   toSecretInfo,
   toSecretMeta,
   newSecretId,

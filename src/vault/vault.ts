@@ -106,6 +106,14 @@ export function decryptRecord(
   return openValue(kek, record, file);
 }
 
+/**
+ * Identifies one stored value: the value nonce is fresh random bytes on every seal, so it changes on every
+ * write of the value (create, rotate, write-back) and on nothing else.
+ */
+export function valueRevision(record: SecretRecord): string {
+  return record.value.nonce;
+}
+
 // ───────────────────────── public types ─────────────────────────
 
 export interface GroupRef {
@@ -755,6 +763,28 @@ export class Vault {
       const kek = await this.#requireKek();
       return this.#rotateLocked(kek, await readSecretRecord(this.paths, id), value);
     });
+    await this.#auditSecret('secret.rotate', rec);
+    return toSecretMeta(rec);
+  }
+
+  /**
+   * Compare-and-swap rotate: replace the value only if the stored ciphertext is still the one identified by
+   * `revision` (see `valueRevision`), checked under the vault lock. Returns undefined, writing nothing, when
+   * someone else rotated it first. Used for OAuth2 token write-back so a refresh that started before a
+   * `secrets rotate` cannot overwrite the user's new value.
+   */
+  async rotateSecretIfUnchanged(
+    id: string,
+    revision: string,
+    value: string | Uint8Array,
+  ): Promise<SecretMeta | undefined> {
+    const rec = await withVaultLock(this.paths.root, async () => {
+      const kek = await this.#requireKek();
+      const cur = await readSecretRecord(this.paths, id);
+      if (valueRevision(cur) !== revision) return undefined;
+      return this.#rotateLocked(kek, cur, value);
+    });
+    if (rec === undefined) return undefined;
     await this.#auditSecret('secret.rotate', rec);
     return toSecretMeta(rec);
   }
