@@ -83,16 +83,36 @@ export function isWildcardPattern(pattern: string): boolean {
 }
 
 /**
- * A policy host: a canonical authority, or `*.suffix` where suffix is a canonical host with at least
- * two labels (`*.com` is refused: a one-label wildcard under a TLD would match every site).
+ * Parse a policy host as an operator gives it (`--host`, the operator API's `hosts`/`host`) into its
+ * canonical stored form, or fail (`policy_violation`) saying why. The ONE host-pattern rule, used when a
+ * host is set (create/update) and when stored files are validated; invoke re-checks the stored value with
+ * parseAuthority under the same `allowPort`. Accepted: a DNS name (lower-cased, IDN → punycode, one
+ * trailing dot dropped), or `*.suffix` where suffix is such a name with at least two labels (`*.com`
+ * would match every site). Refused: scheme, userinfo, path, query, IP literals, single-label names, a
+ * `*` anywhere else, and any port but 443 unless `allowPort` (dev vaults with
+ * AIVAULT_DEV_ALLOW_NON_DEFAULT_PORTS, the only case invoke would dial it).
  */
-export function isValidHostPattern(pattern: string, options: HostOptions = {}): boolean {
-  if (typeof pattern !== 'string') return false;
-  const body = isWildcardPattern(pattern) ? pattern.slice(2) : pattern;
+export function parseHostPattern(raw: string, options: HostOptions = {}): Result<string> {
+  if (typeof raw !== 'string' || raw.trim() === '') return fail('policy_violation', 'host is empty');
+  const text = raw.trim();
+  const wildcard = isWildcardPattern(text);
+  const body = wildcard ? text.slice(2) : text;
+  if (body.includes('*')) {
+    return fail('policy_violation', 'a wildcard must be the whole first label (*.example.com)');
+  }
+  const name = body.split(':')[0]?.replace(/\.$/, '') ?? '';
+  if (wildcard && name.split('.').filter((l) => l !== '').length < 2) {
+    return fail('policy_violation', 'wildcard is too wide: *.suffix needs a suffix of at least two labels');
+  }
   const parsed = parseAuthority(body, options);
-  if (!parsed.ok || formatAuthority(parsed.value) !== body) return false;
-  if (isWildcardPattern(pattern) && parsed.value.host.split('.').length < 2) return false;
-  return true;
+  if (!parsed.ok) return parsed;
+  return ok((wildcard ? '*.' : '') + formatAuthority(parsed.value));
+}
+
+/** A stored policy host: exactly the canonical form parseHostPattern produces. */
+export function isValidHostPattern(pattern: string, options: HostOptions = {}): boolean {
+  const parsed = parseHostPattern(pattern, options);
+  return parsed.ok && parsed.value === pattern;
 }
 
 function splitPort(authority: string): [string, string] {

@@ -5,13 +5,7 @@
  */
 import { join } from 'node:path';
 import { AivaultError } from '../errors.js';
-import {
-  formatAuthority,
-  isValidHostPattern,
-  isWildcardPattern,
-  matchHost,
-  parseAuthority,
-} from '../broker/hosts.js';
+import { isWildcardPattern, matchHost, parseHostPattern } from '../broker/hosts.js';
 import { normalizePath } from '../broker/path.js';
 import { secretIdFromRef } from '../broker/resolve-credential.js';
 import { capabilityFromRegistry } from '../broker/resolve-capability.js';
@@ -285,15 +279,18 @@ function checkId(value: string, what: string): void {
     throw usage(`${what} must be an id (letters, digits, . _ - /)`);
 }
 
-function normalizeHostInput(raw: string): string {
-  const wildcard = raw.startsWith('*.');
-  const parsed = parseAuthority(wildcard ? raw.slice(2) : raw, { allowPort: true });
-  if (!parsed.ok)
-    throw usage(`host ${JSON.stringify(raw)} is not a valid DNS name (no scheme, path, IP or userinfo)`);
-  const text = (wildcard ? '*.' : '') + formatAuthority(parsed.value);
-  if (!isValidHostPattern(text, { allowPort: true }))
-    throw usage(`host ${JSON.stringify(raw)} is not a valid host pattern`);
-  return text;
+/**
+ * A host as the operator typed it → its canonical stored form, by the same rule (and the same port
+ * allowance) invoke applies, so a host that could never be called is refused here, not at invoke time.
+ */
+function normalizeHostInput(raw: string, options: MutationOptions): string {
+  const parsed = parseHostPattern(raw, { allowPort: options.allowNonDefaultPorts === true });
+  if (!parsed.ok) {
+    throw usage(
+      `host ${JSON.stringify(raw)}: ${parsed.error.message} (give a bare DNS name like api.example.com or *.example.com: no scheme, port, path, IP or userinfo)`,
+    );
+  }
+  return parsed.value;
 }
 
 export interface CreateCredentialInput {
@@ -312,6 +309,11 @@ export interface MutationOptions {
   /** Vault secrets, used to check refs exist and that pinned secrets stay with their provider. */
   readonly secrets?: readonly SecretInfo[];
   readonly nowMs?: number;
+  /**
+   * Accept `host:port` with a port other than 443: only when the vault honours
+   * AIVAULT_DEV_ALLOW_NON_DEFAULT_PORTS (a verified `init --dev` vault), the only case invoke dials one.
+   */
+  readonly allowNonDefaultPorts?: boolean;
 }
 
 /** Validate a create request against registry + secrets. Pure; throws AivaultError (usage/policy/…). */
@@ -350,7 +352,7 @@ export function prepareCredential(
       }
     }
   }
-  const hosts = input.hosts?.map(normalizeHostInput);
+  const hosts = input.hosts?.map((h) => normalizeHostInput(h, options));
   const base = {
     id: input.id,
     provider: input.provider,
@@ -527,7 +529,7 @@ export async function createCapability(
       throw new AivaultError('storage_corrupt', `credential ${input.credentialId} is not usable`);
     let host: string;
     if (input.host !== undefined) {
-      host = normalizeHostInput(input.host);
+      host = normalizeHostInput(input.host, options);
       const allowed = credential.hosts.some((h) =>
         isWildcardPattern(h) ? !isWildcardPattern(host) && matchHost(h, host) : h === host,
       );

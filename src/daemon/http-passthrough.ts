@@ -79,6 +79,26 @@ export function isLoopbackPeer(address: string): boolean {
   return parsed.range() === 'loopback';
 }
 
+/**
+ * Is a browser `Origin` (sent on every WebSocket upgrade a web page makes) on this machine's loopback?
+ * `http(s)://` + 127.0.0.0/8, `[::1]` (IPv4-mapped forms included) or `localhost`, any port. `null`,
+ * other schemes and anything unparseable are not (fail closed).
+ */
+export function isLoopbackOrigin(origin: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return false;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
+  if (url.username !== '' || url.password !== '') return false;
+  let host = url.hostname;
+  if (host === 'localhost') return true;
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return host !== '' && isLoopbackPeer(host);
+}
+
 /** The proxy token from `Authorization: Bearer …` (any route) or the SDK key headers (passthrough only). */
 export function extractToken(
   headers: { authorization?: string; 'x-api-key'?: string; 'x-goog-api-key'?: string },

@@ -7,9 +7,11 @@
  *   GET  /aivault/ws                WebSocket relay (first frame {capability, path})
  *   …    /aivault/{credentials,capabilities,secrets,tokens}   operator API (http-admin.ts)
  * Proxy routes need a proxy token (`avp_…`); operator routes an operator token (`avo_…`). Peers that are
- * not on loopback are refused unless the operator opted in (`--http-allow-remote`). This thread checks
- * tokens (hashes only) and picks the passthrough capability label; every policy decision is made again by
- * the broker in the request worker. No secret value ever reaches this thread.
+ * not on loopback — and WebSocket upgrades from a web page whose Origin is not on loopback — are refused
+ * unless the operator opted in (`--http-allow-remote`). A relay lives only as long as its token: expiry
+ * or revocation closes it (1008). This thread checks tokens (hashes only) and picks the passthrough
+ * capability label; every policy decision is made again by the broker in the request worker. No secret
+ * value ever reaches this thread.
  */
 import { STATUS_CODES } from 'node:http';
 import { createHash } from 'node:crypto';
@@ -30,7 +32,13 @@ import {
   type TemplatedApp,
   type WebSocket,
 } from './uws.js';
-import { extractToken, isLoopbackPeer, matchPassthrough, splitPassthroughPath } from './http-passthrough.js';
+import {
+  extractToken,
+  isLoopbackOrigin,
+  isLoopbackPeer,
+  matchPassthrough,
+  splitPassthroughPath,
+} from './http-passthrough.js';
 import { handleAdmin, type AdminContext } from './http-admin.js';
 import { sendableCloseCode } from './http-ws-upstream.js';
 import { WS_MAX_UNACKED_BYTES, type WsConnect, type WsMainToWorker } from './http-ws-protocol.js';
@@ -38,6 +46,8 @@ import { WS_MAX_UNACKED_BYTES, type WsConnect, type WsMainToWorker } from './htt
 /** Largest request body the listener accepts (the same bound as a unix-socket frame). */
 export const MAX_HTTP_BODY_BYTES = 64 * 1024 * 1024;
 const HIGH_WATER = 1024 * 1024;
+/** How often open /aivault/ws relays re-check that their proxy token is still valid (not expired/revoked). */
+export const WS_TOKEN_RECHECK_MS = 1000;
 
 export interface HttpServerOptions {
   readonly host: string;
@@ -63,6 +73,7 @@ interface ReqState {
 
 interface WsData {
   peer: string;
+  /** The proxy token the upgrade was verified with; re-checked for as long as the socket is open. */
   token: ProxyTokenRecord | undefined;
   tokenError: AivaultError | undefined;
   relay?: {
@@ -455,17 +466,25 @@ export async function startHttpServer(
     sendPingsAutomatically: true,
     upgrade: (res, req, context) => {
       const peer = text(res.getRemoteAddressAsText());
-      if (!opts.allowRemote && !isLoopbackPeer(peer)) {
+      const refuse = (message: string, note: string): void => {
         res
           .writeStatus('403 Forbidden')
           .writeHeader('content-type', 'application/json')
-          .end(JSON.stringify({ error: 'policy_violation', message: 'non-loopback clients are refused' }));
-        audit({
-          kind: 'http.refused',
-          clientIp: peer,
-          errorCode: 'policy_violation',
-          note: 'non-loopback peer',
-        });
+          .end(JSON.stringify({ error: 'policy_violation', message }));
+        audit({ kind: 'http.refused', clientIp: peer, errorCode: 'policy_violation', note });
+      };
+      if (!opts.allowRemote && !isLoopbackPeer(peer)) {
+        refuse('non-loopback clients are refused', 'non-loopback peer');
+        return;
+      }
+      // Browsers send Origin on every WebSocket upgrade and WebSockets are not covered by CORS: a page on
+      // another site must not drive the relay (cross-site WebSocket hijacking). Non-browser clients send none.
+      const origin = req.getHeader('origin');
+      if (!opts.allowRemote && origin !== '' && !isLoopbackOrigin(origin)) {
+        refuse(
+          'cross-origin WebSocket upgrades are refused: the Origin is not on loopback',
+          'non-loopback origin',
+        );
         return;
       }
       const token = extractToken({ authorization: req.getHeader('authorization') }, false);
@@ -515,6 +534,7 @@ export async function startHttpServer(
     },
     open: (ws) => {
       sockets.add(ws);
+      recheckTimer ??= setInterval(() => void recheckTokens(), WS_TOKEN_RECHECK_MS).unref();
     },
     message: (ws, message, isBinary) => {
       const d = ws.getUserData();
@@ -523,6 +543,9 @@ export async function startHttpServer(
         d.connected = true;
         let connect: WsConnect;
         try {
+          if (!d.token || d.token.expiresAtMs <= Date.now()) {
+            throw new AivaultError('token_invalid', 'proxy token expired');
+          }
           connect = parseConnectFrame(Buffer.from(data).toString('utf8'));
         } catch (err) {
           const wire = toWire(err);
@@ -559,6 +582,7 @@ export async function startHttpServer(
     },
     close: (ws, code, message) => {
       sockets.delete(ws);
+      if (sockets.size === 0) stopRecheck();
       const d = ws.getUserData();
       d.open = false;
       if (d.relay) {
@@ -567,6 +591,42 @@ export async function startHttpServer(
       }
     },
   });
+
+  let recheckTimer: ReturnType<typeof setInterval> | undefined;
+  let rechecking = false;
+  const stopRecheck = (): void => {
+    if (recheckTimer) clearInterval(recheckTimer);
+    recheckTimer = undefined;
+  };
+  /**
+   * A relay is authorised by its token for as long as it is open, not just at the upgrade: close every
+   * socket whose token expired or was revoked (tokens.json is re-read only when it changed). A token
+   * file that cannot be read closes them too (fail closed), as it refuses new upgrades.
+   */
+  const recheckTokens = async (): Promise<void> => {
+    if (rechecking || sockets.size === 0) return;
+    rechecking = true;
+    try {
+      const active = await verifier.activeProxyTokenIds().catch(() => new Set<string>());
+      const now = Date.now();
+      for (const ws of [...sockets]) {
+        const d = ws.getUserData();
+        if (!d.open) continue;
+        if (d.token && active.has(d.token.id) && d.token.expiresAtMs > now) continue;
+        d.open = false;
+        audit({
+          kind: 'http.denied',
+          path: '/aivault/ws',
+          errorCode: 'token_invalid',
+          note: 'relay closed: token expired or revoked',
+          ...(d.peer ? { clientIp: d.peer } : {}),
+        });
+        ws.end(1008, 'token_invalid');
+      }
+    } finally {
+      rechecking = false;
+    }
+  };
 
   const startRelay = (ws: WebSocket<WsData>, connect: WsConnect): void => {
     const d = ws.getUserData();
@@ -625,9 +685,11 @@ export async function startHttpServer(
       ls = undefined;
     },
     closeWebSockets() {
+      stopRecheck();
       for (const ws of [...sockets]) ws.end(1001, 'aivaultd shutting down');
     },
     closeConnections() {
+      stopRecheck();
       for (const ws of [...sockets]) ws.end(1001, 'aivaultd shutting down');
       for (const res of [...responses]) {
         try {

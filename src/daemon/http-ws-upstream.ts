@@ -42,6 +42,15 @@ export function sendableCloseCode(code: number): number {
   return code === 1005 ? 1000 : 1011;
 }
 
+/** Close code + reason the client gets when the upstream breaks the WebSocket protocol (ws `WS_ERR_*`). */
+export function upstreamProtocolClose(err: unknown): { code: number; reason: string } | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string' || !code.startsWith('WS_ERR_')) return undefined;
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return { code: 1009, reason: 'upstream message too big' };
+  if (code === 'WS_ERR_INVALID_UTF8') return { code: 1007, reason: 'upstream sent invalid UTF-8' };
+  return { code: 1002, reason: 'upstream protocol error' };
+}
+
 /**
  * Run one relay. `ready` settles when this worker has its crypto port; the port listener is attached
  * BEFORE waiting for it, so client frames that arrive meanwhile are not lost.
@@ -233,7 +242,16 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
         ws.pause();
       }
     });
-    ws.on('error', () => undefined); // 'close' follows
+    ws.on('error', (err) => {
+      // A protocol error from the upstream (a message over MAX_MESSAGE_BYTES, invalid UTF-8, a bad
+      // frame): ws starts a close handshake and waits up to 30 s for the answer. Tell the client at once
+      // with the matching code and drop the upstream. Other errors: 'close' follows (1006 → 1011).
+      const close = upstreamProtocolClose(err);
+      if (!close) return;
+      post({ t: 'ws-close', ...close });
+      ws.terminate();
+      resolveDone();
+    });
     ws.on('close', (code, reason) => {
       post({ t: 'ws-close', code, reason: reason.toString('utf8').slice(0, 120) });
       resolveDone();

@@ -272,6 +272,18 @@ export class TokenVerifier {
     return record;
   }
 
+  /**
+   * Ids of the proxy tokens that are currently valid (issued, not revoked, not expired). Long-lived
+   * relays (`/aivault/ws`) re-check their token against this so expiry and revocation end them too.
+   */
+  async activeProxyTokenIds(): Promise<ReadonlySet<string>> {
+    const doc = await this.load();
+    const now = this.now();
+    const ids = new Set<string>();
+    for (const t of doc.tokens) if (t.kind === 'proxy' && t.expiresAtMs > now) ids.add(t.id);
+    return ids;
+  }
+
   /** An operator token for an admin route → its record, else `operator_auth_required`. */
   async verifyOperator(presented: string | undefined): Promise<OperatorTokenRecord> {
     if (!presented || !presented.startsWith(OPERATOR_TOKEN_PREFIX) || presented.length > 256) {

@@ -11,6 +11,11 @@ export interface BrokerView {
   readonly registry: RegistryIndex;
   readonly secrets: readonly SecretInfo[];
   readonly snapshot: BrokerSnapshot;
+  /**
+   * Hosts may carry a non-default port: only a verified dev vault with AIVAULT_DEV_ALLOW_NON_DEFAULT_PORTS
+   * (the same condition under which invoke dials one; a locked vault cannot verify its dev flag → false).
+   */
+  readonly allowNonDefaultPorts: boolean;
 }
 
 export async function loadBrokerView(config: Config): Promise<BrokerView> {
@@ -19,5 +24,6 @@ export async function loadBrokerView(config: Config): Promise<BrokerView> {
   const secrets = (await vault.listSecrets()).map(toSecretInfo);
   const paths = catalogPaths(vaultPaths(config).root);
   const snapshot = await loadCatalog(paths, registry, secrets);
-  return { vault, paths, registry, secrets, snapshot };
+  const allowNonDefaultPorts = config.devRequested.allowNonDefaultPorts && vault.devEnabled();
+  return { vault, paths, registry, secrets, snapshot, allowNonDefaultPorts };
 }

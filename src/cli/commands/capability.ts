@@ -159,13 +159,18 @@ export async function create(
 ): Promise<CommandResult> {
   const view = await loadBrokerView(ctx.config);
   const host = optString(opts, 'host');
-  const capability = await createCapability(view.paths, view.registry, {
-    id: pos[0] ?? '',
-    credentialId: optString(opts, 'credential') ?? '',
-    methods: optList(opts, 'method').map((m) => m.toUpperCase()),
-    pathPrefixes: optList(opts, 'path'),
-    ...(host ? { host } : {}),
-  });
+  const capability = await createCapability(
+    view.paths,
+    view.registry,
+    {
+      id: pos[0] ?? '',
+      credentialId: optString(opts, 'credential') ?? '',
+      methods: optList(opts, 'method').map((m) => m.toUpperCase()),
+      pathPrefixes: optList(opts, 'path'),
+      ...(host ? { host } : {}),
+    },
+    { allowNonDefaultPorts: view.allowNonDefaultPorts },
+  );
   return {
     json: capability,
     human: (p) =>

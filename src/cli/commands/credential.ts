@@ -153,7 +153,7 @@ export async function create(
       ...(auth ? { auth } : {}),
       ...(hosts.length ? { hosts } : {}),
     },
-    { secrets: view.secrets },
+    { secrets: view.secrets, allowNonDefaultPorts: view.allowNonDefaultPorts },
   );
   return {
     json: credential,
