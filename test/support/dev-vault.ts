@@ -88,6 +88,8 @@ export interface CustomCredentialSpec {
 }
 export interface CapabilitySpec {
   readonly methods: readonly string[];
+  /** Default: every path (`/`). */
+  readonly pathPrefixes?: readonly string[];
   readonly policy?: Omit<SetPolicyInput, 'capabilityId'>;
 }
 
@@ -105,8 +107,8 @@ export async function addCustomCredential(
   const secretRef = `vault:secret:${secret.id}`;
   const credential = { id, provider: id, secretRef, auth, hosts: ['upstream.test'] };
   await createCredential(paths, registry, credential, ctx);
-  for (const [capabilityId, { methods, policy }] of Object.entries(spec.capabilities)) {
-    const cap = { id: capabilityId, credentialId: id, methods, pathPrefixes: ['/'] };
+  for (const [capabilityId, { methods, pathPrefixes = ['/'], policy }] of Object.entries(spec.capabilities)) {
+    const cap = { id: capabilityId, credentialId: id, methods, pathPrefixes };
     await createCapability(paths, registry, cap, ctx);
     if (policy) await setPolicy(paths, registry, { capabilityId, ...policy });
   }

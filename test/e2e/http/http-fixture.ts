@@ -4,16 +4,20 @@
  * playing all three hosts (AIVAULT_DEV_RESOLVE + the throwaway test CA), and a real in-process aivaultd
  * (uWS + piscina + crypto worker) with `--http 127.0.0.1:0`.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { loadConfig, type Config } from '../../../src/config/env.js';
-import { Vault, toSecretInfo, toSecretMeta, readSecretRecord, vaultPaths } from '../../../src/vault/index.js';
-import { catalogPaths, createCapability, createCredential } from '../../../src/catalog/index.js';
+import { rmSync } from 'node:fs';
+import type { Config } from '../../../src/config/env.js';
+import {
+  toSecretInfo,
+  toSecretMeta,
+  readSecretRecord,
+  vaultPaths,
+  type Vault,
+} from '../../../src/vault/index.js';
+import { catalogPaths, createCredential } from '../../../src/catalog/index.js';
 import { registry } from '../../../src/registry/index.js';
 import { startDaemon, type Daemon, type DaemonOptions } from '../../../src/daemon/main.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../../support/https-upstream.js';
-import { createTestCa } from '../../support/test-ca.js';
+import { addCustomCredential, createDevVault } from '../../support/dev-vault.js';
 import { mintProxyToken, createOperatorToken, type MintProxyInput } from '../../../src/tokens/tokens.js';
 
 export const ECHO_SECRET = 'sk-echo-Qm7-very-secret-value';
@@ -44,66 +48,36 @@ export interface PreparedVault {
 /** The vault + upstream half of the fixture (no daemon): for tests that drive the compiled CLI. */
 export async function prepareVault(extraEnv: Record<string, string> = {}): Promise<PreparedVault> {
   const upstream = await startHttpsUpstream();
-  const ca = createTestCa();
-  const home = mkdtempSync(join(tmpdir(), 'aivault-http-'));
-  const mapped = `127.0.0.1:${upstream.port}`;
-  const env: Record<string, string> = {
-    HOME: home,
-    AIVAULT_DIR: join(home, 'vault'),
-    AIVAULTD_SOCKET: join(home, 'run', 'aivaultd.sock'),
-    AIVAULT_DEV_RESOLVE: `upstream.test=${mapped},api.openai.com=${mapped},api.anthropic.com=${mapped}`,
-    AIVAULT_DEV_CA_CERT_PATH: ca.caCertPath,
-    AIVAULT_DEV_HTTP1_ONLY: '1',
-    ...extraEnv,
-  };
-  const config = loadConfig(env);
-  const vault = await Vault.init(config, { provider: 'file', dev: true });
-  const paths = catalogPaths(config.vaultDir);
-  const infos = [];
-  const ids: Record<string, string> = {};
-  for (const [name, value] of [
-    ['ECHO_TOKEN', ECHO_SECRET],
-    ['OPENAI_API_KEY', OPENAI_SECRET],
-    ['ANTHROPIC_API_KEY', ANTHROPIC_SECRET],
-  ] as const) {
-    const s = await vault.createSecret({ name, value, scope: { kind: 'global' } });
-    ids[name] = s.id;
-    infos.push(toSecretInfo(toSecretMeta(await readSecretRecord(vaultPaths(config), s.id))));
-  }
-  await createCredential(
-    paths,
-    registry,
-    {
-      id: 'echo',
-      provider: 'echo',
-      secretRef: `vault:secret:${ids.ECHO_TOKEN}`,
-      auth: { header: { header_name: 'authorization', value_template: 'Bearer {{secret}}' } },
-      hosts: ['upstream.test'],
+  const dv = await createDevVault({
+    prefix: 'aivault-http-',
+    upstream: upstream.port,
+    hosts: ['upstream.test', 'api.openai.com', 'api.anthropic.com'],
+    env: extraEnv,
+  });
+  await addCustomCredential(dv, {
+    id: 'echo',
+    secretName: 'ECHO_TOKEN',
+    secretValue: ECHO_SECRET,
+    capabilities: {
+      'echo/api': { methods: ['GET', 'POST'] },
+      'echo/special': { methods: ['GET'], pathPrefixes: ['/special'] },
     },
-    { secrets: infos },
-  );
-  await createCapability(
-    paths,
-    registry,
-    { id: 'echo/api', credentialId: 'echo', methods: ['GET', 'POST'], pathPrefixes: ['/'] },
-    { secrets: infos },
-  );
-  await createCapability(
-    paths,
-    registry,
-    { id: 'echo/special', credentialId: 'echo', methods: ['GET'], pathPrefixes: ['/special'] },
-    { secrets: infos },
-  );
-  for (const provider of ['openai', 'anthropic'] as const) {
-    const name = provider === 'openai' ? 'OPENAI_API_KEY' : 'ANTHROPIC_API_KEY';
+  });
+  const paths = catalogPaths(dv.config.vaultDir);
+  for (const [provider, name, value] of [
+    ['openai', 'OPENAI_API_KEY', OPENAI_SECRET],
+    ['anthropic', 'ANTHROPIC_API_KEY', ANTHROPIC_SECRET],
+  ] as const) {
+    const s = await dv.vault.createSecret({ name, value, scope: { kind: 'global' } });
+    const info = toSecretInfo(toSecretMeta(await readSecretRecord(vaultPaths(dv.config), s.id)));
     await createCredential(
       paths,
       registry,
-      { id: provider, provider, secretRef: `vault:secret:${ids[name]}` },
-      { secrets: infos },
+      { id: provider, provider, secretRef: `vault:secret:${s.id}` },
+      { secrets: [info] },
     );
   }
-  return { home, config, env, vault, upstream };
+  return { home: dv.home, config: dv.config, env: dv.env, vault: dv.vault, upstream };
 }
 
 export async function startHttpFixture(
@@ -127,6 +101,7 @@ export async function startHttpFixture(
       await daemon.stop();
       vault.close();
       await upstream.close();
+      rmSync(home, { recursive: true, force: true });
     },
   };
 }
