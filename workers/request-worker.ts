@@ -1,13 +1,22 @@
 /**
- * Request worker entry (piscina): thin. Each task is one invocation whose output goes to the main thread
- * over the task's own MessagePort (see src/pipeline/call-port.ts). Secrets come from the crypto worker
+ * Request worker entry (piscina): thin. The pool runs one `attach` task per worker, which hands over this
+ * worker's long-lived MessagePort to the main thread; invocations are started, credited, cancelled and
+ * answered on it, multiplexed by call id (see src/pipeline/call-port.ts). The default export is the
+ * WebSocket relay task (one piscina task + MessagePort per relay). Secrets come from the crypto worker
  * over this worker's private port; this thread never holds the KEK, and its environment is empty.
  */
-import { workerData } from 'node:worker_threads';
+import { threadId, workerData, type MessagePort } from 'node:worker_threads';
 import { AivaultError, toWire } from '../src/errors.js';
 import { configFromWorkerData, CryptoPortClient } from '../src/daemon/crypto-protocol.js';
-import type { InvokeTask, RequestWorkerData } from '../src/daemon/pool.js';
-import { createPortSink, type MainToWorker, type WorkerToMain } from '../src/pipeline/call-port.js';
+import type { AttachTask, RequestWorkerData } from '../src/daemon/pool.js';
+import {
+  createPortSink,
+  type CallStart,
+  type MainToWorker,
+  type MainToWorkerPort,
+  type WorkerPortToMain,
+  type WorkerToMain,
+} from '../src/pipeline/call-port.js';
 import { createPipelineDeps } from '../src/pipeline/deps.js';
 import { invokeCapability, type SecretSource } from '../src/pipeline/invoke.js';
 import { RateLimiter } from '../src/pipeline/rate-limit.js';
@@ -22,7 +31,7 @@ const rateLimiter = new RateLimiter(data.rateLimit);
 /** This worker's crypto client, obtained once through the first call's port (`need-crypto`). */
 let crypto: Promise<CryptoPortClient> | undefined;
 
-function cryptoVia(port: InvokeTask['port']): Promise<CryptoPortClient> {
+function cryptoVia(port: MessagePort): Promise<CryptoPortClient> {
   if (crypto) return crypto;
   const pending = new Promise<CryptoPortClient>((resolve) => {
     const onMessage = (msg: MainToWorker): void => {
@@ -69,36 +78,69 @@ const deps = {
   onAuditError: (err: unknown) => process.stderr.write(`aivaultd: ${(err as Error).message}\n`),
 };
 
-export default async function handle(task: InvokeTask | WsTask): Promise<void> {
-  if (task.kind === 'ws') {
-    // WebSocket relay for the loopback HTTP listener (GET /aivault/ws).
-    return runWsRelay(deps, task, cryptoVia(task.port));
-  }
-  const { port } = task;
+/** WebSocket relay for the loopback HTTP listener (GET /aivault/ws): one piscina task per relay. */
+export default async function handle(task: WsTask): Promise<void> {
+  return runWsRelay(deps, task, cryptoVia(task.port));
+}
+
+/** One invocation started on the worker's port; its messages carry its id. */
+async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, ActiveCall>): Promise<void> {
   const controller = new AbortController();
-  const sink = createPortSink(port, controller.signal);
-  port.on('message', (msg: MainToWorker) => {
-    if (msg.t === 'credit') sink.grant(msg.n);
-    else if (msg.t === 'abort') {
-      controller.abort(new AivaultError('upstream_unreachable', 'invocation cancelled by the caller'));
-    }
-  });
+  const sink = createPortSink(port, controller.signal, msg.id);
+  calls.set(msg.id, { sink, controller });
   try {
     await cryptoVia(port);
     await invokeCapability(
       deps,
       {
-        envelope: task.envelope,
-        context: task.context,
-        stream: task.stream,
-        ...(task.timeoutMs !== undefined ? { timeoutMs: task.timeoutMs } : {}),
+        envelope: msg.envelope,
+        context: msg.context,
+        stream: msg.stream,
+        ...(msg.timeoutMs !== undefined ? { timeoutMs: msg.timeoutMs } : {}),
         signal: controller.signal,
       },
       sink,
     );
   } catch (err) {
-    port.postMessage({ t: 'error', error: toWire(err) } satisfies WorkerToMain);
+    port.postMessage({ t: 'error', id: msg.id, error: toWire(err) } satisfies WorkerPortToMain);
   } finally {
-    port.close();
+    calls.delete(msg.id);
   }
+}
+
+interface ActiveCall {
+  readonly sink: ReturnType<typeof createPortSink>;
+  readonly controller: AbortController;
+}
+
+/**
+ * Piscina task run once per worker by the pool: keeps `task.port` as this worker's call port and returns
+ * this thread's id at once (the port's listener keeps serving; the pool learns of this worker's death
+ * from the port's `close` and piscina's `workerDestroy`).
+ */
+export function attach(task: AttachTask): number {
+  const { port } = task;
+  const calls = new Map<number, ActiveCall>();
+  port.on('message', (msg: MainToWorkerPort) => {
+    switch (msg.t) {
+      case 'call':
+        void runCall(port, msg, calls);
+        return;
+      case 'credit':
+        calls.get(msg.id)?.sink.grant(msg.n);
+        return;
+      case 'abort':
+        calls
+          .get(msg.id)
+          ?.controller.abort(new AivaultError('upstream_unreachable', 'invocation cancelled by the caller'));
+        return;
+      case 'close':
+        // Shutdown: close the audit day file and upstream pools explicitly (no FileHandle left to GC).
+        void deps.close().finally(() => port.postMessage({ t: 'closed' } satisfies WorkerPortToMain));
+        return;
+      default:
+        return; // crypto-port: taken by cryptoVia's own listener
+    }
+  });
+  return threadId;
 }

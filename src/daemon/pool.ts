@@ -3,6 +3,15 @@
  * here on the main thread. Each request worker gets its own MessageChannel to the crypto worker (handed
  * over lazily on its first call; the port carries RPC only, never key material). The main thread does no
  * crypto and no policy: it starts calls, relays their messages and grants stream credits.
+ *
+ * Dispatch: piscina owns the request workers' lifecycle (start, replace a dead one, destroy), but calls do
+ * not go through its task queue. Each worker runs one `attach` task that takes one end of a long-lived
+ * MessageChannel (a "slot"); invocations are started, credited, cancelled and answered on that port,
+ * multiplexed by call id (src/pipeline/call-port.ts). That replaced a piscina task + a new MessageChannel
+ * per call (bench/PROFILE.md). A custom piscina balancer gives every worker exactly one attach task. When a
+ * worker dies (its port closes, or piscina reports `workerDestroy`), its in-flight calls fail with
+ * `internal` ("request worker failed") and a new slot is attached to the worker piscina starts in its
+ * place. WebSocket relays still run as one piscina task each (with their own port).
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -10,19 +19,50 @@ import type { Config } from '../config/env.js';
 import { AivaultError, fromWire, type WireError } from '../errors.js';
 import type { Envelope, RequestContext } from '../broker/types.js';
 import { createRateLimitBuffer } from '../pipeline/rate-limit.js';
-import type { MainToWorker, WorkerToMain } from '../pipeline/call-port.js';
+import type {
+  CallMessage,
+  CallStart,
+  MainToWorker,
+  MainToWorkerPort,
+  WorkerPortToMain,
+  WorkerToMain,
+} from '../pipeline/call-port.js';
 import { toWorkerConfig, type ControlReply, type ControlRequest } from './crypto-protocol.js';
 import { workerEntry } from './worker-files.js';
 import type { WsMainToWorker, WsTask, WsWorkerToMain } from './http-ws-protocol.js';
 
 export interface InvokeTask {
-  kind: 'invoke';
   envelope: Envelope;
   context: RequestContext;
   stream: boolean;
   timeoutMs?: number;
+}
+
+/** The piscina task (export `attach` of the worker entry) that hands a worker its call port. */
+export interface AttachTask {
+  kind: 'attach';
   port: MessagePort;
 }
+
+/** Main side of one request worker's call port. */
+interface Slot {
+  readonly port: MessagePort;
+  readonly calls: Map<number, LiveCall>;
+  /** The worker's threadId once its attach task answered. */
+  threadId?: number;
+  dead: boolean;
+  /** Shutdown: resolves when the worker answered `closed`. */
+  onClosed?: () => void;
+}
+
+interface LiveCall {
+  onMessage(msg: CallMessage): void;
+  finish(): void;
+}
+
+const ATTACH = 'attach';
+
+type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
 
 export interface RequestWorkerData {
   config: ReturnType<typeof toWorkerConfig>;
@@ -56,6 +96,11 @@ export class DaemonPool {
   private nextRid = 1;
   private closed = false;
   private readonly calls = new Set<CallHandle>();
+  private readonly slots: Slot[] = [];
+  /** threadIds of workers that have taken an attach task (maintained by the balancer). */
+  private readonly attached = new Set<number>();
+  private readonly maxCallsPerWorker: number;
+  private nextCallId = 1;
 
   constructor(config: Config, opts: PoolOptions = {}) {
     this.rateLimit = createRateLimitBuffer(opts.rateLimitSlots);
@@ -67,13 +112,31 @@ export class DaemonPool {
       rateLimit: this.rateLimit,
     };
     const threads = opts.workers ?? config.requestWorkers;
+    this.maxCallsPerWorker = opts.concurrentTasksPerWorker ?? 4096;
+    // Every worker takes exactly one attach task (any worker without one: the counts match and slots are
+    // interchangeable); other tasks (WebSocket relays) go to the least busy worker (piscina's default
+    // policy; its LeastBusyBalancer is not exported).
+    const balancer: LoadBalancer = (task, workers) => {
+      if (task.name === ATTACH) {
+        const w = workers.find((x) => !this.attached.has(x.id)) ?? null;
+        if (w) this.attached.add(w.id);
+        return w;
+      }
+      let best: (typeof workers)[number] | null = null;
+      for (const w of workers) {
+        if (w.currentUsage >= this.maxCallsPerWorker) continue;
+        if (!best || w.currentUsage < best.currentUsage) best = w;
+      }
+      return best;
+    };
     this.piscina = new Piscina({
       filename: entry.filename,
       minThreads: threads,
       maxThreads: threads,
       // Calls are I/O bound and SSE streams live long: 256 per worker plus piscina's 'auto' queue (threads²)
       // refused the 517th concurrent stream on 2 workers as `internal` (bench: 1,000 open streams).
-      concurrentTasksPerWorker: opts.concurrentTasksPerWorker ?? 4096,
+      concurrentTasksPerWorker: this.maxCallsPerWorker,
+      loadBalancer: balancer,
       // Tasks are async and talk over MessagePorts: the default 'sync' Atomics.wait would block the
       // worker's event loop between tasks and starve those ports.
       atomics: 'disabled',
@@ -84,16 +147,135 @@ export class DaemonPool {
       // readable there. Everything they need arrives in workerData.
       env: {},
     });
+    this.piscina.on('workerDestroy', (w: { id: number }) => {
+      // Deferred: piscina emits this while the worker is still in its list; a new attach task must not be
+      // balanced onto it.
+      setImmediate(() => {
+        this.attached.delete(w.id);
+        const slot = this.slots.find((x) => x.threadId === w.id);
+        if (slot) this.slotDied(slot);
+      });
+    });
+    // A worker's uncaught error with no piscina task running is reported here; the worker is replaced
+    // (workerDestroy above). Without a listener it would throw on the main thread.
+    this.piscina.on('error', () => undefined);
+    for (let i = 0; i < threads; i++) this.addSlot();
+  }
+
+  /** A call port for one (current or future) worker: an attach task waits in piscina's queue for it. */
+  private addSlot(): void {
+    const { port1, port2 } = new MessageChannel();
+    const slot: Slot = { port: port1, calls: new Map(), dead: false };
+    this.slots.push(slot);
+    port1.on('message', (msg: WorkerPortToMain) => {
+      if (msg.t === 'need-crypto') {
+        const ch = new MessageChannel();
+        this.crypto.postMessage({ op: 'attach', port: ch.port2 } satisfies ControlRequest, [ch.port2]);
+        port1.postMessage({ t: 'crypto-port', port: ch.port1 } satisfies MainToWorkerPort, [ch.port1]);
+        return;
+      }
+      if (msg.t === 'closed') {
+        slot.onClosed?.();
+        return;
+      }
+      const call = slot.calls.get(msg.id);
+      if (!call) return; // finished or failed on this side already
+      if (msg.t === 'end' || msg.t === 'full' || msg.t === 'error') {
+        slot.calls.delete(msg.id);
+        call.onMessage(msg);
+        call.finish();
+      } else call.onMessage(msg);
+    });
+    // The worker's end of the port is closed when its thread stops (crash, terminate).
+    port1.on('close', () => this.slotDied(slot));
+    // Idle slots must not keep the process alive (like idle piscina workers); a call refs its slot.
+    port1.unref();
+    const task: AttachTask = { kind: 'attach', port: port2 };
+    this.piscina.run(task, { name: ATTACH, transferList: [port2] }).then(
+      (threadId: number) => {
+        slot.threadId = threadId;
+      },
+      () => this.slotDied(slot),
+    );
+  }
+
+  /** The worker behind `slot` stopped: fail its in-flight calls and attach a new slot (unless closing). */
+  private slotDied(slot: Slot): void {
+    if (slot.dead) return;
+    slot.dead = true;
+    slot.onClosed?.();
+    const i = this.slots.indexOf(slot);
+    if (i >= 0) this.slots.splice(i, 1);
+    slot.port.close();
+    const calls = [...slot.calls.values()];
+    slot.calls.clear();
+    for (const call of calls) {
+      call.onMessage({
+        t: 'error',
+        id: 0,
+        error: { error: 'internal', message: 'request worker failed: its thread stopped during the call' },
+      });
+      call.finish();
+    }
+    if (!this.closed) this.addSlot();
+  }
+
+  /** The live slot with the fewest calls in flight. */
+  private pickSlot(): Slot {
+    let best: Slot | undefined;
+    for (const s of this.slots) {
+      if (!s.dead && (!best || s.calls.size < best.calls.size)) best = s;
+    }
+    if (!best || best.calls.size >= this.maxCallsPerWorker) {
+      throw new AivaultError(
+        'rate_limited',
+        `aivaultd is at its limit of ${this.maxCallsPerWorker} concurrent calls per request worker`,
+      );
+    }
+    return best;
   }
 
   /** Start one invocation in a request worker. */
-  startCall(task: Omit<InvokeTask, 'port' | 'kind'>, handlers: CallHandlers): CallHandle {
-    const h = this.launch<WorkerToMain>(
-      (port) => ({ kind: 'invoke', ...task, port }) satisfies InvokeTask,
-      (msg) => handlers.onMessage(msg as Exclude<WorkerToMain, { t: 'need-crypto' }>),
-      (msg) => msg.t === 'end' || msg.t === 'full' || msg.t === 'error',
-    );
-    return { grant: (n) => h.post({ t: 'credit', n }), abort: () => h.post({ t: 'abort' }), done: h.done };
+  startCall(task: InvokeTask, handlers: CallHandlers): CallHandle {
+    if (this.closed) throw new AivaultError('daemon_unavailable', 'aivaultd is shutting down');
+    const slot = this.pickSlot();
+    const id = this.nextCallId++;
+    let terminal = false;
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    const handle: CallHandle = {
+      grant: (n) => {
+        if (!terminal) slot.port.postMessage({ t: 'credit', id, n } satisfies MainToWorkerPort);
+      },
+      abort: () => {
+        if (!terminal) slot.port.postMessage({ t: 'abort', id } satisfies MainToWorkerPort);
+      },
+      done,
+    };
+    slot.calls.set(id, {
+      onMessage: (msg) => {
+        if (!terminal) handlers.onMessage(msg);
+      },
+      finish: () => {
+        if (terminal) return;
+        terminal = true;
+        this.calls.delete(handle);
+        if (slot.calls.size === 0) slot.port.unref();
+        resolveDone();
+      },
+    });
+    if (slot.calls.size === 1) slot.port.ref();
+    this.calls.add(handle);
+    const start: CallStart = {
+      t: 'call',
+      id,
+      envelope: task.envelope,
+      context: task.context,
+      stream: task.stream,
+      ...(task.timeoutMs !== undefined ? { timeoutMs: task.timeoutMs } : {}),
+    };
+    slot.port.postMessage(start);
+    return handle;
   }
 
   /** Start a WebSocket relay (`GET /aivault/ws`) in a request worker; see http-ws-protocol.ts. */
@@ -114,8 +296,9 @@ export class DaemonPool {
     };
   }
 
+  /** A piscina task with its own MessagePort (WebSocket relays). */
   private launch<W extends { t: string }>(
-    makeTask: (port: MessagePort) => InvokeTask | WsTask,
+    makeTask: (port: MessagePort) => WsTask,
     onMessage: (msg: W) => void,
     isTerminal: (msg: W) => boolean,
   ): {
@@ -234,6 +417,21 @@ export class DaemonPool {
         new Promise((r) => setTimeout(r, 1000).unref()),
       ]);
     }
+    // Let every request worker release its pipeline (audit day file, upstream pools) before it stops.
+    await Promise.race([
+      Promise.all(
+        this.slots.map(
+          (slot) =>
+            new Promise<void>((resolve) => {
+              slot.onClosed = resolve;
+              slot.port.ref();
+              slot.port.postMessage({ t: 'close' } satisfies MainToWorkerPort);
+            }),
+        ),
+      ),
+      new Promise((r) => setTimeout(r, 2000).unref()),
+    ]);
+    for (const slot of this.slots) slot.port.close();
     const rid = this.nextRid++;
     await Promise.race([
       new Promise<void>((resolve) => {

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { CryptoReply, CryptoRequest } from '../../src/daemon/crypto-protocol.js';
-import type { WorkerToMain } from '../../src/pipeline/call-port.js';
+import type { MainToWorkerPort, WorkerPortToMain } from '../../src/pipeline/call-port.js';
 import { envelope, SECRET, startFixture, type DaemonFixture } from './daemon-fixture.js';
 
 let fx: DaemonFixture;
@@ -52,19 +52,32 @@ describe('request workers hold no key', () => {
           : { rid: req.rid, ok: false, error: { error: 'vault_unavailable', message: 'no key here' } };
       crypto.port1.postMessage(reply);
     });
-    const out: WorkerToMain[] = [];
-    call.port1.on('message', (msg: WorkerToMain) => {
+    const out: WorkerPortToMain[] = [];
+    let answered!: () => void;
+    const settled = new Promise<void>((r) => (answered = r));
+    call.port1.on('message', (msg: WorkerPortToMain) => {
       if (msg.t === 'need-crypto')
         call.port1.postMessage({ t: 'crypto-port', port: crypto.port2 }, [crypto.port2]);
-      else out.push(msg);
+      else {
+        out.push(msg);
+        answered();
+      }
     });
     const before = fx.upstream.requests.length;
-    await pool.run(
-      { kind: 'invoke', envelope: envelope('/isolated'), context: {}, stream: false, port: call.port2 },
-      { transferList: [call.port2] },
-    );
+    // The pool's protocol: one attach task hands the worker its call port, calls are started on it by id.
+    await pool.run({ kind: 'attach', port: call.port2 }, { name: 'attach', transferList: [call.port2] });
+    call.port1.postMessage({
+      t: 'call',
+      id: 7,
+      envelope: envelope('/isolated'),
+      context: {},
+      stream: false,
+    } satisfies MainToWorkerPort);
+    await settled;
     await new Promise((r) => setTimeout(r, 50));
-    expect(out).toEqual([{ t: 'error', error: { error: 'vault_unavailable', message: 'no key here' } }]);
+    expect(out).toEqual([
+      { t: 'error', id: 7, error: { error: 'vault_unavailable', message: 'no key here' } },
+    ]);
     expect(asked.map((a) => a.op)).toEqual(['dev', 'decrypt']);
     expect(fx.upstream.requests.length).toBe(before);
     call.port1.close();
