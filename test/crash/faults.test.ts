@@ -16,6 +16,7 @@ import { loadConfig } from '../../src/config/env.js';
 import { Vault } from '../../src/vault/index.js';
 import { envelope, startFixture, type DaemonFixture } from '../integration/daemon-fixture.js';
 import { createTestCa } from '../support/test-ca.js';
+import { headerCredentialArgs } from '../support/run-cli.js';
 import { startAttackEnv, uniqueSecret, wireError, type AttackEnv } from '../security/support/attack-env.js';
 
 /** A TLS server with a self-signed cert (NOT the test CA) or one that answers garbage. */
@@ -76,21 +77,7 @@ describe('faults at the upstream (CLI + autostarted daemon)', () => {
       expect(
         (
           await a.cli([
-            'credential',
-            'create',
-            id,
-            '--provider',
-            id,
-            '--secret-ref',
-            `vault:secret:${a.echoSecretId}`,
-            '--auth',
-            'header',
-            '--header-name',
-            'authorization',
-            '--value-template',
-            'Bearer {{secret}}',
-            '--host',
-            host,
+            ...headerCredentialArgs({ id: id, secretRef: `vault:secret:${a.echoSecretId}`, host: host }),
           ])
         ).code,
       ).toBe(0);

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isolatedEnv } from '../support/run-cli.js';
+import { isolatedEnv, headerCredentialArgs } from '../support/run-cli.js';
 import {
   closeOAuth,
   OAUTH_KILLS,
@@ -82,21 +82,13 @@ async function setupMain(env: Record<string, string>, expected: Expect): Promise
   const id = (JSON.parse(s.out) as { secret: { id: string } }).secret.id;
   await run(
     [
-      'credential',
-      'create',
-      'c',
-      '--provider',
-      'c',
-      '--secret-ref',
-      `vault:secret:${id}`,
-      '--auth',
-      'header',
-      '--header-name',
-      'x-k',
-      '--value-template',
-      '{{secret}}',
-      '--host',
-      'crash.invalid',
+      ...headerCredentialArgs({
+        id: 'c',
+        secretRef: `vault:secret:${id}`,
+        header: 'x-k',
+        template: '{{secret}}',
+        host: 'crash.invalid',
+      }),
     ],
     env,
   );

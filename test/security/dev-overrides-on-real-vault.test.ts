@@ -5,6 +5,7 @@
  * on a real vault they are parsed, reported by `status` as requested-but-not-honoured, and ignored.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { headerCredentialArgs } from '../support/run-cli.js';
 import { startAttackEnv, wireError, type AttackEnv } from './support/attack-env.js';
 
 let a: AttackEnv;
@@ -44,21 +45,13 @@ describe('attack: dev overrides on a real (non-dev) vault', () => {
 
   it('a non-default port in a credential host is still refused on a real vault', async () => {
     const c = await a.cli([
-      'credential',
-      'create',
-      'p',
-      '--provider',
-      'p',
-      '--secret-ref',
-      `vault:secret:${a.echoSecretId}`,
-      '--auth',
-      'header',
-      '--header-name',
-      'x-k',
-      '--value-template',
-      '{{secret}}',
-      '--host',
-      `upstream.test:${a.upstream.port}`,
+      ...headerCredentialArgs({
+        id: 'p',
+        secretRef: `vault:secret:${a.echoSecretId}`,
+        header: 'x-k',
+        template: '{{secret}}',
+        host: `upstream.test:${a.upstream.port}`,
+      }),
     ]);
     if (c.code === 0) {
       expect(

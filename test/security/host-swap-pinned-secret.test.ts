@@ -7,6 +7,7 @@
  * The collector (`evil.test`, mapped to the same mock) must receive nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { headerCredentialArgs } from '../support/run-cli.js';
 import { startAttackEnv, wireError, type AttackEnv } from './support/attack-env.js';
 
 let a: AttackEnv;
@@ -27,21 +28,7 @@ describe('attack: host-swap exfiltration of a registry-pinned secret', () => {
   it('a custom-provider credential using the pinned secret is refused', async () => {
     const r = await a.cli([
       '-v',
-      'credential',
-      'create',
-      'evil',
-      '--provider',
-      'evilcorp',
-      '--secret-ref',
-      ref(),
-      '--auth',
-      'header',
-      '--header-name',
-      'authorization',
-      '--value-template',
-      'Bearer {{secret}}',
-      '--host',
-      'evil.test',
+      ...headerCredentialArgs({ id: 'evil', provider: 'evilcorp', secretRef: ref(), host: 'evil.test' }),
     ]);
     expect(r.code).not.toBe(0);
     expect(wireError(r).error).toBe('policy_violation');
@@ -99,21 +86,14 @@ describe('attack: host-swap exfiltration of a registry-pinned secret', () => {
       const id = (JSON.parse(r.stdout) as { secret: { id: string } }).secret.id;
       const c = await a.cli([
         '-v',
-        'credential',
-        'create',
-        'evil3',
-        '--provider',
-        'evilcorp',
-        '--secret-ref',
-        `vault:secret:${id}`,
-        '--auth',
-        'header',
-        '--header-name',
-        'x-k',
-        '--value-template',
-        '{{secret}}',
-        '--host',
-        'evil.test',
+        ...headerCredentialArgs({
+          id: 'evil3',
+          provider: 'evilcorp',
+          secretRef: `vault:secret:${id}`,
+          header: 'x-k',
+          template: '{{secret}}',
+          host: 'evil.test',
+        }),
       ]);
       // Either the alias pins it, or the alias claim is refused at create; never both missing.
       expect(c.code === 0 ? 'created' : wireError(c).error).not.toBe('created');

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isForbiddenAddress } from '../../src/broker/addresses.js';
 import { Upstream } from '../../src/pipeline/upstream.js';
 import { loadConfig } from '../../src/config/env.js';
+import { headerCredentialArgs } from '../support/run-cli.js';
 import { startAttackEnv, wireError, type AttackEnv } from './support/attack-env.js';
 
 const FORBIDDEN = [
@@ -118,21 +119,14 @@ describe('attack: SSRF to private, loopback, link-local and metadata addresses',
       for (const host of ['upstream.test:22', '*.upstream.test:8443']) {
         const c = await a.cli([
           '-v',
-          'credential',
-          'create',
-          'portcred',
-          '--provider',
-          'ssrf',
-          '--secret-ref',
-          `vault:secret:${a.echoSecretId}`,
-          '--auth',
-          'header',
-          '--header-name',
-          'x-k',
-          '--value-template',
-          '{{secret}}',
-          '--host',
-          host,
+          ...headerCredentialArgs({
+            id: 'portcred',
+            provider: 'ssrf',
+            secretRef: `vault:secret:${a.echoSecretId}`,
+            header: 'x-k',
+            template: '{{secret}}',
+            host: host,
+          }),
         ]);
         expect(c.code, host).toBe(2);
         expect(wireError(c)).toMatchObject({

@@ -92,3 +92,34 @@ export function parseJson<T = unknown>(result: CliResult): T {
     throw new Error(`expected JSON on stdout (exit ${result.code}); stderr: ${result.stderr}`);
   }
 }
+
+/** argv for `aivault credential create` with header auth: the custom-credential shape most tests create. */
+export function headerCredentialArgs(c: {
+  readonly id: string;
+  /** Default: the id. */
+  readonly provider?: string;
+  readonly secretRef: string;
+  /** Default: authorization. */
+  readonly header?: string;
+  /** Default: `Bearer {{secret}}`. */
+  readonly template?: string;
+  readonly host: string;
+}): string[] {
+  return [
+    'credential',
+    'create',
+    c.id,
+    '--provider',
+    c.provider ?? c.id,
+    '--secret-ref',
+    c.secretRef,
+    '--auth',
+    'header',
+    '--header-name',
+    c.header ?? 'authorization',
+    '--value-template',
+    c.template ?? 'Bearer {{secret}}',
+    '--host',
+    c.host,
+  ];
+}

@@ -5,7 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopDaemon } from '../../../src/cli/commands/daemon.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../../support/https-upstream.js';
 import { createTestCa } from '../../support/test-ca.js';
-import { isolatedEnv, parseJson, registerSecret, runCli } from '../../support/run-cli.js';
+import {
+  isolatedEnv,
+  parseJson,
+  registerSecret,
+  runCli,
+  headerCredentialArgs,
+} from '../../support/run-cli.js';
 import { tmpDir } from '../../support/tmp-dir.js';
 
 const CUSTOM_KEY = registerSecret('custom-provider-key-31337');
@@ -62,21 +68,13 @@ describe('custom provider', () => {
       2,
     );
     await ok([
-      'credential',
-      'create',
-      'my-provider',
-      '--provider',
-      'my-provider',
-      '--secret-ref',
-      `vault:secret:${secretId}`,
-      '--auth',
-      'header',
-      '--header-name',
-      'x-custom-auth',
-      '--value-template',
-      'Token {{secret}}',
-      '--host',
-      'upstream.test',
+      ...headerCredentialArgs({
+        id: 'my-provider',
+        secretRef: `vault:secret:${secretId}`,
+        header: 'x-custom-auth',
+        template: 'Token {{secret}}',
+        host: 'upstream.test',
+      }),
     ]);
     await failsWith(
       [

@@ -4,7 +4,13 @@
 // wildcard wider than one label under a two-label suffix. Stable error shape: `usage`, exit 2, nothing stored.
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { isolatedEnv, parseJson, registerSecret, runCli } from '../../support/run-cli.js';
+import {
+  isolatedEnv,
+  parseJson,
+  registerSecret,
+  runCli,
+  headerCredentialArgs,
+} from '../../support/run-cli.js';
 import { tmpDir } from '../../support/tmp-dir.js';
 
 const KEY = registerSecret('host-validation-key-7351');
@@ -29,21 +35,7 @@ async function makeVault(dev: boolean, extra: Record<string, string> = {}): Prom
 }
 
 const customCreate = (v: Vault, id: string, host: string): string[] => [
-  'credential',
-  'create',
-  id,
-  '--provider',
-  'acme',
-  '--secret-ref',
-  `vault:secret:${v.secretId}`,
-  '--auth',
-  'header',
-  '--header-name',
-  'authorization',
-  '--value-template',
-  'Bearer {{secret}}',
-  '--host',
-  host,
+  ...headerCredentialArgs({ id: id, provider: 'acme', secretRef: `vault:secret:${v.secretId}`, host: host }),
   '-v',
 ];
 

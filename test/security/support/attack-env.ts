@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import { connect, type DaemonClient } from '../../../src/protocol/client.js';
 import type { Envelope } from '../../../src/broker/types.js';
-import { registerSecret, runCli, type CliResult } from '../../support/run-cli.js';
+import { registerSecret, runCli, type CliResult, headerCredentialArgs } from '../../support/run-cli.js';
 import { startHttpsUpstream, type HttpsUpstream, type SeenRequest } from '../../support/https-upstream.js';
 import { createTestCa, issueServerCert } from '../../support/test-ca.js';
 import { createDevHome, stopAutostartedDaemon } from '../../support/dev-vault.js';
@@ -130,21 +130,11 @@ export async function startAttackEnv(opts: AttackEnvOptions = {}): Promise<Attac
     expect(e.code, e.stderr).toBe(0);
     echoSecretId = (JSON.parse(e.stdout) as { secret: { id: string } }).secret.id;
     const c = await cli([
-      'credential',
-      'create',
-      'echo',
-      '--provider',
-      'echo',
-      '--secret-ref',
-      `vault:secret:${echoSecretId}`,
-      '--auth',
-      'header',
-      '--header-name',
-      'authorization',
-      '--value-template',
-      'Bearer {{secret}}',
-      '--host',
-      'upstream.test',
+      ...headerCredentialArgs({
+        id: 'echo',
+        secretRef: `vault:secret:${echoSecretId}`,
+        host: 'upstream.test',
+      }),
     ]);
     expect(c.code, c.stderr).toBe(0);
     const cap = await cli([
