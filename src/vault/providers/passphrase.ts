@@ -4,7 +4,6 @@
  * KEK and bound to the vault id), which proves a passphrase without storing the key. The vault starts
  * locked; `unlock(passphrase)` derives and checks the KEK.
  */
-import argon2 from 'argon2';
 import { AivaultError } from '../../errors.js';
 import { sealCheck, verifyCheck } from '../aead.js';
 import type { KdfParams, ProviderSection } from '../records.js';
@@ -24,6 +23,10 @@ function checkPassphrase(passphrase: string | undefined, flag: string): string {
 }
 
 export async function deriveKek(passphrase: string, kdf: KdfParams): Promise<Kek> {
+  // Loaded on first use: only passphrase vaults need the native Argon2 addon, so every other command
+  // starts without loading it.
+  const mod = await import('argon2');
+  const argon2 = (mod as { default?: typeof mod }).default ?? mod; // CommonJS package seen from ESM
   const raw = await argon2.hash(passphrase, {
     type: argon2.argon2id,
     raw: true,
