@@ -3,8 +3,9 @@
  * child process (built dist, unix socket, piscina workers, crypto worker) against the local HTTPS echo
  * upstream for SOAK_SECONDS (default 60). Agents share CONNECTIONS sockets (default 100; one agent = one
  * caller loop with its own in-flight call). 10% of agents use a rate-limited capability (intended
- * rate_limited errors). Checks: zero errors other than rate_limited; no RSS / fd growth after warm-up
- * (aivaultd's /proc); audit `invoke` lines == requests answered. Writes bench/results/soak-<date>.json.
+ * rate_limited errors). Checks: zero errors other than rate_limited; RSS at the end within 25% of the
+ * post-warm-up value and no fd trend after warm-up (aivaultd's /proc); audit `invoke` lines == requests
+ * answered. Writes bench/results/soak-<date>.json.
  *
  *   npm run soak                  # build + run
  *   AGENTS=200 SOAK_SECONDS=20 node --import tsx bench/soak.ts
@@ -23,6 +24,17 @@ const CONNECTIONS = Number(process.env.CONNECTIONS ?? '100');
 const SECONDS = Number(process.env.SOAK_SECONDS ?? '60');
 const WARMUP_S = Math.min(15, Math.floor(SECONDS / 4));
 const LIMIT_PER_MIN = 600;
+
+/** Least-squares slope of y over x, times the x span: how much y grew along its trend line. */
+function trend(points: readonly (readonly [number, number])[]): number {
+  if (points.length < 2) return 0;
+  const n = points.length;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  const sxy = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0);
+  const sxx = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  return sxx === 0 ? 0 : (sxy / sxx) * (points[n - 1]![0] - points[0]![0]);
+}
 
 function proc(pid: number): { rssKiB: number; fds: number; threads: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -140,6 +152,11 @@ async function main(): Promise<void> {
   const afterWarm = samples.filter((s) => s.t >= WARMUP_S);
   const maxRss = Math.max(...afterWarm.map((s) => s.rssKiB));
   const maxFds = Math.max(...afterWarm.map((s) => s.fds));
+  // fds swing by tens as pooled upstream sockets open and close, so two point samples (warm-up vs end)
+  // mistake noise for growth. A leak is a trend: the least-squares slope over every post-warm-up sample,
+  // times the measured span, must stay within 5% of the warm-up count (at least 10 fds).
+  const fdTrend = Math.round(trend(afterWarm.map((x) => [x.t, x.fds] as const)));
+  const fdTrendLimit = Math.max(10, Math.round(warm.fds * 0.05));
   latencies.sort((x, y) => x - y);
   const pct = (p: number): number =>
     Math.round((latencies[Math.floor((latencies.length - 1) * p)] ?? 0) * 10) / 10;
@@ -179,6 +196,8 @@ async function main(): Promise<void> {
       rssGrowthAfterWarmupKiB: final.rssKiB - warm.rssKiB,
       maxRssAfterWarmupKiB: maxRss,
       fdGrowthAfterWarmup: final.fds - warm.fds,
+      fdTrendAfterWarmup: fdTrend,
+      fdTrendLimit,
       maxFdsAfterWarmup: maxFds,
       samples,
     },
@@ -186,7 +205,7 @@ async function main(): Promise<void> {
     pass:
       counts.errors === 0 &&
       auditLines === requests &&
-      final.fds - warm.fds <= 5 &&
+      fdTrend <= fdTrendLimit &&
       final.rssKiB <= warm.rssKiB * 1.25,
   };
   dv.remove();
