@@ -10,7 +10,7 @@
  * Injection renders `inject` (default `authorization: Bearer {{access_token}}`); only `{{access_token}}` may be
  * used there, so client secrets and refresh tokens can never reach the upstream.
  */
-import { fail, ok, type Result } from '../errors.js';
+import { AivaultError, fail, ok, type Result } from '../errors.js';
 import type { HeaderTemplate } from '../registry/types.js';
 import type { AuthSpecBody, AuthStrategy, HeaderPair, SecretValues } from './strategy.js';
 import {
@@ -20,6 +20,17 @@ import {
   renderHeaderValue,
   restrictPlaceholders,
 } from './template.js';
+
+/**
+ * A refreshed token was not written back because the secret changed after the refresh read it (a
+ * `secrets rotate`, or another refresher that won): the stored value wins; the call fails and can be retried.
+ */
+export function tokenChangedDuringRefresh(): AivaultError {
+  return new AivaultError(
+    'vault_unavailable',
+    'the oauth2 token secret was changed while it was being refreshed; the refreshed token was discarded (retry the call)',
+  );
+}
 
 export type OAuth2Spec = AuthSpecBody<'oauth2'>;
 

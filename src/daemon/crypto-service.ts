@@ -9,6 +9,7 @@ import { promises as fsp } from 'node:fs';
 import type { Config } from '../config/env.js';
 import { AivaultError } from '../errors.js';
 import { verifyDevMac } from '../vault/aead.js';
+import { tokenChangedDuringRefresh } from '../auth/oauth2.js';
 import type { Kek } from '../vault/secret-bytes.js';
 import type { VaultPaths } from '../vault/paths.js';
 import {
@@ -260,12 +261,7 @@ export class CryptoService {
         value.fill(0);
         throw new AivaultError('vault_unavailable', 'cannot write the refreshed token back: unknown lease');
       }
-      if (!(await this.writeSecretIfUnchanged(id, revision, value))) {
-        throw new AivaultError(
-          'vault_unavailable',
-          'the oauth2 token secret was changed while it was being refreshed; the refreshed token was discarded (retry the call)',
-        );
-      }
+      if (!(await this.writeSecretIfUnchanged(id, revision, value))) throw tokenChangedDuringRefresh();
     } finally {
       this.leases.release(id, leaseId);
     }

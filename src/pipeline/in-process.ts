@@ -7,7 +7,7 @@ import type { Config } from '../config/env.js';
 import { AivaultError } from '../errors.js';
 import type { Envelope, HeaderList, RequestContext } from '../broker/types.js';
 import { registry } from '../registry/index.js';
-import type { Vault } from '../vault/index.js';
+import { readSecretRecord, valueRevision, vaultPaths, type Vault } from '../vault/index.js';
 import { createPipelineDeps } from './deps.js';
 import { invokeCapability, type ResponseSink, type SecretSource } from './invoke.js';
 import { createRateLimitBuffer, RateLimiter } from './rate-limit.js';
@@ -41,6 +41,12 @@ export function vaultSecretSource(config: Config, vault: Vault): SecretSource {
     // OAuth2 write-back: the refreshed token replaces the secret value (new DEK, atomic record swap).
     async write(secretId, value) {
       await vault.rotateSecret(secretId, value);
+    },
+    async revision(secretId) {
+      return valueRevision(await readSecretRecord(vaultPaths(config), secretId));
+    },
+    async writeIfUnchanged(secretId, revision, value) {
+      return (await vault.rotateSecretIfUnchanged(secretId, revision, value)) !== undefined;
     },
   };
 }

@@ -29,6 +29,10 @@ export interface SecretSource {
   decrypt(secretIds: readonly string[]): Promise<Map<string, string>>;
   /** Replace a secret's value (OAuth2 token write-back). Absent → refreshed tokens cannot be persisted. */
   write?(secretId: string, value: string): Promise<void>;
+  /** The stored value's revision (see `valueRevision`), for a compare-and-swap write-back. */
+  revision?(secretId: string): Promise<string>;
+  /** Write only if the stored value is still at `revision`; false (nothing written) when it changed. */
+  writeIfUnchanged?(secretId: string, revision: string, value: string): Promise<boolean>;
   /**
    * Exclusive OAuth2 refresh lease on a secret, shared by every thread of the process (the crypto worker
    * grants it in the daemon): resolves with the value read AFTER the lease was granted; `release` writes

@@ -17,7 +17,12 @@ import {
   type TokenLease,
   type TokenTransport,
 } from '../auth/oauth2-client.js';
-import { parseOAuth2Secret, serializeOAuth2Secret, type OAuth2Spec } from '../auth/oauth2.js';
+import {
+  parseOAuth2Secret,
+  serializeOAuth2Secret,
+  tokenChangedDuringRefresh,
+  type OAuth2Spec,
+} from '../auth/oauth2.js';
 import type { SecretSource } from './invoke.js';
 import type { Upstream } from './upstream.js';
 
@@ -89,7 +94,10 @@ export function leaseVia(secrets: SecretSource): (secretId: string) => Promise<T
       unlock();
     };
     let current: string | undefined;
+    let revision: string | undefined;
     try {
+      // Revision first: a write landing between the two reads then makes the CAS fail (safe), never pass.
+      revision = await secrets.revision?.(secretId);
       current = (await secrets.decrypt([secretId])).get(secretId);
     } catch (err) {
       done();
@@ -104,9 +112,14 @@ export function leaseVia(secrets: SecretSource): (secretId: string) => Promise<T
       async release(value) {
         try {
           if (value !== undefined) {
-            if (!secrets.write)
-              throw new AivaultError('vault_unavailable', 'cannot write the refreshed token back');
-            await secrets.write(secretId, value);
+            if (revision !== undefined && secrets.writeIfUnchanged) {
+              if (!(await secrets.writeIfUnchanged(secretId, revision, value)))
+                throw tokenChangedDuringRefresh();
+            } else {
+              if (!secrets.write)
+                throw new AivaultError('vault_unavailable', 'cannot write the refreshed token back');
+              await secrets.write(secretId, value);
+            }
           }
         } finally {
           done();

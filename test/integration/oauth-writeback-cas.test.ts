@@ -1,12 +1,14 @@
 /**
  * OAuth2 token write-back in the crypto worker is a compare-and-swap against the value the refresh lease
- * read (src/daemon/crypto-service.ts). Real vault, real crypto service, a second Vault playing the CLI.
+ * read (src/daemon/crypto-service.ts; in-process mode: leaseVia over vaultSecretSource). Real vault, real crypto service, a second Vault playing the CLI.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CryptoService } from '../../src/daemon/crypto-service.js';
 import { Vault } from '../../src/vault/index.js';
 import { isAivaultError } from '../../src/errors.js';
 import { createDevVault, type DevVault } from '../support/dev-vault.js';
+import { leaseVia } from '../../src/pipeline/oauth2.js';
+import { vaultSecretSource } from '../../src/pipeline/in-process.js';
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array | undefined): string => new TextDecoder().decode(b);
@@ -69,5 +71,23 @@ describe('OAuth2 write-back (compare-and-swap)', () => {
       .catch((e: unknown) => e);
     expect(isAivaultError(err) && err.code).toBe('vault_unavailable');
     expect(await stored(svc)).toBe('grant-2-fast');
+  });
+
+  it('in-process mode (AIVAULTD_DISABLE=1) uses the same compare-and-swap', async () => {
+    const lease = leaseVia(vaultSecretSource(dv.config, dv.vault));
+    const a = await lease(secretId);
+    expect(a.current).toBe('grant-1');
+    await a.release('grant-2');
+    const b = await lease(secretId);
+    expect(b.current).toBe('grant-2');
+    const cli = await Vault.open(dv.config, { autoInit: false, actor: 'cli' });
+    await cli.rotateSecret(secretId, 'user-consented-again');
+    cli.close();
+    const err = await b.release('grant-3').catch((e: unknown) => e);
+    expect(isAivaultError(err) && err.code).toBe('vault_unavailable');
+    expect((err as Error).message).toMatch(/changed while it was being refreshed/);
+    const c = await lease(secretId);
+    expect(c.current).toBe('user-consented-again');
+    await c.release();
   });
 });
