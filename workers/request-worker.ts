@@ -7,6 +7,7 @@
  */
 import { threadId, workerData, type MessagePort } from 'node:worker_threads';
 import { AivaultError, toWire } from '../src/errors.js';
+import { hasDevRequests } from '../src/config/env.js';
 import { configFromWorkerData, CryptoPortClient } from '../src/daemon/crypto-protocol.js';
 import type { AttachTask, RequestWorkerData } from '../src/daemon/pool.js';
 import {
@@ -61,6 +62,8 @@ function currentCrypto(): Promise<CryptoPortClient> {
 /** Secrets for every call of this worker; valid once the first call has obtained the crypto port. */
 const secrets: SecretSource = {
   async devOverrides() {
+    // Nothing requested (every production call): no crypto round trip for a verdict that changes nothing.
+    if (!hasDevRequests(config.devRequested)) return undefined;
     return (await currentCrypto().then((c) => c.dev())) ? config.devRequested : undefined;
   },
   decrypt: async (ids) => (await currentCrypto()).decrypt(ids),
