@@ -8,25 +8,12 @@
  *
  * Prints one JSON line per round (5 rounds) and the median on stderr. Uses a throwaway dev vault.
  */
-import { mkdtempSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { useBenchVault } from './support/bench-vault.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
 const what = process.argv[2] ?? 'catalog';
 const N = Number(process.argv[3] ?? 5000);
 
-const vaultDir = join(mkdtempSync(join(tmpdir(), 'aivault-hotpath-')), 'vault');
-const env = { ...process.env, AIVAULT_DIR: vaultDir, AIVAULTD_DISABLE: '1' };
-const cli = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-spawnSync(process.execPath, [cli, 'init', '--dev'], { env });
-spawnSync(process.execPath, [cli, 'secrets', 'create', '--name', 'OPENAI_API_KEY', '--value-stdin'], {
-  env,
-  input: 'sk-hotpath-0123456789',
-});
-process.env.AIVAULT_DIR = vaultDir;
-delete process.env.AIVAULT_KEY;
+useBenchVault('hotpath');
 
 const { loadConfig } = await import('../src/config/env.js');
 const { vaultPaths } = await import('../src/vault/index.js');

@@ -11,31 +11,19 @@
  */
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { unpack } from 'msgpackr';
 import { Bench } from 'tinybench';
 import type { AuthSpec } from '../src/registry/types.js';
+import { useBenchVault } from './support/bench-vault.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const QUICK = process.argv.includes('--quick');
 const TIME = QUICK ? 150 : 500;
 
-let vaultDir = process.env.BENCH_VAULT_DIR;
-if (!vaultDir) {
-  vaultDir = join(mkdtempSync(join(tmpdir(), 'aivault-micro-')), 'vault');
-  const env = { ...process.env, AIVAULT_DIR: vaultDir, AIVAULTD_DISABLE: '1' };
-  const cli = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-  spawnSync(process.execPath, [cli, 'init', '--dev'], { env });
-  spawnSync(process.execPath, [cli, 'secrets', 'create', '--name', 'OPENAI_API_KEY', '--value-stdin'], {
-    env,
-    input: 'sk-micro-0123456789',
-  });
-}
-process.env.AIVAULT_DIR = vaultDir;
-delete process.env.AIVAULT_KEY;
+useBenchVault('micro', process.env.BENCH_VAULT_DIR);
 
 // Imported after AIVAULT_DIR is set (loadConfig reads the environment).
 const { loadConfig } = await import('../src/config/env.js');
