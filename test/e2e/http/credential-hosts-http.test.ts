@@ -18,20 +18,8 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => fx?.close());
 
-async function call(
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; json: unknown }> {
-  const res = await fetch(`${fx.baseUrl}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${op}`,
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, json: await res.json() };
+function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+  return fx.api(op, method, path, body);
 }
 
 const auth = { header: { header_name: 'authorization', value_template: 'Bearer {{secret}}' } };

@@ -34,6 +34,13 @@ export interface HttpFixture {
   readonly baseUrl: string;
   mint(input: MintProxyInput): Promise<string>;
   operator(): Promise<string>;
+  /** A JSON request to the listener with `authorization: Bearer <token>`. */
+  api<T = unknown>(
+    token: string,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: T }>;
   close(): Promise<void>;
 }
 
@@ -97,6 +104,17 @@ export async function startHttpFixture(
     baseUrl,
     mint: async (input) => (await mintProxyToken(config.vaultDir, input)).token,
     operator: async () => (await createOperatorToken(config.vaultDir, { name: 'test' })).token,
+    async api<T>(token: string, method: string, path: string, body?: unknown) {
+      const res = await fetch(`${baseUrl}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+      return { status: res.status, json: (await res.json()) as T };
+    },
     async close() {
       await daemon.stop();
       vault.close();

@@ -16,21 +16,13 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => fx?.close());
 
-async function call(
+function call(
   method: string,
   path: string,
   body?: unknown,
   token = op,
 ): Promise<{ status: number; json: Json }> {
-  const res = await fetch(`${fx.baseUrl}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, json: await res.json() };
+  return fx.api<Json>(token, method, path, body);
 }
 
 describe('operator API', () => {
