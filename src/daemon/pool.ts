@@ -169,9 +169,7 @@ export class DaemonPool {
     this.slots.push(slot);
     port1.on('message', (msg: WorkerPortToMain) => {
       if (msg.t === 'need-crypto') {
-        const ch = new MessageChannel();
-        this.crypto.postMessage({ op: 'attach', port: ch.port2 } satisfies ControlRequest, [ch.port2]);
-        port1.postMessage({ t: 'crypto-port', port: ch.port1 } satisfies MainToWorkerPort, [ch.port1]);
+        this.handOverCryptoPort(port1);
         return;
       }
       if (msg.t === 'closed') {
@@ -197,6 +195,13 @@ export class DaemonPool {
       },
       () => this.slotDied(slot),
     );
+  }
+
+  /** A request worker asked for its private channel to the crypto worker: one end to each. */
+  private handOverCryptoPort(workerPort: MessagePort): void {
+    const ch = new MessageChannel();
+    this.crypto.postMessage({ op: 'attach', port: ch.port2 } satisfies ControlRequest, [ch.port2]);
+    workerPort.postMessage({ t: 'crypto-port', port: ch.port1 } satisfies MainToWorker, [ch.port1]);
   }
 
   /** The worker behind `slot` stopped: fail its in-flight calls and attach a new slot (unless closing). */
@@ -323,10 +328,8 @@ export class DaemonPool {
     port1.on('message', (msg: W) => {
       if (terminal) return;
       if (msg.t === 'need-crypto') {
-        const ch = new MessageChannel();
-        this.crypto.postMessage({ op: 'attach', port: ch.port2 } satisfies ControlRequest, [ch.port2]);
         // Not gated on `terminal`: the worker keeps this port for all its later calls.
-        port1.postMessage({ t: 'crypto-port', port: ch.port1 } satisfies MainToWorker, [ch.port1]);
+        this.handOverCryptoPort(port1);
         return;
       }
       onMessage(msg);
