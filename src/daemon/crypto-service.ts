@@ -91,6 +91,16 @@ export interface CryptoStatus {
   devVerified: boolean;
 }
 
+/** Decrypt a record's value into bytes the caller owns (and should zero). */
+function reveal(kek: Kek, record: SecretRecord): Uint8Array {
+  const value = decryptRecord(kek, record);
+  try {
+    return value.revealBytes();
+  } finally {
+    value.dispose();
+  }
+}
+
 export class CryptoService {
   private readonly config: Config;
   private readonly paths: VaultPaths;
@@ -204,15 +214,7 @@ export class CryptoService {
   async decrypt(secretIds: readonly string[]): Promise<Map<string, Uint8Array>> {
     const { kek } = await this.currentKek();
     const out = new Map<string, Uint8Array>();
-    for (const id of secretIds) {
-      const record = await this.record(id);
-      const value = decryptRecord(kek, record);
-      try {
-        out.set(id, value.revealBytes());
-      } finally {
-        value.dispose();
-      }
-    }
+    for (const id of secretIds) out.set(id, reveal(kek, await this.record(id)));
     return out;
   }
 
@@ -221,10 +223,15 @@ export class CryptoService {
    * the vault's own locked read-modify-write, so concurrent CLI writes are never lost.
    */
   async writeSecret(id: string, value: Uint8Array): Promise<void> {
-    await this.currentKek(); // same locked/rotated checks as reads
+    await this.withWriter(value, (writer) => writer.rotateSecret(id, value));
+  }
+
+  /** Run a vault write with the daemon's writer (same locked/rotated checks as reads); zeroes `value`. */
+  private async withWriter<T>(value: Uint8Array, write: (writer: Vault) => Promise<T>): Promise<T> {
+    await this.currentKek();
     this.writer ??= await Vault.open(this.config, { autoInit: false, actor: 'aivaultd' });
     try {
-      await this.writer.rotateSecret(id, value);
+      return await write(this.writer);
     } finally {
       value.fill(0);
     }
@@ -237,9 +244,11 @@ export class CryptoService {
   async leaseSecret(id: string): Promise<{ leaseId: number; value: Uint8Array }> {
     const leaseId = await this.leases.acquire(id);
     try {
-      const values = await this.decrypt([id]);
-      this.leaseRevisions.set(leaseId, valueRevision(await this.record(id)));
-      return { leaseId, value: values.get(id) as Uint8Array };
+      const { kek } = await this.currentKek();
+      // One record read for both: the revision must be that of the value the refresh starts from.
+      const record = await this.record(id);
+      this.leaseRevisions.set(leaseId, valueRevision(record));
+      return { leaseId, value: reveal(kek, record) };
     } catch (err) {
       this.leases.release(id, leaseId);
       throw err;
@@ -268,13 +277,8 @@ export class CryptoService {
   }
 
   private async writeSecretIfUnchanged(id: string, revision: string, value: Uint8Array): Promise<boolean> {
-    await this.currentKek(); // same locked/rotated checks as reads
-    this.writer ??= await Vault.open(this.config, { autoInit: false, actor: 'aivaultd' });
-    try {
-      return (await this.writer.rotateSecretIfUnchanged(id, revision, value)) !== undefined;
-    } finally {
-      value.fill(0);
-    }
+    const written = await this.withWriter(value, (w) => w.rotateSecretIfUnchanged(id, revision, value));
+    return written !== undefined;
   }
 
   async unlock(passphrase: string): Promise<CryptoStatus> {
