@@ -6,11 +6,12 @@
  * beyond the seeds' (it really explored). The canary target carries a planted bug that must be found, so
  * a broken harness that stops reporting findings fails here too.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeArtifact, jazzerAvailable, runJazzer, type JazzerRun } from './runner.js';
-import type { JazzerTarget } from './seeds.js';
+import { parseEnvelope } from '../../../src/broker/envelope.js';
+import { CANARY_SEED_ID, type JazzerTarget } from './seeds.js';
 
 const SECONDS = Number(process.env.JAZZER_SECONDS ?? process.env.FUZZ_SECONDS ?? '6');
 const PERSISTENT = process.env.FUZZ_CORPUS_DIR; // keep what libFuzzer learns between on-demand runs
@@ -58,7 +59,11 @@ describe.sequential('Jazzer.js coverage-guided fuzzing', () => {
       expect(r.exitCode, report(r)).toBe(77);
       expect(r.artifacts, report(r)).toHaveLength(1);
       expect(r.output).toContain('planted bug reached');
-      expect(describeArtifact(r.artifacts[0]!)).toContain('canary/planted-bug');
+      // The written input replays: it is an envelope the real parser accepts, with a mutated canary id.
+      const replayed = parseEnvelope(JSON.parse(readFileSync(r.artifacts[0]!, 'utf8')) as unknown);
+      expect(replayed.ok, describeArtifact(r.artifacts[0]!)).toBe(true);
+      const id = replayed.ok ? replayed.value.capability : '';
+      expect(id.startsWith('canary/') && id !== CANARY_SEED_ID, id).toBe(true);
     },
   );
 });

@@ -7,6 +7,14 @@ import { encodeFrame } from '../../../src/protocol/frames.js';
 
 export type JazzerTarget = 'frame' | 'envelope' | 'path' | 'host' | 'canary';
 
+/**
+ * The canary's seed capability. Any other valid `canary/…` id reaches the planted bug, so a single byte
+ * mutation inside it does: the canary tests that the harness reports findings, not how clever libFuzzer
+ * is. (An earlier version needed libFuzzer to rewrite this id into one exact string through comparison
+ * feedback; on a busy CI machine it missed that within 60 s, so the check was flaky.)
+ */
+export const CANARY_SEED_ID = 'canary/harmless-ok';
+
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 const invoke = {
@@ -67,9 +75,7 @@ export const SEEDS: Record<JazzerTarget, () => Uint8Array[]> = {
       'api.openai.com\napi.openai.com:443',
       '*.x.test:8443\na.x.test:8443',
     ].map(utf8),
-  // Same length as the planted id, so one comparison-guided (CMP) mutation can reach it: the canary tests
-  // that the harness reports findings, not how clever libFuzzer is.
-  canary: () => [utf8(JSON.stringify({ ...invoke, capability: 'canary/harmless-ok' }))],
+  canary: () => [utf8(JSON.stringify({ ...invoke, capability: CANARY_SEED_ID }))],
 };
 
 /** libFuzzer dictionary entries (tokens the grammar uses), one list per target. */

@@ -9,6 +9,7 @@
  */
 import { parseEnvelope } from '../../../src/broker/envelope.js';
 import { fuzzEnvelope, fuzzFrame, fuzzHost, fuzzPath } from '../targets.js';
+import { CANARY_SEED_ID } from './seeds.js';
 
 function json(data: Buffer): unknown {
   try {
@@ -44,10 +45,13 @@ export function host(data: Buffer): void {
 
 /**
  * A planted bug behind the real envelope parser: proves, in every test run, that the harness finds a
- * crashing input (libFuzzer must steer the seed's capability id to the planted one through the parser's
- * own comparisons), writes it out and fails — so a fuzz run that silently stopped fuzzing cannot pass.
+ * crashing input (any valid `canary/…` capability other than the seed's, so the mutated input must still
+ * pass the parser's validation), writes it out and fails — so a fuzz run that silently stopped fuzzing
+ * cannot pass.
  */
 export function canary(data: Buffer): void {
   const r = parseEnvelope(json(data));
-  if (r.ok && r.value.capability === 'canary/planted-bug') throw new Error('planted bug reached');
+  if (r.ok && r.value.capability.startsWith('canary/') && r.value.capability !== CANARY_SEED_ID) {
+    throw new Error('planted bug reached');
+  }
 }
