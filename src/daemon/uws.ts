@@ -2,16 +2,48 @@
  * The only import of uWebSockets.js (installed as the unofficial build @trufflesuite/uws-js-unofficial).
  * Swap point for the official build: everything else imports these re-exports.
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import type * as Uws from 'uWebSockets.js';
+import { AivaultError } from '../errors.js';
 
-const uws = createRequire(import.meta.url)('uWebSockets.js') as typeof Uws;
+const require = createRequire(import.meta.url);
 
-export const App = uws.App;
-export const closeListenSocket = uws.us_listen_socket_close;
+/**
+ * Load the native uWS binary itself, not the package entry. The entry silently swaps in a pure-Node
+ * fallback (built on a pinned ws@8.13.0, which carries GHSA-3h5v-q93c-6h6q) whenever UWS_USE_FALLBACK is
+ * set in the environment or the binary fails to load — a different, slower server with different limits
+ * than the one we test and benchmark, chosen by an env var. We refuse to start on it instead.
+ * The unofficial build ships binaries under binaries/, the official one at the package root.
+ */
+export function nativeUwsPath(): string {
+  const name = `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
+  const dir = dirname(require.resolve('uWebSockets.js/package.json'));
+  const found = [join(dir, 'binaries', name), join(dir, name)].find((p) => existsSync(p));
+  if (!found) {
+    throw new AivaultError(
+      'internal',
+      `uWebSockets.js has no native binary for ${process.platform}-${process.arch} (Node ABI ${process.versions.modules}); aivaultd does not run on its pure-Node fallback`,
+    );
+  }
+  return found;
+}
+
+let loaded: typeof Uws | undefined;
+/** Loaded on first use, so a missing binary is a clean start-up error of the daemon, not an import crash. */
+function uws(): typeof Uws {
+  return (loaded ??= require(nativeUwsPath()) as typeof Uws);
+}
+
+// Never pass `undefined` on: the native App() aborts the process (v8 ToLocalChecked) on an explicit
+// undefined options argument.
+export const App = (options?: Uws.AppOptions): Uws.TemplatedApp =>
+  options === undefined ? uws().App() : uws().App(options);
+export const closeListenSocket = (s: Uws.us_listen_socket): void => uws().us_listen_socket_close(s);
 /** The port a TCP listen socket is bound to (for `--http host:0`). */
 export const localPort = (s: Uws.us_listen_socket): number =>
-  uws.us_socket_local_port(s as unknown as Uws.us_socket);
+  uws().us_socket_local_port(s as unknown as Uws.us_socket);
 export type { HttpResponse, TemplatedApp, WebSocket, us_listen_socket as ListenSocket } from 'uWebSockets.js';
 
 /**

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { auditVerdict } from '../../scripts/audit.mjs';
+import { auditVerdict, lockfileFindings, type KnownAdvisory } from '../../scripts/audit.mjs';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -89,5 +89,45 @@ describe('CI audit gate (scripts/audit.mjs)', () => {
     const v = auditVerdict({ message: '405 Method Not Allowed - POST …/advisories/bulk', statusCode: 405 });
     expect(v.pass).toBe(true);
     expect(v.lines.join('\n')).toMatch(/NOT audited: 405/);
+  });
+
+  const floors = JSON.parse(readFileSync(join(ROOT, 'scripts/advisory-floors.json'), 'utf8')) as {
+    advisories: KnownAdvisory[];
+  };
+
+  it('the committed lockfile carries no production package in a known high/critical advisory range', () => {
+    const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as unknown;
+    expect(lockfileFindings(lock, floors.advisories)).toEqual([]);
+  });
+
+  it('flags the ws@8.13.0 that uWebSockets.js pinned (fixed by the override), nested and aliased', () => {
+    const lock = {
+      packages: {
+        '': { name: 'aivault' },
+        'node_modules/uWebSockets.js': {
+          name: '@trufflesuite/uws-js-unofficial',
+          version: '20.30.0-unofficial.0',
+        },
+        'node_modules/uWebSockets.js/node_modules/ws': { version: '8.13.0' },
+        'node_modules/ws': { version: '8.23.0' },
+        'node_modules/tar-fs': { version: '2.1.1' },
+        'node_modules/vitest/node_modules/ws': { version: '8.13.0', dev: true },
+      },
+    };
+    const hits = lockfileFindings(lock, floors.advisories);
+    expect(hits.filter((h) => h.includes('ws@8.13.0'))).toHaveLength(1);
+    expect(hits.join('\n')).toContain('node_modules/uWebSockets.js/node_modules/ws: GHSA-3h5v-q93c-6h6q');
+    expect(hits.filter((h) => h.includes('tar-fs@2.1.1'))).toHaveLength(3);
+    expect(hits.join('\n')).not.toContain('8.23.0');
+  });
+
+  it('every listed advisory has a valid semver range and a GHSA id', () => {
+    for (const a of floors.advisories) {
+      expect(a.id).toMatch(/^GHSA(-[23456789cfghjmpqrvwx]{4}){3}$/);
+      expect(['high', 'critical']).toContain(a.severity);
+      expect(() =>
+        lockfileFindings({ packages: { 'node_modules/x': { version: '1.0.0' } } }, [a]),
+      ).not.toThrow();
+    }
   });
 });
