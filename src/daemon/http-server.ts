@@ -27,6 +27,7 @@ import type { DaemonPool } from './pool.js';
 import {
   closeListenSocket,
   localPort,
+  sendMessage,
   type HttpResponse,
   type ListenSocket,
   type TemplatedApp,
@@ -638,7 +639,7 @@ export async function startHttpServer(
           case 'ws-open':
             return;
           case 'ws-msg': {
-            ws.send(new Uint8Array(msg.data), msg.binary, false);
+            sendMessage(ws, new Uint8Array(msg.data), msg.binary);
             if (ws.getBufferedAmount() < HIGH_WATER) d.relay?.grant(1);
             else d.starvedCredits++;
             return;

@@ -21,7 +21,7 @@ import type { CallHandle, DaemonPool } from './pool.js';
 import {
   App,
   closeListenSocket,
-  sendBinary,
+  sendMessage,
   type ListenSocket,
   type TemplatedApp,
   type WebSocket,
@@ -122,7 +122,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
   const send = (ws: WebSocket<Conn>, frame: FrameInput): void => {
     const conn = ws.getUserData();
     if (!conn.open) return;
-    sendBinary(ws, encodeFrame(frame));
+    sendMessage(ws, encodeFrame(frame));
   };
   const sendError = (ws: WebSocket<Conn>, id: FrameId | undefined, err: unknown): void => {
     const w = toWire(err);

@@ -56,13 +56,17 @@ export type { HttpResponse, TemplatedApp, WebSocket, us_listen_socket as ListenS
  */
 const MAX_FRAGMENT = 16 * 1024 - 64;
 
-/** Send one binary message, fragmenting it below the buggy threshold. Returns true if nothing was dropped. */
-export function sendBinary<T>(ws: Uws.WebSocket<T>, bytes: Uint8Array): boolean {
-  if (bytes.byteLength <= MAX_FRAGMENT) return ws.send(bytes, true, false) !== 2;
+/**
+ * Send one message (binary unless `binary` is false), fragmenting it below the buggy threshold. Returns
+ * true if nothing was dropped. Text may be split inside a UTF-8 sequence: receivers validate the
+ * reassembled message (RFC 6455 §5.6).
+ */
+export function sendMessage<T>(ws: Uws.WebSocket<T>, bytes: Uint8Array, binary = true): boolean {
+  if (bytes.byteLength <= MAX_FRAGMENT) return ws.send(bytes, binary, false) !== 2;
   let ok = true;
   ws.cork(() => {
     const last = bytes.byteLength - MAX_FRAGMENT;
-    ok = ws.sendFirstFragment(bytes.subarray(0, MAX_FRAGMENT), true, false) && ok;
+    ok = ws.sendFirstFragment(bytes.subarray(0, MAX_FRAGMENT), binary, false) && ok;
     let off = MAX_FRAGMENT;
     for (; off < last; off += MAX_FRAGMENT)
       ok = ws.sendFragment(bytes.subarray(off, off + MAX_FRAGMENT), false) && ok;

@@ -81,6 +81,40 @@ describe('GET /aivault/ws', () => {
     ws.close();
   }, 30_000);
 
+  it('large text and binary messages arrive intact, in order and of the right kind while the client is not reading', async () => {
+    // The relay fragments messages over 16 KiB (src/daemon/uws.ts sendMessage: uWS v20.30 can lose a larger
+    // send whose frame header hits backpressure). This checks what fragmenting must keep: every byte, the
+    // text/binary kind, order, and UTF-8 split across fragments, while the client reads nothing for 1.5 s.
+    // It does not reproduce the uWS bug itself (an unfragmented send passed it too; the loss is timing-bound).
+    const token = await fx.mint({ capabilities: ['echo/api'] });
+    const ws = await open(token);
+    const n = 60;
+    const got = collect(ws, n + 1);
+    ws.send(JSON.stringify({ capability: 'echo/api', path: '/ws-echo' }));
+    const sent: { data: Buffer; binary: boolean }[] = [];
+    for (let i = 0; i < n; i++) {
+      const binary = i % 2 === 1;
+      const size = 16 * 1024 + ((i * 7919) % (96 * 1024));
+      const data = binary
+        ? Buffer.from(Array.from({ length: size }, (_, j) => (i * 31 + j * 17) & 0xff))
+        : Buffer.from(`${String(i).padStart(4, '0')}${'ü€𝄞a'.repeat(Math.ceil(size / 10))}`, 'utf8');
+      sent.push({ data, binary });
+    }
+    const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
+    raw.pause();
+    for (const m of sent) ws.send(m.data, { binary: m.binary });
+    await new Promise((r) => setTimeout(r, 1500));
+    raw.resume();
+    const { messages } = await got;
+    expect(messages).toHaveLength(n + 1);
+    for (let i = 0; i < n; i++) {
+      const m = messages[i + 1]!;
+      expect(m.binary, `message ${i}`).toBe(sent[i]!.binary);
+      expect(m.data.equals(sent[i]!.data), `message ${i} (${sent[i]!.data.length} bytes)`).toBe(true);
+    }
+    ws.close();
+  }, 30_000);
+
   it('targetUrl in the connect frame is a policy_violation', async () => {
     const token = await fx.mint({ capabilities: ['echo/api'] });
     const before = fx.upstream.requests.length;
