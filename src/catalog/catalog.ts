@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { AivaultError } from '../errors.js';
 import { isWildcardPattern, matchHost, parseHostPattern } from '../broker/hosts.js';
+import { publicSuffixWildcard } from '../broker/public-suffix.js';
 import { normalizePath } from '../broker/path.js';
 import { secretIdFromRef } from '../broker/resolve-credential.js';
 import { capabilityFromRegistry } from '../broker/resolve-capability.js';
@@ -387,6 +388,15 @@ export function prepareCredential(
   }
   const auth = authSpecSchema.safeParse(input.auth);
   if (!auth.success) throw usage('auth is not a valid auth spec');
+  for (const h of hosts) {
+    const suffix = publicSuffixWildcard(h);
+    if (suffix !== undefined) {
+      // The same class of refusal as `*.com` ("wildcard is too wide"), so the same code: usage.
+      throw usage(
+        `host ${h}: wildcard is too wide: ${suffix} is a public suffix (Public Suffix List), anyone can register or deploy a name under it; list your own hosts (my-app.${suffix}) instead`,
+      );
+    }
+  }
   if (provider && !hostsWithinProvider(hosts, provider)) {
     throw new AivaultError(
       'policy_violation',

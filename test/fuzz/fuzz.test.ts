@@ -1,12 +1,20 @@
 /**
- * Randomized property-based fuzzing (fast-check) of the four parsers on the untrusted boundary. Each target
+ * Randomized property-based fuzzing (fast-check) of the parsers on the untrusted boundary. Each target
  * runs for FUZZ_SECONDS (default 3 in `npm test`; `npm run fuzz` sets 60) or FUZZ_RUNS inputs, whichever
  * ends first, with a fixed seed per run printed on failure so any finding replays. The coverage-guided counterpart
  * over the same oracles is jazzer/jazzer.test.ts.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fuzzEnvelope, fuzzFrame, fuzzFrameValue, fuzzHost, fuzzPath } from './targets.js';
+import {
+  fuzzBrokerFile,
+  fuzzEnvelope,
+  fuzzFrame,
+  fuzzFrameValue,
+  fuzzHost,
+  fuzzPath,
+  fuzzRoute,
+} from './targets.js';
 
 const SECONDS = Number(process.env.FUZZ_SECONDS ?? '3');
 const RUNS = Number(process.env.FUZZ_RUNS ?? '1000000');
@@ -178,6 +186,91 @@ const frameValueArb = fc.oneof(
   fc.anything(),
 );
 
+const routeArb = fc.tuple(
+  fc.oneof(
+    fc
+      .tuple(fc.constantFrom('/v/', '/v//', '/v', '/x/'), fc.string({ maxLength: 16 }), pathArb)
+      .map((t) => t.join('')),
+    fc
+      .tuple(fc.constantFrom('/v/'), fc.stringMatching(/^[a-z0-9%._-]{0,12}$/), pathArb)
+      .map((t) => t.join('')),
+    fc.string({ maxLength: 64 }),
+  ),
+  fc.oneof(
+    fc.constantFrom('', ' ', 'Bearer', 'Bearer ', 'bearer abc', 'Basic abc', 'Bearer a b', 'Bearer\tx'),
+    fc.string({ maxLength: 40 }).map((x) => `Bearer ${x}`),
+    fc.string({ maxLength: 40 }),
+  ),
+  fc.oneof(fc.constantFrom('', ' ', 'sk-abc'), fc.string({ maxLength: 40 })),
+);
+
+// broker.json documents near the schema: registry and custom records naming registry providers, with
+// hosts an attacker would try (the provider's own, a collector, wildcards, tenant hosts, look-alikes).
+const hostPool = fc.constantFrom(
+  'api.openai.com',
+  'evil.test',
+  '*.evil.test',
+  'api.openai.com.evil.test',
+  '*.myshopify.com',
+  'shop.myshopify.com',
+  'a.b.myshopify.com',
+  '*.zendesk.com',
+  'acme.zendesk.com',
+  'API.OPENAI.COM',
+  'api.openai.com:8443',
+);
+const storedCredentialArb = fc.record(
+  {
+    id: fc.constantFrom('openai', 'shop', 'zd', 'x'),
+    provider: fc.constantFrom('openai', 'shopify', 'zendesk', 'acme', 'supabase'),
+    source: fc.constantFrom('registry', 'custom', 'registry', 'custom', 'other'),
+    secretRefs: fc.oneof(
+      fc.constant({ secret: 'vault:secret:s1' }),
+      fc.constant({ email: 'vault:secret:e', api_token: 'vault:secret:t' }),
+      fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.string({ minLength: 1, maxLength: 8 })),
+    ),
+    auth: fc.oneof(
+      {
+        arbitrary: fc.constant({
+          header: { header_name: 'authorization', value_template: 'Bearer {{secret}}' },
+        }),
+        weight: 3,
+      },
+      { arbitrary: fc.constant({ query: { param_name: 'key' } }), weight: 2 },
+      { arbitrary: fc.anything({ maxDepth: 2 }), weight: 1 },
+    ),
+    hosts: fc.array(hostPool, { maxLength: 3 }),
+    params: fc.dictionary(fc.string({ minLength: 1, maxLength: 6 }), fc.string({ maxLength: 6 })),
+    createdAtMs: fc.oneof({ arbitrary: fc.nat(), weight: 4 }, { arbitrary: fc.integer(), weight: 1 }),
+  },
+  { requiredKeys: ['id', 'provider', 'source', 'secretRefs', 'createdAtMs'] },
+);
+const storedCapabilityArb = fc.record(
+  {
+    id: fc.constantFrom('openai/chat-completions', 'openai/models', 'shopify/admin-graphql', 'acme/api'),
+    provider: fc.constantFrom('openai', 'shopify', 'acme'),
+    credentialId: fc.constantFrom('openai', 'shop', 'x'),
+    allow: fc.record({
+      hosts: fc.array(hostPool, { minLength: 1, maxLength: 2 }),
+      methods: fc.array(fc.constantFrom('GET', 'POST', 'PUT', 'TRACE'), { minLength: 1, maxLength: 2 }),
+      pathPrefixes: fc.array(fc.constantFrom('/', '/v1', '/v1/../admin', '/%2e%2e'), {
+        minLength: 1,
+        maxLength: 2,
+      }),
+    }),
+  },
+  { requiredKeys: ['id', 'provider', 'credentialId', 'allow'] },
+);
+const brokerFileArb = fc.oneof(
+  fc.record({
+    version: fc.constantFrom(1, 1, 1, 2),
+    credentials: fc.uniqueArray(storedCredentialArb, { maxLength: 3, selector: (c) => c.id }),
+    capabilities: fc.uniqueArray(storedCapabilityArb, { maxLength: 2, selector: (c) => c.id }),
+    policies: fc.constant([]),
+  }),
+  fc.anything(),
+);
+
 describe(`fuzz (fast-check, ${SECONDS}s per target)`, () => {
   it('msgpack frame decoder: raw bytes', { timeout: TIMEOUT }, () => {
     expect(run(fc.uint8Array({ maxLength: 256 }), fuzzFrame)).toBeGreaterThan(100);
@@ -195,5 +288,20 @@ describe(`fuzz (fast-check, ${SECONDS}s per target)`, () => {
     expect(
       run(fc.oneof(fc.tuple(patternArb, hostArb), nearPairArb), ([p, h]) => fuzzHost(p, h)),
     ).toBeGreaterThan(100);
+  });
+  it('HTTP routes: passthrough split and token extraction', { timeout: TIMEOUT }, () => {
+    expect(run(routeArb, ([u, a, k]) => fuzzRoute(u, a, k))).toBeGreaterThan(100);
+  });
+  it('broker.json loader: tampered files never widen policy', { timeout: TIMEOUT }, () => {
+    let accepted = 0;
+    let withCredentials = 0;
+    const n = run(brokerFileArb, (doc) => {
+      if (!fuzzBrokerFile(doc)) return;
+      accepted++;
+      if ((doc as { credentials?: unknown[] }).credentials?.length) withCredentials++;
+    });
+    process.stdout.write(`fuzz: broker.json ${accepted} accepted, ${withCredentials} with credentials\n`);
+    expect(n).toBeGreaterThan(100);
+    expect(withCredentials, 'the generator must reach files the schema accepts').toBeGreaterThan(10);
   });
 });

@@ -16,6 +16,12 @@ import {
   parseAuthority,
 } from '../../src/broker/hosts.js';
 import { isAivaultError } from '../../src/errors.js';
+import { extractToken, splitPassthroughPath } from '../../src/daemon/http-passthrough.js';
+import { brokerFileSchema, emptyCapabilitiesFile, parseStoreFile } from '../../src/catalog/schema.js';
+import { buildSnapshot } from '../../src/catalog/catalog.js';
+import { capabilityFromRegistry } from '../../src/broker/resolve-capability.js';
+import { registry } from '../../src/registry/index.js';
+import { isWildcardPattern } from '../../src/broker/hosts.js';
 
 function check(cond: boolean, what: string, input: unknown): void {
   if (!cond) throw new Error(`property broken: ${what} for ${JSON.stringify(input)?.slice(0, 300)}`);
@@ -142,4 +148,94 @@ export function fuzzHost(pattern: string, rawHost: string): void {
   } else {
     check(pattern === host, 'exact match', [pattern, host]);
   }
+}
+
+/**
+ * HTTP routes: the `/v/{credential}/…` passthrough split and proxy-token extraction, on a raw request
+ * target and raw header values. Never throws; the split round-trips and its rest path goes through the
+ * path properties above; a token comes only from the header that may carry it on that route.
+ */
+export function fuzzRoute(url: string, authorization: string, apiKey: string): void {
+  const split = splitPassthroughPath(url);
+  if (split) {
+    check(split.credential.length > 0, 'credential id non-empty', url);
+    const hasRest = url.indexOf('/', 3) !== -1;
+    check(
+      hasRest ? url.endsWith(split.rest) && split.rest.startsWith('/') : split.rest === '/',
+      'rest is the tail of the target (or / for none)',
+      url,
+    );
+    const again = splitPassthroughPath(`/v/${encodeURIComponent(split.credential)}${split.rest}`);
+    check(
+      again?.credential === split.credential && again.rest === split.rest,
+      'split round-trips through encodeURIComponent',
+      url,
+    );
+    fuzzPath(split.rest);
+  } else {
+    check(
+      !url.startsWith('/v/') || url.length === 3 || url[3] === '/' || url.includes('%'),
+      'refusal reason',
+      url,
+    );
+  }
+  for (const passthrough of [false, true]) {
+    const token = extractToken({ authorization, 'x-api-key': apiKey }, passthrough);
+    if (token === undefined) continue;
+    check(token.length > 0, 'token non-empty', [authorization, apiKey]);
+    if (authorization.trim() !== '') {
+      check(
+        !/\s/.test(token) && authorization.includes(token),
+        'an Authorization header is the only source when present, and a Bearer token is one word',
+        [authorization, apiKey],
+      );
+    } else {
+      check(passthrough && token === apiKey.trim(), 'x-api-key only on passthrough routes', [
+        authorization,
+        apiKey,
+      ]);
+    }
+  }
+}
+
+/**
+ * broker.json as read from disk (hand-edited or tampered). Only `storage_corrupt` may escape the loader,
+ * and an accepted file never widens policy: every registry capability in the snapshot is exactly the
+ * compiled registry's (a stored capability cannot shadow one), and any credential naming a registry
+ * provider (registry or "custom" source) keeps to that provider's hosts or concrete tenant hosts under its
+ * wildcards, with the registry's auth (a disk edit cannot redirect a pinned key).
+ */
+/** Returns whether the file was accepted (so a run can show it explored past the schema). */
+export function fuzzBrokerFile(raw: unknown): boolean {
+  let file;
+  try {
+    file = parseStoreFile(brokerFileSchema, raw, 'broker.json');
+  } catch (err) {
+    check(isAivaultError(err) && err.code === 'storage_corrupt', 'only storage_corrupt escapes', String(err));
+    return false;
+  }
+  const snapshot = buildSnapshot(file, emptyCapabilitiesFile(), registry, []);
+  for (const provider of registry.providers) {
+    for (const entry of provider.capabilities) {
+      const got = snapshot.capabilities.get(entry.id);
+      check(
+        JSON.stringify(got) === JSON.stringify(capabilityFromRegistry(entry)),
+        'registry capability unchanged',
+        entry.id,
+      );
+    }
+  }
+  for (const credential of snapshot.credentials.values()) {
+    const provider = registry.getProvider(credential.provider);
+    if (!provider) continue; // a custom provider name: its hosts are the operator's to choose
+    for (const h of credential.hosts) {
+      const allowed =
+        provider.hosts.includes(h) ||
+        (!isWildcardPattern(h) && provider.hosts.some((p) => isWildcardPattern(p) && matchHost(p, h)));
+      check(allowed, 'a credential for a registry provider stays within its hosts', [credential.id, h]);
+    }
+    if (credential.source === 'registry')
+      check(credential.auth === provider.auth, 'registry auth comes from the registry', credential.id);
+  }
+  return true;
 }

@@ -68,6 +68,8 @@ describe('credential create --host on a normal vault', () => {
     ['user:pw@upstream.test', 'host must be a bare DNS name'],
     ['upstream.test/v1', 'host must be a bare DNS name'],
     ['*.com', 'wildcard is too wide'],
+    ['*.co.uk', 'co.uk is a public suffix'],
+    ['*.workers.dev', 'workers.dev is a public suffix'],
     ['*.*.upstream.test', 'a wildcard must be the whole first label'],
     ['10.0.0.1', 'host is not a valid DNS name'],
   ])('%j → usage (%s), exit 2, nothing stored', async (host, message) => {

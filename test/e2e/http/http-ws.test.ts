@@ -2,6 +2,7 @@
  * GET /aivault/ws against a local wss echo upstream: auth injected on the upstream upgrade, frames
  * relayed both ways (text and binary), `targetUrl` refused, scope enforced, bad tokens refused.
  */
+import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ECHO_SECRET, startHttpFixture, type HttpFixture } from './http-fixture.js';
@@ -100,7 +101,7 @@ describe('GET /aivault/ws', () => {
         : Buffer.from(`${String(i).padStart(4, '0')}${'ü€𝄞a'.repeat(Math.ceil(size / 10))}`, 'utf8');
       sent.push({ data, binary });
     }
-    const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket;
+    const raw = (ws as unknown as { _socket: Socket })._socket;
     raw.pause();
     for (const m of sent) ws.send(m.data, { binary: m.binary });
     await new Promise((r) => setTimeout(r, 1500));

@@ -1,6 +1,7 @@
 /**
- * Coverage-guided fuzzing with Jazzer.js (libFuzzer) of the four parsers on the untrusted boundary: the
- * msgpack frame decoder, the envelope parser, the path normalizer and the host matcher. Each runs for
+ * Coverage-guided fuzzing with Jazzer.js (libFuzzer) of the parsers on the untrusted boundary: the msgpack
+ * frame decoder, the envelope parser, the path normalizer, the host matcher, the HTTP route/token parsing,
+ * and the broker.json loader (a tampered file must never widen policy). Each runs for
  * JAZZER_SECONDS (default 6 in `npm test`; `npm run fuzz` sets 60 and keeps its corpus in .fuzz-corpus/).
  * A run passes only if libFuzzer exits cleanly, wrote no crashing input, and its coverage features grew
  * beyond the seeds' (it really explored). The canary target carries a planted bug that must be found, so
@@ -36,7 +37,7 @@ describe.sequential('Jazzer.js coverage-guided fuzzing', () => {
     expect(jazzerAvailable()).toEqual({ ok: true });
   });
 
-  const targets: JazzerTarget[] = ['frame', 'envelope', 'path', 'host'];
+  const targets: JazzerTarget[] = ['frame', 'envelope', 'path', 'host', 'route', 'broker'];
   for (const target of targets) {
     it(`${target}: no property broken, coverage grows`, { timeout: (SECONDS + 60) * 1000 }, async () => {
       const r = await runJazzer(target, { seconds: SECONDS, ...dirs(target) });

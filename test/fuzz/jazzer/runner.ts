@@ -57,6 +57,9 @@ export function bundleTargets(): Promise<string> {
       target: 'node20',
       // msgpackr's optional native accelerator is not JS and cannot be instrumented; the JS decoder is.
       external: ['msgpackr-extract'],
+      // Sources are ESM; `import.meta.url` (createRequire in lazy loaders) has no CJS meaning by itself.
+      define: { 'import.meta.url': '__aivaultImportMetaUrl' },
+      banner: { js: "const __aivaultImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
       logLevel: 'error',
     });
     return outfile;

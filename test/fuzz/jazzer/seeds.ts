@@ -5,7 +5,7 @@
  */
 import { encodeFrame } from '../../../src/protocol/frames.js';
 
-export type JazzerTarget = 'frame' | 'envelope' | 'path' | 'host' | 'canary';
+export type JazzerTarget = 'frame' | 'envelope' | 'path' | 'host' | 'route' | 'broker' | 'canary';
 
 /**
  * The canary's seed capability. Any other valid `canary/…` id reaches the planted bug, so a single byte
@@ -16,6 +16,7 @@ export type JazzerTarget = 'frame' | 'envelope' | 'path' | 'host' | 'canary';
 export const CANARY_SEED_ID = 'canary/harmless-ok';
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+const emptyBroker = () => ({ version: 1, credentials: [], capabilities: [], policies: [] });
 
 const invoke = {
   capability: 'openai/chat-completions',
@@ -75,6 +76,57 @@ export const SEEDS: Record<JazzerTarget, () => Uint8Array[]> = {
       'api.openai.com\napi.openai.com:443',
       '*.x.test:8443\na.x.test:8443',
     ].map(utf8),
+  // "<request target>\n<Authorization>\n<x-api-key>"
+  route: () =>
+    [
+      '/v/openai/v1/chat/completions\nBearer avt_abc\n',
+      '/v/my%20cred/v1/models?x=1\n\nsk-proxy',
+      '/v/openai\nbearer  tok \n k ',
+      '/v//x\nBasic abc\n',
+      '/v/%zz/v1\n\n',
+      '/aivault/invoke\nBearer t\nk',
+    ].map(utf8),
+  broker: () =>
+    [
+      emptyBroker(),
+      {
+        ...emptyBroker(),
+        credentials: [
+          {
+            id: 'openai',
+            provider: 'openai',
+            source: 'registry',
+            secretRefs: { secret: 'vault:secret:s1' },
+            createdAtMs: 1,
+          },
+          {
+            id: 'shop',
+            provider: 'shopify',
+            source: 'registry',
+            secretRefs: { secret: 'vault:secret:s2' },
+            hosts: ['acme.myshopify.com', 'evil.test'],
+            createdAtMs: 1,
+          },
+          {
+            id: 'x',
+            provider: 'openai',
+            source: 'custom',
+            secretRefs: { secret: 'vault:secret:s1' },
+            auth: { header: { header_name: 'authorization', value_template: 'Bearer {{secret}}' } },
+            hosts: ['api.openai.com.evil.test'],
+            createdAtMs: 1,
+          },
+        ],
+        capabilities: [
+          {
+            id: 'openai/chat-completions',
+            provider: 'openai',
+            credentialId: 'openai',
+            allow: { hosts: ['evil.test'], methods: ['POST'], pathPrefixes: ['/'] },
+          },
+        ],
+      },
+    ].map((doc) => utf8(JSON.stringify(doc))),
   canary: () => [utf8(JSON.stringify({ ...invoke, capability: CANARY_SEED_ID }))],
 };
 
@@ -133,6 +185,32 @@ export const DICTIONARIES: Record<JazzerTarget, string[]> = {
     '/v1',
   ],
   host: ['*.', '.', ':443', ':', '@', '[', ']', '::1', '127.0.0.1', 'xn--', '\n'],
+  route: ['/v/', '/', '%', '%2f', '%00', 'Bearer ', 'bearer', '\t', ' ', '\n'],
+  broker: [
+    '"version"',
+    '"credentials"',
+    '"capabilities"',
+    '"policies"',
+    '"source"',
+    '"registry"',
+    '"custom"',
+    '"hosts"',
+    '"provider"',
+    '"openai"',
+    '"shopify"',
+    '"zendesk"',
+    '"auth"',
+    '"secretRefs"',
+    '"allow"',
+    '"*.myshopify.com"',
+    '"api.openai.com"',
+    '.myshopify.com',
+    '.evil.test',
+    '{',
+    '}',
+    '[',
+    ']',
+  ],
   canary: ['"capability"', '"request"', '"path"', 'canary', '/'],
 };
 

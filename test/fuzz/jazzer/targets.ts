@@ -1,6 +1,6 @@
 /**
  * Jazzer.js entry points (one bundle, chosen with `-f <name>`). Each maps libFuzzer's bytes onto one parser
- * on the untrusted boundary and calls the SAME property oracle the fast-check run uses (../targets.ts), so
+ * on the untrusted boundary (or a loader of files an attacker may have edited) and calls the SAME property oracle the fast-check run uses (../targets.ts), so
  * a property is written once and explored two ways: grammar-biased random inputs there, coverage- and
  * comparison-guided mutation here.
  *
@@ -8,7 +8,7 @@
  * the bundle inlines msgpackr, so the frame target's coverage feedback reaches into the decoder itself.
  */
 import { parseEnvelope } from '../../../src/broker/envelope.js';
-import { fuzzEnvelope, fuzzFrame, fuzzHost, fuzzPath } from '../targets.js';
+import { fuzzBrokerFile, fuzzEnvelope, fuzzFrame, fuzzHost, fuzzPath, fuzzRoute } from '../targets.js';
 import { CANARY_SEED_ID } from './seeds.js';
 
 function json(data: Buffer): unknown {
@@ -41,6 +41,18 @@ export function host(data: Buffer): void {
   const nl = text.indexOf('\n');
   if (nl < 0) fuzzHost(text, text);
   else fuzzHost(text.slice(0, nl), text.slice(nl + 1));
+}
+
+/** "<request target>\n<Authorization>\n<x-api-key>": what an HTTP caller controls on a route. */
+export function route(data: Buffer): void {
+  const [url = '', authorization = '', apiKey = ''] = data.toString('utf8').split('\n');
+  fuzzRoute(url, authorization, apiKey);
+}
+
+/** JSON text as broker.json on disk (hand-edited or tampered). */
+export function broker(data: Buffer): void {
+  const value = json(data);
+  if (value !== undefined) fuzzBrokerFile(value);
 }
 
 /**

@@ -231,3 +231,30 @@ describe('capability create refuses a host invoke would refuse', () => {
     expect(cap.allow.hosts).toEqual(['a.upstream.test']);
   });
 });
+
+describe('wildcards over a public suffix (Public Suffix List, ICANN and private sections)', () => {
+  it.each([
+    ['*.co.uk', 'co.uk'],
+    ['*.com.au', 'com.au'],
+    ['*.github.io', 'github.io'],
+    ['*.workers.dev', 'workers.dev'],
+    ['*.herokuapp.com', 'herokuapp.com'],
+    ['*.supabase.co', 'supabase.co'],
+    ['*.s3.amazonaws.com', 's3.amazonaws.com'],
+    ['*.eu-west-1.compute.amazonaws.com', 'eu-west-1.compute.amazonaws.com'],
+  ])('credential create and update refuse %j: anyone can put a name under %s', async (host, suffix) => {
+    const r = await refusal(createCredential(paths, registry, custom(host), { secrets }));
+    expect(r.code).toBe('usage');
+    expect(r.message).toContain(`${suffix} is a public suffix`);
+    expect(() => prepareCredential(custom(host), registry, { secrets })).toThrow(/public suffix/);
+    expect((await loadCatalog(paths, registry, secrets)).credentials.has('c')).toBe(false);
+  });
+
+  it.each(['*.acme.co.uk', '*.my-app.workers.dev', '*.example.com', '*.x.test', 'co.uk.example.com'])(
+    '%j (a registrable domain under the suffix, or a concrete host) is accepted',
+    async (host) => {
+      const c = await createCredential(paths, registry, custom(host), { secrets });
+      expect(c.hosts).toEqual([host]);
+    },
+  );
+});
