@@ -109,6 +109,56 @@ export async function listRecordFiles(dir: string, suffix = '.json'): Promise<st
 
 const LOCK_STALE_MS = 10_000;
 
+/** A staging file this old was abandoned by its writer even if its pid looks alive (pid reuse). */
+const STAGING_ABANDONED_MS = 60 * 60_000;
+/** Never touch a staging file younger than this: its writer may be mid-write in another pid namespace. */
+const STAGING_MIN_AGE_MS = 60_000;
+const STAGING_PID = /-(\d+)-[0-9a-f]{12}$/;
+const sweptRoots = new Set<string>();
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
+  }
+}
+
+/**
+ * Remove staging files left by writers killed between create and rename (SIGKILL, OOM, power loss).
+ * Listings already skip them, and they hold only ciphertext, but nothing else would ever delete them.
+ * A file goes when it is older than a minute AND its writer pid is gone (or it is over an hour old, for
+ * reused pids); the rule can only ever leave a dead file behind, never delete a live write. Runs under the
+ * vault lock, once per process per vault, over the directories writeFileAtomic stages in.
+ */
+export async function sweepAbandonedStaging(root: string, nowMs = Date.now()): Promise<number> {
+  let removed = 0;
+  for (const dir of [root, join(root, 'secrets')]) {
+    let names: string[];
+    try {
+      names = await fsp.readdir(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (!name.startsWith(STAGING_PREFIX)) continue;
+      const pid = Number(STAGING_PID.exec(name)?.[1] ?? NaN);
+      const path = join(dir, name);
+      try {
+        const age = nowMs - (await fsp.lstat(path)).mtimeMs;
+        if (age < STAGING_MIN_AGE_MS) continue;
+        if (age < STAGING_ABANDONED_MS && Number.isSafeInteger(pid) && pidAlive(pid)) continue;
+        await fsp.rm(path, { force: true });
+        removed++;
+      } catch {
+        // Gone already, or not ours to remove: leave it.
+      }
+    }
+  }
+  return removed;
+}
+
 /**
  * Run `fn` while holding the vault-wide write lock (`<root>/.vault.lock`). Every read-modify-write of
  * vault files goes through here so concurrent CLI processes and the daemon never lose each other's writes.
@@ -132,6 +182,10 @@ export async function withVaultLock<T>(root: string, fn: () => Promise<T>): Prom
     );
   }
   try {
+    if (!sweptRoots.has(root)) {
+      sweptRoots.add(root);
+      await sweepAbandonedStaging(root);
+    }
     return await fn();
   } finally {
     await release().catch(() => undefined);
