@@ -5,6 +5,7 @@
  * transport is a parameter so the token request goes through the same policy-checked dispatcher (SSRF
  * guard, dev overrides) as every upstream call. Never logs tokens.
  */
+import { createHash } from 'node:crypto';
 import { AivaultError, fail, ok, type Result } from '../errors.js';
 import {
   applyTokenGrant,
@@ -100,6 +101,20 @@ export interface OAuth2TokenManagerOptions {
   readonly persist?: (key: string, secretJson: string) => Promise<void>;
   readonly now?: () => number;
   readonly skewMs?: number;
+  /** Backoff after a failed refresh (token endpoint down/refusing): first delay, doubled up to the max. */
+  readonly failureBackoffMs?: { readonly initial: number; readonly max: number };
+}
+
+export const DEFAULT_FAILURE_BACKOFF_MS = { initial: 1_000, max: 30_000 } as const;
+
+/** Failures worth backing off from: the token endpoint's answers or absence, not local vault errors. */
+const BACKOFF_CODES: ReadonlySet<string> = new Set(['oauth_refresh_required', 'auth_failed']);
+
+/** Which grant a failure belongs to: a changed refresh token or client secret retries at once. */
+function grantFingerprint(state: OAuth2TokenState): string {
+  return createHash('sha256')
+    .update(JSON.stringify([state.clientId, state.clientSecret ?? '', state.refreshToken ?? '']))
+    .digest('base64');
 }
 
 export interface OAuth2TokenManager {
@@ -125,6 +140,37 @@ export function createOAuth2TokenManager(options: OAuth2TokenManagerOptions): OA
   const now = options.now ?? Date.now;
   const skew = options.skewMs ?? DEFAULT_REFRESH_SKEW_MS;
   const inflight = new Map<string, Promise<Result<OAuth2TokenState>>>();
+  const backoff = options.failureBackoffMs ?? DEFAULT_FAILURE_BACKOFF_MS;
+  /**
+   * Per key: the last refresh failure, so a dead or refusing token endpoint is not hit by every call (many
+   * agents in parallel would otherwise send it hundreds of requests a second and get the OAuth client
+   * throttled or banned). Cleared by a success or a changed grant.
+   */
+  const failures = new Map<
+    string,
+    { grant: string; untilMs: number; delayMs: number; error: Result<never> }
+  >();
+
+  function backedOff(key: string, state: OAuth2TokenState): Result<never> | undefined {
+    const f = failures.get(key);
+    if (!f || f.untilMs <= now() || f.grant !== grantFingerprint(state)) return undefined;
+    if (f.error.ok) return undefined;
+    const waitS = Math.ceil((f.untilMs - now()) / 1000);
+    const { code, message, details } = f.error.error;
+    return fail(code, `${message} (next attempt in ${waitS} s)`, details);
+  }
+
+  function remember(key: string, state: OAuth2TokenState, result: Result<OAuth2TokenState>): void {
+    if (result.ok) {
+      failures.delete(key);
+      return;
+    }
+    if (!BACKOFF_CODES.has(result.error.code)) return;
+    const grant = grantFingerprint(state);
+    const prev = failures.get(key);
+    const delayMs = prev && prev.grant === grant ? Math.min(prev.delayMs * 2, backoff.max) : backoff.initial;
+    failures.set(key, { grant, untilMs: now() + delayMs, delayMs, error: result });
+  }
 
   async function refreshAndPersist(
     key: string,
@@ -191,11 +237,18 @@ export function createOAuth2TokenManager(options: OAuth2TokenManagerOptions): OA
       if (!force && !needsRefresh(state, now(), skew)) return Promise.resolve(ok(state));
       const running = inflight.get(key);
       if (running !== undefined) return running;
+      const refused = backedOff(key, state);
+      if (refused) return Promise.resolve(refused);
       const task = (
         options.acquire
           ? refreshLeased(options.acquire, key, spec, state, force)
           : refreshAndPersist(key, spec, state)
-      ).finally(() => inflight.delete(key));
+      )
+        .then((result) => {
+          remember(key, state, result);
+          return result;
+        })
+        .finally(() => inflight.delete(key));
       inflight.set(key, task);
       return task;
     },

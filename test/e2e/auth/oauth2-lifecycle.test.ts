@@ -3,7 +3,8 @@
  * the compiled registry) and the API (api.spotify.com) are both dev-mapped to the local HTTPS mock.
  * Lifecycle: one refresh under 50 concurrent calls spread over every request worker; the refreshed token
  * persisted and reused after a restart; an upstream 401 → exactly one forced refresh + one retry; the token
- * endpoint down → oauth_refresh_required; the token endpoint goes through the connect-time SSRF guard.
+ * endpoint down → oauth_refresh_required, with per-worker backoff instead of a token request per call; the
+ * token endpoint goes through the connect-time SSRF guard.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -140,6 +141,16 @@ describe('oauth2 lifecycle through aivaultd', () => {
     expect(down.message).toContain('accounts.spotify.com');
     expect(down.message).toMatch(/could not be reached/);
 
+    // Many agents keep calling while the endpoint is down: each request worker backs off (1 s, 2 s, … 30 s)
+    // instead of sending the endpoint one token request per call. The worker that just failed answers
+    // from its backoff; the other may try once.
+    const beforeBurst = attempts();
+    const burst = await Promise.all(Array.from({ length: 20 }, () => rejection(() => fx.invoke(call()))));
+    expect(burst.map((r) => r.code)).toEqual(Array(20).fill('oauth_refresh_required'));
+    expect(attempts() - beforeBurst).toBeLessThanOrEqual(1);
+    expect(burst.some((r) => /next attempt in \d+ s/.test(r.message))).toBe(true);
+
+    await new Promise((r) => setTimeout(r, 2_100)); // past both workers' backoff
     fx.upstream.tokens.mode = 'error';
     const failing = await rejection(() => fx.invoke(call()));
     expect(failing.code).toBe('oauth_refresh_required');
@@ -152,6 +163,7 @@ describe('oauth2 lifecycle through aivaultd', () => {
     expect((await stored()).accessToken).toBe('expired-at');
 
     fx.upstream.tokens.mode = 'ok';
+    await new Promise((r) => setTimeout(r, 4_100)); // the longest backoff a worker can hold here
     const res = await fx.invoke(call());
     expect(res.status).toBe(200);
     expect((await stored()).accessToken).toBe(`at-${fx.upstream.tokens.issued}`);

@@ -107,3 +107,86 @@ describe('createOAuth2TokenManager', () => {
     expect(codeOf(await manager.ensureFresh('cred', spec, state))).toBe('vault_unavailable');
   });
 });
+
+describe('createOAuth2TokenManager: not hammering the token endpoint', () => {
+  function clocked() {
+    const clock = { t: NOW };
+    let attempts = 0;
+    let mode: 'down' | 'ok' = 'down';
+    const transport: TokenTransport = async () => {
+      attempts++;
+      if (mode === 'down') throw new Error('ECONNREFUSED');
+      return { status: 200, body: JSON.stringify({ access_token: `at${attempts}`, expires_in: 3600 }) };
+    };
+    const manager = createOAuth2TokenManager({ transport, persist: async () => {}, now: () => clock.t });
+    return {
+      clock,
+      manager,
+      attempts: () => attempts,
+      setMode: (m: 'down' | 'ok') => (mode = m),
+    };
+  }
+
+  it('a failing endpoint is retried after 1 s, 2 s, 4 s … (not by every call); a new grant retries at once', async () => {
+    const h = clocked();
+    const r1 = await h.manager.ensureFresh('cred', spec, state);
+    expect(codeOf(r1)).toBe('oauth_refresh_required');
+    expect(h.attempts()).toBe(1);
+
+    h.clock.t += 500;
+    const r2 = await h.manager.ensureFresh('cred', spec, state);
+    expect(codeOf(r2)).toBe('oauth_refresh_required');
+    expect(r2.ok ? '' : r2.error.message).toMatch(/could not be reached.*\(next attempt in 1 s\)/);
+    expect(h.attempts()).toBe(1);
+
+    h.clock.t += 600; // 1.1 s after the failure
+    await h.manager.ensureFresh('cred', spec, state);
+    expect(h.attempts()).toBe(2);
+    h.clock.t += 1_900;
+    await h.manager.ensureFresh('cred', spec, state);
+    expect(h.attempts()).toBe(2); // second delay is 2 s
+    h.clock.t += 200;
+    await h.manager.ensureFresh('cred', spec, state);
+    expect(h.attempts()).toBe(3);
+
+    // The user stored a new refresh token (or client secret): that grant is tried now.
+    await h.manager.ensureFresh('cred', spec, { ...state, refreshToken: 'rt-new' });
+    expect(h.attempts()).toBe(4);
+    // Other keys are not affected.
+    await h.manager.ensureFresh('other', spec, state);
+    expect(h.attempts()).toBe(5);
+  });
+
+  it('the delay is capped at 30 s, and a success clears it', async () => {
+    const h = clocked();
+    for (let i = 0; i < 10; i++) {
+      await h.manager.ensureFresh('cred', spec, state);
+      h.clock.t += 30_001;
+    }
+    expect(h.attempts()).toBe(10); // every attempt was due: the delay never grew past 30 s
+    h.setMode('ok');
+    expect(must(await h.manager.ensureFresh('cred', spec, state)).accessToken).toBe('at11');
+    h.setMode('down');
+    await h.manager.ensureFresh('cred', spec, state);
+    h.clock.t += 1_001; // back to the first delay
+    await h.manager.ensureFresh('cred', spec, state);
+    expect(h.attempts()).toBe(13);
+  });
+
+  it('local failures (write-back) are not backed off: the next call tries again', async () => {
+    let attempts = 0;
+    const manager = createOAuth2TokenManager({
+      transport: async () => {
+        attempts++;
+        return { status: 200, body: JSON.stringify({ access_token: 'at' }) };
+      },
+      persist: async () => {
+        throw new Error('disk');
+      },
+      now: () => NOW,
+    });
+    await manager.ensureFresh('cred', spec, state);
+    await manager.ensureFresh('cred', spec, state);
+    expect(attempts).toBe(2);
+  });
+});
