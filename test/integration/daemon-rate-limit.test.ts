@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WINDOW_MS } from '../../src/pipeline/rate-limit.js';
+import { awayFromRateWindowEdge } from '../support/rate-window.js';
 import { envelope, startFixture, type DaemonFixture } from './daemon-fixture.js';
 
 const LIMIT = 37;
@@ -13,8 +13,7 @@ afterAll(() => fx?.close());
 
 describe('aivaultd rate limit (SharedArrayBuffer + Atomics across request workers)', () => {
   it(`admits exactly ${LIMIT} of 500 concurrent calls spread over 4 workers and 2 connections`, async () => {
-    const into = Date.now() % WINDOW_MS;
-    if (into > WINDOW_MS - 10_000) await new Promise((r) => setTimeout(r, WINDOW_MS - into + 100));
+    await awayFromRateWindowEdge();
     const second = await fx.connect();
     const before = fx.upstream.requests.length;
     const results = await Promise.allSettled(

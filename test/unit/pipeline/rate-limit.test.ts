@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createRateLimitBuffer, RateLimiter, WINDOW_MS } from '../../../src/pipeline/rate-limit.js';
+import { awayFromRateWindowEdge } from '../../support/rate-window.js';
 
 const BOOT = fileURLToPath(new URL('../../../workers/tsx-boot.mjs', import.meta.url));
 const HAMMER = new URL('./fixtures/rate-limit-hammer.ts', import.meta.url).href;
@@ -13,9 +14,7 @@ async function hammer(
   limit: number,
   slots?: number,
 ) {
-  // Don't straddle a minute boundary (two windows would legitimately admit 2L).
-  const intoWindow = Date.now() % WINDOW_MS;
-  if (intoWindow > WINDOW_MS - 5000) await new Promise((r) => setTimeout(r, WINDOW_MS - intoWindow + 50));
+  await awayFromRateWindowEdge(5000);
   const buffer = createRateLimitBuffer(slots);
   const barrier = new SharedArrayBuffer(8);
   const gate = new Int32Array(barrier);
