@@ -106,6 +106,17 @@ export interface OAuth2TokenManagerOptions {
 }
 
 export const DEFAULT_FAILURE_BACKOFF_MS = { initial: 1_000, max: 30_000 } as const;
+/**
+ * A token obtained by a forced refresh (after an upstream 401) is not force-refreshed again for this
+ * long: an upstream that rejects fresh tokens (missing scope, wrong audience) would otherwise cost one
+ * token request per call. The 401 goes back to the caller instead.
+ */
+export const FORCED_REFRESH_MIN_INTERVAL_MS = 10_000;
+
+function recentlyForced(state: OAuth2TokenState, nowMs: number): boolean {
+  const at = state.accessTokenForcedAtMs;
+  return at !== undefined && nowMs - at >= 0 && nowMs - at < FORCED_REFRESH_MIN_INTERVAL_MS;
+}
 
 /** Failures worth backing off from: the token endpoint's answers or absence, not local vault errors. */
 const BACKOFF_CODES: ReadonlySet<string> = new Set(['oauth_refresh_required', 'auth_failed']);
@@ -176,9 +187,13 @@ export function createOAuth2TokenManager(options: OAuth2TokenManagerOptions): OA
     key: string,
     spec: OAuth2Spec,
     state: OAuth2TokenState,
+    force: boolean,
   ): Promise<Result<OAuth2TokenState>> {
-    const next = await refreshOAuth2Token(spec, state, options.transport, now());
-    if (!next.ok) return next;
+    const refreshed = await refreshOAuth2Token(spec, state, options.transport, now());
+    if (!refreshed.ok) return refreshed;
+    const next: Result<OAuth2TokenState> & { ok: true } = force
+      ? { ok: true, value: { ...refreshed.value, accessTokenForcedAtMs: now() } }
+      : refreshed;
     if (!options.persist)
       return fail('vault_unavailable', 'oauth2 token cannot be written back to the vault');
     try {
@@ -217,9 +232,22 @@ export function createOAuth2TokenManager(options: OAuth2TokenManagerOptions): OA
         await release();
         return stored;
       }
+      // The rejected token itself came from a forced refresh moments ago (another worker's): keep it.
+      if (
+        force &&
+        storedToken === rejected &&
+        recentlyForced(stored.value, now()) &&
+        !needsRefresh(stored.value, now(), skew)
+      ) {
+        await release();
+        return stored;
+      }
       // Refresh from the STORED state: it carries the latest (possibly rotated) refresh token.
-      const next = await refreshOAuth2Token(spec, stored.value, options.transport, now());
-      if (!next.ok) return next;
+      const refreshed = await refreshOAuth2Token(spec, stored.value, options.transport, now());
+      if (!refreshed.ok) return refreshed;
+      const next: Result<OAuth2TokenState> & { ok: true } = force
+        ? { ok: true, value: { ...refreshed.value, accessTokenForcedAtMs: now() } }
+        : refreshed;
       try {
         await release(serializeOAuth2Secret(next.value));
       } catch (err) {
@@ -234,7 +262,8 @@ export function createOAuth2TokenManager(options: OAuth2TokenManagerOptions): OA
   return {
     ensureFresh(key, spec, state, opts) {
       const force = opts?.force === true;
-      if (!force && !needsRefresh(state, now(), skew)) return Promise.resolve(ok(state));
+      if (!needsRefresh(state, now(), skew) && (!force || recentlyForced(state, now())))
+        return Promise.resolve(ok(state));
       const running = inflight.get(key);
       if (running !== undefined) return running;
       const refused = backedOff(key, state);
@@ -242,7 +271,7 @@ export function createOAuth2TokenManager(options: OAuth2TokenManagerOptions): OA
       const task = (
         options.acquire
           ? refreshLeased(options.acquire, key, spec, state, force)
-          : refreshAndPersist(key, spec, state)
+          : refreshAndPersist(key, spec, state, force)
       )
         .then((result) => {
           remember(key, state, result);

@@ -48,6 +48,11 @@ export interface OAuth2TokenState {
   readonly refreshToken?: string;
   readonly accessToken?: string;
   readonly accessTokenExpiresAtMs?: number;
+  /**
+   * When a refresh FORCED by an upstream 401 obtained this access token (broker-managed, like the expiry).
+   * Stored with the token so every request worker and process sees it: see oauth2-client.ts.
+   */
+  readonly accessTokenForcedAtMs?: number;
 }
 
 export interface TokenRequest {
@@ -83,6 +88,9 @@ function buildState(get: (...names: string[]) => string | number | undefined): R
   const expires = parseMs(get('accessTokenExpiresAtMs', 'access_token_expires_at_ms'));
   if (expires === null)
     return fail('auth_failed', 'oauth2 secret accessTokenExpiresAtMs must be epoch milliseconds');
+  const forcedAt = parseMs(get('accessTokenForcedAtMs'));
+  if (forcedAt === null)
+    return fail('auth_failed', 'oauth2 secret accessTokenForcedAtMs must be epoch milliseconds');
   const clientSecret = str('clientSecret', 'client_secret');
   const refreshToken = str('refreshToken', 'refresh_token');
   const accessToken = str('accessToken', 'access_token');
@@ -92,6 +100,7 @@ function buildState(get: (...names: string[]) => string | number | undefined): R
     ...(refreshToken === undefined ? {} : { refreshToken }),
     ...(accessToken === undefined ? {} : { accessToken }),
     ...(expires === undefined ? {} : { accessTokenExpiresAtMs: expires }),
+    ...(forcedAt === undefined ? {} : { accessTokenForcedAtMs: forcedAt }),
   });
 }
 
@@ -131,13 +140,17 @@ export function serializeOAuth2Secret(state: OAuth2TokenState): string {
     ...(state.accessTokenExpiresAtMs === undefined
       ? {}
       : { accessTokenExpiresAtMs: state.accessTokenExpiresAtMs }),
+    ...(state.accessTokenForcedAtMs === undefined
+      ? {}
+      : { accessTokenForcedAtMs: state.accessTokenForcedAtMs }),
   });
 }
 
 /** Merge a successful grant into the stored state (keeps the old refresh token unless rotated). */
 export function applyTokenGrant(state: OAuth2TokenState, grant: TokenGrant): OAuth2TokenState {
+  const { accessTokenForcedAtMs: _previousToken, ...rest } = state;
   return {
-    ...state,
+    ...rest,
     accessToken: grant.accessToken,
     accessTokenExpiresAtMs: grant.expiresAtMs,
     ...(grant.refreshToken === undefined ? {} : { refreshToken: grant.refreshToken }),

@@ -230,11 +230,15 @@ export async function invokeCapability(
 
     let res = await send(bySlot);
     if (oauth2 && res.statusCode === 401 && deps.oauth2) {
-      // One forced refresh + retry: the cached token may have been revoked early.
-      await res.body.dump().catch(() => undefined);
-      bySlot = await deps.oauth2.ensure(plan, bySlot, dev, true);
-      slotsSeen.push(bySlot);
-      res = await send(bySlot);
+      // One forced refresh + retry: the cached token may have been revoked early. The refresher hands the
+      // same slots back when this token itself came from a forced refresh moments ago; then the 401 stands.
+      const refreshed = await deps.oauth2.ensure(plan, bySlot, dev, true);
+      if (refreshed !== bySlot) {
+        await res.body.dump().catch(() => undefined);
+        bySlot = refreshed;
+        slotsSeen.push(bySlot);
+        res = await send(bySlot);
+      }
     }
     audit.status = res.statusCode;
     const outHeaders = filterUpstreamHeaders(res.headers, deps.injectedHeaders?.(plan));

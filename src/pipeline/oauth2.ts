@@ -30,13 +30,16 @@ import type { Upstream } from './upstream.js';
 export const TOKEN_REQUEST_TIMEOUT_MS = 20_000;
 
 export interface OAuth2Refresher {
-  /** bySlot with the oauth2 secret replaced by a state holding a fresh access token. */
+  /**
+   * bySlot with the oauth2 secret replaced by a state holding a fresh access token; `bySlot` itself (the
+   * same object) when the access token did not change.
+   */
   ensure(
     plan: Plan,
     bySlot: Readonly<Record<string, string>>,
     dev: DevOverrides | undefined,
     force: boolean,
-  ): Promise<Record<string, string>>;
+  ): Promise<Readonly<Record<string, string>>>;
 }
 
 export function transportVia(upstream: Upstream, timeoutMs = TOKEN_REQUEST_TIMEOUT_MS): TokenTransport {
@@ -160,6 +163,8 @@ export function createOAuth2Refresher(
       if (!state.ok) throw state.error;
       const fresh = await managerFor(dev).ensureFresh(secretId, spec, state.value, { force });
       if (!fresh.ok) throw fresh.error;
+      // Same access token (still fresh, or a forced refresh declined): `bySlot` itself, so a caller can tell.
+      if (fresh.value.accessToken === state.value.accessToken) return bySlot;
       return { ...bySlot, [slot]: serializeOAuth2Secret(fresh.value) };
     },
   };

@@ -42,6 +42,12 @@ async function expire(): Promise<void> {
   );
 }
 
+/** Drop the forced-refresh stamp: the stored token is then one a normal refresh obtained. */
+async function unstamp(): Promise<void> {
+  const { accessTokenForcedAtMs: _stamp, ...cur } = await stored();
+  await fx.vault.rotateSecret(secretId, JSON.stringify(cur));
+}
+
 const attempts = (): number => fx.upstream.tokens.attempts ?? 0;
 const apiCalls = (): number => fx.seen('/v1/me/needs-token').length;
 
@@ -113,16 +119,24 @@ describe('oauth2 lifecycle through aivaultd', () => {
     expect((await stored()).accessToken).toBe('at-2');
   });
 
-  it('a 401 that persists after the refresh goes back to the caller (no loop)', async () => {
+  it('a 401 that persists after the refresh goes back to the caller (no loop), then costs no refresh for 10 s', async () => {
     fx.upstream.tokens.required = 999;
+    await unstamp();
     const before = apiCalls();
     const res = await fx.invoke(call());
     expect(res.status).toBe(401);
     expect(attempts()).toBe(3);
     expect(apiCalls() - before).toBe(2);
+    // The new token carries its forced-refresh stamp in the vault, so no worker refreshes it again for 10 s:
+    // an upstream that rejects fresh tokens (missing scope) gets the call once, the token endpoint nothing.
+    const again = await Promise.all(Array.from({ length: 10 }, () => fx.invoke(call())));
+    expect(again.map((r) => r.status)).toEqual(Array(10).fill(401));
+    expect(attempts()).toBe(3);
+    expect(apiCalls() - before).toBe(12);
   });
 
   it('concurrent 401s share one forced refresh across workers', async () => {
+    await unstamp();
     fx.upstream.tokens.required = fx.upstream.tokens.issued + 1; // the current token is rejected
     fx.upstream.tokens.delayMs = 200;
     const before = attempts();

@@ -189,4 +189,19 @@ describe('createOAuth2TokenManager: not hammering the token endpoint', () => {
     await manager.ensureFresh('cred', spec, state);
     expect(attempts).toBe(2);
   });
+
+  it('a token from a forced refresh is not force-refreshed again for 10 s (persistent 401s)', async () => {
+    const h = clocked();
+    h.setMode('ok');
+    const rejected = { ...state, accessToken: 'revoked', accessTokenExpiresAtMs: NOW + 3_600_000 };
+    const first = must(await h.manager.ensureFresh('cred', spec, rejected, { force: true }));
+    expect(first.accessToken).toBe('at1');
+    expect(first.accessTokenForcedAtMs).toBe(NOW);
+    h.clock.t += 5_000;
+    const again = must(await h.manager.ensureFresh('cred', spec, first, { force: true }));
+    expect(again).toBe(first); // unchanged: the caller returns the 401 instead of retrying
+    expect(h.attempts()).toBe(1);
+    h.clock.t += 5_001;
+    expect(must(await h.manager.ensureFresh('cred', spec, first, { force: true })).accessToken).toBe('at2');
+  });
 });

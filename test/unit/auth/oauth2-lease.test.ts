@@ -92,6 +92,28 @@ describe('token manager with a lease (one refresh across threads)', () => {
     expect(transport.calls).toBe(1);
   });
 
+  it('force: a stored token from a forced refresh moments ago is kept (the 401 stands), and stamped on write', async () => {
+    const fresh = { ...base, accessToken: 'live', accessTokenExpiresAtMs: NOW + 3_600_000 };
+    const s = store(fresh);
+    const transport = counting();
+    const m = createOAuth2TokenManager({ transport, acquire: s.acquire, now: () => NOW });
+    // A forced refresh writes the time it happened next to the token it got.
+    const first = must(await m.ensureFresh('sec', spec, fresh, { force: true }));
+    expect(first.accessToken).toBe('at1');
+    expect(s.get().accessTokenForcedAtMs).toBe(NOW);
+    // Another worker's caller still holds the same token without the stamp: under the lease it sees the
+    // stamp and does not refresh again.
+    const unstamped = { ...first, accessTokenForcedAtMs: undefined };
+    expect(must(await m.ensureFresh('sec', spec, unstamped, { force: true })).accessToken).toBe('at1');
+    expect(transport.calls).toBe(1);
+    // A normal refresh (expiry) clears the stamp.
+    const expired = { ...s.get(), accessTokenExpiresAtMs: NOW - 1 };
+    const s2 = store(expired);
+    const m2 = createOAuth2TokenManager({ transport, acquire: s2.acquire, now: () => NOW });
+    must(await m2.ensureFresh('sec', spec, expired));
+    expect(s2.get().accessTokenForcedAtMs).toBeUndefined();
+  });
+
   it('a failed refresh releases the lease without writing', async () => {
     const s = store(stale);
     const m = createOAuth2TokenManager({
