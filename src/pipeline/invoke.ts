@@ -232,7 +232,13 @@ export async function invokeCapability(
     if (oauth2 && res.statusCode === 401 && deps.oauth2) {
       // One forced refresh + retry: the cached token may have been revoked early. The refresher hands the
       // same slots back when this token itself came from a forced refresh moments ago; then the 401 stands.
-      const refreshed = await deps.oauth2.ensure(plan, bySlot, dev, true);
+      let refreshed: Readonly<Record<string, string>>;
+      try {
+        refreshed = await deps.oauth2.ensure(plan, bySlot, dev, true);
+      } catch (err) {
+        await res.body.dump().catch(() => undefined); // free the pooled connection before failing
+        throw err;
+      }
       if (refreshed !== bySlot) {
         await res.body.dump().catch(() => undefined);
         bySlot = refreshed;
