@@ -11,6 +11,7 @@ import { isUnderPrefix, normalizePath } from '../../src/broker/path.js';
 import {
   formatAuthority,
   isValidHostPattern,
+  isWildcardPattern,
   matchHost,
   normalizeHost,
   parseAuthority,
@@ -21,7 +22,6 @@ import { brokerFileSchema, emptyCapabilitiesFile, parseStoreFile } from '../../s
 import { buildSnapshot } from '../../src/catalog/catalog.js';
 import { capabilityFromRegistry } from '../../src/broker/resolve-capability.js';
 import { registry } from '../../src/registry/index.js';
-import { isWildcardPattern } from '../../src/broker/hosts.js';
 
 function check(cond: boolean, what: string, input: unknown): void {
   if (!cond) throw new Error(`property broken: ${what} for ${JSON.stringify(input)?.slice(0, 300)}`);
@@ -203,9 +203,9 @@ export function fuzzRoute(url: string, authorization: string, apiKey: string): v
  * and an accepted file never widens policy: every registry capability in the snapshot is exactly the
  * compiled registry's (a stored capability cannot shadow one), and any credential naming a registry
  * provider (registry or "custom" source) keeps to that provider's hosts or concrete tenant hosts under its
- * wildcards, with the registry's auth (a disk edit cannot redirect a pinned key).
+ * wildcards, with the registry's auth (a disk edit cannot redirect a pinned key). Returns whether the file
+ * was accepted, so a run can show it explored past the schema.
  */
-/** Returns whether the file was accepted (so a run can show it explored past the schema). */
 export function fuzzBrokerFile(raw: unknown): boolean {
   let file;
   try {
