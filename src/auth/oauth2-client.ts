@@ -113,6 +113,11 @@ export const DEFAULT_FAILURE_BACKOFF_MS = { initial: 1_000, max: 30_000 } as con
  */
 export const FORCED_REFRESH_MIN_INTERVAL_MS = 10_000;
 
+/** A refreshed state, stamped when the refresh was forced by a 401 (see FORCED_REFRESH_MIN_INTERVAL_MS). */
+function stampIfForced(state: OAuth2TokenState, force: boolean, nowMs: number): OAuth2TokenState {
+  return force ? { ...state, accessTokenForcedAtMs: nowMs } : state;
+}
+
 function recentlyForced(state: OAuth2TokenState, nowMs: number): boolean {
   const at = state.accessTokenForcedAtMs;
   return at !== undefined && nowMs - at >= 0 && nowMs - at < FORCED_REFRESH_MIN_INTERVAL_MS;
@@ -159,16 +164,14 @@ export function createOAuth2TokenManager(options: OAuth2TokenManagerOptions): OA
    */
   const failures = new Map<
     string,
-    { grant: string; untilMs: number; delayMs: number; error: Result<never> }
+    { grant: string; untilMs: number; delayMs: number; error: AivaultError }
   >();
 
   function backedOff(key: string, state: OAuth2TokenState): Result<never> | undefined {
     const f = failures.get(key);
     if (!f || f.untilMs <= now() || f.grant !== grantFingerprint(state)) return undefined;
-    if (f.error.ok) return undefined;
     const waitS = Math.ceil((f.untilMs - now()) / 1000);
-    const { code, message, details } = f.error.error;
-    return fail(code, `${message} (next attempt in ${waitS} s)`, details);
+    return fail(f.error.code, `${f.error.message} (next attempt in ${waitS} s)`, f.error.details);
   }
 
   function remember(key: string, state: OAuth2TokenState, result: Result<OAuth2TokenState>): void {
@@ -180,7 +183,7 @@ export function createOAuth2TokenManager(options: OAuth2TokenManagerOptions): OA
     const grant = grantFingerprint(state);
     const prev = failures.get(key);
     const delayMs = prev && prev.grant === grant ? Math.min(prev.delayMs * 2, backoff.max) : backoff.initial;
-    failures.set(key, { grant, untilMs: now() + delayMs, delayMs, error: result });
+    failures.set(key, { grant, untilMs: now() + delayMs, delayMs, error: result.error });
   }
 
   async function refreshAndPersist(
@@ -191,17 +194,15 @@ export function createOAuth2TokenManager(options: OAuth2TokenManagerOptions): OA
   ): Promise<Result<OAuth2TokenState>> {
     const refreshed = await refreshOAuth2Token(spec, state, options.transport, now());
     if (!refreshed.ok) return refreshed;
-    const next: Result<OAuth2TokenState> & { ok: true } = force
-      ? { ok: true, value: { ...refreshed.value, accessTokenForcedAtMs: now() } }
-      : refreshed;
+    const next = stampIfForced(refreshed.value, force, now());
     if (!options.persist)
       return fail('vault_unavailable', 'oauth2 token cannot be written back to the vault');
     try {
-      await options.persist(key, serializeOAuth2Secret(next.value));
+      await options.persist(key, serializeOAuth2Secret(next));
     } catch {
       return fail('vault_unavailable', 'oauth2 token could not be written back to the vault');
     }
-    return next;
+    return ok(next);
   }
 
   async function refreshLeased(
@@ -245,15 +246,13 @@ export function createOAuth2TokenManager(options: OAuth2TokenManagerOptions): OA
       // Refresh from the STORED state: it carries the latest (possibly rotated) refresh token.
       const refreshed = await refreshOAuth2Token(spec, stored.value, options.transport, now());
       if (!refreshed.ok) return refreshed;
-      const next: Result<OAuth2TokenState> & { ok: true } = force
-        ? { ok: true, value: { ...refreshed.value, accessTokenForcedAtMs: now() } }
-        : refreshed;
+      const next = stampIfForced(refreshed.value, force, now());
       try {
-        await release(serializeOAuth2Secret(next.value));
+        await release(serializeOAuth2Secret(next));
       } catch (err) {
         return asFailure(err, 'oauth2 token could not be written back to the vault');
       }
-      return next;
+      return ok(next);
     } finally {
       if (!released) await lease.release().catch(() => undefined);
     }
