@@ -9,8 +9,16 @@ import { CryptoService } from '../src/daemon/crypto-service.js';
 import { configFromWorkerData, type CryptoWorkerData } from '../src/daemon/crypto-protocol.js';
 import type { CryptoRequest, CryptoReply, ControlRequest } from '../src/daemon/crypto-protocol.js';
 import { toWire } from '../src/errors.js';
+import { CommandExecutor } from '../src/daemon/operator-executor.js';
 
-const service = new CryptoService(configFromWorkerData(workerData as CryptoWorkerData));
+const config = configFromWorkerData(workerData as CryptoWorkerData);
+const service = new CryptoService(config);
+// Operator commands run here, beside the KEK: the daemon is the vault's only writer while it runs.
+const commands = new CommandExecutor(config, {
+  onPassphraseRotated: async (passphrase) => {
+    if (!(await service.status()).locked) await service.unlock(passphrase);
+  },
+});
 
 async function answer(req: CryptoRequest): Promise<{ reply: CryptoReply; transfer: ArrayBuffer[] }> {
   try {
@@ -65,6 +73,10 @@ parentPort?.on('message', (msg: ControlRequest) => {
   const run = async (): Promise<Record<string, string | number | boolean | null>> => {
     if (msg.op === 'unlock') return service.unlock(msg.passphrase);
     if (msg.op === 'lock') return service.lock();
+    if (msg.op === 'command') {
+      const { rid: _rid, op: _op, ...job } = msg;
+      return commands.run(job);
+    }
     // Event-loop busy/idle ms since this thread started: two `status` readings give the crypto worker's
     // utilisation over a window (bench/ reports it; it must never be the bottleneck).
     const elu = performance.eventLoopUtilization();

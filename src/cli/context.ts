@@ -5,6 +5,7 @@
 import { AivaultError } from '../errors.js';
 import type { Config } from '../config/env.js';
 import type { Painter } from './output.js';
+import type { CommandModule } from './command-table.js';
 
 export interface CliContext {
   readonly config: Config;
@@ -40,7 +41,7 @@ export type CommandFn = (
 ) => Promise<CommandResult | undefined>;
 
 export type Runner = (
-  load: () => Promise<Record<string, unknown>>,
+  module: CommandModule,
   name: string,
   positionals: readonly string[],
   opts: CommandOptions,

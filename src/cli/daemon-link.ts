@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import lockfile from 'proper-lockfile';
@@ -97,5 +98,44 @@ export async function tellDaemon(
     return await client.operator(msg.type, msg.type === 'unlock' ? msg.passphrase : undefined);
   } finally {
     client.close();
+  }
+}
+
+/** Does something accept connections on this unix socket? (Never sends a byte.) */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = netConnect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * The sockets an aivaultd serving this vault would listen on: the configured one and the vault's own
+ * default (AIVAULTD_SOCKET cannot hide a running daemon from the in-process check).
+ */
+function candidateSockets(config: Config): string[] {
+  const own = config.vaultDirFromEnv
+    ? join(config.vaultDir, 'run', 'aivaultd.sock')
+    : join(config.homeDir, '.aivault', 'run', 'aivaultd.sock');
+  return [...new Set([config.socketPath, own])];
+}
+
+/**
+ * In-process invocation (AIVAULTD_DISABLE=1) while aivaultd serves the same vault would run with a
+ * fresh rate-limit counter of its own: refuse it. A seatbelt, not a boundary: code that can decrypt the
+ * vault in-process already holds the key (see docs/security.md, "which mode protects against what").
+ */
+export async function refuseInProcessWhileServed(config: Config): Promise<void> {
+  for (const path of candidateSockets(config)) {
+    if (await answers(path)) {
+      throw new AivaultError(
+        'policy_violation',
+        `aivaultd is serving this vault (${path}): in-process invocation (AIVAULTD_DISABLE=1) is refused so that its rate limits and audit cannot be bypassed; unset AIVAULTD_DISABLE`,
+      );
+    }
   }
 }

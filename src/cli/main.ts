@@ -4,11 +4,11 @@
  * and exit 1 (2 for usage); anything unexpected → "internal error, please report" without a stack trace.
  */
 import { CommanderError } from 'commander';
-import { AivaultError, ERRORS, toWire } from '../errors.js';
+import { ERRORS, toWire } from '../errors.js';
 import { loadConfig, noColorRequested, type Config } from '../config/env.js';
 import { buildProgram } from './program.js';
 import { detectColor, painter, renderError, toJson } from './output.js';
-import type { CliContext, CommandFn, Runner } from './context.js';
+import type { CliContext, Runner } from './context.js';
 
 function wantsVerbose(argv: readonly string[]): boolean {
   return argv.includes('-v') || argv.includes('--verbose');
@@ -22,7 +22,7 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     config = loadConfig();
     const cfg = config;
-    const run: Runner = async (load, name, positionals, opts) => {
+    const run: Runner = async (module, name, positionals, opts) => {
       const verbose = opts.verbose === true;
       const color = detectColor(process.stdout, cfg.noColor);
       const ctx: CliContext = {
@@ -34,10 +34,8 @@ async function main(argv: readonly string[]): Promise<number> {
         stderr: process.stderr,
         stdin: process.stdin,
       };
-      const mod = await load();
-      const fn = mod[name] as CommandFn | undefined;
-      if (typeof fn !== 'function') throw new AivaultError('internal', `command handler ${name} is missing`);
-      const result = await fn(ctx, positionals, opts);
+      const { runCommand } = await import('./router.js');
+      const result = await runCommand(ctx, module, name, positionals, opts);
       if (result === undefined) return;
       if (verbose) process.stdout.write(`${toJson(result.json)}\n`);
       else if (result.raw) process.stdout.write(result.raw);

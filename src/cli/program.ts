@@ -4,6 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import type { Runner } from './context.js';
+import { commandKey, WRITE_COMMANDS, type CommandModule } from './command-table.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 const SCOPES = ['global', 'workspace', 'group'];
@@ -18,16 +19,16 @@ export const BANNER = String.raw`
   Keys stay in the vault. Agents invoke capabilities.
 `;
 
-type Load = () => Promise<Record<string, unknown>>;
-const vault: Load = () => import('./commands/vault.js');
-const secrets: Load = () => import('./commands/secrets.js');
-const credential: Load = () => import('./commands/credential.js');
-const capability: Load = () => import('./commands/capability.js');
-const invoke: Load = () => import('./commands/invoke.js');
-const oauth: Load = () => import('./commands/oauth.js');
-const daemon: Load = () => import('./commands/daemon.js');
-const token: Load = () => import('./commands/token.js');
-const runCommand: Load = () => import('./commands/run.js');
+const vault: CommandModule = 'vault';
+const secrets: CommandModule = 'secrets';
+const credential: CommandModule = 'credential';
+const capability: CommandModule = 'capability';
+const invoke: CommandModule = 'invoke';
+const oauth: CommandModule = 'oauth';
+const daemon: CommandModule = 'daemon';
+const token: CommandModule = 'token';
+const runCommand: CommandModule = 'run';
+const system: CommandModule = 'system';
 
 function scopeOptions(cmd: Command): Command {
   return cmd
@@ -65,9 +66,22 @@ function shapeOptions(cmd: Command): Command {
     );
 }
 
+/** A Command that remembers which table entry its action runs (for the operator-auth flags). */
+class KeyedCommand extends Command {
+  aivaultKey: string | undefined;
+  override createCommand(name?: string): KeyedCommand {
+    return new KeyedCommand(name);
+  }
+  override action(fn: Parameters<Command['action']>[0]): this {
+    const key = (fn as { aivaultKey?: unknown }).aivaultKey;
+    if (typeof key === 'string') this.aivaultKey = key;
+    return super.action(fn);
+  }
+}
+
 /** Build the program. `run` executes an action: (module loader, export name, positional args, options). */
 export function buildProgram(run: Runner): Command {
-  const program = new Command('aivault')
+  const program = new KeyedCommand('aivault')
     .description(
       'Local vault + policy-enforcing broker for AI agents: callers invoke capabilities, never keys.',
     )
@@ -76,13 +90,25 @@ export function buildProgram(run: Runner): Command {
     .configureHelp({ sortSubcommands: false });
   program.addHelpText('before', BANNER);
 
-  const act =
-    (load: Load, name: string) =>
-    (...args: unknown[]): Promise<void> => {
+  const act = (module: CommandModule, name: string) => {
+    const action = (...args: unknown[]): Promise<void> => {
       const cmd = args[args.length - 1] as Command;
       const positionals = args.slice(0, -2).filter((a) => a !== undefined) as string[];
-      return run(load, name, positionals, cmd.optsWithGlobals());
+      return run(module, name, positionals, cmd.optsWithGlobals());
     };
+    return Object.assign(action, { aivaultKey: commandKey(module, name) });
+  };
+  // Every operator action takes the operator's proof on a passphrase vault: a prompt on the terminal,
+  // or for scripts --passphrase-stdin / --passphrase. Added here, once, from the command table.
+  const addOperatorAuth = (cmd: Command): void => {
+    for (const sub of cmd.commands) addOperatorAuth(sub);
+    const key = cmd instanceof KeyedCommand ? cmd.aivaultKey : undefined;
+    if (key === undefined || !WRITE_COMMANDS.has(key)) return;
+    if (!cmd.options.some((o) => o.long === '--passphrase')) {
+      cmd.option('--passphrase <value>', 'vault passphrase (operator authentication; prompted when needed)');
+    }
+    cmd.option('--passphrase-stdin', 'read the vault passphrase (operator authentication) from stdin');
+  };
 
   program
     .command('status')
@@ -349,6 +375,37 @@ export function buildProgram(run: Runner): Command {
     .option('--workspace-id <id>', 'workspace context')
     .option('--group-id <id>', 'group context')
     .action(act(runCommand, 'run'));
+
+  const sys = program
+    .command('system')
+    .description('system mode (Linux, root): aivaultd as a dedicated user, vault out of the agents’ reach');
+  sys
+    .command('install')
+    .description('create the aivault user/group, /var/lib/aivault vault, sockets and the systemd unit')
+    .option('--user <name>', 'daemon user', 'aivault')
+    .option('--group <name>', 'group of the agent users allowed to invoke (caller socket)', 'aivault')
+    .option('--root <dir>', 'install under this directory instead of / (tests, images)')
+    .option('--no-systemd', 'do not install or start the systemd unit (containers: use `aivault system run`)')
+    .option('--dev', 'create a dev vault (honours AIVAULT_DEV_* test overrides; never for real keys)')
+    .action(act(system, 'install'));
+  sys
+    .command('uninstall')
+    .description('stop and remove the unit, sockets and config (the vault is kept unless --purge)')
+    .option('--root <dir>', 'the directory given to install --root')
+    .option('--purge', 'also delete the vault and the aivault user')
+    .action(act(system, 'uninstall'));
+  sys
+    .command('run')
+    .description('run aivaultd in the foreground as the aivault user (containers without systemd)')
+    .option('--root <dir>', 'the directory given to install --root')
+    .action(act(system, 'run'));
+  sys
+    .command('status')
+    .description('show the system-mode layout and whether each part is in place')
+    .option('--root <dir>', 'the directory given to install --root')
+    .action(act(system, 'status'));
+
+  addOperatorAuth(program);
 
   // Parser errors must surface as exceptions (main maps them to exit 2), never as process.exit deep inside.
   const throwOnExit = (cmd: Command): void => {

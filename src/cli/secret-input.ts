@@ -98,11 +98,29 @@ export async function readSecretValue(
 }
 
 /**
+ * The vault an operator command runs against when its authentication already derived the KEK (the
+ * passphrase checked by aivaultd's command executor, or by the CLI before an in-process write): the
+ * command must not ask again. Commands run one at a time in both places, so one slot is enough.
+ */
+let operatorVault: Vault | undefined;
+
+export async function withOperatorVault<T>(vault: Vault | undefined, run: () => Promise<T>): Promise<T> {
+  const previous = operatorVault;
+  operatorVault = vault;
+  try {
+    return await run();
+  } finally {
+    operatorVault = previous;
+  }
+}
+
+/**
  * Open the vault for a command that encrypts (create/rotate/import/rotate-master). A passphrase vault is
  * unlocked only inside aivaultd, so this process asks for the passphrase on the terminal; without one it
  * fails with a clear `vault_unavailable` instead of a half-done write.
  */
 export async function openVaultForWrite(ctx: CliContext): Promise<Vault> {
+  if (operatorVault !== undefined) return operatorVault;
   const vault = await Vault.open(ctx.config);
   if (!vault.isLocked() || (await vault.status()).provider !== 'passphrase') return vault;
   let passphrase: string;

@@ -20,11 +20,13 @@
  *   AIVAULT_DEV_CA_CERT_PATH          extra PEM CA (dev vaults only)
  *   AIVAULT_DEV_ALLOW_NON_DEFAULT_PORTS=1   (dev vaults only)
  *   AIVAULT_DEV_HTTP1_ONLY=1          (dev vaults only)
+ *   AIVAULT_SYSTEM_CONFIG             system-mode layout file (default /etc/aivault/system.json)
  *   NO_COLOR                          plain output
  */
 import { homedir, availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AivaultError } from '../errors.js';
+import { DEFAULT_SYSTEM_CONFIG, readSystemLayout, systemSocketFor, type SystemLayout } from './system.js';
 
 export interface DevOverrides {
   /** host → { address, port } */
@@ -59,6 +61,11 @@ export interface Config {
   readonly devRequested: DevOverrides;
   /** Reads one named variable (for the env key provider's `--env-var NAME`). */
   readonly readVar: (name: string) => string | undefined;
+  /**
+   * System mode (config/system.ts), when installed and AIVAULT_DIR is unset: the CLI then goes through
+   * the daemon for everything, on the operator socket when it may open it, else as a caller.
+   */
+  readonly system: { readonly layout: SystemLayout; readonly role: 'operator' | 'caller' } | undefined;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -106,17 +113,28 @@ export function parseDevResolve(value: string | undefined): Map<string, { addres
 export function loadConfig(env: Env = process.env): Config {
   const homeDir = env.HOME && env.HOME !== '' ? env.HOME : homedir();
   const vaultDirFromEnv = Boolean(env.AIVAULT_DIR);
+  // AIVAULT_SYSTEM_CONFIG only moves where the layout is read from (tests install under a temp root);
+  // it grants nothing: the sockets' owners and modes decide who may do what.
+  const layout = vaultDirFromEnv
+    ? undefined
+    : readSystemLayout(
+        env.AIVAULT_SYSTEM_CONFIG ? resolve(env.AIVAULT_SYSTEM_CONFIG) : DEFAULT_SYSTEM_CONFIG,
+      );
+  const systemSocket = layout ? systemSocketFor(layout) : undefined;
   const vaultDir = vaultDirFromEnv
     ? resolve(env.AIVAULT_DIR as string)
-    : join(homeDir, '.aivault', 'data', 'vault');
-  const defaultKeyFile = vaultDirFromEnv
-    ? join(vaultDir, 'kek.key')
-    : join(homeDir, '.aivault', 'keys', 'kek.key');
+    : layout
+      ? layout.vaultDir
+      : join(homeDir, '.aivault', 'data', 'vault');
+  const defaultKeyFile =
+    vaultDirFromEnv || layout ? join(vaultDir, 'kek.key') : join(homeDir, '.aivault', 'keys', 'kek.key');
   const socketPath = env.AIVAULTD_SOCKET
     ? resolve(env.AIVAULTD_SOCKET)
-    : vaultDirFromEnv
-      ? join(vaultDir, 'run', 'aivaultd.sock')
-      : join(homeDir, '.aivault', 'run', 'aivaultd.sock');
+    : systemSocket
+      ? systemSocket.socketPath
+      : vaultDirFromEnv
+        ? join(vaultDir, 'run', 'aivaultd.sock')
+        : join(homeDir, '.aivault', 'run', 'aivaultd.sock');
   const snapshot: Env = Object.freeze({ ...env });
   const devRequested: DevOverrides = Object.freeze({
     resolve: parseDevResolve(env.AIVAULT_DEV_RESOLVE),
@@ -146,6 +164,7 @@ export function loadConfig(env: Env = process.env): Config {
     noColor: env.NO_COLOR !== undefined && env.NO_COLOR !== '',
     devRequested,
     readVar: (name: string) => snapshot[name],
+    system: layout && systemSocket ? Object.freeze({ layout, role: systemSocket.role }) : undefined,
   });
 }
 

@@ -6,6 +6,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { fromWire, type WireError } from '../errors.js';
 import { loadConfig, type Config } from '../config/env.js';
+import type { CommandJob } from './operator-executor.js';
 
 export type CryptoRequest =
   | { rid: number; op: 'decrypt'; secretIds: readonly string[] }
@@ -29,6 +30,7 @@ export type ControlRequest =
   | { rid: number; op: 'unlock'; passphrase: string }
   | { rid: number; op: 'lock' }
   | { rid: number; op: 'status' }
+  | ({ rid: number; op: 'command' } & CommandJob)
   | { rid: number; op: 'shutdown' };
 
 export type ControlReply =

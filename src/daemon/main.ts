@@ -20,6 +20,7 @@ import { startSocketServer, type SocketServer } from './socket-server.js';
 import { startHttpServer, type HttpServer } from './http-server.js';
 import { parseListenAddress } from './http-passthrough.js';
 import { disableCoreDumps } from './core-limit.js';
+import { readSystemLayout, type SystemLayout } from '../config/system.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -44,6 +45,11 @@ export interface DaemonOptions {
   readonly http?: string;
   /** Accept non-loopback peers on the HTTP listener (else config.httpAllowRemote). */
   readonly httpAllowRemote?: boolean;
+  /**
+   * System mode (`--system-config`): serve the layout's operator socket (0600: root and the daemon user)
+   * and its caller socket (0660, the group: invoke and metadata only) instead of one owner socket.
+   */
+  readonly system?: SystemLayout;
 }
 
 export interface Daemon {
@@ -58,7 +64,10 @@ export interface Daemon {
 }
 
 export async function startDaemon(config: Config, opts: DaemonOptions = {}): Promise<Daemon> {
-  const socketPath = opts.socketPath ?? (opts.shared ? SHARED_SOCKET_PATH : config.socketPath);
+  const system = opts.system;
+  const socketPath = system
+    ? system.operatorSocket
+    : (opts.socketPath ?? (opts.shared ? SHARED_SOCKET_PATH : config.socketPath));
   const socketMode = opts.shared ? 0o660 : config.socketMode;
   const socketDirMode = opts.shared ? 0o770 : config.socketDirMode;
   const pool = new DaemonPool(config, opts.workers !== undefined ? { workers: opts.workers } : {});
@@ -67,6 +76,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   let stopping: Promise<void> | undefined;
   let served = 0;
   let server: SocketServer;
+  let callerServer: SocketServer | undefined;
   const pidPath = join(socketPath, '..', 'aivaultd.pid');
   const httpInfoPath = join(socketPath, '..', 'aivaultd.http.json');
   const httpSpec = opts.http ?? config.httpListen;
@@ -77,10 +87,12 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       server?.stopListening();
+      callerServer?.stopListening();
       http?.stopListening();
       http?.closeWebSockets();
       await pool.close(opts.shutdownDeadlineMs ?? 10_000);
       server?.closeConnections();
+      callerServer?.closeConnections();
       http?.closeConnections();
       if (opts.pidFile !== false) await fsp.rm(pidPath, { force: true });
       if (http) await fsp.rm(httpInfoPath, { force: true });
@@ -89,12 +101,15 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     return stopping;
   };
 
+  let started: SocketServer | undefined;
   try {
     server = await startSocketServer(pool, {
       socketPath,
-      socketMode,
-      socketDirMode,
-      allowLocalFiles: !opts.shared,
+      socketMode: system ? 0o600 : socketMode,
+      socketDirMode: system ? 0o750 : socketDirMode,
+      // In system mode the daemon user can read the vault: no peer may name a file for it to read.
+      allowLocalFiles: !opts.shared && !system,
+      role: system ? 'operator' : 'owner',
       ...(opts.maxInflightPerConnection !== undefined
         ? { maxInflightPerConnection: opts.maxInflightPerConnection }
         : {}),
@@ -106,7 +121,18 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         if (opts.once && served >= 1 && server.connections === 0) void stop();
       },
     });
+    started = server;
+    if (system) {
+      callerServer = await startSocketServer(pool, {
+        socketPath: system.callerSocket,
+        socketMode: 0o660,
+        socketDirMode: 0o750,
+        allowLocalFiles: false,
+        role: 'caller',
+      });
+    }
   } catch (err) {
+    started?.stopListening();
     await pool.close(0);
     throw err;
   }
@@ -148,6 +174,9 @@ Options:
   --workers <n>     request worker threads (default: $AIVAULTD_WORKERS or CPU cores)
   --http <host:port>  also serve the loopback HTTP/WebSocket contracts (proxy, /v/ passthrough,
                     /aivault/ws, operator API), e.g. 127.0.0.1:19790 (default: $AIVAULTD_HTTP; off)
+  --system-config <path>  system mode (set up by \`sudo aivault system install\`): run as the
+                    daemon user, serve the layout's operator socket (root and the daemon user
+                    only) and caller socket (its group: invoke and metadata only)
   --http-allow-remote  accept non-loopback peers on the HTTP listener (default: refused;
                     $AIVAULTD_HTTP_ALLOW_REMOTE=1). Tokens are still required on every route.
   -h, --help        show this help
@@ -178,6 +207,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         workers: { type: 'string' },
         http: { type: 'string' },
         'http-allow-remote': { type: 'boolean' },
+        'system-config': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -189,6 +219,17 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   if (typeof values.socket === 'string') options.socketPath = values.socket;
   if (typeof values.http === 'string') options.http = values.http;
   if (values['http-allow-remote']) options.httpAllowRemote = true;
+  if (typeof values['system-config'] === 'string') {
+    const layout = readSystemLayout(values['system-config']);
+    if (!layout) throw new AivaultError('usage', `no system-mode layout at ${values['system-config']}`);
+    if (typeof process.getuid === 'function' && process.getuid() === 0) {
+      throw new AivaultError(
+        'usage',
+        `system mode runs as the ${layout.user} user, never as root (sudo aivault system run, or the systemd unit)`,
+      );
+    }
+    options.system = layout;
+  }
   if (typeof values.workers === 'string') {
     const n = Number(values.workers);
     if (!Number.isInteger(n) || n < 1)
@@ -204,7 +245,7 @@ async function main(argv: readonly string[]): Promise<number> {
     parsed = parseArgs(argv);
   } catch (err) {
     process.stderr.write(`aivaultd: ${(err as Error).message}\n`);
-    return 2;
+    return isAivaultError(err) && err.code !== 'usage' ? 1 : 2;
   }
   if (parsed.help) {
     process.stdout.write(HELP);
@@ -228,6 +269,9 @@ async function main(argv: readonly string[]): Promise<number> {
   running.daemon = daemon;
   if (running.signalled) void daemon.stop();
   process.stderr.write(`aivaultd: listening on ${daemon.socketPath} (pid ${process.pid})\n`);
+  if (parsed.options.system) {
+    process.stderr.write(`aivaultd: callers on ${parsed.options.system.callerSocket}\n`);
+  }
   if (daemon.http) {
     process.stderr.write(
       `aivaultd: HTTP on http://${daemon.http.host.includes(':') ? `[${daemon.http.host}]` : daemon.http.host}:${daemon.http.port}\n`,

@@ -13,6 +13,7 @@
  * `internal` ("request worker failed") and a new slot is attached to the worker piscina starts in its
  * place. WebSocket relays still run as one piscina task each (with their own port).
  */
+import type { CommandJob } from './operator-executor.js';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Config } from '../config/env.js';
@@ -400,6 +401,15 @@ export class DaemonPool {
     return new Promise((resolve, reject) => {
       this.control.set(rid, (r) => (r.ok ? resolve(r.data) : reject(fromWire(r.error as WireError))));
       this.crypto.postMessage(msg);
+    });
+  }
+
+  /** Run a CLI command in the crypto worker (the executor gates it by `job.role`). */
+  command(job: CommandJob): Promise<Record<string, string | number | boolean | null>> {
+    const rid = this.nextRid++;
+    return new Promise((resolve, reject) => {
+      this.control.set(rid, (r) => (r.ok ? resolve(r.data) : reject(fromWire(r.error as WireError))));
+      this.crypto.postMessage({ rid, op: 'command', ...job } satisfies ControlRequest);
     });
   }
 

@@ -18,6 +18,7 @@ import {
 } from '../protocol/frames.js';
 import type { WorkerToMain } from '../pipeline/call-port.js';
 import type { CallHandle, DaemonPool } from './pool.js';
+import type { SocketRole } from './operator-executor.js';
 import {
   App,
   closeListenSocket,
@@ -43,6 +44,12 @@ export interface SocketServerOptions {
    * the owner's private socket; false for --shared, where a group member could read the owner's files.
    */
   readonly allowLocalFiles?: boolean;
+  /**
+   * Who connects here (operator-executor.ts): `owner` (user mode: the one socket), `operator` (system
+   * mode: only the daemon user and root can open it) or `caller` (system mode: agents, invoke and
+   * metadata only). Default `owner`.
+   */
+  readonly role?: SocketRole;
 }
 
 interface Call {
@@ -135,6 +142,17 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
     });
   };
 
+  const role: SocketRole = opts.role ?? 'owner';
+  const forwardOperator = (
+    ws: WebSocket<Conn>,
+    frame: { type: 'unlock'; id: FrameId; passphrase: string } | { type: 'lock' | 'status'; id: FrameId },
+  ): void => {
+    pool.operator(frame.type, frame.type === 'unlock' ? frame.passphrase : undefined).then(
+      (data) => send(ws, { type: 'result', id: frame.id, data }),
+      (err: unknown) => sendError(ws, frame.id, err),
+    );
+  };
+
   const relay = (
     ws: WebSocket<Conn>,
     id: FrameId,
@@ -209,14 +227,37 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
         }
         return;
       }
+      case 'command':
+        pool
+          .command({
+            role,
+            command: frame.command,
+            args: frame.args,
+            opts: frame.opts,
+            color: frame.color,
+            ...(frame.passphrase !== undefined ? { passphrase: frame.passphrase } : {}),
+          })
+          .then(
+            (data) => send(ws, { type: 'result', id: frame.id, data }),
+            (err: unknown) => sendError(ws, frame.id, err),
+          );
+        return;
       case 'unlock':
       case 'lock':
+        if (role === 'caller') {
+          return sendError(
+            ws,
+            frame.id,
+            new AivaultError(
+              'operator_auth_required',
+              `${frame.type} is an operator action: this socket is for callers (agents); use the operator socket`,
+              { action: frame.type },
+            ),
+          );
+        }
+        return forwardOperator(ws, frame);
       case 'status':
-        pool.operator(frame.type, frame.type === 'unlock' ? frame.passphrase : undefined).then(
-          (data) => send(ws, { type: 'result', id: frame.id, data }),
-          (err: unknown) => sendError(ws, frame.id, err),
-        );
-        return;
+        return forwardOperator(ws, frame);
       case 'invoke': {
         if (conn.calls.has(frame.id)) {
           return sendError(

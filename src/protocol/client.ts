@@ -15,6 +15,7 @@ import {
   decodeDaemonFrame,
   encodeFrame,
   MAX_FRAME_BYTES,
+  type CommandFrame,
   type DaemonFrame,
   type FrameId,
   type WireContext,
@@ -46,10 +47,14 @@ export interface DaemonClient {
     type: 'unlock' | 'lock' | 'status',
     passphrase?: string,
   ): Promise<Record<string, string | number | boolean | null>>;
+  /** Run a CLI command in the daemon (writes while it serves the vault; everything in system mode). */
+  command(req: CommandRequest): Promise<Record<string, string | number | boolean | null>>;
   ping(): Promise<void>;
   close(): void;
   readonly closed: Promise<void>;
 }
+
+export type CommandRequest = Omit<CommandFrame, 'v' | 'type' | 'id'>;
 
 export interface ConnectOptions {
   socketPath: string;
@@ -130,6 +135,28 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
   const call = (id: FrameId, p: Pending): void => {
     pending.set(id, p);
   };
+
+  /** One request frame → one `result` (or `error`) frame. */
+  const request = (
+    build: (id: FrameId) => Parameters<typeof encodeFrame>[0],
+  ): Promise<Record<string, string | number | boolean | null>> =>
+    new Promise((resolve, reject) => {
+      const id = allocId();
+      call(id, {
+        onFrame(frame) {
+          pending.delete(id);
+          if (frame.type === 'result') resolve(frame.data);
+          else if (frame.type === 'error') reject(fromWire(frame));
+        },
+        onClose: reject,
+      });
+      try {
+        send(build(id));
+      } catch (err) {
+        pending.delete(id);
+        reject(err as Error);
+      }
+    });
 
   const client: DaemonClient = {
     closed,
@@ -267,24 +294,11 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
     },
 
     operator(type, passphrase) {
-      return new Promise((resolve, reject) => {
-        const id = allocId();
-        call(id, {
-          onFrame(frame) {
-            pending.delete(id);
-            if (frame.type === 'result') resolve(frame.data);
-            else if (frame.type === 'error') reject(fromWire(frame));
-          },
-          onClose: reject,
-        });
-        try {
-          if (type === 'unlock') send({ type, id, passphrase: passphrase ?? '' });
-          else send({ type, id });
-        } catch (err) {
-          pending.delete(id);
-          reject(err as Error);
-        }
-      });
+      return request((id) => (type === 'unlock' ? { type, id, passphrase: passphrase ?? '' } : { type, id }));
+    },
+
+    command(req) {
+      return request((id) => ({ type: 'command', id, ...req }));
     },
 
     ping() {

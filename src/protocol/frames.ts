@@ -64,7 +64,23 @@ export interface StatusFrame {
   type: 'status';
   id: FrameId;
 }
-export type ClientFrame = InvokeFrame | CancelFrame | PingFrame | UnlockFrame | LockFrame | StatusFrame;
+/** A CLI command for the daemon to run (src/cli/command-table.ts says which; the daemon gates by role). */
+export type CommandOptValue = string | boolean | string[];
+export interface CommandFrame {
+  v: 1;
+  type: 'command';
+  id: FrameId;
+  /** `module.export`, e.g. `secrets.create`. */
+  command: string;
+  args: string[];
+  opts: Record<string, CommandOptValue>;
+  /** Render the human output with colour. */
+  color: boolean;
+  /** Operator authentication on a passphrase vault. */
+  passphrase?: string;
+}
+export type ClientFrame =
+  InvokeFrame | CancelFrame | PingFrame | UnlockFrame | LockFrame | StatusFrame | CommandFrame;
 
 // daemon → client
 export interface ResponseFrame {
@@ -183,6 +199,7 @@ const FIELDS: Readonly<Record<string, readonly string[]>> = Object.freeze({
   unlock: ['v', 'type', 'id', 'passphrase'],
   lock: ['v', 'type', 'id'],
   status: ['v', 'type', 'id'],
+  command: ['v', 'type', 'id', 'command', 'args', 'opts', 'color', 'passphrase'],
   response: ['v', 'type', 'id', 'status', 'headers', 'body'],
   head: ['v', 'type', 'id', 'status', 'headers'],
   chunk: ['v', 'type', 'id', 'data'],
@@ -192,7 +209,20 @@ const FIELDS: Readonly<Record<string, readonly string[]>> = Object.freeze({
   result: ['v', 'type', 'id', 'data'],
 });
 
-const CLIENT_TYPES: ReadonlySet<string> = new Set(['invoke', 'cancel', 'ping', 'unlock', 'lock', 'status']);
+const CLIENT_TYPES: ReadonlySet<string> = new Set([
+  'invoke',
+  'cancel',
+  'ping',
+  'unlock',
+  'lock',
+  'status',
+  'command',
+]);
+
+const isOptValue = (v: unknown): v is CommandOptValue =>
+  typeof v === 'string' ||
+  typeof v === 'boolean' ||
+  (Array.isArray(v) && v.every((x) => typeof x === 'string'));
 
 /** Validate an already-unpacked value as a frame of a known type. */
 export function validateFrame(raw: unknown): Result<Frame> {
@@ -238,6 +268,30 @@ export function validateFrame(raw: unknown): Result<Frame> {
         stream: raw.stream,
       };
       if (raw.timeoutMs !== undefined) frame.timeoutMs = raw.timeoutMs as number;
+      return ok(frame);
+    }
+    case 'command': {
+      if (typeof raw.command !== 'string' || !/^[a-z]+\.[A-Za-z]+$/.test(raw.command)) {
+        return invalid('command frame: "command" must be module.name');
+      }
+      if (!Array.isArray(raw.args) || !raw.args.every((a) => typeof a === 'string')) {
+        return invalid('command frame: "args" must be a list of strings');
+      }
+      if (!isPlainObject(raw.opts) || !Object.values(raw.opts).every(isOptValue)) {
+        return invalid('command frame: "opts" must map names to strings, booleans or string lists');
+      }
+      if (typeof raw.color !== 'boolean') return invalid('command frame: "color" must be a boolean');
+      if (!isOptString(raw.passphrase)) return invalid('command frame: "passphrase" must be a string');
+      const frame: CommandFrame = {
+        v: 1,
+        type: 'command',
+        id: raw.id as number,
+        command: raw.command,
+        args: raw.args as string[],
+        opts: raw.opts as Record<string, CommandOptValue>,
+        color: raw.color,
+      };
+      if (typeof raw.passphrase === 'string') frame.passphrase = raw.passphrase;
       return ok(frame);
     }
     case 'unlock':

@@ -25,6 +25,9 @@ async function capabilityDefaults(
   const { registry } = await import('../../registry/index.js');
   const builtIn = registry.getCapability(id);
   if (builtIn) return builtIn.allow;
+  // In system mode a caller cannot read the vault: the daemon resolves the capability (give --method
+  // and --path for a custom one).
+  if (ctx.config.system?.role === 'caller') return undefined;
   const { loadBrokerView } = await import('./broker-view.js');
   const custom = (await loadBrokerView(ctx.config)).snapshot.capabilities.get(id);
   if (!custom)
@@ -96,6 +99,8 @@ async function execute(
 
   let res: { status: number; body: Uint8Array };
   if (ctx.config.daemonDisable) {
+    const { refuseInProcessWhileServed } = await import('../daemon-link.js');
+    await refuseInProcessWhileServed(ctx.config);
     const [{ invokeInProcess }, { Vault }] = await Promise.all([
       import('../../pipeline/in-process.js'),
       import('../../vault/index.js'),

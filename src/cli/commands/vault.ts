@@ -15,13 +15,66 @@ function stateLabel(localLocked: boolean, daemonLocked: unknown, p: Painter): st
   return daemonLocked === false ? p.green('unlocked in aivaultd') : p.yellow('locked');
 }
 
+/**
+ * What this install protects against same-user code (the seed-002 attacker), in one line. Printed by
+ * status and init so nobody mistakes a convenience vault for an isolated one (docs/security.md).
+ */
+export function isolationOf(
+  config: CliContext['config'],
+  provider: string,
+): { isolated: boolean; summary: string } {
+  if (config.system) {
+    return {
+      isolated: true,
+      summary: `system mode: the vault and its key belong to the ${config.system.layout.user} user; agents can only invoke (caller socket)`,
+    };
+  }
+  if (provider === 'passphrase') {
+    return {
+      isolated: false,
+      summary:
+        'partial: the key is never on disk and operator actions need the passphrase, but code running as you can still edit the policy files and read the vault directory; for full isolation use system mode (sudo aivault system install)',
+    };
+  }
+  return {
+    isolated: false,
+    summary: `not isolated: code running as you can read the ${provider} key and every secret; use system mode (sudo aivault system install) or a passphrase vault with aivaultd`,
+  };
+}
+
+async function systemStatus(ctx: CliContext): Promise<CommandResult> {
+  const system = ctx.config.system;
+  if (!system) throw new AivaultError('internal', 'not in system mode');
+  const daemon = await tellDaemon(ctx.config, { type: 'status' }).catch(() => undefined);
+  const iso = isolationOf(ctx.config, 'file');
+  const json = { mode: 'system', role: system.role, layout: system.layout, isolation: iso, daemon };
+  return {
+    json,
+    human: (p) =>
+      renderFields(
+        [
+          ['mode', p.bold('system')],
+          ['you are', system.role === 'operator' ? p.green('operator') : 'caller (invoke and metadata only)'],
+          ['vault', `${system.layout.vaultDir} (owned by ${system.layout.user})`],
+          ['socket', ctx.config.socketPath],
+          ['daemon', daemon ? p.green('running') : p.red('not running (sudo systemctl start aivaultd)')],
+          ['isolation', p.green(iso.summary)],
+        ],
+        p,
+      ),
+  };
+}
+
 export async function status(ctx: CliContext): Promise<CommandResult> {
+  if (ctx.config.system) return systemStatus(ctx);
   const vault = await Vault.open(ctx.config);
   const s = await vault.status();
   const daemon = await tellDaemon(ctx.config, { type: 'status' }).catch(() => undefined);
   const devRequested = hasDevRequests(ctx.config.devRequested);
+  const iso = isolationOf(ctx.config, s.provider);
   const json = {
     ...s,
+    isolation: iso,
     devOverridesRequested: devRequested,
     devOverridesHonoured: s.dev && devRequested,
     daemon,
@@ -46,6 +99,7 @@ export async function status(ctx: CliContext): Promise<CommandResult> {
           ],
           ['socket', ctx.config.socketPath],
           ['daemon', daemon ? p.green('running') : p.dim('not running')],
+          ['isolation', iso.isolated ? p.green(iso.summary) : p.yellow(iso.summary)],
         ],
         p,
       ),
@@ -72,10 +126,11 @@ export async function init(
     force: optBool(opts, 'force'),
   });
   const s = await vault.status();
+  const iso = isolationOf(ctx.config, s.provider);
   return {
-    json: s,
+    json: { ...s, isolation: iso },
     human: (p) =>
-      `${p.green('Vault initialized')} (${p.bold(s.provider)}${s.dev ? p.yellow(', dev mode') : ''}) at ${s.root}`,
+      `${p.green('Vault initialized')} (${p.bold(s.provider)}${s.dev ? p.yellow(', dev mode') : ''}) at ${s.root}\n${p.yellow(`Isolation: ${iso.summary}`)}`,
   };
 }
 

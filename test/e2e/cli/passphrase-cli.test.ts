@@ -58,7 +58,7 @@ describe('passphrase vault', () => {
       env,
     });
     expect(res.code).toBe(1);
-    expect(JSON.parse(res.stderr)).toMatchObject({ error: 'vault_unavailable' });
+    expect(JSON.parse(res.stderr)).toMatchObject({ error: 'operator_auth_required' });
   });
 
   it('asks for the passphrase on the terminal and encrypts', async () => {
