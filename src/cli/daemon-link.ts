@@ -76,6 +76,13 @@ export async function connectDaemon(
 ): Promise<DaemonClient> {
   const client = await tryConnect(config);
   if (client) return client;
+  if (config.system) {
+    // The system daemon is the service manager's to start, as its own user; never ours.
+    throw new AivaultError(
+      'daemon_unavailable',
+      `aivaultd (system mode) is not reachable at ${config.socketPath}: is it running (sudo systemctl status aivaultd), and is this user in the ${config.system.layout.group} group?`,
+    );
+  }
   if (opts.autostart === false || !config.daemonAutostart) {
     throw new AivaultError(
       'daemon_unavailable',

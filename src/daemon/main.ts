@@ -295,7 +295,10 @@ if (isEntryPoint()) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {
-      const msg = isAivaultError(err) ? `${err.code}: ${err.message}` : 'internal error';
+      // The message only, never a stack: it may name a path, never a secret (none reaches this thread).
+      const msg = isAivaultError(err)
+        ? `${err.code}: ${err.message}`
+        : `internal error: ${err instanceof Error ? err.message : String(err)}`;
       process.stderr.write(`aivaultd: ${msg}\n`);
       process.exit(1);
     },

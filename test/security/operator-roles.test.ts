@@ -107,7 +107,7 @@ describe('operator actions need the passphrase while aivaultd holds the key', ()
     expect(errorOf(cap.stderr).error).toBe('operator_auth_required');
     const inv = await cli(['invoke', 'exfil/all', '--method', 'GET', '--path', '/', '-v']);
     expect(inv.code).toBe(1);
-    expect(upstream.requests.filter((r) => r.headers.host?.startsWith('evil.test'))).toEqual([]);
+    expect(upstream.requests.filter((r) => String(r.headers.host).startsWith('evil.test'))).toEqual([]);
     expect(JSON.stringify(upstream.requests)).not.toContain(UNPINNED);
   });
 
@@ -160,7 +160,10 @@ describe('operator actions need the passphrase while aivaultd holds the key', ()
   });
 
   it('in-process invocation is refused while aivaultd serves the vault, even with the socket path moved', async () => {
-    for (const extra of [{}, { AIVAULTD_SOCKET: join(vaultDir, 'elsewhere.sock') }]) {
+    for (const extra of [{}, { AIVAULTD_SOCKET: join(vaultDir, 'elsewhere.sock') }] as Record<
+      string,
+      string
+    >[]) {
       const res = await cli(
         ['invoke', 'openai/models', '--method', 'GET', '--path', '/v1/models', '-v'],
         undefined,

@@ -137,6 +137,8 @@ export async function install(
   const uid = idOf('user', user) as number;
   const gid = idOf('group', group) as number;
   const stateDir = dirname(layout.vaultDir);
+  // Parents stay traversable (0755, like /var/lib); the state dir itself is the daemon user's alone.
+  await fsp.mkdir(dirname(stateDir), { recursive: true, mode: 0o755 });
   await fsp.mkdir(stateDir, { recursive: true, mode: 0o700 });
   await fsp.chmod(stateDir, 0o700);
   if (!existsSync(join(layout.vaultDir, 'vault.json'))) {
@@ -156,6 +158,7 @@ export async function install(
     steps.push(`created the vault (file key provider) at ${layout.vaultDir}`);
   }
   await chownTree(stateDir, uid, gid);
+  await fsp.mkdir(dirname(layout.runDir), { recursive: true, mode: 0o755 });
   await fsp.mkdir(layout.runDir, { recursive: true, mode: 0o750 });
   await fsp.chown(layout.runDir, uid, gid);
   await fsp.chmod(layout.runDir, 0o750);
@@ -251,6 +254,7 @@ export async function run(
       `user ${layout.user} or group ${layout.group} is missing (re-run system install)`,
     );
   }
+  await fsp.mkdir(dirname(layout.runDir), { recursive: true, mode: 0o755 });
   await fsp.mkdir(layout.runDir, { recursive: true, mode: 0o750 });
   await fsp.chown(layout.runDir, uid, gid);
   await fsp.chmod(layout.runDir, 0o750);

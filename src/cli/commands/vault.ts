@@ -152,6 +152,11 @@ export async function unlock(
 }
 
 export async function lock(ctx: CliContext): Promise<CommandResult> {
+  if (ctx.config.system) {
+    // Only the daemon can read a system vault; it refuses lock on the caller socket.
+    const data = await tellDaemon(ctx.config, { type: 'lock' });
+    return { json: data, human: (p) => p.green('Vault locked.') };
+  }
   const vault = await Vault.open(ctx.config);
   await vault.lock();
   await tellDaemon(ctx.config, { type: 'lock' }).catch(() => undefined);
