@@ -374,6 +374,7 @@ export function buildProgram(run: Runner): Command {
     .option('--ttl <ttl>', 'token lifetime (default 15m)')
     .option('--workspace-id <id>', 'workspace context')
     .option('--group-id <id>', 'group context')
+    .option('--passphrase <value>', 'vault passphrase, to mint the token (prompted when needed)')
     .action(act(runCommand, 'run'));
 
   const sys = program

@@ -200,3 +200,18 @@ export async function runCommand(
   if (typeof fn !== 'function') throw new AivaultError('internal', `command handler ${name} is missing`);
   return locally(ctx, key, fn, positionals, opts);
 }
+
+/**
+ * For a command that performs operator actions on the caller's behalf (`aivault run` mints and revokes
+ * its token): the passphrase once, up front, when this vault needs one; undefined otherwise.
+ */
+export async function operatorPassphrase(ctx: CliContext, opts: CommandOptions): Promise<string | undefined> {
+  if (ctx.config.system) return undefined;
+  const { readVaultMeta, vaultPaths } = await import('../vault/index.js');
+  const meta = await readVaultMeta(vaultPaths(ctx.config)).catch(() => undefined);
+  if (meta?.provider.kind !== 'passphrase') return undefined;
+  const given = optString(opts, 'passphrase');
+  if (given !== undefined) return given;
+  const { operatorAuthRequired } = await import('../daemon/operator-executor.js');
+  return askPassphrase(ctx, operatorAuthRequired('token.mint', 'give the vault passphrase', 'passphrase'));
+}

@@ -20,7 +20,7 @@ let env: Record<string, string>;
 let vaultDir: string;
 
 const cli = (args: string[], input?: string, extra: Record<string, string> = {}) =>
-  runCli(args, { env: { ...env, ...extra }, ...(input !== undefined ? { input } : {}) });
+  runCli(args, { env: { ...env, ...extra }, keepDaemon: true, ...(input !== undefined ? { input } : {}) });
 
 const errorOf = (stderr: string): { error: string; message: string } =>
   JSON.parse(stderr) as { error: string; message: string };
@@ -121,6 +121,46 @@ describe('operator actions need the passphrase while aivaultd holds the key', ()
     const res = await cli([...args, '-v']);
     expect(res.code).toBe(1);
     expect(errorOf(res.stderr).error).toBe('operator_auth_required');
+  });
+
+  it('aivault run cannot mint its token without the passphrase (the child never starts)', async () => {
+    const http = { AIVAULTD_HTTP: '127.0.0.1:0' };
+    const res = await cli(
+      [
+        'run',
+        '--capability',
+        'openai/*',
+        '--ttl',
+        '7d',
+        '-v',
+        '--',
+        'sh',
+        '-c',
+        'echo STARTED $AIVAULT_TOKEN',
+      ],
+      undefined,
+      http,
+    );
+    expect(res.code).toBe(1);
+    expect(res.stdout).not.toContain('STARTED');
+    expect(errorOf(res.stderr).error).toBe('operator_auth_required');
+    const ok = await cli(
+      [
+        'run',
+        '--capability',
+        'openai/*',
+        '--passphrase',
+        PASS,
+        '--',
+        'sh',
+        '-c',
+        'echo STARTED $AIVAULT_TOKEN',
+      ],
+      undefined,
+      http,
+    );
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/STARTED avp_/);
   });
 
   it('a wrong passphrase is refused (stdin and flag)', async () => {

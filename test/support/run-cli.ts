@@ -4,7 +4,7 @@
  * it, wherever it happens — the suite-wide "no command ever prints a secret" assertion.
  */
 import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 export const CLI = resolve('dist/src/cli-bundle/main.js');
 export const DAEMON = resolve('dist/src/daemon/main.js');
@@ -36,6 +36,8 @@ export interface RunOptions {
   input?: string;
   timeoutMs?: number;
   cwd?: string;
+  /** With AIVAULTD_DISABLE=1: leave a running aivaultd up (the CLI must then refuse). */
+  keepDaemon?: boolean;
 }
 
 /** Environment for an isolated vault: no inherited AIVAULT* variables, no colour, no autostart surprises. */
@@ -56,7 +58,21 @@ export function isolatedEnv(
   return env;
 }
 
-export function runCli(args: readonly string[], opts: RunOptions = {}): Promise<CliResult> {
+/**
+ * In-process invocation is refused while aivaultd serves the vault (the rate-limit bypass of seed 002),
+ * so a test that compares the two modes on one vault stops the autostarted daemon first: the next
+ * daemon-mode call starts it again. `keepDaemon` keeps it (to test the refusal itself).
+ */
+async function stopDaemonForInProcess(env: Record<string, string | undefined>): Promise<void> {
+  if (env.AIVAULTD_DISABLE !== '1' || !env.AIVAULT_DIR) return;
+  const { stopDaemon } = await import('../../src/cli/commands/daemon.js');
+  await stopDaemon(env.AIVAULTD_SOCKET ?? join(env.AIVAULT_DIR, 'run', 'aivaultd.sock')).catch(
+    () => undefined,
+  );
+}
+
+export async function runCli(args: readonly string[], opts: RunOptions = {}): Promise<CliResult> {
+  if (!opts.keepDaemon) await stopDaemonForInProcess(opts.env ?? process.env);
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       env: opts.env ?? process.env,

@@ -17,7 +17,6 @@ import { connectDaemon, startDaemon } from '../daemon-link.js';
 import { stopDaemon } from './daemon.js';
 import { loadBrokerView } from './broker-view.js';
 import { checkScope, mintInputFromFlags } from './token.js';
-import { mintProxyToken, revokeToken } from '../../tokens/tokens.js';
 import { readJsonFile } from '../../vault/store.js';
 import { vaultPaths } from '../../vault/paths.js';
 import { DEFAULT_HTTP_PORT } from '../../daemon/http-passthrough.js';
@@ -159,8 +158,37 @@ export async function run(
   const input = mintInputFromFlags({ ...opts, ttl: optString(opts, 'ttl') ?? '15m' }, capabilities);
   await checkScope(ctx, input);
 
-  const http = await ensureHttpListener(ctx);
-  const { token, info } = await mintProxyToken(ctx.config.vaultDir, input);
+  // Minting and revoking are operator actions: they go through the same router as `token mint` (the
+  // daemon runs them; a passphrase vault needs the passphrase), never straight to the token file.
+  const { runCommand, operatorPassphrase } = await import('../router.js');
+  const passphrase = await operatorPassphrase(ctx, opts);
+  const auth = passphrase !== undefined ? { passphrase } : {};
+  const minted = await runCommand(ctx, 'token', 'mint', [], {
+    ...Object.fromEntries(
+      ['credential', 'workspaceId', 'groupId'].flatMap((k) =>
+        optString(opts, k) !== undefined ? [[k, optString(opts, k)]] : [],
+      ),
+    ),
+    capability: capabilities,
+    ttl: optString(opts, 'ttl') ?? '15m',
+    label: 'aivault run',
+    ...auth,
+  });
+  const { token, id: tokenId } = minted?.json as { token: string; id: string };
+  const info = { id: tokenId };
+  const revoke = (): Promise<unknown> =>
+    runCommand(ctx, 'token', 'revoke', [info.id], auth).catch((err: unknown) => {
+      // The token stays valid until its TTL: say so rather than pretend it is gone.
+      const reason = err instanceof Error ? err.message : String(err);
+      ctx.stderr.write(`aivault run: could not revoke token ${info.id} (${reason}); it expires on its own\n`);
+    });
+  let http: Awaited<ReturnType<typeof ensureHttpListener>>;
+  try {
+    http = await ensureHttpListener(ctx);
+  } catch (err) {
+    await revoke();
+    throw err;
+  }
   const dropNames = new Set<string>();
   const envVar = await keyProviderVar(ctx.config);
   if (envVar) dropNames.add(envVar);
@@ -197,7 +225,7 @@ export async function run(
   });
   process.off('SIGINT', onInt);
   process.off('SIGTERM', onTerm);
-  await revokeToken(ctx.config.vaultDir, info.id).catch(() => undefined);
+  await revoke();
   return {
     json: { exitCode: code, token: info.id },
     human: () => '',
