@@ -48,6 +48,10 @@ describe('attack: open redirect to another host carrying auth', () => {
   });
 
   it('a same-host redirect is not followed either (one request, the one the caller asked for)', async () => {
+    // The in-process run above stopped the daemon (in-process calls are refused while it serves the
+    // vault): connect again, which autostarts it.
+    c.close();
+    c = await attackerSocket(a);
     const before = a.raw.length;
     const res = await c.invoke({
       capability: 'echo/api',
