@@ -11,11 +11,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../../src/daemon/main.js';
 import { createDevVault, type DevVault } from '../support/dev-vault.js';
+import { skipOutsideCi } from '../support/ci.js';
 import { ensureUser } from './support/attack-env.js';
 
 const USER = 'aivault-attacker';
 const isRoot = process.getuid?.() === 0;
 const haveUser = isRoot && ensureUser(USER);
+const skip = skipOutsideCi(haveUser, 'root: a second OS user connects to the socket');
 
 let dv: DevVault;
 let base: string;
@@ -50,7 +52,7 @@ function connectAs(path: string): string {
   return (r.stdout || r.stderr).trim();
 }
 
-describe.skipIf(!haveUser)('attack: a second OS user connects to the daemon socket', () => {
+describe.skipIf(skip)('attack: a second OS user connects to the daemon socket', () => {
   it('default modes: socket 0600 in a 0700 dir', () => {
     expect(statSync(sock).mode & 0o777).toBe(0o600);
     expect(statSync(join(sock, '..')).mode & 0o777).toBe(0o700);
