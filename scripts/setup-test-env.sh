@@ -65,19 +65,20 @@ modules=()
 for a in "${addons[@]}"; do modules+=("${a#*|}"); done
 # One child process loads them all: the fast path. A child, because a bad binary can crash the process
 # that loads it rather than throw; on any failure each addon is checked (and built) on its own.
-load_all='for (const m of process.argv.slice(1)) require(m)'
-if node -e "$load_all" "${modules[@]}" >/dev/null 2>&1; then exit 0; fi
+# (The inner bash, rather than the node call alone, keeps this shell from printing "Segmentation fault".)
+loads() { bash -c 'node -e "for (const m of process.argv.slice(1)) require(m)" "$@"; exit $?' _ "$@" >/dev/null 2>&1; }
+if loads "${modules[@]}"; then exit 0; fi
 
 for a in "${addons[@]}"; do
   build="${a%|*}" module="${a#*|}"
-  if node -e "$load_all" "$module" >/dev/null 2>&1; then continue; fi
+  if loads "$module"; then continue; fi
   if ((dry_run)); then
     say "would build: bash $build (does not load: $module)"
     continue
   fi
   # shellcheck disable=SC2086 # the build command's words are its script and arguments
   bash $build
-  node -e "$load_all" "$module" || {
+  loads "$module" || {
     say "$module still does not load after 'bash $build' (is its npm package installed? run npm install)"
     exit 1
   }

@@ -79,7 +79,7 @@ describe('aivaultd protocol handling', () => {
     c.ws.send(inv(2));
     c.ws.send(inv(3));
     c.ws.send(inv(4));
-    expect(await c.next()).toMatchObject({ type: 'error', id: 4, error: 'rate_limited' });
+    expect(await c.next()).toMatchObject({ type: 'error', id: 4, error: 'daemon_busy' });
   });
 
   it('reports an unreachable daemon as daemon_unavailable', async () => {
