@@ -1,5 +1,7 @@
 /**
- * The stable error model. Codes are permanent: never rename or reuse one.
+ * The stable error model. Codes are permanent: never rename or reuse one. One code per situation, the same
+ * on every transport (socket, HTTP, WebSocket, CLI); README.md's error table lists them in this order
+ * (test/unit/errors.test.ts checks).
  * Across threads and sockets only `{ error, message, details? }` travels (structured clone and msgpack
  * drop the class); receivers rebuild with `fromWire` and match on `code`, never on `instanceof`.
  */
@@ -23,6 +25,7 @@ export type ErrorCode =
   | 'storage_corrupt'
   | 'usage'
   | 'daemon_unavailable'
+  | 'daemon_busy'
   | 'internal';
 
 export interface ErrorInfo {
@@ -53,6 +56,8 @@ export const ERRORS: Readonly<Record<ErrorCode, ErrorInfo>> = Object.freeze({
   storage_corrupt: { http: 500, exit: 1, title: 'A vault file is corrupt or was tampered with' },
   usage: { http: 400, exit: 2, title: 'Invalid command usage' },
   daemon_unavailable: { http: 503, exit: 1, title: 'aivaultd is not reachable' },
+  // Capacity, not policy: `rate_limited` is only ever a capability's per-minute limit.
+  daemon_busy: { http: 503, exit: 1, title: 'aivaultd is at its concurrency limit; retry' },
   internal: { http: 500, exit: 1, title: 'Internal error' },
 });
 

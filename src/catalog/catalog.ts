@@ -454,7 +454,7 @@ export async function deleteCredential(paths: CatalogPaths, id: string): Promise
     const before = doc.credentials.length;
     doc.credentials = doc.credentials.filter((c) => c.id !== id);
     if (doc.credentials.length === before)
-      throw new AivaultError('not_found', `credential ${id} does not exist`);
+      throw new AivaultError('credential_not_found', `credential ${id} does not exist`);
     const removed = doc.capabilities.filter((c) => c.credentialId === id).map((c) => c.id);
     doc.capabilities = doc.capabilities.filter((c) => c.credentialId !== id);
     doc.policies = doc.policies.filter((p) => !removed.includes(p.capabilityId));
@@ -533,7 +533,8 @@ export async function createCapability(
       throw new AivaultError('conflict', `capability ${input.id} already exists`);
     }
     const stored = doc.credentials.find((c) => c.id === input.credentialId);
-    if (!stored) throw new AivaultError('not_found', `credential ${input.credentialId} does not exist`);
+    if (!stored)
+      throw new AivaultError('credential_not_found', `credential ${input.credentialId} does not exist`);
     const credential = deriveCredential(stored, registry, () => undefined);
     if (!credential)
       throw new AivaultError('storage_corrupt', `credential ${input.credentialId} is not usable`);
@@ -582,7 +583,7 @@ export async function deleteCapability(
     const before = doc.capabilities.length;
     doc.capabilities = doc.capabilities.filter((c) => c.id !== id);
     if (doc.capabilities.length === before)
-      throw new AivaultError('not_found', `capability ${id} does not exist`);
+      throw new AivaultError('capability_not_found', `capability ${id} does not exist`);
     doc.policies = doc.policies.filter((p) => p.capabilityId !== id);
   });
 }

@@ -161,7 +161,7 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
     }
     if (id !== undefined && method === 'GET') {
       const c = (await snap()).credentials.get(id);
-      if (!c) throw new AivaultError('not_found', `credential ${id} does not exist`);
+      if (!c) throw new AivaultError('credential_not_found', `credential ${id} does not exist`);
       return { status: 200, body: c };
     }
     if (id !== undefined && method === 'PATCH') {
@@ -172,7 +172,7 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
         const doc = await readBrokerFile(cat.brokerJson);
         const i = doc.credentials.findIndex((c) => c.id === id);
         const stored = doc.credentials[i];
-        if (!stored) throw new AivaultError('not_found', `credential ${id} does not exist`);
+        if (!stored) throw new AivaultError('credential_not_found', `credential ${id} does not exist`);
         const patch = credentialInput(body, id);
         const merged: CreateCredentialInput = {
           id,

@@ -234,7 +234,7 @@ export class DaemonPool {
     }
     if (!best || best.calls.size >= this.maxCallsPerWorker) {
       throw new AivaultError(
-        'rate_limited',
+        'daemon_busy',
         `aivaultd is at its limit of ${this.maxCallsPerWorker} concurrent calls per request worker`,
       );
     }

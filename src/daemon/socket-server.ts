@@ -271,7 +271,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
             ws,
             frame.id,
             new AivaultError(
-              'rate_limited',
+              'daemon_busy',
               `too many in-flight invocations on this connection (max ${maxInflight})`,
             ),
           );

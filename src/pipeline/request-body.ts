@@ -30,13 +30,9 @@ function tooLarge(size: number, max: number): AivaultError {
 }
 
 async function fileSize(path: string): Promise<number> {
-  try {
-    const st = await fsp.stat(path);
-    if (!st.isFile()) throw new Error('not a file');
-    return st.size;
-  } catch {
-    throw new AivaultError('invalid_request', `cannot read request body file ${path}`);
-  }
+  const st = await fsp.stat(path).catch(() => undefined);
+  if (!st?.isFile()) throw new AivaultError('invalid_request', `cannot read request body file ${path}`);
+  return st.size;
 }
 
 function quote(value: string): string {

@@ -20,6 +20,7 @@
  *   `/v1/chat` allows `/v1/chat` and `/v1/chat/…`, not `/v1/chatx`; a prefix ending in `/` is a plain prefix.
  *   So RPC-style APIs list each method (`/api/chat.postMessage`, `/v1/places:searchText`).
  */
+import { AivaultError } from '../errors.js';
 import { compileRegistry } from './compile.js';
 import { REGISTRY_DATA } from './data.generated.js';
 import type {
@@ -84,7 +85,10 @@ export function authTypeOf(auth: AuthSpec): AuthType {
   const keys = Object.keys(auth);
   const key = keys[0];
   if (keys.length !== 1 || key === undefined || !(AUTH_TYPES as readonly string[]).includes(key)) {
-    throw new Error(`registry: auth spec must have exactly one strategy, got [${keys.join(', ')}]`);
+    throw new AivaultError(
+      'internal',
+      `registry: auth spec must have exactly one strategy, got [${keys.join(', ')}]`,
+    );
   }
   return key as AuthType;
 }

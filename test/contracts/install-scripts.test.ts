@@ -59,13 +59,27 @@ describe('install scripts', () => {
     }
   });
 
-  it('packages built from source have a build script that CI runs', () => {
-    const ci = readFileSync(join(ROOT, '.ci/run'), 'utf8');
+  it('packages built from source are built by the set-up step of `npm test`', () => {
+    const setup = readFileSync(join(ROOT, 'scripts/setup-test-env.sh'), 'utf8');
     for (const how of Object.values(allow.builtFromSource)) {
-      const script = /scripts\/[\w.-]+\.sh/.exec(how)?.[0];
-      expect(script, how).toBeDefined();
-      expect(ci).toContain(`bash ${script}`);
+      const build = /scripts\/[\w.-]+\.sh(?: [\w@/.-]+)?/.exec(how)?.[0];
+      expect(build, how).toBeDefined();
+      expect(setup).toContain(`"${build}|`);
     }
+  });
+
+  it('CI runs exactly the README test command, which starts with the set-up step', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(pkg.scripts.test).toMatch(/^bash scripts\/setup-test-env\.sh && /);
+    expect(pkg.scripts.test).toContain('node scripts/audit.mjs');
+    expect(pkg.scripts.test).toMatch(/dbus-run-session -- bash scripts\/keyring-session\.sh vitest run$/);
+    expect(readFileSync(join(ROOT, 'README.md'), 'utf8')).toMatch(/^npm test +# /m);
+    const ciCommands = readFileSync(join(ROOT, '.ci/run'), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() && !l.startsWith('#') && !/^(set|cd|export) /.test(l));
+    expect(ciCommands).toEqual(['npm install --no-audit --no-fund', 'npm test']);
   });
 });
 

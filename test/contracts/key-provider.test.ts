@@ -1,13 +1,14 @@
 // Runs the KeyProvider contract against every provider, the keychain one against a REAL Secret Service.
-// CI wraps the run in `dbus-run-session -- bash scripts/keyring-session.sh …`; without a reachable
+// `npm test` wraps vitest in `dbus-run-session -- bash scripts/keyring-session.sh …`; without a reachable
 // Secret Service the keychain suite FAILS with the provider's message. Set AIVAULT_TEST_NO_KEYRING=1 to
-// skip it explicitly (the skip is reported by vitest, never silent).
+// skip it explicitly outside CI (the skip is reported by vitest, never silent; under CI it fails).
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe } from 'vitest';
 import { Vault, deleteKeychainEntries } from '../../src/vault/index.js';
 import { FAST_KDF, configFor, tempDir } from '../unit/vault/fixtures/helpers.js';
 import { runKeyProviderSuite } from './key-provider.case.js';
+import { skipOutsideCi } from '../support/ci.js';
 
 const key = () => randomBytes(32).toString('base64');
 
@@ -86,7 +87,10 @@ runKeyProviderSuite('passphrase', async () => {
   };
 });
 
-const skipKeyring = process.env.AIVAULT_TEST_NO_KEYRING === '1';
+const skipKeyring = skipOutsideCi(
+  process.env.AIVAULT_TEST_NO_KEYRING !== '1',
+  'keychain provider (AIVAULT_TEST_NO_KEYRING=1 is set)',
+);
 describe.skipIf(skipKeyring)(
   'keychain provider against a real Secret Service (AIVAULT_TEST_NO_KEYRING=1 skips)',
   () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { encode } from 'msgpackr';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   decodeClientFrame,
   decodeDaemonFrame,
@@ -67,6 +67,7 @@ describe('aivaultd under a flood of malformed frames', () => {
       const seed = Date.now() % 1_000_000;
       const frames = randomFrames(FRAMES, seed);
       const ws = new WebSocket(`ws+unix:${fx.daemon.socketPath}:/`);
+      onTestFinished(() => ws.close());
       ws.binaryType = 'nodebuffer';
       const got: DaemonFrame[] = [];
       let closed = false;
@@ -110,7 +111,6 @@ describe('aivaultd under a flood of malformed frames', () => {
       }
       const answer = got.find((f) => f.id === 424242);
       expect(answer, `seed ${seed}`).toMatchObject({ type: 'response', status: 200 });
-      ws.close();
       // And a fresh client too.
       expect((await fx.client.invoke(envelope('/fresh'))).status).toBe(200);
     },
@@ -126,6 +126,7 @@ describe('aivaultd under a flood of malformed frames', () => {
       const bombs = readdirSync(BOMBS).map((f) => new Uint8Array(readFileSync(join(BOMBS, f))));
       expect(bombs.length).toBeGreaterThan(0);
       const ws = new WebSocket(`ws+unix:${fx.daemon.socketPath}:/`);
+      onTestFinished(() => ws.close());
       ws.binaryType = 'nodebuffer';
       const errors: string[] = [];
       ws.on('message', (d: Buffer) => {
@@ -138,7 +139,6 @@ describe('aivaultd under a flood of malformed frames', () => {
       while (errors.length < 300) await new Promise((r) => setTimeout(r, 20));
       expect(process.memoryUsage().rss - rssBefore).toBeLessThan(200 * 1024 * 1024);
       expect(errors.every((m) => m.includes('not valid msgpack'))).toBe(true);
-      ws.close();
       expect((await fx.client.invoke(envelope('/after-bombs'))).status).toBe(200);
     },
   );

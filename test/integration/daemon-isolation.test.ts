@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
@@ -41,8 +41,13 @@ describe('request workers hold no key', () => {
       minThreads: 1,
       maxThreads: 1,
     });
+    onTestFinished(() => pool.destroy());
     const call = new MessageChannel();
     const crypto = new MessageChannel();
+    onTestFinished(() => {
+      call.port1.close();
+      crypto.port1.close();
+    });
     const asked: CryptoRequest[] = [];
     crypto.port1.on('message', (req: CryptoRequest) => {
       asked.push(req);
@@ -80,9 +85,6 @@ describe('request workers hold no key', () => {
     ]);
     expect(asked.map((a) => a.op)).toEqual(['dev', 'decrypt']);
     expect(fx.upstream.requests.length).toBe(before);
-    call.port1.close();
-    crypto.port1.close();
-    await pool.destroy();
   }, 30_000);
 
   it('the crypto worker entry is separate from the request worker entry', () => {

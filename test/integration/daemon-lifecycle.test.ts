@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,7 +45,9 @@ describe('aivaultd lifecycle', () => {
     await new Promise((r) => child.once('exit', r));
     expect(existsSync(sock)).toBe(true);
     const d = await startDaemon(fx.config, { workers: 1, socketPath: sock });
+    onTestFinished(() => d.stop()); // idempotent: the test's own stop below is what it asserts on
     const c = await connect({ socketPath: sock });
+    onTestFinished(() => c.close());
     await c.ping();
     c.close();
     await d.stop();
@@ -55,14 +57,15 @@ describe('aivaultd lifecycle', () => {
   it('--shared uses 0660 / 0770', async () => {
     const sock = freshSocket();
     const d = await startDaemon(fx.config, { workers: 1, socketPath: sock, shared: true });
+    onTestFinished(() => d.stop());
     expect(statSync(sock).mode & 0o777).toBe(0o660);
     expect(statSync(join(sock, '..')).mode & 0o777).toBe(0o770);
-    await d.stop();
   }, 30_000);
 
   it('--once serves one connection, then stops', async () => {
     const sock = freshSocket();
     const d = await startDaemon(fx.config, { workers: 1, socketPath: sock, once: true });
+    onTestFinished(() => d.stop());
     const c = await connect({ socketPath: sock });
     expect((await c.invoke(envelope('/once'))).status).toBe(200);
     await expect(connect({ socketPath: sock })).rejects.toMatchObject({ code: 'daemon_unavailable' });
@@ -73,7 +76,9 @@ describe('aivaultd lifecycle', () => {
   it('graceful stop lets an in-flight stream finish and refuses new connections', async () => {
     const sock = freshSocket();
     const d = await startDaemon(fx.config, { workers: 1, socketPath: sock, shutdownDeadlineMs: 5000 });
+    onTestFinished(() => d.stop());
     const c = await connect({ socketPath: sock });
+    onTestFinished(() => c.close());
     await c.invoke(envelope('/warm'));
     const s = c.stream(envelope('/sse?n=3&interval=200'));
     await s.head;
@@ -83,7 +88,6 @@ describe('aivaultd lifecycle', () => {
     for await (const chunk of s.body) text += Buffer.from(chunk).toString();
     expect(text.match(/data: /g)).toHaveLength(3);
     await stopping;
-    c.close();
   }, 30_000);
 
   it('SIGTERM shuts the real binary down cleanly (socket and pid file removed)', async () => {

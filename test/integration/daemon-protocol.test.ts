@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { Packr } from 'msgpackr';
 import { decodeDaemonFrame, encodeFrame, type DaemonFrame } from '../../src/protocol/frames.js';
@@ -36,33 +36,34 @@ async function raw(): Promise<{ ws: WebSocket; next(): Promise<DaemonFrame> }> {
 describe('aivaultd protocol handling', () => {
   it('answers a malformed frame with an error frame and keeps the connection usable', async () => {
     const c = await raw();
+    onTestFinished(() => c.ws.close());
     c.ws.send(Buffer.from([0x82, 0xa1]));
     expect(await c.next()).toMatchObject({ type: 'error', error: 'invalid_request' });
     c.ws.send(encodeFrame({ type: 'ping', id: 5 }));
     expect(await c.next()).toMatchObject({ type: 'pong', id: 5 });
-    c.ws.close();
   });
 
   it('rejects an unknown protocol version with a clear message (routed to its id)', async () => {
     const c = await raw();
+    onTestFinished(() => c.ws.close());
     c.ws.send(new Packr({ useRecords: false }).pack({ v: 2, type: 'invoke', id: 7 }));
     const f = await c.next();
     expect(f).toMatchObject({ type: 'error', id: 7, error: 'invalid_request' });
     expect((f as { message: string }).message).toContain('unsupported protocol version 2');
-    c.ws.close();
   });
 
   it('rejects text messages and client-bound frame types', async () => {
     const c = await raw();
+    onTestFinished(() => c.ws.close());
     c.ws.send('hello');
     expect(await c.next()).toMatchObject({ type: 'error', error: 'invalid_request' });
     c.ws.send(encodeFrame({ type: 'end', id: 1 }));
     expect(await c.next()).toMatchObject({ type: 'error', id: 1, error: 'invalid_request' });
-    c.ws.close();
   });
 
   it('rejects a duplicate in-flight id and enforces the per-connection in-flight limit', async () => {
     const c = await raw();
+    onTestFinished(() => c.ws.close());
     const inv = (id: number) =>
       encodeFrame({
         type: 'invoke',
@@ -78,8 +79,7 @@ describe('aivaultd protocol handling', () => {
     c.ws.send(inv(2));
     c.ws.send(inv(3));
     c.ws.send(inv(4));
-    expect(await c.next()).toMatchObject({ type: 'error', id: 4, error: 'rate_limited' });
-    c.ws.close();
+    expect(await c.next()).toMatchObject({ type: 'error', id: 4, error: 'daemon_busy' });
   });
 
   it('reports an unreachable daemon as daemon_unavailable', async () => {

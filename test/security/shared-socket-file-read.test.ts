@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../../src/daemon/main.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../support/https-upstream.js';
 import { addCustomCredential, createDevVault, type DevVault } from '../support/dev-vault.js';
+import { skipOutsideCi } from '../support/ci.js';
 import { ensureUser } from './support/attack-env.js';
 
 const USER = 'aivault-attacker';
@@ -29,6 +30,7 @@ function ensureGroup(): boolean {
   return spawnSync('getent', ['group', GROUP]).status === 0;
 }
 const ready = isRoot && ensureUser(USER) && ensureGroup();
+const skip = skipOutsideCi(ready, 'root: a second OS user in the --shared group');
 
 let dv: DevVault;
 let base: string;
@@ -112,7 +114,7 @@ function asAttacker(envelopeJson: string): Promise<string> {
   });
 }
 
-describe.skipIf(!ready)('attack: a group member makes a --shared daemon read the operator’s files', () => {
+describe.skipIf(skip)('attack: a group member makes a --shared daemon read the operator’s files', () => {
   it('the attacker cannot read the file directly, but can use the shared socket (setup sanity)', async () => {
     const direct = spawnSync('runuser', ['-u', USER, '--', 'cat', rootOnly], { encoding: 'utf8' });
     expect(direct.status).not.toBe(0);

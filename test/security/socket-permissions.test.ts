@@ -8,14 +8,16 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { startDaemon, type Daemon } from '../../src/daemon/main.js';
 import { createDevVault, type DevVault } from '../support/dev-vault.js';
+import { skipOutsideCi } from '../support/ci.js';
 import { ensureUser } from './support/attack-env.js';
 
 const USER = 'aivault-attacker';
 const isRoot = process.getuid?.() === 0;
 const haveUser = isRoot && ensureUser(USER);
+const skip = skipOutsideCi(haveUser, 'root: a second OS user connects to the socket');
 
 let dv: DevVault;
 let base: string;
@@ -50,7 +52,7 @@ function connectAs(path: string): string {
   return (r.stdout || r.stderr).trim();
 }
 
-describe.skipIf(!haveUser)('attack: a second OS user connects to the daemon socket', () => {
+describe.skipIf(skip)('attack: a second OS user connects to the daemon socket', () => {
   it('default modes: socket 0600 in a 0700 dir', () => {
     expect(statSync(sock).mode & 0o777).toBe(0o600);
     expect(statSync(join(sock, '..')).mode & 0o777).toBe(0o700);
@@ -82,7 +84,7 @@ describe.skipIf(!haveUser)('attack: a second OS user connects to the daemon sock
   it('the root daemon is reachable for root itself (sanity)', async () => {
     const { connect } = await import('../../src/protocol/client.js');
     const c = await connect({ socketPath: sock });
+    onTestFinished(() => c.close());
     await c.ping();
-    c.close();
   });
 });

@@ -8,7 +8,13 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MOCK_REDACTED, startAttackEnv, type AttackEnv } from './support/attack-env.js';
+import {
+  MOCK_REDACTED,
+  startAttackEnv,
+  uniqueSecret,
+  wireError,
+  type AttackEnv,
+} from './support/attack-env.js';
 
 let real: AttackEnv;
 let attackerVault: AttackEnv;
@@ -93,10 +99,40 @@ describe('attack: tampered vault.json turns dev mode on', { timeout: 60_000 }, (
     }
   });
 
-  it('with the original file back, the real vault still ignores dev overrides (control)', async () => {
+  // Controls: the probes above pass only because the product refuses, not because it is broken.
+  it('control: the same invoke through a genuinely dev vault reaches the mock with the key (the probes can fail)', async () => {
+    const key = uniqueSecret('control');
+    attackerVault.addSecret(key);
+    const c = await attackerVault.cli(
+      ['-v', 'secrets', 'create', '--name', 'OPENAI_API_KEY', '--value-stdin'],
+      {},
+      key,
+    );
+    expect(c.code, c.stderr).toBe(0);
+    for (const extra of [{}, { AIVAULTD_DISABLE: '1' }]) {
+      const r = await attackerVault.cli(['-v', 'invoke', 'openai/models', '--timeout-ms', '4000'], extra);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+    }
+    expect(attackerVault.raw.filter((q) => JSON.stringify(q.headers).includes(key))).toHaveLength(2);
+  });
+
+  it('control: with the original file back, the real vault works and refuses only for want of dev mode', async () => {
     await real.cli(['restart']);
+    const st = await real.cli(['-v', 'status']);
+    expect(st.code, st.stderr).toBe(0);
+    expect(JSON.parse(st.stdout)).toMatchObject({ devOverridesHonoured: false });
     const r = await real.cli(['-v', 'invoke', 'openai/models', '--timeout-ms', '4000']);
     expect(r.code).not.toBe(0);
+    // It failed for the right reason: the request went to the real host (the dev resolver was ignored),
+    // which does not resolve offline or answers 401 to the made-up key online; a broken vault or daemon
+    // fails before that with another code.
+    const out = r.stdout + r.stderr;
+    if (!/"status":\s*401/.test(out)) {
+      expect(wireError(r)).toMatchObject({
+        error: 'upstream_unreachable',
+        message: expect.stringMatching(/^upstream api\.openai\.com: /) as unknown,
+      });
+    }
     expect(real.upstream.requests).toEqual([]);
   });
 });

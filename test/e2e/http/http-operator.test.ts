@@ -71,7 +71,10 @@ describe('operator API', () => {
     expect(dup.json.error).toBe('conflict');
     const del = await call('DELETE', '/aivault/credentials/echo2');
     expect(del.status).toBe(200);
-    expect((await call('GET', '/aivault/credentials/echo2')).status).toBe(404);
+    expect(await call('GET', '/aivault/credentials/echo2')).toMatchObject({
+      status: 404,
+      json: { error: 'credential_not_found' },
+    });
   });
 
   it('capabilities: create, get, update (allow + policy), delete', async () => {

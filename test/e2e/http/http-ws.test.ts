@@ -3,7 +3,7 @@
  * relayed both ways (text and binary), `targetUrl` refused, scope enforced, bad tokens refused.
  */
 import type { Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { ECHO_SECRET, startHttpFixture, type HttpFixture } from './http-fixture.js';
 
@@ -69,6 +69,7 @@ describe('GET /aivault/ws', () => {
   it('relays many frames in order (backpressure path)', async () => {
     const token = await fx.mint({ capabilities: ['echo/api'] });
     const ws = await open(token);
+    onTestFinished(() => ws.close());
     const n = 200;
     const got = collect(ws, n + 1);
     ws.send(JSON.stringify({ capability: 'echo/api', path: '/ws-echo' }));
@@ -79,7 +80,6 @@ describe('GET /aivault/ws', () => {
     for (let i = 0; i < n; i++) {
       expect(messages[i + 1]?.data.subarray(0, 6).toString()).toBe(String(i).padStart(6, '0'));
     }
-    ws.close();
   }, 30_000);
 
   it('large text and binary messages arrive intact, in order and of the right kind while the client is not reading', async () => {
@@ -89,6 +89,7 @@ describe('GET /aivault/ws', () => {
     // It does not reproduce the uWS bug itself (an unfragmented send passed it too; the loss is timing-bound).
     const token = await fx.mint({ capabilities: ['echo/api'] });
     const ws = await open(token);
+    onTestFinished(() => ws.close());
     const n = 60;
     const got = collect(ws, n + 1);
     ws.send(JSON.stringify({ capability: 'echo/api', path: '/ws-echo' }));
@@ -113,7 +114,6 @@ describe('GET /aivault/ws', () => {
       expect(m.binary, `message ${i}`).toBe(sent[i]!.binary);
       expect(m.data.equals(sent[i]!.data), `message ${i} (${sent[i]!.data.length} bytes)`).toBe(true);
     }
-    ws.close();
   }, 30_000);
 
   it('targetUrl in the connect frame is a policy_violation', async () => {

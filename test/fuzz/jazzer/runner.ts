@@ -4,7 +4,7 @@
  * the `jazzer` CLI for a bounded time and reads libFuzzer's own status lines back.
  *
  * The native addon is built from @jazzer.js/fuzzer's sources against Debian's libFuzzer by
- * scripts/build-jazzer.sh (run by .ci/run); without it every run reports `addonMissing`.
+ * scripts/build-jazzer.sh (run by `npm test`'s set-up step, scripts/setup-test-env.sh); without it every run reports `addonMissing`.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';

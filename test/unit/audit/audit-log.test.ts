@@ -9,7 +9,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { AuditLog } from '../../../src/audit/index.js';
 import { vaultPaths } from '../../../src/vault/index.js';
 import { configFor, tempDir } from '../vault/fixtures/helpers.js';
@@ -90,17 +90,18 @@ describe('AuditLog keepOpen (the daemon pipeline: one open day file)', () => {
 
   it('concurrent appends: every line whole, one per event, file 0600', async () => {
     const log = keepOpen();
+    onTestFinished(() => log.close());
     await Promise.all(
       Array.from({ length: 200 }, (_, i) => log.append({ kind: 'invoke', secretName: `S${i}` })),
     );
     const got = lines(log.fileFor(Date.now()));
     expect(got.sort()).toEqual(Array.from({ length: 200 }, (_, i) => `S${i}`).sort());
     expect(statSync(log.fileFor(Date.now())).mode & 0o777).toBe(0o600);
-    await log.close();
   });
 
   it('reopens on a new UTC day and when the day file is deleted or replaced (rotation)', async () => {
     const log = keepOpen();
+    onTestFinished(() => log.close());
     const base = Date.UTC(2026, 0, 10, 23, 59);
     await log.append({ kind: 'invoke', tsMs: base, secretName: 'A' });
     await log.append({ kind: 'invoke', tsMs: base + DAY, secretName: 'B' });
@@ -114,11 +115,11 @@ describe('AuditLog keepOpen (the daemon pipeline: one open day file)', () => {
     await log.append({ kind: 'invoke', tsMs: base + DAY, secretName: 'D' });
     expect(lines(log.fileFor(base + DAY))).toEqual(['D']);
     expect(lines(`${log.fileFor(base + DAY)}.1`)).toEqual(['C']);
-    await log.close();
   });
 
   it('close() releases the descriptor; appends after close still land (open+close per line)', async () => {
     const log = keepOpen();
+    onTestFinished(() => log.close());
     await log.append({ kind: 'invoke', secretName: 'A' });
     const fds = () => readdirSync('/proc/self/fd').length;
     const open = fds();
@@ -127,17 +128,16 @@ describe('AuditLog keepOpen (the daemon pipeline: one open day file)', () => {
     await log.append({ kind: 'invoke', secretName: 'B' });
     expect(fds()).toBe(open - 1);
     expect(lines(log.fileFor(Date.now()))).toEqual(['A', 'B']);
-    await log.close();
   });
 
   it('a failed write is still an internal error naming the file, and the next append retries', async () => {
     const log = keepOpen();
+    onTestFinished(() => log.close());
     const file = log.fileFor(Date.now());
     mkdirSync(file, { recursive: true });
     await expect(log.append({ kind: 'vault.init' })).rejects.toMatchObject({ code: 'internal' });
     rmSync(file, { recursive: true });
     await log.append({ kind: 'invoke', secretName: 'OK' });
     expect(lines(file)).toEqual(['OK']);
-    await log.close();
   });
 });

@@ -312,7 +312,7 @@ describe('mutations', () => {
           pathPrefixes: ['/'],
         }),
       ),
-    ).toBe('not_found');
+    ).toBe('credential_not_found');
     const cap = await createCapability(paths, registry, {
       id: 'acme/x',
       credentialId: 'mine',
@@ -338,7 +338,8 @@ describe('mutations', () => {
     const snap = await loadCatalog(paths, registry, secrets);
     expect(snap.capabilities.has('acme/x')).toBe(false);
     expect(snap.policies.size).toBe(0);
-    expect(await errorCode(deleteCredential(paths, 'mine'))).toBe('not_found');
+    expect(await errorCode(deleteCredential(paths, 'mine'))).toBe('credential_not_found');
+    expect(await errorCode(deleteCapability(paths, registry, 'acme/x'))).toBe('capability_not_found');
   });
 
   it('bind / list / unbind', async () => {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createGuardedLookup, Upstream } from '../../../src/pipeline/upstream.js';
 import type { DevOverrides } from '../../../src/config/env.js';
 import { AivaultError } from '../../../src/errors.js';
@@ -32,6 +32,7 @@ describe('Upstream (undici, connect-time address guard)', () => {
   it('refuses a name that resolves to loopback without a dev mapping, before any byte is sent', async () => {
     const before = up.requests.length;
     const u = new Upstream({ dev: { ...dev, resolve: new Map() } });
+    onTestFinished(() => u.close());
     expect(
       await code(
         u.request({ host: 'localhost', port: up.port, method: 'GET', pathAndQuery: '/x', headers: [] }),
@@ -43,7 +44,6 @@ describe('Upstream (undici, connect-time address guard)', () => {
       ),
     ).toBe('policy_violation');
     expect(up.requests.length).toBe(before);
-    await u.close();
   });
 
   it.each([
@@ -57,12 +57,12 @@ describe('Upstream (undici, connect-time address guard)', () => {
     const u = new Upstream({
       resolve: async () => answers.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
     });
+    onTestFinished(() => u.close());
     const err = await u
       .request({ host: 'rebind.test', port: 443, method: 'GET', pathAndQuery: '/', headers: [] })
       .catch((e: unknown) => e);
     expect((err as AivaultError).code).toBe('policy_violation');
     expect(up.requests.length).toBe(before);
-    await u.close();
   });
 
   it('the guarded lookup rejects forbidden answers and allows explicit dev mappings', async () => {
@@ -78,6 +78,7 @@ describe('Upstream (undici, connect-time address guard)', () => {
 
   it('reaches a dev-mapped host over real TLS with the dev CA; Host/SNI stay the real name', async () => {
     const u = new Upstream({ dev });
+    onTestFinished(() => u.close());
     const res = await u.request({
       host: 'upstream.test',
       port: 443,
@@ -95,21 +96,21 @@ describe('Upstream (undici, connect-time address guard)', () => {
     };
     expect(seen).toMatchObject({ path: '/v1/echo', query: 'a=1', body: 'hi' });
     expect(seen.headers.host).toBe('upstream.test');
-    await u.close();
   });
 
   it('fails TLS without the dev CA', async () => {
     const u = new Upstream({ dev: { ...dev, caCertPath: undefined } });
+    onTestFinished(() => u.close());
     const err = await u
       .request({ host: 'upstream.test', port: 443, method: 'GET', pathAndQuery: '/', headers: [] })
       .catch((e: unknown) => e);
     expect((err as AivaultError).code).toBe('upstream_unreachable');
     expect((err as AivaultError).message).toContain('TLS');
-    await u.close();
   });
 
   it('does not follow redirects', async () => {
     const u = new Upstream({ dev });
+    onTestFinished(() => u.close());
     const before = up.requests.length;
     const res = await u.request({
       host: 'upstream.test',
@@ -122,22 +123,22 @@ describe('Upstream (undici, connect-time address guard)', () => {
     expect(res.headers.location).toBe('https://other.test/steal');
     await res.body.dump();
     expect(up.requests.length).toBe(before + 1);
-    await u.close();
   });
 
   it('maps a stalled upstream to upstream_unreachable with a clear message', async () => {
     const u = new Upstream({ dev, headersTimeoutMs: 300 });
+    onTestFinished(() => u.close());
     const err = await u
       .request({ host: 'upstream.test', port: 443, method: 'GET', pathAndQuery: '/stall', headers: [] })
       .catch((e: unknown) => e);
     expect((err as AivaultError).code).toBe('upstream_unreachable');
     expect((err as AivaultError).message).toContain('timed out waiting for response headers');
-    await u.close();
   });
 
   it('presents a per-credential client certificate (mTLS)', async () => {
     const ca = createTestCa();
     const u = new Upstream({ dev });
+    onTestFinished(() => u.close());
     const res = await u.request({
       host: 'upstream.test',
       port: 443,
@@ -156,6 +157,5 @@ describe('Upstream (undici, connect-time address guard)', () => {
       headers: [],
     });
     expect(((await plain.body.json()) as { clientCertCn: string | null }).clientCertCn).toBeNull();
-    await u.close();
   });
 });
