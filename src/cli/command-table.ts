@@ -16,6 +16,7 @@ export const COMMAND_MODULES = Object.freeze({
   token: () => import('./commands/token.js'),
   run: () => import('./commands/run.js'),
   system: () => import('./commands/system.js'),
+  mcp: () => import('./commands/mcp.js'),
 });
 
 export type CommandModule = keyof typeof COMMAND_MODULES;

@@ -29,6 +29,7 @@ const daemon: CommandModule = 'daemon';
 const token: CommandModule = 'token';
 const runCommand: CommandModule = 'run';
 const system: CommandModule = 'system';
+const mcp: CommandModule = 'mcp';
 
 function scopeOptions(cmd: Command): Command {
   return cmd
@@ -376,6 +377,14 @@ export function buildProgram(run: Runner): Command {
     .option('--group-id <id>', 'group context')
     .option('--passphrase <value>', 'vault passphrase, to mint the token (prompted when needed)')
     .action(act(runCommand, 'run'));
+
+  program
+    .command('mcp')
+    .description('serve ready capabilities as MCP tools on stdio (for Claude Code and other MCP clients)')
+    .option('--capability <id>', 'only this capability or provider/* (repeatable)', collect)
+    .option('--workspace-id <id>', 'workspace context for every call')
+    .option('--group-id <id>', 'group context for every call')
+    .action(act(mcp, 'serve'));
 
   const sys = program
     .command('system')
