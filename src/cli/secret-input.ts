@@ -5,7 +5,7 @@
 import { openSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
 import { AivaultError } from '../errors.js';
-import { Vault } from '../vault/index.js';
+import type { Vault } from '../vault/index.js';
 import type { CliContext, CommandOptions } from './context.js';
 import { optBool, optString } from './context.js';
 
@@ -121,6 +121,8 @@ export async function withOperatorVault<T>(vault: Vault | undefined, run: () => 
  */
 export async function openVaultForWrite(ctx: CliContext): Promise<Vault> {
   if (operatorVault !== undefined) return operatorVault;
+  // Loaded here, not at the top: the router imports this module on every command, invoke included.
+  const { Vault } = await import('../vault/index.js');
   const vault = await Vault.open(ctx.config);
   if (!vault.isLocked() || (await vault.status()).provider !== 'passphrase') return vault;
   let passphrase: string;
