@@ -135,6 +135,7 @@ export function buildProgram(run: Runner): Command {
     .command('unlock')
     .description('unlock a passphrase vault in aivaultd')
     .option('--passphrase <value>', 'passphrase (prompted when omitted)')
+    .option('--passphrase-stdin', 'read the passphrase from stdin (scripts)')
     .action(act(vault, 'unlock'));
   program.command('lock').description('lock a passphrase vault in aivaultd').action(act(vault, 'lock'));
   program

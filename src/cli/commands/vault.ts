@@ -7,7 +7,7 @@ import { vaultPaths } from '../../vault/paths.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optBool, optString, parseCount } from '../context.js';
 import { renderFields, renderTable, type Painter } from '../output.js';
-import { openVaultForWrite, promptHidden } from '../secret-input.js';
+import { openVaultForWrite, promptHidden, readAllStdin } from '../secret-input.js';
 import { tellDaemon } from '../daemon-link.js';
 
 function stateLabel(localLocked: boolean, daemonLocked: unknown, p: Painter): string {
@@ -72,8 +72,13 @@ export async function status(ctx: CliContext): Promise<CommandResult> {
   const daemon = await tellDaemon(ctx.config, { type: 'status' }).catch(() => undefined);
   const devRequested = hasDevRequests(ctx.config.devRequested);
   const iso = isolationOf(ctx.config, s.provider);
+  // One truth: a passphrase vault is unlocked when aivaultd holds its key, even though this process
+  // does not; `lockedIn` says where the key is.
+  const unlockedInDaemon = s.locked && daemon?.locked === false;
   const json = {
     ...s,
+    locked: s.locked && !unlockedInDaemon,
+    keyHeldBy: !s.locked ? 'this process' : unlockedInDaemon ? 'aivaultd' : null,
     isolation: iso,
     devOverridesRequested: devRequested,
     devOverridesHonoured: s.dev && devRequested,
@@ -144,7 +149,13 @@ export async function unlock(
   if (before.provider !== 'passphrase') {
     return { json: before, human: (p) => p.dim(`The ${before.provider} provider needs no unlock.`) };
   }
-  const passphrase = optString(opts, 'passphrase') ?? (await promptHidden(ctx, 'Passphrase'));
+  let passphrase = optString(opts, 'passphrase');
+  if (optBool(opts, 'passphraseStdin')) {
+    if (passphrase !== undefined)
+      throw new AivaultError('usage', 'give --passphrase or --passphrase-stdin, not both');
+    passphrase = (await readAllStdin(ctx.stdin)).split(/\r?\n/)[0] ?? '';
+  }
+  passphrase ??= await promptHidden(ctx, 'Passphrase');
   await vault.unlock(passphrase); // verifies the passphrase locally first: a wrong one never reaches the daemon
   await tellDaemon(ctx.config, { type: 'unlock', passphrase }, { autostart: true });
   const s = await vault.status();
