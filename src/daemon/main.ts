@@ -8,6 +8,10 @@
  * (core-limit.ts); where that is unavailable it says so on stderr and operators should use `ulimit -c 0`
  * (or LimitCORE=0). Independently, the KEK lives in sodium_malloc memory (mlock'ed, guard pages, no-access
  * while idle, MADV_DONTDUMP where supported), secret buffers are zeroed after use, and nothing is logged.
+ *
+ * Not dumpable: on Linux the daemon sets prctl(PR_SET_DUMPABLE, 0) before anything else (dumpable.ts), so
+ * same-user processes cannot read its memory through /proc/<pid>/mem or ptrace. It refuses to start when
+ * that addon is missing rather than run readable.
  */
 import { promises as fsp, realpathSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +24,7 @@ import { startSocketServer, type SocketServer } from './socket-server.js';
 import { startHttpServer, type HttpServer } from './http-server.js';
 import { parseListenAddress } from './http-passthrough.js';
 import { disableCoreDumps } from './core-limit.js';
+import { disableDumpable } from './dumpable.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -209,6 +214,19 @@ async function main(argv: readonly string[]): Promise<number> {
   if (parsed.help) {
     process.stdout.write(HELP);
     return 0;
+  }
+  // First, before any worker thread exists or any secret is read.
+  const dumpable = disableDumpable();
+  if (!dumpable.ok) {
+    if (process.platform === 'linux') {
+      process.stderr.write(
+        `aivaultd: refusing to start: cannot make the daemon non-dumpable: ${dumpable.reason}\n`,
+      );
+      return 1;
+    }
+    process.stderr.write(
+      `aivaultd: warning: daemon memory is readable by same-user ptrace (${dumpable.reason})\n`,
+    );
   }
   const core = disableCoreDumps();
   if (!core.ok) {
