@@ -25,6 +25,7 @@ import { startHttpServer, type HttpServer } from './http-server.js';
 import { parseListenAddress } from './http-passthrough.js';
 import { disableCoreDumps } from './core-limit.js';
 import { disableDumpable } from './dumpable.js';
+import { writeRunFile } from './run-dir.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -100,6 +101,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       socketMode,
       socketDirMode,
       allowLocalFiles: !opts.shared,
+      allowRootOwnedDir: opts.shared === true,
       ...(opts.maxInflightPerConnection !== undefined
         ? { maxInflightPerConnection: opts.maxInflightPerConnection }
         : {}),
@@ -124,16 +126,18 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       throw err;
     }
   }
-  if (opts.pidFile !== false) {
-    await fsp.writeFile(pidPath, `${process.pid}\n`, { mode: 0o600 });
-  }
-  if (http) {
+  try {
+    if (opts.pidFile !== false) await writeRunFile(pidPath, `${process.pid}\n`);
     // `aivault run` reads this to find the listener (and checks /aivault/health before trusting it).
-    await fsp.writeFile(
-      httpInfoPath,
-      `${JSON.stringify({ host: http.host, port: http.port, pid: process.pid })}\n`,
-      { mode: 0o600 },
-    );
+    if (http) {
+      await writeRunFile(
+        httpInfoPath,
+        `${JSON.stringify({ host: http.host, port: http.port, pid: process.pid })}\n`,
+      );
+    }
+  } catch (err) {
+    await stop();
+    throw err;
   }
   return { socketPath, pool, server, http, stopped, stop };
 }

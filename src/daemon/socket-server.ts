@@ -26,6 +26,7 @@ import {
   type TemplatedApp,
   type WebSocket,
 } from './uws.js';
+import { chmodSocket, prepareRunDir } from './run-dir.js';
 
 export interface SocketServerOptions {
   readonly socketPath: string;
@@ -43,6 +44,8 @@ export interface SocketServerOptions {
    * the owner's private socket; false for --shared, where a group member could read the owner's files.
    */
   readonly allowLocalFiles?: boolean;
+  /** Accept a root-owned socket dir an admin prepared (--shared); otherwise it must be ours. */
+  readonly allowRootOwnedDir?: boolean;
 }
 
 interface Call {
@@ -81,23 +84,9 @@ function isListening(path: string): Promise<boolean> {
   });
 }
 
-/** Create the socket dir (mode enforced only on a dir we create or own), remove a stale socket file. */
-async function prepareSocketPath(path: string, dirMode: number): Promise<void> {
-  const dir = dirname(path);
-  let created = false;
-  try {
-    await fsp.mkdir(dir, { mode: dirMode });
-    created = true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      await fsp.mkdir(dir, { recursive: true, mode: dirMode });
-      created = true;
-    } else if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-  const st = await fsp.stat(dir);
-  if (created || (typeof process.getuid === 'function' && st.uid === process.getuid())) {
-    await fsp.chmod(dir, dirMode);
-  }
+/** Create the socket dir (never through a symlink, see run-dir.ts), remove a stale socket file. */
+async function prepareSocketPath(path: string, dirMode: number, allowRootOwnedDir: boolean): Promise<void> {
+  await prepareRunDir(dirname(path), dirMode, { allowRootOwned: allowRootOwnedDir });
   let existing;
   try {
     existing = await fsp.lstat(path);
@@ -116,7 +105,7 @@ async function prepareSocketPath(path: string, dirMode: number): Promise<void> {
 export async function startSocketServer(pool: DaemonPool, opts: SocketServerOptions): Promise<SocketServer> {
   const maxInflight = opts.maxInflightPerConnection ?? 1024;
   const highWater = opts.highWaterMark ?? 1024 * 1024;
-  await prepareSocketPath(opts.socketPath, opts.socketDirMode);
+  await prepareSocketPath(opts.socketPath, opts.socketDirMode, opts.allowRootOwnedDir === true);
   const sockets = new Set<WebSocket<Conn>>();
 
   const send = (ws: WebSocket<Conn>, frame: FrameInput): void => {
@@ -328,7 +317,12 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
     process.umask(oldUmask);
   }
   if (!listenSocket) throw new AivaultError('daemon_unavailable', `cannot listen on ${opts.socketPath}`);
-  await fsp.chmod(opts.socketPath, opts.socketMode);
+  try {
+    await chmodSocket(opts.socketPath, opts.socketMode);
+  } catch (err) {
+    closeListenSocket(listenSocket);
+    throw err;
+  }
   let ls: ListenSocket | undefined = listenSocket;
 
   return {
