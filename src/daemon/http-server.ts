@@ -8,8 +8,8 @@
  *   …    /aivault/{credentials,capabilities,secrets,tokens}   operator API (http-admin.ts)
  * Proxy routes need a proxy token (`avp_…`); operator routes an operator token (`avo_…`). Peers that are
  * not on loopback — and WebSocket upgrades from a web page whose Origin is not on loopback — are refused
- * unless the operator opted in (`--http-allow-remote`). A relay lives only as long as its token: expiry
- * or revocation closes it (1008). This thread checks tokens (hashes only) and picks the passthrough
+ * unless the operator opted in (`--http-allow-remote`). A relay or an HTTP stream lives only as long as its
+ * token: expiry or revocation closes it (1008 for a relay; a 401 or a cut connection for a stream). This thread checks tokens (hashes only) and picks the passthrough
  * capability label; every policy decision is made again by the broker in the request worker. No secret
  * value ever reaches this thread.
  */
@@ -47,7 +47,10 @@ import { WS_MAX_UNACKED_BYTES, type WsConnect, type WsMainToWorker } from './htt
 /** Largest request body the listener accepts (the same bound as a unix-socket frame). */
 export const MAX_HTTP_BODY_BYTES = 64 * 1024 * 1024;
 const HIGH_WATER = 1024 * 1024;
-/** How often open /aivault/ws relays re-check that their proxy token is still valid (not expired/revoked). */
+/**
+ * How often open /aivault/ws relays and open HTTP streams (/aivault/proxy, /v/…, SSE included) re-check
+ * that their proxy token is still valid (not expired/revoked).
+ */
 export const WS_TOKEN_RECHECK_MS = 1000;
 
 export interface HttpServerOptions {
@@ -55,6 +58,17 @@ export interface HttpServerOptions {
   readonly port: number;
   /** Accept non-loopback peers (operator opt-in). */
   readonly allowRemote: boolean;
+  /** Token re-check interval for open relays and streams (default WS_TOKEN_RECHECK_MS). Tests only. */
+  readonly tokenRecheckMs?: number;
+}
+
+/** An HTTP call in flight, authorised by its proxy token for as long as it runs (like a relay). */
+interface OpenStream {
+  readonly token: ProxyTokenRecord;
+  readonly route: string;
+  readonly peer: string;
+  /** Abort the call and end the response (401 before the head, a cut connection after it). */
+  revoke(): void;
 }
 
 export interface HttpServer {
@@ -195,6 +209,8 @@ export async function startHttpServer(
   };
   const responses = new Set<HttpResponse>();
   const sockets = new Set<WebSocket<WsData>>();
+  const streams = new Set<OpenStream>();
+  const recheckMs = opts.tokenRecheckMs ?? WS_TOKEN_RECHECK_MS;
   const tag = vaultTag(config.vaultDir);
 
   /** Every route starts here: abort tracking + the peer check. Returns undefined when refused. */
@@ -227,19 +243,31 @@ export async function startHttpServer(
     return { st, peer };
   };
 
-  /** Run one invocation and stream its answer into `res` with credit-based backpressure. */
-  const relayCall = (res: HttpResponse, st: ReqState, envelope: Envelope, context: RequestContext): void => {
+  /**
+   * Run one invocation and stream its answer into `res` with credit-based backpressure. The call stays
+   * registered in `streams` until it ends, so the token re-check can end it when the token dies.
+   */
+  const relayCall = (
+    res: HttpResponse,
+    st: ReqState,
+    envelope: Envelope,
+    token: ProxyTokenRecord,
+    peer: string,
+    route: string,
+  ): void => {
     let headSent = false;
     let owed = 0;
     let waiting = false;
+    const tracked: { entry?: OpenStream } = {};
     const done = (): void => {
       st.finished = true;
       responses.delete(res);
+      if (tracked.entry) untrack(tracked.entry);
     };
     let handle: ReturnType<DaemonPool['startCall']>;
     try {
       handle = pool.startCall(
-        { envelope, context, stream: true },
+        { envelope, context: tokenContext(token, peer), stream: true },
         {
           onMessage: (msg) => {
             if (st.aborted || st.finished) return;
@@ -292,9 +320,26 @@ export async function startHttpServer(
       writeError(res, st, err);
       return;
     }
+    const entry: OpenStream = {
+      token,
+      route,
+      peer,
+      revoke: () => {
+        if (st.aborted || st.finished) return;
+        handle.abort();
+        handle.grant(1);
+        if (!headSent) {
+          writeError(res, st, new AivaultError('token_invalid', 'proxy token expired or was revoked'));
+        } else res.close(); // mid-stream: the client sees a cut connection, never a clean end
+        done();
+      },
+    };
+    tracked.entry = entry;
+    if (!st.finished) track(entry);
     st.onAbort = () => {
       handle.abort();
       handle.grant(1);
+      untrack(entry);
     };
   };
 
@@ -349,7 +394,7 @@ export async function startHttpServer(
           writeError(res, st, new AivaultError('invalid_request', 'the proxy body must be a JSON object'));
           return;
         }
-        relayCall(res, st, envelope as Envelope, tokenContext(rec, peer));
+        relayCall(res, st, envelope as Envelope, rec, peer, '/aivault/proxy');
       });
     });
   });
@@ -426,7 +471,7 @@ export async function startHttpServer(
             ...(body && body.byteLength > 0 ? { bodyBase64: body.toString('base64') } : {}),
           },
         };
-        relayCall(res, st, envelope, tokenContext(rec, peer));
+        relayCall(res, st, envelope, rec, peer, '/v/');
       })();
     };
     if (hasBody) readBody(res, st, req.getHeader('content-length'), proceed);
@@ -535,7 +580,7 @@ export async function startHttpServer(
     },
     open: (ws) => {
       sockets.add(ws);
-      recheckTimer ??= setInterval(() => void recheckTokens(), WS_TOKEN_RECHECK_MS).unref();
+      startRecheck();
     },
     message: (ws, message, isBinary) => {
       const d = ws.getUserData();
@@ -583,7 +628,7 @@ export async function startHttpServer(
     },
     close: (ws, code, message) => {
       sockets.delete(ws);
-      if (sockets.size === 0) stopRecheck();
+      if (sockets.size === 0 && streams.size === 0) stopRecheck();
       const d = ws.getUserData();
       d.open = false;
       if (d.relay) {
@@ -595,21 +640,43 @@ export async function startHttpServer(
 
   let recheckTimer: ReturnType<typeof setInterval> | undefined;
   let rechecking = false;
+  const startRecheck = (): void => {
+    recheckTimer ??= setInterval(() => void recheckTokens(), recheckMs).unref();
+  };
   const stopRecheck = (): void => {
     if (recheckTimer) clearInterval(recheckTimer);
     recheckTimer = undefined;
   };
+  function track(s: OpenStream): void {
+    streams.add(s);
+    startRecheck();
+  }
+  function untrack(s: OpenStream): void {
+    streams.delete(s);
+    if (sockets.size === 0 && streams.size === 0) stopRecheck();
+  }
   /**
-   * A relay is authorised by its token for as long as it is open, not just at the upgrade: close every
-   * socket whose token expired or was revoked (tokens.json is re-read only when it changed). A token
-   * file that cannot be read closes them too (fail closed), as it refuses new upgrades.
+   * A relay or an HTTP stream is authorised by its token for as long as it is open, not just when it
+   * starts: end every one whose token expired or was revoked (tokens.json is re-read only when it
+   * changed). A token file that cannot be read ends them too (fail closed), as it refuses new calls.
    */
   const recheckTokens = async (): Promise<void> => {
-    if (rechecking || sockets.size === 0) return;
+    if (rechecking || (sockets.size === 0 && streams.size === 0)) return;
     rechecking = true;
     try {
       const active = await verifier.activeProxyTokenIds().catch(() => new Set<string>());
       const now = Date.now();
+      for (const s of [...streams]) {
+        if (active.has(s.token.id) && s.token.expiresAtMs > now) continue;
+        audit({
+          kind: 'http.denied',
+          path: s.route,
+          errorCode: 'token_invalid',
+          note: 'stream closed: token expired or revoked',
+          ...(s.peer ? { clientIp: s.peer } : {}),
+        });
+        s.revoke();
+      }
       for (const ws of [...sockets]) {
         const d = ws.getUserData();
         if (!d.open) continue;
@@ -691,6 +758,7 @@ export async function startHttpServer(
     },
     closeConnections() {
       stopRecheck();
+      streams.clear();
       for (const ws of [...sockets]) ws.end(1001, 'aivaultd shutting down');
       for (const res of [...responses]) {
         try {

@@ -50,6 +50,8 @@ export interface DaemonOptions {
   readonly http?: string;
   /** Accept non-loopback peers on the HTTP listener (else config.httpAllowRemote). */
   readonly httpAllowRemote?: boolean;
+  /** Token re-check interval for open HTTP relays/streams. In-process tests only: no flag or env sets it. */
+  readonly httpTokenRecheckMs?: number;
 }
 
 export interface Daemon {
@@ -119,7 +121,11 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   }
   if (httpAddr) {
     try {
-      http = await startHttpServer(server.app, pool, config, { ...httpAddr, allowRemote });
+      http = await startHttpServer(server.app, pool, config, {
+        ...httpAddr,
+        allowRemote,
+        ...(opts.httpTokenRecheckMs !== undefined ? { tokenRecheckMs: opts.httpTokenRecheckMs } : {}),
+      });
     } catch (err) {
       server.stopListening();
       await pool.close(0);
