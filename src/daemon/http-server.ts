@@ -28,6 +28,7 @@ import {
   closeListenSocket,
   localPort,
   sendMessage,
+  type HttpRequest,
   type HttpResponse,
   type ListenSocket,
   type TemplatedApp,
@@ -41,6 +42,7 @@ import {
   splitPassthroughPath,
 } from './http-passthrough.js';
 import { handleAdmin, type AdminContext } from './http-admin.js';
+import { checkFraming } from './http-strict.js';
 import { sendableCloseCode } from './http-ws-upstream.js';
 import { WS_MAX_UNACKED_BYTES, type WsConnect, type WsMainToWorker } from './http-ws-protocol.js';
 
@@ -213,8 +215,11 @@ export async function startHttpServer(
   const recheckMs = opts.tokenRecheckMs ?? WS_TOKEN_RECHECK_MS;
   const tag = vaultTag(config.vaultDir);
 
-  /** Every route starts here: abort tracking + the peer check. Returns undefined when refused. */
-  const begin = (res: HttpResponse): { st: ReqState; peer: string } | undefined => {
+  /**
+   * Every route starts here: abort tracking, framing rules (http-strict.ts), the peer check. Returns
+   * undefined when refused. Must run synchronously in the route handler (it reads `req`).
+   */
+  const begin = (res: HttpResponse, req: HttpRequest): { st: ReqState; peer: string } | undefined => {
     const st: ReqState = { aborted: false, finished: false };
     responses.add(res);
     res.onAborted(() => {
@@ -222,6 +227,24 @@ export async function startHttpServer(
       responses.delete(res);
       st.onAbort?.();
     });
+    const lines: [string, string][] = [];
+    req.forEach((name, value) => lines.push([name, value]));
+    const framing = checkFraming(lines);
+    if (framing) {
+      // Not end(): uWS would go on to dispatch a request smuggled after this one in the same read. With
+      // this response still open, uWS drops the connection if anything follows; otherwise the status and
+      // message go out and the connection is closed on the next turn.
+      st.finished = true;
+      res
+        .writeStatus(statusLine(framing.status))
+        .writeHeader('content-type', 'application/json')
+        .writeHeader('connection', 'close')
+        .write(JSON.stringify({ error: 'invalid_request', message: framing.message }));
+      setImmediate(() => {
+        if (!st.aborted) res.close();
+      });
+      return undefined;
+    }
     const peer = text(res.getRemoteAddressAsText());
     if (!opts.allowRemote && !isLoopbackPeer(peer)) {
       writeError(
@@ -367,14 +390,14 @@ export async function startHttpServer(
     }
   };
 
-  app.get('/aivault/health', (res) => {
-    const b = begin(res);
+  app.get('/aivault/health', (res, req) => {
+    const b = begin(res, req);
     if (!b) return;
     writeJson(res, b.st, 200, { ok: true, vault: tag, pid: process.pid });
   });
 
   app.post('/aivault/proxy', (res, req) => {
-    const b = begin(res);
+    const b = begin(res, req);
     if (!b) return;
     const { st, peer } = b;
     const token = extractToken({ authorization: req.getHeader('authorization') }, false);
@@ -400,7 +423,7 @@ export async function startHttpServer(
   });
 
   app.any('/v/*', (res, req) => {
-    const b = begin(res);
+    const b = begin(res, req);
     if (!b) return;
     const { st, peer } = b;
     const method = req.getCaseSensitiveMethod().toUpperCase();
@@ -480,7 +503,7 @@ export async function startHttpServer(
 
   const adminCtx: AdminContext = { config, paths, verifier, snapshot, audit };
   app.any('/aivault/*', (res, req) => {
-    const b = begin(res);
+    const b = begin(res, req);
     if (!b) return;
     const { st, peer } = b;
     const method = req.getCaseSensitiveMethod().toUpperCase();
@@ -498,8 +521,8 @@ export async function startHttpServer(
     } else run(undefined);
   });
 
-  app.any('/*', (res) => {
-    const b = begin(res);
+  app.any('/*', (res, req) => {
+    const b = begin(res, req);
     if (!b) return;
     writeError(res, b.st, new AivaultError('not_found', 'no such route'));
   });
