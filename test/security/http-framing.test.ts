@@ -7,19 +7,14 @@
  * closed, never left hanging.
  */
 import { connect } from 'node:net';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAttackEnv, type AttackEnv } from './support/attack-env.js';
+import { startHttpAttackEnv, type AttackEnv } from './support/attack-env.js';
 
 let a: AttackEnv;
 let port = 0;
 
 beforeAll(async () => {
-  a = await startAttackEnv({ extraEnv: { AIVAULTD_HTTP: '127.0.0.1:0' } });
-  expect((await a.cli(['invoke', 'openai/models', '--path', '/v1/models/warm-up'])).code).toBe(0);
-  port = (JSON.parse(readFileSync(join(a.vaultDir, 'run', 'aivaultd.http.json'), 'utf8')) as { port: number })
-    .port;
+  ({ env: a, port } = await startHttpAttackEnv());
 }, 120_000);
 afterAll(() => a?.close());
 

@@ -6,11 +6,9 @@
  * revoked; the cut is audited.
  */
 import { request } from 'node:http';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerSecret } from '../support/run-cli.js';
-import { startAttackEnv, type AttackEnv } from './support/attack-env.js';
+import { startHttpAttackEnv, type AttackEnv } from './support/attack-env.js';
 
 /** 200 events 100 ms apart: a 20 s stream, so any cut within a few seconds is the daemon's. */
 const SSE_PATH = '/v1/models/sse?n=200&interval=100';
@@ -18,10 +16,7 @@ let a: AttackEnv;
 let port = 0;
 
 beforeAll(async () => {
-  a = await startAttackEnv({ extraEnv: { AIVAULTD_HTTP: '127.0.0.1:0' } });
-  expect((await a.cli(['invoke', 'openai/models', '--path', '/v1/models/warm-up'])).code).toBe(0);
-  port = (JSON.parse(readFileSync(join(a.vaultDir, 'run', 'aivaultd.http.json'), 'utf8')) as { port: number })
-    .port;
+  ({ env: a, port } = await startHttpAttackEnv());
 }, 120_000);
 afterAll(() => a?.close());
 
