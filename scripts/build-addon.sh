@@ -5,6 +5,8 @@
 #   keytar: its install script downloads a prebuild from GitHub (needs libsecret-1-dev);
 #   argon2: its linux-x64 glibc prebuild segfaults on load on Debian 12 (its install script would have
 #           compiled it after that failed load).
+# Our own addons live in native/<name> (not npm packages): `dumpable` is aivaultd's prctl(PR_SET_DUMPABLE, 0),
+# which the daemon refuses to start without on Linux (src/daemon/dumpable.ts).
 # Safe to re-run: a package that already loads is left alone; a package that is not installed is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,11 +14,18 @@ gyp="$(dirname "$(command -v npm)")/../lib/node_modules/npm/node_modules/node-gy
 [ -f "$gyp" ] || gyp="$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js"
 nodedir="$(dirname "$(dirname "$(command -v node)")")"
 for pkg in "$@"; do
-  [ -d "node_modules/$pkg" ] || { echo "$pkg not installed; skipping"; continue; }
+  if [ -f "native/$pkg/binding.gyp" ]; then
+    dir="native/$pkg"
+    mod="./native/$pkg/build/Release/$pkg.node"
+  else
+    [ -d "node_modules/$pkg" ] || { echo "$pkg not installed; skipping"; continue; }
+    dir="node_modules/$pkg"
+    mod="$pkg"
+  fi
   # A child process, because a bad binary can crash the process that loads it rather than throw.
-  if bash -c "node -e \"require('$pkg')\"; exit \$?" >/dev/null 2>&1; then continue; fi
+  if bash -c "node -e \"require('$mod')\"; exit \$?" >/dev/null 2>&1; then continue; fi
   log="$(mktemp)"
-  (cd "node_modules/$pkg" && node "$gyp" rebuild --nodedir="$nodedir" >"$log" 2>&1) || { cat "$log"; exit 1; }
+  (cd "$dir" && node "$gyp" rebuild --nodedir="$nodedir" >"$log" 2>&1) || { cat "$log"; exit 1; }
   rm -f "$log"
-  node -e "require('$pkg')" && echo "$pkg built from source"
+  node -e "require('$mod')" && echo "$pkg built from source"
 done

@@ -28,6 +28,7 @@ apt_pkgs=(libsecret-1-dev gnome-keyring dbus dbus-x11 openssl libclang-rt-14-dev
 addons=(
   "scripts/build-addon.sh argon2|argon2"
   "scripts/build-addon.sh keytar|keytar"
+  "scripts/build-addon.sh dumpable|./native/dumpable/build/Release/dumpable.node"
   "scripts/build-jazzer.sh|./node_modules/@jazzer.js/fuzzer/dist/addon.js"
 )
 

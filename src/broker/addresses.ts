@@ -115,3 +115,11 @@ export function isForbiddenAddress(address: string): boolean {
     return true;
   }
 }
+
+/**
+ * A plain IP address literal (dotted-quad IPv4 or IPv6 without a zone): what a caller-supplied `clientIp`
+ * must be before it is logged. ipaddr.js's own `isValid` also takes `0x7f.1`-style and zone-id forms.
+ */
+export function isIpLiteral(value: string): boolean {
+  return ipaddr.IPv4.isValidFourPartDecimal(value) || (ipaddr.IPv6.isValid(value) && !value.includes('%'));
+}

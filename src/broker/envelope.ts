@@ -9,6 +9,7 @@
 import { fail, ok, type Result } from '../errors.js';
 import { HTTP_METHODS, type HttpMethod } from '../registry/types.js';
 import { MAX_HEADERS } from './headers.js';
+import { isId } from './ids.js';
 import { MAX_PATH_LENGTH } from './path.js';
 import type { Envelope, EnvelopeRequest, MultipartField, MultipartFile } from './types.js';
 
@@ -82,9 +83,13 @@ function checkKeys(obj: Obj, allowed: ReadonlySet<string>, where: string): Resul
   return ok(true);
 }
 
+/** The value is not echoed: it is caller input that may hold control characters. */
 function parseId(value: unknown, field: string): Result<string> {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ID_LENGTH) {
     return fail('invalid_request', `${field} must be a non-empty string`, { field });
+  }
+  if (!isId(value)) {
+    return fail('invalid_request', `${field} must be an id (letters, digits, . _ - /)`, { field });
   }
   return ok(value);
 }

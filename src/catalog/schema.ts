@@ -8,8 +8,9 @@ import { AivaultError } from '../errors.js';
 import { isValidHostPattern } from '../broker/hosts.js';
 import { normalizePath } from '../broker/path.js';
 import { HTTP_METHODS } from '../registry/types.js';
+import { ID_PATTERN } from '../broker/ids.js';
 
-export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
+export { ID_PATTERN };
 
 const id = z.string().regex(ID_PATTERN, 'must be an id (letters, digits, . _ - /)');
 const nonEmpty = z.string().min(1);

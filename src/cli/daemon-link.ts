@@ -4,7 +4,6 @@
  * start one daemon, not 50.
  */
 import { spawn } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +11,7 @@ import lockfile from 'proper-lockfile';
 import { AivaultError } from '../errors.js';
 import type { Config } from '../config/env.js';
 import { connect, type DaemonClient } from '../protocol/client.js';
-import { ensureDir } from '../vault/store.js';
+import { openRunFile, prepareRunDir } from '../daemon/run-dir.js';
 
 export const DAEMON_ENTRY = join(dirname(fileURLToPath(import.meta.url)), '..', 'daemon', 'main.js');
 const START_TIMEOUT_MS = 15_000;
@@ -33,7 +32,8 @@ async function tryConnect(config: Config): Promise<DaemonClient | undefined> {
  */
 export async function startDaemon(config: Config, opts: { http?: string } = {}): Promise<DaemonClient> {
   const runDir = dirname(config.socketPath);
-  await ensureDir(runDir, config.socketDirMode);
+  // Never through a symlink: the daemon re-checks, but the CLI must not chmod a planted link's target first.
+  await prepareRunDir(runDir, config.socketDirMode);
   const release = await lockfile.lock(runDir, {
     lockfilePath: join(runDir, 'autostart.lock'),
     stale: START_TIMEOUT_MS,
@@ -44,15 +44,15 @@ export async function startDaemon(config: Config, opts: { http?: string } = {}):
     // Another CLI process may have started it while we waited for the lock.
     const existing = await tryConnect(config);
     if (existing) return existing;
-    const log = openSync(join(runDir, 'aivaultd.log'), 'a', 0o600);
+    const log = await openRunFile(join(runDir, 'aivaultd.log'), 'a');
     const args = [DAEMON_ENTRY, '--socket', config.socketPath];
     if (opts.http !== undefined) args.push('--http', opts.http);
     const child = spawn(process.execPath, args, {
       detached: true,
-      stdio: ['ignore', log, log],
+      stdio: ['ignore', log.fd, log.fd],
       env: process.env,
     });
-    closeSync(log);
+    await log.close();
     child.unref();
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (Date.now() < deadline) {

@@ -32,12 +32,45 @@ export function painter(color: boolean): Painter {
 const ANSI = /\u001b\[[0-9;]*m/g;
 const visibleLength = (s: string): number => s.replace(ANSI, '').length;
 
-/** A plain aligned table: header row + rows. Cells are already painted. */
+/**
+ * C0, DEL, C1, the Unicode line/paragraph separators and the bidi controls: characters that let text
+ * taken from the vault, the audit log or an error move the cursor, clear the screen, start a fake line or
+ * reorder what the reader sees. Hand-written because it is one regexp, and the output boundary needs it.
+ */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const NAMED: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+const escapeChar = (c: string): string => {
+  const code = c.charCodeAt(0);
+  return NAMED[c] ?? (code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`);
+};
+
+/** Make untrusted text printable on a terminal: every control character becomes a visible escape. */
+export function escapeControl(text: string): string {
+  return text.replace(CONTROL, escapeChar);
+}
+
+/** escapeControl for text that may carry our own painter's SGR colour codes: those are kept. */
+function escapeKeepingColor(text: string): string {
+  let out = '';
+  let last = 0;
+  for (const m of text.matchAll(ANSI)) {
+    out += escapeControl(text.slice(last, m.index)) + m[0];
+    last = m.index + m[0].length;
+  }
+  return out + escapeControl(text.slice(last));
+}
+
+/**
+ * A plain aligned table: header row + rows. Cells are already painted; any other control character in a
+ * cell is escaped (a cell is one line).
+ */
 export function renderTable(
   headers: readonly string[],
-  rows: readonly (readonly string[])[],
+  paintedRows: readonly (readonly string[])[],
   p: Painter,
 ): string {
+  const rows = paintedRows.map((r) => r.map(escapeKeepingColor));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => visibleLength(r[i] ?? ''))));
   const pad = (cell: string, i: number): string =>
     cell + ' '.repeat(Math.max(0, (widths[i] ?? 0) - visibleLength(cell)));
@@ -55,7 +88,7 @@ export function renderTable(
 /** Key/value block for `status`, `describe` and friends. */
 export function renderFields(fields: readonly (readonly [string, string])[], p: Painter): string {
   const width = Math.max(...fields.map(([k]) => k.length));
-  return fields.map(([k, v]) => `${p.dim(k.padEnd(width))}  ${v}`).join('\n');
+  return fields.map(([k, v]) => `${p.dim(k.padEnd(width))}  ${escapeKeepingColor(v)}`).join('\n');
 }
 
 export function toJson(value: unknown): string {
@@ -63,7 +96,7 @@ export function toJson(value: unknown): string {
 }
 
 export function renderError(err: WireError, p: Painter): string {
-  return `${p.red(p.bold('error'))} ${p.dim(`[${err.error}]`)} ${err.message}`;
+  return `${p.red(p.bold('error'))} ${p.dim(`[${escapeControl(err.error)}]`)} ${escapeControl(err.message)}`;
 }
 
 /** Replace every occurrence of each secret (and its URL-encoded form) with `[redacted]`. */

@@ -8,8 +8,8 @@
  *   …    /aivault/{credentials,capabilities,secrets,tokens}   operator API (http-admin.ts)
  * Proxy routes need a proxy token (`avp_…`); operator routes an operator token (`avo_…`). Peers that are
  * not on loopback — and WebSocket upgrades from a web page whose Origin is not on loopback — are refused
- * unless the operator opted in (`--http-allow-remote`). A relay lives only as long as its token: expiry
- * or revocation closes it (1008). This thread checks tokens (hashes only) and picks the passthrough
+ * unless the operator opted in (`--http-allow-remote`). A relay or an HTTP stream lives only as long as its
+ * token: expiry or revocation closes it (1008 for a relay; a 401 or a cut connection for a stream). This thread checks tokens (hashes only) and picks the passthrough
  * capability label; every policy decision is made again by the broker in the request worker. No secret
  * value ever reaches this thread.
  */
@@ -28,6 +28,7 @@ import {
   closeListenSocket,
   localPort,
   sendMessage,
+  type HttpRequest,
   type HttpResponse,
   type ListenSocket,
   type TemplatedApp,
@@ -41,13 +42,17 @@ import {
   splitPassthroughPath,
 } from './http-passthrough.js';
 import { handleAdmin, type AdminContext } from './http-admin.js';
+import { checkFraming } from './http-strict.js';
 import { sendableCloseCode } from './http-ws-upstream.js';
 import { WS_MAX_UNACKED_BYTES, type WsConnect, type WsMainToWorker } from './http-ws-protocol.js';
 
 /** Largest request body the listener accepts (the same bound as a unix-socket frame). */
 export const MAX_HTTP_BODY_BYTES = 64 * 1024 * 1024;
 const HIGH_WATER = 1024 * 1024;
-/** How often open /aivault/ws relays re-check that their proxy token is still valid (not expired/revoked). */
+/**
+ * How often open /aivault/ws relays and open HTTP streams (/aivault/proxy, /v/…, SSE included) re-check
+ * that their proxy token is still valid (not expired/revoked).
+ */
 export const WS_TOKEN_RECHECK_MS = 1000;
 
 export interface HttpServerOptions {
@@ -55,6 +60,17 @@ export interface HttpServerOptions {
   readonly port: number;
   /** Accept non-loopback peers (operator opt-in). */
   readonly allowRemote: boolean;
+  /** Token re-check interval for open relays and streams (default WS_TOKEN_RECHECK_MS). Tests only. */
+  readonly tokenRecheckMs?: number;
+}
+
+/** An HTTP call in flight, authorised by its proxy token for as long as it runs (like a relay). */
+interface OpenStream {
+  readonly token: ProxyTokenRecord;
+  readonly route: string;
+  readonly peer: string;
+  /** Abort the call and end the response (401 before the head, a cut connection after it). */
+  revoke(): void;
 }
 
 export interface HttpServer {
@@ -195,10 +211,15 @@ export async function startHttpServer(
   };
   const responses = new Set<HttpResponse>();
   const sockets = new Set<WebSocket<WsData>>();
+  const streams = new Set<OpenStream>();
+  const recheckMs = opts.tokenRecheckMs ?? WS_TOKEN_RECHECK_MS;
   const tag = vaultTag(config.vaultDir);
 
-  /** Every route starts here: abort tracking + the peer check. Returns undefined when refused. */
-  const begin = (res: HttpResponse): { st: ReqState; peer: string } | undefined => {
+  /**
+   * Every route starts here: abort tracking, framing rules (http-strict.ts), the peer check. Returns
+   * undefined when refused. Must run synchronously in the route handler (it reads `req`).
+   */
+  const begin = (res: HttpResponse, req: HttpRequest): { st: ReqState; peer: string } | undefined => {
     const st: ReqState = { aborted: false, finished: false };
     responses.add(res);
     res.onAborted(() => {
@@ -206,6 +227,24 @@ export async function startHttpServer(
       responses.delete(res);
       st.onAbort?.();
     });
+    const lines: [string, string][] = [];
+    req.forEach((name, value) => lines.push([name, value]));
+    const framing = checkFraming(lines);
+    if (framing) {
+      // Not end(): uWS would go on to dispatch a request smuggled after this one in the same read. With
+      // this response still open, uWS drops the connection if anything follows; otherwise the status and
+      // message go out and the connection is closed on the next turn.
+      st.finished = true;
+      res
+        .writeStatus(statusLine(framing.status))
+        .writeHeader('content-type', 'application/json')
+        .writeHeader('connection', 'close')
+        .write(JSON.stringify({ error: 'invalid_request', message: framing.message }));
+      setImmediate(() => {
+        if (!st.aborted) res.close();
+      });
+      return undefined;
+    }
     const peer = text(res.getRemoteAddressAsText());
     if (!opts.allowRemote && !isLoopbackPeer(peer)) {
       writeError(
@@ -227,19 +266,31 @@ export async function startHttpServer(
     return { st, peer };
   };
 
-  /** Run one invocation and stream its answer into `res` with credit-based backpressure. */
-  const relayCall = (res: HttpResponse, st: ReqState, envelope: Envelope, context: RequestContext): void => {
+  /**
+   * Run one invocation and stream its answer into `res` with credit-based backpressure. The call stays
+   * registered in `streams` until it ends, so the token re-check can end it when the token dies.
+   */
+  const relayCall = (
+    res: HttpResponse,
+    st: ReqState,
+    envelope: Envelope,
+    token: ProxyTokenRecord,
+    peer: string,
+    route: string,
+  ): void => {
     let headSent = false;
     let owed = 0;
     let waiting = false;
+    const tracked: { entry?: OpenStream } = {};
     const done = (): void => {
       st.finished = true;
       responses.delete(res);
+      if (tracked.entry) untrack(tracked.entry);
     };
     let handle: ReturnType<DaemonPool['startCall']>;
     try {
       handle = pool.startCall(
-        { envelope, context, stream: true },
+        { envelope, context: tokenContext(token, peer), stream: true },
         {
           onMessage: (msg) => {
             if (st.aborted || st.finished) return;
@@ -292,9 +343,26 @@ export async function startHttpServer(
       writeError(res, st, err);
       return;
     }
+    const entry: OpenStream = {
+      token,
+      route,
+      peer,
+      revoke: () => {
+        if (st.aborted || st.finished) return;
+        handle.abort();
+        handle.grant(1);
+        if (!headSent) {
+          writeError(res, st, new AivaultError('token_invalid', 'proxy token expired or was revoked'));
+        } else res.close(); // mid-stream: the client sees a cut connection, never a clean end
+        done();
+      },
+    };
+    tracked.entry = entry;
+    if (!st.finished) track(entry);
     st.onAbort = () => {
       handle.abort();
       handle.grant(1);
+      untrack(entry);
     };
   };
 
@@ -322,14 +390,14 @@ export async function startHttpServer(
     }
   };
 
-  app.get('/aivault/health', (res) => {
-    const b = begin(res);
+  app.get('/aivault/health', (res, req) => {
+    const b = begin(res, req);
     if (!b) return;
     writeJson(res, b.st, 200, { ok: true, vault: tag, pid: process.pid });
   });
 
   app.post('/aivault/proxy', (res, req) => {
-    const b = begin(res);
+    const b = begin(res, req);
     if (!b) return;
     const { st, peer } = b;
     const token = extractToken({ authorization: req.getHeader('authorization') }, false);
@@ -349,13 +417,13 @@ export async function startHttpServer(
           writeError(res, st, new AivaultError('invalid_request', 'the proxy body must be a JSON object'));
           return;
         }
-        relayCall(res, st, envelope as Envelope, tokenContext(rec, peer));
+        relayCall(res, st, envelope as Envelope, rec, peer, '/aivault/proxy');
       });
     });
   });
 
   app.any('/v/*', (res, req) => {
-    const b = begin(res);
+    const b = begin(res, req);
     if (!b) return;
     const { st, peer } = b;
     const method = req.getCaseSensitiveMethod().toUpperCase();
@@ -426,7 +494,7 @@ export async function startHttpServer(
             ...(body && body.byteLength > 0 ? { bodyBase64: body.toString('base64') } : {}),
           },
         };
-        relayCall(res, st, envelope, tokenContext(rec, peer));
+        relayCall(res, st, envelope, rec, peer, '/v/');
       })();
     };
     if (hasBody) readBody(res, st, req.getHeader('content-length'), proceed);
@@ -435,7 +503,7 @@ export async function startHttpServer(
 
   const adminCtx: AdminContext = { config, paths, verifier, snapshot, audit };
   app.any('/aivault/*', (res, req) => {
-    const b = begin(res);
+    const b = begin(res, req);
     if (!b) return;
     const { st, peer } = b;
     const method = req.getCaseSensitiveMethod().toUpperCase();
@@ -453,8 +521,8 @@ export async function startHttpServer(
     } else run(undefined);
   });
 
-  app.any('/*', (res) => {
-    const b = begin(res);
+  app.any('/*', (res, req) => {
+    const b = begin(res, req);
     if (!b) return;
     writeError(res, b.st, new AivaultError('not_found', 'no such route'));
   });
@@ -535,7 +603,7 @@ export async function startHttpServer(
     },
     open: (ws) => {
       sockets.add(ws);
-      recheckTimer ??= setInterval(() => void recheckTokens(), WS_TOKEN_RECHECK_MS).unref();
+      startRecheck();
     },
     message: (ws, message, isBinary) => {
       const d = ws.getUserData();
@@ -583,7 +651,7 @@ export async function startHttpServer(
     },
     close: (ws, code, message) => {
       sockets.delete(ws);
-      if (sockets.size === 0) stopRecheck();
+      if (sockets.size === 0 && streams.size === 0) stopRecheck();
       const d = ws.getUserData();
       d.open = false;
       if (d.relay) {
@@ -595,21 +663,43 @@ export async function startHttpServer(
 
   let recheckTimer: ReturnType<typeof setInterval> | undefined;
   let rechecking = false;
+  const startRecheck = (): void => {
+    recheckTimer ??= setInterval(() => void recheckTokens(), recheckMs).unref();
+  };
   const stopRecheck = (): void => {
     if (recheckTimer) clearInterval(recheckTimer);
     recheckTimer = undefined;
   };
+  function track(s: OpenStream): void {
+    streams.add(s);
+    startRecheck();
+  }
+  function untrack(s: OpenStream): void {
+    streams.delete(s);
+    if (sockets.size === 0 && streams.size === 0) stopRecheck();
+  }
   /**
-   * A relay is authorised by its token for as long as it is open, not just at the upgrade: close every
-   * socket whose token expired or was revoked (tokens.json is re-read only when it changed). A token
-   * file that cannot be read closes them too (fail closed), as it refuses new upgrades.
+   * A relay or an HTTP stream is authorised by its token for as long as it is open, not just when it
+   * starts: end every one whose token expired or was revoked (tokens.json is re-read only when it
+   * changed). A token file that cannot be read ends them too (fail closed), as it refuses new calls.
    */
   const recheckTokens = async (): Promise<void> => {
-    if (rechecking || sockets.size === 0) return;
+    if (rechecking || (sockets.size === 0 && streams.size === 0)) return;
     rechecking = true;
     try {
       const active = await verifier.activeProxyTokenIds().catch(() => new Set<string>());
       const now = Date.now();
+      for (const s of [...streams]) {
+        if (active.has(s.token.id) && s.token.expiresAtMs > now) continue;
+        audit({
+          kind: 'http.denied',
+          path: s.route,
+          errorCode: 'token_invalid',
+          note: 'stream closed: token expired or revoked',
+          ...(s.peer ? { clientIp: s.peer } : {}),
+        });
+        s.revoke();
+      }
       for (const ws of [...sockets]) {
         const d = ws.getUserData();
         if (!d.open) continue;
@@ -691,6 +781,7 @@ export async function startHttpServer(
     },
     closeConnections() {
       stopRecheck();
+      streams.clear();
       for (const ws of [...sockets]) ws.end(1001, 'aivaultd shutting down');
       for (const res of [...responses]) {
         try {

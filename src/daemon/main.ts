@@ -8,6 +8,10 @@
  * (core-limit.ts); where that is unavailable it says so on stderr and operators should use `ulimit -c 0`
  * (or LimitCORE=0). Independently, the KEK lives in sodium_malloc memory (mlock'ed, guard pages, no-access
  * while idle, MADV_DONTDUMP where supported), secret buffers are zeroed after use, and nothing is logged.
+ *
+ * Not dumpable: on Linux the daemon sets prctl(PR_SET_DUMPABLE, 0) before anything else (dumpable.ts), so
+ * same-user processes cannot read its memory through /proc/<pid>/mem or ptrace. It refuses to start when
+ * that addon is missing rather than run readable.
  */
 import { promises as fsp, realpathSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +25,8 @@ import { startHttpServer, type HttpServer } from './http-server.js';
 import { parseListenAddress } from './http-passthrough.js';
 import { disableCoreDumps } from './core-limit.js';
 import { readSystemLayout, type SystemLayout } from '../config/system.js';
+import { disableDumpable } from './dumpable.js';
+import { writeRunFile } from './run-dir.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -50,6 +56,8 @@ export interface DaemonOptions {
    * and its caller socket (0660, the group: invoke and metadata only) instead of one owner socket.
    */
   readonly system?: SystemLayout;
+  /** Token re-check interval for open HTTP relays/streams. In-process tests only: no flag or env sets it. */
+  readonly httpTokenRecheckMs?: number;
 }
 
 export interface Daemon {
@@ -109,6 +117,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       socketDirMode: system ? 0o750 : socketDirMode,
       // In system mode the daemon user can read the vault: no peer may name a file for it to read.
       allowLocalFiles: !opts.shared && !system,
+      allowRootOwnedDir: opts.shared === true,
       role: system ? 'operator' : 'owner',
       ...(opts.maxInflightPerConnection !== undefined
         ? { maxInflightPerConnection: opts.maxInflightPerConnection }
@@ -138,23 +147,29 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   }
   if (httpAddr) {
     try {
-      http = await startHttpServer(server.app, pool, config, { ...httpAddr, allowRemote });
+      http = await startHttpServer(server.app, pool, config, {
+        ...httpAddr,
+        allowRemote,
+        ...(opts.httpTokenRecheckMs !== undefined ? { tokenRecheckMs: opts.httpTokenRecheckMs } : {}),
+      });
     } catch (err) {
       server.stopListening();
       await pool.close(0);
       throw err;
     }
   }
-  if (opts.pidFile !== false) {
-    await fsp.writeFile(pidPath, `${process.pid}\n`, { mode: 0o600 });
-  }
-  if (http) {
+  try {
+    if (opts.pidFile !== false) await writeRunFile(pidPath, `${process.pid}\n`);
     // `aivault run` reads this to find the listener (and checks /aivault/health before trusting it).
-    await fsp.writeFile(
-      httpInfoPath,
-      `${JSON.stringify({ host: http.host, port: http.port, pid: process.pid })}\n`,
-      { mode: 0o600 },
-    );
+    if (http) {
+      await writeRunFile(
+        httpInfoPath,
+        `${JSON.stringify({ host: http.host, port: http.port, pid: process.pid })}\n`,
+      );
+    }
+  } catch (err) {
+    await stop();
+    throw err;
   }
   return { socketPath, pool, server, http, stopped, stop };
 }
@@ -250,6 +265,19 @@ async function main(argv: readonly string[]): Promise<number> {
   if (parsed.help) {
     process.stdout.write(HELP);
     return 0;
+  }
+  // First, before any worker thread exists or any secret is read.
+  const dumpable = disableDumpable();
+  if (!dumpable.ok) {
+    if (process.platform === 'linux') {
+      process.stderr.write(
+        `aivaultd: refusing to start: cannot make the daemon non-dumpable: ${dumpable.reason}\n`,
+      );
+      return 1;
+    }
+    process.stderr.write(
+      `aivaultd: warning: daemon memory is readable by same-user ptrace (${dumpable.reason})\n`,
+    );
   }
   const core = disableCoreDumps();
   if (!core.ok) {

@@ -15,6 +15,7 @@ import {
   peekFrameId,
   type FrameId,
   type FrameInput,
+  type InvokeFrame,
 } from '../protocol/frames.js';
 import type { WorkerToMain } from '../pipeline/call-port.js';
 import type { CallHandle, DaemonPool } from './pool.js';
@@ -27,6 +28,7 @@ import {
   type TemplatedApp,
   type WebSocket,
 } from './uws.js';
+import { chmodSocket, prepareRunDir } from './run-dir.js';
 
 export interface SocketServerOptions {
   readonly socketPath: string;
@@ -36,6 +38,11 @@ export interface SocketServerOptions {
   readonly maxInflightPerConnection?: number;
   /** Client send-buffer bytes above which stream credits stop (default 1 MiB). */
   readonly highWaterMark?: number;
+  /**
+   * Unsent bytes a connection may hold (default MAX_UNSENT_BYTES_PER_CONNECTION): a non-stream response
+   * that would push it past this is dropped (the call fails with rate_limited), and so are new calls.
+   */
+  readonly maxUnsentBytes?: number;
   /** Called when a connection closes (for `--once`). */
   readonly onConnectionClosed?: () => void;
   readonly onConnectionOpened?: () => void;
@@ -50,6 +57,8 @@ export interface SocketServerOptions {
    * metadata only). Default `owner`.
    */
   readonly role?: SocketRole;
+  /** Accept a root-owned socket dir an admin prepared (--shared); otherwise it must be ours. */
+  readonly allowRootOwnedDir?: boolean;
 }
 
 interface Call {
@@ -63,7 +72,25 @@ interface Conn {
   calls: Map<FrameId, Call>;
   starved: Set<Call>;
   open: boolean;
+  /** Non-stream calls running now (at most MAX_NONSTREAM_CALLS_PER_CONNECTION). */
+  running: number;
+  /** Non-stream calls waiting for one of those slots, in arrival order. */
+  queued: Map<FrameId, InvokeFrame>;
 }
+
+/**
+ * The memory bound per connection: a client that stops reading can make aivaultd hold at most this many
+ * unsent bytes for it, plus one response of any size sent while its buffer was empty. Stream calls never
+ * get near it (credits stop at the high-water mark); non-stream responses arrive whole from the worker,
+ * so they are the ones checked against it.
+ */
+export const MAX_UNSENT_BYTES_PER_CONNECTION = 16 * 1024 * 1024;
+/**
+ * Non-stream calls a connection may run at once; more wait in its queue. A non-stream answer is read whole
+ * by the worker before anything is sent, so this (× the response size limit) bounds what one connection
+ * can make the daemon hold before the unsent-bytes check above can see it.
+ */
+export const MAX_NONSTREAM_CALLS_PER_CONNECTION = 4;
 
 export interface SocketServer {
   readonly socketPath: string;
@@ -88,23 +115,9 @@ function isListening(path: string): Promise<boolean> {
   });
 }
 
-/** Create the socket dir (mode enforced only on a dir we create or own), remove a stale socket file. */
-async function prepareSocketPath(path: string, dirMode: number): Promise<void> {
-  const dir = dirname(path);
-  let created = false;
-  try {
-    await fsp.mkdir(dir, { mode: dirMode });
-    created = true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      await fsp.mkdir(dir, { recursive: true, mode: dirMode });
-      created = true;
-    } else if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-  const st = await fsp.stat(dir);
-  if (created || (typeof process.getuid === 'function' && st.uid === process.getuid())) {
-    await fsp.chmod(dir, dirMode);
-  }
+/** Create the socket dir (never through a symlink, see run-dir.ts), remove a stale socket file. */
+async function prepareSocketPath(path: string, dirMode: number, allowRootOwnedDir: boolean): Promise<void> {
+  await prepareRunDir(dirname(path), dirMode, { allowRootOwned: allowRootOwnedDir });
   let existing;
   try {
     existing = await fsp.lstat(path);
@@ -123,7 +136,13 @@ async function prepareSocketPath(path: string, dirMode: number): Promise<void> {
 export async function startSocketServer(pool: DaemonPool, opts: SocketServerOptions): Promise<SocketServer> {
   const maxInflight = opts.maxInflightPerConnection ?? 1024;
   const highWater = opts.highWaterMark ?? 1024 * 1024;
-  await prepareSocketPath(opts.socketPath, opts.socketDirMode);
+  const maxUnsent = opts.maxUnsentBytes ?? MAX_UNSENT_BYTES_PER_CONNECTION;
+  const notReading = (ws: WebSocket<Conn>): AivaultError =>
+    new AivaultError(
+      'rate_limited',
+      `this connection is not reading its responses (${ws.getBufferedAmount()} bytes unsent, max ${maxUnsent}); read them or retry`,
+    );
+  await prepareSocketPath(opts.socketPath, opts.socketDirMode, opts.allowRootOwnedDir === true);
   const sockets = new Set<WebSocket<Conn>>();
 
   const send = (ws: WebSocket<Conn>, frame: FrameInput): void => {
@@ -175,13 +194,16 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
         }
         return;
       case 'end':
-        conn.calls.delete(id);
         conn.starved.delete(call);
         send(ws, { type: 'end', id });
+        finished(ws, id, call);
         return;
       case 'full':
-        conn.calls.delete(id);
-        if (call.stream) {
+        if (ws.getBufferedAmount() > 0 && ws.getBufferedAmount() + msg.body.byteLength > maxUnsent) {
+          // The worker already read the whole body; dropping it here keeps a client that does not read
+          // from making the daemon hold every response it asked for.
+          sendError(ws, id, notReading(ws));
+        } else if (call.stream) {
           ws.cork(() => {
             send(ws, { type: 'head', id, status: msg.status, headers: msg.headers });
             if (msg.body.byteLength > 0) send(ws, { type: 'chunk', id, data: new Uint8Array(msg.body) });
@@ -196,9 +218,9 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
             body: new Uint8Array(msg.body),
           });
         }
+        finished(ws, id, call);
         return;
       case 'error':
-        conn.calls.delete(id);
         conn.starved.delete(call);
         send(ws, {
           type: 'error',
@@ -207,7 +229,55 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
           message: msg.error.message,
           ...(msg.error.details ? { details: msg.error.details } : {}),
         });
+        finished(ws, id, call);
         return;
+    }
+  };
+
+  const startInvoke = (ws: WebSocket<Conn>, frame: InvokeFrame): void => {
+    const conn = ws.getUserData();
+    const id = frame.id;
+    let call: Call | undefined;
+    try {
+      const handle = pool.startCall(
+        {
+          envelope: frame.envelope,
+          context: { ...frame.context, localFiles: opts.allowLocalFiles === true },
+          stream: frame.stream,
+          ...(frame.timeoutMs !== undefined ? { timeoutMs: frame.timeoutMs } : {}),
+        },
+        { onMessage: (msg) => call && relay(ws, id, call, msg) },
+      );
+      call = { handle, stream: frame.stream, starved: false };
+      conn.calls.set(id, call);
+      if (!frame.stream) conn.running++;
+    } catch (err) {
+      sendError(ws, id, err);
+    }
+  };
+
+  /**
+   * Start queued non-stream calls while there are free slots and the client keeps up with what it was sent;
+   * otherwise they wait for `drain`. A client that stops reading thus stops its own calls (backpressure
+   * reaches the upstream: nothing more is requested for it), instead of filling the daemon's memory.
+   */
+  const pump = (ws: WebSocket<Conn>): void => {
+    const conn = ws.getUserData();
+    for (const [id, frame] of conn.queued) {
+      if (!conn.open || conn.running >= MAX_NONSTREAM_CALLS_PER_CONNECTION) return;
+      if (ws.getBufferedAmount() >= highWater) return;
+      conn.queued.delete(id);
+      startInvoke(ws, frame);
+    }
+  };
+
+  const finished = (ws: WebSocket<Conn>, id: FrameId, call: Call): void => {
+    const conn = ws.getUserData();
+    if (conn.calls.get(id) !== call) return;
+    conn.calls.delete(id);
+    if (!call.stream) {
+      conn.running--;
+      pump(ws);
     }
   };
 
@@ -220,6 +290,13 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
       case 'ping':
         return send(ws, { type: 'pong', ...(frame.id !== undefined ? { id: frame.id } : {}) });
       case 'cancel': {
+        if (conn.queued.delete(frame.id)) {
+          return sendError(
+            ws,
+            frame.id,
+            new AivaultError('upstream_unreachable', 'invocation cancelled by the caller'),
+          );
+        }
         const call = conn.calls.get(frame.id);
         if (call) {
           call.handle.abort();
@@ -259,14 +336,15 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
       case 'status':
         return forwardOperator(ws, frame);
       case 'invoke': {
-        if (conn.calls.has(frame.id)) {
+        if (conn.calls.has(frame.id) || conn.queued.has(frame.id)) {
           return sendError(
             ws,
             frame.id,
             new AivaultError('invalid_request', `call id ${frame.id} is already in flight`),
           );
         }
-        if (conn.calls.size >= maxInflight) {
+        if (ws.getBufferedAmount() >= maxUnsent) return sendError(ws, frame.id, notReading(ws));
+        if (conn.calls.size + conn.queued.size >= maxInflight) {
           return sendError(
             ws,
             frame.id,
@@ -276,23 +354,11 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
             ),
           );
         }
-        const id = frame.id;
-        let call: Call | undefined;
-        try {
-          const handle = pool.startCall(
-            {
-              envelope: frame.envelope,
-              context: { ...frame.context, localFiles: opts.allowLocalFiles === true },
-              stream: frame.stream,
-              ...(frame.timeoutMs !== undefined ? { timeoutMs: frame.timeoutMs } : {}),
-            },
-            { onMessage: (msg) => call && relay(ws, id, call, msg) },
-          );
-          call = { handle, stream: frame.stream, starved: false };
-          conn.calls.set(id, call);
-        } catch (err) {
-          sendError(ws, id, err);
+        if (!frame.stream && conn.running >= MAX_NONSTREAM_CALLS_PER_CONNECTION) {
+          conn.queued.set(frame.id, frame);
+          return;
         }
+        startInvoke(ws, frame);
         return;
       }
     }
@@ -313,7 +379,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
         return;
       }
       res.upgrade<Conn>(
-        { calls: new Map(), starved: new Set(), open: true },
+        { calls: new Map(), starved: new Set(), open: true, running: 0, queued: new Map() },
         req.getHeader('sec-websocket-key'),
         req.getHeader('sec-websocket-protocol'),
         req.getHeader('sec-websocket-extensions'),
@@ -337,6 +403,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
     },
     drain: (ws) => {
       const conn = ws.getUserData();
+      pump(ws);
       for (const call of conn.starved) {
         if (ws.getBufferedAmount() >= highWater) break;
         conn.starved.delete(call);
@@ -355,6 +422,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
       }
       conn.calls.clear();
       conn.starved.clear();
+      conn.queued.clear();
       opts.onConnectionClosed?.();
     },
   });
@@ -369,7 +437,12 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
     process.umask(oldUmask);
   }
   if (!listenSocket) throw new AivaultError('daemon_unavailable', `cannot listen on ${opts.socketPath}`);
-  await fsp.chmod(opts.socketPath, opts.socketMode);
+  try {
+    await chmodSocket(opts.socketPath, opts.socketMode);
+  } catch (err) {
+    closeListenSocket(listenSocket);
+    throw err;
+  }
   let ls: ListenSocket | undefined = listenSocket;
 
   return {

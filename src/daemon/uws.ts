@@ -44,7 +44,13 @@ export const closeListenSocket = (s: Uws.us_listen_socket): void => uws().us_lis
 /** The port a TCP listen socket is bound to (for `--http host:0`). */
 export const localPort = (s: Uws.us_listen_socket): number =>
   uws().us_socket_local_port(s as unknown as Uws.us_socket);
-export type { HttpResponse, TemplatedApp, WebSocket, us_listen_socket as ListenSocket } from 'uWebSockets.js';
+export type {
+  HttpRequest,
+  HttpResponse,
+  TemplatedApp,
+  WebSocket,
+  us_listen_socket as ListenSocket,
+} from 'uWebSockets.js';
 
 /**
  * Largest WebSocket frame payload we hand to uWS in one call. The unofficial build (uWS v20.30) has the

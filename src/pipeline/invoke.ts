@@ -12,6 +12,9 @@ import type { AuthInput, AuthOutput } from '../auth/strategy.js';
 import { redactUrl } from '../auth/strategy.js';
 import { SecretValues } from '../auth/secrets.js';
 import type { AuditInput } from '../audit/audit-log.js';
+import { isIpLiteral } from '../broker/addresses.js';
+import { isId } from '../broker/ids.js';
+import { SCOPE_ID_RE } from '../vault/records.js';
 import { buildRequestBody } from './request-body.js';
 import { applyResponseBlocklist, checkResponseSize, filterUpstreamHeaders } from './sanitize.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -109,10 +112,11 @@ export async function invokeCapability(
   const ctx = call.context;
   const audit: { -readonly [K in keyof AuditInput]?: AuditInput[K] } = {
     kind: 'invoke',
-    capability: call.envelope?.capability,
-    ...(ctx.workspaceId ? { workspaceId: ctx.workspaceId } : {}),
-    ...(ctx.groupId ? { groupId: ctx.groupId } : {}),
-    ...(ctx.clientIp ? { clientIp: ctx.clientIp } : {}),
+    // Caller input reaches the audit log only once it passed its grammar (no control characters).
+    ...(isId(call.envelope?.capability) ? { capability: call.envelope.capability } : {}),
+    ...(ctx.workspaceId && SCOPE_ID_RE.test(ctx.workspaceId) ? { workspaceId: ctx.workspaceId } : {}),
+    ...(ctx.groupId && SCOPE_ID_RE.test(ctx.groupId) ? { groupId: ctx.groupId } : {}),
+    ...(ctx.clientIp && isIpLiteral(ctx.clientIp) ? { clientIp: ctx.clientIp } : {}),
   };
   const controller = new AbortController();
   const onAbort = (): void => controller.abort(call.signal?.reason);
@@ -133,6 +137,11 @@ export async function invokeCapability(
   const slotsSeen: Readonly<Record<string, string>>[] = [];
   let urlSecrets: readonly string[] = [];
   try {
+    if (ctx.clientIp !== undefined && !isIpLiteral(ctx.clientIp)) {
+      throw new AivaultError('invalid_request', 'clientIp must be an IPv4 or IPv6 address', {
+        field: 'clientIp',
+      });
+    }
     const dev = await deps.secrets.devOverrides();
     const plan = throwIfFailed(await deps.plan(call.envelope, ctx, dev));
     Object.assign(audit, {

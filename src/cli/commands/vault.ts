@@ -6,7 +6,7 @@ import { AuditLog } from '../../audit/audit-log.js';
 import { vaultPaths } from '../../vault/paths.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optBool, optString, parseCount } from '../context.js';
-import { renderFields, renderTable, type Painter } from '../output.js';
+import { escapeControl, renderFields, renderTable, type Painter } from '../output.js';
 import { openVaultForWrite, promptHidden, readAllStdin } from '../secret-input.js';
 import { tellDaemon } from '../daemon-link.js';
 
@@ -213,19 +213,23 @@ export async function audit(
         ? p.dim('No audit events.')
         : renderTable(
             ['time', 'event', 'subject', 'detail'],
+            // Events carry caller-influenced text (ids, paths, notes): escaped here, before painting,
+            // so even colour codes from the log are shown as text.
             events.map((e) => [
               p.dim(new Date(e.tsMs).toISOString()),
-              e.kind,
-              e.capability ?? e.secretName ?? e.secretId ?? '',
+              escapeControl(e.kind),
+              escapeControl(e.capability ?? e.secretName ?? e.secretId ?? ''),
               [
                 e.method,
                 e.host,
                 e.path,
                 e.status !== undefined ? String(e.status) : undefined,
                 e.errorCode,
+                e.clientIp !== undefined ? `from ${e.clientIp}` : undefined,
                 e.note,
               ]
                 .filter((x) => x !== undefined && x !== '')
+                .map((x) => escapeControl(String(x)))
                 .join(' '),
             ]),
             p,

@@ -270,3 +270,14 @@ export function ensureUser(user: string): boolean {
   const r = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', user]);
   return r.status === 0 || spawnSync('id', ['-u', user]).status === 0;
 }
+
+/** An attack env whose daemon serves the loopback HTTP listener, started; `port` is that listener's. */
+export async function startHttpAttackEnv(): Promise<{ env: AttackEnv; port: number }> {
+  const env = await startAttackEnv({ extraEnv: { AIVAULTD_HTTP: '127.0.0.1:0' } });
+  // Any invoke autostarts aivaultd, which then writes run/aivaultd.http.json.
+  expect((await env.cli(['invoke', 'openai/models', '--path', '/v1/models/warm-up'])).code).toBe(0);
+  const info = JSON.parse(readFileSync(join(env.vaultDir, 'run', 'aivaultd.http.json'), 'utf8')) as {
+    port: number;
+  };
+  return { env, port: info.port };
+}

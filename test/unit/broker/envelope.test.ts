@@ -98,3 +98,17 @@ describe('parseEnvelope', () => {
     if (!r.ok && field !== undefined) expect(r.error.details?.field).toBe(field);
   });
 });
+
+describe('parseEnvelope: ids follow the registry id grammar', () => {
+  it.each(['openai/models\u001b[2J', 'a\nFAKE LINE', ' leading-space', 'x'.repeat(129), '-dash-first'])(
+    'refuses %j without echoing it',
+    (capability) => {
+      const r = parseEnvelope({ capability, request: { method: 'GET', path: '/' } });
+      expect(r.ok).toBe(false);
+      if (!r.ok) {
+        expect(r.error.code).toBe('invalid_request');
+        expect(r.error.message).not.toContain(capability);
+      }
+    },
+  );
+});
