@@ -51,6 +51,10 @@ export interface AuditEvent {
   readonly clientIp?: string;
   readonly errorCode?: string;
   readonly note?: string;
+  /** response.scrubbed: how many reflected secret values were replaced. */
+  readonly count?: number;
+  /** response.scrubbed: comma-separated encoding kinds found (raw, base64, hex…), never a value. */
+  readonly encodings?: string;
 }
 
 export type AuditInput = Omit<AuditEvent, 'tsMs'> & { readonly tsMs?: number };
@@ -71,8 +75,9 @@ const STRING_FIELDS = [
   'clientIp',
   'errorCode',
   'note',
+  'encodings',
 ] as const;
-const NUMBER_FIELDS = ['status', 'durationMs'] as const;
+const NUMBER_FIELDS = ['status', 'durationMs', 'count'] as const;
 const MAX_FIELD = 2048;
 
 const DAY_FILE_RE = /^events-(\d{4}-\d{2}-\d{2})\.jsonl$/;

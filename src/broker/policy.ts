@@ -227,6 +227,15 @@ function buildBody(envelope: Envelope, policy: EffectivePolicy): Result<PlanBody
   return ok(body);
 }
 
+/** Slot → secret NAME (for `[redacted:<NAME>]` in scrubbed responses); the id when the name is unknown. */
+function secretNamesOf(credential: Credential, snapshot: BrokerSnapshot): Record<string, string> {
+  const names: Record<string, string> = {};
+  for (const [slot, id] of Object.entries(credential.secretRefs)) {
+    names[slot] = snapshot.secrets.get(id)?.name ?? id;
+  }
+  return names;
+}
+
 /**
  * Decide one request. Steps: parse → capability → credential → method → path → host → port →
  * pinning → headers → body → Plan.
@@ -318,6 +327,7 @@ export function checkRequest(input: CheckRequestInput): Result<Plan> {
     body: body.value,
     auth,
     secretRefs: credential.secretRefs,
+    secretNames: secretNamesOf(credential, snapshot),
     credentialParams: credential.params ?? EMPTY_PARAMS,
     policy,
   });

@@ -16,7 +16,7 @@ import {
   type FrameId,
   type FrameInput,
 } from '../protocol/frames.js';
-import type { WorkerToMain } from '../pipeline/call-port.js';
+import { scrubbedField, type WorkerToMain } from '../pipeline/call-port.js';
 import type { CallHandle, DaemonPool } from './pool.js';
 import {
   App,
@@ -159,7 +159,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
       case 'end':
         conn.calls.delete(id);
         conn.starved.delete(call);
-        send(ws, { type: 'end', id });
+        send(ws, { type: 'end', id, ...scrubbedField(msg.scrubbed) });
         return;
       case 'full':
         conn.calls.delete(id);
@@ -167,7 +167,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
           ws.cork(() => {
             send(ws, { type: 'head', id, status: msg.status, headers: msg.headers });
             if (msg.body.byteLength > 0) send(ws, { type: 'chunk', id, data: new Uint8Array(msg.body) });
-            send(ws, { type: 'end', id });
+            send(ws, { type: 'end', id, ...scrubbedField(msg.scrubbed) });
           });
         } else {
           send(ws, {
@@ -176,6 +176,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
             status: msg.status,
             headers: msg.headers,
             body: new Uint8Array(msg.body),
+            ...scrubbedField(msg.scrubbed),
           });
         }
         return;
