@@ -162,7 +162,8 @@ function effectivePolicy(snapshot: BrokerSnapshot, capabilityId: string): Effect
   const responseBlocklist = stored?.responseBlocklist ?? EMPTY_LIST;
   const policy: { -readonly [K in keyof EffectivePolicy]: EffectivePolicy[K] } = {
     responseBlocklist,
-    bufferResponse: responseBlocklist.length > 0 || stored?.maxResponseBodyBytes !== undefined,
+    // The blocklist streams (src/pipeline/blocklist-stream.ts); only a size limit needs the whole body.
+    bufferResponse: stored?.maxResponseBodyBytes !== undefined,
   };
   if (stored?.rateLimitPerMinute !== undefined) policy.rateLimitPerMinute = stored.rateLimitPerMinute;
   if (stored?.maxRequestBodyBytes !== undefined) policy.maxRequestBodyBytes = stored.maxRequestBodyBytes;

@@ -18,6 +18,7 @@ import type { RateLimiter } from './rate-limit.js';
 import type { Upstream } from './upstream.js';
 import type { OAuth2Refresher } from './oauth2.js';
 import { newScrubStats, type ScrubMatcher } from './scrub.js';
+import { createBlocklistStream, isLineStream } from './blocklist-stream.js';
 import { scrubberFor, scrubSecretsOf } from './scrub-call.js';
 
 /** Non-streaming calls buffer the whole response; without a policy limit this cap keeps memory bounded. */
@@ -270,17 +271,31 @@ export async function invokeCapability(
 
     try {
       if (call.stream && !planned.policy.bufferResponse) {
-        sink.head(res.statusCode, outHeaders);
+        const list = planned.policy.responseBlocklist;
+        const redact = list.length > 0 ? createBlocklistStream(list, contentTypeOf(outHeaders)) : undefined;
+        // With a blocklist the head waits for the first body bytes, so a body that is not JSON at all
+        // fails closed as an error instead of a 200 with a cut body.
+        let headSent = false;
+        const emit = async (data: Uint8Array): Promise<void> => {
+          if (!headSent) {
+            headSent = true;
+            sink.head(res.statusCode, outHeaders);
+          }
+          if (data.byteLength > 0) await sink.chunk(data);
+        };
+        if (!redact) await emit(new Uint8Array(0));
         // Only a possible partial match is held back between chunks (src/pipeline/scrub.ts).
         const stream = scrub.stream(scrubStats);
         for await (const chunk of res.body) {
           const c = chunk as Buffer;
-          const out = stream.push(new Uint8Array(c.buffer, c.byteOffset, c.byteLength));
-          if (out.byteLength > 0) await sink.chunk(out);
+          let data: Uint8Array = new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
+          if (redact) data = redact.push(data);
+          const out = stream.push(data);
+          if (out.byteLength > 0) await emit(out);
           if (controller.signal.aborted) throw controller.signal.reason;
         }
-        const tail = stream.end();
-        if (tail.byteLength > 0) await sink.chunk(tail);
+        const tail = stream.push(redact ? redact.end() : new Uint8Array(0));
+        await emit(Buffer.concat([tail, stream.end()]));
         deliver = () => sink.end({ scrubbed: scrubStats.count });
       } else {
         const max = planned.policy.maxResponseBodyBytes ?? DEFAULT_MAX_BUFFERED_RESPONSE_BYTES;
@@ -291,11 +306,13 @@ export async function invokeCapability(
           checkResponseSize(total, max);
           chunks.push(chunk as Buffer);
         }
-        const sanitized = applyResponseBlocklist(
-          concat(chunks, total),
-          planned.policy.responseBlocklist,
-          outHeaders,
-        );
+        const whole = concat(chunks, total);
+        const list = planned.policy.responseBlocklist;
+        const ct = contentTypeOf(outHeaders);
+        const sanitized =
+          list.length > 0 && isLineStream(ct)
+            ? { body: blocklistWhole(list, ct, whole), headers: outHeaders }
+            : applyResponseBlocklist(whole, list, outHeaders);
         const body = scrub.scrub(sanitized.body, scrubStats);
         deliver = () => sink.full(res.statusCode, sanitized.headers, body, { scrubbed: scrubStats.count });
       }
@@ -375,6 +392,16 @@ export async function auditScrubbed(
     encodings: [...stats.kinds].sort().join(','),
   };
   await deps.audit(event).catch((err: unknown) => deps.onAuditError?.(err));
+}
+
+function contentTypeOf(headers: HeaderList): string | undefined {
+  return headers.find(([n]) => n === 'content-type')?.[1];
+}
+
+/** SSE / NDJSON bodies that were buffered go through the same line redactor as streamed ones. */
+function blocklistWhole(list: readonly string[], ct: string | undefined, body: Uint8Array): Uint8Array {
+  const s = createBlocklistStream(list, ct);
+  return Buffer.concat([s.push(body), s.end()]);
 }
 
 function mapLateError(err: unknown): AivaultError {
