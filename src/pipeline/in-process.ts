@@ -68,6 +68,7 @@ export async function invokeInProcess(
     registry,
     secrets: vaultSecretSource(config, vault),
     rateLimiter: limiter,
+    auditKey: async () => vault.auditKey(),
   });
   let result: InProcessResponse | undefined;
   const sink: ResponseSink = {

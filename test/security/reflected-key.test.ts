@@ -7,7 +7,7 @@
  * Stopped by: the request worker scrubs every response path of the values injected into the call
  * (src/pipeline/scrub.ts), streaming-safe, and audits `response.scrubbed` (count and kinds, no value).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -267,5 +267,23 @@ describe('audit', () => {
     const kinds = new Set(scrubbed.flatMap((e) => String(e.encodings).split(',')));
     // base64url is reported as base64 when both spell the key the same (no + or / in it).
     for (const k of ['raw', 'base64', 'hex', 'percent', 'json']) expect(kinds).toContain(k);
+  });
+  it('aivault audit verify: every writer (daemon threads, in-process CLIs) chained; an edit is named', async () => {
+    const ok = await a.cli(['audit', 'verify']);
+    expect(ok.code, ok.stderr + ok.stdout).toBe(0);
+    expect(ok.stdout).toMatch(/^\d+ events verified/);
+    // The attacker rewrites what a scrubbed event says (no key: the seal cannot be recomputed).
+    const dir = join(a.vaultDir, 'audit');
+    const file = readdirSync(dir)
+      .filter((f) => f.endsWith('.jsonl'))
+      .sort()
+      .at(-1)!;
+    const ls = readFileSync(join(dir, file), 'utf8').split('\n');
+    const i = ls.findIndex((l) => l.includes('"response.scrubbed"'));
+    ls[i] = ls[i]!.replace('"response.scrubbed"', '"invoke"');
+    writeFileSync(join(dir, file), ls.join('\n'));
+    const bad = await a.cli(['audit', 'verify']);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout + bad.stderr).toContain(`${file}:${i + 1}:`);
   });
 });
