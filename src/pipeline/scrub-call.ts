@@ -2,12 +2,11 @@
  * Which secret values one call must scrub from its response, and the compiled matcher for them.
  * Runs where the values are (request worker, or the in-process CLI); the main thread never sees them.
  *
- * Cache: compiling the automaton costs tens of µs, more than the rest of a 1 KiB reply's scrubbing, so a
- * thread keeps the last few matchers, keyed by a SHA-256 of the names and values (the key itself reveals
- * nothing). A matcher holds the values it matches, exactly like the decrypted values each call already
- * holds on this thread's heap; nothing is written anywhere.
+ * Cache: compiling the automaton costs far more than scrubbing a 1 KiB reply, so a thread keeps the last
+ * few matchers, keyed by the names and values themselves (a string key is cheaper than hashing it). The
+ * cache and the matchers hold the values, exactly like the decrypted values each call already holds on
+ * this thread's heap, and live no longer than the thread; nothing is written anywhere.
  */
-import { createHash } from 'node:crypto';
 import type { Plan } from '../broker/types.js';
 import { createScrubber, MIN_SCRUB_LENGTH, type ScrubMatcher, type ScrubSecret } from './scrub.js';
 
@@ -79,9 +78,8 @@ export function scrubSecretsOf(
 
 /** The matcher for these secrets (cached per thread; see the header). */
 export function scrubberFor(secrets: readonly ScrubSecret[]): ScrubMatcher {
-  const h = createHash('sha256');
-  for (const s of secrets) h.update(`${s.kind ?? 'value'}\0${s.name}\0${s.value}\0`);
-  const key = h.digest('base64');
+  let key = '';
+  for (const s of secrets) key += `${s.kind ?? 'value'}\0${s.name}\0${s.value}\0`;
   const hit = cache.get(key);
   if (hit) {
     cache.delete(key);

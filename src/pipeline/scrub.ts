@@ -245,7 +245,11 @@ export class ScrubMatcher {
     return stats.count === before ? text : Buffer.from(out).toString('utf8');
   }
 
-  /** @internal scan state for ScrubStream. */
+  /**
+   * @internal Scan `buf[from..]` from `state`, pushing every match that starts at or after `boundary`.
+   * Hot loop: the automaton's arrays are read into locals and the transition is inlined (a method call
+   * and private-field reads per byte were most of the cost).
+   */
   scan(
     state: number,
     buf: Uint8Array,
@@ -254,20 +258,48 @@ export class ScrubMatcher {
     boundary: number,
     found: Match[],
   ): number {
-    let s = state;
     const root = this.#root;
+    const first = this.#firstEdge;
+    const edgeByte = this.#edgeByte;
+    const edgeTo = this.#edgeTo;
+    const nextEdge = this.#nextEdge;
+    const fail = this.#fail;
+    const out = this.#out;
+    const dict = this.#dict;
+    const depth = this.#depth;
+    let s = state;
     for (let i = from; i < buf.length; i++) {
       const b = buf[i] as number;
-      // Fast path: at the root, one table lookup per byte.
-      s = s === 0 ? (root[b] as number) : this.#step(s, b);
-      if (s === 0) continue;
-      let m = (this.#out[s] as number) >= 0 ? s : (this.#dict[s] as number);
+      if (s === 0) {
+        s = root[b] as number; // nearly every byte of an ordinary body stops here
+        if (s === 0) continue;
+      } else {
+        for (;;) {
+          let next = -1;
+          for (let e = first[s] as number; e >= 0; e = nextEdge[e] as number) {
+            if (edgeByte[e] === b) {
+              next = edgeTo[e] as number;
+              break;
+            }
+          }
+          if (next >= 0) {
+            s = next;
+            break;
+          }
+          s = fail[s] as number;
+          if (s === 0) {
+            s = root[b] as number;
+            break;
+          }
+        }
+        if (s === 0) continue;
+      }
+      let m = (out[s] as number) >= 0 ? s : (dict[s] as number);
       while (m >= 0) {
-        const p = this.#out[m] as number;
         const end = absBase + i + 1;
-        const start = end - (this.#depth[m] as number);
-        if (start >= boundary) found.push({ start, end, pattern: p });
-        m = this.#dict[m] as number;
+        const start = end - (depth[m] as number);
+        if (start >= boundary) found.push({ start, end, pattern: out[m] as number });
+        m = dict[m] as number;
       }
     }
     return s;
