@@ -6,6 +6,9 @@
  *   secret decrypt      crypto worker round trip (MessagePort RPC)      vs in-thread CryptoService.decrypt
  *                                                                       vs an empty MessagePort echo
  *   auth rendering      every strategy's per-request closure (registry providers + hmac/mtls by hand)
+ *   reflected-secret scrub  a 1 KiB reply (cached matcher, as on a warm call)      vs copying the reply
+ *                       compiling the matcher (a call with new secret values), and a 100 MiB streamed
+ *                       body in 64 KiB chunks (16 MiB with --quick), reported as MB/s
  * Run by bench/run.ts with BENCH_VAULT_DIR (a dev vault holding OPENAI_API_KEY); standalone it creates
  * its own throwaway vault. Prints one JSON array line on stdout (human lines on stderr).
  */
@@ -314,6 +317,45 @@ parentPort.postMessage({ ms: performance.now() - t0, admitted });`,
     tasks.push([`auth rendering: ${name}`, () => apply(input, SecretValues.from(bySlot))]);
   }
   await group(tasks);
+}
+
+// 6. reflected-secret scrubbing (src/pipeline/scrub.ts): the per-call cost every response now pays
+{
+  const { scrubberFor, scrubSecretsOf } = await import('../src/pipeline/scrub-call.js');
+  const { createScrubber } = await import('../src/pipeline/scrub.js');
+  const key = 'sk-proj-bench0123456789abcdefghijklmnopqrstuvwxyzABCDEF';
+  const secrets = scrubSecretsOf(
+    { auth: { header: {} } as AuthSpec, secretNames: { secret: 'OPENAI_API_KEY' } },
+    [{ secret: key }],
+  );
+  const reply = Buffer.from(JSON.stringify({ id: 'chatcmpl-1', text: 'x'.repeat(960) }).slice(0, 1024));
+  await group(
+    [
+      ['reply copy 1 KiB (baseline)', () => Buffer.from(reply)],
+      ['scrub 1 KiB reply (cached matcher)', () => scrubberFor(secrets).scrub(reply)],
+      ['scrub: compile matcher (new secret values)', () => createScrubber(secrets)],
+    ],
+    'reply copy 1 KiB (baseline)',
+  );
+  const total = (QUICK ? 16 : 100) << 20;
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  const matcher = scrubberFor(secrets);
+  const t0 = process.hrtime.bigint();
+  const stream = matcher.stream();
+  let out = 0;
+  for (let sent = 0; sent < total; sent += chunk.byteLength) out += stream.push(chunk).byteLength;
+  out += stream.end().byteLength;
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const mbPerSec = total / (1 << 20) / secs;
+  rows.push({
+    name: `scrub ${total >> 20} MiB streamed body (64 KiB chunks)`,
+    opsPerSec: 1 / secs,
+    usPerOp: secs * 1e6,
+    note: `${mbPerSec.toFixed(0)} MB/s, ${out === total ? 'output intact' : 'OUTPUT SIZE MISMATCH'}`,
+  });
+  process.stderr.write(
+    `scrub ${total >> 20} MiB streamed body                    ${mbPerSec.toFixed(0)} MB/s\n`,
+  );
 }
 
 process.stdout.write(`${JSON.stringify(rows)}\n`);

@@ -25,6 +25,10 @@ async function answer(req: CryptoRequest): Promise<{ reply: CryptoReply; transfe
     if (req.op === 'dev') {
       return { reply: { rid: req.rid, ok: true, dev: await service.devVerified() }, transfer: [] };
     }
+    if (req.op === 'audit-key') {
+      const key = new Uint8Array(await service.auditKey());
+      return { reply: { rid: req.rid, ok: true, auditKey: key.buffer }, transfer: [key.buffer] };
+    }
     if (req.op === 'write') {
       await service.writeSecret(req.secretId, new Uint8Array(req.value));
       return { reply: { rid: req.rid, ok: true, written: true }, transfer: [] };
@@ -77,6 +81,7 @@ parentPort?.on('message', (msg: ControlRequest) => {
       const { rid: _rid, op: _op, ...job } = msg;
       return commands.run(job);
     }
+    if (msg.op === 'audit-key') return { auditKey: (await service.auditKey()).toString('base64') };
     // Event-loop busy/idle ms since this thread started: two `status` readings give the crypto worker's
     // utilisation over a window (bench/ reports it; it must never be the bottleneck).
     const elu = performance.eventLoopUtilization();

@@ -76,7 +76,13 @@ const secrets: SecretSource = {
 };
 
 const deps = {
-  ...createPipelineDeps(config, { registry, rateLimiter, secrets }),
+  ...createPipelineDeps(config, {
+    registry,
+    rateLimiter,
+    secrets,
+    // The crypto worker derives the audit subkey; this thread never sees the KEK.
+    auditKey: async () => (await currentCrypto()).auditKey(),
+  }),
   // The message names the audit file and errno only (never event contents).
   onAuditError: (err: unknown) => process.stderr.write(`aivaultd: ${(err as Error).message}\n`),
 };

@@ -23,6 +23,7 @@
  * config.auditRetentionDays are deleted oldest first. AIVAULT_DISABLE_DISK_LOGS → nothing is written and
  * `list` returns [].
  */
+import { randomBytes } from 'node:crypto';
 import { promises as fsp, constants as fsc, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Scope } from '../broker/types.js';
@@ -30,6 +31,7 @@ import type { Config } from '../config/env.js';
 import { AivaultError } from '../errors.js';
 import type { VaultPaths } from '../vault/paths.js';
 import { DIR_MODE, FILE_MODE, ensureDir } from '../vault/store.js';
+import { sealLine, unsealLine, verifyChain, type DayFileText, type VerifyResult } from './audit-chain.js';
 
 export interface AuditEvent {
   readonly tsMs: number;
@@ -51,6 +53,10 @@ export interface AuditEvent {
   readonly clientIp?: string;
   readonly errorCode?: string;
   readonly note?: string;
+  /** response.scrubbed: how many reflected secret values were replaced. */
+  readonly count?: number;
+  /** response.scrubbed: comma-separated encoding kinds found (raw, base64, hex…), never a value. */
+  readonly encodings?: string;
 }
 
 export type AuditInput = Omit<AuditEvent, 'tsMs'> & { readonly tsMs?: number };
@@ -71,8 +77,9 @@ const STRING_FIELDS = [
   'clientIp',
   'errorCode',
   'note',
+  'encodings',
 ] as const;
-const NUMBER_FIELDS = ['status', 'durationMs'] as const;
+const NUMBER_FIELDS = ['status', 'durationMs', 'count'] as const;
 const MAX_FIELD = 2048;
 
 const DAY_FILE_RE = /^events-(\d{4}-\d{2}-\d{2})\.jsonl$/;
@@ -117,6 +124,21 @@ export interface AuditListOptions {
 export interface AuditLogOptions {
   /** Keep the day file open between appends (call `close()` on shutdown). */
   readonly keepOpen?: boolean;
+  /**
+   * The audit sealing key (KEK subkey) or undefined when unavailable (locked vault): lines are then
+   * written unsealed, and `audit verify` reports them. Asked once; a miss is retried after 5 s.
+   */
+  readonly sealKey?: () => Promise<Uint8Array | undefined>;
+}
+
+/** How long a failed sealKey() answer is reused before asking again (a locked vault, a crypto restart). */
+const SEAL_KEY_RETRY_MS = 5000;
+
+interface QueuedLine {
+  readonly file: string;
+  readonly line: Buffer;
+  resolve(): void;
+  reject(err: unknown): void;
 }
 
 interface OpenDayFile {
@@ -138,12 +160,24 @@ export class AuditLog {
   #open: OpenDayFile | undefined;
   #opening: { readonly file: string; readonly p: Promise<OpenDayFile> } | undefined;
   #closed = false;
+  /** Chain state of this writer (see audit-chain.ts). */
+  readonly #writer = randomBytes(8).toString('hex');
+  #seq = 0;
+  #prevMac: string | undefined;
+  #prevDay: string | undefined;
+  readonly #sealKey: (() => Promise<Uint8Array | undefined>) | undefined;
+  #key: Promise<Uint8Array | undefined> | undefined;
+  #keyMissAt = 0;
+  /** Group commit: lines queued while a write is in flight go out together, in order. */
+  #queue: QueuedLine[] = [];
+  #flushing = false;
 
   constructor(config: Config, paths: VaultPaths, opts: AuditLogOptions = {}) {
     this.dir = paths.auditDir;
     this.#disabled = config.disableDiskLogs;
     this.#retentionDays = config.auditRetentionDays;
     this.#keepOpen = opts.keepOpen === true;
+    this.#sealKey = opts.sealKey;
   }
 
   get enabled(): boolean {
@@ -157,11 +191,17 @@ export class AuditLog {
   async append(input: AuditInput): Promise<AuditEvent | undefined> {
     if (this.#disabled) return undefined;
     const event = sanitizeEvent(input);
-    const file = this.fileFor(event.tsMs);
-    const line = Buffer.from(`${JSON.stringify(event)}\n`, 'utf8');
+    let file = this.fileFor(event.tsMs);
     try {
-      if (this.#keepOpen && !this.#closed) await this.#appendOpen(file, line);
-      else await this.#appendOnce(file, line);
+      const key = await this.#loadKey();
+      let text = JSON.stringify(event);
+      if (key) {
+        // Lines are numbered and queued in the same order (no await between the two after sealing).
+        const sealed = await this.#seal(key, event);
+        text = sealed.line;
+        file = sealed.file;
+      }
+      await this.#enqueue(file, Buffer.from(`${text}\n`, 'utf8'));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       throw new AivaultError(
@@ -175,6 +215,98 @@ export class AuditLog {
     }
     await this.#maybePrune(event.tsMs);
     return event;
+  }
+
+  #loadKey(): Promise<Uint8Array | undefined> {
+    if (!this.#sealKey) return Promise.resolve(undefined);
+    if (this.#key && !(this.#keyMissAt > 0 && Date.now() - this.#keyMissAt > SEAL_KEY_RETRY_MS)) {
+      return this.#key;
+    }
+    this.#keyMissAt = 0;
+    const p = this.#sealKey().then(
+      (k) => {
+        if (!k) this.#keyMissAt = Date.now();
+        return k;
+      },
+      () => {
+        this.#keyMissAt = Date.now();
+        return undefined;
+      },
+    );
+    this.#key = p;
+    return p;
+  }
+
+  /** Number, chain and seal one event. The first sealed line links to the day file's last line. */
+  async #seal(key: Uint8Array, event: AuditEvent): Promise<{ line: string; file: string }> {
+    let link: string | undefined;
+    if (this.#prevMac === undefined && this.#seq === 0) {
+      this.#seq = -1; // reserve n = 0 for this call while the link is read
+      link = await lastMacOf(this.fileFor(event.tsMs));
+      this.#seq = 0;
+    }
+    while (this.#seq < 0) await new Promise((r) => setImmediate(r)); // another first line is being sealed
+    // A writer's chain only moves forward through day files (an event stamped before midnight but sealed
+    // after one stamped after it goes to the later file), so the verifier reads each chain in order.
+    let day = utcDay(event.tsMs);
+    if (this.#prevDay !== undefined && day < this.#prevDay) day = this.#prevDay;
+    const chain = {
+      w: this.#writer,
+      n: this.#seq,
+      ...(this.#prevMac !== undefined ? { p: this.#prevMac } : {}),
+      ...(this.#prevDay !== undefined ? { pd: this.#prevDay } : {}),
+      ...(link !== undefined ? { l: link } : {}),
+    };
+    const { line, mac } = sealLine(key, JSON.stringify({ ...event, ...chain }));
+    this.#seq++;
+    this.#prevMac = mac;
+    this.#prevDay = day;
+    return { line, file: join(this.dir, `events-${day}.jsonl`) };
+  }
+
+  #enqueue(file: string, line: Buffer): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ file, line, resolve, reject });
+      if (!this.#flushing) void this.#flush();
+    });
+  }
+
+  /** Write queued lines in order, one write per run of lines for the same day file. */
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0);
+        for (let i = 0; i < batch.length;) {
+          const file = (batch[i] as QueuedLine).file;
+          let j = i;
+          while (j < batch.length && (batch[j] as QueuedLine).file === file) j++;
+          const run = batch.slice(i, j);
+          const bytes =
+            run.length === 1 ? (run[0] as QueuedLine).line : Buffer.concat(run.map((q) => q.line));
+          try {
+            if (this.#keepOpen && !this.#closed) await this.#appendOpen(file, bytes);
+            else await this.#appendOnce(file, bytes);
+            for (const q of run) q.resolve();
+          } catch (err) {
+            for (const q of run) q.reject(err);
+          }
+          i = j;
+        }
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  /** Check every day file's seals and chains (see audit-chain.ts) with the audit key. */
+  async verify(key: Uint8Array): Promise<VerifyResult> {
+    const files: DayFileText[] = [];
+    for (const name of await this.#dayFiles()) {
+      const m = DAY_FILE_RE.exec(name);
+      files.push({ name, day: m?.[1] ?? '', text: await fsp.readFile(join(this.dir, name), 'utf8') });
+    }
+    return verifyChain(key, files);
   }
 
   /** Close the kept-open day file (waits for writes in flight). Later appends open+close per line. */
@@ -334,6 +466,26 @@ export class AuditLog {
       out.push(...events.slice(0, limit - out.length));
     }
     return out;
+  }
+}
+
+/** MAC of the last complete sealed line of `file` (reads at most its last 64 KiB), if any. */
+async function lastMacOf(file: string): Promise<string | undefined> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(file, 'r');
+    const { size } = await fh.stat();
+    const len = Math.min(size, 64 * 1024);
+    const buf = Buffer.alloc(len);
+    await fh.read(buf, 0, len, size - len);
+    const lines = buf.toString('utf8').split('\n');
+    lines.pop(); // '' after the final newline, or a torn tail
+    const last = lines.pop();
+    return last === undefined ? undefined : unsealLine(last)?.mac;
+  } catch {
+    return undefined; // no file yet
+  } finally {
+    await fh?.close().catch(() => undefined);
   }
 }
 

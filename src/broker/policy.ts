@@ -162,7 +162,8 @@ function effectivePolicy(snapshot: BrokerSnapshot, capabilityId: string): Effect
   const responseBlocklist = stored?.responseBlocklist ?? EMPTY_LIST;
   const policy: { -readonly [K in keyof EffectivePolicy]: EffectivePolicy[K] } = {
     responseBlocklist,
-    bufferResponse: responseBlocklist.length > 0 || stored?.maxResponseBodyBytes !== undefined,
+    // The blocklist streams (src/pipeline/blocklist-stream.ts); only a size limit needs the whole body.
+    bufferResponse: stored?.maxResponseBodyBytes !== undefined,
   };
   if (stored?.rateLimitPerMinute !== undefined) policy.rateLimitPerMinute = stored.rateLimitPerMinute;
   if (stored?.maxRequestBodyBytes !== undefined) policy.maxRequestBodyBytes = stored.maxRequestBodyBytes;
@@ -225,6 +226,15 @@ function buildBody(envelope: Envelope, policy: EffectivePolicy): Result<PlanBody
     return fail('body_too_large', 'request body exceeds the capability limit', { limit: max });
   }
   return ok(body);
+}
+
+/** Slot → secret NAME (for `[redacted:<NAME>]` in scrubbed responses); the id when the name is unknown. */
+function secretNamesOf(credential: Credential, snapshot: BrokerSnapshot): Record<string, string> {
+  const names: Record<string, string> = {};
+  for (const [slot, id] of Object.entries(credential.secretRefs)) {
+    names[slot] = snapshot.secrets.get(id)?.name ?? id;
+  }
+  return names;
 }
 
 /**
@@ -318,6 +328,7 @@ export function checkRequest(input: CheckRequestInput): Result<Plan> {
     body: body.value,
     auth,
     secretRefs: credential.secretRefs,
+    secretNames: secretNamesOf(credential, snapshot),
     credentialParams: credential.params ?? EMPTY_PARAMS,
     policy,
   });

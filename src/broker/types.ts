@@ -157,6 +157,8 @@ export interface Plan {
   readonly body: PlanBody;
   readonly auth: AuthSpec;
   readonly secretRefs: Readonly<Record<string, string>>;
+  /** Slot → secret name (shown in `[redacted:<NAME>]` when a response reflects a value). */
+  readonly secretNames?: Readonly<Record<string, string>>;
   readonly credentialParams: Readonly<Record<string, string>>;
   readonly policy: EffectivePolicy;
 }

@@ -146,7 +146,8 @@ export function buildProgram(run: Runner): Command {
     .action(act(vault, 'rotateMaster'));
   program
     .command('audit')
-    .description('show audit events, newest first')
+    .description('show audit events, newest first; `audit verify` checks the log has not been edited')
+    .argument('[action]', "verify: check every line's seal and chain (exit 1 names the first bad line)")
     .option('--limit <n>', 'number of events', '200')
     .option('--before-ts-ms <ms>', 'only events before this timestamp')
     .action(act(vault, 'audit'));

@@ -16,13 +16,16 @@ export type CryptoRequest =
   /** Exclusive OAuth2 refresh lease on a secret + its current value (read after the lease is granted). */
   | { rid: number; op: 'lease'; secretId: string }
   /** Release a lease, writing `value` first when given (transferred and zeroed). */
-  | { rid: number; op: 'release'; secretId: string; leaseId: number; value?: ArrayBuffer };
+  | { rid: number; op: 'release'; secretId: string; leaseId: number; value?: ArrayBuffer }
+  /** The audit-log sealing subkey (derived from the KEK; never the KEK itself). */
+  | { rid: number; op: 'audit-key' };
 
 export type CryptoReply =
   | { rid: number; ok: true; values: Record<string, ArrayBuffer> }
   | { rid: number; ok: true; dev: boolean }
   | { rid: number; ok: true; written: true }
   | { rid: number; ok: true; leaseId: number; value: ArrayBuffer }
+  | { rid: number; ok: true; auditKey: ArrayBuffer }
   | { rid: number; ok: false; error: WireError };
 
 export type ControlRequest =
@@ -31,6 +34,8 @@ export type ControlRequest =
   | { rid: number; op: 'lock' }
   | { rid: number; op: 'status' }
   | ({ rid: number; op: 'command' } & CommandJob)
+  /** The audit-log sealing subkey for the main thread's own audit lines (HTTP listener events). */
+  | { rid: number; op: 'audit-key' }
   | { rid: number; op: 'shutdown' };
 
 export type ControlReply =
@@ -134,6 +139,14 @@ export class CryptoPortClient {
       buf ? [buf] : [],
     );
     if (!reply.ok) throw fromWire(reply.error);
+  }
+
+  /** The audit-log sealing subkey (32 bytes). Rejects while the vault is locked. */
+  async auditKey(): Promise<Uint8Array> {
+    const reply = await this.call({ rid: this.nextRid++, op: 'audit-key' });
+    if (!reply.ok) throw fromWire(reply.error);
+    if (!('auditKey' in reply)) throw fromWire({ error: 'internal', message: 'bad audit-key reply' });
+    return new Uint8Array(reply.auditKey);
   }
 
   async dev(): Promise<boolean> {

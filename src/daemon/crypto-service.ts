@@ -8,7 +8,7 @@
 import { promises as fsp } from 'node:fs';
 import type { Config } from '../config/env.js';
 import { AivaultError } from '../errors.js';
-import { verifyDevMac } from '../vault/aead.js';
+import { deriveAuditKey, verifyDevMac } from '../vault/aead.js';
 import { tokenChangedDuringRefresh } from '../auth/oauth2.js';
 import type { Kek } from '../vault/secret-bytes.js';
 import type { VaultPaths } from '../vault/paths.js';
@@ -163,6 +163,11 @@ export class CryptoService {
     this.kek = kek;
     this.kekMeta = meta;
     return { kek, meta };
+  }
+
+  /** The audit-log sealing subkey of the current KEK (see deriveAuditKey). */
+  async auditKey(): Promise<Buffer> {
+    return deriveAuditKey((await this.currentKek()).kek);
   }
 
   /** True when the vault is a dev vault whose dev flag verifies against the KEK. */

@@ -203,7 +203,7 @@ export async function startHttpServer(
   const paths = vaultPaths(config);
   const verifier = new TokenVerifier(config.vaultDir);
   const snapshot = createCatalogCache(paths, registry);
-  const auditLog = new AuditLog(config, paths);
+  const auditLog = new AuditLog(config, paths, { sealKey: () => pool.auditKey() });
   const audit = (event: AuditInput): void => {
     auditLog.append(event).catch((err: unknown) => {
       process.stderr.write(`aivaultd: ${(err as Error).message}\n`);

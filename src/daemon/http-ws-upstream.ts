@@ -12,7 +12,9 @@ import WebSocket from 'ws';
 import { AivaultError, toWire } from '../errors.js';
 import type { AuditInput } from '../audit/audit-log.js';
 import type { Envelope } from '../broker/types.js';
-import type { PipelineDeps } from '../pipeline/invoke.js';
+import { auditScrubbed, scrubError, type PipelineDeps } from '../pipeline/invoke.js';
+import { newScrubStats, type ScrubMatcher } from '../pipeline/scrub.js';
+import { scrubberFor, scrubSecretsOf } from '../pipeline/scrub-call.js';
 import { createGuardedLookup, mapUpstreamError } from '../pipeline/upstream.js';
 import {
   WS_INITIAL_CREDITS,
@@ -23,7 +25,7 @@ import {
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
-function own(data: Buffer): ArrayBuffer {
+function own(data: Uint8Array): ArrayBuffer {
   const copy = new Uint8Array(data.byteLength);
   copy.set(data);
   return copy.buffer;
@@ -79,6 +81,9 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
   let aborted = false;
   /** Client frames that arrived before the upstream opened. */
   const pending: { data: Buffer; binary: boolean }[] = [];
+  /** Upstream → client messages, close reasons and errors are scrubbed of this relay's secret values. */
+  let scrubber: ScrubMatcher | undefined;
+  const scrubStats = newScrubStats();
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
 
@@ -179,9 +184,11 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
       },
       bySlot,
     );
-    bySlot = {};
-    if (!authed.ok) throw authed.error;
+    if (!authed.ok) throw scrubError(authed.error, [bySlot], []);
     const auth = authed.value;
+    scrubber = scrubberFor(scrubSecretsOf(plan, [bySlot], auth.setHeaders));
+    const scrub = scrubber;
+    bySlot = {};
     const headers: Record<string, string> = {};
     for (const [n, v] of plan.headers) headers[n] = v;
     for (const [n, v] of auth.setHeaders) headers[n.toLowerCase()] = v;
@@ -234,7 +241,8 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
     if (clientClosed) ws.close(sendableCloseCode(clientClosed.code), clientClosed.reason.slice(0, 120));
 
     ws.on('message', (data, isBinary) => {
-      const buf = own(toBuffer(data));
+      // A message is whole here, so it is scrubbed at once (no state across messages).
+      const buf = own(scrub.scrub(toBuffer(data), scrubStats));
       post({ t: 'ws-msg', data: buf, binary: isBinary }, [buf]);
       credits--;
       if (credits <= 0 && !paused) {
@@ -253,7 +261,8 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
       resolveDone();
     });
     ws.on('close', (code, reason) => {
-      post({ t: 'ws-close', code, reason: reason.toString('utf8').slice(0, 120) });
+      const text = scrub.scrubText(reason.toString('utf8'), scrubStats);
+      post({ t: 'ws-close', code, reason: text.slice(0, 120) });
       resolveDone();
     });
     await done;
@@ -261,10 +270,12 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
     const e = err instanceof AivaultError ? err : mapUpstreamError(err, audit.host ?? 'upstream');
     audit.errorCode = e.code;
     upstream?.terminate();
-    post({ t: 'error', error: toWire(e) });
+    const message = scrubber ? scrubber.scrubText(e.message) : e.message;
+    post({ t: 'error', error: toWire(message === e.message ? e : new AivaultError(e.code, message)) });
   } finally {
     audit.durationMs = Date.now() - started;
     await deps.audit(audit as AuditInput).catch((err: unknown) => deps.onAuditError?.(err));
+    if (scrubStats.count > 0) await auditScrubbed(deps, audit, scrubStats);
     post({ t: 'ws-close', code: 1006, reason: '' });
     port.close();
   }

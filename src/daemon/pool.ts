@@ -391,9 +391,15 @@ export class DaemonPool {
     return worker;
   }
 
+  /** The audit-log sealing subkey, for the main thread's own audit lines (never the KEK). */
+  async auditKey(): Promise<Uint8Array> {
+    const data = await this.operator('audit-key');
+    return Buffer.from(String(data.auditKey), 'base64');
+  }
+
   /** Forward an operator frame to the crypto worker. */
   operator(
-    op: 'unlock' | 'lock' | 'status',
+    op: 'unlock' | 'lock' | 'status' | 'audit-key',
     passphrase?: string,
   ): Promise<Record<string, string | number | boolean | null>> {
     const rid = this.nextRid++;

@@ -17,7 +17,7 @@ import {
   type FrameInput,
   type InvokeFrame,
 } from '../protocol/frames.js';
-import type { WorkerToMain } from '../pipeline/call-port.js';
+import { scrubbedField, type WorkerToMain } from '../pipeline/call-port.js';
 import type { CallHandle, DaemonPool } from './pool.js';
 import type { SocketRole } from './operator-executor.js';
 import {
@@ -195,7 +195,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
         return;
       case 'end':
         conn.starved.delete(call);
-        send(ws, { type: 'end', id });
+        send(ws, { type: 'end', id, ...scrubbedField(msg.scrubbed) });
         finished(ws, id, call);
         return;
       case 'full':
@@ -207,7 +207,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
           ws.cork(() => {
             send(ws, { type: 'head', id, status: msg.status, headers: msg.headers });
             if (msg.body.byteLength > 0) send(ws, { type: 'chunk', id, data: new Uint8Array(msg.body) });
-            send(ws, { type: 'end', id });
+            send(ws, { type: 'end', id, ...scrubbedField(msg.scrubbed) });
           });
         } else {
           send(ws, {
@@ -216,6 +216,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
             status: msg.status,
             headers: msg.headers,
             body: new Uint8Array(msg.body),
+            ...scrubbedField(msg.scrubbed),
           });
         }
         finished(ws, id, call);

@@ -16,8 +16,9 @@ export const INITIAL_CREDITS = 4;
 export type WorkerToMain =
   | { t: 'head'; status: number; headers: HeaderList }
   | { t: 'chunk'; data: ArrayBuffer }
-  | { t: 'end' }
-  | { t: 'full'; status: number; headers: HeaderList; body: ArrayBuffer }
+  /** `scrubbed`: reflected secret values replaced in this response (a count, never a value). */
+  | { t: 'end'; scrubbed?: number }
+  | { t: 'full'; status: number; headers: HeaderList; body: ArrayBuffer; scrubbed?: number }
   | { t: 'error'; error: WireError }
   /** The worker has no port to the crypto worker yet: the main thread answers with `crypto-port`. */
   | { t: 'need-crypto' };
@@ -49,6 +50,11 @@ export type CallMessage = Exclude<WorkerToMain, { t: 'need-crypto' }> & { id: nu
 
 /** Request worker → main thread on the worker's port. */
 export type WorkerPortToMain = CallMessage | { t: 'need-crypto' } | { t: 'closed' };
+
+/** `{scrubbed: n}` when n > 0, else nothing (the common case adds no field to the message). */
+export function scrubbedField(n: number | undefined): { scrubbed?: number } {
+  return n !== undefined && n > 0 ? { scrubbed: n } : {};
+}
 
 function own(data: Uint8Array): ArrayBuffer {
   const copy = new Uint8Array(data.byteLength);
@@ -86,12 +92,12 @@ export function createPortSink(
       const buf = own(data);
       post({ t: 'chunk', id, data: buf }, [buf]);
     },
-    end() {
-      post({ t: 'end', id });
+    end(info) {
+      post({ t: 'end', id, ...scrubbedField(info?.scrubbed) });
     },
-    full(status, headers, body) {
+    full(status, headers, body, info) {
       const buf = own(body);
-      post({ t: 'full', id, status, headers, body: buf }, [buf]);
+      post({ t: 'full', id, status, headers, body: buf, ...scrubbedField(info?.scrubbed) }, [buf]);
     },
   };
 }

@@ -25,6 +25,8 @@ export interface PipelineDepsOptions {
   readonly secrets: SecretSource;
   readonly rateLimiter?: RateLimiter;
   readonly upstream?: Omit<UpstreamOptions, 'dev'>;
+  /** The audit sealing subkey (never the KEK); absent → audit lines are written unsealed. */
+  readonly auditKey?: () => Promise<Uint8Array | undefined>;
 }
 
 /**
@@ -83,7 +85,10 @@ export function createPipelineDeps(
   const paths = vaultPaths(config);
   const snapshot = createCatalogCache(paths, opts.registry);
   // One open day file per pipeline (request worker / in-process call) instead of open+close per line.
-  const auditLog = new AuditLog(config, paths, { keepOpen: true });
+  const auditLog = new AuditLog(config, paths, {
+    keepOpen: true,
+    ...(opts.auditKey ? { sealKey: opts.auditKey } : {}),
+  });
   const upstreams = new Map<string, Upstream>();
   const authCache = new WeakMap<object, Map<string, Result<AuthApply>>>();
 

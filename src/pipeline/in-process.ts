@@ -16,6 +16,8 @@ export interface InProcessResponse {
   status: number;
   headers: HeaderList;
   body: Uint8Array;
+  /** Reflected secret values replaced in this response (absent when none). */
+  scrubbed?: number;
 }
 
 /** A SecretSource backed by an open Vault (values decrypted per call; buffers zeroed after decoding). */
@@ -66,14 +68,15 @@ export async function invokeInProcess(
     registry,
     secrets: vaultSecretSource(config, vault),
     rateLimiter: limiter,
+    auditKey: async () => vault.auditKey(),
   });
   let result: InProcessResponse | undefined;
   const sink: ResponseSink = {
     head() {},
     async chunk() {},
     end() {},
-    full(status, headers, body) {
-      result = { status, headers, body };
+    full(status, headers, body, info) {
+      result = { status, headers, body, ...(info?.scrubbed ? { scrubbed: info.scrubbed } : {}) };
     },
   };
   try {

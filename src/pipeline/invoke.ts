@@ -20,6 +20,9 @@ import { applyResponseBlocklist, checkResponseSize, filterUpstreamHeaders } from
 import type { RateLimiter } from './rate-limit.js';
 import type { Upstream } from './upstream.js';
 import type { OAuth2Refresher } from './oauth2.js';
+import { newScrubStats, type ScrubMatcher } from './scrub.js';
+import { createBlocklistStream, isLineStream } from './blocklist-stream.js';
+import { scrubberFor, scrubSecretsOf } from './scrub-call.js';
 
 /** Non-streaming calls buffer the whole response; without a policy limit this cap keeps memory bounded. */
 export const DEFAULT_MAX_BUFFERED_RESPONSE_BYTES = 64 * 1024 * 1024;
@@ -67,13 +70,19 @@ export interface PipelineDeps {
   onAuditError?(err: unknown): void;
 }
 
+/** What the caller is told about a finished response (no values: a count only). */
+export interface ResponseInfo {
+  /** Reflected secret values replaced in this response (headers + body). */
+  readonly scrubbed: number;
+}
+
 /** The output side of a call: streamed (head/chunk/end) or buffered (full). */
 export interface ResponseSink {
   head(status: number, headers: HeaderList): void;
   /** Resolves when the consumer can take more (credit-based backpressure). */
   chunk(data: Uint8Array): Promise<void>;
-  end(): void;
-  full(status: number, headers: HeaderList, body: Uint8Array): void;
+  end(info?: ResponseInfo): void;
+  full(status: number, headers: HeaderList, body: Uint8Array, info?: ResponseInfo): void;
 }
 
 export interface InvokeCall {
@@ -136,6 +145,11 @@ export async function invokeCapability(
   /** Secret material of this call, kept only to scrub an error message (computed on error, never logged). */
   const slotsSeen: Readonly<Record<string, string>>[] = [];
   let urlSecrets: readonly string[] = [];
+  /** Reflected-secret scrubbing of this call's response (built once the injected values are known). */
+  let plan: Plan | undefined;
+  let authHeaders: readonly (readonly [string, string])[] = [];
+  let scrubber: ScrubMatcher | undefined;
+  const scrubStats = newScrubStats();
   try {
     if (ctx.clientIp !== undefined && !isIpLiteral(ctx.clientIp)) {
       throw new AivaultError('invalid_request', 'clientIp must be an IPv4 or IPv6 address', {
@@ -143,24 +157,25 @@ export async function invokeCapability(
       });
     }
     const dev = await deps.secrets.devOverrides();
-    const plan = throwIfFailed(await deps.plan(call.envelope, ctx, dev));
+    const planned = throwIfFailed(await deps.plan(call.envelope, ctx, dev));
+    plan = planned;
     Object.assign(audit, {
-      capability: plan.capabilityId,
-      credential: plan.credentialId,
-      provider: plan.provider,
-      host: plan.host,
-      method: plan.method,
-      path: plan.path, // no query: query values can carry secrets
+      capability: planned.capabilityId,
+      credential: planned.credentialId,
+      provider: planned.provider,
+      host: planned.host,
+      method: planned.method,
+      path: planned.path, // no query: query values can carry secrets
     });
 
-    const limit = plan.policy.rateLimitPerMinute;
+    const limit = planned.policy.rateLimitPerMinute;
     if (limit !== undefined) {
       if (!deps.rateLimiter) throw new AivaultError('internal', 'rate limiter unavailable');
-      const d = deps.rateLimiter.tryAcquire(plan.capabilityId, limit);
+      const d = deps.rateLimiter.tryAcquire(planned.capabilityId, limit);
       if (!d.admitted) {
         throw new AivaultError(
           'rate_limited',
-          `capability ${plan.capabilityId} is limited to ${limit} calls per minute`,
+          `capability ${planned.capabilityId} is limited to ${limit} calls per minute`,
           {
             retryAfterMs: d.retryAfterMs,
           },
@@ -169,58 +184,59 @@ export async function invokeCapability(
     }
 
     // Secrets: placeholder → value, only for the duration of auth injection.
-    const ids = [...new Set(Object.values(plan.secretRefs))];
+    const ids = [...new Set(Object.values(planned.secretRefs))];
     const values = await deps.secrets.decrypt(ids);
     let bySlot: Record<string, string> = {};
-    for (const [slot, id] of Object.entries(plan.secretRefs)) {
+    for (const [slot, id] of Object.entries(planned.secretRefs)) {
       const v = values.get(id);
       if (v === undefined) {
         throw new AivaultError(
           'vault_unavailable',
-          `secret ${id} for credential ${plan.credentialId} is missing`,
+          `secret ${id} for credential ${planned.credentialId} is missing`,
         );
       }
       bySlot[slot] = v;
     }
     values.clear();
     slotsSeen.push(bySlot);
-    const oauth2 = 'oauth2' in plan.auth;
+    const oauth2 = 'oauth2' in planned.auth;
     if (oauth2) {
       if (!deps.oauth2) throw new AivaultError('auth_failed', 'oauth2 credentials need the token refresher');
-      bySlot = await deps.oauth2.ensure(plan, bySlot, dev, false);
+      bySlot = await deps.oauth2.ensure(planned, bySlot, dev, false);
       slotsSeen.push(bySlot);
     }
 
     /** Build body + auth and send. Called again (fresh body, fresh auth) for the one oauth2 retry. */
     const send = async (slots: Readonly<Record<string, string>>): Promise<Dispatcher.ResponseData> => {
-      const body = await buildRequestBody(plan.body, plan.policy.maxRequestBodyBytes);
-      let headers: [string, string][] = plan.headers.map(([n, v]) => [n, v]);
+      const body = await buildRequestBody(planned.body, planned.policy.maxRequestBodyBytes);
+      let headers: [string, string][] = planned.headers.map(([n, v]) => [n, v]);
       if (body.contentType) {
         headers = headers.filter(([n]) => n !== 'content-type').concat([['content-type', body.contentType]]);
       }
-      if (plan.policy.responseBlocklist.length > 0)
+      if (planned.policy.responseBlocklist.length > 0)
         headers = headers.filter(([n]) => n !== 'accept-encoding');
       const authInput: AuthInput = {
-        method: plan.method,
-        host: plan.host,
-        path: plan.path,
-        query: plan.query,
+        method: planned.method,
+        host: planned.host,
+        path: planned.path,
+        query: planned.query,
         headers,
         body: body.bytes ?? (body.body === undefined ? new Uint8Array(0) : undefined),
       };
-      const auth = throwIfFailed(await deps.applyAuth(plan, authInput, slots));
+      const auth = throwIfFailed(await deps.applyAuth(planned, authInput, slots));
       urlSecrets = auth.urlSecrets;
+      authHeaders = auth.setHeaders;
       const set = new Map(auth.setHeaders.map(([n, v]) => [n.toLowerCase(), v] as const));
       headers = headers.filter(([n]) => !set.has(n)).concat([...set]);
       if (body.body !== undefined) headers.push(['content-length', String(body.length)]);
-      const path = (auth.pathPrefix ?? '') + plan.path;
-      let query = plan.query;
+      const path = (auth.pathPrefix ?? '') + planned.path;
+      let query = planned.query;
       for (const [n, v] of auth.appendQuery) query += (query ? '&' : '') + `${n}=${v}`;
       if (controller.signal.aborted) throw controller.signal.reason;
       return deps.upstream(dev).request({
-        host: plan.host,
-        port: plan.port,
-        method: plan.method,
+        host: planned.host,
+        port: planned.port,
+        method: planned.method,
         pathAndQuery: query ? `${path}?${query}` : path,
         headers,
         body: body.body as Dispatcher.DispatchOptions['body'],
@@ -243,7 +259,7 @@ export async function invokeCapability(
       // same slots back when this token itself came from a forced refresh moments ago; then the 401 stands.
       let refreshed: Readonly<Record<string, string>>;
       try {
-        refreshed = await deps.oauth2.ensure(plan, bySlot, dev, true);
+        refreshed = await deps.oauth2.ensure(planned, bySlot, dev, true);
       } catch (err) {
         await res.body.dump().catch(() => undefined); // free the pooled connection before failing
         throw err;
@@ -256,19 +272,42 @@ export async function invokeCapability(
       }
     }
     audit.status = res.statusCode;
-    const outHeaders = filterUpstreamHeaders(res.headers, deps.injectedHeaders?.(plan));
+    scrubber = scrubberFor(scrubSecretsOf(planned, slotsSeen, authHeaders));
+    const scrub = scrubber;
+    const outHeaders = filterUpstreamHeaders(res.headers, deps.injectedHeaders?.(planned)).map(
+      ([n, v]): [string, string] => [n, scrub.scrubText(v, scrubStats)],
+    );
 
     try {
-      if (call.stream && !plan.policy.bufferResponse) {
-        sink.head(res.statusCode, outHeaders);
+      if (call.stream && !planned.policy.bufferResponse) {
+        const list = planned.policy.responseBlocklist;
+        const redact = list.length > 0 ? createBlocklistStream(list, contentTypeOf(outHeaders)) : undefined;
+        // With a blocklist the head waits for the first body bytes, so a body that is not JSON at all
+        // fails closed as an error instead of a 200 with a cut body.
+        let headSent = false;
+        const emit = async (data: Uint8Array): Promise<void> => {
+          if (!headSent) {
+            headSent = true;
+            sink.head(res.statusCode, outHeaders);
+          }
+          if (data.byteLength > 0) await sink.chunk(data);
+        };
+        if (!redact) await emit(new Uint8Array(0));
+        // Only a possible partial match is held back between chunks (src/pipeline/scrub.ts).
+        const stream = scrub.stream(scrubStats);
         for await (const chunk of res.body) {
           const c = chunk as Buffer;
-          await sink.chunk(new Uint8Array(c.buffer, c.byteOffset, c.byteLength));
+          let data: Uint8Array = new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
+          if (redact) data = redact.push(data);
+          const out = stream.push(data);
+          if (out.byteLength > 0) await emit(out);
           if (controller.signal.aborted) throw controller.signal.reason;
         }
-        deliver = () => sink.end();
+        const tail = stream.push(redact ? redact.end() : new Uint8Array(0));
+        await emit(Buffer.concat([tail, stream.end()]));
+        deliver = () => sink.end({ scrubbed: scrubStats.count });
       } else {
-        const max = plan.policy.maxResponseBodyBytes ?? DEFAULT_MAX_BUFFERED_RESPONSE_BYTES;
+        const max = planned.policy.maxResponseBodyBytes ?? DEFAULT_MAX_BUFFERED_RESPONSE_BYTES;
         const chunks: Uint8Array[] = [];
         let total = 0;
         for await (const chunk of res.body) {
@@ -276,12 +315,15 @@ export async function invokeCapability(
           checkResponseSize(total, max);
           chunks.push(chunk as Buffer);
         }
-        const sanitized = applyResponseBlocklist(
-          concat(chunks, total),
-          plan.policy.responseBlocklist,
-          outHeaders,
-        );
-        deliver = () => sink.full(res.statusCode, sanitized.headers, sanitized.body);
+        const whole = concat(chunks, total);
+        const list = planned.policy.responseBlocklist;
+        const ct = contentTypeOf(outHeaders);
+        const sanitized =
+          list.length > 0 && isLineStream(ct)
+            ? { body: blocklistWhole(list, ct, whole), headers: outHeaders }
+            : applyResponseBlocklist(whole, list, outHeaders);
+        const body = scrub.scrub(sanitized.body, scrubStats);
+        deliver = () => sink.full(res.statusCode, sanitized.headers, body, { scrubbed: scrubStats.count });
       }
     } catch (err) {
       res.body.destroy();
@@ -295,13 +337,17 @@ export async function invokeCapability(
           ? controller.signal.reason
           : mapLateError(err);
     audit.errorCode = e.code;
-    throw scrubError(e, slotsSeen, urlSecrets);
+    if (!scrubber && plan && slotsSeen.length > 0) {
+      scrubber = scrubberFor(scrubSecretsOf(plan, slotsSeen, authHeaders));
+    }
+    throw scrubError(e, slotsSeen, urlSecrets, scrubber);
   } finally {
     if (timer) clearTimeout(timer);
     call.signal?.removeEventListener('abort', onAbort);
     audit.durationMs = Date.now() - started;
     // An audit write failure must not turn a completed call into an error; it is reported, not hidden.
     await deps.audit(audit as AuditInput).catch((err: unknown) => deps.onAuditError?.(err));
+    if (scrubStats.count > 0) await auditScrubbed(deps, audit, scrubStats);
   }
   deliver?.();
 }
@@ -317,12 +363,14 @@ export function scrubError(
   e: AivaultError,
   slots: readonly Readonly<Record<string, string>>[],
   urlSecrets: readonly string[],
+  scrubber?: ScrubMatcher,
 ): AivaultError {
   if (slots.length === 0 && urlSecrets.length === 0) return e;
   const all = new Set(urlSecrets);
   for (const bySlot of slots) for (const v of SecretValues.from(bySlot).valuesForRedaction()) all.add(v);
   const needles = [...all].filter((v) => v.length >= MIN_SCRUB_CHARS);
-  const scrub = (text: string): string => redactUrl(text, needles);
+  // Encoded forms first (named replacement), then the plain/percent forms of shorter values.
+  const scrub = (text: string): string => redactUrl(scrubber ? scrubber.scrubText(text) : text, needles);
   const message = scrub(e.message);
   let details = e.details;
   let changed = message !== e.message;
@@ -335,6 +383,34 @@ export function scrubError(
     details = next;
   }
   return changed ? new AivaultError(e.code, message, details) : e;
+}
+
+/** One `response.scrubbed` audit event per response that reflected a secret (count + kinds, no value). */
+export async function auditScrubbed(
+  deps: Pick<PipelineDeps, 'audit' | 'onAuditError'>,
+  call: Partial<AuditInput>,
+  stats: { readonly count: number; readonly kinds: ReadonlySet<string> },
+): Promise<void> {
+  const event: AuditInput = {
+    kind: 'response.scrubbed',
+    ...(call.capability !== undefined ? { capability: call.capability } : {}),
+    ...(call.credential !== undefined ? { credential: call.credential } : {}),
+    ...(call.provider !== undefined ? { provider: call.provider } : {}),
+    ...(call.host !== undefined ? { host: call.host } : {}),
+    count: stats.count,
+    encodings: [...stats.kinds].sort().join(','),
+  };
+  await deps.audit(event).catch((err: unknown) => deps.onAuditError?.(err));
+}
+
+function contentTypeOf(headers: HeaderList): string | undefined {
+  return headers.find(([n]) => n === 'content-type')?.[1];
+}
+
+/** SSE / NDJSON bodies that were buffered go through the same line redactor as streamed ones. */
+function blocklistWhole(list: readonly string[], ct: string | undefined, body: Uint8Array): Uint8Array {
+  const s = createBlocklistStream(list, ct);
+  return Buffer.concat([s.push(body), s.end()]);
 }
 
 function mapLateError(err: unknown): AivaultError {

@@ -30,6 +30,8 @@ export interface InvokeResponse {
   status: number;
   headers: HeaderList;
   body: Uint8Array;
+  /** Reflected secret values the daemon replaced in this response (absent when none). */
+  scrubbed?: number;
 }
 
 export interface StreamResponse {
@@ -37,6 +39,8 @@ export interface StreamResponse {
   body: AsyncIterable<Uint8Array>;
   /** Stop the call; the daemon aborts the upstream request. */
   cancel(): void;
+  /** After the body ended: reflected secret values the daemon replaced (0 when none). */
+  scrubbed(): number;
 }
 
 export interface DaemonClient {
@@ -178,7 +182,12 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
           onFrame(frame) {
             if (frame.type === 'response') {
               done();
-              resolve({ status: frame.status, headers: frame.headers, body: frame.body });
+              resolve({
+                status: frame.status,
+                headers: frame.headers,
+                body: frame.body,
+                ...(frame.scrubbed ? { scrubbed: frame.scrubbed } : {}),
+              });
             } else if (frame.type === 'error') {
               done();
               reject(fromWire(frame));
@@ -202,6 +211,7 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
       const id = allocId();
       const queue: Uint8Array[] = [];
       let ended = false;
+      let scrubbed = 0;
       let error: AivaultError | undefined;
       let wake: (() => void) | undefined;
       let resolveHead!: (h: { status: number; headers: HeaderList }) => void;
@@ -240,6 +250,7 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
             case 'response':
               resolveHead({ status: frame.status, headers: frame.headers });
               if (frame.body.byteLength > 0) queue.push(frame.body);
+              scrubbed = frame.scrubbed ?? 0;
               finish();
               return;
             case 'chunk':
@@ -248,6 +259,7 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
               notify();
               return;
             case 'end':
+              scrubbed = frame.scrubbed ?? 0;
               finish();
               return;
             case 'error':
@@ -290,7 +302,7 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
           };
         },
       };
-      return { head, body, cancel };
+      return { head, body, cancel, scrubbed: () => scrubbed };
     },
 
     operator(type, passphrase) {

@@ -90,6 +90,8 @@ export interface ResponseFrame {
   status: number;
   headers: HeaderList;
   body: Uint8Array;
+  /** Reflected secret values the daemon replaced in this response (absent when none). */
+  scrubbed?: number;
 }
 export interface HeadFrame {
   v: 1;
@@ -108,6 +110,8 @@ export interface EndFrame {
   v: 1;
   type: 'end';
   id: FrameId;
+  /** Reflected secret values the daemon replaced in this response (absent when none). */
+  scrubbed?: number;
 }
 export interface ErrorFrame {
   v: 1;
@@ -170,6 +174,10 @@ function isId(value: unknown): value is FrameId {
   return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
 }
 
+function isOptCount(value: unknown): value is number | undefined {
+  return value === undefined || (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0);
+}
+
 function isOptString(value: unknown): boolean {
   return value === undefined || typeof value === 'string';
 }
@@ -200,10 +208,10 @@ const FIELDS: Readonly<Record<string, readonly string[]>> = Object.freeze({
   lock: ['v', 'type', 'id'],
   status: ['v', 'type', 'id'],
   command: ['v', 'type', 'id', 'command', 'args', 'opts', 'color', 'passphrase'],
-  response: ['v', 'type', 'id', 'status', 'headers', 'body'],
+  response: ['v', 'type', 'id', 'status', 'headers', 'body', 'scrubbed'],
   head: ['v', 'type', 'id', 'status', 'headers'],
   chunk: ['v', 'type', 'id', 'data'],
-  end: ['v', 'type', 'id'],
+  end: ['v', 'type', 'id', 'scrubbed'],
   error: ['v', 'type', 'id', 'error', 'message', 'details'],
   pong: ['v', 'type', 'id'],
   result: ['v', 'type', 'id', 'data'],
@@ -306,7 +314,23 @@ export function validateFrame(raw: unknown): Result<Frame> {
       }
       const body = toBytes(raw.body);
       if (!body) return invalid('response frame: "body" must be binary');
-      return ok({ v: 1, type, id: raw.id as number, status: raw.status, headers: raw.headers, body });
+      if (!isOptCount(raw.scrubbed)) return invalid('response frame: "scrubbed" must be a count');
+      const frame: ResponseFrame = {
+        v: 1,
+        type,
+        id: raw.id as number,
+        status: raw.status,
+        headers: raw.headers,
+        body,
+      };
+      if (raw.scrubbed !== undefined) frame.scrubbed = raw.scrubbed;
+      return ok(frame);
+    }
+    case 'end': {
+      if (!isOptCount(raw.scrubbed)) return invalid('end frame: "scrubbed" must be a count');
+      const frame: EndFrame = { v: 1, type, id: raw.id as number };
+      if (raw.scrubbed !== undefined) frame.scrubbed = raw.scrubbed;
+      return ok(frame);
     }
     case 'chunk': {
       const data = toBytes(raw.data);
@@ -334,7 +358,7 @@ export function validateFrame(raw: unknown): Result<Frame> {
       return ok(frame);
     }
     default:
-      // cancel, lock, status, end: only v/type/id.
+      // cancel, lock, status: only v/type/id.
       return ok({ v: 1, type, id: raw.id as number } as Frame);
   }
 }

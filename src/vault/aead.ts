@@ -195,6 +195,17 @@ export function verifyCheck(kek: Kek, vaultId: string, blob: AeadBlob): boolean 
 }
 
 const DEV_CONTEXT = Buffer.from('aivdev01');
+const AUDIT_CONTEXT = Buffer.from('aivaud01');
+
+/**
+ * The audit-log sealing key: a subkey of the KEK (libsodium crypto_kdf, context "aivaud01"). Whoever holds
+ * it can seal audit lines and nothing else; the KEK itself never leaves its holder. 32 bytes.
+ */
+export function deriveAuditKey(kek: Kek): Buffer {
+  const sub = Buffer.alloc(32);
+  kek.use((k) => sodium.crypto_kdf_derive_from_key(sub, 1, AUDIT_CONTEXT, k));
+  return sub;
+}
 
 function devMessage(vaultId: string): Buffer {
   return Buffer.from(`dev:1:${vaultId}`, 'utf8');

@@ -28,7 +28,7 @@ import type { Config } from '../config/env.js';
 import { AivaultError } from '../errors.js';
 import { AuditLog } from '../audit/audit-log.js';
 import type { AuditInput } from '../audit/audit-log.js';
-import { addWrap, devMac, openValue, sealValue, verifyDevMac } from './aead.js';
+import { addWrap, deriveAuditKey, devMac, openValue, sealValue, verifyDevMac } from './aead.js';
 import type { VaultPaths } from './paths.js';
 import { secretRecordPath, vaultPaths } from './paths.js';
 import { getProvider, providerKind } from './providers/index.js';
@@ -366,7 +366,7 @@ export class Vault {
   ) {
     this.config = config;
     this.paths = paths;
-    this.audit = new AuditLog(config, paths);
+    this.audit = new AuditLog(config, paths, { sealKey: async () => this.auditKey() });
     this.#meta = meta;
     this.#kek = kek;
     this.#actor = actor;
@@ -515,6 +515,11 @@ export class Vault {
     this.#kekError = undefined;
     this.#meta = meta;
     await this.#audit({ kind: 'vault.unlock', provider: meta.provider.kind });
+  }
+
+  /** The audit sealing subkey of the loaded KEK (see deriveAuditKey), or undefined while locked. */
+  auditKey(): Uint8Array | undefined {
+    return this.#kek ? deriveAuditKey(this.#kek) : undefined;
   }
 
   /** Forget (zero) the KEK held by this instance. */

@@ -18,7 +18,9 @@ describe('pipeline in-process (AIVAULTD_DISABLE=1)', () => {
     expect(res.status).toBe(200);
     const seen = json<{ path: string; headers: Record<string, string>; body: string }>(res.body);
     expect(seen.path).toBe('/in-process');
-    expect(seen.headers.authorization).toBe(`Bearer ${SECRET}`);
+    expect(fx.upstream.requests.at(-1)?.headers.authorization).toBe(`Bearer ${SECRET}`);
+    expect(seen.headers.authorization).toBe('Bearer [redacted:ECHO_TOKEN]');
+    expect(res.scrubbed).toBe(1);
     expect(res.headers.map(([n]) => n)).not.toContain('set-cookie');
   });
 

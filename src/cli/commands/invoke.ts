@@ -57,6 +57,16 @@ function upstreamFailed(status: number): boolean {
   return status >= 400;
 }
 
+/** One stderr line when the daemon replaced reflected secret values (joined with any other notice). */
+function scrubNotice(scrubbed: number | undefined, other?: string): { notice?: string } {
+  const lines = other ? [other] : [];
+  if (scrubbed)
+    lines.push(
+      `warning: the upstream response reflected a secret; ${scrubbed} occurrence(s) were redacted (see aivault audit)`,
+    );
+  return lines.length > 0 ? { notice: lines.join('\n') } : {};
+}
+
 async function streamInvoke(
   ctx: CliContext,
   envelope: Envelope,
@@ -77,7 +87,10 @@ async function streamInvoke(
       human: () => '',
       silent: true,
       exitCode: upstreamFailed(head.status) ? 1 : 0,
-      ...(upstreamFailed(head.status) ? { notice: `upstream returned HTTP ${head.status}` } : {}),
+      ...scrubNotice(
+        call.scrubbed(),
+        upstreamFailed(head.status) ? `upstream returned HTTP ${head.status}` : undefined,
+      ),
     };
   } finally {
     client.close();
@@ -97,7 +110,7 @@ async function execute(
   const timeoutMs = timeoutRaw === undefined ? undefined : parseCount(timeoutRaw, '--timeout-ms');
   if (mode === 'raw' && optBool(opts, 'stream')) return streamInvoke(ctx, envelope, context, timeoutMs);
 
-  let res: { status: number; body: Uint8Array };
+  let res: { status: number; body: Uint8Array; scrubbed?: number };
   if (ctx.config.daemonDisable) {
     const { refuseInProcessWhileServed } = await import('../daemon-link.js');
     await refuseInProcessWhileServed(ctx.config);
@@ -136,7 +149,7 @@ async function execute(
       human: () => text,
       raw: res.body,
       exitCode: failed ? 1 : 0,
-      ...(notice ? { notice } : {}),
+      ...scrubNotice(res.scrubbed, notice),
     };
   }
   let parsed: unknown;
@@ -158,7 +171,7 @@ async function execute(
     json: { status: res.status, body: mode === 'json' ? shaped : parsed },
     human: () => (mode === 'json' ? toJson(shaped) : (shaped as string)),
     exitCode: failed ? 1 : 0,
-    ...(notice ? { notice } : {}),
+    ...scrubNotice(res.scrubbed, notice),
   };
 }
 

@@ -196,11 +196,40 @@ export async function rotateMaster(
   };
 }
 
+/** `aivault audit verify`: every day file's seals and per-writer chains (src/audit/audit-chain.ts). */
+async function auditVerify(ctx: CliContext): Promise<CommandResult> {
+  const vault = await openVaultForWrite(ctx); // the audit key is a subkey of the KEK
+  let key: Uint8Array | undefined;
+  try {
+    key = vault.auditKey();
+  } finally {
+    vault.close();
+  }
+  if (!key) throw new AivaultError('vault_unavailable', 'the vault is locked: run `aivault unlock`');
+  const r = await new AuditLog(ctx.config, vaultPaths(ctx.config)).verify(key);
+  if (r.ok) {
+    const legacy = r.legacy > 0 ? ` (${r.legacy} older unsealed events not verifiable)` : '';
+    return {
+      json: r,
+      human: (p) => `${p.green(`${r.events} events verified`)} in ${r.files} day file(s)${legacy}`,
+    };
+  }
+  return {
+    json: r,
+    human: (p) => p.red(`${r.file}:${r.line}: ${r.reason} (${r.events} events verified before it)`),
+    exitCode: 1,
+  };
+}
+
 export async function audit(
   ctx: CliContext,
-  _pos: readonly string[],
+  pos: readonly string[],
   opts: CommandOptions,
 ): Promise<CommandResult> {
+  if (pos[0] === 'verify') return auditVerify(ctx);
+  if (pos[0] !== undefined) {
+    throw new AivaultError('usage', `unknown audit action "${pos[0].slice(0, 40)}" (expected: verify)`);
+  }
   const limit = parseCount(optString(opts, 'limit') ?? '200', '--limit');
   const before = optString(opts, 'beforeTsMs');
   const beforeTsMs = before === undefined ? undefined : parseCount(before, '--before-ts-ms');

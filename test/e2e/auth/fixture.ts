@@ -56,6 +56,7 @@ export async function startAuthFixture(opts: { workers?: number } = {}): Promise
     ...issueServerCert(PROVIDER_HOSTS),
     tokenPaths: ['/api/token'],
   });
+  lastUpstream = upstream;
   const dv = await createDevVault({
     prefix: 'aivault-auth-e2e-',
     upstream: upstream.port,
@@ -113,8 +114,18 @@ export async function startAuthFixture(opts: { workers?: number } = {}): Promise
   return fx;
 }
 
+/** The last started fixture's upstream (tests in a file run one after another). */
+let lastUpstream: HttpsUpstream | undefined;
+
+/**
+ * What the upstream saw for the call that returned `body`. Read from the upstream's own record, not from
+ * the echoed body: the body the caller gets has every reflected secret value scrubbed.
+ */
 export function echo(body: Uint8Array): SeenRequest {
-  return JSON.parse(Buffer.from(body).toString('utf8')) as SeenRequest;
+  const echoed = JSON.parse(Buffer.from(body).toString('utf8')) as SeenRequest;
+  const recorded = lastUpstream?.requests.at(-1);
+  if (!recorded || recorded.method !== echoed.method) return echoed;
+  return recorded;
 }
 
 /** Run `fn`, expecting it to reject; returns the error's code and message (as the caller sees them). */

@@ -70,14 +70,14 @@ describe('checkRequest: happy path', () => {
     expect(r.ok && r.value.host).toBe('my-store.myshopify.com');
   });
 
-  it('effective policy: blocklist forces buffering; max request body enforced', () => {
+  it('effective policy: the blocklist streams (no buffering); max request body enforced', () => {
     const snap = standardSnapshot({
       policies: [
         { capabilityId: 'openai/chat-completions', responseBlocklist: ['id'], maxRequestBodyBytes: 4 },
       ],
     });
     const small = run(chat({ body: 'abcd' }), snap);
-    expect(small.ok && small.value.policy.bufferResponse).toBe(true);
+    expect(small.ok && small.value.policy.bufferResponse).toBe(false);
     expect(code(run(chat({ body: 'abcde' }), snap))).toBe('body_too_large');
     expect(code(run(chat({ body: undefined, bodyBase64: 'YWJjZGU=' }), snap))).toBe('body_too_large');
     expect(code(run(chat({ body: undefined, multipart: [{ name: 'a', value: 'abcdef' }] }), snap))).toBe(

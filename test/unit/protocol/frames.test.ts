@@ -37,6 +37,8 @@ describe('frames', () => {
       headers: [['content-type', 'application/json']],
       body: new Uint8Array([1, 2, 3]),
     },
+    { type: 'response', id: 8, status: 200, headers: [], body: new Uint8Array(0), scrubbed: 2 },
+    { type: 'end', id: 8, scrubbed: 1 },
     { type: 'head', id: 7, status: 201, headers: [] },
     { type: 'chunk', id: 7, data: new Uint8Array(70_000).fill(7) },
     { type: 'end', id: 7 },
@@ -107,6 +109,11 @@ describe('frames', () => {
     if (res.ok) return;
     expect(res.error.code).toBe('invalid_request');
     expect(res.error.message).toContain(message);
+  });
+
+  it.each([-1, 1.5, '2'])('rejects a scrubbed count of %j', (scrubbed) => {
+    const bytes = raw.pack({ v: PROTOCOL_VERSION, type: 'end', id: 1, scrubbed });
+    expect(decodeFrame(bytes)).toMatchObject({ ok: false });
   });
 
   it('separates client and daemon frames', () => {
