@@ -135,6 +135,8 @@ export function deriveCredential(
     secretRefs,
     createdAtMs: stored.createdAtMs,
     ...(stored.params ? { params: stored.params } : {}),
+    ...(stored.workspaceId !== undefined ? { workspaceId: stored.workspaceId } : {}),
+    ...(stored.groupId !== undefined ? { groupId: stored.groupId } : {}),
   };
   if (stored.source === 'registry') {
     if (!provider) {
@@ -304,6 +306,9 @@ export interface CreateCredentialInput {
   readonly auth?: AuthSpec;
   readonly hosts?: readonly string[];
   readonly params?: Readonly<Record<string, string>>;
+  /** Bind the credential to an execution context (a group needs its workspace). */
+  readonly workspaceId?: string;
+  readonly groupId?: string;
 }
 
 export interface MutationOptions {
@@ -315,6 +320,18 @@ export interface MutationOptions {
    * AIVAULT_DEV_ALLOW_NON_DEFAULT_PORTS (a verified `init --dev` vault), the only case invoke dials one.
    */
   readonly allowNonDefaultPorts?: boolean;
+}
+
+/** `--workspace-id/--group-id` of credential create → the stored binding (trimmed; group needs workspace). */
+function contextOf(input: CreateCredentialInput): { workspaceId?: string; groupId?: string } {
+  const workspaceId = input.workspaceId?.trim() || undefined;
+  const groupId = input.groupId?.trim() || undefined;
+  if (groupId !== undefined && workspaceId === undefined)
+    throw usage('--group-id needs --workspace-id (a group lives in a workspace)');
+  return {
+    ...(workspaceId !== undefined ? { workspaceId } : {}),
+    ...(groupId !== undefined ? { groupId } : {}),
+  };
 }
 
 /** Validate a create request against registry + secrets. Pure; throws AivaultError (usage/policy/…). */
@@ -360,6 +377,7 @@ export function prepareCredential(
     secretRefs: refs,
     createdAtMs: options.nowMs ?? Date.now(),
     ...(input.params ? { params: { ...input.params } } : {}),
+    ...contextOf(input),
   };
 
   if (provider && !input.auth) {
@@ -445,20 +463,32 @@ export async function addProvisionedCredential(paths: CatalogPaths, credential: 
 }
 
 export interface DeleteCredentialResult {
+  /** Custom capabilities removed with the credential (only with `cascade`). */
   readonly removedCapabilities: readonly string[];
+  /** Custom capabilities kept although their credential is gone (invoking them is credential_not_found). */
+  readonly orphanedCapabilities: readonly string[];
 }
 
-/** Delete a credential and the custom capabilities (and their policies) built on it. */
-export async function deleteCredential(paths: CatalogPaths, id: string): Promise<DeleteCredentialResult> {
+/**
+ * Delete a credential. The user's custom capabilities on it are kept (a capability is the user's policy
+ * work, and recreating the credential under the same id makes them usable again); with `cascade` they are
+ * removed too, with their policies, and listed.
+ */
+export async function deleteCredential(
+  paths: CatalogPaths,
+  id: string,
+  options: { readonly cascade?: boolean } = {},
+): Promise<DeleteCredentialResult> {
   return mutateBroker(paths, (doc) => {
     const before = doc.credentials.length;
     doc.credentials = doc.credentials.filter((c) => c.id !== id);
     if (doc.credentials.length === before)
       throw new AivaultError('not_found', `credential ${id} does not exist`);
-    const removed = doc.capabilities.filter((c) => c.credentialId === id).map((c) => c.id);
+    const dependent = doc.capabilities.filter((c) => c.credentialId === id).map((c) => c.id);
+    if (options.cascade !== true) return { removedCapabilities: [], orphanedCapabilities: dependent };
     doc.capabilities = doc.capabilities.filter((c) => c.credentialId !== id);
-    doc.policies = doc.policies.filter((p) => !removed.includes(p.capabilityId));
-    return { removedCapabilities: removed };
+    doc.policies = doc.policies.filter((p) => !dependent.includes(p.capabilityId));
+    return { removedCapabilities: dependent, orphanedCapabilities: [] };
   });
 }
 

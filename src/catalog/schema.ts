@@ -77,16 +77,23 @@ export const scopeSchema = z
     'scope ids do not match its kind',
   );
 
-export const storedCredentialSchema = z.strictObject({
-  id,
-  provider: id,
-  source: z.enum(['registry', 'custom']),
-  secretRefs: z.record(nonEmpty, nonEmpty).refine((r) => Object.keys(r).length > 0, 'must not be empty'),
-  auth: authSpecSchema.optional(),
-  hosts: z.array(hostPatternSchema).optional(),
-  params: z.record(nonEmpty, z.string()).optional(),
-  createdAtMs: z.number().int().nonnegative(),
-});
+export const storedCredentialSchema = z
+  .strictObject({
+    id,
+    provider: id,
+    source: z.enum(['registry', 'custom']),
+    secretRefs: z.record(nonEmpty, nonEmpty).refine((r) => Object.keys(r).length > 0, 'must not be empty'),
+    auth: authSpecSchema.optional(),
+    hosts: z.array(hostPatternSchema).optional(),
+    params: z.record(nonEmpty, z.string()).optional(),
+    workspaceId: nonEmpty.optional(),
+    groupId: nonEmpty.optional(),
+    createdAtMs: z.number().int().nonnegative(),
+  })
+  .refine((c) => c.groupId === undefined || c.workspaceId !== undefined, {
+    message: 'groupId needs workspaceId',
+    path: ['groupId'],
+  });
 
 export const storedCapabilitySchema = z.strictObject({
   id,

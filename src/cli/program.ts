@@ -124,7 +124,13 @@ export function buildProgram(run: Runner): Command {
     .action(act(vault, 'audit'));
 
   const sec = program.command('secrets').description('manage secrets (values are never printed)');
-  scopeOptions(sec.command('list').description('list secret metadata')).action(act(secrets, 'list'));
+  sec
+    .command('list')
+    .description('list secret metadata, marked by scope (filter with --scope/--workspace-id/--group-id)')
+    .addOption(new Option('--scope <scope>', 'only secrets of this scope').choices(SCOPES))
+    .option('--workspace-id <id>', 'only secrets of this workspace (workspace and group scopes)')
+    .option('--group-id <id>', 'only secrets of this group (needs --workspace-id)')
+    .action(act(secrets, 'list'));
   scopeOptions(
     sec
       .command('create')
@@ -212,13 +218,20 @@ export function buildProgram(run: Runner): Command {
     .option('--auth-query <K=tmpl>', 'multi-query auth entry (repeatable)', collect)
     .option('--token-endpoint <url>', 'oauth2 token endpoint')
     .option('--grant-type <type>', 'oauth2 grant: refresh_token | client_credentials')
-    .option('--oauth-scope <scope>', 'oauth2 scope (repeatable)', collect)
+    .option('--scope <scope>', 'oauth2 scope (repeatable)', collect)
+    .option('--oauth-scope <scope>', 'same as --scope (repeatable)', collect)
+    .option('--workspace-id <id>', 'bind the credential to this workspace: it serves only calls made there')
+    .option('--group-id <id>', 'bind the credential to this group (needs --workspace-id)')
     .option('--aws-service <name>', 'aws-sigv4 service')
     .option('--aws-region <region>', 'aws-sigv4 region')
     .option('--hmac-algorithm <alg>', 'hmac algorithm: sha256 | sha512 | sha1')
     .action(act(credential, 'create'));
   cred.command('list').description('list credentials').action(act(credential, 'list'));
-  cred.command('delete <id>').description('delete a credential').action(act(credential, 'remove'));
+  cred
+    .command('delete <id>')
+    .description('delete a credential (custom capabilities on it are kept unless --cascade)')
+    .option('--cascade', 'also delete the custom capabilities (and their policies) that use it, listing them')
+    .action(act(credential, 'remove'));
 
   const cap = program.command('capability').description('browse, create and invoke capabilities');
   cap
@@ -305,6 +318,7 @@ export function buildProgram(run: Runner): Command {
     .requiredOption('--client-id <id>', 'OAuth client id')
     .requiredOption('--redirect-uri <uri>', 'redirect URI')
     .option('--scope <scope>', 'scope (repeatable)', collect)
+    .option('--state <value>', 'state parameter to send (default: 32 random bytes, base64url)')
     .action(act(oauth, 'setup'));
 
   program.command('restart').description('restart aivaultd').action(act(daemon, 'restart'));

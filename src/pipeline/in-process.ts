@@ -16,6 +16,8 @@ export interface InProcessResponse {
   status: number;
   headers: HeaderList;
   body: Uint8Array;
+  /** Set when the call's audit event could not be written (the call itself completed). */
+  auditError?: string;
 }
 
 /** A SecretSource backed by an open Vault (values decrypted per call; buffers zeroed after decoding). */
@@ -68,6 +70,14 @@ export async function invokeInProcess(
     rateLimiter: limiter,
   });
   let result: InProcessResponse | undefined;
+  // No daemon stderr here: the failure travels back with the response so the CLI can print it.
+  let auditError: string | undefined;
+  const reporting = {
+    ...deps,
+    onAuditError(err: unknown) {
+      auditError = err instanceof Error ? err.message : String(err);
+    },
+  };
   const sink: ResponseSink = {
     head() {},
     async chunk() {},
@@ -78,7 +88,7 @@ export async function invokeInProcess(
   };
   try {
     await invokeCapability(
-      deps,
+      reporting,
       {
         envelope,
         context,
@@ -92,5 +102,5 @@ export async function invokeInProcess(
     await deps.close();
   }
   if (!result) throw new AivaultError('internal', 'pipeline finished without a response');
-  return result;
+  return auditError === undefined ? result : { ...result, auditError };
 }

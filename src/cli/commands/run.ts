@@ -197,11 +197,26 @@ export async function run(
   });
   process.off('SIGINT', onInt);
   process.off('SIGTERM', onTerm);
-  await revokeToken(ctx.config.vaultDir, info.id).catch(() => undefined);
+  // A token that could not be revoked stays valid until it expires: say so, with the command to retry.
+  // (not_found means it is already gone, e.g. the command revoked it itself.)
+  const revokeError = await revokeToken(ctx.config.vaultDir, info.id).then(
+    () => undefined,
+    (err: unknown) =>
+      err instanceof AivaultError && err.code === 'not_found'
+        ? undefined
+        : err instanceof Error
+          ? err.message
+          : String(err),
+  );
   return {
-    json: { exitCode: code, token: info.id },
+    json: { exitCode: code, token: info.id, ...(revokeError !== undefined ? { revokeError } : {}) },
     human: () => '',
     silent: true,
     ...(code !== 0 ? { exitCode: code } : {}),
+    ...(revokeError !== undefined
+      ? {
+          notice: `warning: proxy token ${info.id} was not revoked (${revokeError}); it stays valid until ${new Date(info.expiresAtMs).toISOString()} unless you run: aivault token revoke ${info.id}`,
+        }
+      : {}),
   };
 }

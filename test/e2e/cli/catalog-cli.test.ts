@@ -50,6 +50,14 @@ afterAll(async () => {
 
 describe('custom provider', () => {
   let secretId = '';
+  const myProviderArgs = (): string[] =>
+    headerCredentialArgs({
+      id: 'my-provider',
+      secretRef: `vault:secret:${secretId}`,
+      header: 'x-custom-auth',
+      template: 'Token {{secret}}',
+      host: 'upstream.test',
+    });
 
   it('needs --auth and --host, then creates the credential and a capability', async () => {
     const created = parseJson<{ secret: { id: string } }>(
@@ -69,15 +77,7 @@ describe('custom provider', () => {
       'usage',
       2,
     );
-    await ok([
-      ...headerCredentialArgs({
-        id: 'my-provider',
-        secretRef: `vault:secret:${secretId}`,
-        header: 'x-custom-auth',
-        template: 'Token {{secret}}',
-        host: 'upstream.test',
-      }),
-    ]);
+    await ok(myProviderArgs());
     await failsWith(
       [
         'credential',
@@ -220,8 +220,29 @@ describe('custom provider', () => {
     await failsWith(['capability', 'unbind', '--capability', 'my-provider/items'], 'not_found');
   });
 
-  it('deleting the credential removes its capability', async () => {
-    await ok(['credential', 'delete', 'my-provider']);
+  it('deleting the credential keeps its capability; --cascade removes it and says so', async () => {
+    const kept = await ok(['credential', 'delete', 'my-provider']);
+    expect(kept.stdout).toContain('Capability kept: my-provider/items');
+    for (const extra of [{}, { AIVAULTD_DISABLE: '1' }]) {
+      const res = await runCli(['invoke', 'my-provider/items', '--method', 'GET', '--path', '/items', '-v'], {
+        env: { ...env, ...extra },
+      });
+      expect(res.code).toBe(1);
+      const err = JSON.parse(res.stderr) as { error: string; message: string };
+      expect(err.error).toBe('credential_not_found');
+      expect(err.message).toContain('credential my-provider');
+      expect(err.message).toContain('aivault credential create my-provider');
+    }
+    await ok(myProviderArgs());
+    const back = await runCli(
+      ['invoke', 'my-provider/items', '--path', '/items', '--header', 'x-echo-headers=omit'],
+      { env },
+    );
+    expect(back.code, back.stderr).toBe(0);
+    const cascade = parseJson<{ removedCapabilities: string[] }>(
+      await ok(['credential', 'delete', 'my-provider', '--cascade', '-v']),
+    );
+    expect(cascade.removedCapabilities).toEqual(['my-provider/items']);
     await failsWith(
       ['invoke', 'my-provider/items', '--method', 'GET', '--path', '/items'],
       'capability_not_found',
