@@ -45,6 +45,7 @@ export const authSpecSchema = z.union([
       header_name: nonEmpty,
       value_template: nonEmpty,
       encoding: z.enum(['hex', 'base64']).optional(),
+      key_encoding: z.enum(['utf8', 'base64']).optional(),
     }),
   }),
   z.strictObject({ mtls: z.strictObject({}) }),

@@ -225,6 +225,10 @@ export function buildProgram(run: Runner): Command {
     .option('--aws-service <name>', 'aws-sigv4 service')
     .option('--aws-region <region>', 'aws-sigv4 region')
     .option('--hmac-algorithm <alg>', 'hmac algorithm: sha256 | sha512 | sha1')
+    .option(
+      '--hmac-key-encoding <enc>',
+      'hmac key in the secret: utf8 (default) | base64 (also Svix whsec_…)',
+    )
     .action(act(credential, 'create'));
   cred.command('list').description('list credentials').action(act(credential, 'list'));
   cred

@@ -99,11 +99,16 @@ export function authSpecFromFlags(opts: CommandOptions): AuthSpec | undefined {
       if (algorithm !== 'sha256' && algorithm !== 'sha512' && algorithm !== 'sha1') {
         throw new AivaultError('usage', '--hmac-algorithm must be sha256, sha512 or sha1');
       }
+      const keyEncoding = optString(opts, 'hmacKeyEncoding');
+      if (keyEncoding !== undefined && keyEncoding !== 'utf8' && keyEncoding !== 'base64') {
+        throw new AivaultError('usage', '--hmac-key-encoding must be utf8 or base64');
+      }
       return {
         hmac: {
           algorithm,
           header_name: required(opts, 'headerName', '--header-name', type),
           value_template: optString(opts, 'valueTemplate') ?? '{{signature}}',
+          ...(keyEncoding === 'base64' ? { key_encoding: 'base64' as const } : {}),
         },
       };
     }

@@ -1,6 +1,7 @@
 // Reference CLI flows run as a script would (stdin is a pipe, never a terminal), through the built CLI,
 // in-process (AIVAULTD_DISABLE=1) and through the daemon: scope filters, the reference's flag spellings,
 // credentials bound to an execution context, and errors that must be reported instead of swallowed.
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,6 +157,69 @@ describe('reference spellings', () => {
         ])
       ).error,
     ).toBe('usage');
+  });
+});
+
+describe('hmac keys given as base64 (Svix whsec_…)', () => {
+  it.each(MODES)('signs with the decoded key bytes (%s)', async (mode, extra) => {
+    const keyBytes = randomBytes(24);
+    const secret = registerSecret(`whsec_${keyBytes.toString('base64')}`);
+    const name = `SVIX_${mode.replace('-', '_').toUpperCase()}`;
+    const id = parseJson<{ secret: { id: string } }>(
+      await runCli(['secrets', 'create', '--name', name, '--value-stdin', '-v'], { env, input: secret }),
+    ).secret.id;
+    const cred = `svix-${mode}`;
+    await ok([
+      'credential',
+      'create',
+      cred,
+      '--provider',
+      cred,
+      '--secret-ref',
+      `vault:secret:${id}`,
+      '--auth',
+      'hmac',
+      '--header-name',
+      'x-sig',
+      '--value-template',
+      't={{timestamp}},v1={{signature}}',
+      '--hmac-key-encoding',
+      'base64',
+      '--host',
+      'upstream.test',
+    ]);
+    await ok([
+      'capability',
+      'create',
+      `${cred}/hook`,
+      '--credential',
+      cred,
+      '--method',
+      'POST',
+      '--path',
+      '/hook',
+    ]);
+    const before = upstream.requests.length;
+    const res = await runCli(
+      [
+        'invoke',
+        `${cred}/hook`,
+        '--method',
+        'POST',
+        '--path',
+        '/hook',
+        '--body',
+        '{"a":1}',
+        '--header',
+        'x-echo-headers=omit',
+      ],
+      { env: { ...env, ...extra } },
+    );
+    expect(res.code, res.stderr).toBe(0);
+    const seen = upstream.requests[before];
+    const [, t, sig] = /^t=(\d+),v1=([0-9a-f]+)$/.exec(String(seen?.headers['x-sig'] ?? '')) ?? [];
+    const canonical = `POST\n/hook\n\n${t}\n${createHash('sha256').update('{"a":1}').digest('hex')}`;
+    expect(sig).toBe(createHmac('sha256', keyBytes).update(canonical).digest('hex'));
   });
 });
 
