@@ -138,6 +138,7 @@ export function buildProgram(run: Runner): Command {
       .requiredOption('--name <name>', 'secret name, e.g. OPENAI_API_KEY')
       .option('--value <value>', 'secret value (prefer --value-stdin or the prompt)')
       .option('--value-stdin', 'read the value from standard input')
+      .option('--value-file <path>', 'read the value from a file (e.g. OAuth token JSON)')
       .option('--alias <alias>', 'alias (repeatable)', collect),
   ).action(act(secrets, 'create'));
   sec
@@ -153,6 +154,7 @@ export function buildProgram(run: Runner): Command {
     .requiredOption('--id <id>', 'secret id or name')
     .option('--value <value>', 'new value')
     .option('--value-stdin', 'read the value from standard input')
+    .option('--value-file <path>', 'read the value from a file')
     .action(act(secrets, 'rotate'));
   sec
     .command('delete')
@@ -297,7 +299,9 @@ export function buildProgram(run: Runner): Command {
     invokeOptions(cap.command('json <id>').description('invoke and print the response as JSON')),
   ).action(act(invoke, 'json'));
   shapeOptions(
-    invokeOptions(cap.command('markdown <id>').description('invoke and print the response as markdown')),
+    invokeOptions(
+      cap.command('markdown <id>').alias('md').description('invoke and print the response as markdown'),
+    ),
   ).action(act(invoke, 'markdown'));
 
   invokeOptions(program.command('invoke <id>').description('invoke a capability through the broker'))

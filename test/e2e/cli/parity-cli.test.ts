@@ -115,6 +115,21 @@ describe('reference spellings', () => {
     expect(new URL(out.consentUrl).searchParams.get('state')).toBe('csrf-token-42');
   });
 
+  it('secrets create/rotate --value-file read the value from a file (not the argument list)', async () => {
+    const file = join(tmpDir(), 'oauth.json');
+    writeFileSync(file, `${registerSecret('{"clientId":"c","refreshToken":"file-token-123"}')}\n`, {
+      mode: 0o600,
+    });
+    const id = parseJson<{ secret: { id: string } }>(
+      await ok(['secrets', 'create', '--name', 'FROM_FILE', '--value-file', file, '-v']),
+    ).secret.id;
+    await ok(['secrets', 'rotate', '--id', id, '--value-file', file]);
+    const missing = await failure(['secrets', 'create', '--name', 'NOPE', '--value-file', `${file}.missing`]);
+    expect(missing).toMatchObject({ error: 'usage' });
+    expect(missing.message).toContain('ENOENT');
+    await ok(['secrets', 'delete', '--id', id]);
+  });
+
   it('credential create --scope sets OAuth2 scopes (--oauth-scope still works)', async () => {
     const secret = parseJson<{ secret: { id: string } }>(
       await ok([

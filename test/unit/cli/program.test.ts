@@ -75,6 +75,13 @@ describe('cli program table', () => {
     ],
     [['secrets', 'list', '--scope', 'global'], 'list', [], { scope: 'global' }],
     [['secrets', 'list'], 'list', [], {}],
+    [
+      ['secrets', 'rotate', '--id', 'x', '--value-file', '/tmp/v'],
+      'rotate',
+      [],
+      { id: 'x', valueFile: '/tmp/v' },
+    ],
+    [['capability', 'md', 'openai/models'], 'markdown', ['openai/models'], {}],
     [['capability', 'describe', 'openai/chat-completions'], 'describe', ['openai/chat-completions'], {}],
     [['capability', 'args', 'openai/x'], 'describe', ['openai/x'], {}],
     [['capability', 'shape', 'openai/x'], 'describe', ['openai/x'], {}],
