@@ -147,6 +147,7 @@ export function buildProgram(run: Runner): Command {
     .requiredOption('--id <id>', 'secret id or name')
     .option('--name <name>', 'new name')
     .option('--alias <alias>', 'replace aliases (repeatable)', collect)
+    .option('--clear-aliases', 'remove every alias')
     .action(act(secrets, 'update'));
   sec
     .command('rotate')

@@ -165,9 +165,15 @@ export async function update(
   const vault = await Vault.open(ctx.config);
   const target = await vault.getSecret(optString(opts, 'id') ?? '');
   const name = optString(opts, 'name');
-  const aliases = opts.alias === undefined ? undefined : optList(opts, 'alias');
+  if (optBool(opts, 'clearAliases') && opts.alias !== undefined)
+    throw new AivaultError('usage', 'give --alias or --clear-aliases, not both');
+  const aliases = optBool(opts, 'clearAliases')
+    ? []
+    : opts.alias === undefined
+      ? undefined
+      : optList(opts, 'alias');
   if (name === undefined && aliases === undefined)
-    throw new AivaultError('usage', 'nothing to update: give --name or --alias');
+    throw new AivaultError('usage', 'nothing to update: give --name, --alias or --clear-aliases');
   const meta = await vault.updateSecret(target.id, { name, aliases });
   return { json: meta, human: (p) => `${p.green('Secret updated:')} ${p.bold(meta.name)} ${p.dim(meta.id)}` };
 }

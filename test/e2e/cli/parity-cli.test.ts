@@ -124,6 +124,11 @@ describe('reference spellings', () => {
       await ok(['secrets', 'create', '--name', 'FROM_FILE', '--value-file', file, '-v']),
     ).secret.id;
     await ok(['secrets', 'rotate', '--id', id, '--value-file', file]);
+    await ok(['secrets', 'update', '--id', id, '--alias', 'a1', '--alias', 'a2']);
+    const cleared = parseJson<{ aliases: string[] }>(
+      await ok(['secrets', 'update', '--id', id, '--clear-aliases', '-v']),
+    );
+    expect(cleared.aliases).toEqual([]);
     const missing = await failure(['secrets', 'create', '--name', 'NOPE', '--value-file', `${file}.missing`]);
     expect(missing).toMatchObject({ error: 'usage' });
     expect(missing.message).toContain('ENOENT');
