@@ -6,6 +6,7 @@
  */
 import { fail, ok, type Result } from '../errors.js';
 import { isWildcardPattern, matchHost } from './hosts.js';
+import { regionalHosts, regionOverride } from './aws-region.js';
 import type {
   Binding,
   BrokerSnapshot,
@@ -145,7 +146,7 @@ function credentialsOf(
 
 /** True when some concrete host of the credential falls under the capability's host (or vice versa). */
 export function canReachCapability(capability: Capability, credential: Credential): boolean {
-  for (const capHost of capability.allow.hosts) {
+  for (const capHost of regionalHosts(capability.allow.hosts, regionOverride(credential))) {
     for (const credHost of credential.hosts) {
       if (
         !isWildcardPattern(credHost)

@@ -9,6 +9,7 @@ import { isWildcardPattern, matchHost, parseHostPattern } from '../broker/hosts.
 import { publicSuffixWildcard } from '../broker/public-suffix.js';
 import { normalizePath } from '../broker/path.js';
 import { secretIdFromRef } from '../broker/resolve-credential.js';
+import { isAwsRegion, regionalHosts, regionOverride } from '../broker/aws-region.js';
 import { capabilityFromRegistry } from '../broker/resolve-capability.js';
 import type {
   Binding,
@@ -120,6 +121,21 @@ function hostsWithinProvider(hosts: readonly string[], provider: RegistryProvide
   );
 }
 
+/**
+ * The registry provider as a credential with these params sees it: hosts relabelled for an AWS region
+ * override; the provider itself without one; undefined when params.region is set but is not a region of
+ * an AWS (sigv4) provider.
+ */
+function regionalProvider(
+  provider: RegistryProvider,
+  params: Readonly<Record<string, string>> | undefined,
+): RegistryProvider | undefined {
+  if (params?.region === undefined) return provider;
+  if (!('aws_sigv4' in provider.auth) || !isAwsRegion(params.region)) return undefined;
+  const override = regionOverride({ auth: provider.auth, params });
+  return override ? { ...provider, hosts: [...regionalHosts(provider.hosts, override)] } : provider;
+}
+
 /** Stored record → runtime Credential, or undefined when it must be dropped (fail closed). */
 export function deriveCredential(
   stored: StoredCredential,
@@ -151,11 +167,17 @@ export function deriveCredential(
       );
       return undefined;
     }
-    // auth and hosts come from the compiled registry, never from disk.
+    // auth and hosts come from the compiled registry, never from disk; an AWS region override only
+    // relabels the registry's own hosts (aws-region.ts), and anything else in params.region drops it.
+    const regional = regionalProvider(provider, stored.params);
+    if (!regional) {
+      warn(`credential ${stored.id}: params.region is not a region of an AWS provider; ignored`);
+      return undefined;
+    }
     return {
       ...base,
       auth: provider.auth,
-      hosts: deriveRegistryHosts(provider, stored.hosts, warn, stored.id),
+      hosts: deriveRegistryHosts(regional, stored.hosts, warn, stored.id),
       source: 'registry',
     };
   }
@@ -342,7 +364,7 @@ export function prepareCredential(
 ): StoredCredential {
   checkId(input.id, 'credential id');
   checkId(input.provider, 'provider');
-  const provider = registry.getProvider(input.provider);
+  const registryProvider = registry.getProvider(input.provider);
   let refs: Record<string, string>;
   if (input.secretRefs && input.secretRef)
     throw usage('give either a secret ref or a secret ref map, not both');
@@ -350,7 +372,7 @@ export function prepareCredential(
     refs = {};
     for (const [k, v] of Object.entries(input.secretRefs)) refs[k] = secretIdFromRef(v);
   } else if (input.secretRef) {
-    const slots = provider && !input.auth ? [...registryPlaceholders(provider)] : ['secret'];
+    const slots = registryProvider && !input.auth ? [...registryPlaceholders(registryProvider)] : ['secret'];
     if (slots.length !== 1) throw usage(`${input.provider} needs one secret per slot: ${slots.join(', ')}`);
     refs = { [slots[0] as string]: secretIdFromRef(input.secretRef) };
   } else {
@@ -380,7 +402,13 @@ export function prepareCredential(
     ...contextOf(input),
   };
 
-  if (provider && !input.auth) {
+  if (registryProvider && !input.auth) {
+    const provider = regionalProvider(registryProvider, input.params);
+    if (!provider) {
+      throw usage(
+        `--aws-region applies to AWS providers only and must be a region name like eu-west-1 (${registryProvider.provider})`,
+      );
+    }
     const placeholders = registryPlaceholders(provider);
     const keys = Object.keys(refs);
     if (keys.length !== placeholders.size || !keys.every((k) => placeholders.has(k))) {
@@ -415,6 +443,7 @@ export function prepareCredential(
       );
     }
   }
+  const provider = registryProvider;
   if (provider && !hostsWithinProvider(hosts, provider)) {
     throw new AivaultError(
       'policy_violation',

@@ -226,7 +226,10 @@ export function buildProgram(run: Runner): Command {
     .option('--workspace-id <id>', 'bind the credential to this workspace: it serves only calls made there')
     .option('--group-id <id>', 'bind the credential to this group (needs --workspace-id)')
     .option('--aws-service <name>', 'aws-sigv4 service')
-    .option('--aws-region <region>', 'aws-sigv4 region')
+    .option(
+      '--aws-region <region>',
+      'aws-sigv4 region (also for the registry AWS providers: their hosts move to that region)',
+    )
     .option('--hmac-algorithm <alg>', 'hmac algorithm: sha256 | sha512 | sha1')
     .option(
       '--hmac-key-encoding <enc>',

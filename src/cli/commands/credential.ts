@@ -150,6 +150,8 @@ export async function create(
   const view = await loadBrokerView(ctx.config);
   const auth = authSpecFromFlags(opts);
   const hosts = optList(opts, 'host');
+  // A registry AWS provider in another region: the registry hosts are relabelled, the signer follows.
+  const awsRegion = auth === undefined ? optString(opts, 'awsRegion') : undefined;
   const workspaceId = optString(opts, 'workspaceId');
   const groupId = optString(opts, 'groupId');
   // Scopes would otherwise be dropped silently (registry providers take their auth from the registry).
@@ -169,6 +171,7 @@ export async function create(
       ...(hosts.length ? { hosts } : {}),
       ...(workspaceId !== undefined ? { workspaceId } : {}),
       ...(groupId !== undefined ? { groupId } : {}),
+      ...(awsRegion !== undefined ? { params: { region: awsRegion } } : {}),
     },
     { secrets: view.secrets, allowNonDefaultPorts: view.allowNonDefaultPorts },
   );

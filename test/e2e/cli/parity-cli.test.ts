@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopDaemon } from '../../../src/cli/commands/daemon.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../../support/https-upstream.js';
-import { createTestCa } from '../../support/test-ca.js';
+import { createTestCa, issueServerCert } from '../../support/test-ca.js';
 import {
   headerCredentialArgs,
   isolatedEnv,
@@ -41,11 +41,15 @@ const failure = async (
   return JSON.parse(res.stderr) as { error: string; message: string };
 };
 
+const AWS_EU = 'bedrock-runtime.eu-west-1.amazonaws.com';
+let awsUpstream: HttpsUpstream;
+
 beforeAll(async () => {
   upstream = await startHttpsUpstream();
+  awsUpstream = await startHttpsUpstream(issueServerCert([AWS_EU]));
   vaultDir = join(tmpDir(), 'vault');
   env = isolatedEnv(vaultDir, {
-    AIVAULT_DEV_RESOLVE: `upstream.test=127.0.0.1:${upstream.port}`,
+    AIVAULT_DEV_RESOLVE: `upstream.test=127.0.0.1:${upstream.port},${AWS_EU}=127.0.0.1:${awsUpstream.port}`,
     AIVAULT_DEV_CA_CERT_PATH: createTestCa().caCertPath,
   });
   await ok(['init', '--dev']);
@@ -54,6 +58,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stopDaemon(join(vaultDir, 'run', 'aivaultd.sock')).catch(() => undefined);
   await upstream.close();
+  await awsUpstream.close();
 });
 
 describe('secrets list filters by scope', () => {
@@ -240,6 +245,82 @@ describe('hmac keys given as base64 (Svix whsec_…)', () => {
     const [, t, sig] = /^t=(\d+),v1=([0-9a-f]+)$/.exec(String(seen?.headers['x-sig'] ?? '')) ?? [];
     const canonical = `POST\n/hook\n\n${t}\n${createHash('sha256').update('{"a":1}').digest('hex')}`;
     expect(sig).toBe(createHmac('sha256', keyBytes).update(canonical).digest('hex'));
+  });
+});
+
+describe('registry AWS providers outside us-east-1', () => {
+  it.each(MODES)(
+    'credential create --aws-region moves the hosts and the signature (%s)',
+    async (mode, extra) => {
+      const aws = registerSecret(`{"accessKeyId":"AKIDEXAMPLE","secretAccessKey":"aws-secret-${mode}-0042"}`);
+      const cred = `bedrock-eu-${mode}`;
+      if (mode === 'daemon') {
+        await runCli(['secrets', 'create', '--name', 'AWS_BEDROCK_CREDENTIALS', '--value-stdin'], {
+          env,
+          input: aws,
+        });
+      }
+      const id = parseJson<{ id: string; name: string }[]>(await ok(['secrets', 'list', '-v'])).find(
+        (x) => x.name === 'AWS_BEDROCK_CREDENTIALS',
+      )?.id;
+      const created = parseJson<{ hosts: string[] }>(
+        await ok([
+          'credential',
+          'create',
+          cred,
+          '--provider',
+          'aws-bedrock',
+          '--secret-ref',
+          `vault:secret:${id}`,
+          '--aws-region',
+          'eu-west-1',
+          '-v',
+        ]),
+      );
+      expect(created.hosts).toContain(AWS_EU);
+      const before = awsUpstream.requests.length;
+      const res = await runCli(
+        [
+          'invoke',
+          'aws-bedrock/converse',
+          '--credential',
+          cred,
+          '--method',
+          'POST',
+          '--path',
+          '/model/m/converse',
+          '--body',
+          '{}',
+          '--header',
+          'x-echo-headers=omit',
+        ],
+        { env: { ...env, ...extra } },
+      );
+      expect(res.code, res.stderr).toBe(0);
+      const seen = awsUpstream.requests[before];
+      // Only the eu-west-1 host is mapped to this upstream (AIVAULT_DEV_RESOLVE), so it was the one dialled.
+      expect(String(seen?.headers.authorization)).toContain('/eu-west-1/bedrock/aws4_request');
+    },
+  );
+
+  it('refuses a --aws-region that is not a region name', async () => {
+    const id = parseJson<{ id: string; name: string }[]>(await ok(['secrets', 'list', '-v'])).find(
+      (x) => x.name === 'AWS_BEDROCK_CREDENTIALS',
+    )?.id;
+    for (const region of ['evil.example.com', 'eu-west-1.evil', 'EU-WEST-1']) {
+      const err = await failure([
+        'credential',
+        'create',
+        'bad-region',
+        '--provider',
+        'aws-bedrock',
+        '--secret-ref',
+        `vault:secret:${id}`,
+        '--aws-region',
+        region,
+      ]);
+      expect(err.error).toBe('usage');
+    }
   });
 });
 
