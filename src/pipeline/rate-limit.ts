@@ -24,7 +24,13 @@
 import { createHash } from 'node:crypto';
 
 export const WINDOW_MS = 60_000;
-export const DEFAULT_SLOTS = 4096;
+/**
+ * Distinct rate-limited capabilities (only capabilities with a rate-limit policy take a slot; a full table
+ * fails closed). Kept small on purpose: each slot is 264 bytes, and with 4096 slots (1 MB) 50 concurrent
+ * CLI invocations started timing out connecting upstream (test/e2e/cli/invoke-cli.test.ts) although no
+ * call touched the table — not understood yet; 256 slots (67 KB, the old table's size) do not.
+ */
+export const DEFAULT_SLOTS = 256;
 const BUCKET_MS = 1000;
 /** 60 whole seconds before the current one, plus the current one. */
 const BUCKETS = WINDOW_MS / BUCKET_MS + 1;
