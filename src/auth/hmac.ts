@@ -12,7 +12,8 @@
  *   4. timestamp         Unix seconds, decimal (the same value `{{timestamp}}` renders)
  *   5. body hash         lower-case hex SHA-256 of the exact body bytes (of '' for an empty body)
  * The signature is HMAC-<algorithm>(key, input), encoded `hex` (lower-case, default) or `base64`.
- * A streamed/file body (not available to hash) fails closed.
+ * The key is the secret's UTF-8 text, or with `key_encoding: base64` the bytes it encodes (Svix-style
+ * `whsec_<base64>` signing secrets included). A streamed/file body (not available to hash) fails closed.
  */
 import { createHash, createHmac } from 'node:crypto';
 import { fail, ok, type Result } from '../errors.js';
@@ -28,6 +29,20 @@ import {
 
 const ALGORITHMS = ['sha256', 'sha512', 'sha1'] as const;
 const ENCODINGS = ['hex', 'base64'] as const;
+const KEY_ENCODINGS = ['utf8', 'base64'] as const;
+const BASE64_KEY = /^[A-Za-z0-9+/_-]+={0,2}$/;
+
+/**
+ * A base64 key → its bytes. Buffer.from(…, 'base64') silently skips characters outside the alphabet, so
+ * the text is checked first: a typo must fail, not sign with a different key. Messages never echo the key.
+ */
+export function decodeBase64Key(text: string): Result<Buffer> {
+  const body = text.trim().replace(/^whsec_/, '');
+  if (body.length === 0 || !BASE64_KEY.test(body) || body.length % 4 === 1) {
+    return fail('auth_failed', 'hmac key_encoding base64: the secret is not valid base64');
+  }
+  return ok(Buffer.from(body, body.includes('-') || body.includes('_') ? 'base64url' : 'base64'));
+}
 
 /** Build the canonical signing input (exported for tests and for documenting provider-side verification). */
 export function hmacCanonicalInput(input: AuthInput, timestamp: string): Result<string> {
@@ -51,6 +66,9 @@ export const hmacStrategy = {
       return fail('auth_failed', 'hmac.algorithm must be sha256, sha512 or sha1');
     const encoding = spec.encoding ?? 'hex';
     if (!ENCODINGS.includes(encoding)) return fail('auth_failed', 'hmac.encoding must be hex or base64');
+    const keyEncoding = spec.key_encoding ?? 'utf8';
+    if (!KEY_ENCODINGS.includes(keyEncoding))
+      return fail('auth_failed', 'hmac.key_encoding must be utf8 or base64');
     const name = checkHeaderName(spec.header_name, 'hmac.header_name');
     if (!name.ok) return name;
     const compiled = compileTemplate(spec.value_template, 'hmac.value_template');
@@ -66,7 +84,14 @@ export const hmacStrategy = {
       const timestamp = String(Math.floor(now() / 1000));
       const canonical = hmacCanonicalInput(input, timestamp);
       if (!canonical.ok) return canonical;
-      const signature = createHmac(algorithm, key).update(canonical.value, 'utf8').digest(encoding);
+      let keyBytes: string | Buffer = key;
+      if (keyEncoding === 'base64') {
+        const decoded = decodeBase64Key(key);
+        if (!decoded.ok) return decoded;
+        keyBytes = decoded.value;
+      }
+      const signature = createHmac(algorithm, keyBytes).update(canonical.value, 'utf8').digest(encoding);
+      if (typeof keyBytes !== 'string') keyBytes.fill(0);
       const value = renderHeaderValue(
         template.value,
         (n) => (n === 'signature' ? signature : n === 'timestamp' ? timestamp : undefined),

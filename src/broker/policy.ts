@@ -8,6 +8,7 @@ import type { AuthSpec, RegistryIndex, RegistryProvider } from '../registry/type
 import { parseEnvelope } from './envelope.js';
 import { injectedHeaderNames, sanitizeRequestHeaders } from './headers.js';
 import { DEFAULT_HTTPS_PORT, isWildcardPattern, matchHost, parseAuthority } from './hosts.js';
+import { regionalHosts, regionOverride } from './aws-region.js';
 import { isUnderPrefix, normalizePath } from './path.js';
 import { resolveCapability } from './resolve-capability.js';
 import { resolveCredential } from './resolve-credential.js';
@@ -46,7 +47,7 @@ const EMPTY_LIST: readonly string[] = Object.freeze([]);
  */
 export function effectiveHost(capability: Capability, credential: Credential): Result<string> {
   const found = new Set<string>();
-  for (const capHost of capability.allow.hosts) {
+  for (const capHost of regionalHosts(capability.allow.hosts, regionOverride(credential))) {
     for (const credHost of credential.hosts) {
       if (!isWildcardPattern(credHost)) {
         if (matchHost(capHost, credHost)) found.add(credHost);
@@ -106,7 +107,8 @@ export function checkPinning(
       });
     }
     let hostOk = false;
-    for (const pattern of registryProvider.hosts) {
+    // A regional AWS credential reaches the same service's hosts in its region (aws-region.ts).
+    for (const pattern of regionalHosts(registryProvider.hosts, regionOverride(credential))) {
       if (matchHost(pattern, host)) {
         hostOk = true;
         break;

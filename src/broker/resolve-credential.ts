@@ -6,6 +6,7 @@
  */
 import { fail, ok, type Result } from '../errors.js';
 import { isWildcardPattern, matchHost } from './hosts.js';
+import { regionalHosts, regionOverride } from './aws-region.js';
 import type {
   Binding,
   BrokerSnapshot,
@@ -53,12 +54,24 @@ export function isSecretVisible(secret: SecretInfo, context: RequestContext): bo
   }
 }
 
-/** A credential is visible only if every secret it references exists and is visible. */
+/**
+ * A credential bound to an execution context serves only that context: a workspace binding any group of
+ * that workspace, a group binding exactly that group. Unbound credentials serve every context (their
+ * secrets' scopes still decide).
+ */
+export function credentialContextMatches(credential: Credential, context: RequestContext): boolean {
+  if (credential.workspaceId === undefined) return credential.groupId === undefined;
+  if (credential.workspaceId !== context.workspaceId) return false;
+  return credential.groupId === undefined || credential.groupId === context.groupId;
+}
+
+/** A credential is visible only if its context binding matches and every secret it references is visible. */
 export function isCredentialVisible(
   credential: Credential,
   secrets: ReadonlyMap<string, SecretInfo>,
   context: RequestContext,
 ): boolean {
+  if (!credentialContextMatches(credential, context)) return false;
   let any = false;
   for (const key in credential.secretRefs) {
     if (!Object.hasOwn(credential.secretRefs, key)) continue;
@@ -71,7 +84,8 @@ export function isCredentialVisible(
 
 /** The most specific scope among a credential's secrets (used to prefer workspace/group over global). */
 function credentialRank(credential: Credential, secrets: ReadonlyMap<string, SecretInfo>): number {
-  let rank = 0;
+  // A context-bound credential is as specific as its binding (workspace 1, group 2).
+  let rank = credential.groupId !== undefined ? 2 : credential.workspaceId !== undefined ? 1 : 0;
   for (const id of Object.values(credential.secretRefs)) {
     const kind = secrets.get(id)?.scope.kind;
     if (kind !== undefined) rank = Math.max(rank, SCOPE_RANK[kind] ?? 0);
@@ -132,7 +146,7 @@ function credentialsOf(
 
 /** True when some concrete host of the credential falls under the capability's host (or vice versa). */
 export function canReachCapability(capability: Capability, credential: Credential): boolean {
-  for (const capHost of capability.allow.hosts) {
+  for (const capHost of regionalHosts(capability.allow.hosts, regionOverride(credential))) {
     for (const credHost of credential.hosts) {
       if (
         !isWildcardPattern(credHost)
@@ -179,6 +193,16 @@ export function resolveCredential(input: ResolveCredentialInput): Result<Credent
     const requested = explicitCredential ?? pinned;
     if (requested !== undefined && requested !== capability.credentialId) {
       return fail('policy_violation', 'this capability is bound to another credential');
+    }
+    if (!snapshot.credentials.has(capability.credentialId)) {
+      // The capability outlives its credential (`credential delete` keeps user-defined capabilities):
+      // say which credential is missing and how to bring it back. The id is the capability's own
+      // (shown by `capability describe`), so naming it reveals nothing about other scopes.
+      return fail(
+        'credential_not_found',
+        `capability ${capability.id} uses credential ${capability.credentialId}, which does not exist; recreate it with: aivault credential create ${capability.credentialId} --provider ${capability.provider} --secret-ref vault:secret:<id> …`,
+        { capability: capability.id, credential: capability.credentialId },
+      );
     }
     return useNamed(capability.credentialId, input, 'capability');
   }

@@ -34,6 +34,12 @@ export interface Credential {
   readonly source: 'registry' | 'custom';
   /** Extra, non-secret auth parameters (e.g. aws region override, oauth client hints). */
   readonly params?: Readonly<Record<string, string>>;
+  /**
+   * Execution context the credential is bound to (`credential create --workspace-id [--group-id]`): it
+   * then serves only calls made in that workspace (any group) or that exact group. Unbound: any context.
+   */
+  readonly workspaceId?: string;
+  readonly groupId?: string;
   readonly createdAtMs: number;
 }
 

@@ -9,6 +9,7 @@ import { isWildcardPattern, matchHost, parseHostPattern } from '../broker/hosts.
 import { publicSuffixWildcard } from '../broker/public-suffix.js';
 import { normalizePath } from '../broker/path.js';
 import { secretIdFromRef } from '../broker/resolve-credential.js';
+import { isAwsRegion, regionalHosts, regionOverride } from '../broker/aws-region.js';
 import { capabilityFromRegistry } from '../broker/resolve-capability.js';
 import type {
   Binding,
@@ -120,6 +121,21 @@ function hostsWithinProvider(hosts: readonly string[], provider: RegistryProvide
   );
 }
 
+/**
+ * The registry provider as a credential with these params sees it: hosts relabelled for an AWS region
+ * override; the provider itself without one; undefined when params.region is set but is not a region of
+ * an AWS (sigv4) provider.
+ */
+function regionalProvider(
+  provider: RegistryProvider,
+  params: Readonly<Record<string, string>> | undefined,
+): RegistryProvider | undefined {
+  if (params?.region === undefined) return provider;
+  if (!('aws_sigv4' in provider.auth) || !isAwsRegion(params.region)) return undefined;
+  const override = regionOverride({ auth: provider.auth, params });
+  return override ? { ...provider, hosts: [...regionalHosts(provider.hosts, override)] } : provider;
+}
+
 /** Stored record → runtime Credential, or undefined when it must be dropped (fail closed). */
 export function deriveCredential(
   stored: StoredCredential,
@@ -135,6 +151,8 @@ export function deriveCredential(
     secretRefs,
     createdAtMs: stored.createdAtMs,
     ...(stored.params ? { params: stored.params } : {}),
+    ...(stored.workspaceId !== undefined ? { workspaceId: stored.workspaceId } : {}),
+    ...(stored.groupId !== undefined ? { groupId: stored.groupId } : {}),
   };
   if (stored.source === 'registry') {
     if (!provider) {
@@ -149,11 +167,17 @@ export function deriveCredential(
       );
       return undefined;
     }
-    // auth and hosts come from the compiled registry, never from disk.
+    // auth and hosts come from the compiled registry, never from disk; an AWS region override only
+    // relabels the registry's own hosts (aws-region.ts), and anything else in params.region drops it.
+    const regional = regionalProvider(provider, stored.params);
+    if (!regional) {
+      warn(`credential ${stored.id}: params.region is not a region of an AWS provider; ignored`);
+      return undefined;
+    }
     return {
       ...base,
       auth: provider.auth,
-      hosts: deriveRegistryHosts(provider, stored.hosts, warn, stored.id),
+      hosts: deriveRegistryHosts(regional, stored.hosts, warn, stored.id),
       source: 'registry',
     };
   }
@@ -304,6 +328,9 @@ export interface CreateCredentialInput {
   readonly auth?: AuthSpec;
   readonly hosts?: readonly string[];
   readonly params?: Readonly<Record<string, string>>;
+  /** Bind the credential to an execution context (a group needs its workspace). */
+  readonly workspaceId?: string;
+  readonly groupId?: string;
 }
 
 export interface MutationOptions {
@@ -317,6 +344,18 @@ export interface MutationOptions {
   readonly allowNonDefaultPorts?: boolean;
 }
 
+/** `--workspace-id/--group-id` of credential create → the stored binding (trimmed; group needs workspace). */
+function contextOf(input: CreateCredentialInput): { workspaceId?: string; groupId?: string } {
+  const workspaceId = input.workspaceId?.trim() || undefined;
+  const groupId = input.groupId?.trim() || undefined;
+  if (groupId !== undefined && workspaceId === undefined)
+    throw usage('--group-id needs --workspace-id (a group lives in a workspace)');
+  return {
+    ...(workspaceId !== undefined ? { workspaceId } : {}),
+    ...(groupId !== undefined ? { groupId } : {}),
+  };
+}
+
 /** Validate a create request against registry + secrets. Pure; throws AivaultError (usage/policy/…). */
 export function prepareCredential(
   input: CreateCredentialInput,
@@ -325,7 +364,7 @@ export function prepareCredential(
 ): StoredCredential {
   checkId(input.id, 'credential id');
   checkId(input.provider, 'provider');
-  const provider = registry.getProvider(input.provider);
+  const registryProvider = registry.getProvider(input.provider);
   let refs: Record<string, string>;
   if (input.secretRefs && input.secretRef)
     throw usage('give either a secret ref or a secret ref map, not both');
@@ -333,7 +372,7 @@ export function prepareCredential(
     refs = {};
     for (const [k, v] of Object.entries(input.secretRefs)) refs[k] = secretIdFromRef(v);
   } else if (input.secretRef) {
-    const slots = provider && !input.auth ? [...registryPlaceholders(provider)] : ['secret'];
+    const slots = registryProvider && !input.auth ? [...registryPlaceholders(registryProvider)] : ['secret'];
     if (slots.length !== 1) throw usage(`${input.provider} needs one secret per slot: ${slots.join(', ')}`);
     refs = { [slots[0] as string]: secretIdFromRef(input.secretRef) };
   } else {
@@ -360,9 +399,16 @@ export function prepareCredential(
     secretRefs: refs,
     createdAtMs: options.nowMs ?? Date.now(),
     ...(input.params ? { params: { ...input.params } } : {}),
+    ...contextOf(input),
   };
 
-  if (provider && !input.auth) {
+  if (registryProvider && !input.auth) {
+    const provider = regionalProvider(registryProvider, input.params);
+    if (!provider) {
+      throw usage(
+        `--aws-region applies to AWS providers only and must be a region name like eu-west-1 (${registryProvider.provider})`,
+      );
+    }
     const placeholders = registryPlaceholders(provider);
     const keys = Object.keys(refs);
     if (keys.length !== placeholders.size || !keys.every((k) => placeholders.has(k))) {
@@ -397,6 +443,7 @@ export function prepareCredential(
       );
     }
   }
+  const provider = registryProvider;
   if (provider && !hostsWithinProvider(hosts, provider)) {
     throw new AivaultError(
       'policy_violation',
@@ -445,20 +492,32 @@ export async function addProvisionedCredential(paths: CatalogPaths, credential: 
 }
 
 export interface DeleteCredentialResult {
+  /** Custom capabilities removed with the credential (only with `cascade`). */
   readonly removedCapabilities: readonly string[];
+  /** Custom capabilities kept although their credential is gone (invoking them is credential_not_found). */
+  readonly orphanedCapabilities: readonly string[];
 }
 
-/** Delete a credential and the custom capabilities (and their policies) built on it. */
-export async function deleteCredential(paths: CatalogPaths, id: string): Promise<DeleteCredentialResult> {
+/**
+ * Delete a credential. The user's custom capabilities on it are kept (a capability is the user's policy
+ * work, and recreating the credential under the same id makes them usable again); with `cascade` they are
+ * removed too, with their policies, and listed.
+ */
+export async function deleteCredential(
+  paths: CatalogPaths,
+  id: string,
+  options: { readonly cascade?: boolean } = {},
+): Promise<DeleteCredentialResult> {
   return mutateBroker(paths, (doc) => {
     const before = doc.credentials.length;
     doc.credentials = doc.credentials.filter((c) => c.id !== id);
     if (doc.credentials.length === before)
       throw new AivaultError('credential_not_found', `credential ${id} does not exist`);
-    const removed = doc.capabilities.filter((c) => c.credentialId === id).map((c) => c.id);
+    const dependent = doc.capabilities.filter((c) => c.credentialId === id).map((c) => c.id);
+    if (options.cascade !== true) return { removedCapabilities: [], orphanedCapabilities: dependent };
     doc.capabilities = doc.capabilities.filter((c) => c.credentialId !== id);
-    doc.policies = doc.policies.filter((p) => !removed.includes(p.capabilityId));
-    return { removedCapabilities: removed };
+    doc.policies = doc.policies.filter((p) => !dependent.includes(p.capabilityId));
+    return { removedCapabilities: dependent, orphanedCapabilities: [] };
   });
 }
 

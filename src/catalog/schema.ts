@@ -46,6 +46,7 @@ export const authSpecSchema = z.union([
       header_name: nonEmpty,
       value_template: nonEmpty,
       encoding: z.enum(['hex', 'base64']).optional(),
+      key_encoding: z.enum(['utf8', 'base64']).optional(),
     }),
   }),
   z.strictObject({ mtls: z.strictObject({}) }),
@@ -78,16 +79,23 @@ export const scopeSchema = z
     'scope ids do not match its kind',
   );
 
-export const storedCredentialSchema = z.strictObject({
-  id,
-  provider: id,
-  source: z.enum(['registry', 'custom']),
-  secretRefs: z.record(nonEmpty, nonEmpty).refine((r) => Object.keys(r).length > 0, 'must not be empty'),
-  auth: authSpecSchema.optional(),
-  hosts: z.array(hostPatternSchema).optional(),
-  params: z.record(nonEmpty, z.string()).optional(),
-  createdAtMs: z.number().int().nonnegative(),
-});
+export const storedCredentialSchema = z
+  .strictObject({
+    id,
+    provider: id,
+    source: z.enum(['registry', 'custom']),
+    secretRefs: z.record(nonEmpty, nonEmpty).refine((r) => Object.keys(r).length > 0, 'must not be empty'),
+    auth: authSpecSchema.optional(),
+    hosts: z.array(hostPatternSchema).optional(),
+    params: z.record(nonEmpty, z.string()).optional(),
+    workspaceId: nonEmpty.optional(),
+    groupId: nonEmpty.optional(),
+    createdAtMs: z.number().int().nonnegative(),
+  })
+  .refine((c) => c.groupId === undefined || c.workspaceId !== undefined, {
+    message: 'groupId needs workspaceId',
+    path: ['groupId'],
+  });
 
 export const storedCapabilitySchema = z.strictObject({
   id,

@@ -153,7 +153,13 @@ export function buildProgram(run: Runner): Command {
     .action(act(vault, 'audit'));
 
   const sec = program.command('secrets').description('manage secrets (values are never printed)');
-  scopeOptions(sec.command('list').description('list secret metadata')).action(act(secrets, 'list'));
+  sec
+    .command('list')
+    .description('list secret metadata, marked by scope (filter with --scope/--workspace-id/--group-id)')
+    .addOption(new Option('--scope <scope>', 'only secrets of this scope').choices(SCOPES))
+    .option('--workspace-id <id>', 'only secrets of this workspace (workspace and group scopes)')
+    .option('--group-id <id>', 'only secrets of this group (needs --workspace-id)')
+    .action(act(secrets, 'list'));
   scopeOptions(
     sec
       .command('create')
@@ -161,6 +167,7 @@ export function buildProgram(run: Runner): Command {
       .requiredOption('--name <name>', 'secret name, e.g. OPENAI_API_KEY')
       .option('--value <value>', 'secret value (prefer --value-stdin or the prompt)')
       .option('--value-stdin', 'read the value from standard input')
+      .option('--value-file <path>', 'read the value from a file (e.g. OAuth token JSON)')
       .option('--alias <alias>', 'alias (repeatable)', collect),
   ).action(act(secrets, 'create'));
   sec
@@ -169,6 +176,7 @@ export function buildProgram(run: Runner): Command {
     .requiredOption('--id <id>', 'secret id or name')
     .option('--name <name>', 'new name')
     .option('--alias <alias>', 'replace aliases (repeatable)', collect)
+    .option('--clear-aliases', 'remove every alias')
     .action(act(secrets, 'update'));
   sec
     .command('rotate')
@@ -176,6 +184,7 @@ export function buildProgram(run: Runner): Command {
     .requiredOption('--id <id>', 'secret id or name')
     .option('--value <value>', 'new value')
     .option('--value-stdin', 'read the value from standard input')
+    .option('--value-file <path>', 'read the value from a file')
     .action(act(secrets, 'rotate'));
   sec
     .command('delete')
@@ -241,13 +250,27 @@ export function buildProgram(run: Runner): Command {
     .option('--auth-query <K=tmpl>', 'multi-query auth entry (repeatable)', collect)
     .option('--token-endpoint <url>', 'oauth2 token endpoint')
     .option('--grant-type <type>', 'oauth2 grant: refresh_token | client_credentials')
-    .option('--oauth-scope <scope>', 'oauth2 scope (repeatable)', collect)
+    .option('--scope <scope>', 'oauth2 scope (repeatable)', collect)
+    .option('--oauth-scope <scope>', 'same as --scope (repeatable)', collect)
+    .option('--workspace-id <id>', 'bind the credential to this workspace: it serves only calls made there')
+    .option('--group-id <id>', 'bind the credential to this group (needs --workspace-id)')
     .option('--aws-service <name>', 'aws-sigv4 service')
-    .option('--aws-region <region>', 'aws-sigv4 region')
+    .option(
+      '--aws-region <region>',
+      'aws-sigv4 region (also for the registry AWS providers: their hosts move to that region)',
+    )
     .option('--hmac-algorithm <alg>', 'hmac algorithm: sha256 | sha512 | sha1')
+    .option(
+      '--hmac-key-encoding <enc>',
+      'hmac key in the secret: utf8 (default) | base64 (also Svix whsec_…)',
+    )
     .action(act(credential, 'create'));
   cred.command('list').description('list credentials').action(act(credential, 'list'));
-  cred.command('delete <id>').description('delete a credential').action(act(credential, 'remove'));
+  cred
+    .command('delete <id>')
+    .description('delete a credential (custom capabilities on it are kept unless --cascade)')
+    .option('--cascade', 'also delete the custom capabilities (and their policies) that use it, listing them')
+    .action(act(credential, 'remove'));
 
   const cap = program.command('capability').description('browse, create and invoke capabilities');
   cap
@@ -309,7 +332,9 @@ export function buildProgram(run: Runner): Command {
     invokeOptions(cap.command('json <id>').description('invoke and print the response as JSON')),
   ).action(act(invoke, 'json'));
   shapeOptions(
-    invokeOptions(cap.command('markdown <id>').description('invoke and print the response as markdown')),
+    invokeOptions(
+      cap.command('markdown <id>').alias('md').description('invoke and print the response as markdown'),
+    ),
   ).action(act(invoke, 'markdown'));
 
   invokeOptions(program.command('invoke <id>').description('invoke a capability through the broker'))
@@ -334,6 +359,7 @@ export function buildProgram(run: Runner): Command {
     .requiredOption('--client-id <id>', 'OAuth client id')
     .requiredOption('--redirect-uri <uri>', 'redirect URI')
     .option('--scope <scope>', 'scope (repeatable)', collect)
+    .option('--state <value>', 'state parameter to send (default: 32 random bytes, base64url)')
     .action(act(oauth, 'setup'));
 
   program.command('restart').description('restart aivaultd').action(act(daemon, 'restart'));

@@ -15,12 +15,19 @@ import {
 } from './command-table.js';
 import type { CliContext, CommandFn, CommandOptions, CommandResult } from './context.js';
 import { optBool, optList, optString } from './context.js';
-import { promptHidden, readAllStdin, withOperatorVault } from './secret-input.js';
+import { promptHidden, readAllStdin, readSecretValue, withOperatorVault } from './secret-input.js';
 import type { CommandOptValue } from '../protocol/frames.js';
 import type { DaemonClient } from '../protocol/client.js';
 
 /** Options that only steer this process and are never sent to the daemon. */
-const LOCAL_ONLY = new Set(['verbose', 'passphrase', 'passphraseStdin', 'valueStdin', 'fromStdin']);
+const LOCAL_ONLY = new Set([
+  'verbose',
+  'passphrase',
+  'passphraseStdin',
+  'valueStdin',
+  'valueFile',
+  'fromStdin',
+]);
 
 /** Commands whose value is prompted for when no flag gives it. */
 const VALUE_COMMANDS = new Set(['secrets.create', 'secrets.rotate']);
@@ -45,11 +52,8 @@ async function prepare(ctx: CliContext, key: string, opts: CommandOptions): Prom
     if (typeof v === 'string' || typeof v === 'boolean') out[k] = v;
     else if (Array.isArray(v)) out[k] = v.filter((x): x is string => typeof x === 'string');
   }
-  if (VALUE_COMMANDS.has(key) && out.value === undefined) {
-    out.value = optBool(opts, 'valueStdin')
-      ? (await readAllStdin(ctx.stdin)).replace(/\r?\n$/, '')
-      : await promptHidden(ctx, 'Secret value');
-  }
+  // The value is read here (flag, stdin, file or prompt): the daemon never reads a caller-named file.
+  if (VALUE_COMMANDS.has(key)) out.value = await readSecretValue(ctx, opts, 'Secret value');
   if (optBool(opts, 'fromStdin')) {
     const entries = optList(opts, 'entry');
     for (const line of (await readAllStdin(ctx.stdin)).split(/\r?\n/)) {

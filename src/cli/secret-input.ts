@@ -1,8 +1,9 @@
 /**
- * Reads a secret value from --value, --value-stdin or a hidden prompt, so values can stay out of shell
+ * Reads a secret value from --value, --value-stdin, --value-file or a hidden prompt, so values can stay out of shell
  * history. The value is returned to the caller only to be encrypted; it is never echoed.
  */
 import { openSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { ReadStream } from 'node:tty';
 import { AivaultError } from '../errors.js';
 import type { Vault } from '../vault/index.js';
@@ -79,6 +80,18 @@ export function promptHidden(ctx: CliContext, label: string): Promise<string> {
   });
 }
 
+/** `--value-file`: the file's text (e.g. an OAuth token JSON); errors name the file, never its content. */
+async function readValueFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new AivaultError(
+      'usage',
+      `--value-file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+    );
+  }
+}
+
 export async function readSecretValue(
   ctx: CliContext,
   opts: CommandOptions,
@@ -86,12 +99,14 @@ export async function readSecretValue(
 ): Promise<string> {
   const inline = optString(opts, 'value');
   const fromStdin = optBool(opts, 'valueStdin');
-  if (inline !== undefined && fromStdin) {
-    throw new AivaultError('usage', 'give the value with either --value or --value-stdin, not both');
+  const file = optString(opts, 'valueFile');
+  if ([inline !== undefined, fromStdin, file !== undefined].filter(Boolean).length > 1) {
+    throw new AivaultError('usage', 'give the value with one of --value, --value-stdin or --value-file');
   }
   let value: string;
   if (inline !== undefined) value = inline;
   else if (fromStdin) value = (await readAllStdin(ctx.stdin)).replace(/\r?\n$/, '');
+  else if (file !== undefined) value = (await readValueFile(file)).replace(/\r?\n$/, '');
   else value = await promptHidden(ctx, label);
   if (value === '') throw new AivaultError('usage', 'the secret value is empty');
   return value;

@@ -111,6 +111,8 @@ function credentialInput(body: Record<string, unknown>, id?: string): CreateCred
   const secretRefs = strMap(body.secretRefs, 'secretRefs');
   const hosts = strList(body.hosts, 'hosts');
   const params = strMap(body.params, 'params');
+  const workspaceId = str(body.workspaceId, 'workspaceId');
+  const groupId = str(body.groupId, 'groupId');
   return {
     id: id ?? str(body.id, 'id') ?? '',
     provider: str(body.provider, 'provider') ?? '',
@@ -119,6 +121,8 @@ function credentialInput(body: Record<string, unknown>, id?: string): CreateCred
     ...(body.auth !== undefined ? { auth: body.auth as CreateCredentialInput['auth'] } : {}),
     ...(hosts !== undefined ? { hosts } : {}),
     ...(params !== undefined ? { params } : {}),
+    ...(workspaceId !== undefined ? { workspaceId } : {}),
+    ...(groupId !== undefined ? { groupId } : {}),
   };
 }
 
@@ -153,7 +157,17 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
     }
     if (id === undefined && method === 'POST') {
       const body = parseBody(req.body);
-      only(body, ['id', 'provider', 'secretRef', 'secretRefs', 'auth', 'hosts', 'params']);
+      only(body, [
+        'id',
+        'provider',
+        'secretRef',
+        'secretRefs',
+        'auth',
+        'hosts',
+        'params',
+        'workspaceId',
+        'groupId',
+      ]);
       const created = await createCredential(cat, registry, credentialInput(body), {
         secrets: [...(await snap()).secrets.values()],
       });
@@ -185,6 +199,9 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
           ...((patch.auth ?? stored.auth) ? { auth: patch.auth ?? stored.auth } : {}),
           ...((patch.hosts ?? stored.hosts) ? { hosts: patch.hosts ?? stored.hosts } : {}),
           ...((patch.params ?? stored.params) ? { params: patch.params ?? stored.params } : {}),
+          // The context binding is not patchable: dropping it here would widen who the credential serves.
+          ...(stored.workspaceId !== undefined ? { workspaceId: stored.workspaceId } : {}),
+          ...(stored.groupId !== undefined ? { groupId: stored.groupId } : {}),
         };
         const next = prepareCredential(merged, registry, { secrets, nowMs: stored.createdAtMs });
         doc.credentials[i] = next;

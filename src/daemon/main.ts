@@ -22,7 +22,7 @@ import { AivaultError, isAivaultError } from '../errors.js';
 import { DaemonPool } from './pool.js';
 import { startSocketServer, type SocketServer } from './socket-server.js';
 import { startHttpServer, type HttpServer } from './http-server.js';
-import { parseListenAddress } from './http-passthrough.js';
+import { isLoopbackHost, parseListenAddress } from './http-passthrough.js';
 import { disableCoreDumps } from './core-limit.js';
 import { readSystemLayout, type SystemLayout } from '../config/system.js';
 import { disableDumpable } from './dumpable.js';
@@ -78,6 +78,16 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     : (opts.socketPath ?? (opts.shared ? SHARED_SOCKET_PATH : config.socketPath));
   const socketMode = opts.shared ? 0o660 : config.socketMode;
   const socketDirMode = opts.shared ? 0o770 : config.socketDirMode;
+  const httpSpec = opts.http ?? config.httpListen;
+  const allowRemote = opts.httpAllowRemote ?? config.httpAllowRemote;
+  const httpAddr = httpSpec !== undefined ? parseListenAddress(httpSpec) : undefined;
+  // Refusing peers after accept still exposes the port: a non-loopback bind is itself the opt-in.
+  if (httpAddr && !allowRemote && !isLoopbackHost(httpAddr.host)) {
+    throw new AivaultError(
+      'usage',
+      `--http ${httpSpec}: ${httpAddr.host} is not a loopback address; listening there needs --http-allow-remote (or AIVAULTD_HTTP_ALLOW_REMOTE=1)`,
+    );
+  }
   const pool = new DaemonPool(config, opts.workers !== undefined ? { workers: opts.workers } : {});
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
@@ -87,9 +97,6 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   let callerServer: SocketServer | undefined;
   const pidPath = join(socketPath, '..', 'aivaultd.pid');
   const httpInfoPath = join(socketPath, '..', 'aivaultd.http.json');
-  const httpSpec = opts.http ?? config.httpListen;
-  const allowRemote = opts.httpAllowRemote ?? config.httpAllowRemote;
-  const httpAddr = httpSpec !== undefined ? parseListenAddress(httpSpec) : undefined;
   let http: HttpServer | undefined;
 
   const stop = (): Promise<void> => {
@@ -192,7 +199,8 @@ Options:
   --system-config <path>  system mode (set up by \`sudo aivault system install\`): run as the
                     daemon user, serve the layout's operator socket (root and the daemon user
                     only) and caller socket (its group: invoke and metadata only)
-  --http-allow-remote  accept non-loopback peers on the HTTP listener (default: refused;
+  --http-allow-remote  allow --http on a non-loopback address (e.g. 0.0.0.0:19790) and accept
+                    non-loopback peers (default: such an address is refused at start;
                     $AIVAULTD_HTTP_ALLOW_REMOTE=1). Tokens are still required on every route.
   -h, --help        show this help
 

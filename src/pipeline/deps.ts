@@ -13,8 +13,7 @@ import { loadCatalog } from '../catalog/index.js';
 import { authClassHeaderNames, createAuth, SecretValues } from '../auth/index.js';
 import type { AuthApply } from '../auth/strategy.js';
 import { AuditLog } from '../audit/audit-log.js';
-import { vaultPaths, readSecretRecord, toSecretInfo, toSecretMeta, type VaultPaths } from '../vault/index.js';
-import { listRecordFiles } from '../vault/store.js';
+import { vaultPaths, loadAllRecords, toSecretInfo, toSecretMeta, type VaultPaths } from '../vault/index.js';
 import type { PipelineDeps, SecretSource } from './invoke.js';
 import type { RateLimiter } from './rate-limit.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
@@ -43,15 +42,12 @@ function mtimeKey(path: string): string {
   }
 }
 
-/** Secret metadata for the catalog, read without any key (records are read, never decrypted). */
+/**
+ * Secret metadata for the catalog, read without any key (records are read, never decrypted). A corrupt
+ * record fails the load with `storage_corrupt` naming the file instead of silently dropping the secret.
+ */
 async function listSecretInfo(paths: VaultPaths): Promise<SecretInfo[]> {
-  const names = await listRecordFiles(paths.secretsDir);
-  const out: SecretInfo[] = [];
-  for (const name of names) {
-    const rec = await readSecretRecord(paths, name.slice(0, -'.json'.length)).catch(() => undefined);
-    if (rec) out.push(toSecretInfo(toSecretMeta(rec)));
-  }
-  return out;
+  return (await loadAllRecords(paths)).map((rec) => toSecretInfo(toSecretMeta(rec)));
 }
 
 /**

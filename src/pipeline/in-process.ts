@@ -18,6 +18,8 @@ export interface InProcessResponse {
   body: Uint8Array;
   /** Reflected secret values replaced in this response (absent when none). */
   scrubbed?: number;
+  /** Set when the call's audit event could not be written (the call itself completed). */
+  auditError?: string;
 }
 
 /** A SecretSource backed by an open Vault (values decrypted per call; buffers zeroed after decoding). */
@@ -71,6 +73,14 @@ export async function invokeInProcess(
     auditKey: async () => vault.auditKey(),
   });
   let result: InProcessResponse | undefined;
+  // No daemon stderr here: the failure travels back with the response so the CLI can print it.
+  let auditError: string | undefined;
+  const reporting = {
+    ...deps,
+    onAuditError(err: unknown) {
+      auditError = err instanceof Error ? err.message : String(err);
+    },
+  };
   const sink: ResponseSink = {
     head() {},
     async chunk() {},
@@ -81,7 +91,7 @@ export async function invokeInProcess(
   };
   try {
     await invokeCapability(
-      deps,
+      reporting,
       {
         envelope,
         context,
@@ -95,5 +105,5 @@ export async function invokeInProcess(
     await deps.close();
   }
   if (!result) throw new AivaultError('internal', 'pipeline finished without a response');
-  return result;
+  return auditError === undefined ? result : { ...result, auditError };
 }

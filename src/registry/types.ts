@@ -44,6 +44,11 @@ export type AuthSpec =
         /** e.g. `{{signature}}` or `t={{timestamp}},v1={{signature}}` */
         readonly value_template: string;
         readonly encoding?: 'hex' | 'base64';
+        /**
+         * How the secret holds the key: `utf8` (default, the text is the key) or `base64` (the key bytes,
+         * standard or url-safe base64; a leading `whsec_` as in Svix signing secrets is dropped).
+         */
+        readonly key_encoding?: 'utf8' | 'base64';
       };
     }
   | { readonly mtls: Readonly<Record<string, never>> };

@@ -4,6 +4,7 @@ export {
   readVaultMeta,
   loadKek,
   readSecretRecord,
+  loadAllRecords,
   decryptRecord,
   valueRevision,
   toSecretInfo,

@@ -322,7 +322,12 @@ async function withInitLock<T>(paths: VaultPaths, fn: () => Promise<T>): Promise
   }
 }
 
-async function loadAllRecords(paths: VaultPaths): Promise<SecretRecord[]> {
+/**
+ * Every secret record, validated. A corrupt or misnamed record is `storage_corrupt` naming its file, never
+ * skipped (a silently missing secret would make its credential vanish from the catalog); a record deleted
+ * between listing and reading is simply gone.
+ */
+export async function loadAllRecords(paths: VaultPaths): Promise<SecretRecord[]> {
   const out: SecretRecord[] = [];
   for (const name of await listRecordFiles(paths.secretsDir)) {
     const id = name.slice(0, -'.json'.length);

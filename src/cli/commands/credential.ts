@@ -1,9 +1,10 @@
 /** `aivault credential create|list|delete`: flags → AuthSpec (custom providers) and catalog mutations. */
 import { AivaultError } from '../../errors.js';
 import type { AuthSpec } from '../../registry/types.js';
+import type { Credential } from '../../broker/types.js';
 import { createCredential, deleteCredential } from '../../catalog/index.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
-import { optList, optString } from '../context.js';
+import { optBool, optList, optString } from '../context.js';
 import { renderTable } from '../output.js';
 import { loadBrokerView } from './broker-view.js';
 
@@ -76,7 +77,8 @@ export function authSpecFromFlags(opts: CommandOptions): AuthSpec | undefined {
       if (grant !== 'refresh_token' && grant !== 'client_credentials') {
         throw new AivaultError('usage', '--grant-type must be refresh_token or client_credentials');
       }
-      const scopes = optList(opts, 'oauthScope');
+      // `--scope` is the reference spelling; `--oauth-scope` stays as an alias.
+      const scopes = [...optList(opts, 'scope'), ...optList(opts, 'oauthScope')];
       return {
         oauth2: {
           grant_type: grant,
@@ -97,11 +99,16 @@ export function authSpecFromFlags(opts: CommandOptions): AuthSpec | undefined {
       if (algorithm !== 'sha256' && algorithm !== 'sha512' && algorithm !== 'sha1') {
         throw new AivaultError('usage', '--hmac-algorithm must be sha256, sha512 or sha1');
       }
+      const keyEncoding = optString(opts, 'hmacKeyEncoding');
+      if (keyEncoding !== undefined && keyEncoding !== 'utf8' && keyEncoding !== 'base64') {
+        throw new AivaultError('usage', '--hmac-key-encoding must be utf8 or base64');
+      }
       return {
         hmac: {
           algorithm,
           header_name: required(opts, 'headerName', '--header-name', type),
           value_template: optString(opts, 'valueTemplate') ?? '{{signature}}',
+          ...(keyEncoding === 'base64' ? { key_encoding: 'base64' as const } : {}),
         },
       };
     }
@@ -143,6 +150,16 @@ export async function create(
   const view = await loadBrokerView(ctx.config);
   const auth = authSpecFromFlags(opts);
   const hosts = optList(opts, 'host');
+  // A registry AWS provider in another region: the registry hosts are relabelled, the signer follows.
+  const awsRegion = auth === undefined ? optString(opts, 'awsRegion') : undefined;
+  const workspaceId = optString(opts, 'workspaceId');
+  const groupId = optString(opts, 'groupId');
+  // Scopes would otherwise be dropped silently (registry providers take their auth from the registry).
+  if (
+    (optList(opts, 'scope').length || optList(opts, 'oauthScope').length) &&
+    optString(opts, 'auth') !== 'oauth2'
+  )
+    throw new AivaultError('usage', '--scope/--oauth-scope are OAuth2 scopes: they need --auth oauth2');
   const credential = await createCredential(
     view.paths,
     view.registry,
@@ -152,14 +169,24 @@ export async function create(
       ...secretRefsFromFlags(optList(opts, 'secretRef')),
       ...(auth ? { auth } : {}),
       ...(hosts.length ? { hosts } : {}),
+      ...(workspaceId !== undefined ? { workspaceId } : {}),
+      ...(groupId !== undefined ? { groupId } : {}),
+      ...(awsRegion !== undefined ? { params: { region: awsRegion } } : {}),
     },
     { secrets: view.secrets, allowNonDefaultPorts: view.allowNonDefaultPorts },
   );
   return {
     json: credential,
     human: (p) =>
-      `${p.green('Credential created:')} ${p.bold(credential.id)} (${credential.provider} → ${credential.hosts.join(', ')})`,
+      `${p.green('Credential created:')} ${p.bold(credential.id)} (${credential.provider} → ${credential.hosts.join(', ')})${
+        credential.workspaceId !== undefined ? ` for ${contextLabel(credential)}` : ''
+      }`,
   };
+}
+
+function contextLabel(c: Credential): string {
+  if (c.workspaceId === undefined) return 'any';
+  return c.groupId === undefined ? `workspace:${c.workspaceId}` : `group:${c.workspaceId}/${c.groupId}`;
 }
 
 export async function list(ctx: CliContext): Promise<CommandResult> {
@@ -174,7 +201,7 @@ export async function list(ctx: CliContext): Promise<CommandResult> {
             'No credentials. Store a registry secret (aivault secrets create --name OPENAI_API_KEY …) to provision one.',
           )
         : renderTable(
-            ['id', 'provider', 'auth', 'hosts', 'secrets', 'source'],
+            ['id', 'provider', 'auth', 'hosts', 'secrets', 'context', 'source'],
             credentials.map((c) => [
               p.bold(c.id),
               c.provider,
@@ -183,6 +210,7 @@ export async function list(ctx: CliContext): Promise<CommandResult> {
               Object.values(c.secretRefs)
                 .map((sid) => names.get(sid) ?? p.red(`missing:${sid}`))
                 .join(','),
+              c.workspaceId === undefined ? p.dim('any') : contextLabel(c),
               c.source === 'registry' ? p.cyan('registry') : 'custom',
             ]),
             p,
@@ -190,16 +218,24 @@ export async function list(ctx: CliContext): Promise<CommandResult> {
   };
 }
 
-export async function remove(ctx: CliContext, pos: readonly string[]): Promise<CommandResult> {
+export async function remove(
+  ctx: CliContext,
+  pos: readonly string[],
+  opts: CommandOptions = {},
+): Promise<CommandResult> {
   const id = pos[0] ?? '';
   const view = await loadBrokerView(ctx.config);
-  const result = await deleteCredential(view.paths, id);
+  const result = await deleteCredential(view.paths, id, { cascade: optBool(opts, 'cascade') });
   return {
     json: { id, ...result },
     human: (p) =>
       [
         `${p.green('Credential deleted:')} ${p.bold(id)}`,
         ...result.removedCapabilities.map((c) => `${p.dim('→')} Capability removed: ${c}`),
+        ...result.orphanedCapabilities.map(
+          (c) =>
+            `${p.yellow('→')} Capability kept: ${c} (fails with credential_not_found until credential ${id} is recreated; delete it with: aivault capability delete ${c})`,
+        ),
       ].join('\n'),
   };
 }

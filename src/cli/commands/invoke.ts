@@ -110,7 +110,7 @@ async function execute(
   const timeoutMs = timeoutRaw === undefined ? undefined : parseCount(timeoutRaw, '--timeout-ms');
   if (mode === 'raw' && optBool(opts, 'stream')) return streamInvoke(ctx, envelope, context, timeoutMs);
 
-  let res: { status: number; body: Uint8Array; scrubbed?: number };
+  let res: { status: number; body: Uint8Array; scrubbed?: number; auditError?: string };
   if (ctx.config.daemonDisable) {
     const { refuseInProcessWhileServed } = await import('../daemon-link.js');
     await refuseInProcessWhileServed(ctx.config);
@@ -140,7 +140,13 @@ async function execute(
     }
   }
   const failed = upstreamFailed(res.status);
-  const notice = failed ? `upstream returned HTTP ${res.status}` : undefined;
+  const notice =
+    [
+      failed ? `upstream returned HTTP ${res.status}` : undefined,
+      res.auditError !== undefined ? `warning: audit event not written: ${res.auditError}` : undefined,
+    ]
+      .filter((n) => n !== undefined)
+      .join('\n') || undefined;
   const text = Buffer.from(res.body.buffer, res.body.byteOffset, res.body.byteLength).toString('utf8');
 
   if (mode === 'raw') {

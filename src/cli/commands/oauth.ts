@@ -20,6 +20,7 @@ export async function setup(
       clientId: optString(opts, 'clientId') ?? '',
       redirectUri: optString(opts, 'redirectUri') ?? '',
       scopes: optList(opts, 'scope'),
+      ...(optString(opts, 'state') !== undefined ? { state: optString(opts, 'state') } : {}),
     }),
   );
   const json = { provider, ...result, codeChallengeMethod: 'S256' };

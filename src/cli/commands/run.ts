@@ -174,14 +174,20 @@ export async function run(
     label: 'aivault run',
     ...auth,
   });
-  const { token, id: tokenId } = minted?.json as { token: string; id: string };
-  const info = { id: tokenId };
-  const revoke = (): Promise<unknown> =>
-    runCommand(ctx, 'token', 'revoke', [info.id], auth).catch((err: unknown) => {
-      // The token stays valid until its TTL: say so rather than pretend it is gone.
-      const reason = err instanceof Error ? err.message : String(err);
-      ctx.stderr.write(`aivault run: could not revoke token ${info.id} (${reason}); it expires on its own\n`);
-    });
+  const { token, id: tokenId, expiresAtMs } = minted?.json as { token: string; id: string; expiresAtMs: number };
+  const info = { id: tokenId, expiresAtMs };
+  // A token that could not be revoked stays valid until it expires: say so, with the command to retry.
+  // (not_found means it is already gone, e.g. the command revoked it itself.)
+  const revoke = (): Promise<string | undefined> =>
+    runCommand(ctx, 'token', 'revoke', [info.id], auth).then(
+      () => undefined,
+      (err: unknown) =>
+        err instanceof AivaultError && err.code === 'not_found'
+          ? undefined
+          : err instanceof Error
+            ? err.message
+            : String(err),
+    );
   let http: Awaited<ReturnType<typeof ensureHttpListener>>;
   try {
     http = await ensureHttpListener(ctx);
@@ -225,11 +231,16 @@ export async function run(
   });
   process.off('SIGINT', onInt);
   process.off('SIGTERM', onTerm);
-  await revoke();
+  const revokeError = await revoke();
   return {
-    json: { exitCode: code, token: info.id },
+    json: { exitCode: code, token: info.id, ...(revokeError !== undefined ? { revokeError } : {}) },
     human: () => '',
     silent: true,
     ...(code !== 0 ? { exitCode: code } : {}),
+    ...(revokeError !== undefined
+      ? {
+          notice: `warning: proxy token ${info.id} was not revoked (${revokeError}); it stays valid until ${new Date(info.expiresAtMs).toISOString()} unless you run: aivault token revoke ${info.id}`,
+        }
+      : {}),
   };
 }

@@ -54,28 +54,55 @@ function secretRow(s: SecretMeta, p: Painter): string[] {
   ];
 }
 
+/** `secrets list` filters: every given field must match; nothing given lists everything. */
+export interface SecretListFilter {
+  readonly kind?: Scope['kind'];
+  readonly workspaceId?: string;
+  readonly groupId?: string;
+}
+
+export function listFilterFrom(opts: CommandOptions): SecretListFilter {
+  const kind = optString(opts, 'scope') as Scope['kind'] | undefined;
+  const workspaceId = optString(opts, 'workspaceId');
+  const groupId = optString(opts, 'groupId');
+  if (kind === 'global' && (workspaceId !== undefined || groupId !== undefined))
+    throw new AivaultError('usage', '--scope global takes no --workspace-id/--group-id');
+  if (kind === 'workspace' && groupId !== undefined)
+    throw new AivaultError('usage', '--group-id needs --scope group (or no --scope)');
+  if (groupId !== undefined && workspaceId === undefined)
+    throw new AivaultError('usage', '--group-id needs --workspace-id');
+  return {
+    ...(kind !== undefined ? { kind } : {}),
+    ...(workspaceId !== undefined ? { workspaceId } : {}),
+    ...(groupId !== undefined ? { groupId } : {}),
+  };
+}
+
+export function matchesListFilter(scope: Scope, filter: SecretListFilter): boolean {
+  if (filter.kind !== undefined && scope.kind !== filter.kind) return false;
+  if (filter.workspaceId !== undefined && scope.workspaceId !== filter.workspaceId) return false;
+  if (filter.groupId !== undefined && scope.groupId !== filter.groupId) return false;
+  return true;
+}
+
 export async function list(
   ctx: CliContext,
   _pos: readonly string[],
   opts: CommandOptions,
 ): Promise<CommandResult> {
+  const filter = listFilterFrom(opts);
   const vault = await Vault.open(ctx.config);
-  const filterScope =
-    opts.scope === 'global' && optString(opts, 'workspaceId') === undefined ? undefined : scopeFrom(opts);
-  const all = await vault.listSecrets();
-  const secrets = filterScope
-    ? all.filter(
-        (s) =>
-          s.scope.kind === filterScope.kind &&
-          s.scope.workspaceId === filterScope.workspaceId &&
-          s.scope.groupId === filterScope.groupId,
-      )
-    : all;
+  const secrets = (await vault.listSecrets()).filter((s) => matchesListFilter(s.scope, filter));
+  const filtered = Object.keys(filter).length > 0;
   return {
     json: secrets,
     human: (p) =>
       secrets.length === 0
-        ? p.dim('No secrets. Create one with: aivault secrets create --name OPENAI_API_KEY --value-stdin')
+        ? p.dim(
+            filtered
+              ? 'No secrets match this filter (run aivault secrets list without filters to see all).'
+              : 'No secrets. Create one with: aivault secrets create --name OPENAI_API_KEY --value-stdin',
+          )
         : renderTable(
             ['name', 'id', 'scope', 'pinned', 'aliases', 'groups', 'updated'],
             secrets.map((s) => secretRow(s, p)),
@@ -138,9 +165,15 @@ export async function update(
   const vault = await Vault.open(ctx.config);
   const target = await vault.getSecret(optString(opts, 'id') ?? '');
   const name = optString(opts, 'name');
-  const aliases = opts.alias === undefined ? undefined : optList(opts, 'alias');
+  if (optBool(opts, 'clearAliases') && opts.alias !== undefined)
+    throw new AivaultError('usage', 'give --alias or --clear-aliases, not both');
+  const aliases = optBool(opts, 'clearAliases')
+    ? []
+    : opts.alias === undefined
+      ? undefined
+      : optList(opts, 'alias');
   if (name === undefined && aliases === undefined)
-    throw new AivaultError('usage', 'nothing to update: give --name or --alias');
+    throw new AivaultError('usage', 'nothing to update: give --name, --alias or --clear-aliases');
   const meta = await vault.updateSecret(target.id, { name, aliases });
   return { json: meta, human: (p) => `${p.green('Secret updated:')} ${p.bold(meta.name)} ${p.dim(meta.id)}` };
 }

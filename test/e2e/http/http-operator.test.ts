@@ -75,6 +75,20 @@ describe('operator API', () => {
       status: 404,
       json: { error: 'credential_not_found' },
     });
+    // A context-bound credential keeps its binding through a PATCH (dropping it would widen its reach).
+    const bound = await call('POST', '/aivault/credentials', {
+      id: 'echo3',
+      provider: 'echo3',
+      secretRef,
+      auth: { header: { header_name: 'x-token', value_template: '{{secret}}' } },
+      hosts: ['upstream.test'],
+      workspaceId: 'w1',
+    });
+    expect(bound.status).toBe(201);
+    expect(bound.json.workspaceId).toBe('w1');
+    const patched = await call('PATCH', '/aivault/credentials/echo3', { hosts: ['other.test'] });
+    expect(patched.json).toMatchObject({ hosts: ['other.test'], workspaceId: 'w1' });
+    expect((await call('DELETE', '/aivault/credentials/echo3')).status).toBe(200);
   });
 
   it('capabilities: create, get, update (allow + policy), delete', async () => {

@@ -4,6 +4,7 @@
  * whole environment. No vault secret, no AIVAULT_KEY, no AIVAULT_DIR in it; both SDK calls succeed and the
  * mock upstream got the real keys.
  */
+import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolatedEnv, registerSecret, runCli } from '../../support/run-cli.js';
@@ -117,6 +118,25 @@ describe('aivault run', () => {
     expect(r.stderr).toContain('restarting aivaultd');
     expect(r.stdout).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   }, 90_000);
+
+  it('says so when the token cannot be revoked at exit (it would stay live until its TTL)', async () => {
+    const tokens = join(pv.config.vaultDir, 'tokens.json');
+    const r = await runCli(
+      [
+        'run',
+        '--',
+        process.execPath,
+        '-e',
+        'require("node:fs").writeFileSync(process.argv[1], "{not json")',
+        tokens,
+      ],
+      { env, timeoutMs: 60_000 },
+    );
+    await rm(tokens, { force: true });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/proxy token \S+ was not revoked/);
+    expect(r.stderr).toContain('aivault token revoke');
+  }, 60_000);
 
   it('token mint prints a token once; token list never shows it', async () => {
     const r = await runCli(

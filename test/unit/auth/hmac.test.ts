@@ -79,6 +79,33 @@ describe('hmac', () => {
     );
   });
 
+  it('takes a base64 key (Svix whsec_…, url-safe too) as the key bytes, not the text', async () => {
+    const keyBytes = Buffer.from('0123456789abcdef0123456789abcdef\xff\xfe', 'latin1');
+    const expected = createHmac('sha256', keyBytes).update(CANONICAL).digest('base64');
+    for (const secret of [
+      `whsec_${keyBytes.toString('base64')}`,
+      keyBytes.toString('base64'),
+      keyBytes.toString('base64url'),
+    ]) {
+      const out = must(
+        await apply(
+          spec({ value_template: '{{signature}}', encoding: 'base64', key_encoding: 'base64' }),
+          { secret },
+          input,
+          {},
+          env,
+        ),
+      );
+      expect(out.setHeaders[0]?.[1]).toBe(expected);
+    }
+    for (const bad of ['whsec_', 'not base64!', 'abc=d', 'a']) {
+      const res = await apply(spec({ key_encoding: 'base64' }), { secret: bad }, input, {}, env);
+      expect(codeOf(res)).toBe('auth_failed');
+      if (bad.length > 3) expect(JSON.stringify(res)).not.toContain(bad);
+    }
+    expect(codeOf(await apply(spec({ key_encoding: 'hex' }), { secret: 's' }, input))).toBe('auth_failed');
+  });
+
   it('refuses unknown algorithms/encodings and secret placeholders in the header template', async () => {
     expect(codeOf(await apply(spec({ algorithm: 'md5' }), { secret: 's' }, input))).toBe('auth_failed');
     expect(codeOf(await apply(spec({ encoding: 'base32' }), { secret: 's' }, input))).toBe('auth_failed');

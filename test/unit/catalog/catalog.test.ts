@@ -333,8 +333,22 @@ describe('mutations', () => {
     const merged = await setPolicy(paths, registry, { capabilityId: 'acme/x', responseBlocklist: ['token'] });
     expect(merged).toMatchObject({ rateLimitPerMinute: 5, responseBlocklist: ['token'] });
     expect(await errorCode(deleteCapability(paths, registry, 'openai/models'))).toBe('usage');
-    const result = await deleteCredential(paths, 'mine');
-    expect(result.removedCapabilities).toEqual(['acme/x']);
+    // Without --cascade the user's capability (and its policy) outlives the credential.
+    const kept = await deleteCredential(paths, 'mine');
+    expect(kept).toEqual({ removedCapabilities: [], orphanedCapabilities: ['acme/x'] });
+    const orphaned = await loadCatalog(paths, registry, secrets);
+    expect(orphaned.capabilities.get('acme/x')?.credentialId).toBe('mine');
+    expect(orphaned.policies.has('acme/x')).toBe(true);
+    expect(await errorCode(deleteCredential(paths, 'mine'))).toBe('not_found');
+    // Recreated under the same id, the capability is usable again; --cascade then removes both.
+    await createCredential(
+      paths,
+      registry,
+      { id: 'mine', provider: 'acme', secretRef: 's-custom', auth: header, hosts: ['api.acme.dev'] },
+      { secrets },
+    );
+    const result = await deleteCredential(paths, 'mine', { cascade: true });
+    expect(result).toEqual({ removedCapabilities: ['acme/x'], orphanedCapabilities: [] });
     const snap = await loadCatalog(paths, registry, secrets);
     expect(snap.capabilities.has('acme/x')).toBe(false);
     expect(snap.policies.size).toBe(0);
