@@ -22,6 +22,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 export interface ChainFields {
+  /** Key id (see keyIdOf): tells a line sealed under another master key from an edited one. */
+  readonly k?: string;
   readonly w: string;
   readonly n: number;
   readonly p?: string;
@@ -30,6 +32,11 @@ export interface ChainFields {
 }
 
 const MAC_FIELD = ',"mac":"';
+
+/** A short public id of the sealing key (not the key: an HMAC of a fixed label under it). */
+export function keyIdOf(key: Uint8Array): string {
+  return createHmac('sha256', key).update('aivault audit key id').digest('base64url').slice(0, 8);
+}
 
 export function macOf(key: Uint8Array, body: string): string {
   return createHmac('sha256', key).update(body).digest('base64url');
@@ -90,6 +97,7 @@ interface WriterState {
 /** Verify day files (oldest first) with the audit key. Stops at the first problem. */
 export function verifyChain(key: Uint8Array, files: readonly DayFileText[]): VerifyResult {
   const writers = new Map<string, WriterState>();
+  const kid = keyIdOf(key);
   const oldestDay = files[0]?.day ?? '';
   let events = 0;
   let legacy = 0;
@@ -123,14 +131,20 @@ export function verifyChain(key: Uint8Array, files: readonly DayFileText[]): Ver
             )
           : fail(lineNo, 'edited', 'the line is not a valid audit event (edited)');
       }
-      if (!macMatches(key, sealed.body, sealed.mac)) {
-        return fail(lineNo, 'edited', 'the seal does not match the line (edited or forged)');
-      }
       let chain: ChainFields;
       try {
         chain = JSON.parse(sealed.body) as ChainFields;
       } catch {
         return fail(lineNo, 'edited', 'the line is not valid JSON');
+      }
+      if (!macMatches(key, sealed.body, sealed.mac)) {
+        return chain.k !== undefined && chain.k !== kid
+          ? fail(
+              lineNo,
+              'edited',
+              'sealed under another master key (before a rotate-master?): cannot be verified with the current one',
+            )
+          : fail(lineNo, 'edited', 'the seal does not match the line (edited or forged)');
       }
       const prev = writers.get(chain.w);
       if (prev) {

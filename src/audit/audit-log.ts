@@ -31,7 +31,14 @@ import type { Config } from '../config/env.js';
 import { AivaultError } from '../errors.js';
 import type { VaultPaths } from '../vault/paths.js';
 import { DIR_MODE, FILE_MODE, ensureDir } from '../vault/store.js';
-import { sealLine, unsealLine, verifyChain, type DayFileText, type VerifyResult } from './audit-chain.js';
+import {
+  keyIdOf,
+  sealLine,
+  unsealLine,
+  verifyChain,
+  type DayFileText,
+  type VerifyResult,
+} from './audit-chain.js';
 
 export interface AuditEvent {
   readonly tsMs: number;
@@ -237,6 +244,14 @@ export class AuditLog {
     return p;
   }
 
+  #kid: { readonly key: Uint8Array; readonly id: string } | undefined;
+
+  /** The sealing key's public id, computed once per key (an HMAC per line otherwise). */
+  #keyId(key: Uint8Array): string {
+    if (this.#kid?.key !== key) this.#kid = { key, id: keyIdOf(key) };
+    return this.#kid.id;
+  }
+
   /** Number, chain and seal one event. The first sealed line links to the day file's last line. */
   async #seal(key: Uint8Array, event: AuditEvent): Promise<{ line: string; file: string }> {
     let link: string | undefined;
@@ -251,6 +266,7 @@ export class AuditLog {
     let day = utcDay(event.tsMs);
     if (this.#prevDay !== undefined && day < this.#prevDay) day = this.#prevDay;
     const chain = {
+      k: this.#keyId(key),
       w: this.#writer,
       n: this.#seq,
       ...(this.#prevMac !== undefined ? { p: this.#prevMac } : {}),

@@ -46,9 +46,11 @@ describe('audit chain', () => {
     expect(await log.verify(KEY)).toEqual({ ok: true, events: 24, files: 3, legacy: 0 });
   });
 
-  it('a wrong key verifies nothing', async () => {
+  it('a wrong key verifies nothing (and says the lines were sealed under another master key)', async () => {
     const { log, files } = await threeDays();
-    expect(await log.verify(randomBytes(32))).toMatchObject({ ok: false, file: name(files[0]!), line: 1 });
+    const r = await log.verify(randomBytes(32));
+    expect(r).toMatchObject({ ok: false, file: name(files[0]!), line: 1 });
+    expect((r as { reason: string }).reason).toMatch(/another master key/);
   });
 
   // Index 0 = the oldest day file, 2 = the current one.
