@@ -174,7 +174,11 @@ export async function run(
     label: 'aivault run',
     ...auth,
   });
-  const { token, id: tokenId, expiresAtMs } = minted?.json as { token: string; id: string; expiresAtMs: number };
+  const {
+    token,
+    id: tokenId,
+    expiresAtMs,
+  } = minted?.json as { token: string; id: string; expiresAtMs: number };
   const info = { id: tokenId, expiresAtMs };
   // A token that could not be revoked stays valid until it expires: say so, with the command to retry.
   // (not_found means it is already gone, e.g. the command revoked it itself.)
