@@ -146,3 +146,19 @@ export async function refuseInProcessWhileServed(config: Config): Promise<void> 
     }
   }
 }
+
+/**
+ * Before anything secret goes to the daemon (a passphrase): is the socket really our daemon's? In user
+ * mode the run dir and socket must be this user's with the configured dir mode; in system mode the
+ * daemon user's with 0750. See src/protocol/socket-identity.ts.
+ */
+export async function assertTrustedDaemon(config: Config): Promise<void> {
+  const { assertDaemonSocket } = await import('../protocol/socket-identity.js');
+  if (config.system) {
+    const { execFileSync } = await import('node:child_process');
+    const uid = Number(execFileSync('id', ['-u', config.system.layout.user], { encoding: 'utf8' }).trim());
+    await assertDaemonSocket(config.socketPath, { expectedUid: uid, dirMode: 0o750 });
+    return;
+  }
+  await assertDaemonSocket(config.socketPath, { dirMode: config.socketDirMode });
+}

@@ -104,14 +104,19 @@ async function viaDaemon(
   positionals: readonly string[],
   prepared: Prepared,
 ): Promise<CommandResult> {
-  const send = (passphrase: string | undefined): ReturnType<DaemonClient['command']> =>
-    client.command({
+  const send = async (passphrase: string | undefined): ReturnType<DaemonClient['command']> => {
+    if (passphrase !== undefined) {
+      const { assertTrustedDaemon } = await import('./daemon-link.js');
+      await assertTrustedDaemon(ctx.config);
+    }
+    return client.command({
       command: key,
       args: [...positionals],
       opts: prepared.opts,
       color: ctx.color,
       ...(passphrase !== undefined ? { passphrase } : {}),
     });
+  };
   try {
     return fromDaemon(await send(prepared.passphrase));
   } catch (err) {

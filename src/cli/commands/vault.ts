@@ -8,7 +8,7 @@ import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optBool, optString, parseCount } from '../context.js';
 import { escapeControl, renderFields, renderTable, type Painter } from '../output.js';
 import { openVaultForWrite, promptHidden, readAllStdin } from '../secret-input.js';
-import { tellDaemon } from '../daemon-link.js';
+import { assertTrustedDaemon, tellDaemon } from '../daemon-link.js';
 
 function stateLabel(localLocked: boolean, daemonLocked: unknown, p: Painter): string {
   if (!localLocked) return p.green('unlocked');
@@ -157,7 +157,10 @@ export async function unlock(
   }
   passphrase ??= await promptHidden(ctx, 'Passphrase');
   await vault.unlock(passphrase); // verifies the passphrase locally first: a wrong one never reaches the daemon
-  await tellDaemon(ctx.config, { type: 'unlock', passphrase }, { autostart: true });
+  // Start it if needed, then check the socket is really our daemon's before the passphrase goes out.
+  await tellDaemon(ctx.config, { type: 'status' }, { autostart: true });
+  await assertTrustedDaemon(ctx.config);
+  await tellDaemon(ctx.config, { type: 'unlock', passphrase });
   const s = await vault.status();
   return { json: s, human: (p) => p.green('Vault unlocked in aivaultd.') };
 }
