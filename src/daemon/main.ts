@@ -207,6 +207,9 @@ Options:
 Environment: AIVAULT_DIR, AIVAULTD_SOCKET, AIVAULTD_SOCKET_MODE, AIVAULTD_SOCKET_DIR_MODE, AIVAULTD_WORKERS,
 AIVAULTD_HTTP, AIVAULTD_HTTP_ALLOW_REMOTE,
 AIVAULT_DEV_* (honoured only by a vault created with \`aivault init --dev\`).
+
+On Linux aivaultd makes itself non-dumpable (no ptrace or /proc/<pid>/mem reads by the same user) and
+refuses to start without its prctl addon (bash scripts/build-addon.sh dumpable).
 `;
 
 export interface ParsedArgs {
