@@ -34,6 +34,19 @@ function expectNoKey(text: string, where: string): void {
   }
 }
 
+/** Autostart the daemon (with its HTTP listener) and read where it listens now. */
+async function daemonHttpBase(): Promise<string> {
+  const warm = await a.cli(['invoke', 'reflect/api', '--path', '/r/header']);
+  expect(warm.code, warm.stderr).toBe(0);
+  const info = JSON.parse(readFileSync(join(a.vaultDir, 'run', 'aivaultd.http.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  return typeof info.url === 'string'
+    ? info.url.replace(/\/$/, '')
+    : `http://${String(info.host ?? '127.0.0.1')}:${String(info.port)}`;
+}
+
 beforeAll(async () => {
   up = await startReflectUpstream();
   a = await startAttackEnv({
@@ -64,17 +77,7 @@ beforeAll(async () => {
   const m = await a.cli(['-v', 'token', 'mint', '--capability', 'reflect/api', '--ttl', '15m']);
   expect(m.code, m.stderr).toBe(0);
   token = registerSecret((JSON.parse(m.stdout) as { token: string }).token);
-  // Autostart the daemon (with its HTTP listener) and read where it listens.
-  const warm = await a.cli(['invoke', 'reflect/api', '--path', '/r/header']);
-  expect(warm.code, warm.stderr).toBe(0);
-  const info = JSON.parse(readFileSync(join(a.vaultDir, 'run', 'aivaultd.http.json'), 'utf8')) as Record<
-    string,
-    unknown
-  >;
-  base =
-    typeof info.url === 'string'
-      ? info.url.replace(/\/$/, '')
-      : `http://${String(info.host ?? '127.0.0.1')}:${String(info.port)}`;
+  base = await daemonHttpBase();
 }, 120_000);
 afterAll(async () => {
   await a?.close();
@@ -160,6 +163,11 @@ describe('attack through the daemon socket (streaming)', () => {
 });
 
 describe('attack through the loopback HTTP routes', () => {
+  // The in-process runs above stopped the daemon (in-process calls are refused while it serves the
+  // vault); the next one listens on a new port.
+  beforeAll(async () => {
+    base = await daemonHttpBase();
+  });
   const auth = (): Record<string, string> => ({ authorization: `Bearer ${token}` });
 
   async function proxy(path: string): Promise<Response> {
