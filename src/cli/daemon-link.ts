@@ -4,7 +4,7 @@
  * start one daemon, not 50.
  */
 import { spawn } from 'node:child_process';
-import { connect as netConnect } from 'node:net';
+import { isListening } from '../protocol/socket-probe.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import lockfile from 'proper-lockfile';
@@ -108,18 +108,6 @@ export async function tellDaemon(
   }
 }
 
-/** Does something accept connections on this unix socket? (Never sends a byte.) */
-function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = netConnect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 /**
  * The sockets an aivaultd serving this vault would listen on: the configured one and the vault's own
  * default (AIVAULTD_SOCKET cannot hide a running daemon from the in-process check).
@@ -138,7 +126,7 @@ function candidateSockets(config: Config): string[] {
  */
 export async function refuseInProcessWhileServed(config: Config): Promise<void> {
   for (const path of candidateSockets(config)) {
-    if (await answers(path)) {
+    if (await isListening(path)) {
       throw new AivaultError(
         'policy_violation',
         `aivaultd is serving this vault (${path}): in-process invocation (AIVAULTD_DISABLE=1) is refused so that its rate limits and audit cannot be bypassed; unset AIVAULTD_DISABLE`,

@@ -5,7 +5,7 @@
  * decision. A malformed frame gets an error frame; the connection stays usable.
  */
 import { promises as fsp } from 'node:fs';
-import { connect as netConnect } from 'node:net';
+import { isListening } from '../protocol/socket-probe.js';
 import { dirname } from 'node:path';
 import { AivaultError, toWire } from '../errors.js';
 import {
@@ -101,18 +101,6 @@ export interface SocketServer {
   /** Close every open connection. */
   closeConnections(): void;
   readonly connections: number;
-}
-
-/** Is something accepting connections on this unix socket? */
-function isListening(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = netConnect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 /** Create the socket dir (never through a symlink, see run-dir.ts), remove a stale socket file. */
