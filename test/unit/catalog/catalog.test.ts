@@ -339,7 +339,7 @@ describe('mutations', () => {
     const orphaned = await loadCatalog(paths, registry, secrets);
     expect(orphaned.capabilities.get('acme/x')?.credentialId).toBe('mine');
     expect(orphaned.policies.has('acme/x')).toBe(true);
-    expect(await errorCode(deleteCredential(paths, 'mine'))).toBe('not_found');
+    expect(await errorCode(deleteCredential(paths, 'mine'))).toBe('credential_not_found');
     // Recreated under the same id, the capability is usable again; --cascade then removes both.
     await createCredential(
       paths,
