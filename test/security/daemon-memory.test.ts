@@ -12,6 +12,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTraversable } from '../support/traverse.js';
 import { DAEMON } from '../support/run-cli.js';
 import { tmpDir } from '../support/tmp-dir.js';
 
@@ -78,8 +79,10 @@ function firstReadableMapping(pid: number): string {
 
 let hardened: number;
 let control: number;
+let traversal: { restore(): void } | undefined;
 beforeAll(async () => {
   ensureUser();
+  if (isRoot) traversal = makeTraversable();
   const env = { HOME: dir, AIVAULT_DIR: join(dir, 'vault') };
   chmodSync(dir, 0o700);
   chownSync(
@@ -114,6 +117,7 @@ afterAll(async () => {
       await new Promise((r) => c.once('exit', r));
     }
   }
+  traversal?.restore();
 });
 
 describe('daemon memory: same-user code cannot read aivaultd through /proc', () => {

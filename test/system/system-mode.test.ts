@@ -23,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, assertNoSecret, registerSecret } from '../support/run-cli.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../support/https-upstream.js';
 import { createTestCa } from '../support/test-ca.js';
+import { makeTraversable } from '../support/traverse.js';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const suffix = Math.random().toString(36).slice(2, 7);
@@ -36,6 +37,7 @@ let root: string;
 let upstream: HttpsUpstream;
 let daemon: ChildProcess | undefined;
 let devEnv: Record<string, string>;
+let traversal: { restore(): void } | undefined;
 
 interface Run {
   code: number;
@@ -117,6 +119,7 @@ async function waitForSocket(path: string): Promise<void> {
 
 describe.runIf(isRoot)('system mode (root)', () => {
   beforeAll(async () => {
+    traversal = makeTraversable();
     upstream = await startHttpsUpstream();
     root = mkdtempSync(join(tmpdir(), 'aivault-system-'));
     chmodSync(root, 0o755);
@@ -188,6 +191,7 @@ describe.runIf(isRoot)('system mode (root)', () => {
     for (const u of [AGENT, OUTSIDER]) spawnSync('userdel', [u]);
     spawnSync('groupdel', [GROUP]);
     await upstream?.close();
+    traversal?.restore();
   });
 
   it('the operator (root) wrote through the daemon: every vault file belongs to the daemon user, mode 0600/0700', () => {
