@@ -791,7 +791,9 @@ describe('attack: oversized messages and flooding', () => {
           await new Promise((r) => setTimeout(r, 50));
         }
         const mib = Buffer.alloc(1024 * 1024, 0x5a);
-        while (ws.readyState === WebSocket.OPEN && sent < 128) {
+        // Up to 512 MiB: the 1013 comes after the 16 MiB window plus what kernel buffers absorbed, but
+        // the client may write many more MiB before it reads that close frame (seen: 128 on a quiet box).
+        while (ws.readyState === WebSocket.OPEN && sent < 512) {
           await new Promise<void>((r) => ws.send(mib, { binary: true }, () => r()));
           sent++;
         }
@@ -800,7 +802,7 @@ describe('attack: oversized messages and flooding', () => {
     expect(o.close).toEqual({ code: 1013, reason: 'upstream is not keeping up' });
     // Closed after the documented 16 MiB window (+ socket buffers), not after everything was buffered.
     expect(sent).toBeGreaterThanOrEqual(16);
-    expect(sent).toBeLessThan(128);
+    expect(sent).toBeLessThan(512);
     const upstreamSide = up.connections[conns];
     expect(upstreamSide?.path).toBe('/v1/realtime/sink');
     // The relay dropped its upstream side too (once the upstream reads again it sees the end) and
