@@ -10,9 +10,13 @@ import { configFromWorkerData, type CryptoWorkerData } from '../src/daemon/crypt
 import type { CryptoRequest, CryptoReply, ControlRequest } from '../src/daemon/crypto-protocol.js';
 import { toWire } from '../src/errors.js';
 import { CommandExecutor } from '../src/daemon/operator-executor.js';
+import { toWirePolicySeal } from '../src/daemon/crypto-protocol.js';
+import { setPolicySealSource } from '../src/vault/policy-seal.js';
 
 const config = configFromWorkerData(workerData as CryptoWorkerData);
 const service = new CryptoService(config);
+// Policy files read by operator commands here are checked with the daemon's own KEK when it holds one.
+setPolicySealSource(config.vaultDir, () => service.policySeal());
 // Operator commands run here, beside the KEK: the daemon is the vault's only writer while it runs.
 const commands = new CommandExecutor(config, {
   onPassphraseRotated: async (passphrase) => {
@@ -28,6 +32,10 @@ async function answer(req: CryptoRequest): Promise<{ reply: CryptoReply; transfe
     if (req.op === 'audit-key') {
       const key = new Uint8Array(await service.auditKey());
       return { reply: { rid: req.rid, ok: true, auditKey: key.buffer }, transfer: [key.buffer] };
+    }
+    if (req.op === 'policy-seal') {
+      const { wire, transfer } = toWirePolicySeal(await service.policySeal());
+      return { reply: { rid: req.rid, ok: true, policySeal: wire }, transfer };
     }
     if (req.op === 'write') {
       await service.writeSecret(req.secretId, new Uint8Array(req.value));
@@ -82,6 +90,11 @@ parentPort?.on('message', (msg: ControlRequest) => {
       return commands.run(job);
     }
     if (msg.op === 'audit-key') return { auditKey: (await service.auditKey()).toString('base64') };
+    if (msg.op === 'policy-seal') {
+      const s = await service.policySeal();
+      if (!s.sealed) return { sealed: false };
+      return { sealed: true, vaultId: s.vaultId, kid: s.kid, key: Buffer.from(s.key).toString('base64') };
+    }
     // Event-loop busy/idle ms since this thread started: two `status` readings give the crypto worker's
     // utilisation over a window (bench/ reports it; it must never be the bottleneck).
     const elu = performance.eventLoopUtilization();

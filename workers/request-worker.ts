@@ -22,6 +22,7 @@ import { createPipelineDeps } from '../src/pipeline/deps.js';
 import { invokeCapability, type SecretSource } from '../src/pipeline/invoke.js';
 import { RateLimiter } from '../src/pipeline/rate-limit.js';
 import { registry } from '../src/registry/index.js';
+import { setPolicySealSource } from '../src/vault/policy-seal.js';
 import type { WsTask } from '../src/daemon/http-ws-protocol.js';
 import { runWsRelay } from '../src/daemon/http-ws-upstream.js';
 
@@ -74,6 +75,10 @@ const secrets: SecretSource = {
     return { value, release: (next?: string) => client.release(id, leaseId, next) };
   },
 };
+
+// Policy files (broker.json, capabilities.json) are verified with the MAC subkey the crypto worker hands
+// out after checking vault.json's seal flag against the KEK; this thread never holds the KEK.
+setPolicySealSource(config.vaultDir, async () => (await currentCrypto()).policySeal());
 
 const deps = {
   ...createPipelineDeps(config, {

@@ -27,7 +27,8 @@ import {
   type RegistryIndex,
   type RegistryProvider,
 } from '../registry/types.js';
-import { readJsonFile, withVaultLock, writeJsonAtomic } from '../vault/store.js';
+import { withVaultLock } from '../vault/store.js';
+import { readPolicyFile, writePolicyFile } from '../vault/policy-seal.js';
 import { planSecretDeletion } from './provisioning.js';
 import {
   authSpecSchema,
@@ -63,13 +64,20 @@ export interface LoadOptions {
   readonly onWarning?: (message: string) => void;
 }
 
+/** broker.json, its policy seal verified when the vault is sealed (vault/policy-seal.ts). */
 export async function readBrokerFile(path: string): Promise<BrokerFile> {
-  const raw = await readJsonFile(path);
+  const raw = await readPolicyFile(path, 'broker');
   return raw === undefined ? emptyBrokerFile() : parseStoreFile(brokerFileSchema, raw, path);
 }
 
+/** Validate and write broker.json (sealed when the vault is). Call under the vault lock. */
+export async function writeBrokerFile(path: string, doc: BrokerFile): Promise<void> {
+  // Re-validate what we are about to write: a bug here must not persist an invalid file.
+  await writePolicyFile(path, 'broker', parseStoreFile(brokerFileSchema, doc, path));
+}
+
 export async function readCapabilitiesFile(path: string): Promise<CapabilitiesFile> {
-  const raw = await readJsonFile(path);
+  const raw = await readPolicyFile(path, 'capabilities');
   return raw === undefined ? emptyCapabilitiesFile() : parseStoreFile(capabilitiesFileSchema, raw, path);
 }
 
@@ -277,8 +285,7 @@ async function mutateBroker<T>(paths: CatalogPaths, fn: (doc: BrokerFile) => T):
   return withVaultLock(paths.root, async () => {
     const doc = await readBrokerFile(paths.brokerJson);
     const result = fn(doc);
-    // Re-validate what we are about to write: a bug here must not persist an invalid file.
-    await writeJsonAtomic(paths.brokerJson, parseStoreFile(brokerFileSchema, doc, paths.brokerJson));
+    await writeBrokerFile(paths.brokerJson, doc);
     return result;
   });
 }
@@ -287,8 +294,9 @@ async function mutateBindings<T>(paths: CatalogPaths, fn: (doc: CapabilitiesFile
   return withVaultLock(paths.root, async () => {
     const doc = await readCapabilitiesFile(paths.capabilitiesJson);
     const result = fn(doc);
-    await writeJsonAtomic(
+    await writePolicyFile(
       paths.capabilitiesJson,
+      'capabilities',
       parseStoreFile(capabilitiesFileSchema, doc, paths.capabilitiesJson),
     );
     return result;
@@ -548,9 +556,9 @@ export async function removeSecretReferences(
     const bindings = await readCapabilitiesFile(paths.capabilitiesJson);
     const keep = bindings.bindings.filter((b) => secretIdFromRef(b.secretRef) !== secretId);
     const removedBindings = bindings.bindings.length - keep.length;
-    await writeJsonAtomic(paths.brokerJson, parseStoreFile(brokerFileSchema, doc, paths.brokerJson));
+    await writeBrokerFile(paths.brokerJson, doc);
     if (removedBindings > 0) {
-      await writeJsonAtomic(paths.capabilitiesJson, { ...bindings, bindings: keep });
+      await writePolicyFile(paths.capabilitiesJson, 'capabilities', { ...bindings, bindings: keep });
     }
     return { removedCredentials, removedCapabilities, removedBindings };
   });

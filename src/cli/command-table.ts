@@ -33,6 +33,7 @@ export const commandKey = (module: CommandModule, name: string): CommandKey => `
  */
 export const WRITE_COMMANDS: ReadonlySet<string> = new Set<CommandKey>([
   'vault.rotateMaster',
+  'vault.resealPolicy',
   'secrets.create',
   'secrets.update',
   'secrets.rotate',

@@ -145,6 +145,12 @@ export function buildProgram(run: Runner): Command {
     .option('--new-passphrase <value>', 'switch to / rotate the passphrase provider')
     .action(act(vault, 'rotateMaster'));
   program
+    .command('reseal-policy')
+    .description(
+      'seal the policy files of a passphrase vault (MAC under the master key) as they are now; review them first',
+    )
+    .action(act(vault, 'resealPolicy'));
+  program
     .command('audit')
     .description('show audit events, newest first; `audit verify` checks the log has not been edited')
     .argument('[action]', "verify: check every line's seal and chain (exit 1 names the first bad line)")

@@ -207,7 +207,18 @@ export async function runCommand(
   const loaded = (await COMMAND_MODULES[module]()) as Record<string, unknown>;
   const fn = loaded[name] as CommandFn | undefined;
   if (typeof fn !== 'function') throw new AivaultError('internal', `command handler ${name} is missing`);
-  return locally(ctx, key, fn, positionals, opts);
+  try {
+    return await locally(ctx, key, fn, positionals, opts);
+  } catch (err) {
+    // A sealed vault's policy files can be read only with the key: this process has none, but a running
+    // aivaultd that holds it verifies the seal and answers the read (vault/policy-seal.ts).
+    const sealedAndLocked =
+      isAivaultError(err) && err.code === 'vault_unavailable' && err.details?.policySeal === true;
+    if (!sealedAndLocked || !daemonRunnable(key) || WRITE_COMMANDS.has(key)) throw err;
+    const client = await runningDaemon(ctx);
+    if (!client) throw err;
+    return viaDaemon(ctx, client, key, positionals, await prepare(ctx, key, opts));
+  }
 }
 
 /**

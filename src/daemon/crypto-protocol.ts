@@ -7,6 +7,25 @@ import type { MessagePort } from 'node:worker_threads';
 import { fromWire, type WireError } from '../errors.js';
 import { loadConfig, type Config } from '../config/env.js';
 import type { CommandJob } from './operator-executor.js';
+import type { PolicySealState } from '../vault/policy-seal.js';
+
+/** PolicySealState as posted between threads (the key as an ArrayBuffer, transferred). */
+export type WirePolicySeal =
+  { sealed: false } | { sealed: true; vaultId: string; kid: string; key: ArrayBuffer };
+
+export function toWirePolicySeal(state: PolicySealState): { wire: WirePolicySeal; transfer: ArrayBuffer[] } {
+  if (!state.sealed) return { wire: { sealed: false }, transfer: [] };
+  const key = new Uint8Array(state.key); // a copy: the transfer detaches it
+  return {
+    wire: { sealed: true, vaultId: state.vaultId, kid: state.kid, key: key.buffer },
+    transfer: [key.buffer],
+  };
+}
+
+export function fromWirePolicySeal(wire: WirePolicySeal): PolicySealState {
+  if (!wire.sealed) return { sealed: false };
+  return { sealed: true, vaultId: wire.vaultId, kid: wire.kid, key: new Uint8Array(wire.key) };
+}
 
 export type CryptoRequest =
   | { rid: number; op: 'decrypt'; secretIds: readonly string[] }
@@ -18,7 +37,9 @@ export type CryptoRequest =
   /** Release a lease, writing `value` first when given (transferred and zeroed). */
   | { rid: number; op: 'release'; secretId: string; leaseId: number; value?: ArrayBuffer }
   /** The audit-log sealing subkey (derived from the KEK; never the KEK itself). */
-  | { rid: number; op: 'audit-key' };
+  | { rid: number; op: 'audit-key' }
+  /** The verified policy-seal state and MAC subkey (vault/policy-seal.ts; never the KEK itself). */
+  | { rid: number; op: 'policy-seal' };
 
 export type CryptoReply =
   | { rid: number; ok: true; values: Record<string, ArrayBuffer> }
@@ -26,6 +47,7 @@ export type CryptoReply =
   | { rid: number; ok: true; written: true }
   | { rid: number; ok: true; leaseId: number; value: ArrayBuffer }
   | { rid: number; ok: true; auditKey: ArrayBuffer }
+  | { rid: number; ok: true; policySeal: WirePolicySeal }
   | { rid: number; ok: false; error: WireError };
 
 export type ControlRequest =
@@ -36,6 +58,8 @@ export type ControlRequest =
   | ({ rid: number; op: 'command' } & CommandJob)
   /** The audit-log sealing subkey for the main thread's own audit lines (HTTP listener events). */
   | { rid: number; op: 'audit-key' }
+  /** The policy-seal state for the main thread's policy reads/writes (tokens.json, admin routes). */
+  | { rid: number; op: 'policy-seal' }
   | { rid: number; op: 'shutdown' };
 
 export type ControlReply =
@@ -147,6 +171,14 @@ export class CryptoPortClient {
     if (!reply.ok) throw fromWire(reply.error);
     if (!('auditKey' in reply)) throw fromWire({ error: 'internal', message: 'bad audit-key reply' });
     return new Uint8Array(reply.auditKey);
+  }
+
+  /** The verified policy-seal state (vault_unavailable while a sealed vault is locked). */
+  async policySeal(): Promise<PolicySealState> {
+    const reply = await this.call({ rid: this.nextRid++, op: 'policy-seal' });
+    if (!reply.ok) throw fromWire(reply.error);
+    if (!('policySeal' in reply)) throw fromWire({ error: 'internal', message: 'bad policy-seal reply' });
+    return fromWirePolicySeal(reply.policySeal);
   }
 
   async dev(): Promise<boolean> {

@@ -12,6 +12,8 @@ import { deriveAuditKey, verifyDevMac } from '../vault/aead.js';
 import { tokenChangedDuringRefresh } from '../auth/oauth2.js';
 import type { Kek } from '../vault/secret-bytes.js';
 import type { VaultPaths } from '../vault/paths.js';
+import { sealStateWithoutKey, type PolicySealState } from '../vault/policy-seal.js';
+import { verifiedSealState } from '../vault/vault.js';
 import {
   decryptRecord,
   loadKek,
@@ -168,6 +170,23 @@ export class CryptoService {
   /** The audit-log sealing subkey of the current KEK (see deriveAuditKey). */
   async auditKey(): Promise<Buffer> {
     return deriveAuditKey((await this.currentKek()).kek);
+  }
+
+  /**
+   * The policy-seal state proven with the KEK (vault.json's flag re-checked against the check record on
+   * every call, so a flag flipped while unlocked is caught). Locked: only vault.json, which answers
+   * `vault_unavailable` for a sealed vault. Callers get the MAC subkey, never the KEK.
+   */
+  async policySeal(): Promise<PolicySealState> {
+    let state: { kek: Kek; meta: Meta };
+    try {
+      state = await this.currentKek();
+    } catch (err) {
+      if (err instanceof AivaultError && err.code === 'vault_unavailable')
+        return sealStateWithoutKey(this.paths.root);
+      throw err;
+    }
+    return verifiedSealState(state.kek, state.meta);
   }
 
   /** True when the vault is a dev vault whose dev flag verifies against the KEK. */

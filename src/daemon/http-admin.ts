@@ -26,12 +26,12 @@ import {
   deleteCredential,
   prepareCredential,
   readBrokerFile,
+  writeBrokerFile,
   setPolicy,
   type CreateCredentialInput,
 } from '../catalog/index.js';
-import { brokerFileSchema, parseStoreFile } from '../catalog/schema.js';
 import type { VaultPaths } from '../vault/paths.js';
-import { withVaultLock, writeJsonAtomic } from '../vault/store.js';
+import { withVaultLock } from '../vault/store.js';
 import {
   listTokens,
   mintProxyToken,
@@ -205,7 +205,7 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
         };
         const next = prepareCredential(merged, registry, { secrets, nowMs: stored.createdAtMs });
         doc.credentials[i] = next;
-        await writeJsonAtomic(cat.brokerJson, parseStoreFile(brokerFileSchema, doc, cat.brokerJson));
+        await writeBrokerFile(cat.brokerJson, doc);
       });
       const c = (await snap()).credentials.get(id);
       return { status: 200, body: c ?? { id } };
@@ -286,7 +286,7 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
             ...(normMethods ? { methods: [...new Set(normMethods)] as typeof c.allow.methods } : {}),
             ...(normPrefixes ? { pathPrefixes: normPrefixes } : {}),
           };
-          await writeJsonAtomic(cat.brokerJson, parseStoreFile(brokerFileSchema, doc, cat.brokerJson));
+          await writeBrokerFile(cat.brokerJson, doc);
         });
       }
       const policyPatch = Object.fromEntries(POLICY_FIELDS.filter((k) => k in body).map((k) => [k, body[k]]));

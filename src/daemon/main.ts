@@ -27,6 +27,7 @@ import { disableCoreDumps } from './core-limit.js';
 import { readSystemLayout, type SystemLayout } from '../config/system.js';
 import { disableDumpable } from './dumpable.js';
 import { writeRunFile } from './run-dir.js';
+import { setPolicySealSource } from '../vault/policy-seal.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -89,6 +90,12 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     );
   }
   const pool = new DaemonPool(config, opts.workers !== undefined ? { workers: opts.workers } : {});
+  // This thread's policy reads/writes (tokens.json, admin routes) take the seal key from the crypto worker.
+  const unsetPolicySeal = setPolicySealSource(config.vaultDir, () => pool.policySeal());
+  const closePool = async (deadlineMs: number): Promise<void> => {
+    await pool.close(deadlineMs);
+    unsetPolicySeal();
+  };
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
   let stopping: Promise<void> | undefined;
@@ -105,7 +112,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       callerServer?.stopListening();
       http?.stopListening();
       http?.closeWebSockets();
-      await pool.close(opts.shutdownDeadlineMs ?? 10_000);
+      await closePool(opts.shutdownDeadlineMs ?? 10_000);
       server?.closeConnections();
       callerServer?.closeConnections();
       http?.closeConnections();
@@ -149,7 +156,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     }
   } catch (err) {
     started?.stopListening();
-    await pool.close(0);
+    await closePool(0);
     throw err;
   }
   if (httpAddr) {
@@ -161,7 +168,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       });
     } catch (err) {
       server.stopListening();
-      await pool.close(0);
+      await closePool(0);
       throw err;
     }
   }

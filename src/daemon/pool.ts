@@ -30,6 +30,7 @@ import type {
 } from '../pipeline/call-port.js';
 import { toWorkerConfig, type ControlReply, type ControlRequest } from './crypto-protocol.js';
 import { workerEntry } from './worker-files.js';
+import type { PolicySealState } from '../vault/policy-seal.js';
 import type { WsMainToWorker, WsTask, WsWorkerToMain } from './http-ws-protocol.js';
 
 export interface InvokeTask {
@@ -397,9 +398,21 @@ export class DaemonPool {
     return Buffer.from(String(data.auditKey), 'base64');
   }
 
+  /** The verified policy-seal state for the main thread's policy reads and writes (never the KEK). */
+  async policySeal(): Promise<PolicySealState> {
+    const d = await this.operator('policy-seal');
+    if (d.sealed !== true) return { sealed: false };
+    return {
+      sealed: true,
+      vaultId: String(d.vaultId),
+      kid: String(d.kid),
+      key: new Uint8Array(Buffer.from(String(d.key), 'base64')),
+    };
+  }
+
   /** Forward an operator frame to the crypto worker. */
   operator(
-    op: 'unlock' | 'lock' | 'status' | 'audit-key',
+    op: 'unlock' | 'lock' | 'status' | 'audit-key' | 'policy-seal',
     passphrase?: string,
   ): Promise<Record<string, string | number | boolean | null>> {
     const rid = this.nextRid++;

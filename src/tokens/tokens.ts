@@ -17,7 +17,8 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { AivaultError } from '../errors.js';
-import { readJsonFile, withVaultLock, writeJsonAtomic } from '../vault/store.js';
+import { withVaultLock } from '../vault/store.js';
+import { readPolicyFile, writePolicyFile } from '../vault/policy-seal.js';
 
 export const PROXY_TOKEN_PREFIX = 'avp_';
 export const OPERATOR_TOKEN_PREFIX = 'avo_';
@@ -82,8 +83,9 @@ export function toInfo(record: TokenRecord): TokenInfo {
   return rest;
 }
 
+/** tokens.json, its policy seal verified when the vault is sealed (vault/policy-seal.ts). */
 export async function readTokensFile(path: string): Promise<TokensFile> {
-  const raw = await readJsonFile(path);
+  const raw = await readPolicyFile(path, 'tokens');
   if (raw === undefined) return { version: 1, tokens: [] };
   const parsed = tokensFileSchema.safeParse(raw);
   if (!parsed.success) {
@@ -102,7 +104,7 @@ async function mutateTokens<T>(vaultDir: string, fn: (doc: TokensFile) => T, now
     const doc = await readTokensFile(path);
     doc.tokens = doc.tokens.filter((t) => t.expiresAtMs === undefined || t.expiresAtMs > nowMs);
     const out = fn(doc);
-    await writeJsonAtomic(path, doc);
+    await writePolicyFile(path, 'tokens', doc);
     return out;
   });
 }

@@ -181,14 +181,24 @@ export function addWrap(
   }
 }
 
-/** KEK check record: proves a passphrase-derived KEK without storing it. */
-export function sealCheck(kek: Kek, vaultId: string): AeadBlob {
+/**
+ * KEK check record: proves a passphrase-derived KEK without storing it. Its AAD also binds vault.json's
+ * `policySeal` flag (policy-seal.ts): a sealed vault's record verifies only with the flag set, so whoever
+ * can edit vault.json but not derive the KEK cannot turn sealing off (unlock then fails). Unsealed
+ * (legacy) records keep their original AAD.
+ */
+function checkAad(vaultId: string, policySeal: boolean): Buffer {
+  return encodeFields(policySeal ? [CHECK_AAD_LABEL, vaultId, POLICY_SEAL_FLAG] : [CHECK_AAD_LABEL, vaultId]);
+}
+const POLICY_SEAL_FLAG = 'policySeal';
+
+export function sealCheck(kek: Kek, vaultId: string, policySeal = false): AeadBlob {
   const probe = randomBytes(32);
-  return kek.use((k) => seal(k, probe, encodeFields([CHECK_AAD_LABEL, vaultId])));
+  return kek.use((k) => seal(k, probe, checkAad(vaultId, policySeal)));
 }
 
-export function verifyCheck(kek: Kek, vaultId: string, blob: AeadBlob): boolean {
-  const out = kek.use((k) => open(k, blob, encodeFields([CHECK_AAD_LABEL, vaultId])));
+export function verifyCheck(kek: Kek, vaultId: string, blob: AeadBlob, policySeal = false): boolean {
+  const out = kek.use((k) => open(k, blob, checkAad(vaultId, policySeal)));
   if (!out) return false;
   sodium.sodium_memzero(out);
   return true;

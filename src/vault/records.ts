@@ -101,6 +101,8 @@ export const vaultMetaSchema = z.strictObject({
   kekId: hex,
   dev: z.strictObject({ enabled: z.boolean(), mac: b64 }).optional(),
   rotatedAtMs: z.number().int().nonnegative().optional(),
+  /** Policy files carry a MAC (policy-seal.ts). Passphrase vaults only; bound into the check record. */
+  policySeal: z.boolean().optional(),
 });
 export type VaultMeta = z.infer<typeof vaultMetaSchema>;
 

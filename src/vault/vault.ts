@@ -28,7 +28,28 @@ import type { Config } from '../config/env.js';
 import { AivaultError } from '../errors.js';
 import { AuditLog } from '../audit/audit-log.js';
 import type { AuditInput } from '../audit/audit-log.js';
-import { addWrap, deriveAuditKey, devMac, openValue, sealValue, verifyDevMac } from './aead.js';
+import {
+  addWrap,
+  deriveAuditKey,
+  devMac,
+  openValue,
+  sealCheck,
+  sealValue,
+  verifyCheck,
+  verifyDevMac,
+} from './aead.js';
+import type { PolicyFile, PolicySealKey, PolicySealState } from './policy-seal.js';
+import {
+  EMPTY_POLICY,
+  POLICY_FILES,
+  UNSEALED,
+  derivePolicySealKey,
+  policyFilePath,
+  readPolicyContents,
+  registerSealHolder,
+  sealDocument,
+  verifyDocument,
+} from './policy-seal.js';
 import type { VaultPaths } from './paths.js';
 import { secretRecordPath, vaultPaths } from './paths.js';
 import { getProvider, providerKind } from './providers/index.js';
@@ -48,7 +69,7 @@ import {
 import type { Kek } from './secret-bytes.js';
 import type { SecretBytes } from './secret-bytes.js';
 import { randomBytes, sodium } from './sodium.js';
-import { ensureDir, listRecordFiles, withVaultLock, writeJsonAtomic } from './store.js';
+import { ensureDir, listRecordFiles, readJsonFile, withVaultLock, writeJsonAtomic } from './store.js';
 
 export const INIT_LOCK_STALE_MS = 30_000;
 
@@ -75,6 +96,7 @@ export async function loadKek(
     vaultId: meta.vaultId,
     expectedKekId: meta.kekId,
     passphrase: opts.passphrase,
+    policySeal: meta.policySeal === true,
   });
 }
 
@@ -112,6 +134,66 @@ export function decryptRecord(
  */
 export function valueRevision(record: SecretRecord): string {
   return record.value.nonce;
+}
+
+/**
+ * The policy-seal state of the vault `meta` describes, proven with `kek` (policy-seal.ts): only passphrase
+ * vaults are sealed, and their flag must verify against the check record — a flag edited in vault.json
+ * after the KEK was loaded is `storage_corrupt` here, not a silently unsealed vault.
+ */
+export function verifiedSealState(kek: Kek, meta: VaultMeta): PolicySealState {
+  if (meta.provider.kind !== 'passphrase') return UNSEALED;
+  if (kek.kekId !== meta.kekId) {
+    throw new AivaultError(
+      'vault_unavailable',
+      'the master key was rotated by another process; unlock again',
+    );
+  }
+  const sealed = meta.policySeal === true;
+  if (!verifyCheck(kek, meta.vaultId, meta.provider.check, sealed)) {
+    throw new AivaultError(
+      'storage_corrupt',
+      'vault.json: the policySeal flag does not match the passphrase check record (vault.json was edited)',
+      { field: 'policySeal' },
+    );
+  }
+  return sealed ? { sealed: true, ...derivePolicySealKey(kek, meta.vaultId) } : UNSEALED;
+}
+
+/**
+ * Seal the three policy files under `keys` (their content as given; a missing file becomes an empty one:
+ * a sealed vault always has all three). Used by init, reseal-policy and rotate-master, under the vault lock.
+ */
+async function writeSealedPolicy(
+  paths: VaultPaths,
+  contents: ReadonlyMap<PolicyFile, object | undefined>,
+  keys: readonly PolicySealKey[],
+): Promise<void> {
+  for (const file of POLICY_FILES) {
+    const doc = contents.get(file) ?? EMPTY_POLICY[file]();
+    await writeJsonAtomic(policyFilePath(paths.root, file), sealDocument(doc, file, keys));
+  }
+}
+
+/** The policy files' content, verified under `key` when the vault is sealed (`storage_corrupt` otherwise). */
+async function verifiedPolicyContents(
+  paths: VaultPaths,
+  state: PolicySealState,
+): Promise<Map<PolicyFile, object | undefined>> {
+  if (!state.sealed) return readPolicyContents(paths.root);
+  const out = new Map<PolicyFile, object | undefined>();
+  for (const file of POLICY_FILES) {
+    const path = policyFilePath(paths.root, file);
+    out.set(file, verifyDocument(await readJsonFile(path), file, state, path));
+  }
+  return out;
+}
+
+export interface ResealResult {
+  readonly policySealed: true;
+  /** False when the vault was sealed already (the files were verified and re-written). */
+  readonly newlySealed: boolean;
+  readonly files: readonly string[];
 }
 
 // ───────────────────────── public types ─────────────────────────
@@ -185,6 +267,8 @@ export interface VaultStatus {
   readonly dev: boolean;
   readonly secretCount: number;
   readonly createdAtMs: number;
+  /** vault.json's policySeal flag (verified against the KEK wherever one is loaded). */
+  readonly policySealed: boolean;
 }
 
 export interface RotateMasterResult {
@@ -361,6 +445,8 @@ export class Vault {
   #kek: Kek | undefined;
   #kekError: AivaultError | undefined;
   readonly #actor: string | undefined;
+  /** Set while this instance holds a passphrase KEK: it is then this thread's policy-seal source. */
+  #unregisterSeal: (() => void) | undefined;
 
   private constructor(
     config: Config,
@@ -375,6 +461,24 @@ export class Vault {
     this.#meta = meta;
     this.#kek = kek;
     this.#actor = actor;
+    this.#syncSealHolder();
+  }
+
+  /** Register as the policy-seal source for this vault root while holding a passphrase KEK (policy-seal.ts). */
+  #syncSealHolder(): void {
+    const holds = this.#kek !== undefined && this.#meta.provider.kind === 'passphrase';
+    if (holds && !this.#unregisterSeal) {
+      this.#unregisterSeal = registerSealHolder(this.paths.root, async () => this.policySealState());
+    } else if (!holds && this.#unregisterSeal) {
+      this.#unregisterSeal();
+      this.#unregisterSeal = undefined;
+    }
+  }
+
+  /** The verified policy-seal state (re-reads vault.json; locked → `vault_unavailable`). */
+  async policySealState(): Promise<PolicySealState> {
+    const kek = await this.#requireKek();
+    return verifiedSealState(kek, this.#meta);
   }
 
   /** Open the vault at config.vaultDir, auto-initialising (file provider) when vault.json is missing. */
@@ -415,6 +519,7 @@ export class Vault {
           meta,
           opts.passphrase !== undefined ? { passphrase: opts.passphrase } : {},
         );
+        vault.#syncSealHolder();
       } catch (err) {
         if (!(err instanceof AivaultError) || err.code !== 'vault_unavailable') throw err;
         if (opts.passphrase !== undefined) throw err;
@@ -459,6 +564,8 @@ export class Vault {
       vaultId,
     );
     const createdAtMs = Date.now();
+    // Passphrase vaults start sealed (their check record binds the flag): the files first, then vault.json.
+    const sealed = kind === 'passphrase';
     const meta: VaultMeta = {
       format: 'aivault.vault.v1',
       vaultId,
@@ -466,7 +573,12 @@ export class Vault {
       provider: section,
       kekId: kek.kekId,
       ...(opts.dev ? { dev: { enabled: true, mac: devMac(kek, vaultId) } } : {}),
+      ...(sealed ? { policySeal: true } : {}),
     };
+    if (sealed) {
+      const key = derivePolicySealKey(kek, vaultId);
+      await writeSealedPolicy(paths, await readPolicyContents(paths.root), [key]);
+    }
     await writeJsonAtomic(paths.vaultJson, meta);
     await ensureDir(paths.secretsDir);
     const vault = new Vault(config, paths, meta, kek, opts.actor);
@@ -508,6 +620,7 @@ export class Vault {
       dev: this.devEnabled(),
       secretCount: count,
       createdAtMs: this.#meta.createdAtMs,
+      policySealed: this.#meta.provider.kind === 'passphrase' && this.#meta.policySeal === true,
     };
   }
 
@@ -519,6 +632,7 @@ export class Vault {
     this.#kek = kek;
     this.#kekError = undefined;
     this.#meta = meta;
+    this.#syncSealHolder();
     await this.#audit({ kind: 'vault.unlock', provider: meta.provider.kind });
   }
 
@@ -531,6 +645,7 @@ export class Vault {
   async lock(): Promise<void> {
     this.#kek?.dispose();
     this.#kek = undefined;
+    this.#syncSealHolder();
     await this.#audit({ kind: 'vault.lock', provider: this.#meta.provider.kind });
   }
 
@@ -538,6 +653,7 @@ export class Vault {
   close(): void {
     this.#kek?.dispose();
     this.#kek = undefined;
+    this.#syncSealHolder();
   }
 
   /** The KEK, re-checked against vault.json (another process may have rotated it). Call under the lock for writes. */
@@ -552,6 +668,7 @@ export class Vault {
       this.#kek.dispose();
       this.#kek = undefined;
       this.#meta = meta;
+      this.#syncSealHolder();
       if (getProvider(meta.provider.kind).needsPassphrase) {
         throw new AivaultError(
           'vault_unavailable',
@@ -603,6 +720,16 @@ export class Vault {
           const sealed = addWrap(old, newKek, rec, secretRecordPath(this.paths, rec.id));
           await writeRecord(this.paths, { ...rec, wraps: [...sealed.wraps] });
         }
+        // 1b. policy files get a MAC under the new key beside the old one (a legacy passphrase vault is
+        //     sealed from here on; its files are taken as they are). Sealed files are verified first:
+        //     a rotation never blesses an edit made behind the operator's back.
+        const sealPolicy = meta.provider.kind === 'passphrase';
+        const oldSeal = sealPolicy ? verifiedSealState(old, meta) : UNSEALED;
+        const policy = sealPolicy ? await verifiedPolicyContents(this.paths, oldSeal) : undefined;
+        const newSealKey = sealPolicy ? derivePolicySealKey(newKek, meta.vaultId) : undefined;
+        if (policy && newSealKey) {
+          await writeSealedPolicy(this.paths, policy, oldSeal.sealed ? [oldSeal, newSealKey] : [newSealKey]);
+        }
         // 2. stage the new key with the provider
         await provider.stage(this.config, next.section, newKek);
         // 3. commit point: vault.json names the new KEK
@@ -614,6 +741,7 @@ export class Vault {
           kekId: newKek.kekId,
           rotatedAtMs: Date.now(),
           ...(devOk ? { dev: { enabled: true, mac: devMac(newKek, meta.vaultId) } } : {}),
+          ...(sealPolicy ? { policySeal: true } : {}),
         };
         await writeJsonAtomic(this.paths.vaultJson, newMeta);
         this.#meta = newMeta;
@@ -625,6 +753,7 @@ export class Vault {
           if (wraps.length > 0 && wraps.length !== rec.wraps.length)
             await writeRecord(this.paths, { ...rec, wraps });
         }
+        if (policy && newSealKey) await writeSealedPolicy(this.paths, policy, [newSealKey]);
         old.dispose();
         this.#kek = newKek;
         return {
@@ -641,6 +770,48 @@ export class Vault {
       kind: 'vault.rotate_master',
       provider: this.#meta.provider.kind,
       note: `rewrapped ${result.rewrapped}`,
+    });
+    return result;
+  }
+
+  /**
+   * Seal the policy files of a passphrase vault (`aivault reseal-policy`). A legacy vault is sealed as its
+   * files are now: the files first, then vault.json with the flag and a check record binding it (the
+   * commit point; a crash before it leaves an unsealed vault whose readers ignore the new seal fields).
+   * An already sealed vault has its files verified (tampering → `storage_corrupt`) and re-written.
+   */
+  async resealPolicy(): Promise<ResealResult> {
+    const result = await withVaultLock(this.paths.root, async () => {
+      const kek = await this.#requireKek();
+      const meta = this.#meta;
+      if (meta.provider.kind !== 'passphrase') {
+        throw new AivaultError(
+          'usage',
+          `only passphrase vaults are sealed: with the ${meta.provider.kind} provider, code that can edit the policy files can read the key too (docs/security.md)`,
+        );
+      }
+      const state = verifiedSealState(kek, meta);
+      const key = derivePolicySealKey(kek, meta.vaultId);
+      await writeSealedPolicy(this.paths, await verifiedPolicyContents(this.paths, state), [key]);
+      if (!state.sealed) {
+        const next: VaultMeta = {
+          ...meta,
+          provider: { ...meta.provider, check: sealCheck(kek, meta.vaultId, true) },
+          policySeal: true,
+        };
+        await writeJsonAtomic(this.paths.vaultJson, next);
+        this.#meta = next;
+      }
+      return {
+        policySealed: true as const,
+        newlySealed: !state.sealed,
+        files: POLICY_FILES.map((f) => policyFilePath(this.paths.root, f)),
+      };
+    });
+    await this.#audit({
+      kind: 'vault.reseal_policy',
+      provider: 'passphrase',
+      note: result.newlySealed ? 'sealed' : 'resealed',
     });
     return result;
   }

@@ -1,4 +1,4 @@
-/** Vault lifecycle commands: status, init, unlock, lock, rotate-master, audit. */
+/** Vault lifecycle commands: status, init, unlock, lock, rotate-master, reseal-policy, audit. */
 import { AivaultError } from '../../errors.js';
 import { hasDevRequests } from '../../config/env.js';
 import { Vault } from '../../vault/index.js';
@@ -94,6 +94,16 @@ export async function status(ctx: CliContext): Promise<CommandResult> {
           ['state', stateLabel(s.locked, daemon?.locked, p)],
           ['kek fingerprint', s.kekFingerprint ?? p.dim('(locked)')],
           ['secrets', String(s.secretCount)],
+          ...(s.provider === 'passphrase'
+            ? [
+                [
+                  'policy seal',
+                  s.policySealed
+                    ? p.green('sealed')
+                    : p.yellow('not sealed (legacy vault: run `aivault reseal-policy`)'),
+                ] as [string, string],
+              ]
+            : []),
           [
             'dev mode',
             s.dev
@@ -196,6 +206,22 @@ export async function rotateMaster(
     json: s,
     human: (p) =>
       `${p.green('Master key rotated.')} New KEK fingerprint ${p.bold(s.kekFingerprint ?? '(locked)')}`,
+  };
+}
+
+/**
+ * `aivault reseal-policy`: seal a legacy passphrase vault's policy files (or verify and re-write a sealed
+ * vault's). An operator write: in aivaultd when one serves the vault, with the passphrase as proof.
+ */
+export async function resealPolicy(ctx: CliContext): Promise<CommandResult> {
+  const vault = await openVaultForWrite(ctx);
+  const r = await vault.resealPolicy();
+  return {
+    json: r,
+    human: (p) =>
+      r.newlySealed
+        ? `${p.green('Policy files sealed.')} Edits made outside aivault now fail closed (storage_corrupt).`
+        : p.green('Policy files verified and re-sealed.'),
   };
 }
 

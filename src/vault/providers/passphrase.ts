@@ -52,7 +52,8 @@ async function fresh(
     parallelism: DEFAULT_KDF.parallelism,
   };
   const kek = await deriveKek(passphrase, kdf);
-  return { kek, section: { kind: 'passphrase', kdf, check: sealCheck(kek, vaultId) } };
+  // New check records always bind the policy seal: init and rotate-master seal the policy files.
+  return { kek, section: { kind: 'passphrase', kdf, check: sealCheck(kek, vaultId, true) } };
 }
 
 export const passphraseProvider: KeyProvider<PassphraseSection> = {
@@ -71,8 +72,18 @@ export const passphraseProvider: KeyProvider<PassphraseSection> = {
       );
     }
     const kek = await deriveKek(input.passphrase, section.kdf);
-    if (!verifyCheck(kek, input.vaultId, section.check) || kek.kekId !== input.expectedKekId) {
+    const sealed = input.policySeal === true;
+    if (!verifyCheck(kek, input.vaultId, section.check, sealed) || kek.kekId !== input.expectedKekId) {
+      // The right passphrase with the flag flipped: vault.json was edited (sealing switched on or off).
+      const flipped = verifyCheck(kek, input.vaultId, section.check, !sealed);
       kek.dispose();
+      if (flipped) {
+        throw new AivaultError(
+          'storage_corrupt',
+          'vault.json: the policySeal flag does not match the passphrase check record (vault.json was edited)',
+          { field: 'policySeal' },
+        );
+      }
       throw new AivaultError('vault_unavailable', 'wrong passphrase');
     }
     return kek;

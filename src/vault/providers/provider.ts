@@ -27,6 +27,8 @@ export interface ProviderLoadInput {
   readonly vaultId: string;
   readonly expectedKekId: string;
   readonly passphrase?: string | undefined;
+  /** vault.json's policySeal flag (the passphrase check record binds it). */
+  readonly policySeal?: boolean | undefined;
 }
 
 export interface RotationInput {
