@@ -33,7 +33,7 @@ export function isolationOf(
     return {
       isolated: false,
       summary:
-        'partial: the key is never on disk and operator actions need the passphrase, but code running as you can still edit the policy files and read the vault directory; for full isolation use system mode (sudo aivault system install)',
+        'partial: the key is never on disk, operator actions need the passphrase and edited policy files are refused (policy seal), but code running as you can still read the vault directory and put back an older sealed policy file; for full isolation use system mode (sudo aivault system install)',
     };
   }
   return {
