@@ -18,6 +18,7 @@ import { optBool, optList, optString } from './context.js';
 import { promptHidden, readAllStdin, readSecretValue, withOperatorVault } from './secret-input.js';
 import type { CommandOptValue } from '../protocol/frames.js';
 import type { DaemonClient } from '../protocol/client.js';
+import type { Vault } from '../vault/index.js';
 
 /** Options that only steer this process and are never sent to the daemon. */
 const LOCAL_ONLY = new Set([
@@ -143,6 +144,23 @@ async function runningDaemon(ctx: CliContext): Promise<DaemonClient | undefined>
   }
 }
 
+/**
+ * The vault unlocked in this process with the operator's passphrase (a wrong one is
+ * `operator_auth_required` for `key`). While open it also verifies the policy seal for this process.
+ */
+export async function openWithPassphrase(ctx: CliContext, key: string, passphrase: string): Promise<Vault> {
+  const { Vault } = await import('../vault/index.js');
+  try {
+    return await Vault.open(ctx.config, { autoInit: false, passphrase });
+  } catch (err) {
+    if (isAivaultError(err) && err.code === 'vault_unavailable') {
+      const { operatorAuthRequired } = await import('../daemon/operator-executor.js');
+      throw operatorAuthRequired(key, 'the passphrase is wrong', 'passphrase');
+    }
+    throw err;
+  }
+}
+
 /** In this process: a write on a passphrase vault first proves the passphrase (deriving the KEK). */
 async function locally(
   ctx: CliContext,
@@ -152,7 +170,7 @@ async function locally(
   opts: CommandOptions,
 ): Promise<CommandResult | undefined> {
   if (!WRITE_COMMANDS.has(key)) return fn(ctx, positionals, opts);
-  const { Vault, readVaultMeta, vaultPaths } = await import('../vault/index.js');
+  const { readVaultMeta, vaultPaths } = await import('../vault/index.js');
   const meta = await readVaultMeta(vaultPaths(ctx.config)).catch(() => undefined);
   if (meta?.provider.kind !== 'passphrase') return fn(ctx, positionals, opts);
   const prepared = await prepare(ctx, key, opts);
@@ -160,15 +178,7 @@ async function locally(
   const passphrase =
     prepared.passphrase ??
     (await askPassphrase(ctx, operatorAuthRequired(key, 'give the vault passphrase', 'passphrase')));
-  let vault;
-  try {
-    vault = await Vault.open(ctx.config, { autoInit: false, passphrase });
-  } catch (err) {
-    if (isAivaultError(err) && err.code === 'vault_unavailable') {
-      throw operatorAuthRequired(key, 'the passphrase is wrong', 'passphrase');
-    }
-    throw err;
-  }
+  const vault = await openWithPassphrase(ctx, key, passphrase);
   try {
     return await withOperatorVault(vault, () => fn(ctx, positionals, prepared.opts));
   } finally {

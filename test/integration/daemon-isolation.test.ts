@@ -54,7 +54,9 @@ describe('request workers hold no key', () => {
       const reply: CryptoReply =
         req.op === 'dev'
           ? { rid: req.rid, ok: true, dev: true }
-          : { rid: req.rid, ok: false, error: { error: 'vault_unavailable', message: 'no key here' } };
+          : req.op === 'policy-seal'
+            ? { rid: req.rid, ok: true, policySeal: { sealed: false } } // a file-key vault is not sealed
+            : { rid: req.rid, ok: false, error: { error: 'vault_unavailable', message: 'no key here' } };
       crypto.port1.postMessage(reply);
     });
     const out: WorkerPortToMain[] = [];
@@ -83,8 +85,14 @@ describe('request workers hold no key', () => {
     expect(out).toEqual([
       { t: 'error', id: 7, error: { error: 'vault_unavailable', message: 'no key here' } },
     ]);
-    // It asks for values and for the audit sealing subkey (to seal the call's audit line), nothing else.
-    expect(asked.map((a) => a.op)).toEqual(['dev', 'decrypt', 'audit-key']);
+    // It asks for the policy-seal state (to read broker.json / capabilities.json), values and the audit
+    // sealing subkey (to seal the call's audit line), nothing else: subkeys and values, never the KEK.
+    expect(asked.map((a) => a.op).filter((op) => op !== 'policy-seal')).toEqual([
+      'dev',
+      'decrypt',
+      'audit-key',
+    ]);
+    expect(new Set(asked.map((a) => a.op))).toEqual(new Set(['dev', 'policy-seal', 'decrypt', 'audit-key']));
     expect(fx.upstream.requests.length).toBe(before);
   }, 30_000);
 

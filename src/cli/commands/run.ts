@@ -11,6 +11,7 @@ import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { AivaultError } from '../../errors.js';
 import type { Config } from '../../config/env.js';
+import type { Credential } from '../../broker/types.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optList, optString } from '../context.js';
 import { connectDaemon, startDaemon } from '../daemon-link.js';
@@ -131,14 +132,15 @@ export function childEnv(input: {
   return env;
 }
 
-export async function run(
+/** The token's capabilities (default: every provider with a credential), checked against the catalog. */
+async function scopeOf(
   ctx: CliContext,
-  pos: readonly string[],
   opts: CommandOptions,
-): Promise<CommandResult> {
-  const command = (pos as readonly (string | string[])[]).flat();
-  if (command.length === 0)
-    throw new AivaultError('usage', 'usage: aivault run [--capability …] -- <command> [args…]');
+): Promise<{
+  view: Awaited<ReturnType<typeof loadBrokerView>>;
+  credentials: Credential[];
+  capabilities: string[];
+}> {
   const view = await loadBrokerView(ctx.config);
   const pinned = optString(opts, 'credential');
   const credentials = [...view.snapshot.credentials.values()]
@@ -157,11 +159,33 @@ export async function run(
   }
   const input = mintInputFromFlags({ ...opts, ttl: optString(opts, 'ttl') ?? '15m' }, capabilities);
   await checkScope(ctx, input);
+  return { view, credentials, capabilities };
+}
 
+export async function run(
+  ctx: CliContext,
+  pos: readonly string[],
+  opts: CommandOptions,
+): Promise<CommandResult> {
+  const command = (pos as readonly (string | string[])[]).flat();
+  if (command.length === 0)
+    throw new AivaultError('usage', 'usage: aivault run [--capability …] -- <command> [args…]');
   // Minting and revoking are operator actions: they go through the same router as `token mint` (the
   // daemon runs them; a passphrase vault needs the passphrase), never straight to the token file.
-  const { runCommand, operatorPassphrase } = await import('../router.js');
+  const { runCommand, operatorPassphrase, openWithPassphrase } = await import('../router.js');
   const passphrase = await operatorPassphrase(ctx, opts);
+  // A sealed vault's policy files are read with the key (vault/policy-seal.ts): while this vault is open
+  // with the passphrase, it verifies them for the broker view and the scope check.
+  const keyHolder =
+    passphrase !== undefined ? await openWithPassphrase(ctx, 'token.mint', passphrase) : undefined;
+  let scope: Awaited<ReturnType<typeof scopeOf>>;
+  try {
+    scope = await scopeOf(ctx, opts);
+  } finally {
+    keyHolder?.close();
+  }
+  const { view, credentials, capabilities } = scope;
+
   const auth = passphrase !== undefined ? { passphrase } : {};
   const minted = await runCommand(ctx, 'token', 'mint', [], {
     ...Object.fromEntries(
