@@ -12,7 +12,7 @@ import { deriveAuditKey, verifyDevMac } from '../vault/aead.js';
 import { tokenChangedDuringRefresh } from '../auth/oauth2.js';
 import type { Kek } from '../vault/secret-bytes.js';
 import type { VaultPaths } from '../vault/paths.js';
-import { sealStateWithoutKey, type PolicySealState } from '../vault/policy-seal.js';
+import { UNSEALED, type PolicySealState } from '../vault/policy-seal.js';
 import { verifiedSealState } from '../vault/vault.js';
 import {
   decryptRecord,
@@ -172,21 +172,36 @@ export class CryptoService {
     return deriveAuditKey((await this.currentKek()).kek);
   }
 
+  /** Set once this worker has proven the vault sealed: it never reports that vault unsealed again. */
+  private sealedVaultId: string | undefined;
+
   /**
    * The policy-seal state proven with the KEK (vault.json's flag re-checked against the check record on
-   * every call, so a flag flipped while unlocked is caught). Locked: only vault.json, which answers
-   * `vault_unavailable` for a sealed vault. Callers get the MAC subkey, never the KEK.
+   * every call, so a flag flipped while unlocked is caught). Callers get the MAC subkey, never the KEK.
+   * Fail closed, because request workers and the main thread cache what they read with this answer:
+   * a missing vault.json, a locked passphrase vault (whose flag cannot be checked) and a vault that was
+   * sealed but now claims not to be (vault.json swapped for a file-key one) are errors, never "unsealed".
    */
   async policySeal(): Promise<PolicySealState> {
+    const meta = await this.meta();
     let state: { kek: Kek; meta: Meta };
     try {
       state = await this.currentKek();
     } catch (err) {
-      if (err instanceof AivaultError && err.code === 'vault_unavailable')
-        return sealStateWithoutKey(this.paths.root);
-      throw err;
+      const locked = err instanceof AivaultError && err.code === 'vault_unavailable';
+      if (!locked || meta.provider.kind === 'passphrase' || this.sealedVaultId !== undefined) throw err;
+      return UNSEALED;
     }
-    return verifiedSealState(state.kek, state.meta);
+    const seal = verifiedSealState(state.kek, state.meta);
+    if (seal.sealed) this.sealedVaultId = seal.vaultId;
+    else if (this.sealedVaultId !== undefined) {
+      throw new AivaultError(
+        'storage_corrupt',
+        `${this.paths.vaultJson}: the vault was sealed when aivaultd unlocked it and now claims not to be (vault.json was replaced or edited)`,
+        { file: this.paths.vaultJson, field: 'policySeal' },
+      );
+    }
+    return seal;
   }
 
   /** True when the vault is a dev vault whose dev flag verifies against the KEK. */

@@ -23,7 +23,7 @@
  * subkey — never the KEK), else vault.json alone, which can only say "sealed: unlock first" or "legacy".
  * Runs in whichever thread reads or writes a policy file.
  */
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { AivaultError } from '../errors.js';
 import { encodeFields } from './aead.js';
 import type { Kek } from './secret-bytes.js';
@@ -167,7 +167,8 @@ const holders = new Map<string, Set<PolicySealSource>>();
 const threadSources = new Map<string, PolicySealSource>();
 
 /** Register a KEK holder for `root`; returns its unregister function. */
-export function registerSealHolder(root: string, source: PolicySealSource): () => void {
+export function registerSealHolder(vaultRoot: string, source: PolicySealSource): () => void {
+  const root = resolve(vaultRoot);
   let set = holders.get(root);
   if (!set) holders.set(root, (set = new Set()));
   set.add(source);
@@ -178,7 +179,8 @@ export function registerSealHolder(root: string, source: PolicySealSource): () =
 }
 
 /** Set this thread's source for vault `root` (aivaultd threads: the crypto worker); returns its remover. */
-export function setPolicySealSource(root: string, source: PolicySealSource): () => void {
+export function setPolicySealSource(vaultRoot: string, source: PolicySealSource): () => void {
+  const root = resolve(vaultRoot);
   threadSources.set(root, source);
   return () => {
     if (threadSources.get(root) === source) threadSources.delete(root);
@@ -205,7 +207,9 @@ export async function sealStateWithoutKey(root: string): Promise<PolicySealState
 }
 
 /** The verified seal state of the vault at `root`, from the best source this thread has. */
-export async function policySealState(root: string): Promise<PolicySealState> {
+export async function policySealState(vaultRoot: string): Promise<PolicySealState> {
+  // One spelling per vault (a trailing slash or `..` in AIVAULT_DIR must not miss the registered source).
+  const root = resolve(vaultRoot);
   // Any holder will do (they hold the same KEK); one whose key went stale (another process rotated the
   // master key) answers vault_unavailable and unregisters itself, so the next one is asked.
   for (const holder of [...(holders.get(root) ?? [])]) {

@@ -7,11 +7,13 @@
  * of the KEK, checked on every read; a mismatch is `storage_corrupt` naming the file and nothing is sent.
  * The collector (evil.test) must receive nothing, and the key must never leave for any other host.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/tokens/tokens.js';
 import { sealCheck } from '../../src/vault/aead.js';
+import { Kek } from '../../src/vault/secret-bytes.js';
 import { deriveKek } from '../../src/vault/providers/passphrase.js';
 import { createDevHome, stopAutostartedDaemon } from '../support/dev-vault.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../support/https-upstream.js';
@@ -337,6 +339,46 @@ describe('attack: editing the policy files of a sealed passphrase vault', () => 
     const u = await e.cli(['unlock', '--passphrase-stdin'], `${PASS2}\n`);
     expect(u.code, u.stderr).toBe(0);
     expect((await invoke(e)).code).toBe(0);
+  });
+
+  it('vault.json swapped for a file-key one (the attacker’s key) while unlocked → refused, then and after', async () => {
+    const path = join(e.vaultDir, 'vault.json');
+    const original = readFileSync(path, 'utf8');
+    const meta = JSON.parse(original) as Rec;
+    const raw = randomBytes(32);
+    const keyFile = join(e.vaultDir, '..', 'attacker.key');
+    writeFileSync(keyFile, `${raw.toString('base64')}\n`, { mode: 0o600 });
+    const kek = Kek.fromBytes(Buffer.from(raw));
+    const before = e.hits('evil.test');
+    try {
+      const { policySeal: _p, ...rest } = meta;
+      writeJson(path, { ...rest, provider: { kind: 'file', path: keyFile }, kekId: kek.kekId });
+      const r = await tampered(
+        e,
+        'broker.json',
+        (b) => {
+          delete b.seal;
+          list(b, 'credentials').find((c) => c.id === 'echo')!.hosts = ['evil.test'];
+          list(b, 'capabilities').find((c) => c.id === 'echo/api')!.allow = {
+            hosts: ['evil.test'],
+            methods: ['GET'],
+            pathPrefixes: ['/'],
+          };
+        },
+        () => invoke(e),
+      );
+      expect(r.code).not.toBe(0);
+      expect(r.stdout + r.stderr).toMatch(/storage_corrupt|vault_unavailable/);
+    } finally {
+      writeFileSync(path, original);
+      kek.dispose();
+    }
+    expect(e.hits('evil.test')).toBe(before);
+    const u = await e.cli(['unlock', '--passphrase-stdin'], `${PASS2}\n`);
+    expect(u.code, u.stderr).toBe(0);
+    const ok = await invoke(e);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(e.hits('evil.test')).toBe(before);
   });
 });
 
