@@ -136,6 +136,16 @@ async function tampered<T>(
 type Rec = Record<string, unknown>;
 const list = (doc: Rec, k: string) => doc[k] as Rec[];
 
+/** The host swap: the custom credential and its capability re-pointed at the attacker's collector. */
+function repointAtCollector(broker: Rec): void {
+  list(broker, 'credentials').find((c) => c.id === 'echo')!.hosts = ['evil.test'];
+  list(broker, 'capabilities').find((c) => c.id === 'echo/api')!.allow = {
+    hosts: ['evil.test'],
+    methods: ['GET'],
+    pathPrefixes: ['/'],
+  };
+}
+
 describe('attack: editing the policy files of a sealed passphrase vault', () => {
   let e: Env;
   beforeAll(async () => {
@@ -156,9 +166,7 @@ describe('attack: editing the policy files of a sealed passphrase vault', () => 
       e,
       'broker.json',
       (b) => {
-        list(b, 'credentials').find((c) => c.id === 'echo')!.hosts = ['evil.test'];
-        const cap = list(b, 'capabilities').find((c) => c.id === 'echo/api')!;
-        cap.allow = { hosts: ['evil.test'], methods: ['GET'], pathPrefixes: ['/'] };
+        repointAtCollector(b);
       },
       () => invoke(e),
     );
@@ -318,12 +326,7 @@ describe('attack: editing the policy files of a sealed passphrase vault', () => 
           const { seal: _s, ...rest } = b;
           for (const k of Object.keys(b)) delete b[k];
           Object.assign(b, rest);
-          list(b, 'credentials').find((c) => c.id === 'echo')!.hosts = ['evil.test'];
-          list(b, 'capabilities').find((c) => c.id === 'echo/api')!.allow = {
-            hosts: ['evil.test'],
-            methods: ['GET'],
-            pathPrefixes: ['/'],
-          };
+          repointAtCollector(b);
         },
         () => invoke(e),
       );
@@ -358,12 +361,7 @@ describe('attack: editing the policy files of a sealed passphrase vault', () => 
         'broker.json',
         (b) => {
           delete b.seal;
-          list(b, 'credentials').find((c) => c.id === 'echo')!.hosts = ['evil.test'];
-          list(b, 'capabilities').find((c) => c.id === 'echo/api')!.allow = {
-            hosts: ['evil.test'],
-            methods: ['GET'],
-            pathPrefixes: ['/'],
-          };
+          repointAtCollector(b);
         },
         () => invoke(e),
       );
@@ -404,12 +402,7 @@ describe('a legacy (unsealed) passphrase vault', () => {
       e,
       'broker.json',
       (b) => {
-        list(b, 'credentials').find((c) => c.id === 'echo')!.hosts = ['evil.test'];
-        list(b, 'capabilities').find((c) => c.id === 'echo/api')!.allow = {
-          hosts: ['evil.test'],
-          methods: ['GET'],
-          pathPrefixes: ['/'],
-        };
+        repointAtCollector(b);
       },
       () => invoke(e),
     );
