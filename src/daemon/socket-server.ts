@@ -41,7 +41,7 @@ export interface SocketServerOptions {
   readonly highWaterMark?: number;
   /**
    * Unsent bytes a connection may hold (default MAX_UNSENT_BYTES_PER_CONNECTION): a non-stream response
-   * that would push it past this is dropped (the call fails with rate_limited), and so are new calls.
+   * that would push it past this is dropped (the call fails with daemon_busy), and so are new calls.
    */
   readonly maxUnsentBytes?: number;
   /** Called when a connection closes (for `--once`). */
@@ -126,8 +126,9 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
   const highWater = opts.highWaterMark ?? 1024 * 1024;
   const maxUnsent = opts.maxUnsentBytes ?? MAX_UNSENT_BYTES_PER_CONNECTION;
   const notReading = (ws: WebSocket<Conn>): AivaultError =>
+    // Capacity, not policy (`rate_limited` is a capability's per-minute limit only): daemon_busy.
     new AivaultError(
-      'rate_limited',
+      'daemon_busy',
       `this connection is not reading its responses (${ws.getBufferedAmount()} bytes unsent, max ${maxUnsent}); read them or retry`,
     );
   await prepareSocketPath(opts.socketPath, opts.socketDirMode, opts.allowRootOwnedDir === true);
