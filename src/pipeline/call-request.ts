@@ -9,7 +9,7 @@ import { AivaultError } from '../errors.js';
 import type { BrokerSnapshot, Envelope, RequestContext } from '../broker/types.js';
 import type { RegistryIndex } from '../registry/types.js';
 import type { AuditInput } from '../audit/audit-log.js';
-import { matchPassthrough } from '../daemon/http-passthrough.js';
+import { matchPassthrough } from '../broker/passthrough.js';
 import type { CallRequest, PassthroughRequest } from './call-port.js';
 
 export interface CallRequestDeps {
@@ -20,7 +20,7 @@ export interface CallRequestDeps {
 }
 
 /** The envelope of a POST /aivault/proxy body (a JSON object). */
-export function parseEnvelopeJson(bytes: ArrayBuffer): Envelope {
+function parseEnvelopeJson(bytes: ArrayBuffer): Envelope {
   let envelope: unknown;
   try {
     envelope = JSON.parse(Buffer.from(bytes).toString('utf8'));
@@ -38,7 +38,7 @@ export function parseEnvelopeJson(bytes: ArrayBuffer): Envelope {
  * path on the credential's provider. No match → the error is audited (one line, as before the call
  * starts) and thrown.
  */
-export async function passthroughEnvelope(
+async function passthroughEnvelope(
   deps: CallRequestDeps,
   req: PassthroughRequest,
   body: ArrayBuffer | undefined,
