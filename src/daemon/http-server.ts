@@ -9,9 +9,11 @@
  * Proxy routes need a proxy token (`avp_…`); operator routes an operator token (`avo_…`). Peers that are
  * not on loopback — and WebSocket upgrades from a web page whose Origin is not on loopback — are refused
  * unless the operator opted in (`--http-allow-remote`). A relay or an HTTP stream lives only as long as its
- * token: expiry or revocation closes it (1008 for a relay; a 401 or a cut connection for a stream). This thread checks tokens (hashes only) and picks the passthrough
- * capability label; every policy decision is made again by the broker in the request worker. No secret
- * value ever reaches this thread.
+ * token: expiry or revocation closes it (1008 for a relay; a 401 or a cut connection for a stream). This
+ * thread checks tokens (hashes only), routes, and moves bytes: request bodies are transferred to the
+ * request worker, which parses the proxy's JSON, picks the passthrough capability and makes every policy
+ * decision; answers come back through the shared relay (relay.ts). No secret value ever reaches this
+ * thread.
  */
 import { STATUS_CODES } from 'node:http';
 import { createHash } from 'node:crypto';

@@ -2,7 +2,9 @@
  * Thread topology of aivaultd: a piscina pool of request workers plus exactly one crypto worker, created
  * here on the main thread. Each request worker gets its own MessageChannel to the crypto worker (handed
  * over lazily on its first call; the port carries RPC only, never key material). The main thread does no
- * crypto and no policy: it starts calls, relays their messages and grants stream credits.
+ * crypto and no policy: it starts calls, relays their messages and grants stream credits (src/daemon/
+ * relay.ts). A call's request travels as its transport received it (CallRequest: its bytes transferred,
+ * never re-encoded here), and a call is one PoolCall object on this side.
  *
  * Dispatch: piscina owns the request workers' lifecycle (start, replace a dead one, destroy), but calls do
  * not go through its task queue. Each worker runs one `attach` task that takes one end of a long-lived

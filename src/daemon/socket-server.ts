@@ -1,7 +1,7 @@
 /**
  * The daemon front: uWebSockets.js on a unix socket. Routes msgpack frames by id to calls in the request
- * pool, relays their output, and applies backpressure (stream credits are granted only while the client's
- * send buffer is below the high-water mark; `drain` re-grants). Holds no secrets and makes no policy
+ * pool, relays their output, and applies backpressure through the shared relay (relay.ts: stream credits
+ * are granted only while the client's send buffer is below the high-water mark; `drain` pays owed ones). Holds no secrets and makes no policy
  * decision. A malformed frame gets an error frame; the connection stays usable.
  */
 import { promises as fsp } from 'node:fs';
