@@ -4,7 +4,14 @@
  * far less sensitive to other load on a shared machine than req/s or latency.
  *
  *   node --import tsx bench/daemon-cpu.ts [--root DIR] [--workers 2] [--c 16] [--n 3000] [--rounds 5]
+ *     [--route socket|v] [--cpu-prof DIR] [--dist]
  *
+ * --route: `socket` (default) drives the unix-socket msgpack protocol; `v` drives the loopback HTTP
+ * listener's `/v/openai/…` passthrough with a proxy token (undici, keep-alive, c connections).
+ * --dist: start ROOT's compiled daemon (dist/, after `npm run build` there) instead of the sources under
+ * tsx: production code, and profiles without the loader's noise.
+ * --cpu-prof: also run the daemon under `node --cpu-prof` (one .cpuprofile per thread into DIR; the main
+ * thread's file is the one with thread id 0 in its name: CPU.<date>.<pid>.0.<seq>.cpuprofile).
  * --root: the checkout whose src/daemon/main.ts is started (source mode under tsx, so two checkouts — e.g.
  * a `git worktree` of the previous commit — can be compared without building either). The upstream is
  * bench/support/upstream.ts (own process); the load comes from this process (aivault `connect()`).
@@ -13,7 +20,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Pool } from 'undici';
 import { connect, type DaemonClient } from '../src/protocol/client.js';
+import { mintProxyToken } from '../src/tokens/tokens.js';
 
 const HERE = resolve(import.meta.dirname, '..');
 const arg = (name: string, def: string): string => {
@@ -25,6 +34,9 @@ const WORKERS = Number(arg('workers', '2'));
 const C = Number(arg('c', '16'));
 const N = Number(arg('n', '3000'));
 const ROUNDS = Number(arg('rounds', '5'));
+const ROUTE = arg('route', 'socket');
+const PROF = arg('cpu-prof', '');
+const DIST = process.argv.includes('--dist');
 const TICK_US = 10_000;
 
 function waitLine(child: ChildProcess, re: RegExp): Promise<string> {
@@ -91,18 +103,27 @@ const socketPath = join(work, 'd.sock');
 const daemon = spawn(
   process.execPath,
   [
-    '--import',
-    'tsx',
-    join(ROOT, 'src', 'daemon', 'main.ts'),
+    ...(PROF ? ['--cpu-prof', '--cpu-prof-dir', resolve(PROF)] : []),
+    ...(DIST
+      ? [join(ROOT, 'dist', 'src', 'daemon', 'main.js')]
+      : ['--import', 'tsx', join(ROOT, 'src', 'daemon', 'main.ts')]),
     '--socket',
     socketPath,
     '--workers',
     String(WORKERS),
+    ...(ROUTE === 'v' ? ['--http', '127.0.0.1:0'] : []),
   ],
   { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT },
 );
+const httpLine = ROUTE === 'v' ? waitLine(daemon, /HTTP on http:/) : undefined;
 await waitLine(daemon, /listening on/);
 const pid = daemon.pid as number;
+const httpUrl = httpLine && /(http:\/\/\S+)/.exec(await httpLine)?.[1];
+const proxyToken =
+  ROUTE === 'v'
+    ? (await mintProxyToken(env.AIVAULT_DIR as string, { capabilities: ['openai/chat-completions'] })).token
+    : '';
+const http = httpUrl ? new Pool(httpUrl, { connections: C, pipelining: 1 }) : undefined;
 
 const clients: DaemonClient[] = [];
 for (let i = 0; i < Math.min(C, 16); i++) clients.push(await connect({ socketPath }));
@@ -122,6 +143,19 @@ async function run(n: number): Promise<void> {
   await Promise.all(
     Array.from({ length: C }, async () => {
       while (left-- > 0) {
+        if (http) {
+          const r = await http
+            .request({
+              method: 'POST',
+              path: '/v/openai/v1/chat/completions',
+              headers: { authorization: `Bearer ${proxyToken}`, 'content-type': 'application/json' },
+              body: envelope.request.body,
+            })
+            .catch(() => undefined);
+          await r?.body.dump();
+          if (!r || r.statusCode !== 200) errors++;
+          continue;
+        }
         const r = await (clients[rr++ % clients.length] as DaemonClient)
           .invoke(envelope)
           .catch(() => undefined);
@@ -141,13 +175,18 @@ for (let r = 0; r < ROUNDS; r++) {
   const [m1, a1] = ticks(pid);
   const row = { mainUs: ((m1 - m0) * TICK_US) / N, allUs: ((a1 - a0) * TICK_US) / N, rps: (N * 1000) / ms };
   rows.push(row);
-  process.stdout.write(`${JSON.stringify({ root: ROOT, workers: WORKERS, c: C, n: N, ...row, errors })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ root: ROOT, route: ROUTE, workers: WORKERS, c: C, n: N, ...row, errors })}\n`,
+  );
 }
 const med = (k: 'mainUs' | 'allUs' | 'rps'): number =>
   rows.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(rows.length / 2)] as number;
 process.stderr.write(
-  `daemon-cpu ${ROOT} w${WORKERS} c${C}: median main ${med('mainUs').toFixed(0)} µs/req, all threads ${med('allUs').toFixed(0)} µs/req, ${med('rps').toFixed(0)} req/s, errors ${errors}\n`,
+  `daemon-cpu ${ROOT} ${ROUTE} w${WORKERS} c${C}: median main ${med('mainUs').toFixed(0)} µs/req, all threads ${med('allUs').toFixed(0)} µs/req, ${med('rps').toFixed(0)} req/s, errors ${errors}\n`,
 );
 for (const c of clients) c.close();
+await http?.close();
 daemon.kill('SIGTERM');
 up.kill('SIGTERM');
+// The profiles are written when the daemon exits.
+if (PROF) await new Promise((r) => daemon.once('exit', r));

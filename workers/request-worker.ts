@@ -19,6 +19,7 @@ import {
   type WorkerToMain,
 } from '../src/pipeline/call-port.js';
 import { createPipelineDeps } from '../src/pipeline/deps.js';
+import { envelopeOf } from '../src/pipeline/call-request.js';
 import { invokeCapability, type SecretSource } from '../src/pipeline/invoke.js';
 import { RateLimiter } from '../src/pipeline/rate-limit.js';
 import { registry } from '../src/registry/index.js';
@@ -91,6 +92,7 @@ const deps = {
   // The message names the audit file and errno only (never event contents).
   onAuditError: (err: unknown) => process.stderr.write(`aivaultd: ${(err as Error).message}\n`),
 };
+const requestDeps = { ...deps, registry };
 
 /** WebSocket relay for the loopback HTTP listener (GET /aivault/ws): one piscina task per relay. */
 export default async function handle(task: WsTask): Promise<void> {
@@ -107,7 +109,7 @@ async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, Act
     await invokeCapability(
       deps,
       {
-        envelope: msg.envelope,
+        envelope: await envelopeOf(requestDeps, msg, msg.context),
         context: msg.context,
         stream: msg.stream,
         ...(msg.timeoutMs !== undefined ? { timeoutMs: msg.timeoutMs } : {}),
@@ -116,8 +118,11 @@ async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, Act
       sink,
     );
   } catch (err) {
-    port.postMessage({ t: 'error', id: msg.id, error: toWire(err) } satisfies WorkerPortToMain);
+    // Through the sink: after anything it still holds (a coalesced head or chunks), in order.
+    sink.error(toWire(err));
   } finally {
+    // Credits and aborts must reach the sink until it posted what it holds (end/error included).
+    await sink.settled();
     calls.delete(msg.id);
   }
 }

@@ -583,18 +583,8 @@ export async function createCapability(
   if (registry.getCapability(input.id)) {
     throw new AivaultError('conflict', `capability ${input.id} is a registry capability id`);
   }
-  if (input.methods.length === 0) throw usage('a capability needs at least one --method');
-  const methods = [...new Set(input.methods.map((m) => m.toUpperCase()))];
-  for (const m of methods) {
-    if (!(HTTP_METHODS as readonly string[]).includes(m)) throw usage(`method ${m} is not supported`);
-  }
-  if (input.pathPrefixes.length === 0)
-    throw usage('a capability needs at least one --path prefix ("/" allows all)');
-  const prefixes = input.pathPrefixes.map((p) => {
-    const r = normalizePath(p);
-    if (!r.ok || r.value.query !== '') throw usage(`path prefix ${JSON.stringify(p)} is not a valid path`);
-    return r.value.path;
-  });
+  const methods = checkMethods(input.methods);
+  const prefixes = checkPrefixes(input.pathPrefixes);
   return mutateBroker(paths, (doc) => {
     if (doc.capabilities.some((c) => c.id === input.id)) {
       throw new AivaultError('conflict', `capability ${input.id} already exists`);
@@ -626,7 +616,7 @@ export async function createCapability(
       id: input.id,
       provider: credential.provider,
       credentialId: credential.id,
-      allow: { hosts: [host], methods: methods as HttpMethod[], pathPrefixes: prefixes },
+      allow: { hosts: [host], methods, pathPrefixes: prefixes },
       createdAtMs: options.nowMs ?? Date.now(),
     };
     doc.capabilities.push(record);
@@ -636,6 +626,105 @@ export async function createCapability(
       credentialId: record.credentialId,
       allow: record.allow,
       source: 'custom' as const,
+    };
+  });
+}
+
+/** PATCH of a credential: the fields given replace the stored ones; the others are kept. */
+export interface CredentialPatch {
+  readonly secretRef?: string;
+  readonly secretRefs?: Readonly<Record<string, string>>;
+  readonly auth?: AuthSpec;
+  readonly hosts?: readonly string[];
+  readonly params?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Update a credential in place (the operator API's PATCH). The merged record is validated exactly like a
+ * create (prepareCredential), under the same lock as the read, so a concurrent writer is never lost. The
+ * provider, creation time and context binding are kept: dropping the binding would widen who it serves.
+ */
+export async function patchCredential(
+  paths: CatalogPaths,
+  registry: RegistryIndex,
+  id: string,
+  patch: CredentialPatch,
+  options: MutationOptions = {},
+): Promise<void> {
+  await mutateBroker(paths, (doc) => {
+    const i = doc.credentials.findIndex((c) => c.id === id);
+    const stored = doc.credentials[i];
+    if (!stored) throw new AivaultError('credential_not_found', `credential ${id} does not exist`);
+    const auth = patch.auth ?? stored.auth;
+    const hosts = patch.hosts ?? stored.hosts;
+    const params = patch.params ?? stored.params;
+    const merged: CreateCredentialInput = {
+      id,
+      provider: stored.provider,
+      ...(patch.secretRef === undefined && patch.secretRefs === undefined
+        ? { secretRefs: stored.secretRefs }
+        : {}),
+      ...(patch.secretRef !== undefined ? { secretRef: patch.secretRef } : {}),
+      ...(patch.secretRefs !== undefined ? { secretRefs: patch.secretRefs } : {}),
+      ...(auth ? { auth } : {}),
+      ...(hosts ? { hosts } : {}),
+      ...(params ? { params } : {}),
+      ...(stored.workspaceId !== undefined ? { workspaceId: stored.workspaceId } : {}),
+      ...(stored.groupId !== undefined ? { groupId: stored.groupId } : {}),
+    };
+    doc.credentials[i] = prepareCredential(merged, registry, { ...options, nowMs: stored.createdAtMs });
+  });
+}
+
+/** PATCH of a custom capability's allow rule: the lists given replace the stored ones. */
+export interface CapabilityAllowPatch {
+  readonly methods?: readonly string[];
+  readonly pathPrefixes?: readonly string[];
+}
+
+/** Methods as stored: upper case, known, de-duplicated, at least one. */
+function checkMethods(methods: readonly string[]): HttpMethod[] {
+  if (methods.length === 0) throw usage('a capability needs at least one --method');
+  const upper = [...new Set(methods.map((m) => m.toUpperCase()))];
+  for (const m of upper) {
+    if (!(HTTP_METHODS as readonly string[]).includes(m)) throw usage(`method ${m} is not supported`);
+  }
+  return upper as HttpMethod[];
+}
+
+/** Path prefixes as stored: normalized, no query, at least one. */
+function checkPrefixes(prefixes: readonly string[]): string[] {
+  if (prefixes.length === 0) throw usage('a capability needs at least one --path prefix ("/" allows all)');
+  return prefixes.map((p) => {
+    const r = normalizePath(p);
+    if (!r.ok || r.value.query !== '') throw usage(`path prefix ${JSON.stringify(p)} is not a valid path`);
+    return r.value.path;
+  });
+}
+
+/**
+ * Change a custom capability's methods and/or path prefixes (the operator API's PATCH). A registry
+ * capability's rule is the registry's: only its policy (setPolicy) can change.
+ */
+export async function patchCapabilityAllow(
+  paths: CatalogPaths,
+  registry: RegistryIndex,
+  id: string,
+  patch: CapabilityAllowPatch,
+): Promise<void> {
+  if (patch.methods === undefined && patch.pathPrefixes === undefined) return;
+  if (registry.getCapability(id)) {
+    throw new AivaultError('policy_violation', `capability ${id} is built in: only its policy can change`);
+  }
+  const methods = patch.methods !== undefined ? checkMethods(patch.methods) : undefined;
+  const prefixes = patch.pathPrefixes !== undefined ? checkPrefixes(patch.pathPrefixes) : undefined;
+  await mutateBroker(paths, (doc) => {
+    const c = doc.capabilities.find((x) => x.id === id);
+    if (!c) throw new AivaultError('capability_not_found', `capability ${id} does not exist`);
+    c.allow = {
+      ...c.allow,
+      ...(methods ? { methods } : {}),
+      ...(prefixes ? { pathPrefixes: prefixes } : {}),
     };
   });
 }

@@ -8,30 +8,27 @@
  *   GET               /aivault/secrets               (metadata only; values are never returned)
  *   POST              /aivault/tokens/proxy          GET /aivault/tokens   DELETE /aivault/tokens/{id}
  *
- * Mutations go through the catalog/token stores (vault lock + atomic writes). Reads metadata only:
+ * Mutations go through the catalog/token stores (vault lock + atomic writes; the catalog is the only
+ * writer of broker.json, PATCH merges included). Reads metadata only:
  * this module never decrypts anything.
  */
 import type { Config } from '../config/env.js';
 import { AivaultError, ERRORS, toWire } from '../errors.js';
 import type { AuditInput } from '../audit/audit-log.js';
 import type { BrokerSnapshot } from '../broker/types.js';
-import { normalizePath } from '../broker/path.js';
 import { registry } from '../registry/index.js';
-import { HTTP_METHODS } from '../registry/types.js';
 import {
   catalogPaths,
   createCapability,
   createCredential,
   deleteCapability,
   deleteCredential,
-  prepareCredential,
-  readBrokerFile,
-  writeBrokerFile,
+  patchCapabilityAllow,
+  patchCredential,
   setPolicy,
   type CreateCredentialInput,
 } from '../catalog/index.js';
 import type { VaultPaths } from '../vault/paths.js';
-import { withVaultLock } from '../vault/store.js';
 import {
   listTokens,
   mintProxyToken,
@@ -181,32 +178,8 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
     if (id !== undefined && method === 'PATCH') {
       const body = parseBody(req.body);
       only(body, ['secretRef', 'secretRefs', 'auth', 'hosts', 'params']);
-      const secrets = [...(await snap()).secrets.values()];
-      await withVaultLock(cat.root, async () => {
-        const doc = await readBrokerFile(cat.brokerJson);
-        const i = doc.credentials.findIndex((c) => c.id === id);
-        const stored = doc.credentials[i];
-        if (!stored) throw new AivaultError('credential_not_found', `credential ${id} does not exist`);
-        const patch = credentialInput(body, id);
-        const merged: CreateCredentialInput = {
-          id,
-          provider: stored.provider,
-          ...(patch.secretRef === undefined && patch.secretRefs === undefined
-            ? { secretRefs: stored.secretRefs }
-            : {}),
-          ...(patch.secretRef !== undefined ? { secretRef: patch.secretRef } : {}),
-          ...(patch.secretRefs !== undefined ? { secretRefs: patch.secretRefs } : {}),
-          ...((patch.auth ?? stored.auth) ? { auth: patch.auth ?? stored.auth } : {}),
-          ...((patch.hosts ?? stored.hosts) ? { hosts: patch.hosts ?? stored.hosts } : {}),
-          ...((patch.params ?? stored.params) ? { params: patch.params ?? stored.params } : {}),
-          // The context binding is not patchable: dropping it here would widen who the credential serves.
-          ...(stored.workspaceId !== undefined ? { workspaceId: stored.workspaceId } : {}),
-          ...(stored.groupId !== undefined ? { groupId: stored.groupId } : {}),
-        };
-        const next = prepareCredential(merged, registry, { secrets, nowMs: stored.createdAtMs });
-        doc.credentials[i] = next;
-        await writeBrokerFile(cat.brokerJson, doc);
-      });
+      const { id: _id, provider: _provider, ...patch } = credentialInput(body, id);
+      await patchCredential(cat, registry, id, patch, { secrets: [...(await snap()).secrets.values()] });
       const c = (await snap()).credentials.get(id);
       return { status: 200, body: c ?? { id } };
     }
@@ -254,41 +227,10 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
       only(body, ['methods', 'pathPrefixes', ...POLICY_FIELDS]);
       const methods = strList(body.methods, 'methods');
       const prefixes = strList(body.pathPrefixes, 'pathPrefixes');
-      if (methods || prefixes) {
-        if (registry.getCapability(id)) {
-          throw new AivaultError(
-            'policy_violation',
-            `capability ${id} is built in: only its policy can change`,
-          );
-        }
-        const normMethods = methods?.map((x) => x.toUpperCase());
-        if (
-          normMethods &&
-          (normMethods.length === 0 ||
-            normMethods.some((x) => !(HTTP_METHODS as readonly string[]).includes(x)))
-        ) {
-          throw new AivaultError('usage', 'methods must be a non-empty list of HTTP methods');
-        }
-        const normPrefixes = prefixes?.map((p) => {
-          const r = normalizePath(p);
-          if (!r.ok || r.value.query !== '')
-            throw new AivaultError('usage', `path prefix ${JSON.stringify(p)} is not valid`);
-          return r.value.path;
-        });
-        if (normPrefixes && normPrefixes.length === 0)
-          throw new AivaultError('usage', 'pathPrefixes must not be empty');
-        await withVaultLock(cat.root, async () => {
-          const doc = await readBrokerFile(cat.brokerJson);
-          const c = doc.capabilities.find((x) => x.id === id);
-          if (!c) throw new AivaultError('capability_not_found', `capability ${id} does not exist`);
-          c.allow = {
-            ...c.allow,
-            ...(normMethods ? { methods: [...new Set(normMethods)] as typeof c.allow.methods } : {}),
-            ...(normPrefixes ? { pathPrefixes: normPrefixes } : {}),
-          };
-          await writeBrokerFile(cat.brokerJson, doc);
-        });
-      }
+      await patchCapabilityAllow(cat, registry, id, {
+        ...(methods ? { methods } : {}),
+        ...(prefixes ? { pathPrefixes: prefixes } : {}),
+      });
       const policyPatch = Object.fromEntries(POLICY_FIELDS.filter((k) => k in body).map((k) => [k, body[k]]));
       if (Object.keys(policyPatch).length > 0) {
         await setPolicy(cat, registry, { capabilityId: id, ...policyPatch });

@@ -9,15 +9,17 @@
  * Proxy routes need a proxy token (`avp_…`); operator routes an operator token (`avo_…`). Peers that are
  * not on loopback — and WebSocket upgrades from a web page whose Origin is not on loopback — are refused
  * unless the operator opted in (`--http-allow-remote`). A relay or an HTTP stream lives only as long as its
- * token: expiry or revocation closes it (1008 for a relay; a 401 or a cut connection for a stream). This thread checks tokens (hashes only) and picks the passthrough
- * capability label; every policy decision is made again by the broker in the request worker. No secret
- * value ever reaches this thread.
+ * token: expiry or revocation closes it (1008 for a relay; a 401 or a cut connection for a stream). This
+ * thread checks tokens (hashes only), routes, and moves bytes: request bodies are transferred to the
+ * request worker, which parses the proxy's JSON, picks the passthrough capability and makes every policy
+ * decision; answers come back through the shared relay (relay.ts). No secret value ever reaches this
+ * thread.
  */
 import { STATUS_CODES } from 'node:http';
 import { createHash } from 'node:crypto';
 import type { Config } from '../config/env.js';
 import { AivaultError, ERRORS, fromWire, toWire } from '../errors.js';
-import type { Envelope, HeaderList, RequestContext } from '../broker/types.js';
+import type { BrokerSnapshot, HeaderList, RequestContext } from '../broker/types.js';
 import { registry } from '../registry/index.js';
 import { createCatalogCache } from '../pipeline/deps.js';
 import { AuditLog, type AuditInput } from '../audit/audit-log.js';
@@ -34,13 +36,9 @@ import {
   type TemplatedApp,
   type WebSocket,
 } from './uws.js';
-import {
-  extractToken,
-  isLoopbackOrigin,
-  isLoopbackPeer,
-  matchPassthrough,
-  splitPassthroughPath,
-} from './http-passthrough.js';
+import { extractToken, isLoopbackOrigin, isLoopbackPeer, splitPassthroughPath } from './http-passthrough.js';
+import type { CallRequest } from '../pipeline/call-port.js';
+import { Credits, startRelayedCall, type CallRelay, type RelaySink } from './relay.js';
 import { handleAdmin, type AdminContext } from './http-admin.js';
 import { checkFraming } from './http-strict.js';
 import { sendableCloseCode } from './http-ws-upstream.js';
@@ -93,15 +91,12 @@ interface WsData {
   /** The proxy token the upgrade was verified with; re-checked for as long as the socket is open. */
   token: ProxyTokenRecord | undefined;
   tokenError: AivaultError | undefined;
-  relay?: {
-    post(msg: WsMainToWorker, transfer?: ArrayBuffer[]): void;
-    grant(n: number): void;
-    abort(): void;
-  };
+  relay?: { post(msg: WsMainToWorker, transfer?: ArrayBuffer[]): void };
+  /** Credits for the upstream's messages to this client (relay.ts). */
+  credits?: Credits;
   connected: boolean;
   open: boolean;
   unacked: number;
-  starvedCredits: number;
 }
 
 function statusLine(status: number): string {
@@ -133,8 +128,17 @@ function writeError(res: HttpResponse, st: ReqState, err: unknown): string {
   return wire.error;
 }
 
-/** Read the whole request body (bounded). Must be called synchronously inside the route handler. */
-function readBody(res: HttpResponse, st: ReqState, contentLength: string, cb: (body: Buffer) => void): void {
+/**
+ * Read the whole request body (bounded) into one owned buffer, which a call then transfers to its worker
+ * (never a pooled Buffer: transferring would detach the pool). Must be called synchronously inside the
+ * route handler.
+ */
+function readBody(
+  res: HttpResponse,
+  st: ReqState,
+  contentLength: string,
+  cb: (body: Uint8Array<ArrayBuffer>) => void,
+): void {
   if (contentLength && Number(contentLength) > MAX_HTTP_BODY_BYTES) {
     writeError(
       res,
@@ -143,7 +147,7 @@ function readBody(res: HttpResponse, st: ReqState, contentLength: string, cb: (b
     );
     return;
   }
-  const chunks: Buffer[] = [];
+  const chunks: Uint8Array[] = [];
   let total = 0;
   let failed = false;
   res.onData((ab, isLast) => {
@@ -158,9 +162,21 @@ function readBody(res: HttpResponse, st: ReqState, contentLength: string, cb: (b
       );
       return;
     }
-    // uWS neuters the chunk after this callback: copy it.
-    chunks.push(Buffer.from(new Uint8Array(ab).slice()));
-    if (isLast && !st.aborted) cb(Buffer.concat(chunks, total));
+    // uWS neuters the chunk after this callback: copy it (the copy of a one-piece body is the body).
+    const piece = new Uint8Array(ab).slice();
+    if (!isLast) {
+      chunks.push(piece);
+      return;
+    }
+    if (st.aborted) return;
+    if (chunks.length === 0) return cb(piece);
+    const body = new Uint8Array(total);
+    let at = 0;
+    for (const c of [...chunks, piece]) {
+      body.set(c, at);
+      at += c.byteLength;
+    }
+    cb(body);
   });
 }
 
@@ -202,7 +218,6 @@ export async function startHttpServer(
 ): Promise<HttpServer> {
   const paths = vaultPaths(config);
   const verifier = new TokenVerifier(config.vaultDir);
-  const snapshot = createCatalogCache(paths, registry);
   const auditLog = new AuditLog(config, paths, { sealKey: () => pool.auditKey() });
   const audit = (event: AuditInput): void => {
     auditLog.append(event).catch((err: unknown) => {
@@ -267,76 +282,59 @@ export async function startHttpServer(
   };
 
   /**
-   * Run one invocation and stream its answer into `res` with credit-based backpressure. The call stays
-   * registered in `streams` until it ends, so the token re-check can end it when the token dies.
+   * Run one invocation and stream its answer into `res` with credit-based backpressure (relay.ts). The
+   * call stays registered in `streams` until it ends, so the token re-check can end it when the token dies.
    */
   const relayCall = (
     res: HttpResponse,
     st: ReqState,
-    envelope: Envelope,
+    call: CallRequest,
     token: ProxyTokenRecord,
     peer: string,
     route: string,
   ): void => {
-    let headSent = false;
-    let owed = 0;
-    let waiting = false;
     const tracked: { entry?: OpenStream } = {};
-    const done = (): void => {
-      st.finished = true;
-      responses.delete(res);
-      if (tracked.entry) untrack(tracked.entry);
+    const live = (): boolean => !st.aborted && !st.finished;
+    // uWS reports backpressure as write()'s result; the relay asks right after each chunk.
+    let writable = true;
+    let waiting = false;
+    const sink: RelaySink = {
+      head: (status, headers) => live() && res.cork(() => writeHead(res, status, headers)),
+      chunk: (data) => live() && res.cork(() => (writable = res.write(data))),
+      end: () => live() && res.cork(() => res.end()),
+      full: (status, headers, body) =>
+        live() &&
+        res.cork(() => {
+          writeHead(res, status, headers);
+          res.end(body);
+        }),
+      error: (error, headSent) => {
+        if (!live()) return;
+        if (!headSent) writeError(res, st, fromWire(error));
+        else res.close(); // mid-stream failure: the client sees a truncated body
+      },
+      finished: () => {
+        st.finished = true;
+        responses.delete(res);
+        if (tracked.entry) untrack(tracked.entry);
+      },
     };
-    let handle: ReturnType<DaemonPool['startCall']>;
+    let relay: CallRelay;
     try {
-      handle = pool.startCall(
-        { envelope, context: tokenContext(token, peer), stream: true },
-        {
-          onMessage: (msg) => {
-            if (st.aborted || st.finished) return;
-            switch (msg.t) {
-              case 'head':
-                headSent = true;
-                res.cork(() => writeHead(res, msg.status, msg.headers));
-                return;
-              case 'chunk': {
-                let okWrite = true;
-                res.cork(() => (okWrite = res.write(new Uint8Array(msg.data))));
-                if (okWrite) {
-                  handle.grant(1);
-                  return;
-                }
-                owed++;
-                if (!waiting) {
-                  waiting = true;
-                  res.onWritable(() => {
-                    waiting = false;
-                    const n = owed;
-                    owed = 0;
-                    if (n > 0) handle.grant(n);
-                    return true;
-                  });
-                }
-                return;
-              }
-              case 'end':
-                res.cork(() => res.end());
-                done();
-                return;
-              case 'full':
-                res.cork(() => {
-                  writeHead(res, msg.status, msg.headers);
-                  res.end(new Uint8Array(msg.body));
-                });
-                done();
-                return;
-              case 'error':
-                if (!headSent) writeError(res, st, fromWire(msg.error));
-                else res.close(); // mid-stream failure: the client sees a truncated body
-                done();
-                return;
-            }
-          },
+      relay = startRelayedCall(
+        pool,
+        { ...call, context: tokenContext(token, peer), stream: true },
+        sink,
+        () => writable,
+        () => {
+          if (waiting) return;
+          waiting = true;
+          res.onWritable(() => {
+            waiting = false;
+            writable = true;
+            relay.drained();
+            return true;
+          });
         },
       );
     } catch (err) {
@@ -348,22 +346,16 @@ export async function startHttpServer(
       route,
       peer,
       revoke: () => {
-        if (st.aborted || st.finished) return;
-        handle.abort();
-        handle.grant(1);
-        if (!headSent) {
+        if (!live()) return;
+        if (!relay.answered) {
           writeError(res, st, new AivaultError('token_invalid', 'proxy token expired or was revoked'));
         } else res.close(); // mid-stream: the client sees a cut connection, never a clean end
-        done();
+        relay.stop();
       },
     };
     tracked.entry = entry;
     if (!st.finished) track(entry);
-    st.onAbort = () => {
-      handle.abort();
-      handle.grant(1);
-      untrack(entry);
-    };
+    st.onAbort = () => relay.stop();
   };
 
   const writeHead = (res: HttpResponse, status: number, headers: HeaderList): void => {
@@ -406,18 +398,8 @@ export async function startHttpServer(
     readBody(res, st, req.getHeader('content-length'), (body) => {
       void verified.then((rec) => {
         if (!rec || st.aborted) return;
-        let envelope: unknown;
-        try {
-          envelope = JSON.parse(body.toString('utf8'));
-        } catch {
-          writeError(res, st, new AivaultError('invalid_request', 'the proxy body must be a JSON envelope'));
-          return;
-        }
-        if (typeof envelope !== 'object' || envelope === null || Array.isArray(envelope)) {
-          writeError(res, st, new AivaultError('invalid_request', 'the proxy body must be a JSON object'));
-          return;
-        }
-        relayCall(res, st, envelope as Envelope, rec, peer, '/aivault/proxy');
+        // The worker parses the envelope: this thread only moves its bytes.
+        relayCall(res, st, { envelopeJson: body.buffer }, rec, peer, '/aivault/proxy');
       });
     });
   });
@@ -444,9 +426,8 @@ export async function startHttpServer(
     const split = splitPassthroughPath(url);
     const hasBody = method !== 'GET' && method !== 'HEAD';
     const verified = verifyProxy(res, st, peer, token, '/v/');
-    const proceed = (body: Buffer | undefined): void => {
-      void (async () => {
-        const rec = await verified;
+    const proceed = (body: Uint8Array<ArrayBuffer> | undefined): void => {
+      void verified.then((rec) => {
         if (!rec || st.aborted) return;
         if (!split) {
           writeError(
@@ -456,51 +437,21 @@ export async function startHttpServer(
           );
           return;
         }
-        let snap;
-        try {
-          snap = await snapshot();
-        } catch (err) {
-          writeError(res, st, err);
-          return;
-        }
-        const m = matchPassthrough({
-          snapshot: snap,
-          registry,
-          credentialId: split.credential,
-          method,
-          path: split.rest,
-          tokenCapabilities: rec.capabilities,
-        });
-        if (!m.ok) {
-          const code = writeError(res, st, m.error);
-          audit({
-            kind: 'invoke',
-            credential: split.credential,
-            method,
-            path: split.rest,
-            errorCode: code,
-            ...(peer ? { clientIp: peer } : {}),
-            note: 'passthrough: no capability matched',
-          });
-          return;
-        }
-        const envelope: Envelope = {
-          capability: m.value.capability,
-          credential: split.credential,
-          request: {
-            method,
-            path: query ? `${split.rest}?${query}` : split.rest,
-            headers,
-            ...(body && body.byteLength > 0 ? { bodyBase64: body.toString('base64') } : {}),
-          },
-        };
-        relayCall(res, st, envelope, rec, peer, '/v/');
-      })();
+        // The request worker matches the capability (and audits a miss): no catalog work here.
+        const passthrough = { credential: split.credential, method, path: split.rest, query, headers };
+        const call: CallRequest =
+          body && body.byteLength > 0 ? { passthrough, body: body.buffer } : { passthrough };
+        relayCall(res, st, call, rec, peer, '/v/');
+      });
     };
     if (hasBody) readBody(res, st, req.getHeader('content-length'), proceed);
     else proceed(undefined);
   });
 
+  // The operator API reads the catalog; its cache is made on the first operator call, so a daemon that
+  // only proxies does no catalog work on this thread (passthrough matching runs in the request worker).
+  let catalog: (() => Promise<BrokerSnapshot>) | undefined;
+  const snapshot = (): Promise<BrokerSnapshot> => (catalog ??= createCatalogCache(paths, registry))();
   const adminCtx: AdminContext = { config, paths, verifier, snapshot, audit };
   app.any('/aivault/*', (res, req) => {
     const b = begin(res, req);
@@ -510,8 +461,8 @@ export async function startHttpServer(
     const url = req.getUrl();
     const auth = req.getHeader('authorization');
     const token = /^Bearer\s+(\S+)$/i.exec(auth.trim())?.[1];
-    const run = (body: Buffer | undefined): void => {
-      void handleAdmin(adminCtx, { method, url, token, body, peer }).then(
+    const run = (body: Uint8Array<ArrayBuffer> | undefined): void => {
+      void handleAdmin(adminCtx, { method, url, token, body: body && Buffer.from(body.buffer), peer }).then(
         (r) => writeJson(res, st, r.status, r.body),
         (err: unknown) => writeError(res, st, err),
       );
@@ -574,7 +525,6 @@ export async function startHttpServer(
                 connected: false,
                 open: true,
                 unacked: 0,
-                starvedCredits: 0,
               },
               key,
               protocol,
@@ -642,12 +592,7 @@ export async function startHttpServer(
       d.relay.post({ t: 'ws-send', data: data.buffer, binary: isBinary }, [data.buffer]);
     },
     drain: (ws) => {
-      const d = ws.getUserData();
-      if (d.starvedCredits > 0 && ws.getBufferedAmount() < HIGH_WATER) {
-        const n = d.starvedCredits;
-        d.starvedCredits = 0;
-        d.relay?.grant(n);
-      }
+      ws.getUserData().credits?.drained();
     },
     close: (ws, code, message) => {
       sockets.delete(ws);
@@ -723,15 +668,14 @@ export async function startHttpServer(
     const d = ws.getUserData();
     const rec = d.token as ProxyTokenRecord;
     try {
-      d.relay = pool.startWs({ connect, context: tokenContext(rec, d.peer) }, (msg) => {
+      const relay = pool.startWs({ connect, context: tokenContext(rec, d.peer) }, (msg) => {
         if (!d.open) return;
         switch (msg.t) {
           case 'ws-open':
             return;
           case 'ws-msg': {
             sendMessage(ws, new Uint8Array(msg.data), msg.binary);
-            if (ws.getBufferedAmount() < HIGH_WATER) d.relay?.grant(1);
-            else d.starvedCredits++;
+            d.credits?.written();
             return;
           }
           case 'ws-ack':
@@ -750,6 +694,8 @@ export async function startHttpServer(
             return;
         }
       });
+      d.relay = relay;
+      d.credits = new Credits(relay, () => ws.getBufferedAmount() < HIGH_WATER);
     } catch (err) {
       const wire = toWire(err);
       ws.cork(() => {

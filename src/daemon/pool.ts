@@ -2,7 +2,9 @@
  * Thread topology of aivaultd: a piscina pool of request workers plus exactly one crypto worker, created
  * here on the main thread. Each request worker gets its own MessageChannel to the crypto worker (handed
  * over lazily on its first call; the port carries RPC only, never key material). The main thread does no
- * crypto and no policy: it starts calls, relays their messages and grants stream credits.
+ * crypto and no policy: it starts calls, relays their messages and grants stream credits (src/daemon/
+ * relay.ts). A call's request travels as its transport received it (CallRequest: its bytes transferred,
+ * never re-encoded here), and a call is one PoolCall object on this side.
  *
  * Dispatch: piscina owns the request workers' lifecycle (start, replace a dead one, destroy), but calls do
  * not go through its task queue. Each worker runs one `attach` task that takes one end of a long-lived
@@ -18,27 +20,29 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Config } from '../config/env.js';
 import { AivaultError, fromWire, type WireError } from '../errors.js';
-import type { Envelope, RequestContext } from '../broker/types.js';
+import type { RequestContext } from '../broker/types.js';
 import { createRateLimitBuffer } from '../pipeline/rate-limit.js';
-import type {
-  CallMessage,
-  CallStart,
-  MainToWorker,
-  MainToWorkerPort,
-  WorkerPortToMain,
-  WorkerToMain,
+import {
+  callTransferList,
+  type CallMessage,
+  type CallRequest,
+  type CallStart,
+  type MainToWorker,
+  type MainToWorkerPort,
+  type WorkerPortToMain,
+  type WorkerToMain,
 } from '../pipeline/call-port.js';
 import { toWorkerConfig, type ControlReply, type ControlRequest } from './crypto-protocol.js';
 import { workerEntry } from './worker-files.js';
 import type { PolicySealState } from '../vault/policy-seal.js';
 import type { WsMainToWorker, WsTask, WsWorkerToMain } from './http-ws-protocol.js';
 
-export interface InvokeTask {
-  envelope: Envelope;
+/** One call as a transport hands it over (see CallRequest for the request forms). */
+export type InvokeTask = CallRequest & {
   context: RequestContext;
   stream: boolean;
   timeoutMs?: number;
-}
+};
 
 /** The piscina task (export `attach` of the worker entry) that hands a worker its call port. */
 export interface AttachTask {
@@ -88,6 +92,49 @@ export interface PoolOptions {
   /** Concurrent calls per request worker (they are I/O bound). */
   readonly concurrentTasksPerWorker?: number;
   readonly rateLimitSlots?: number;
+}
+
+/**
+ * One call in flight, main side: its handle (grant/abort), its entry in the slot's call map and in the
+ * pool's set, in one object. `done` is made only when asked for (graceful close), not per call.
+ */
+class PoolCall implements CallHandle, LiveCall {
+  private terminal = false;
+  private settle: (() => void) | undefined;
+  private settled: Promise<void> | undefined;
+
+  constructor(
+    readonly id: number,
+    private readonly slot: Slot,
+    private readonly handlers: CallHandlers,
+    private readonly registry: Set<CallHandle>,
+  ) {}
+
+  grant(n: number): void {
+    if (!this.terminal)
+      this.slot.port.postMessage({ t: 'credit', id: this.id, n } satisfies MainToWorkerPort);
+  }
+
+  abort(): void {
+    if (!this.terminal) this.slot.port.postMessage({ t: 'abort', id: this.id } satisfies MainToWorkerPort);
+  }
+
+  get done(): Promise<void> {
+    if (this.terminal) return Promise.resolve();
+    return (this.settled ??= new Promise<void>((r) => (this.settle = r)));
+  }
+
+  onMessage(msg: CallMessage): void {
+    if (!this.terminal) this.handlers.onMessage(msg);
+  }
+
+  finish(): void {
+    if (this.terminal) return;
+    this.terminal = true;
+    this.registry.delete(this);
+    if (this.slot.calls.size === 0) this.slot.port.unref();
+    this.settle?.();
+  }
 }
 
 export class DaemonPool {
@@ -242,47 +289,20 @@ export class DaemonPool {
     return best;
   }
 
-  /** Start one invocation in a request worker. */
+  /**
+   * Start one invocation in a request worker. The call is one object (PoolCall) on this side; the request's
+   * bytes are transferred, not copied.
+   */
   startCall(task: InvokeTask, handlers: CallHandlers): CallHandle {
     if (this.closed) throw new AivaultError('daemon_unavailable', 'aivaultd is shutting down');
     const slot = this.pickSlot();
-    const id = this.nextCallId++;
-    let terminal = false;
-    let resolveDone!: () => void;
-    const done = new Promise<void>((r) => (resolveDone = r));
-    const handle: CallHandle = {
-      grant: (n) => {
-        if (!terminal) slot.port.postMessage({ t: 'credit', id, n } satisfies MainToWorkerPort);
-      },
-      abort: () => {
-        if (!terminal) slot.port.postMessage({ t: 'abort', id } satisfies MainToWorkerPort);
-      },
-      done,
-    };
-    slot.calls.set(id, {
-      onMessage: (msg) => {
-        if (!terminal) handlers.onMessage(msg);
-      },
-      finish: () => {
-        if (terminal) return;
-        terminal = true;
-        this.calls.delete(handle);
-        if (slot.calls.size === 0) slot.port.unref();
-        resolveDone();
-      },
-    });
+    const call = new PoolCall(this.nextCallId++, slot, handlers, this.calls);
+    slot.calls.set(call.id, call);
     if (slot.calls.size === 1) slot.port.ref();
-    this.calls.add(handle);
-    const start: CallStart = {
-      t: 'call',
-      id,
-      envelope: task.envelope,
-      context: task.context,
-      stream: task.stream,
-      ...(task.timeoutMs !== undefined ? { timeoutMs: task.timeoutMs } : {}),
-    };
-    slot.port.postMessage(start);
-    return handle;
+    this.calls.add(call);
+    const start = { ...task, t: 'call', id: call.id } as CallStart;
+    slot.port.postMessage(start, callTransferList(task));
+    return call;
   }
 
   /** Start a WebSocket relay (`GET /aivault/ws`) in a request worker; see http-ws-protocol.ts. */

@@ -1,7 +1,7 @@
 /**
  * The daemon front: uWebSockets.js on a unix socket. Routes msgpack frames by id to calls in the request
- * pool, relays their output, and applies backpressure (stream credits are granted only while the client's
- * send buffer is below the high-water mark; `drain` re-grants). Holds no secrets and makes no policy
+ * pool, relays their output, and applies backpressure through the shared relay (relay.ts: stream credits
+ * are granted only while the client's send buffer is below the high-water mark; `drain` pays owed ones). Holds no secrets and makes no policy
  * decision. A malformed frame gets an error frame; the connection stays usable.
  */
 import { promises as fsp } from 'node:fs';
@@ -17,8 +17,9 @@ import {
   type FrameInput,
   type InvokeFrame,
 } from '../protocol/frames.js';
-import { scrubbedField, type WorkerToMain } from '../pipeline/call-port.js';
-import type { CallHandle, DaemonPool } from './pool.js';
+import { scrubbedField } from '../pipeline/call-port.js';
+import type { DaemonPool } from './pool.js';
+import { startRelayedCall, type CallRelay, type RelaySink } from './relay.js';
 import type { SocketRole } from './operator-executor.js';
 import {
   App,
@@ -40,7 +41,7 @@ export interface SocketServerOptions {
   readonly highWaterMark?: number;
   /**
    * Unsent bytes a connection may hold (default MAX_UNSENT_BYTES_PER_CONNECTION): a non-stream response
-   * that would push it past this is dropped (the call fails with rate_limited), and so are new calls.
+   * that would push it past this is dropped (the call fails with daemon_busy), and so are new calls.
    */
   readonly maxUnsentBytes?: number;
   /** Called when a connection closes (for `--once`). */
@@ -62,15 +63,14 @@ export interface SocketServerOptions {
 }
 
 interface Call {
-  handle: CallHandle;
-  stream: boolean;
-  /** True while this call waits for the socket to drain before it gets another credit. */
-  starved: boolean;
+  relay: CallRelay;
+  readonly stream: boolean;
 }
 
 interface Conn {
   calls: Map<FrameId, Call>;
-  starved: Set<Call>;
+  /** Calls whose credits wait for this connection to drain. */
+  starved: Set<CallRelay>;
   open: boolean;
   /** Non-stream calls running now (at most MAX_NONSTREAM_CALLS_PER_CONNECTION). */
   running: number;
@@ -126,8 +126,9 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
   const highWater = opts.highWaterMark ?? 1024 * 1024;
   const maxUnsent = opts.maxUnsentBytes ?? MAX_UNSENT_BYTES_PER_CONNECTION;
   const notReading = (ws: WebSocket<Conn>): AivaultError =>
+    // Capacity, not policy (`rate_limited` is a capability's per-minute limit only): daemon_busy.
     new AivaultError(
-      'rate_limited',
+      'daemon_busy',
       `this connection is not reading its responses (${ws.getBufferedAmount()} bytes unsent, max ${maxUnsent}); read them or retry`,
     );
   await prepareSocketPath(opts.socketPath, opts.socketDirMode, opts.allowRootOwnedDir === true);
@@ -160,89 +161,63 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
     );
   };
 
-  const relay = (
-    ws: WebSocket<Conn>,
-    id: FrameId,
-    call: Call,
-    msg: Exclude<WorkerToMain, { t: 'need-crypto' }>,
-  ): void => {
-    const conn = ws.getUserData();
-    if (!conn.open) return;
-    switch (msg.t) {
-      case 'head':
-        send(ws, { type: 'head', id, status: msg.status, headers: msg.headers });
-        return;
-      case 'chunk':
-        send(ws, { type: 'chunk', id, data: new Uint8Array(msg.data) });
-        // Credit-based backpressure: one credit back per chunk written while the socket keeps up.
-        if (ws.getBufferedAmount() < highWater) call.handle.grant(1);
-        else {
-          call.starved = true;
-          conn.starved.add(call);
-        }
-        return;
-      case 'end':
-        conn.starved.delete(call);
-        send(ws, { type: 'end', id, ...scrubbedField(msg.scrubbed) });
-        finished(ws, id, call);
-        return;
-      case 'full':
-        if (ws.getBufferedAmount() > 0 && ws.getBufferedAmount() + msg.body.byteLength > maxUnsent) {
-          // The worker already read the whole body; dropping it here keeps a client that does not read
-          // from making the daemon hold every response it asked for.
-          sendError(ws, id, notReading(ws));
-        } else if (call.stream) {
-          ws.cork(() => {
-            send(ws, { type: 'head', id, status: msg.status, headers: msg.headers });
-            if (msg.body.byteLength > 0) send(ws, { type: 'chunk', id, data: new Uint8Array(msg.body) });
-            send(ws, { type: 'end', id, ...scrubbedField(msg.scrubbed) });
-          });
-        } else {
-          send(ws, {
-            type: 'response',
-            id,
-            status: msg.status,
-            headers: msg.headers,
-            body: new Uint8Array(msg.body),
-            ...scrubbedField(msg.scrubbed),
-          });
-        }
-        finished(ws, id, call);
-        return;
-      case 'error':
-        conn.starved.delete(call);
-        send(ws, {
-          type: 'error',
-          id,
-          error: msg.error.error,
-          message: msg.error.message,
-          ...(msg.error.details ? { details: msg.error.details } : {}),
+  /** Where call `id`'s answer goes: frames on this connection. */
+  const frameSink = (ws: WebSocket<Conn>, id: FrameId, call: Call): RelaySink => ({
+    head: (status, headers) => send(ws, { type: 'head', id, status, headers }),
+    chunk: (data) => send(ws, { type: 'chunk', id, data }),
+    end: (scrubbed) => send(ws, { type: 'end', id, ...scrubbedField(scrubbed) }),
+    full: (status, headers, body, scrubbed) => {
+      if (!ws.getUserData().open) return;
+      if (ws.getBufferedAmount() > 0 && ws.getBufferedAmount() + body.byteLength > maxUnsent) {
+        // The worker already read the whole body; dropping it here keeps a client that does not read
+        // from making the daemon hold every response it asked for.
+        sendError(ws, id, notReading(ws));
+      } else if (call.stream) {
+        ws.cork(() => {
+          send(ws, { type: 'head', id, status, headers });
+          if (body.byteLength > 0) send(ws, { type: 'chunk', id, data: body });
+          send(ws, { type: 'end', id, ...scrubbedField(scrubbed) });
         });
-        finished(ws, id, call);
-        return;
-    }
-  };
+      } else {
+        send(ws, { type: 'response', id, status, headers, body, ...scrubbedField(scrubbed) });
+      }
+    },
+    error: (error) =>
+      send(ws, {
+        type: 'error',
+        id,
+        error: error.error,
+        message: error.message,
+        ...(error.details ? { details: error.details } : {}),
+      }),
+    finished: () => finished(ws, id, call),
+  });
 
   const startInvoke = (ws: WebSocket<Conn>, frame: InvokeFrame): void => {
     const conn = ws.getUserData();
     const id = frame.id;
-    let call: Call | undefined;
+    const call = { stream: frame.stream } as Call;
+    let relay: CallRelay;
     try {
-      const handle = pool.startCall(
+      relay = startRelayedCall(
+        pool,
         {
           envelope: frame.envelope,
           context: { ...frame.context, localFiles: opts.allowLocalFiles === true },
           stream: frame.stream,
           ...(frame.timeoutMs !== undefined ? { timeoutMs: frame.timeoutMs } : {}),
         },
-        { onMessage: (msg) => call && relay(ws, id, call, msg) },
+        frameSink(ws, id, call),
+        () => ws.getBufferedAmount() < highWater,
+        (r) => conn.starved.add(r),
       );
-      call = { handle, stream: frame.stream, starved: false };
-      conn.calls.set(id, call);
-      if (!frame.stream) conn.running++;
     } catch (err) {
       sendError(ws, id, err);
+      return;
     }
+    call.relay = relay;
+    conn.calls.set(id, call);
+    if (!frame.stream) conn.running++;
   };
 
   /**
@@ -262,6 +237,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
 
   const finished = (ws: WebSocket<Conn>, id: FrameId, call: Call): void => {
     const conn = ws.getUserData();
+    conn.starved.delete(call.relay);
     if (conn.calls.get(id) !== call) return;
     conn.calls.delete(id);
     if (!call.stream) {
@@ -286,11 +262,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
             new AivaultError('upstream_unreachable', 'invocation cancelled by the caller'),
           );
         }
-        const call = conn.calls.get(frame.id);
-        if (call) {
-          call.handle.abort();
-          call.handle.grant(1); // wake a worker waiting for credit so it sees the abort
-        }
+        conn.calls.get(frame.id)?.relay.cancel();
         return;
       }
       case 'command':
@@ -393,11 +365,9 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
     drain: (ws) => {
       const conn = ws.getUserData();
       pump(ws);
-      for (const call of conn.starved) {
-        if (ws.getBufferedAmount() >= highWater) break;
-        conn.starved.delete(call);
-        call.starved = false;
-        call.handle.grant(1);
+      for (const relay of conn.starved) {
+        if (!relay.drained()) break; // the buffer is full again: the rest wait for the next drain
+        conn.starved.delete(relay);
       }
     },
     close: (ws) => {
@@ -405,10 +375,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
       const conn = ws.getUserData();
       conn.open = false;
       // Client gone: abort everything it started (the workers cancel their upstream requests).
-      for (const call of conn.calls.values()) {
-        call.handle.abort();
-        call.handle.grant(1);
-      }
+      for (const call of [...conn.calls.values()]) call.relay.stop();
       conn.calls.clear();
       conn.starved.clear();
       conn.queued.clear();

@@ -77,7 +77,7 @@ export function createCatalogCache(
 export function createPipelineDeps(
   config: Config,
   opts: PipelineDepsOptions,
-): PipelineDeps & { close(): Promise<void> } {
+): PipelineDeps & { close(): Promise<void>; catalog(): Promise<BrokerSnapshot> } {
   const paths = vaultPaths(config);
   const snapshot = createCatalogCache(paths, opts.registry);
   // One open day file per pipeline (request worker / in-process call) instead of open+close per line.
@@ -99,6 +99,8 @@ export function createPipelineDeps(
     secrets: opts.secrets,
     oauth2: createOAuth2Refresher(opts.secrets, upstream),
     ...(opts.rateLimiter ? { rateLimiter: opts.rateLimiter } : {}),
+    // The same cached snapshot plan() uses (a passthrough call picks its capability from it).
+    catalog: snapshot,
     async plan(envelope, context, dev) {
       const snap = await snapshot();
       const input = {

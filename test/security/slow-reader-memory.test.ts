@@ -4,7 +4,7 @@
  * answer for it (before: RSS 261 → 699 MB). Stopped by: a connection may hold at most
  * MAX_UNSENT_BYTES_PER_CONNECTION unsent bytes and run MAX_NONSTREAM_CALLS_PER_CONNECTION non-stream
  * calls at once (src/daemon/socket-server.ts); answers and queued calls past the bound fail with
- * rate_limited, and other clients are still served.
+ * daemon_busy (capacity, not a rate limit), and other clients are still served.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -12,6 +12,8 @@ import {
   deleteCredential,
   listBindings,
   loadCatalog,
+  patchCapabilityAllow,
+  patchCredential,
   removeSecretReferences,
   setPolicy,
   unbind,
@@ -389,5 +391,95 @@ describe('mutations', () => {
     await bind(paths, registry, { capabilityId: 'acme/x', secretRef: 's-custom' });
     const r = await removeSecretReferences(paths, 's-custom');
     expect(r).toEqual({ removedCredentials: ['mine'], removedCapabilities: ['acme/x'], removedBindings: 1 });
+  });
+});
+
+describe('PATCH (the catalog is the only writer of broker.json)', () => {
+  const mine = { id: 'mine', provider: 'acme', secretRef: 's-custom', auth: header, hosts: ['api.acme.dev'] };
+
+  it('patchCredential replaces the given fields, keeps the rest and the context binding', async () => {
+    await createCredential(
+      paths,
+      registry,
+      { ...mine, params: { a: '1' }, workspaceId: 'w1', groupId: 'g1' },
+      { secrets, nowMs: 1000 },
+    );
+    await patchCredential(paths, registry, 'mine', { hosts: ['other.acme.dev'] }, { secrets });
+    const doc = JSON.parse(await readFile(paths.brokerJson, 'utf8'));
+    expect(doc.credentials).toHaveLength(1);
+    expect(doc.credentials[0]).toMatchObject({
+      id: 'mine',
+      provider: 'acme',
+      hosts: ['other.acme.dev'],
+      params: { a: '1' },
+      secretRefs: { secret: 's-custom' },
+      workspaceId: 'w1',
+      groupId: 'g1',
+      createdAtMs: 1000,
+    });
+    expect(doc.credentials[0].auth).toEqual(header);
+    const snap = await loadCatalog(paths, registry, secrets);
+    expect(snap.credentials.get('mine')?.hosts).toEqual(['other.acme.dev']);
+  });
+
+  it('patchCredential validates the merge like a create and writes nothing when it fails', async () => {
+    await createCredential(paths, registry, mine, { secrets });
+    const before = await readFile(paths.brokerJson, 'utf8');
+    expect(
+      await errorCode(patchCredential(paths, registry, 'mine', { hosts: ['10.0.0.1'] }, { secrets })),
+    ).toBe('usage');
+    expect(
+      await errorCode(patchCredential(paths, registry, 'mine', { secretRef: 's-openai' }, { secrets })),
+    ).toBe('policy_violation');
+    expect(
+      await errorCode(patchCredential(paths, registry, 'nope', { hosts: ['x.acme.dev'] }, { secrets })),
+    ).toBe('credential_not_found');
+    expect(await readFile(paths.brokerJson, 'utf8')).toBe(before);
+  });
+
+  it('concurrent patches and creates lose nothing (one locked read-modify-write each)', async () => {
+    await createCredential(paths, registry, mine, { secrets });
+    await Promise.all([
+      ...Array.from({ length: 10 }, (_, i) =>
+        createCredential(paths, registry, { ...mine, id: `c${i}` }, { secrets }),
+      ),
+      patchCredential(paths, registry, 'mine', { params: { p: 'x' } }, { secrets }),
+    ]);
+    const snap = await loadCatalog(paths, registry, secrets);
+    expect(snap.credentials.size).toBe(11);
+    expect(snap.credentials.get('mine')?.params).toEqual({ p: 'x' });
+  });
+
+  it('patchCapabilityAllow changes a custom rule; built-in, unknown and invalid input are refused', async () => {
+    await createCredential(paths, registry, mine, { secrets });
+    await createCapability(paths, registry, {
+      id: 'mine/ops',
+      credentialId: 'mine',
+      methods: ['GET'],
+      pathPrefixes: ['/ops'],
+    });
+    await patchCapabilityAllow(paths, registry, 'mine/ops', { methods: ['get', 'post', 'POST'] });
+    let snap = await loadCatalog(paths, registry, secrets);
+    expect(snap.capabilities.get('mine/ops')?.allow).toMatchObject({
+      methods: ['GET', 'POST'],
+      pathPrefixes: ['/ops'],
+      hosts: ['api.acme.dev'],
+    });
+    await patchCapabilityAllow(paths, registry, 'mine/ops', { pathPrefixes: ['/b', '/c/'] });
+    snap = await loadCatalog(paths, registry, secrets);
+    expect(snap.capabilities.get('mine/ops')?.allow.pathPrefixes).toEqual(['/b', '/c/']);
+    expect(
+      await errorCode(patchCapabilityAllow(paths, registry, 'openai/models', { methods: ['POST'] })),
+    ).toBe('policy_violation');
+    expect(await errorCode(patchCapabilityAllow(paths, registry, 'nope', { methods: ['GET'] }))).toBe(
+      'capability_not_found',
+    );
+    expect(await errorCode(patchCapabilityAllow(paths, registry, 'mine/ops', { methods: [] }))).toBe('usage');
+    expect(await errorCode(patchCapabilityAllow(paths, registry, 'mine/ops', { methods: ['BREW'] }))).toBe(
+      'usage',
+    );
+    expect(
+      await errorCode(patchCapabilityAllow(paths, registry, 'mine/ops', { pathPrefixes: ['/x?y=1'] })),
+    ).toBe('usage');
   });
 });
