@@ -19,7 +19,8 @@ import {
   type WorkerToMain,
 } from '../src/pipeline/call-port.js';
 import { createPipelineDeps } from '../src/pipeline/deps.js';
-import { invokeCapability, type SecretSource } from '../src/pipeline/invoke.js';
+import { invokeCapability } from '../src/pipeline/invoke.js';
+import type { SecretSource } from '../src/pipeline/types.js';
 import { RateLimiter } from '../src/pipeline/rate-limit.js';
 import { registry } from '../src/registry/index.js';
 import type { WsTask } from '../src/daemon/http-ws-protocol.js';

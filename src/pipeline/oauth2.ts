@@ -9,7 +9,6 @@
  */
 import { AivaultError } from '../errors.js';
 import type { DevOverrides } from '../config/env.js';
-import type { Plan } from '../broker/types.js';
 import {
   createOAuth2TokenManager,
   MAX_TOKEN_RESPONSE_CHARS,
@@ -23,24 +22,11 @@ import {
   tokenChangedDuringRefresh,
   type OAuth2Spec,
 } from '../auth/oauth2.js';
-import type { SecretSource } from './invoke.js';
+import type { OAuth2Refresher, SecretSource } from './types.js';
 import type { Upstream } from './upstream.js';
 
 /** A token request that has not answered by then counts as "endpoint unreachable". */
 export const TOKEN_REQUEST_TIMEOUT_MS = 20_000;
-
-export interface OAuth2Refresher {
-  /**
-   * bySlot with the oauth2 secret replaced by a state holding a fresh access token; `bySlot` itself (the
-   * same object) when the access token did not change.
-   */
-  ensure(
-    plan: Plan,
-    bySlot: Readonly<Record<string, string>>,
-    dev: DevOverrides | undefined,
-    force: boolean,
-  ): Promise<Readonly<Record<string, string>>>;
-}
 
 export function transportVia(upstream: Upstream, timeoutMs = TOKEN_REQUEST_TIMEOUT_MS): TokenTransport {
   return async (req) => {
