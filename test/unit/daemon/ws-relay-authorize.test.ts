@@ -20,27 +20,20 @@ import type { WsWorkerToMain } from '../../../src/daemon/http-ws-protocol.js';
 import { createRateLimitBuffer, RateLimiter } from '../../../src/pipeline/rate-limit.js';
 import type { PipelineDeps } from '../../../src/pipeline/types.js';
 import { createTestCa } from '../../support/test-ca.js';
+import { testPlan } from '../pipeline/fixtures/plan.js';
 
 const SECRET = 'rt-secret-0123456789abcdef';
 
 function planOf(over: Partial<Plan> = {}): Plan {
-  return {
+  return testPlan({
     capabilityId: 'rt/realtime',
     credentialId: 'rt',
     provider: 'rt',
-    method: 'GET',
     host: 'upstream.test',
-    port: 443,
     path: '/v1/realtime',
-    query: '',
-    headers: [],
-    body: { kind: 'none' },
-    auth: { header: { header_name: 'authorization', value_template: 'Bearer {{secret}}' } },
     secretRefs: { secret: 'sec_rt' },
-    credentialParams: {},
-    policy: { responseBlocklist: [], bufferResponse: false },
     ...over,
-  };
+  });
 }
 
 function depsFor(

@@ -14,25 +14,10 @@ import {
 } from '../../../src/pipeline/authorize.js';
 import { createRateLimitBuffer, RateLimiter } from '../../../src/pipeline/rate-limit.js';
 import type { PipelineDeps } from '../../../src/pipeline/types.js';
+import { testPlan as basePlan } from './fixtures/plan.js';
 
 function testPlan(over: Partial<Plan> = {}): Plan {
-  return {
-    capabilityId: 'acme/chat',
-    credentialId: 'acme',
-    provider: 'acme',
-    method: 'GET',
-    host: 'api.acme.test',
-    port: 443,
-    path: '/v1/chat',
-    query: 'a=1',
-    headers: [['accept', 'application/json']],
-    body: { kind: 'none' },
-    auth: { header: { header_name: 'authorization', value_template: 'Bearer {{secret}}' } },
-    secretRefs: { secret: 'sec_1' },
-    credentialParams: {},
-    policy: { responseBlocklist: [], bufferResponse: false },
-    ...over,
-  };
+  return basePlan({ query: 'a=1', headers: [['accept', 'application/json']], ...over });
 }
 
 const envelope = { capability: 'acme/chat', request: { method: 'GET', path: '/v1/chat' } } as const;
