@@ -89,9 +89,28 @@ function main() {
         fail(file, `capability "${cap.id}" must belong to provider "${data.provider}"`);
       }
     }
-    for (const name of Object.keys(data.vaultSecrets ?? {})) {
+    // Alternatives of one provider may share a secret (one login, several path prefixes); another
+    // provider may not claim it.
+    const own = new Set();
+    const names = [
+      ...Object.keys(data.vaultSecrets ?? {}),
+      ...(data.credentialAlternatives ?? []).flatMap((a) => Object.keys(a.vaultSecrets ?? {})),
+    ];
+    for (const name of names) {
+      if (own.has(name)) continue;
+      own.add(name);
       if (claims.has(name)) fail(file, `secret name ${name} already claimed by ${claims.get(name)}`);
       claims.set(name, file);
+    }
+    const altIds = new Set();
+    const capIds = new Set((data.capabilities ?? []).map((c) => c.id));
+    for (const alt of data.credentialAlternatives ?? []) {
+      if (altIds.has(alt.id)) fail(file, `duplicate credential alternative "${alt.id}"`);
+      altIds.add(alt.id);
+      for (const id of alt.capabilities ?? []) {
+        if (!capIds.has(id))
+          fail(file, `credential alternative "${alt.id}" names unknown capability "${id}"`);
+      }
     }
   }
 

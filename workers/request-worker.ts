@@ -20,7 +20,8 @@ import {
 } from '../src/pipeline/call-port.js';
 import { createPipelineDeps } from '../src/pipeline/deps.js';
 import { envelopeOf } from '../src/pipeline/call-request.js';
-import { invokeCapability, type SecretSource } from '../src/pipeline/invoke.js';
+import { invokeCapability } from '../src/pipeline/invoke.js';
+import type { SecretSource } from '../src/pipeline/types.js';
 import { RateLimiter } from '../src/pipeline/rate-limit.js';
 import { registry } from '../src/registry/index.js';
 import { setPolicySealSource } from '../src/vault/policy-seal.js';

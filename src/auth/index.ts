@@ -5,7 +5,8 @@
  * as a parameter).
  */
 import { fail, type Result } from '../errors.js';
-import { AUTH_TYPES, type AuthSpec, type AuthType } from '../registry/types.js';
+import type { AuthSpec, AuthType } from '../registry/types.js';
+import { authTypeOf } from '../registry/auth-type.js';
 import { awsSigV4Strategy } from './aws-sigv4.js';
 import { basicStrategy } from './basic.js';
 import { headerStrategy } from './header.js';
@@ -30,22 +31,6 @@ export const AUTH_STRATEGIES: AuthStrategies = Object.freeze({
   hmac: hmacStrategy,
   mtls: mtlsStrategy,
 });
-
-const KNOWN: ReadonlySet<string> = new Set(AUTH_TYPES);
-
-/** The single strategy key of a spec, or a fail-closed error. */
-export function authTypeOf(spec: unknown): Result<AuthType> {
-  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
-    return fail('policy_violation', 'auth spec must be an object with exactly one strategy');
-  }
-  const keys = Object.keys(spec);
-  if (keys.length !== 1) {
-    return fail('policy_violation', 'auth spec must name exactly one strategy', { count: keys.length });
-  }
-  const key = keys[0] as string;
-  if (!KNOWN.has(key)) return fail('policy_violation', 'unknown auth strategy', { type: key.slice(0, 64) });
-  return { ok: true, value: key as AuthType };
-}
 
 function bodyOf(spec: AuthSpec, type: AuthType): never {
   return (spec as unknown as Record<string, unknown>)[type] as never;

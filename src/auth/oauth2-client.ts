@@ -224,7 +224,7 @@ export function createOAuth2TokenManager(options: OAuth2TokenManagerOptions): OA
       await lease.release(value);
     };
     try {
-      const stored = parseOAuth2Secret(lease.current);
+      const stored = parseOAuth2Secret(lease.current, spec);
       if (!stored.ok) return stored;
       // Someone refreshed while we waited: use theirs (a forced refresh only replaces the rejected token).
       const rejected = force ? seen.accessToken : undefined;

@@ -6,9 +6,12 @@
  *
  * Secret shape (one JSON secret, camelCase as written back; snake_case aliases accepted on read):
  *   {"clientId", "clientSecret"?, "refreshToken"?, "accessToken"?, "accessTokenExpiresAtMs"?}
+ * `clientId` may come from the spec instead (`client_id`: a public client such as the Codex CLI login, whose
+ * stored JSON has none). Other fields of the secret (an account id, an e-mail) are kept on write-back.
  * No `clientSecret` = public client (PKCE-style): `client_id` goes in the form body and no Basic auth is sent.
- * Injection renders `inject` (default `authorization: Bearer {{access_token}}`); only `{{access_token}}` may be
- * used there, so client secrets and refresh tokens can never reach the upstream.
+ * Injection renders `inject` (default `authorization: Bearer {{access_token}}`) with only `{{access_token}}`,
+ * plus `extra_inject` headers that may use only the non-secret `identity_fields` the spec names (e.g.
+ * `account_id`), so client secrets and refresh tokens can never reach the upstream.
  */
 import { AivaultError, fail, ok, type Result } from '../errors.js';
 import type { HeaderTemplate } from '../registry/types.js';
@@ -16,6 +19,7 @@ import type { AuthSpecBody, AuthStrategy, HeaderPair, SecretValues } from './str
 import {
   checkHeaderName,
   compileTemplate,
+  type CompiledTemplate,
   isSafeHeaderValue,
   renderHeaderValue,
   restrictPlaceholders,
@@ -53,7 +57,28 @@ export interface OAuth2TokenState {
    * Stored with the token so every request worker and process sees it: see oauth2-client.ts.
    */
   readonly accessTokenForcedAtMs?: number;
+  /** True when `clientId` came from the spec's `client_id` (then it is not written into the secret). */
+  readonly clientIdFromSpec?: boolean;
+  /** Fields of the stored JSON this module does not manage (account id, e-mail…), kept on write-back. */
+  readonly extra?: Readonly<Record<string, string | number | boolean>>;
 }
+
+/** Every field name the state is read from (camelCase and the accepted aliases). */
+const STATE_FIELDS: ReadonlySet<string> = new Set([
+  'clientId',
+  'client_id',
+  'clientSecret',
+  'client_secret',
+  'refreshToken',
+  'refresh_token',
+  'accessToken',
+  'access_token',
+  'accessTokenExpiresAtMs',
+  'access_token_expires_at_ms',
+  'expires_at',
+  'expires',
+  'accessTokenForcedAtMs',
+]);
 
 export interface TokenRequest {
   readonly url: string;
@@ -78,14 +103,21 @@ function parseMs(raw: string | number | undefined): number | undefined | null {
   return Number.isSafeInteger(n) && n >= 0 ? n : null;
 }
 
-function buildState(get: (...names: string[]) => string | number | undefined): Result<OAuth2TokenState> {
+function buildState(
+  get: (...names: string[]) => string | number | undefined,
+  spec: Pick<OAuth2Spec, 'client_id'> | undefined,
+): Result<OAuth2TokenState> {
   const str = (...names: string[]) => {
     const v = get(...names);
     return typeof v === 'string' ? nonEmpty(v) : undefined;
   };
-  const clientId = str('clientId', 'client_id');
+  const storedClientId = str('clientId', 'client_id');
+  const clientId = storedClientId ?? nonEmpty(spec?.client_id);
   if (clientId === undefined) return fail('auth_failed', 'oauth2 secret must be JSON with a clientId');
-  const expires = parseMs(get('accessTokenExpiresAtMs', 'access_token_expires_at_ms'));
+  // `expires_at` / `expires`: the Codex CLI login's names for the same epoch-milliseconds expiry.
+  const expires = parseMs(
+    get('accessTokenExpiresAtMs', 'access_token_expires_at_ms', 'expires_at', 'expires'),
+  );
   if (expires === null)
     return fail('auth_failed', 'oauth2 secret accessTokenExpiresAtMs must be epoch milliseconds');
   const forcedAt = parseMs(get('accessTokenForcedAtMs'));
@@ -101,16 +133,23 @@ function buildState(get: (...names: string[]) => string | number | undefined): R
     ...(accessToken === undefined ? {} : { accessToken }),
     ...(expires === undefined ? {} : { accessTokenExpiresAtMs: expires }),
     ...(forcedAt === undefined ? {} : { accessTokenForcedAtMs: forcedAt }),
+    ...(storedClientId === undefined ? { clientIdFromSpec: true } : {}),
   });
 }
 
 /** Token state from a credential's SecretValues (JSON fields become placeholders; see secrets.ts). */
-export function readOAuth2State(secrets: SecretValues): Result<OAuth2TokenState> {
-  return buildState((...names) => secrets.first(...names));
+export function readOAuth2State(
+  secrets: SecretValues,
+  spec?: Pick<OAuth2Spec, 'client_id'>,
+): Result<OAuth2TokenState> {
+  return buildState((...names) => secrets.first(...names), spec);
 }
 
 /** Token state from the raw stored secret value (JSON text). */
-export function parseOAuth2Secret(value: string): Result<OAuth2TokenState> {
+export function parseOAuth2Secret(
+  value: string,
+  spec?: Pick<OAuth2Spec, 'client_id'>,
+): Result<OAuth2TokenState> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(value);
@@ -121,19 +160,27 @@ export function parseOAuth2Secret(value: string): Result<OAuth2TokenState> {
     return fail('auth_failed', 'oauth2 secret must be a JSON object');
   }
   const obj = parsed as Record<string, unknown>;
-  return buildState((...names) => {
+  const state = buildState((...names) => {
     for (const n of names) {
       const v = Object.hasOwn(obj, n) ? obj[n] : undefined;
       if (typeof v === 'string' || typeof v === 'number') return v;
     }
     return undefined;
-  });
+  }, spec);
+  if (!state.ok) return state;
+  const extra: Record<string, string | number | boolean> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    if (STATE_FIELDS.has(k)) continue;
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') extra[k] = v;
+  }
+  return Object.keys(extra).length === 0 ? state : ok({ ...state.value, extra });
 }
 
 /** The JSON written back to the vault after a refresh (camelCase, stable key order). */
 export function serializeOAuth2Secret(state: OAuth2TokenState): string {
   return JSON.stringify({
-    clientId: state.clientId,
+    ...state.extra,
+    ...(state.clientIdFromSpec === true ? {} : { clientId: state.clientId }),
     ...(state.clientSecret === undefined ? {} : { clientSecret: state.clientSecret }),
     ...(state.refreshToken === undefined ? {} : { refreshToken: state.refreshToken }),
     ...(state.accessToken === undefined ? {} : { accessToken: state.accessToken }),
@@ -279,6 +326,32 @@ export function needsRefresh(
   return nowMs + skewMs >= state.accessTokenExpiresAtMs;
 }
 
+/**
+ * `extra_inject` headers, whose templates may use only the spec's `identity_fields` (non-secret fields of
+ * the stored JSON). A field the state itself is read from (tokens, client secret) is refused there.
+ */
+function compileExtraInject(
+  spec: OAuth2Spec,
+): Result<{ readonly name: string; readonly template: CompiledTemplate }[]> {
+  const fields = spec.identity_fields ?? [];
+  if (!Array.isArray(fields) || fields.some((f) => typeof f !== 'string' || STATE_FIELDS.has(f))) {
+    return fail('auth_failed', 'oauth2.identity_fields must name non-secret fields of the token secret');
+  }
+  const list = spec.extra_inject ?? [];
+  if (!Array.isArray(list)) return fail('auth_failed', 'oauth2.extra_inject must be a list');
+  const out: { name: string; template: CompiledTemplate }[] = [];
+  for (const h of list) {
+    const name = checkHeaderName(h?.header_name, 'oauth2.extra_inject.header_name');
+    if (!name.ok) return name;
+    const compiled = compileTemplate(h.value_template, 'oauth2.extra_inject.value_template');
+    if (!compiled.ok) return compiled;
+    const template = restrictPlaceholders(compiled.value, fields, 'oauth2.extra_inject.value_template');
+    if (!template.ok) return template;
+    out.push({ name: name.value, template: template.value });
+  }
+  return ok(out);
+}
+
 export const oauth2Strategy = {
   type: 'oauth2',
   create(spec, _params, env) {
@@ -295,9 +368,11 @@ export const oauth2Strategy = {
     const template = restrictPlaceholders(compiled.value, ['access_token'], 'oauth2.inject.value_template');
     if (!template.ok) return template;
     const headerName = name.value;
+    const extra = compileExtraInject(spec);
+    if (!extra.ok) return extra;
     const now = env?.now ?? Date.now;
     return ok(async (_input, secrets) => {
-      const state = readOAuth2State(secrets);
+      const state = readOAuth2State(secrets, spec);
       if (!state.ok) return state;
       const { accessToken, accessTokenExpiresAtMs } = state.value;
       if (accessToken === undefined) {
@@ -312,12 +387,23 @@ export const oauth2Strategy = {
         'oauth2.inject.value_template',
       );
       if (!value.ok) return value;
-      return ok({ setHeaders: [[headerName, value.value]], appendQuery: [], urlSecrets: [] });
+      const setHeaders: HeaderPair[] = [[headerName, value.value]];
+      for (const h of extra.value) {
+        const v = renderHeaderValue(
+          h.template,
+          (n) => secrets.first(n),
+          'oauth2.extra_inject.value_template',
+        );
+        if (!v.ok) return v;
+        setHeaders.push([h.name, v.value]);
+      }
+      return ok({ setHeaders, appendQuery: [], urlSecrets: [] });
     });
   },
   headerNames: (spec) => {
-    const name = (spec?.inject ?? DEFAULT_OAUTH2_INJECT).header_name;
-    return typeof name === 'string' ? [name.toLowerCase()] : [];
+    const names = [(spec?.inject ?? DEFAULT_OAUTH2_INJECT).header_name];
+    for (const h of Array.isArray(spec?.extra_inject) ? spec.extra_inject : []) names.push(h?.header_name);
+    return names.filter((n): n is string => typeof n === 'string').map((n) => n.toLowerCase());
   },
   queryNames: () => [],
 } satisfies AuthStrategy<'oauth2'>;

@@ -4,14 +4,14 @@
  * a Result with a stable code. The shell (pipeline/) executes the Plan it returns.
  */
 import { fail, ok, type Result } from '../errors.js';
-import type { AuthSpec, RegistryIndex, RegistryProvider } from '../registry/types.js';
+import type { AuthSpec, RegistryIndex, RegistryProvider, SecretClaim } from '../registry/types.js';
 import { parseEnvelope } from './envelope.js';
 import { injectedHeaderNames, sanitizeRequestHeaders } from './headers.js';
 import { DEFAULT_HTTPS_PORT, isWildcardPattern, matchHost, parseAuthority } from './hosts.js';
 import { regionalHosts, regionOverride } from './aws-region.js';
 import { isUnderPrefix, normalizePath } from './path.js';
 import { resolveCapability } from './resolve-capability.js';
-import { resolveCredential } from './resolve-credential.js';
+import { resolveCredential, servesCapability } from './resolve-credential.js';
 import type {
   BrokerSnapshot,
   Capability,
@@ -77,8 +77,10 @@ export function effectiveHost(capability: Capability, credential: Credential): R
  * Pinning (SPEC §5): a registry-pinned secret is only ever injected into requests to its provider's
  * registry hosts, via a capability of that provider. Checked against the compiled registry on every
  * request, so it holds even if broker.json (or the snapshot built from it) was tampered with.
- * Returns the registry provider when the credential carries pinned secrets (its auth is then taken
- * from the registry too: a tampered oauth2 token_endpoint must not receive a pinned refresh token).
+ * Returns the registry template (the provider, or the credential alternative the credential names) when
+ * the credential carries pinned secrets: its auth is then taken from the registry too (a tampered oauth2
+ * token_endpoint must not receive a pinned refresh token). A secret claimed by an alternative (e.g.
+ * CODEX_OAUTH_JSON) is only ever used through that alternative, on its hosts.
  */
 export function checkPinning(
   capability: Capability,
@@ -86,8 +88,9 @@ export function checkPinning(
   host: string,
   snapshot: BrokerSnapshot,
   registry: RegistryIndex,
-): Result<RegistryProvider | undefined> {
+): Result<{ readonly auth: AuthSpec } | undefined> {
   let provider: RegistryProvider | undefined;
+  let template: { readonly auth: AuthSpec; readonly hosts: readonly string[] } | undefined;
   for (const key in credential.secretRefs) {
     if (!Object.hasOwn(credential.secretRefs, key)) continue;
     const secret = snapshot.secrets.get(credential.secretRefs[key] as string);
@@ -106,9 +109,20 @@ export function checkPinning(
         capability: capability.id,
       });
     }
+    const chosen = pinnedTemplate(registryProvider, credential, registry.claimFor(secret.name));
+    if (!chosen.ok) return chosen;
+    if (template && template !== chosen.value) {
+      return fail('policy_violation', 'the credential mixes secrets of different registry credentials');
+    }
+    template = chosen.value;
+    if (!servesCapability(credential, capability.id)) {
+      return fail('policy_violation', 'this credential does not serve this capability', {
+        capability: capability.id,
+      });
+    }
     let hostOk = false;
     // A regional AWS credential reaches the same service's hosts in its region (aws-region.ts).
-    for (const pattern of regionalHosts(registryProvider.hosts, regionOverride(credential))) {
+    for (const pattern of regionalHosts(template.hosts, regionOverride(credential))) {
       if (matchHost(pattern, host)) {
         hostOk = true;
         break;
@@ -120,7 +134,36 @@ export function checkPinning(
       });
     }
   }
-  return ok(provider);
+  return ok(template);
+}
+
+/**
+ * The registry template a pinned secret may be used through: the credential alternative the credential
+ * names, else the provider itself; and the secret's registry claim (if its name is claimed) must be by
+ * that same template, so a tampered record cannot move a secret between templates.
+ */
+function pinnedTemplate(
+  provider: RegistryProvider,
+  credential: Credential,
+  claim: SecretClaim | undefined,
+): Result<{ readonly auth: AuthSpec; readonly hosts: readonly string[] }> {
+  const claimedByAlternative =
+    claim !== undefined && claim.provider === provider.provider && claim.alternatives;
+  if (credential.alternative === undefined) {
+    if (claimedByAlternative) {
+      return fail(
+        'policy_violation',
+        `secret ${claim.secretName} is only usable through its registry credential`,
+      );
+    }
+    return ok(provider);
+  }
+  const alt = provider.credentialAlternatives?.find((a) => a.id === credential.alternative);
+  const claimedByMain = claim !== undefined && claim.provider === provider.provider && !claim.alternatives;
+  if (!alt || claimedByMain || (claimedByAlternative && !claimedByAlternative.includes(alt.id))) {
+    return fail('policy_violation', 'the credential does not match its registry credential alternative');
+  }
+  return ok(alt);
 }
 
 const injectedQueryCache = new WeakMap<object, ReadonlySet<string>>();
@@ -239,6 +282,13 @@ function secretNamesOf(credential: Credential, snapshot: BrokerSnapshot): Record
   return names;
 }
 
+/** `/backend-api/codex` + `/responses`; the prefix alone for `/`. */
+function withPathPrefix(prefix: string | undefined, path: string): string {
+  if (prefix === undefined || prefix === '') return path;
+  const base = prefix.replace(/\/+$/, '');
+  return path === '/' ? base : `${base}/${path.replace(/^\/+/, '')}`;
+}
+
 /**
  * Decide one request. Steps: parse → capability → credential → method → path → host → port →
  * pinning → headers → body → Plan.
@@ -299,6 +349,8 @@ export function checkRequest(input: CheckRequestInput): Result<Plan> {
   const pin = checkPinning(capability, credential, hostResult.value, snapshot, registry);
   if (!pin.ok) return pin;
   const auth: AuthSpec = pin.value ? pin.value.auth : credential.auth;
+  // A credential alternative's upstream path prefix (registry data, applied after every path check).
+  const upstreamPath = withPathPrefix(credential.upstreamPathPrefix, path);
 
   const isMultipart =
     envelope.request.multipart !== undefined || envelope.request.multipartFiles !== undefined;
@@ -324,7 +376,7 @@ export function checkRequest(input: CheckRequestInput): Result<Plan> {
     method,
     host: authority.value.host,
     port: authority.value.port ?? DEFAULT_HTTPS_PORT,
-    path,
+    path: upstreamPath,
     query,
     headers: headers.value,
     body: body.value,

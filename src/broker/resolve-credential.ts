@@ -2,7 +2,9 @@
  * Which credential serves a request, and whether the caller's scope may see it. Pure.
  * Order: capability-bound (custom capability) → explicit envelope credential → token-pinned credential
  * → bindings (group > workspace > global, consumer-specific > generic) → the single visible credential
- * of the capability's provider (most specific scope tier wins) → credential_ambiguous / credential_not_found.
+ * of the capability's provider (most specific scope tier wins, then the highest priority) →
+ * credential_ambiguous / credential_not_found. A registry credential alternative (a Codex login for
+ * OpenAI's Codex capabilities) only ever serves the capabilities it lists, on every path.
  */
 import { fail, ok, type Result } from '../errors.js';
 import { isWildcardPattern, matchHost } from './hosts.js';
@@ -144,6 +146,11 @@ function credentialsOf(
   return index.get(provider) ?? [];
 }
 
+/** A credential alternative serves only its listed capabilities; any other credential serves all. */
+export function servesCapability(credential: Credential, capabilityId: string): boolean {
+  return credential.capabilities === undefined || credential.capabilities.includes(capabilityId);
+}
+
 /** True when some concrete host of the credential falls under the capability's host (or vice versa). */
 export function canReachCapability(capability: Capability, credential: Credential): boolean {
   for (const capHost of regionalHosts(capability.allow.hosts, regionOverride(credential))) {
@@ -179,6 +186,12 @@ function useNamed(id: string, input: ResolveCredentialInput, source: string): Re
   }
   if (credential.provider !== capability.provider) {
     return fail('policy_violation', `${source} credential belongs to another provider`, { credential: id });
+  }
+  if (!servesCapability(credential, capability.id)) {
+    return fail('policy_violation', `${source} credential does not serve this capability`, {
+      credential: id,
+      capability: capability.id,
+    });
   }
   return ok(credential);
 }
@@ -232,6 +245,7 @@ export function resolveCredential(input: ResolveCredentialInput): Result<Credent
     const matches: Credential[] = [];
     for (const credential of credentialsOf(snapshot.credentials, capability.provider)) {
       if (!Object.values(credential.secretRefs).includes(secretId as string)) continue;
+      if (!servesCapability(credential, capability.id)) continue;
       if (!isCredentialVisible(credential, snapshot.secrets, context)) continue;
       matches.push(credential);
     }
@@ -252,22 +266,26 @@ export function resolveCredential(input: ResolveCredentialInput): Result<Credent
   }
 
   let topRank = -1;
+  let topPriority = 0;
   let top: Credential[] = [];
   let unreachable = false;
   for (const credential of credentialsOf(snapshot.credentials, capability.provider)) {
     // Implicit choice only among credentials that can actually reach this capability's host: an
     // auto-provisioned per-tenant credential still holding the `*.myshopify.com` pattern must not make
     // the tenant-bound one ambiguous. (Named credentials are checked, and refused, by policy instead.)
+    if (!servesCapability(credential, capability.id)) continue;
     if (!isCredentialVisible(credential, snapshot.secrets, context)) continue;
     if (!canReachCapability(capability, credential)) {
       unreachable = true;
       continue;
     }
     const rank = credentialRank(credential, snapshot.secrets);
-    if (rank > topRank) {
+    const priority = credential.priority ?? 0;
+    if (rank > topRank || (rank === topRank && priority > topPriority)) {
       topRank = rank;
+      topPriority = priority;
       top = [credential];
-    } else if (rank === topRank) {
+    } else if (rank === topRank && priority === topPriority) {
       top.push(credential);
     }
   }

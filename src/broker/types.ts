@@ -41,6 +41,15 @@ export interface Credential {
   readonly workspaceId?: string;
   readonly groupId?: string;
   readonly createdAtMs: number;
+  /**
+   * Registry credential alternative this credential is (registry/<provider>.json `credentialAlternatives`);
+   * then it serves only `capabilities`, is preferred by `priority`, and `upstreamPathPrefix` is prepended
+   * to the request path upstream. All four come from the compiled registry, never from disk.
+   */
+  readonly alternative?: string;
+  readonly capabilities?: readonly string[];
+  readonly priority?: number;
+  readonly upstreamPathPrefix?: string;
 }
 
 export interface Capability {

@@ -144,6 +144,44 @@ function regionalProvider(
   return override ? { ...provider, hosts: [...regionalHosts(provider.hosts, override)] } : provider;
 }
 
+/**
+ * A registry credential alternative: auth, hosts, capabilities, priority and path prefix all from the
+ * compiled registry; the stored record only names the alternative and its secrets.
+ */
+function deriveAlternative(
+  stored: StoredCredential,
+  provider: RegistryProvider,
+  base: Omit<Credential, 'auth' | 'hosts' | 'source'>,
+  secretRefs: Readonly<Record<string, string>>,
+  warn: (m: string) => void,
+): Credential | undefined {
+  const alt = provider.credentialAlternatives?.find((a) => a.id === stored.alternative);
+  if (!alt) {
+    warn(
+      `credential ${stored.id}: ${provider.provider} has no credential alternative ${stored.alternative}; ignored`,
+    );
+    return undefined;
+  }
+  const placeholders = new Set(Object.values(alt.vaultSecrets));
+  const keys = Object.keys(secretRefs);
+  if (keys.length !== placeholders.size || !keys.every((k) => placeholders.has(k))) {
+    warn(
+      `credential ${stored.id}: secretRefs do not match the ${provider.provider} ${alt.id} slots; ignored`,
+    );
+    return undefined;
+  }
+  return {
+    ...base,
+    auth: alt.auth,
+    hosts: deriveRegistryHosts({ ...provider, hosts: alt.hosts }, stored.hosts, warn, stored.id),
+    source: 'registry',
+    alternative: alt.id,
+    capabilities: alt.capabilities,
+    priority: alt.priority ?? 0,
+    ...(alt.upstreamPathPrefix !== undefined ? { upstreamPathPrefix: alt.upstreamPathPrefix } : {}),
+  };
+}
+
 /** Stored record → runtime Credential, or undefined when it must be dropped (fail closed). */
 export function deriveCredential(
   stored: StoredCredential,
@@ -167,6 +205,7 @@ export function deriveCredential(
       warn(`credential ${stored.id}: provider ${stored.provider} is not in the registry; ignored`);
       return undefined;
     }
+    if (stored.alternative !== undefined) return deriveAlternative(stored, provider, base, secretRefs, warn);
     const placeholders = registryPlaceholders(provider);
     const keys = Object.keys(secretRefs);
     if (keys.length !== placeholders.size || !keys.every((k) => placeholders.has(k))) {
@@ -494,6 +533,7 @@ export async function addProvisionedCredential(paths: CatalogPaths, credential: 
       source: 'registry',
       secretRefs: { ...credential.secretRefs },
       createdAtMs: credential.createdAtMs,
+      ...(credential.alternative !== undefined ? { alternative: credential.alternative } : {}),
     });
     return id;
   });

@@ -12,6 +12,8 @@ export type ProvisioningPlan =
       readonly kind: 'create';
       readonly provider: string;
       readonly create: Credential;
+      /** Further credentials of the same claim (several credential alternatives sharing one secret). */
+      readonly more?: readonly Credential[];
       readonly capabilityCount: number;
       readonly message: string;
     }
@@ -65,44 +67,13 @@ export function planProvisioning(
   if (!claim) return { kind: 'unclaimed' };
   const provider = registry.getProvider(claim.provider);
   if (!provider) return { kind: 'unclaimed' };
-
-  const secretRefs: Record<string, string> = {};
-  const missing: string[] = [];
-  for (const [name, placeholder] of Object.entries(provider.vaultSecrets)) {
-    if (name === newSecret.name) {
-      secretRefs[placeholder] = newSecret.id;
-      continue;
-    }
-    const match = secrets.find(
-      (s) => s.name === name && s.id !== newSecret.id && sameScope(s.scope, newSecret.scope),
-    );
-    if (match) secretRefs[placeholder] = match.id;
-    else missing.push(name);
+  if (claim.alternatives !== undefined) {
+    return planAlternatives(provider, claim.alternatives, secrets, existing, newSecret, nowMs);
   }
-  if (missing.length > 0) {
-    return {
-      kind: 'waiting',
-      provider: provider.provider,
-      waitingFor: missing,
-      message: `Waiting for ${missing.join(', ')} to complete ${provider.provider} credential`,
-    };
-  }
-
-  const ids = new Set(Object.values(secretRefs));
-  const already = existing.find(
-    (c) =>
-      c.provider === provider.provider &&
-      Object.values(c.secretRefs).length === ids.size &&
-      Object.values(c.secretRefs).every((id) => ids.has(id)),
-  );
-  if (already) {
-    return {
-      kind: 'exists',
-      provider: provider.provider,
-      credentialId: already.id,
-      message: `Credential already provisioned: ${already.id}`,
-    };
-  }
+  const slots = slotsFor(provider.vaultSecrets, secrets, newSecret);
+  if (slots.missing.length > 0) return waiting(provider.provider, slots.missing);
+  const already = existingFor(existing, provider.provider, undefined, slots.secretRefs);
+  if (already) return exists(provider.provider, already.id);
 
   const id = provisionedCredentialId(provider.provider, newSecret.scope, new Set(existing.map((c) => c.id)));
   const create: Credential = {
@@ -112,7 +83,7 @@ export function planProvisioning(
     // Per-tenant providers (`*.myshopify.com`) keep the pattern: unusable until a concrete host is bound
     // with `credential create --host`, which is the fail-closed outcome.
     hosts: [...provider.hosts],
-    secretRefs,
+    secretRefs: slots.secretRefs,
     source: 'registry',
     createdAtMs: nowMs,
   };
@@ -124,6 +95,113 @@ export function planProvisioning(
     create,
     capabilityCount: count,
     message: `Credential auto-provisioned: ${id} (${count} capabilities enabled)${suffix}`,
+  };
+}
+
+/** Slot → secret id for a claimed set, from secrets in the SAME scope as `newSecret`; names still missing. */
+function slotsFor(
+  vaultSecrets: Readonly<Record<string, string>>,
+  secrets: readonly SecretInfo[],
+  newSecret: SecretInfo,
+): { secretRefs: Record<string, string>; missing: string[] } {
+  const secretRefs: Record<string, string> = {};
+  const missing: string[] = [];
+  for (const [name, placeholder] of Object.entries(vaultSecrets)) {
+    if (name === newSecret.name) {
+      secretRefs[placeholder] = newSecret.id;
+      continue;
+    }
+    const match = secrets.find(
+      (s) => s.name === name && s.id !== newSecret.id && sameScope(s.scope, newSecret.scope),
+    );
+    if (match) secretRefs[placeholder] = match.id;
+    else missing.push(name);
+  }
+  return { secretRefs, missing };
+}
+
+function existingFor(
+  existing: readonly Credential[],
+  provider: string,
+  alternative: string | undefined,
+  secretRefs: Readonly<Record<string, string>>,
+): Credential | undefined {
+  const ids = new Set(Object.values(secretRefs));
+  return existing.find(
+    (c) =>
+      c.provider === provider &&
+      c.alternative === alternative &&
+      Object.values(c.secretRefs).length === ids.size &&
+      Object.values(c.secretRefs).every((id) => ids.has(id)),
+  );
+}
+
+function waiting(provider: string, missing: readonly string[]): ProvisioningPlan {
+  return {
+    kind: 'waiting',
+    provider,
+    waitingFor: missing,
+    message: `Waiting for ${missing.join(', ')} to complete ${provider} credential`,
+  };
+}
+
+function exists(provider: string, credentialId: string): ProvisioningPlan {
+  return {
+    kind: 'exists',
+    provider,
+    credentialId,
+    message: `Credential already provisioned: ${credentialId}`,
+  };
+}
+
+/**
+ * A secret claimed by credential alternatives (e.g. CODEX_OAUTH_JSON): one credential per alternative
+ * that claims it, named `<provider>-<alternative>` (+ scope suffix), each serving only its capabilities.
+ */
+function planAlternatives(
+  provider: RegistryProvider,
+  ids: readonly string[],
+  secrets: readonly SecretInfo[],
+  existing: readonly Credential[],
+  newSecret: SecretInfo,
+  nowMs: number,
+): ProvisioningPlan {
+  const taken = new Set(existing.map((c) => c.id));
+  const created: Credential[] = [];
+  let found: Credential | undefined;
+  for (const alt of provider.credentialAlternatives ?? []) {
+    if (!ids.includes(alt.id)) continue;
+    const slots = slotsFor(alt.vaultSecrets, secrets, newSecret);
+    if (slots.missing.length > 0) return waiting(provider.provider, slots.missing);
+    const already = existingFor(existing, provider.provider, alt.id, slots.secretRefs);
+    if (already) {
+      found ??= already;
+      continue;
+    }
+    const id = provisionedCredentialId(`${provider.provider}-${alt.id}`, newSecret.scope, taken);
+    taken.add(id);
+    created.push({
+      id,
+      provider: provider.provider,
+      auth: alt.auth,
+      hosts: [...alt.hosts],
+      secretRefs: slots.secretRefs,
+      source: 'registry',
+      createdAtMs: nowMs,
+      alternative: alt.id,
+      capabilities: alt.capabilities,
+    });
+  }
+  const [first, ...more] = created;
+  if (!first) return found ? exists(provider.provider, found.id) : { kind: 'unclaimed' };
+  const count = created.reduce((n, c) => n + (c.capabilities?.length ?? 0), 0);
+  return {
+    kind: 'create',
+    provider: provider.provider,
+    create: first,
+    ...(more.length > 0 ? { more } : {}),
+    capabilityCount: count,
+    message: `Credential auto-provisioned: ${created.map((c) => c.id).join(', ')} (${count} capabilities enabled)`,
   };
 }
 

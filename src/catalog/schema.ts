@@ -91,6 +91,8 @@ export const storedCredentialSchema = z
     workspaceId: nonEmpty.optional(),
     groupId: nonEmpty.optional(),
     createdAtMs: z.number().int().nonnegative(),
+    /** Registry credential alternative id (registry credentials only; everything else is re-derived). */
+    alternative: id.optional(),
   })
   .refine((c) => c.groupId === undefined || c.workspaceId !== undefined, {
     message: 'groupId needs workspaceId',

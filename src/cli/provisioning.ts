@@ -38,6 +38,7 @@ export async function afterSecretCreated(
       return undefined;
     case 'create': {
       const credentialId = await addProvisionedCredential(paths, plan.create);
+      for (const more of plan.more ?? []) await addProvisionedCredential(paths, more);
       return {
         kind: 'provisioned',
         provider: plan.provider,

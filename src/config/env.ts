@@ -20,6 +20,7 @@
  *   AIVAULT_DEV_CA_CERT_PATH          extra PEM CA (dev vaults only)
  *   AIVAULT_DEV_ALLOW_NON_DEFAULT_PORTS=1   (dev vaults only)
  *   AIVAULT_DEV_HTTP1_ONLY=1          (dev vaults only)
+ *   AIVAULT_DEV_CODEX_OAUTH_TOKEN_ENDPOINT  https URL replacing the Codex OAuth token endpoint (dev vaults only)
  *   AIVAULT_SYSTEM_CONFIG             system-mode layout file (default /etc/aivault/system.json)
  *   NO_COLOR                          plain output
  */
@@ -34,6 +35,11 @@ export interface DevOverrides {
   readonly caCertPath: string | undefined;
   readonly allowNonDefaultPorts: boolean;
   readonly http1Only: boolean;
+  /**
+   * AIVAULT_DEV_CODEX_OAUTH_TOKEN_ENDPOINT: where the Codex (ChatGPT login) OAuth refresh goes instead of
+   * auth.openai.com (tests against a local token endpoint; must still be https).
+   */
+  readonly codexOAuthTokenEndpoint?: string;
 }
 
 export interface Config {
@@ -141,6 +147,9 @@ export function loadConfig(env: Env = process.env): Config {
     caCertPath: env.AIVAULT_DEV_CA_CERT_PATH ? resolve(env.AIVAULT_DEV_CA_CERT_PATH) : undefined,
     allowNonDefaultPorts: flag(env.AIVAULT_DEV_ALLOW_NON_DEFAULT_PORTS),
     http1Only: flag(env.AIVAULT_DEV_HTTP1_ONLY),
+    ...(env.AIVAULT_DEV_CODEX_OAUTH_TOKEN_ENDPOINT
+      ? { codexOAuthTokenEndpoint: env.AIVAULT_DEV_CODEX_OAUTH_TOKEN_ENDPOINT.trim() }
+      : {}),
   });
   return Object.freeze({
     homeDir,

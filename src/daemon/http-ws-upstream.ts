@@ -1,20 +1,24 @@
 /**
- * Request-worker side of `GET /aivault/ws`: run the broker policy for the connect frame (the upgrade is
- * checked as a GET on `path`), inject auth, open the upstream `wss://` connection (host + port from
+ * Request-worker side of `GET /aivault/ws`: authorize the connect frame through the same path as every
+ * HTTP call (src/pipeline/authorize.ts: plan with the upgrade checked as a GET on `path`, rate limit, secrets,
+ * auth), open the upstream `wss://` connection (host + port from
  * policy, SSRF guard at connect time, dev overrides only for verified dev vaults) and relay frames with
  * the credit/ack backpressure described in http-ws-protocol.ts. Exactly one audit event per relay.
- * Secret values live only inside `open()` (auth headers handed to the ws client); they are never posted
- * to the main thread.
+ * Secret values live only in this worker (auth headers handed to the ws client; errors and upstream
+ * messages are scrubbed of them); they are never posted to the main thread.
  */
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import WebSocket from 'ws';
 import { AivaultError, toWire } from '../errors.js';
 import type { AuditInput } from '../audit/audit-log.js';
-import type { Envelope } from '../broker/types.js';
-import { auditScrubbed, scrubError, type PipelineDeps } from '../pipeline/invoke.js';
+import type { Envelope, Plan } from '../broker/types.js';
+import type { HeaderPair } from '../auth/strategy.js';
+import { auditScrubbed } from '../pipeline/invoke.js';
+import { admit, prepareUpstreamRequest, secretSlots, type AuditDraft } from '../pipeline/authorize.js';
+import type { PipelineDeps } from '../pipeline/types.js';
 import { newScrubStats, type ScrubMatcher } from '../pipeline/scrub.js';
-import { scrubberFor, scrubSecretsOf } from '../pipeline/scrub-call.js';
+import { scrubberFor, scrubCallError, scrubSecretsOf } from '../pipeline/scrub-call.js';
 import { createGuardedLookup, mapUpstreamError } from '../pipeline/upstream.js';
 import {
   WS_INITIAL_CREDITS,
@@ -66,7 +70,7 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
     if (msg.t === 'ws-close' || msg.t === 'error') terminalSent = true;
     port.postMessage(msg, transfer);
   };
-  const audit: { -readonly [K in keyof AuditInput]?: AuditInput[K] } = {
+  const audit: AuditDraft = {
     kind: 'ws',
     capability: connect.capability,
     method: 'GET',
@@ -83,6 +87,10 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
   const pending: { data: Buffer; binary: boolean }[] = [];
   /** Upstream → client messages, close reasons and errors are scrubbed of this relay's secret values. */
   let scrubber: ScrubMatcher | undefined;
+  let plan: Plan | undefined;
+  const slotsSeen: Readonly<Record<string, string>>[] = [];
+  let urlSecrets: readonly string[] = [];
+  let authHeaders: readonly HeaderPair[] = [];
   const scrubStats = newScrubStats();
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
@@ -139,67 +147,28 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
         ...(connect.headers ? { headers: connect.headers } : {}),
       },
     };
-    const planned = await deps.plan(envelope, context, dev);
-    if (!planned.ok) throw planned.error;
-    const plan = planned.value;
-    Object.assign(audit, {
-      capability: plan.capabilityId,
-      credential: plan.credentialId,
-      provider: plan.provider,
-      host: plan.host,
-      path: plan.path,
+    const planned = await admit(deps, envelope, context, dev, audit);
+    plan = planned;
+    const slots = await secretSlots(deps, planned, dev, slotsSeen);
+    // No body: an upgrade is a bodiless GET, signed as such.
+    const req = await prepareUpstreamRequest(deps, planned, slots, {
+      headers: planned.headers,
+      body: new Uint8Array(0),
     });
-    const limit = plan.policy.rateLimitPerMinute;
-    if (limit !== undefined && deps.rateLimiter) {
-      const d = deps.rateLimiter.tryAcquire(plan.capabilityId, limit);
-      if (!d.admitted) {
-        throw new AivaultError(
-          'rate_limited',
-          `capability ${plan.capabilityId} is limited to ${limit} calls per minute`,
-        );
-      }
-    }
-    const ids = [...new Set(Object.values(plan.secretRefs))];
-    const values = await deps.secrets.decrypt(ids);
-    let bySlot: Record<string, string> = {};
-    for (const [slot, id] of Object.entries(plan.secretRefs)) {
-      const v = values.get(id);
-      if (v === undefined) throw new AivaultError('vault_unavailable', `secret ${id} is missing`);
-      bySlot[slot] = v;
-    }
-    values.clear();
-    if ('oauth2' in plan.auth) {
-      if (!deps.oauth2) throw new AivaultError('auth_failed', 'oauth2 credentials need the token refresher');
-      bySlot = await deps.oauth2.ensure(plan, bySlot, dev, false);
-    }
-    const authed = await deps.applyAuth(
-      plan,
-      {
-        method: 'GET',
-        host: plan.host,
-        path: plan.path,
-        query: plan.query,
-        headers: plan.headers,
-        body: new Uint8Array(0),
-      },
-      bySlot,
-    );
-    if (!authed.ok) throw scrubError(authed.error, [bySlot], []);
-    const auth = authed.value;
-    scrubber = scrubberFor(scrubSecretsOf(plan, [bySlot], auth.setHeaders));
+    urlSecrets = req.urlSecrets;
+    authHeaders = req.authHeaders;
+    scrubber = scrubberFor(scrubSecretsOf(planned, slotsSeen, authHeaders));
     const scrub = scrubber;
-    bySlot = {};
-    const headers: Record<string, string> = {};
-    for (const [n, v] of plan.headers) headers[n] = v;
-    for (const [n, v] of auth.setHeaders) headers[n.toLowerCase()] = v;
-    let query = plan.query;
-    for (const [n, v] of auth.appendQuery) query += (query ? '&' : '') + `${n}=${v}`;
-    const path = (auth.pathPrefix ?? '') + plan.path + (query ? `?${query}` : '');
-    const mapped = dev?.resolve.get(plan.host.toLowerCase());
-    const dialPort = mapped ? mapped.port : plan.port;
-    const url = `wss://${plan.host}${dialPort === 443 ? '' : `:${dialPort}`}${path}`;
+    const headers: Record<string, string> = Object.fromEntries(req.headers);
+    const mapped = dev?.resolve.get(planned.host.toLowerCase());
+    const dialPort = mapped ? mapped.port : planned.port;
+    const url = `wss://${planned.host}${dialPort === 443 ? '' : `:${dialPort}`}${req.pathAndQuery}`;
+    // Same trust as the HTTP transport (pipeline/upstream.ts): default roots (+ the dev CA on a verified
+    // dev vault) plus the credential's own mTLS CA.
+    const cert = req.clientCert;
     let ca: string[] | undefined;
     if (dev?.caCertPath) ca = [...rootCertificates, readFileSync(dev.caCertPath, 'utf8')];
+    if (cert?.ca !== undefined) ca = [...(ca ?? rootCertificates), cert.ca];
 
     const ws = new WebSocket(url, {
       headers,
@@ -209,7 +178,7 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
       maxPayload: MAX_MESSAGE_BYTES,
       lookup: createGuardedLookup(dev) as never,
       ...(ca ? { ca } : {}),
-      ...(auth.tls ? { cert: auth.tls.cert, key: auth.tls.key } : {}),
+      ...(cert ? { cert: cert.cert, key: cert.key } : {}),
     });
     upstream = ws;
     await new Promise<void>((resolve, reject) => {
@@ -222,14 +191,14 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
         reject(
           new AivaultError(
             'upstream_unreachable',
-            `upstream ${plan.host} refused the WebSocket upgrade (${status})`,
+            `upstream ${planned.host} refused the WebSocket upgrade (${status})`,
             {
               status,
             },
           ),
         );
       });
-      ws.once('error', (err) => reject(mapUpstreamError(err, plan.host)));
+      ws.once('error', (err) => reject(mapUpstreamError(err, planned.host)));
     });
     if (aborted) {
       ws.terminate();
@@ -267,11 +236,11 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
     });
     await done;
   } catch (err) {
-    const e = err instanceof AivaultError ? err : mapUpstreamError(err, audit.host ?? 'upstream');
-    audit.errorCode = e.code;
+    const raw = err instanceof AivaultError ? err : mapUpstreamError(err, audit.host ?? 'upstream');
+    audit.errorCode = raw.code;
     upstream?.terminate();
-    const message = scrubber ? scrubber.scrubText(e.message) : e.message;
-    post({ t: 'error', error: toWire(message === e.message ? e : new AivaultError(e.code, message)) });
+    const e = scrubCallError(raw, { plan, slotsSeen, urlSecrets, authHeaders, scrubber });
+    post({ t: 'error', error: toWire(e) });
   } finally {
     audit.durationMs = Date.now() - started;
     await deps.audit(audit as AuditInput).catch((err: unknown) => deps.onAuditError?.(err));

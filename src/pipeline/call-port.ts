@@ -8,7 +8,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { WireError } from '../errors.js';
 import type { Envelope, HeaderList, RequestContext } from '../broker/types.js';
-import type { ResponseSink } from './invoke.js';
+import type { ResponseSink } from './types.js';
 
 /** Credits a call starts with (chunks in flight before the first grant). */
 export const INITIAL_CREDITS = 4;

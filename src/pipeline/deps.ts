@@ -14,7 +14,7 @@ import { authClassHeaderNames, createAuth, SecretValues } from '../auth/index.js
 import type { AuthApply } from '../auth/strategy.js';
 import { AuditLog } from '../audit/audit-log.js';
 import { vaultPaths, loadAllRecords, toSecretInfo, toSecretMeta, type VaultPaths } from '../vault/index.js';
-import type { PipelineDeps, SecretSource } from './invoke.js';
+import type { PipelineDeps, SecretSource } from './types.js';
 import type { RateLimiter } from './rate-limit.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
 import { createOAuth2Refresher } from './oauth2.js';

@@ -9,7 +9,8 @@ import type { Envelope, HeaderList, RequestContext } from '../broker/types.js';
 import { registry } from '../registry/index.js';
 import { readSecretRecord, valueRevision, vaultPaths, type Vault } from '../vault/index.js';
 import { createPipelineDeps } from './deps.js';
-import { invokeCapability, type ResponseSink, type SecretSource } from './invoke.js';
+import { invokeCapability } from './invoke.js';
+import type { ResponseSink, SecretSource } from './types.js';
 import { createRateLimitBuffer, RateLimiter } from './rate-limit.js';
 
 export interface InProcessResponse {

@@ -1,102 +1,27 @@
 /**
- * The imperative shell around the pure broker: plan (catalog + checkRequest) → rate limit → body →
- * secrets → auth injection → undici → stream or buffer → sanitize → audit. Runs inside a request worker
+ * The imperative shell around the pure broker for HTTP calls: authorize (plan → rate limit → secrets →
+ * auth, src/pipeline/authorize.ts, shared with the WebSocket relay) → body → undici → stream or buffer →
+ * sanitize → scrub → audit. Runs inside a request worker
  * (secrets come from the crypto worker over a MessagePort) or in-process (AIVAULTD_DISABLE=1).
  * Never logs, audits or returns a secret value; the KEK is never here.
  */
 import type { Dispatcher } from 'undici';
-import { AivaultError, toWire, type Result } from '../errors.js';
-import type { DevOverrides } from '../config/env.js';
-import type { Envelope, HeaderList, Plan, RequestContext } from '../broker/types.js';
-import type { AuthInput, AuthOutput } from '../auth/strategy.js';
-import { redactUrl } from '../auth/strategy.js';
-import { SecretValues } from '../auth/secrets.js';
+import { AivaultError, toWire } from '../errors.js';
+import type { HeaderList, Plan } from '../broker/types.js';
 import type { AuditInput } from '../audit/audit-log.js';
 import { isIpLiteral } from '../broker/addresses.js';
 import { isId } from '../broker/ids.js';
 import { SCOPE_ID_RE } from '../vault/records.js';
 import { buildRequestBody } from './request-body.js';
 import { applyResponseBlocklist, checkResponseSize, filterUpstreamHeaders } from './sanitize.js';
-import type { RateLimiter } from './rate-limit.js';
-import type { Upstream } from './upstream.js';
-import type { OAuth2Refresher } from './oauth2.js';
 import { newScrubStats, type ScrubMatcher } from './scrub.js';
 import { createBlocklistStream, isLineStream } from './blocklist-stream.js';
-import { scrubberFor, scrubSecretsOf } from './scrub-call.js';
+import { scrubberFor, scrubCallError, scrubSecretsOf } from './scrub-call.js';
+import { admit, prepareUpstreamRequest, secretSlots, type AuditDraft } from './authorize.js';
+import type { InvokeCall, PipelineDeps, ResponseSink } from './types.js';
 
 /** Non-streaming calls buffer the whole response; without a policy limit this cap keeps memory bounded. */
 export const DEFAULT_MAX_BUFFERED_RESPONSE_BYTES = 64 * 1024 * 1024;
-
-/** Where decrypted secret values come from (crypto worker in the daemon, the Vault in-process). */
-export interface SecretSource {
-  /** Honoured dev overrides (verified dev vault + requested overrides), else undefined. */
-  devOverrides(): Promise<DevOverrides | undefined>;
-  /** Secret id → UTF-8 value. Rejects with vault_unavailable when locked. */
-  decrypt(secretIds: readonly string[]): Promise<Map<string, string>>;
-  /** Replace a secret's value (OAuth2 token write-back). Absent → refreshed tokens cannot be persisted. */
-  write?(secretId: string, value: string): Promise<void>;
-  /** The stored value's revision (see `valueRevision`), for a compare-and-swap write-back. */
-  revision?(secretId: string): Promise<string>;
-  /** Write only if the stored value is still at `revision`; false (nothing written) when it changed. */
-  writeIfUnchanged?(secretId: string, revision: string, value: string): Promise<boolean>;
-  /**
-   * Exclusive OAuth2 refresh lease on a secret, shared by every thread of the process (the crypto worker
-   * grants it in the daemon): resolves with the value read AFTER the lease was granted; `release` writes
-   * the new value (when given) and lets the next waiter in. Absent → a per-thread lock over decrypt/write.
-   */
-  lease?(secretId: string): Promise<{ readonly value: string; release(value?: string): Promise<void> }>;
-}
-
-/** Injected collaborators: the pure broker and auth modules plus the I/O they need. */
-export interface PipelineDeps {
-  /** Catalog snapshot + checkRequest. */
-  plan(envelope: Envelope, context: RequestContext, dev: DevOverrides | undefined): Promise<Result<Plan>>;
-  /** createAuth(plan.auth, plan.credentialParams) applied to the request with the credential's secrets. */
-  applyAuth(
-    plan: Plan,
-    input: AuthInput,
-    secretsByPlaceholder: Readonly<Record<string, string>>,
-  ): Promise<Result<AuthOutput>>;
-  /** Extra response header names to drop for this plan (the credential's injected auth headers). */
-  injectedHeaders?(plan: Plan): ReadonlySet<string>;
-  readonly secrets: SecretSource;
-  readonly rateLimiter?: RateLimiter;
-  /** One Upstream per distinct dev-override setting (undefined = production). */
-  upstream(dev: DevOverrides | undefined): Upstream;
-  audit(event: AuditInput): Promise<void>;
-  /** OAuth2 token lifecycle (refresh + write-back); required for oauth2 credentials. */
-  readonly oauth2?: OAuth2Refresher;
-  /** Called when an audit line could not be written (the daemon reports it on stderr). */
-  onAuditError?(err: unknown): void;
-}
-
-/** What the caller is told about a finished response (no values: a count only). */
-export interface ResponseInfo {
-  /** Reflected secret values replaced in this response (headers + body). */
-  readonly scrubbed: number;
-}
-
-/** The output side of a call: streamed (head/chunk/end) or buffered (full). */
-export interface ResponseSink {
-  head(status: number, headers: HeaderList): void;
-  /** Resolves when the consumer can take more (credit-based backpressure). */
-  chunk(data: Uint8Array): Promise<void>;
-  end(info?: ResponseInfo): void;
-  full(status: number, headers: HeaderList, body: Uint8Array, info?: ResponseInfo): void;
-}
-
-export interface InvokeCall {
-  readonly envelope: Envelope;
-  readonly context: RequestContext;
-  readonly stream: boolean;
-  readonly timeoutMs?: number;
-  readonly signal?: AbortSignal;
-}
-
-function throwIfFailed<T>(r: Result<T>): T {
-  if (!r.ok) throw r.error;
-  return r.value;
-}
 
 function concat(chunks: Uint8Array[], total: number): Uint8Array {
   const out = new Uint8Array(total);
@@ -119,7 +44,7 @@ export async function invokeCapability(
 ): Promise<void> {
   const started = Date.now();
   const ctx = call.context;
-  const audit: { -readonly [K in keyof AuditInput]?: AuditInput[K] } = {
+  const audit: AuditDraft = {
     kind: 'invoke',
     // Caller input reaches the audit log only once it passed its grammar (no control characters).
     ...(isId(call.envelope?.capability) ? { capability: call.envelope.capability } : {}),
@@ -157,54 +82,10 @@ export async function invokeCapability(
       });
     }
     const dev = await deps.secrets.devOverrides();
-    const planned = throwIfFailed(await deps.plan(call.envelope, ctx, dev));
+    const planned = await admit(deps, call.envelope, ctx, dev, audit);
     plan = planned;
-    Object.assign(audit, {
-      capability: planned.capabilityId,
-      credential: planned.credentialId,
-      provider: planned.provider,
-      host: planned.host,
-      method: planned.method,
-      path: planned.path, // no query: query values can carry secrets
-    });
-
-    const limit = planned.policy.rateLimitPerMinute;
-    if (limit !== undefined) {
-      if (!deps.rateLimiter) throw new AivaultError('internal', 'rate limiter unavailable');
-      const d = deps.rateLimiter.tryAcquire(planned.capabilityId, limit);
-      if (!d.admitted) {
-        throw new AivaultError(
-          'rate_limited',
-          `capability ${planned.capabilityId} is limited to ${limit} calls per minute`,
-          {
-            retryAfterMs: d.retryAfterMs,
-          },
-        );
-      }
-    }
-
-    // Secrets: placeholder → value, only for the duration of auth injection.
-    const ids = [...new Set(Object.values(planned.secretRefs))];
-    const values = await deps.secrets.decrypt(ids);
-    let bySlot: Record<string, string> = {};
-    for (const [slot, id] of Object.entries(planned.secretRefs)) {
-      const v = values.get(id);
-      if (v === undefined) {
-        throw new AivaultError(
-          'vault_unavailable',
-          `secret ${id} for credential ${planned.credentialId} is missing`,
-        );
-      }
-      bySlot[slot] = v;
-    }
-    values.clear();
-    slotsSeen.push(bySlot);
+    let bySlot = await secretSlots(deps, planned, dev, slotsSeen);
     const oauth2 = 'oauth2' in planned.auth;
-    if (oauth2) {
-      if (!deps.oauth2) throw new AivaultError('auth_failed', 'oauth2 credentials need the token refresher');
-      bySlot = await deps.oauth2.ensure(planned, bySlot, dev, false);
-      slotsSeen.push(bySlot);
-    }
 
     /** Build body + auth and send. Called again (fresh body, fresh auth) for the one oauth2 retry. */
     const send = async (slots: Readonly<Record<string, string>>): Promise<Dispatcher.ResponseData> => {
@@ -215,41 +96,23 @@ export async function invokeCapability(
       }
       if (planned.policy.responseBlocklist.length > 0)
         headers = headers.filter(([n]) => n !== 'accept-encoding');
-      const authInput: AuthInput = {
-        method: planned.method,
-        host: planned.host,
-        path: planned.path,
-        query: planned.query,
+      const req = await prepareUpstreamRequest(deps, planned, slots, {
         headers,
         body: body.bytes ?? (body.body === undefined ? new Uint8Array(0) : undefined),
-      };
-      const auth = throwIfFailed(await deps.applyAuth(planned, authInput, slots));
-      urlSecrets = auth.urlSecrets;
-      authHeaders = auth.setHeaders;
-      const set = new Map(auth.setHeaders.map(([n, v]) => [n.toLowerCase(), v] as const));
-      headers = headers.filter(([n]) => !set.has(n)).concat([...set]);
-      if (body.body !== undefined) headers.push(['content-length', String(body.length)]);
-      const path = (auth.pathPrefix ?? '') + planned.path;
-      let query = planned.query;
-      for (const [n, v] of auth.appendQuery) query += (query ? '&' : '') + `${n}=${v}`;
+      });
+      urlSecrets = req.urlSecrets;
+      authHeaders = req.authHeaders;
+      if (body.body !== undefined) req.headers.push(['content-length', String(body.length)]);
       if (controller.signal.aborted) throw controller.signal.reason;
       return deps.upstream(dev).request({
         host: planned.host,
         port: planned.port,
         method: planned.method,
-        pathAndQuery: query ? `${path}?${query}` : path,
-        headers,
+        pathAndQuery: req.pathAndQuery,
+        headers: req.headers,
         body: body.body as Dispatcher.DispatchOptions['body'],
         signal: controller.signal,
-        ...(auth.tls
-          ? {
-              clientCert: {
-                cert: auth.tls.cert,
-                key: auth.tls.key,
-                ...(auth.tls.ca !== undefined ? { ca: auth.tls.ca } : {}),
-              },
-            }
-          : {}),
+        ...(req.clientCert ? { clientCert: req.clientCert } : {}),
       });
     };
 
@@ -337,10 +200,7 @@ export async function invokeCapability(
           ? controller.signal.reason
           : mapLateError(err);
     audit.errorCode = e.code;
-    if (!scrubber && plan && slotsSeen.length > 0) {
-      scrubber = scrubberFor(scrubSecretsOf(plan, slotsSeen, authHeaders));
-    }
-    throw scrubError(e, slotsSeen, urlSecrets, scrubber);
+    throw scrubCallError(e, { plan, slotsSeen, urlSecrets, authHeaders, scrubber });
   } finally {
     if (timer) clearTimeout(timer);
     call.signal?.removeEventListener('abort', onAbort);
@@ -350,39 +210,6 @@ export async function invokeCapability(
     if (scrubStats.count > 0) await auditScrubbed(deps, audit, scrubStats);
   }
   deliver?.();
-}
-
-/** Shortest secret value scrubbed from messages (shorter ones would mangle ordinary words). */
-const MIN_SCRUB_CHARS = 4;
-
-/**
- * Defence in depth: no error that leaves the pipeline may carry a credential value (as is, or
- * percent-encoded as it appears in a query or path), whatever layer produced its message.
- */
-export function scrubError(
-  e: AivaultError,
-  slots: readonly Readonly<Record<string, string>>[],
-  urlSecrets: readonly string[],
-  scrubber?: ScrubMatcher,
-): AivaultError {
-  if (slots.length === 0 && urlSecrets.length === 0) return e;
-  const all = new Set(urlSecrets);
-  for (const bySlot of slots) for (const v of SecretValues.from(bySlot).valuesForRedaction()) all.add(v);
-  const needles = [...all].filter((v) => v.length >= MIN_SCRUB_CHARS);
-  // Encoded forms first (named replacement), then the plain/percent forms of shorter values.
-  const scrub = (text: string): string => redactUrl(scrubber ? scrubber.scrubText(text) : text, needles);
-  const message = scrub(e.message);
-  let details = e.details;
-  let changed = message !== e.message;
-  if (details) {
-    const next: Record<string, string | number | boolean | null> = {};
-    for (const [k, v] of Object.entries(details)) {
-      next[k] = typeof v === 'string' ? scrub(v) : v;
-      if (next[k] !== v) changed = true;
-    }
-    details = next;
-  }
-  return changed ? new AivaultError(e.code, message, details) : e;
 }
 
 /** One `response.scrubbed` audit event per response that reflected a secret (count + kinds, no value). */

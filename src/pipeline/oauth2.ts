@@ -9,7 +9,6 @@
  */
 import { AivaultError } from '../errors.js';
 import type { DevOverrides } from '../config/env.js';
-import type { Plan } from '../broker/types.js';
 import {
   createOAuth2TokenManager,
   MAX_TOKEN_RESPONSE_CHARS,
@@ -23,24 +22,11 @@ import {
   tokenChangedDuringRefresh,
   type OAuth2Spec,
 } from '../auth/oauth2.js';
-import type { SecretSource } from './invoke.js';
+import type { OAuth2Refresher, SecretSource } from './types.js';
 import type { Upstream } from './upstream.js';
 
 /** A token request that has not answered by then counts as "endpoint unreachable". */
 export const TOKEN_REQUEST_TIMEOUT_MS = 20_000;
-
-export interface OAuth2Refresher {
-  /**
-   * bySlot with the oauth2 secret replaced by a state holding a fresh access token; `bySlot` itself (the
-   * same object) when the access token did not change.
-   */
-  ensure(
-    plan: Plan,
-    bySlot: Readonly<Record<string, string>>,
-    dev: DevOverrides | undefined,
-    force: boolean,
-  ): Promise<Readonly<Record<string, string>>>;
-}
 
 export function transportVia(upstream: Upstream, timeoutMs = TOKEN_REQUEST_TIMEOUT_MS): TokenTransport {
   return async (req) => {
@@ -132,6 +118,20 @@ export function leaseVia(secrets: SecretSource): (secretId: string) => Promise<T
   };
 }
 
+/** The Codex (ChatGPT login) token endpoint, as in registry/openai.json's credential alternative. */
+export const CODEX_OAUTH_TOKEN_ENDPOINT = 'https://auth.openai.com/oauth/token';
+
+/**
+ * A verified dev vault may send the Codex OAuth refresh to a local endpoint
+ * (AIVAULT_DEV_CODEX_OAUTH_TOKEN_ENDPOINT); `dev` is undefined on every other vault, so a production
+ * vault ignores the variable like every AIVAULT_DEV_* override.
+ */
+function withDevTokenEndpoint(spec: OAuth2Spec, dev: DevOverrides | undefined): OAuth2Spec {
+  const endpoint = dev?.codexOAuthTokenEndpoint;
+  if (endpoint === undefined || spec.token_endpoint !== CODEX_OAUTH_TOKEN_ENDPOINT) return spec;
+  return { ...spec, token_endpoint: endpoint };
+}
+
 export function createOAuth2Refresher(
   secrets: SecretSource,
   upstream: (dev: DevOverrides | undefined) => Upstream,
@@ -150,7 +150,7 @@ export function createOAuth2Refresher(
   };
   return {
     async ensure(plan, bySlot, dev, force) {
-      const spec = (plan.auth as { oauth2: OAuth2Spec }).oauth2;
+      const spec = withDevTokenEndpoint((plan.auth as { oauth2: OAuth2Spec }).oauth2, dev);
       const slots = Object.entries(plan.secretRefs);
       const only = slots.length === 1 ? slots[0] : undefined;
       if (!only)
@@ -159,7 +159,7 @@ export function createOAuth2Refresher(
           `oauth2 credential ${plan.credentialId} must have exactly one secret`,
         );
       const [slot, secretId] = only;
-      const state = parseOAuth2Secret(bySlot[slot] ?? '');
+      const state = parseOAuth2Secret(bySlot[slot] ?? '', spec);
       if (!state.ok) throw state.error;
       const fresh = await managerFor(dev).ensureFresh(secretId, spec, state.value, { force });
       if (!fresh.ok) throw fresh.error;

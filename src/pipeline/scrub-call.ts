@@ -7,7 +7,10 @@
  * cache and the matchers hold the values, exactly like the decrypted values each call already holds on
  * this thread's heap, and live no longer than the thread; nothing is written anywhere.
  */
+import { AivaultError } from '../errors.js';
 import type { Plan } from '../broker/types.js';
+import { redactUrl } from '../auth/strategy.js';
+import { SecretValues } from '../auth/secrets.js';
 import { createScrubber, MIN_SCRUB_LENGTH, type ScrubMatcher, type ScrubSecret } from './scrub.js';
 
 const CACHE_SIZE = 32;
@@ -90,4 +93,56 @@ export function scrubberFor(secrets: readonly ScrubSecret[]): ScrubMatcher {
   cache.set(key, m);
   if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value as string);
   return m;
+}
+
+/** Shortest secret value scrubbed from messages (shorter ones would mangle ordinary words). */
+const MIN_SCRUB_CHARS = 4;
+
+/**
+ * Defence in depth: no error that leaves the pipeline may carry a credential value (as is, or
+ * percent-encoded as it appears in a query or path), whatever layer produced its message.
+ */
+export function scrubError(
+  e: AivaultError,
+  slots: readonly Readonly<Record<string, string>>[],
+  urlSecrets: readonly string[],
+  scrubber?: ScrubMatcher,
+): AivaultError {
+  if (slots.length === 0 && urlSecrets.length === 0) return e;
+  const all = new Set(urlSecrets);
+  for (const bySlot of slots) for (const v of SecretValues.from(bySlot).valuesForRedaction()) all.add(v);
+  const needles = [...all].filter((v) => v.length >= MIN_SCRUB_CHARS);
+  // Encoded forms first (named replacement), then the plain/percent forms of shorter values.
+  const scrub = (text: string): string => redactUrl(scrubber ? scrubber.scrubText(text) : text, needles);
+  const message = scrub(e.message);
+  let details = e.details;
+  let changed = message !== e.message;
+  if (details) {
+    const next: Record<string, string | number | boolean | null> = {};
+    for (const [k, v] of Object.entries(details)) {
+      next[k] = typeof v === 'string' ? scrub(v) : v;
+      if (next[k] !== v) changed = true;
+    }
+    details = next;
+  }
+  return changed ? new AivaultError(e.code, message, details) : e;
+}
+
+/** What one call knows of its secrets when an error leaves it (any field may still be empty). */
+export interface CallSecrets {
+  readonly plan: Pick<Plan, 'secretNames' | 'auth'> | undefined;
+  readonly slotsSeen: readonly Readonly<Record<string, string>>[];
+  readonly urlSecrets: readonly string[];
+  readonly authHeaders: readonly (readonly [string, string])[];
+  /** The call's response matcher when it was already built. */
+  readonly scrubber?: ScrubMatcher | undefined;
+}
+
+/** `scrubError` with the call's own matcher (built here when the call failed before its response). */
+export function scrubCallError(e: AivaultError, call: CallSecrets): AivaultError {
+  let scrubber = call.scrubber;
+  if (!scrubber && call.plan && call.slotsSeen.length > 0) {
+    scrubber = scrubberFor(scrubSecretsOf(call.plan, call.slotsSeen, call.authHeaders));
+  }
+  return scrubError(e, call.slotsSeen, call.urlSecrets, scrubber);
 }

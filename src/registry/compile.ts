@@ -44,6 +44,34 @@ export function compileRegistry(input: readonly RegistryProvider[]): RegistryInd
       }
       claims.set(secretName, Object.freeze({ secretName, provider: provider.provider, placeholder }));
     }
+    // Names only alternatives claim (several alternatives of one provider may share one secret).
+    const altClaims = new Map<string, { placeholder: string; ids: string[] }>();
+    for (const alt of provider.credentialAlternatives ?? []) {
+      for (const cap of alt.capabilities) {
+        if (byCapability.get(cap)?.provider !== provider.provider) {
+          throw new AivaultError('internal', `registry: alternative ${alt.id} names capability ${cap}`);
+        }
+      }
+      for (const [secretName, placeholder] of Object.entries(alt.vaultSecrets)) {
+        if (Object.hasOwn(provider.vaultSecrets, secretName)) continue;
+        const existing = claims.get(secretName);
+        if (existing) {
+          throw new AivaultError(
+            'internal',
+            `registry: ${secretName} claimed by ${existing.provider} and ${provider.provider}`,
+          );
+        }
+        const seen = altClaims.get(secretName);
+        if (seen) seen.ids.push(alt.id);
+        else altClaims.set(secretName, { placeholder, ids: [alt.id] });
+      }
+    }
+    for (const [secretName, { placeholder, ids }] of altClaims) {
+      claims.set(
+        secretName,
+        deepFreeze({ secretName, provider: provider.provider, placeholder, alternatives: ids }),
+      );
+    }
   }
   return Object.freeze({
     providers,

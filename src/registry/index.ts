@@ -20,7 +20,7 @@
  *   `/v1/chat` allows `/v1/chat` and `/v1/chat/…`, not `/v1/chatx`; a prefix ending in `/` is a plain prefix.
  *   So RPC-style APIs list each method (`/api/chat.postMessage`, `/v1/places:searchText`).
  */
-import { AivaultError } from '../errors.js';
+import { unwrap } from '../errors.js';
 import { compileRegistry } from './compile.js';
 import { REGISTRY_DATA } from './data.generated.js';
 import type {
@@ -33,7 +33,8 @@ import type {
   RegistryIndex,
   RegistryProvider,
 } from './types.js';
-import { AUTH_TYPES } from './types.js';
+import { authTypeOf } from './auth-type.js';
+import { isWildcardPattern } from '../broker/hosts.js';
 
 export type * from './types.js';
 export { AUTH_TYPES, HTTP_METHODS } from './types.js';
@@ -58,39 +59,6 @@ export function listProviders(): readonly RegistryProvider[] {
 /** Capabilities of one provider (empty for an unknown provider). */
 export function capabilitiesOf(provider: string): readonly RegistryCapability[] {
   return registry.getProvider(provider)?.capabilities ?? EMPTY;
-}
-
-/** True for a per-tenant host pattern (`*.myshopify.com`). */
-export function isWildcardHost(host: string): boolean {
-  return host.startsWith('*.');
-}
-
-const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-/**
- * Does a concrete host match a registry host or pattern? Exact match (case-insensitive), or for `*.suffix`
- * exactly one extra leading DNS label on a dot boundary: never the apex, never two labels.
- */
-export function hostMatchesPattern(pattern: string, host: string): boolean {
-  const p = pattern.toLowerCase();
-  const h = host.toLowerCase();
-  if (!isWildcardHost(p)) return p === h;
-  const suffix = p.slice(1); // ".myshopify.com"
-  if (!h.endsWith(suffix)) return false;
-  return LABEL.test(h.slice(0, h.length - suffix.length));
-}
-
-/** The strategy key of an auth spec; throws unless it has exactly one known key (fail closed). */
-export function authTypeOf(auth: AuthSpec): AuthType {
-  const keys = Object.keys(auth);
-  const key = keys[0];
-  if (keys.length !== 1 || key === undefined || !(AUTH_TYPES as readonly string[]).includes(key)) {
-    throw new AivaultError(
-      'internal',
-      `registry: auth spec must have exactly one strategy, got [${keys.join(', ')}]`,
-    );
-  }
-  return key as AuthType;
 }
 
 const PLACEHOLDER = /\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}/g;
@@ -125,7 +93,7 @@ export function authTemplates(auth: AuthSpec): string[] {
 
 /** Placeholders the provider's secrets must supply (runtime placeholders excluded), sorted and unique. */
 export function requiredPlaceholders(provider: RegistryProvider): string[] {
-  const runtime = RUNTIME_PLACEHOLDERS[authTypeOf(provider.auth)] ?? EMPTY;
+  const runtime = RUNTIME_PLACEHOLDERS[unwrap(authTypeOf(provider.auth))] ?? EMPTY;
   const names = authTemplates(provider.auth).flatMap(templatePlaceholders);
   return [...new Set(names)].filter((n) => !runtime.includes(n)).sort();
 }
@@ -294,7 +262,7 @@ export function describeCapability(id: string): CapabilityDescription | undefine
   const provider = registry.getProvider(capability.provider);
   if (!provider) return undefined;
   const host = capability.allow.hosts[0] ?? '';
-  const perTenantHost = isWildcardHost(host);
+  const perTenantHost = isWildcardPattern(host);
   const secrets = secretRequirements(provider);
   const setup = secrets.map(
     (s) => `aivault secrets create --name ${s.name} --value ${shellQuote(exampleValue(s))} --scope global`,
@@ -315,7 +283,7 @@ export function describeCapability(id: string): CapabilityDescription | undefine
     ...((docs?.docsUrl ?? provider.docsUrl) === undefined
       ? {}
       : { docsUrl: docs?.docsUrl ?? provider.docsUrl }),
-    auth: { type: authTypeOf(provider.auth), detail: describeAuth(provider.auth) },
+    auth: { type: unwrap(authTypeOf(provider.auth)), detail: describeAuth(provider.auth) },
     secrets,
     host,
     perTenantHost,

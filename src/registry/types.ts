@@ -34,6 +34,12 @@ export type AuthSpec =
         readonly scopes?: readonly string[];
         /** How the access token is sent; default header authorization: Bearer {{access_token}}. */
         readonly inject?: HeaderTemplate;
+        /** Public client id used when the token secret holds none (e.g. the Codex CLI login). */
+        readonly client_id?: string;
+        /** Non-secret fields of the token secret that `extra_inject` may use (e.g. `account_id`). */
+        readonly identity_fields?: readonly string[];
+        /** Further headers sent with the token, rendered from `identity_fields` only. */
+        readonly extra_inject?: readonly HeaderTemplate[];
       };
     }
   | { readonly aws_sigv4: { readonly service: string; readonly region: string } }
@@ -100,6 +106,27 @@ export interface JsonSecretShape {
   readonly description?: string;
 }
 
+/**
+ * Another way to serve some of a provider's capabilities (reference: `credentialAlternatives`): its own
+ * claimed secrets, auth and hosts, only for the capabilities it lists, preferred over the provider's
+ * main credential by `priority`, and with `upstreamPathPrefix` prepended to the request path upstream.
+ * E.g. OpenAI's Codex capabilities served by a ChatGPT (Codex CLI) login on chatgpt.com.
+ */
+export interface CredentialAlternative {
+  /** Unique within the provider; auto-provisioned credentials are named `<provider>-<id>`. */
+  readonly id: string;
+  readonly vaultSecrets: Readonly<Record<string, string>>;
+  readonly jsonSecrets?: Readonly<Record<string, JsonSecretShape>>;
+  readonly auth: AuthSpec;
+  readonly hosts: readonly string[];
+  /** Capability ids (of this provider) it may serve; it never serves any other. */
+  readonly capabilities: readonly string[];
+  /** Higher wins among credentials of the same scope tier that can serve a capability (default 0). */
+  readonly priority?: number;
+  /** Prepended to the policed path upstream (`/backend-api/codex` + `/responses`). */
+  readonly upstreamPathPrefix?: string;
+}
+
 export interface RegistryProvider {
   readonly provider: string;
   readonly displayName?: string;
@@ -115,6 +142,7 @@ export interface RegistryProvider {
   /** Hosts or single-label wildcard patterns (`*.myshopify.com`). */
   readonly hosts: readonly string[];
   readonly capabilities: readonly RegistryCapability[];
+  readonly credentialAlternatives?: readonly CredentialAlternative[];
 }
 
 /** What a claimed secret name means. */
@@ -122,6 +150,8 @@ export interface SecretClaim {
   readonly secretName: string;
   readonly provider: string;
   readonly placeholder: string;
+  /** Set when only credential alternatives claim the name: their ids (several may share one secret). */
+  readonly alternatives?: readonly string[];
 }
 
 /** The compiled, deep-frozen registry. Built once at load; lookups are O(1). */

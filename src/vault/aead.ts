@@ -1,13 +1,18 @@
 /**
  * The vault's envelope encryption (SPEC §4). KEK → per-secret random DEK → value.
  *
- *   value:      XChaCha20-Poly1305(DEK, nonce₁, plaintext, AAD = secretAad(id, scope, pinnedProvider))
+ *   value:      XChaCha20-Poly1305(DEK, nonce₁, plaintext, AAD = secretAad(version, record binding))
  *   wrapped DEK: XChaCha20-Poly1305(KEK, nonce₂, DEK,      AAD = dekAad(id, kekId))
  *
  * Both nonces are fresh random 24-byte values. AADs are a canonical, unambiguous encoding: a version
  * label followed by fields, each `u8 present` + `u32be length` + UTF-8 bytes. So a ciphertext (or a
- * wrapped DEK) moved into another record, or a record whose scope / pinned provider was edited on disk,
- * fails authentication.
+ * wrapped DEK) moved into another record, or a record whose scope / pinned provider (and, from record
+ * version 3, group attachments) was edited on disk, fails authentication.
+ *
+ * Secret AAD versions: v2 binds id, scope and pinned provider; v3 adds the attached groups (the groups
+ * and workspaces a global/workspace secret resolves in), so attaching a secret to another group by
+ * editing its file breaks decryption. New values are sealed as v3; v2 records stay readable and move to
+ * v3 when their binding is re-sealed (attach/detach), their value is rotated, or at rotate-master.
  *
  * Failure rule: any authentication failure is `storage_corrupt` (the file was tampered with, corrupted
  * or moved) — EXCEPT an unwrap failure with a KEK whose id the record does not list, which is
@@ -19,8 +24,12 @@ import type { Kek } from './secret-bytes.js';
 import { SecretBytes } from './secret-bytes.js';
 import { KEY_BYTES, NONCE_BYTES, TAG_BYTES, randomBytes, sodium } from './sodium.js';
 
-export const AAD_VERSION = 2;
-const SECRET_AAD_LABEL = 'aivault:secret:v2';
+/** The secret-record AAD version new values are sealed with. */
+export const AAD_VERSION = 3;
+/** Versions `openValue` accepts (older ones are migrated, see the module comment). */
+const READABLE_AAD_VERSIONS: ReadonlySet<number> = new Set([2, 3]);
+const SECRET_AAD_LABEL_V2 = 'aivault:secret:v2';
+const SECRET_AAD_LABEL_V3 = 'aivault:secret:v3';
 const DEK_AAD_LABEL = 'aivault:dek:v2';
 const CHECK_AAD_LABEL = 'aivault:kek-check:v1';
 
@@ -41,8 +50,46 @@ export function encodeFields(fields: readonly (string | undefined)[]): Buffer {
   return Buffer.concat(parts);
 }
 
-export function secretAad(id: string, scope: Scope, pinnedProvider: string | undefined): Buffer {
-  return encodeFields([SECRET_AAD_LABEL, id, scope.kind, scope.workspaceId, scope.groupId, pinnedProvider]);
+export interface GroupBinding {
+  readonly workspaceId: string;
+  readonly groupId: string;
+}
+
+/**
+ * The AAD of a secret value at `version`. v3 appends the attachment count and each attachment's
+ * workspace and group, sorted (their order on disk carries no meaning, so reordering is not tampering).
+ */
+export function secretAad(version: number, rec: RecordBinding): Buffer {
+  const { id, scope, pinnedProvider } = rec;
+  if (version === 2) {
+    return encodeFields([
+      SECRET_AAD_LABEL_V2,
+      id,
+      scope.kind,
+      scope.workspaceId,
+      scope.groupId,
+      pinnedProvider,
+    ]);
+  }
+  if (version !== 3) throw new AivaultError('internal', `no secret AAD version ${version}`);
+  const groups = [...(rec.attachedGroups ?? [])]
+    .map((g) => [g.workspaceId, g.groupId] as const)
+    .sort(([aw, ag], [bw, bg]) => (aw === bw ? compare(ag, bg) : compare(aw, bw)));
+  return encodeFields([
+    SECRET_AAD_LABEL_V3,
+    id,
+    scope.kind,
+    scope.workspaceId,
+    scope.groupId,
+    pinnedProvider,
+    String(groups.length),
+    ...groups.flat(),
+  ]);
+}
+
+/** Code-unit order, independent of locale. */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 export function dekAad(id: string, kekId: string): Buffer {
@@ -90,10 +137,13 @@ export interface SealedValue {
   readonly wraps: readonly DekWrap[];
 }
 
+/** What a secret value is bound to (everything in its AAD). */
 export interface RecordBinding {
   readonly id: string;
   readonly scope: Scope;
   readonly pinnedProvider?: string | undefined;
+  /** Bound from AAD v3 on; absent = none. */
+  readonly attachedGroups?: readonly GroupBinding[] | undefined;
 }
 
 /** Wrap a DEK under `kek` for secret `id`. */
@@ -106,7 +156,7 @@ export function wrapDek(kek: Kek, id: string, dek: Uint8Array): DekWrap {
 export function sealValue(kek: Kek, rec: RecordBinding, plaintext: Uint8Array): SealedValue {
   const dek = randomBytes(KEY_BYTES);
   try {
-    const value = seal(dek, plaintext, secretAad(rec.id, rec.scope, rec.pinnedProvider));
+    const value = seal(dek, plaintext, secretAad(AAD_VERSION, rec));
     return { aadVersion: AAD_VERSION, value, wraps: [wrapDek(kek, rec.id, dek)] };
   } finally {
     sodium.sodium_memzero(dek);
@@ -140,42 +190,85 @@ export function unwrapDek(kek: Kek, rec: RecordBinding & SealedValue, file: stri
   return dek;
 }
 
-/** Decrypt a record's value. `file` only names the record in error messages. */
-export function openValue(kek: Kek, rec: RecordBinding & SealedValue, file: string): SecretBytes {
-  if (rec.aadVersion !== AAD_VERSION) {
+function checkVersion(rec: SealedValue, file: string): void {
+  if (!READABLE_AAD_VERSIONS.has(rec.aadVersion)) {
     throw new AivaultError('storage_corrupt', `${file}: unsupported aadVersion ${rec.aadVersion}`, {
       file,
       field: 'aadVersion',
     });
   }
+}
+
+/** Open the value with an unwrapped DEK, checking the record's AAD at its own version. */
+function openWithDek(dek: Uint8Array, rec: RecordBinding & SealedValue, file: string): Buffer {
+  checkVersion(rec, file);
+  const plain = open(dek, rec.value, secretAad(rec.aadVersion, rec));
+  if (!plain) {
+    throw new AivaultError(
+      'storage_corrupt',
+      `${file}: the value of secret ${rec.id} failed authentication (ciphertext, scope, pinned provider or ` +
+        'group attachments were tampered with, corrupted or moved)',
+      { file, field: 'value' },
+    );
+  }
+  return plain;
+}
+
+/** Decrypt a record's value. `file` only names the record in error messages. */
+export function openValue(kek: Kek, rec: RecordBinding & SealedValue, file: string): SecretBytes {
+  checkVersion(rec, file);
   const dek = unwrapDek(kek, rec, file);
   try {
-    const plain = open(dek, rec.value, secretAad(rec.id, rec.scope, rec.pinnedProvider));
-    if (!plain) {
-      throw new AivaultError(
-        'storage_corrupt',
-        `${file}: the value of secret ${rec.id} failed authentication (ciphertext, scope or pinned provider ` +
-          'was tampered with, corrupted or moved)',
-        { file, field: 'value' },
-      );
-    }
-    return new SecretBytes(plain);
+    return new SecretBytes(openWithDek(dek, rec, file));
   } finally {
     sodium.sodium_memzero(dek);
   }
 }
 
-/** Add a wrap for `newKek` (keeping existing wraps). Used by master-key rotation. */
+/**
+ * Re-seal a record's value for a new binding (`next`: its attachments changed) at the current AAD
+ * version, under the same DEK and with a fresh nonce; wraps are kept. The value is authenticated against
+ * the record's CURRENT binding first, so re-binding never launders a record that was tampered with.
+ */
+export function rebindValue(
+  kek: Kek,
+  rec: RecordBinding & SealedValue,
+  next: RecordBinding,
+  file: string,
+): SealedValue {
+  const dek = unwrapDek(kek, rec, file);
+  try {
+    const plain = openWithDek(dek, rec, file);
+    try {
+      const value = seal(dek, plain, secretAad(AAD_VERSION, next));
+      return { aadVersion: AAD_VERSION, value, wraps: rec.wraps };
+    } finally {
+      sodium.sodium_memzero(plain);
+    }
+  } finally {
+    sodium.sodium_memzero(dek);
+  }
+}
+
+/**
+ * Add a wrap for `newKek` (keeping existing wraps), for master-key rotation. A record below the current
+ * AAD version is migrated in the same write (same DEK, so the old wrap stays valid if the rotation stops).
+ */
 export function addWrap(
   oldKek: Kek,
   newKek: Kek,
   rec: RecordBinding & SealedValue,
   file: string,
 ): SealedValue {
-  const dek = unwrapDek(oldKek, rec, file);
+  const current = rec.aadVersion === AAD_VERSION ? rec : { ...rec, ...rebindValue(oldKek, rec, rec, file) };
+  const dek = unwrapDek(oldKek, current, file);
   try {
-    const others = rec.wraps.filter((w) => w.kekId !== newKek.kekId);
-    return { aadVersion: rec.aadVersion, value: rec.value, wraps: [...others, wrapDek(newKek, rec.id, dek)] };
+    const others = current.wraps.filter((w) => w.kekId !== newKek.kekId);
+    return {
+      aadVersion: current.aadVersion,
+      value: current.value,
+      wraps: [...others, wrapDek(newKek, rec.id, dek)],
+    };
   } finally {
     sodium.sodium_memzero(dek);
   }

@@ -33,10 +33,12 @@ import {
   deriveAuditKey,
   devMac,
   openValue,
+  rebindValue,
   sealCheck,
   sealValue,
   verifyCheck,
   verifyDevMac,
+  type SealedValue,
 } from './aead.js';
 import type { PolicyFile, PolicySealKey, PolicySealState } from './policy-seal.js';
 import {
@@ -430,6 +432,15 @@ export async function loadAllRecords(paths: VaultPaths): Promise<SecretRecord[]>
   return out;
 }
 
+/** The record fields a seal produces, as plain copies for the file. */
+function resealed(sealed: SealedValue): Pick<SecretRecord, 'aadVersion' | 'value' | 'wraps'> {
+  return {
+    aadVersion: sealed.aadVersion,
+    value: { ...sealed.value },
+    wraps: sealed.wraps.map((w) => ({ ...w })),
+  };
+}
+
 async function writeRecord(paths: VaultPaths, rec: SecretRecord): Promise<void> {
   await ensureDir(paths.secretsDir);
   await writeJsonAtomic(secretRecordPath(paths, rec.id), rec);
@@ -715,10 +726,11 @@ export class Vault {
           throw new AivaultError('usage', 'the new master key is the same as the current one');
         }
         const records = await loadAllRecords(this.paths);
-        // 1. add a wrap under the new KEK to every record (old wrap kept)
+        // 1. add a wrap under the new KEK to every record (old wrap kept); older records move to the
+        //    current AAD version in the same write (aead.ts addWrap)
         for (const rec of records) {
           const sealed = addWrap(old, newKek, rec, secretRecordPath(this.paths, rec.id));
-          await writeRecord(this.paths, { ...rec, wraps: [...sealed.wraps] });
+          await writeRecord(this.paths, { ...rec, ...resealed(sealed) });
         }
         // 1b. policy files get a MAC under the new key beside the old one (a legacy passphrase vault is
         //     sealed from here on; its files are taken as they are). Sealed files are verified first:
@@ -906,10 +918,8 @@ export class Vault {
       attachedGroups: [],
       createdAtMs: now,
       updatedAtMs: now,
-      aadVersion: sealed.aadVersion,
       alg: 'xchacha20poly1305-ietf',
-      value: { ...sealed.value },
-      wraps: sealed.wraps.map((w) => ({ ...w })),
+      ...resealed(sealed),
     };
   }
 
@@ -974,19 +984,12 @@ export class Vault {
     const { bytes, owned } = valueBytes(value);
     let sealed;
     try {
-      sealed = sealValue(kek, { id: cur.id, scope: cur.scope, pinnedProvider: cur.pinnedProvider }, bytes);
+      sealed = sealValue(kek, cur, bytes);
     } finally {
       if (owned) sodium.sodium_memzero(bytes);
     }
     const now = Date.now();
-    const next: SecretRecord = {
-      ...cur,
-      aadVersion: sealed.aadVersion,
-      value: { ...sealed.value },
-      wraps: sealed.wraps.map((w) => ({ ...w })),
-      updatedAtMs: now,
-      rotatedAtMs: now,
-    };
+    const next: SecretRecord = { ...cur, ...resealed(sealed), updatedAtMs: now, rotatedAtMs: now };
     await writeRecord(this.paths, next);
     return next;
   }
@@ -1017,13 +1020,7 @@ export class Vault {
         );
       }
       if (cur.attachedGroups.some((g) => g.workspaceId === workspaceId && g.groupId === groupId)) return cur;
-      const next: SecretRecord = {
-        ...cur,
-        attachedGroups: [...cur.attachedGroups, { workspaceId, groupId }],
-        updatedAtMs: Date.now(),
-      };
-      await writeRecord(this.paths, next);
-      return next;
+      return this.#rebindLocked(cur, [...cur.attachedGroups, { workspaceId, groupId }]);
     });
     await this.#auditSecret('secret.attach_group', rec, { workspaceId, groupId });
     return toSecretMeta(rec);
@@ -1041,12 +1038,27 @@ export class Vault {
           `secret ${cur.name} is not attached to group ${workspaceId}/${groupId}`,
         );
       }
-      const next: SecretRecord = { ...cur, attachedGroups: kept, updatedAtMs: Date.now() };
-      await writeRecord(this.paths, next);
-      return next;
+      return this.#rebindLocked(cur, kept);
     });
     await this.#auditSecret('secret.detach_group', rec, { workspaceId, groupId });
     return toSecretMeta(rec);
+  }
+
+  /**
+   * Write `cur` with new group attachments. They are bound into the value's AAD (aead.ts, v3), so the
+   * value is re-sealed: this needs the KEK, like a rotation (a locked passphrase vault fails with
+   * vault_unavailable; while aivaultd serves the vault the command runs there).
+   */
+  async #rebindLocked(
+    cur: SecretRecord,
+    attachedGroups: SecretRecord['attachedGroups'],
+  ): Promise<SecretRecord> {
+    const kek = await this.#requireKek();
+    const next: SecretRecord = { ...cur, attachedGroups, updatedAtMs: Date.now() };
+    const sealed = rebindValue(kek, cur, next, secretRecordPath(this.paths, cur.id));
+    const written: SecretRecord = { ...next, ...resealed(sealed) };
+    await writeRecord(this.paths, written);
+    return written;
   }
 
   /** Import KEY=VALUE pairs into `scope`: existing names are rotated, new names created. */

@@ -210,7 +210,8 @@ export async function remove(
 }
 
 async function groupChange(ctx: CliContext, opts: CommandOptions, attach: boolean): Promise<CommandResult> {
-  const vault = await Vault.open(ctx.config);
+  // Attachments are bound into the value's AAD, so changing them re-seals the value: it needs the KEK.
+  const vault = await openVaultForWrite(ctx);
   const target = await vault.getSecret(optString(opts, 'id') ?? '');
   const workspaceId = optString(opts, 'workspaceId') ?? '';
   const groupId = optString(opts, 'groupId') ?? '';

@@ -1,5 +1,6 @@
 // A passphrase vault run by a script or an agent's operator tooling: no terminal anywhere (stdin is a
 // pipe). Everything that needs the key is served by aivaultd, with the passphrase on stdin.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopDaemon } from '../../../src/cli/commands/daemon.js';
@@ -80,6 +81,35 @@ describe('passphrase vault without a terminal', () => {
       PASS,
     ]);
     expect(i.code, i.stderr).toBe(0);
+  });
+
+  it('attach-group re-seals the value (attachments are in its AAD) through the daemon', async () => {
+    const a = await cli(
+      [
+        'secrets',
+        'attach-group',
+        '--id',
+        'OPENAI_API_KEY',
+        '--workspace-id',
+        'w1',
+        '--group-id',
+        'g1',
+        '--passphrase-stdin',
+      ],
+      PASS,
+    );
+    expect(a.code, a.stderr).toBe(0);
+    const id = (
+      JSON.parse((await cli(['secrets', 'list', '-v'])).stdout) as { id: string; name: string }[]
+    ).find((x) => x.name === 'OPENAI_API_KEY')?.id;
+    const rec = JSON.parse(readFileSync(join(vaultDir, 'secrets', `${id ?? ''}.json`), 'utf8')) as {
+      aadVersion: number;
+      attachedGroups: unknown[];
+    };
+    expect(rec).toMatchObject({ aadVersion: 3, attachedGroups: [{ workspaceId: 'w1', groupId: 'g1' }] });
+    const before = upstream.requests.length;
+    expect((await invokeModels()).code).toBe(0);
+    expect(upstream.requests[before]?.headers.authorization).toBe(`Bearer ${KEY2}`);
   });
 
   it('a write without the passphrase names --passphrase-stdin', async () => {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { AivaultError } from '../../../src/errors.js';
 import { REDACTION_MARK } from '../../../src/auth/index.js';
-import { scrubError } from '../../../src/pipeline/invoke.js';
+import { scrubError } from '../../../src/pipeline/scrub-call.js';
 
 describe('scrubError', () => {
   it('redacts slot values, JSON secret fields and URL-encoded forms in message and details', () => {

@@ -69,6 +69,18 @@ describe('matchHost', () => {
     expect(isValidHostPattern(pattern)).toBe(expected);
   });
 
+  // The cases the registry's former matcher (registry/index.ts hostMatchesPattern, deleted) handled on its
+  // own: production normalizes a caller's host first (parseAuthority), then matches canonical forms.
+  it.each([
+    ['*.myshopify.com', 'My-Store.MyShopify.com', true],
+    ['*.myshopify.com', '-bad.myshopify.com', false],
+    ['api.openai.com', 'API.OPENAI.COM', true],
+    ['api.openai.com', 'x.api.openai.com', false],
+  ])('normalized %s vs %s → %s', (pattern, raw, expected) => {
+    const parsed = parseAuthority(raw);
+    expect(parsed.ok && matchHost(pattern, parsed.value.host)).toBe(expected);
+  });
+
   const label = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?$/);
   const host = fc.array(label, { minLength: 1, maxLength: 4 }).map((ls) => ls.join('.'));
 

@@ -80,6 +80,8 @@ describe('scripts/gen-registry.mjs', () => {
     const copy = JSON.parse(good) as ProviderJson;
     copy.provider = provider;
     copy.vaultSecrets = secrets;
+    // The copy is another provider: openai's credential alternatives (their claims) stay openai's.
+    delete (copy as { credentialAlternatives?: unknown }).credentialAlternatives;
     copy.capabilities = copy.capabilities.map((c) => ({
       ...c,
       id: c.id.replace('openai/', `${provider}/`),

@@ -1,16 +1,11 @@
 // Cross-file invariants the schema can't express: hosts, claims, placeholders, ids, and the auth facts per
 // provider that the broker relies on.
 import { describe, expect, it } from 'vitest';
-import {
-  authTemplates,
-  authTypeOf,
-  hostMatchesPattern,
-  isWildcardHost,
-  requiredPlaceholders,
-  templatePlaceholders,
-} from '../../../src/registry/index.js';
+import { authTemplates, requiredPlaceholders, templatePlaceholders } from '../../../src/registry/index.js';
 // The broker's own matcher, so registry prefixes are checked against the semantics actually enforced.
-import { isValidHostPattern } from '../../../src/broker/hosts.js';
+import { isValidHostPattern, isWildcardPattern, matchHost } from '../../../src/broker/hosts.js';
+import { authTypeOf } from '../../../src/registry/auth-type.js';
+import { unwrap } from '../../../src/errors.js';
 import { isUnderPrefix } from '../../../src/broker/path.js';
 import { HTTP_METHODS } from '../../../src/registry/types.js';
 import type { RegistryProvider } from '../../../src/registry/types.js';
@@ -65,10 +60,15 @@ describe('registry invariants', () => {
         const { hosts, methods, pathPrefixes } = cap.allow;
         expect(hosts, cap.id).toHaveLength(1);
         const host = hosts[0] as string;
-        const ok =
-          data.hosts.includes(host) ||
-          data.hosts.some((p) => isWildcardHost(p) && hostMatchesPattern(p, host));
-        expect(ok, `${cap.id} host ${host} not in ${data.hosts.join(',')}`).toBe(true);
+        // A capability served only by credential alternatives (OpenAI's Codex ones) uses their hosts.
+        const allowed = [
+          ...data.hosts,
+          ...(data.credentialAlternatives ?? [])
+            .filter((a) => a.capabilities.includes(cap.id))
+            .flatMap((a) => a.hosts),
+        ];
+        const ok = allowed.includes(host) || allowed.some((p) => isWildcardPattern(p) && matchHost(p, host));
+        expect(ok, `${cap.id} host ${host} not in ${allowed.join(',')}`).toBe(true);
         expect(methods.length, cap.id).toBeGreaterThan(0);
         for (const m of methods) expect(HTTP_METHODS, cap.id).toContain(m);
         expect(pathPrefixes.length, cap.id).toBeGreaterThan(0);
@@ -127,7 +127,7 @@ describe('registry invariants', () => {
 
   it('can satisfy every auth placeholder from the claimed secrets (or documented JSON fields)', () => {
     for (const { data } of providers) {
-      const type = authTypeOf(data.auth);
+      const type = unwrap(authTypeOf(data.auth));
       const jsonSecrets = data.jsonSecrets ?? {};
       for (const name of Object.keys(jsonSecrets))
         expect(data.vaultSecrets, data.provider).toHaveProperty(name);
@@ -155,7 +155,7 @@ describe('registry invariants', () => {
 
   it('documents the JSON secret shapes the strategies expect', () => {
     for (const { data } of providers) {
-      const type = authTypeOf(data.auth);
+      const type = unwrap(authTypeOf(data.auth));
       for (const shape of Object.values(data.jsonSecrets ?? {})) {
         if (type === 'oauth2') {
           expect(shape.required).toEqual(['clientId', 'refreshToken']);
@@ -178,7 +178,8 @@ describe('registry invariants', () => {
       spotify: 'oauth2', quickbooks: 'oauth2', xero: 'oauth2', reddit: 'oauth2', 'google-gmail': 'oauth2',
       'google-calendar': 'oauth2', 'aws-bedrock': 'aws_sigv4', 'aws-s3': 'aws_sigv4',
     }; // prettier-ignore
-    for (const [id, type] of Object.entries(expected)) expect(authTypeOf(get(id).auth), id).toBe(type);
+    for (const [id, type] of Object.entries(expected))
+      expect(unwrap(authTypeOf(get(id).auth)), id).toBe(type);
     expect(get('openai').auth).toEqual({
       header: { header_name: 'authorization', value_template: 'Bearer {{secret}}' },
     });

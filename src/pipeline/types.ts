@@ -1,0 +1,92 @@
+/**
+ * The pipeline's shared contracts: where secret values come from, the injected collaborators, the OAuth2
+ * refresher and the response sink. Types only, in their own module so invoke.ts, oauth2.ts, authorize.ts
+ * and the transports depend on these and not on each other (no import cycle). Request worker or in-process.
+ */
+import type { Result } from '../errors.js';
+import type { DevOverrides } from '../config/env.js';
+import type { Envelope, HeaderList, Plan, RequestContext } from '../broker/types.js';
+import type { AuthInput, AuthOutput } from '../auth/strategy.js';
+import type { AuditInput } from '../audit/audit-log.js';
+import type { RateLimiter } from './rate-limit.js';
+import type { Upstream } from './upstream.js';
+
+/** OAuth2 token lifecycle for the pipeline (src/pipeline/oauth2.ts builds the real one). */
+export interface OAuth2Refresher {
+  /**
+   * bySlot with the oauth2 secret replaced by a state holding a fresh access token; `bySlot` itself (the
+   * same object) when the access token did not change.
+   */
+  ensure(
+    plan: Plan,
+    bySlot: Readonly<Record<string, string>>,
+    dev: DevOverrides | undefined,
+    force: boolean,
+  ): Promise<Readonly<Record<string, string>>>;
+}
+
+/** Where decrypted secret values come from (crypto worker in the daemon, the Vault in-process). */
+export interface SecretSource {
+  /** Honoured dev overrides (verified dev vault + requested overrides), else undefined. */
+  devOverrides(): Promise<DevOverrides | undefined>;
+  /** Secret id → UTF-8 value. Rejects with vault_unavailable when locked. */
+  decrypt(secretIds: readonly string[]): Promise<Map<string, string>>;
+  /** Replace a secret's value (OAuth2 token write-back). Absent → refreshed tokens cannot be persisted. */
+  write?(secretId: string, value: string): Promise<void>;
+  /** The stored value's revision (see `valueRevision`), for a compare-and-swap write-back. */
+  revision?(secretId: string): Promise<string>;
+  /** Write only if the stored value is still at `revision`; false (nothing written) when it changed. */
+  writeIfUnchanged?(secretId: string, revision: string, value: string): Promise<boolean>;
+  /**
+   * Exclusive OAuth2 refresh lease on a secret, shared by every thread of the process (the crypto worker
+   * grants it in the daemon): resolves with the value read AFTER the lease was granted; `release` writes
+   * the new value (when given) and lets the next waiter in. Absent → a per-thread lock over decrypt/write.
+   */
+  lease?(secretId: string): Promise<{ readonly value: string; release(value?: string): Promise<void> }>;
+}
+
+/** Injected collaborators: the pure broker and auth modules plus the I/O they need. */
+export interface PipelineDeps {
+  /** Catalog snapshot + checkRequest. */
+  plan(envelope: Envelope, context: RequestContext, dev: DevOverrides | undefined): Promise<Result<Plan>>;
+  /** createAuth(plan.auth, plan.credentialParams) applied to the request with the credential's secrets. */
+  applyAuth(
+    plan: Plan,
+    input: AuthInput,
+    secretsByPlaceholder: Readonly<Record<string, string>>,
+  ): Promise<Result<AuthOutput>>;
+  /** Extra response header names to drop for this plan (the credential's injected auth headers). */
+  injectedHeaders?(plan: Plan): ReadonlySet<string>;
+  readonly secrets: SecretSource;
+  readonly rateLimiter?: RateLimiter;
+  /** One Upstream per distinct dev-override setting (undefined = production). */
+  upstream(dev: DevOverrides | undefined): Upstream;
+  audit(event: AuditInput): Promise<void>;
+  /** OAuth2 token lifecycle (refresh + write-back); required for oauth2 credentials. */
+  readonly oauth2?: OAuth2Refresher;
+  /** Called when an audit line could not be written (the daemon reports it on stderr). */
+  onAuditError?(err: unknown): void;
+}
+
+/** What the caller is told about a finished response (no values: a count only). */
+export interface ResponseInfo {
+  /** Reflected secret values replaced in this response (headers + body). */
+  readonly scrubbed: number;
+}
+
+/** The output side of a call: streamed (head/chunk/end) or buffered (full). */
+export interface ResponseSink {
+  head(status: number, headers: HeaderList): void;
+  /** Resolves when the consumer can take more (credit-based backpressure). */
+  chunk(data: Uint8Array): Promise<void>;
+  end(info?: ResponseInfo): void;
+  full(status: number, headers: HeaderList, body: Uint8Array, info?: ResponseInfo): void;
+}
+
+export interface InvokeCall {
+  readonly envelope: Envelope;
+  readonly context: RequestContext;
+  readonly stream: boolean;
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
