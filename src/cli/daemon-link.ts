@@ -7,7 +7,6 @@ import { spawn } from 'node:child_process';
 import { isListening } from '../protocol/socket-probe.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import lockfile from 'proper-lockfile';
 import { AivaultError } from '../errors.js';
 import type { Config } from '../config/env.js';
 import { connect, type DaemonClient } from '../protocol/client.js';
@@ -34,7 +33,10 @@ export async function startDaemon(config: Config, opts: { http?: string } = {}):
   const runDir = dirname(config.socketPath);
   // Never through a symlink: the daemon re-checks, but the CLI must not chmod a planted link's target first.
   await prepareRunDir(runDir, config.socketDirMode);
-  const release = await lockfile.lock(runDir, {
+  // Loaded here, not at the top: proper-lockfile pulls in graceful-fs and friends (~50 KB), and every
+  // `aivault invoke` with a running daemon never gets this far.
+  const { lock } = await import('proper-lockfile');
+  const release = await lock(runDir, {
     lockfilePath: join(runDir, 'autostart.lock'),
     stale: START_TIMEOUT_MS,
     realpath: false,
