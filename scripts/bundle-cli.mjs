@@ -26,6 +26,14 @@ await build({
     'bufferutil',
     'utf-8-validate',
   ],
+  // The CLI sends and receives a handful of small frames: the native helpers of msgpackr (string
+  // decoding) and ws (frame masking) do not pay for their loading there (detect-libc, node-gyp-build and
+  // two dlopens: ~30 ms of CPU per `aivault invoke`, issue 12). Replaced in this bundle only; the daemon
+  // keeps them, and no environment variable leaks into processes the CLI starts.
+  define: {
+    'process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED': '"true"',
+    'process.env.WS_NO_BUFFER_UTIL': '"1"',
+  },
   banner: {
     js: "import { createRequire as __aivaultCreateRequire } from 'node:module'; const require = __aivaultCreateRequire(import.meta.url);",
   },
