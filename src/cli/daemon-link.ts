@@ -33,10 +33,8 @@ export async function startDaemon(config: Config, opts: { http?: string } = {}):
   const runDir = dirname(config.socketPath);
   // Never through a symlink: the daemon re-checks, but the CLI must not chmod a planted link's target first.
   await prepareRunDir(runDir, config.socketDirMode);
-  // Loaded here, not at the top: proper-lockfile pulls in graceful-fs and friends (~50 KB), and every
-  // `aivault invoke` with a running daemon never gets this far.
-  const { lock } = await import('proper-lockfile');
-  const release = await lock(runDir, {
+  const { lockDir } = await import('./autostart-lock.js');
+  const release = await lockDir(runDir, {
     lockfilePath: join(runDir, 'autostart.lock'),
     stale: START_TIMEOUT_MS,
     realpath: false,
