@@ -3,7 +3,6 @@
  * absent (unless AIVAULTD_AUTOSTART=0). Autostart is serialised with a lock so 50 parallel CLI calls
  * start one daemon, not 50.
  */
-import { spawn } from 'node:child_process';
 import { isListening } from '../protocol/socket-probe.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +44,8 @@ export async function startDaemon(config: Config, opts: { http?: string } = {}):
     const existing = await tryConnect(config);
     if (existing) return existing;
     const log = await openRunFile(join(runDir, 'aivaultd.log'), 'a');
+    // Loaded here: node:child_process (with dgram and friends) is ~5 ms of every CLI start otherwise.
+    const { spawn } = await import('node:child_process');
     const args = [DAEMON_ENTRY, '--socket', config.socketPath];
     if (opts.http !== undefined) args.push('--http', opts.http);
     const child = spawn(process.execPath, args, {
