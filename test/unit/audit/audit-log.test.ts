@@ -155,6 +155,14 @@ describe('AuditLog group commit (lines of one event-loop turn in one write)', ()
     onTestFinished(() => spy.mockRestore());
     return Object.assign(spy, { realWrite });
   }
+  /** A log that has written one line ('warm': day file open, retention swept), then a write spy. */
+  async function warmLog(keepOpen: boolean) {
+    const cfg = configFor(tempDir('aivault-audit-gc-'));
+    const log = new AuditLog(cfg, vaultPaths(cfg), { keepOpen });
+    onTestFinished(() => log.close());
+    await log.append({ kind: 'invoke', secretName: 'warm' });
+    return { log, writes: await spyWrites() };
+  }
   const names = (file: string) =>
     readFileSync(file, 'utf8')
       .split('\n')
@@ -163,11 +171,7 @@ describe('AuditLog group commit (lines of one event-loop turn in one write)', ()
 
   for (const keepOpen of [true, false]) {
     it(`N appends of one turn → one write, lines in append order (keepOpen=${keepOpen})`, async () => {
-      const cfg = configFor(tempDir('aivault-audit-gc-'));
-      const log = new AuditLog(cfg, vaultPaths(cfg), { keepOpen });
-      onTestFinished(() => log.close());
-      await log.append({ kind: 'invoke', secretName: 'warm' }); // day file open, retention swept
-      const writes = await spyWrites();
+      const { log, writes } = await warmLog(keepOpen);
       const N = 50;
       const done: string[] = [];
       await Promise.all(
@@ -185,11 +189,7 @@ describe('AuditLog group commit (lines of one event-loop turn in one write)', ()
   }
 
   it('an append resolves only after the write holding its line has completed', async () => {
-    const cfg = configFor(tempDir('aivault-audit-gc-'));
-    const log = new AuditLog(cfg, vaultPaths(cfg), { keepOpen: true });
-    onTestFinished(() => log.close());
-    await log.append({ kind: 'invoke', secretName: 'warm' });
-    const writes = await spyWrites();
+    const { log, writes } = await warmLog(true);
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     writes.mockImplementationOnce(async function (this: unknown, ...a: unknown[]) {
@@ -208,11 +208,7 @@ describe('AuditLog group commit (lines of one event-loop turn in one write)', ()
   });
 
   it('a failed batch write rejects every append of the batch; the next batch is written', async () => {
-    const cfg = configFor(tempDir('aivault-audit-gc-'));
-    const log = new AuditLog(cfg, vaultPaths(cfg), { keepOpen: true });
-    onTestFinished(() => log.close());
-    await log.append({ kind: 'invoke', secretName: 'warm' });
-    const writes = await spyWrites();
+    const { log, writes } = await warmLog(true);
     writes.mockRejectedValueOnce(Object.assign(new Error('no space'), { code: 'ENOSPC' }));
     const results = await Promise.allSettled(
       Array.from({ length: 5 }, (_, i) => log.append({ kind: 'invoke', secretName: `F${i}` })),
