@@ -6,6 +6,32 @@ import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
 
 const outdir = 'dist/src/cli-bundle';
+
+// Node built-ins that a package requires when it loads but the CLI never uses: ws needs node:https and
+// node:tls only for wss:/https: URLs and node:zlib only for permessage-deflate (the CLI's unix-socket client
+// uses neither); commander needs node:child_process only for executable subcommands (we have none).
+// Loading them was ~25 ms of CPU per `aivault invoke` (issue 12). In this bundle only, those packages get
+// a stand-in that loads the real module on first use (every use is inside a function, never at load).
+const LAZY_BUILTINS = { ws: ['https', 'tls', 'zlib'], commander: ['child_process'] };
+const lazyBuiltins = {
+  name: 'lazy-builtins',
+  setup(b) {
+    b.onResolve({ filter: /^(?:node:)?[a-z_]+$/ }, (args) => {
+      const name = args.path.replace(/^node:/, '');
+      const pkg = /[\\/]node_modules[\\/]([^\\/]+)[\\/]/.exec(args.importer)?.[1];
+      return pkg && LAZY_BUILTINS[pkg]?.includes(name)
+        ? { path: name, namespace: 'lazy-builtin' }
+        : undefined;
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({
+      loader: 'js',
+      contents: `let real;
+const load = () => (real ??= require('node:${args.path}'));
+module.exports = new Proxy({}, { get: (_, key) => load()[key], has: (_, key) => key in load() });`,
+    }));
+  },
+};
+
 rmSync(outdir, { recursive: true, force: true });
 await build({
   entryPoints: ['src/cli/main.ts'],
@@ -16,6 +42,7 @@ await build({
   platform: 'node',
   target: 'node20',
   logLevel: 'warning',
+  plugins: [lazyBuiltins],
   // Lives next to dist/src/daemon/, so daemon-link's relative path to aivaultd stays valid.
   external: [
     'sodium-native',
@@ -26,6 +53,14 @@ await build({
     'bufferutil',
     'utf-8-validate',
   ],
+  // The CLI sends and receives a handful of small frames: the native helpers of msgpackr (string
+  // decoding) and ws (frame masking) do not pay for their loading there (detect-libc, node-gyp-build and
+  // two dlopens: ~30 ms of CPU per `aivault invoke`, issue 12). Replaced in this bundle only; the daemon
+  // keeps them, and no environment variable leaks into processes the CLI starts.
+  define: {
+    'process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED': '"true"',
+    'process.env.WS_NO_BUFFER_UTIL': '"1"',
+  },
   banner: {
     js: "import { createRequire as __aivaultCreateRequire } from 'node:module'; const require = __aivaultCreateRequire(import.meta.url);",
   },

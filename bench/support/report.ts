@@ -61,6 +61,8 @@ export interface Results {
       }
     | undefined;
   crypto: { workers: number; concurrency: number; utilisation: number; rps: number } | undefined;
+  /** Daemon RSS once started and warmed up, before any load (issue 12: ≤ 120 MB idle). */
+  idle?: { target: string; rssMB: number };
   cli:
     | {
         tool: string;

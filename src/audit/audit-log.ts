@@ -1,6 +1,14 @@
 /**
- * Append-only audit log: `audit/events-YYYY-MM-DD.jsonl` (UTC day), files 0600, one `write` per line on
+ * Append-only audit log: `audit/events-YYYY-MM-DD.jsonl` (UTC day), files 0600, whole lines written on
  * an O_APPEND descriptor so concurrent processes never interleave partial lines.
+ *
+ * Group commit: lines appended during one event-loop turn are written together, in append order, in ONE
+ * `write` (flushed from a setImmediate, i.e. right after the turn's I/O callbacks; lines that arrive while
+ * that write is in flight form the next batch). Why: one thread-pool write per line was ~28% of a request
+ * worker's CPU (issue 12); under load one write now carries many calls' lines. `append` still resolves only
+ * after the write holding its line has completed, so no call is acknowledged without its audit line, and a
+ * failed write rejects every append in that batch. Runs on whichever thread owns the AuditLog (request
+ * workers, the daemon's operator executor, the in-process CLI).
  *
  * The AuditEvent type has no field that can hold a secret value, and `append` copies only the known
  * fields (an object carrying extra properties cannot smuggle one in). `note` is for fixed, non-secret
@@ -12,7 +20,7 @@
  *
  * Open descriptor (`keepOpen`, used by the daemon's request workers and in-process pipeline): the day
  * file stays open between appends instead of open+write+close per line (that was ~24% of a request
- * worker's busy time, bench/PROFILE.md). Same guarantees: still one `write` per line on an O_APPEND
+ * worker's busy time, bench/PROFILE.md). Same guarantees: whole lines in one `write` on an O_APPEND
  * descriptor; the line is on its way to the kernel before `append` resolves (same durability as before:
  * written, not fsync'd). Before every write the path is `stat`ed (sync, ~1 µs): a new UTC day, a deleted
  * file (retention, an operator's rm) or a replaced one (logrotate's rename + create) reopens the path, so
@@ -175,8 +183,9 @@ export class AuditLog {
   readonly #sealKey: (() => Promise<Uint8Array | undefined>) | undefined;
   #key: Promise<Uint8Array | undefined> | undefined;
   #keyMissAt = 0;
-  /** Group commit: lines queued while a write is in flight go out together, in order. */
+  /** Group commit: lines of one event-loop turn (or queued while a write is in flight) go out together. */
   #queue: QueuedLine[] = [];
+  /** A flush is scheduled or running: new lines only join the queue. */
   #flushing = false;
 
   constructor(config: Config, paths: VaultPaths, opts: AuditLogOptions = {}) {
@@ -283,13 +292,16 @@ export class AuditLog {
   #enqueue(file: string, line: Buffer): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ file, line, resolve, reject });
-      if (!this.#flushing) void this.#flush();
+      if (this.#flushing) return;
+      // Not queueMicrotask: the lines of one turn come from several I/O callbacks, and microtasks run
+      // between callbacks; setImmediate runs once the poll phase has delivered them all.
+      this.#flushing = true;
+      setImmediate(() => void this.#flush());
     });
   }
 
   /** Write queued lines in order, one write per run of lines for the same day file. */
   async #flush(): Promise<void> {
-    this.#flushing = true;
     try {
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0);

@@ -3,11 +3,9 @@
  * absent (unless AIVAULTD_AUTOSTART=0). Autostart is serialised with a lock so 50 parallel CLI calls
  * start one daemon, not 50.
  */
-import { spawn } from 'node:child_process';
 import { isListening } from '../protocol/socket-probe.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import lockfile from 'proper-lockfile';
 import { AivaultError } from '../errors.js';
 import type { Config } from '../config/env.js';
 import { connect, type DaemonClient } from '../protocol/client.js';
@@ -34,7 +32,8 @@ export async function startDaemon(config: Config, opts: { http?: string } = {}):
   const runDir = dirname(config.socketPath);
   // Never through a symlink: the daemon re-checks, but the CLI must not chmod a planted link's target first.
   await prepareRunDir(runDir, config.socketDirMode);
-  const release = await lockfile.lock(runDir, {
+  const { lockDir } = await import('./autostart-lock.js');
+  const release = await lockDir(runDir, {
     lockfilePath: join(runDir, 'autostart.lock'),
     stale: START_TIMEOUT_MS,
     realpath: false,
@@ -45,6 +44,8 @@ export async function startDaemon(config: Config, opts: { http?: string } = {}):
     const existing = await tryConnect(config);
     if (existing) return existing;
     const log = await openRunFile(join(runDir, 'aivaultd.log'), 'a');
+    // Loaded here: node:child_process (with dgram and friends) is ~5 ms of every CLI start otherwise.
+    const { spawn } = await import('node:child_process');
     const args = [DAEMON_ENTRY, '--socket', config.socketPath];
     if (opts.http !== undefined) args.push('--http', opts.http);
     const child = spawn(process.execPath, args, {

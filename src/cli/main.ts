@@ -46,7 +46,7 @@ async function main(argv: readonly string[]): Promise<number> {
       if (result.notice) process.stderr.write(`${ctx.p.yellow(result.notice)}\n`);
       if (result.exitCode) exitCode = result.exitCode;
     };
-    const program = buildProgram(run);
+    const program = buildProgram(run, argv);
     program.configureOutput({
       writeOut: (s) => process.stdout.write(s),
       writeErr: (s) => process.stderr.write(s),

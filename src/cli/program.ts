@@ -80,41 +80,27 @@ class KeyedCommand extends Command {
   }
 }
 
-/** Build the program. `run` executes an action: (module loader, export name, positional args, options). */
-export function buildProgram(run: Runner): Command {
-  const program = new KeyedCommand('aivault')
-    .description(
-      'Local vault + policy-enforcing broker for AI agents: callers invoke capabilities, never keys.',
-    )
-    .option('-v, --verbose', 'print full JSON output')
-    .showSuggestionAfterError()
-    .configureHelp({ sortSubcommands: false });
-  program.addHelpText('before', BANNER);
+/** Makes the action of one command-table entry (module + export): see buildProgram. */
+type Act = (
+  module: CommandModule,
+  name: string,
+) => ((...args: unknown[]) => Promise<void>) & { aivaultKey: string };
 
-  const act = (module: CommandModule, name: string) => {
-    const action = (...args: unknown[]): Promise<void> => {
-      const cmd = args[args.length - 1] as Command;
-      const positionals = args.slice(0, -2).filter((a) => a !== undefined) as string[];
-      return run(module, name, positionals, cmd.optsWithGlobals());
-    };
-    return Object.assign(action, { aivaultKey: commandKey(module, name) });
-  };
-  // Every operator action takes the operator's proof on a passphrase vault: a prompt on the terminal,
-  // or for scripts --passphrase-stdin / --passphrase. Added here, once, from the command table.
-  const addOperatorAuth = (cmd: Command): void => {
-    for (const sub of cmd.commands) addOperatorAuth(sub);
-    const key = cmd instanceof KeyedCommand ? cmd.aivaultKey : undefined;
-    if (key === undefined || !WRITE_COMMANDS.has(key)) return;
-    if (!cmd.options.some((o) => o.long === '--passphrase')) {
-      cmd.option('--passphrase <value>', 'vault passphrase (operator authentication; prompted when needed)');
-    }
-    cmd.option('--passphrase-stdin', 'read the vault passphrase (operator authentication) from stdin');
-  };
+/** One top-level command: the words that select it, and the builder that adds it (with its subcommands). */
+interface TopLevelCommand {
+  /** Name, then aliases: must match what `build` registers (test/unit/cli/program.test.ts checks). */
+  readonly names: readonly string[];
+  readonly build: (program: Command, act: Act) => void;
+}
 
+function addStatus(program: Command, act: Act): void {
   program
     .command('status')
     .description('show vault state, provider, paths and KEK fingerprint')
     .action(act(vault, 'status'));
+}
+
+function addInit(program: Command, act: Act): void {
   program
     .command('init')
     .description('initialize the vault with a key provider')
@@ -131,19 +117,31 @@ export function buildProgram(run: Runner): Command {
     .option('--dev', 'allow AIVAULT_DEV_* test overrides for this vault (never for real keys)')
     .option('--force', 'replace an existing vault that has no secrets')
     .action(act(vault, 'init'));
+}
+
+function addUnlock(program: Command, act: Act): void {
   program
     .command('unlock')
     .description('unlock a passphrase vault in aivaultd')
     .option('--passphrase <value>', 'passphrase (prompted when omitted)')
     .option('--passphrase-stdin', 'read the passphrase from stdin (scripts)')
     .action(act(vault, 'unlock'));
+}
+
+function addLock(program: Command, act: Act): void {
   program.command('lock').description('lock a passphrase vault in aivaultd').action(act(vault, 'lock'));
+}
+
+function addRotateMaster(program: Command, act: Act): void {
   program
     .command('rotate-master')
     .description('re-wrap every secret key under a new master key')
     .option('--new-key <base64>', 'new 32-byte key, base64 (file/env providers)')
     .option('--new-passphrase <value>', 'switch to / rotate the passphrase provider')
     .action(act(vault, 'rotateMaster'));
+}
+
+function addAudit(program: Command, act: Act): void {
   program
     .command('reseal-policy')
     .description(
@@ -157,7 +155,9 @@ export function buildProgram(run: Runner): Command {
     .option('--limit <n>', 'number of events', '200')
     .option('--before-ts-ms <ms>', 'only events before this timestamp')
     .action(act(vault, 'audit'));
+}
 
+function addSecrets(program: Command, act: Act): void {
   const sec = program.command('secrets').description('manage secrets (values are never printed)');
   sec
     .command('list')
@@ -216,7 +216,9 @@ export function buildProgram(run: Runner): Command {
       .option('--entry <KEY=VALUE>', 'entry (repeatable)', collect)
       .option('--from-stdin', 'read KEY=VALUE lines from standard input'),
   ).action(act(secrets, 'importEntries'));
+}
 
+function addCredential(program: Command, act: Act): void {
   const cred = program.command('credential').description('manage credentials (provider + secret + auth)');
   cred
     .command('create <id>')
@@ -277,7 +279,9 @@ export function buildProgram(run: Runner): Command {
     .description('delete a credential (custom capabilities on it are kept unless --cascade)')
     .option('--cascade', 'also delete the custom capabilities (and their policies) that use it, listing them')
     .action(act(credential, 'remove'));
+}
 
+function addCapability(program: Command, act: Act): void {
   const cap = program.command('capability').description('browse, create and invoke capabilities');
   cap
     .command('list')
@@ -342,19 +346,29 @@ export function buildProgram(run: Runner): Command {
       cap.command('markdown <id>').alias('md').description('invoke and print the response as markdown'),
     ),
   ).action(act(invoke, 'markdown'));
+}
 
+function addInvoke(program: Command, act: Act): void {
   invokeOptions(program.command('invoke <id>').description('invoke a capability through the broker'))
     .option('--stream', 'stream the raw response body as it arrives')
     .action(act(invoke, 'invoke'));
+}
+
+function addJson(program: Command, act: Act): void {
   shapeOptions(
     invokeOptions(program.command('json <id>').description('invoke and print the response as JSON')),
   ).action(act(invoke, 'json'));
+}
+
+function addMarkdown(program: Command, act: Act): void {
   shapeOptions(
     invokeOptions(
       program.command('markdown <id>').alias('md').description('invoke and print the response as markdown'),
     ),
   ).action(act(invoke, 'markdown'));
+}
 
+function addOauth(program: Command, act: Act): void {
   program
     .command('oauth')
     .description('OAuth helpers (consent and code exchange stay outside the broker)')
@@ -367,9 +381,13 @@ export function buildProgram(run: Runner): Command {
     .option('--scope <scope>', 'scope (repeatable)', collect)
     .option('--state <value>', 'state parameter to send (default: 32 random bytes, base64url)')
     .action(act(oauth, 'setup'));
+}
 
+function addRestart(program: Command, act: Act): void {
   program.command('restart').description('restart aivaultd').action(act(daemon, 'restart'));
+}
 
+function addToken(program: Command, act: Act): void {
   const tok = program
     .command('token')
     .description('network tokens for the loopback HTTP listener (proxy avp_…, operator avo_…)');
@@ -393,7 +411,9 @@ export function buildProgram(run: Runner): Command {
     .option('--name <name>', 'a name for the token')
     .option('--ttl <ttl>', 'lifetime (default: until revoked)')
     .action(act(token, 'operatorCreate'));
+}
 
+function addRun(program: Command, act: Act): void {
   program
     .command('run')
     .description(
@@ -411,7 +431,9 @@ export function buildProgram(run: Runner): Command {
     .option('--group-id <id>', 'group context')
     .option('--passphrase <value>', 'vault passphrase, to mint the token (prompted when needed)')
     .action(act(runCommand, 'run'));
+}
 
+function addMcp(program: Command, act: Act): void {
   program
     .command('mcp')
     .description('serve ready capabilities as MCP tools on stdio (for Claude Code and other MCP clients)')
@@ -419,7 +441,9 @@ export function buildProgram(run: Runner): Command {
     .option('--workspace-id <id>', 'workspace context for every call')
     .option('--group-id <id>', 'group context for every call')
     .action(act(mcp, 'serve'));
+}
 
+function addSystem(program: Command, act: Act): void {
   const sys = program
     .command('system')
     .description('system mode (Linux, root): aivaultd as a dedicated user, vault out of the agents’ reach');
@@ -448,6 +472,81 @@ export function buildProgram(run: Runner): Command {
     .description('show the system-mode layout and whether each part is in place')
     .option('--root <dir>', 'the directory given to install --root')
     .action(act(system, 'status'));
+}
+
+/**
+ * Every top-level command, in help order. `aivault <name> …` builds only that entry (commander's
+ * option parsing and help objects for ~80 commands were ~10 ms of each CLI start, issue 12); no
+ * command, `help`, or an unknown word builds them all (help lists everything, suggestions work).
+ * Adding a command: write its `add…` builder above and add one line here.
+ */
+export const TOP_LEVEL_COMMANDS: readonly TopLevelCommand[] = [
+  { names: ['status'], build: addStatus },
+  { names: ['init'], build: addInit },
+  { names: ['unlock'], build: addUnlock },
+  { names: ['lock'], build: addLock },
+  { names: ['rotate-master'], build: addRotateMaster },
+  { names: ['audit'], build: addAudit },
+  { names: ['secrets'], build: addSecrets },
+  { names: ['credential'], build: addCredential },
+  { names: ['capability'], build: addCapability },
+  { names: ['invoke'], build: addInvoke },
+  { names: ['json'], build: addJson },
+  { names: ['markdown', 'md'], build: addMarkdown },
+  { names: ['oauth'], build: addOauth },
+  { names: ['restart'], build: addRestart },
+  { names: ['token'], build: addToken },
+  { names: ['run'], build: addRun },
+  { names: ['mcp'], build: addMcp },
+  { names: ['system'], build: addSystem },
+];
+
+/** The entry selected by the first word of `argv` that is not an option, if any. */
+export function requestedCommand(argv: readonly string[]): TopLevelCommand | undefined {
+  for (const arg of argv) {
+    if (arg === '--') return undefined;
+    if (arg.startsWith('-')) continue; // the only global option (-v/--verbose) takes no value
+    return TOP_LEVEL_COMMANDS.find((c) => c.names.includes(arg));
+  }
+  return undefined;
+}
+
+/**
+ * Build the program. `run` executes an action: (module loader, export name, positional args, options).
+ * With `argv`, only the command it names is built (see TOP_LEVEL_COMMANDS); without, all of them.
+ */
+export function buildProgram(run: Runner, argv?: readonly string[]): Command {
+  const program = new KeyedCommand('aivault')
+    .description(
+      'Local vault + policy-enforcing broker for AI agents: callers invoke capabilities, never keys.',
+    )
+    .option('-v, --verbose', 'print full JSON output')
+    .showSuggestionAfterError()
+    .configureHelp({ sortSubcommands: false });
+  program.addHelpText('before', BANNER);
+
+  const act: Act = (module, name) => {
+    const action = (...args: unknown[]): Promise<void> => {
+      const cmd = args[args.length - 1] as Command;
+      const positionals = args.slice(0, -2).filter((a) => a !== undefined) as string[];
+      return run(module, name, positionals, cmd.optsWithGlobals());
+    };
+    return Object.assign(action, { aivaultKey: commandKey(module, name) });
+  };
+  // Every operator action takes the operator's proof on a passphrase vault: a prompt on the terminal,
+  // or for scripts --passphrase-stdin / --passphrase. Added here, once, from the command table.
+  const addOperatorAuth = (cmd: Command): void => {
+    for (const sub of cmd.commands) addOperatorAuth(sub);
+    const key = cmd instanceof KeyedCommand ? cmd.aivaultKey : undefined;
+    if (key === undefined || !WRITE_COMMANDS.has(key)) return;
+    if (!cmd.options.some((o) => o.long === '--passphrase')) {
+      cmd.option('--passphrase <value>', 'vault passphrase (operator authentication; prompted when needed)');
+    }
+    cmd.option('--passphrase-stdin', 'read the vault passphrase (operator authentication) from stdin');
+  };
+
+  const only = argv === undefined ? undefined : requestedCommand(argv);
+  for (const entry of TOP_LEVEL_COMMANDS) if (only === undefined || only === entry) entry.build(program, act);
 
   addOperatorAuth(program);
 

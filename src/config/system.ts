@@ -6,24 +6,41 @@
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { z } from 'zod';
 import { AivaultError } from '../errors.js';
 
 export const DEFAULT_SYSTEM_CONFIG = '/etc/aivault/system.json';
 
-const layoutSchema = z
-  .object({
-    version: z.literal(1),
-    user: z.string().min(1),
-    group: z.string().min(1),
-    vaultDir: z.string().startsWith('/'),
-    runDir: z.string().startsWith('/'),
-    callerSocket: z.string().startsWith('/'),
-    operatorSocket: z.string().startsWith('/'),
-  })
-  .strict();
+export interface SystemLayout {
+  readonly version: 1;
+  readonly user: string;
+  readonly group: string;
+  readonly vaultDir: string;
+  readonly runDir: string;
+  readonly callerSocket: string;
+  readonly operatorSocket: string;
+}
 
-export type SystemLayout = z.infer<typeof layoutSchema>;
+const NAME_FIELDS = ['user', 'group'] as const;
+const PATH_FIELDS = ['vaultDir', 'runDir', 'callerSocket', 'operatorSocket'] as const;
+const KNOWN_FIELDS: ReadonlySet<string> = new Set(['version', ...NAME_FIELDS, ...PATH_FIELDS]);
+
+/**
+ * The layout file's shape, checked by hand: version 1, non-empty user/group, absolute paths, no other
+ * keys. Not zod (used elsewhere): every CLI start reads this (via config/env.ts), and loading zod cost
+ * `aivault invoke` more CPU than the call itself (issue 12).
+ */
+export function parseSystemLayout(raw: unknown): SystemLayout | undefined {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
+  const o = raw as Record<string, unknown>;
+  if (o.version !== 1) return undefined;
+  if (Object.keys(o).some((k) => !KNOWN_FIELDS.has(k))) return undefined;
+  for (const f of NAME_FIELDS) if (typeof o[f] !== 'string' || o[f] === '') return undefined;
+  for (const f of PATH_FIELDS) {
+    const v = o[f];
+    if (typeof v !== 'string' || !v.startsWith('/')) return undefined;
+  }
+  return o as unknown as SystemLayout;
+}
 
 /** The layout under an install root (`/` in production, a temp dir in tests). */
 export function systemLayoutFor(root: string, user: string, group: string): SystemLayout {
@@ -61,11 +78,11 @@ export function readSystemLayout(path: string): SystemLayout | undefined {
   } catch {
     throw new AivaultError('storage_corrupt', `${path} is not valid JSON`, { file: path });
   }
-  const parsed = layoutSchema.safeParse(raw);
-  if (!parsed.success) {
+  const layout = parseSystemLayout(raw);
+  if (!layout) {
     throw new AivaultError('storage_corrupt', `${path} is not a valid system-mode layout`, { file: path });
   }
-  return parsed.data;
+  return layout;
 }
 
 /** The operator socket when this process may open it (root, the daemon user), else the caller socket. */

@@ -28,6 +28,7 @@ import { readSystemLayout, type SystemLayout } from '../config/system.js';
 import { disableDumpable } from './dumpable.js';
 import { writeRunFile } from './run-dir.js';
 import { setPolicySealSource } from '../vault/policy-seal.js';
+import { DEFAULT_WORKER_HEAP_MB, workerResourceLimits } from './worker-limits.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -213,6 +214,8 @@ Options:
 
 Environment: AIVAULT_DIR, AIVAULTD_SOCKET, AIVAULTD_SOCKET_MODE, AIVAULTD_SOCKET_DIR_MODE, AIVAULTD_WORKERS,
 AIVAULTD_HTTP, AIVAULTD_HTTP_ALLOW_REMOTE,
+AIVAULTD_WORKER_HEAP_MB (V8 heap limit of each worker thread in MB, default ${DEFAULT_WORKER_HEAP_MB}; a worker
+over it is restarted),
 AIVAULT_DEV_* (honoured only by a vault created with \`aivault init --dev\`).
 
 On Linux aivaultd makes itself non-dumpable (no ptrace or /proc/<pid>/mem reads by the same user) and
@@ -263,6 +266,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     }
     options.system = layout;
   }
+  workerResourceLimits(); // a bad AIVAULTD_WORKER_HEAP_MB is a usage error at start, not a worker crash loop
   if (typeof values.workers === 'string') {
     const n = Number(values.workers);
     if (!Number.isInteger(n) || n < 1)

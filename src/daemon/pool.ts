@@ -35,6 +35,7 @@ import {
 import { toWorkerConfig, type ControlReply, type ControlRequest } from './crypto-protocol.js';
 import { workerEntry } from './worker-files.js';
 import type { PolicySealState } from '../vault/policy-seal.js';
+import { workerResourceLimits } from './worker-limits.js';
 import type { WsMainToWorker, WsTask, WsWorkerToMain } from './http-ws-protocol.js';
 
 /** One call as a transport hands it over (see CallRequest for the request forms). */
@@ -195,6 +196,7 @@ export class DaemonPool {
       // Request workers get an EMPTY environment: a key in AIVAULT_KEY (env provider) must not be
       // readable there. Everything they need arrives in workerData.
       env: {},
+      resourceLimits: workerResourceLimits(),
     });
     this.piscina.on('workerDestroy', (w: { id: number }) => {
       // Deferred: piscina emits this while the worker is still in its list; a new attach task must not be
@@ -391,6 +393,7 @@ export class DaemonPool {
     const cryptoEntry = workerEntry('crypto-worker');
     const worker = new Worker(cryptoEntry.filename, {
       workerData: { ...cryptoEntry.bootData, config: toWorkerConfig(config) },
+      resourceLimits: workerResourceLimits(),
       // The crypto worker keeps the real environment: the env key provider reads its variable there.
     });
     worker.on('message', (r: ControlReply) => {

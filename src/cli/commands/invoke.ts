@@ -22,9 +22,10 @@ async function capabilityDefaults(
   if (optString(opts, 'request') !== undefined || optString(opts, 'requestFile') !== undefined)
     return undefined;
   if (optString(opts, 'method') !== undefined && optString(opts, 'path') !== undefined) return undefined;
-  const { registry } = await import('../../registry/index.js');
-  const builtIn = registry.getCapability(id);
-  if (builtIn) return builtIn.allow;
+  // Not the registry itself: compiling and freezing it was ~15% of `aivault invoke`'s start-up; the
+  // generated table holds just the allow lists (scripts/gen-registry.mjs).
+  const { CAPABILITY_DEFAULTS } = await import('../../registry/defaults.generated.js');
+  if (Object.hasOwn(CAPABILITY_DEFAULTS, id)) return CAPABILITY_DEFAULTS[id];
   // In system mode a caller cannot read the vault: the daemon resolves the capability (give --method
   // and --path for a custom one).
   if (ctx.config.system?.role === 'caller') return undefined;

@@ -9,7 +9,9 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { open } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { AuditLog } from '../../../src/audit/index.js';
 import { vaultPaths } from '../../../src/vault/index.js';
 import { configFor, tempDir } from '../vault/fixtures/helpers.js';
@@ -139,5 +141,102 @@ describe('AuditLog keepOpen (the daemon pipeline: one open day file)', () => {
     rmSync(file, { recursive: true });
     await log.append({ kind: 'invoke', secretName: 'OK' });
     expect(lines(file)).toEqual(['OK']);
+  });
+});
+
+describe('AuditLog group commit (lines of one event-loop turn in one write)', () => {
+  /** Spy on FileHandle#write (the one syscall that puts audit lines on disk). */
+  async function spyWrites() {
+    const fh = await open(tempDir('aivault-audit-fh-') + '/probe', 'w');
+    const proto = Object.getPrototypeOf(fh) as { write: (...a: unknown[]) => Promise<unknown> };
+    await fh.close();
+    const realWrite = proto.write;
+    const spy = vi.spyOn(proto, 'write');
+    onTestFinished(() => spy.mockRestore());
+    return Object.assign(spy, { realWrite });
+  }
+  /** A log that has written one line ('warm': day file open, retention swept), then a write spy. */
+  async function warmLog(keepOpen: boolean) {
+    const cfg = configFor(tempDir('aivault-audit-gc-'));
+    const log = new AuditLog(cfg, vaultPaths(cfg), { keepOpen });
+    onTestFinished(() => log.close());
+    await log.append({ kind: 'invoke', secretName: 'warm' });
+    return { log, writes: await spyWrites() };
+  }
+  const names = (file: string) =>
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { secretName: string }).secretName);
+
+  for (const keepOpen of [true, false]) {
+    it(`N appends of one turn → one write, lines in append order (keepOpen=${keepOpen})`, async () => {
+      const { log, writes } = await warmLog(keepOpen);
+      const N = 50;
+      const done: string[] = [];
+      await Promise.all(
+        Array.from({ length: N }, (_, i) =>
+          log.append({ kind: 'invoke', secretName: `S${i}` }).then(() => done.push(`S${i}`)),
+        ),
+      );
+      expect(writes).toHaveBeenCalledTimes(1);
+      expect(done).toHaveLength(N);
+      expect(names(log.fileFor(Date.now()))).toEqual([
+        'warm',
+        ...Array.from({ length: N }, (_, i) => `S${i}`),
+      ]);
+    });
+  }
+
+  it('an append resolves only after the write holding its line has completed', async () => {
+    const { log, writes } = await warmLog(true);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    writes.mockImplementationOnce(async function (this: unknown, ...a: unknown[]) {
+      await gate;
+      return writes.realWrite.apply(this, a);
+    });
+    let resolved = false;
+    const p = log.append({ kind: 'invoke', secretName: 'held' }).then(() => (resolved = true));
+    await vi.waitFor(() => expect(writes).toHaveBeenCalledTimes(1));
+    await new Promise((r) => setImmediate(r));
+    expect(resolved).toBe(false);
+    expect(names(log.fileFor(Date.now()))).toEqual(['warm']);
+    release();
+    await p;
+    expect(names(log.fileFor(Date.now()))).toEqual(['warm', 'held']);
+  });
+
+  it('a failed batch write rejects every append of the batch; the next batch is written', async () => {
+    const { log, writes } = await warmLog(true);
+    writes.mockRejectedValueOnce(Object.assign(new Error('no space'), { code: 'ENOSPC' }));
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, (_, i) => log.append({ kind: 'invoke', secretName: `F${i}` })),
+    );
+    expect(writes).toHaveBeenCalledTimes(1);
+    for (const r of results) {
+      expect(r.status).toBe('rejected');
+      expect((r as PromiseRejectedResult).reason).toMatchObject({
+        code: 'internal',
+        details: { errno: 'ENOSPC' },
+      });
+    }
+    await log.append({ kind: 'invoke', secretName: 'after' });
+    expect(names(log.fileFor(Date.now()))).toEqual(['warm', 'after']);
+  });
+
+  it('sealed lines written in batches keep the tamper-evidence chain intact', async () => {
+    const cfg = configFor(tempDir('aivault-audit-gc-'));
+    const key = randomBytes(32);
+    const log = new AuditLog(cfg, vaultPaths(cfg), { keepOpen: true, sealKey: async () => key });
+    onTestFinished(() => log.close());
+    const writes = await spyWrites();
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) => log.append({ kind: 'invoke', secretName: `R${round}-${i}` })),
+      );
+    }
+    expect(writes.mock.calls.length).toBeLessThanOrEqual(6);
+    expect(await log.verify(key)).toEqual({ ok: true, events: 60, files: 1, legacy: 0 });
   });
 });

@@ -1,7 +1,7 @@
 // Parsing is tested apart from behaviour: argv → (handler, positionals, options) with a recording runner.
 import { describe, expect, it } from 'vitest';
 import { CommanderError } from 'commander';
-import { buildProgram } from '../../../src/cli/program.js';
+import { TOP_LEVEL_COMMANDS, buildProgram, requestedCommand } from '../../../src/cli/program.js';
 import type { CommandOptions } from '../../../src/cli/context.js';
 
 interface Call {
@@ -10,16 +10,35 @@ interface Call {
   opts: CommandOptions;
 }
 
-async function parse(argv: string[]): Promise<Call> {
+async function parseWith(argv: string[], onlyNamed: boolean): Promise<Call> {
   let call: Call | undefined;
-  const program = buildProgram(async (_load, name, positionals, opts) => {
-    call = { name, positionals, opts };
-  });
+  const program = buildProgram(
+    async (_load, name, positionals, opts) => {
+      call = { name, positionals, opts };
+    },
+    onlyNamed ? argv : undefined,
+  );
   program.configureOutput({ writeOut: () => undefined, writeErr: () => undefined });
   await program.parseAsync(argv, { from: 'user' });
   if (!call) throw new Error('no action ran');
   return call;
 }
+
+/** Parse with the full program and with only the named command built (what the CLI does): same result. */
+async function parse(argv: string[]): Promise<Call> {
+  const full = await parseWith(argv, false).catch((err: unknown) => err as Error);
+  const named = await parseWith(argv, true).catch((err: unknown) => err as Error);
+  if (full instanceof Error || named instanceof Error) {
+    expect(named).toBeInstanceOf(Error);
+    expect(full).toBeInstanceOf(Error);
+    expect((named as Error).constructor).toBe((full as Error).constructor);
+    throw full;
+  }
+  expect(named).toEqual(full);
+  return full;
+}
+
+const noop = async (): Promise<void> => undefined;
 
 describe('cli program table', () => {
   it.each([
@@ -158,5 +177,59 @@ describe('cli program table', () => {
     [['capability', 'describe']],
   ])('rejects %j as a usage error', async (argv) => {
     await expect(parse(argv as string[])).rejects.toBeInstanceOf(CommanderError);
+  });
+});
+
+describe('building only the named command (CLI start-up)', () => {
+  it('each TOP_LEVEL_COMMANDS entry registers exactly the command its names say', () => {
+    for (const entry of TOP_LEVEL_COMMANDS) {
+      const program = buildProgram(noop, [entry.names[0] as string]);
+      expect(program.commands).toHaveLength(1);
+      const cmd = program.commands[0]!;
+      expect([cmd.name(), ...cmd.aliases()]).toEqual(entry.names);
+    }
+  });
+
+  it('without a command (or with help / an unknown word) every command is built, in table order', () => {
+    const names = TOP_LEVEL_COMMANDS.map((c) => c.names[0]);
+    for (const argv of [
+      undefined,
+      [],
+      ['--help'],
+      ['-v'],
+      ['help', 'invoke'],
+      ['nonsense'],
+      ['--', 'invoke'],
+    ]) {
+      expect(buildProgram(noop, argv).commands.map((c) => c.name())).toEqual(names);
+    }
+  });
+
+  it('`aivault --help` lists every command; `aivault invoke --help` shows invoke’s options', async () => {
+    const help = async (argv: string[]): Promise<string> => {
+      let out = '';
+      const program = buildProgram(noop, argv);
+      program.configureOutput({ writeOut: (t) => void (out += t), writeErr: (t) => void (out += t) });
+      await program.parseAsync(argv, { from: 'user' }).catch(() => undefined);
+      return out;
+    };
+    const all = await help(['--help']);
+    for (const entry of TOP_LEVEL_COMMANDS) expect(all).toContain(entry.names[0]);
+    const inv = buildProgram(noop, ['invoke', '--help']).commands[0]!.helpInformation();
+    expect(inv).toContain('--body-file-path');
+    expect(inv).toContain('--stream');
+  });
+
+  it('the selecting word is the first non-option argument; aliases select their command', () => {
+    expect(requestedCommand(['-v', 'invoke', 'openai/x'])?.names[0]).toBe('invoke');
+    expect(requestedCommand(['md', 'openai/x'])?.names[0]).toBe('markdown');
+    expect(requestedCommand(['json', 'openai/x', '--namespace', 'status'])?.names[0]).toBe('json');
+    expect(requestedCommand(['--verbose'])).toBeUndefined();
+    expect(requestedCommand(['help', 'invoke'])).toBeUndefined();
+  });
+
+  it('operator-auth flags are still added to a write command built alone', async () => {
+    const call = await parseWith(['secrets', 'rotate', '--id', 'x', '--passphrase-stdin'], true);
+    expect(call.opts).toMatchObject({ id: 'x', passphraseStdin: true });
   });
 });

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REGISTRY_DATA } from '../../../src/registry/data.generated.js';
+import { CAPABILITY_DEFAULTS } from '../../../src/registry/defaults.generated.js';
 import { registry } from '../../../src/registry/index.js';
 import { loadProviders, providerFiles } from './fixtures.js';
 
@@ -123,5 +124,19 @@ describe('scripts/gen-registry.mjs', () => {
     const literal = /JSON\.parse\(\s*("(?:[^"\\]|\\.)*")/.exec(out)?.[1];
     const data = JSON.parse(JSON.parse(literal as string) as string) as { provider: string }[];
     expect(data.map((p) => p.provider)).toEqual(['aaa', 'openai']);
+  });
+});
+
+describe('generated invoke defaults (the CLI start-up table)', () => {
+  it('holds every built-in capability’s methods and path prefixes, and nothing else', () => {
+    const caps = REGISTRY_DATA.flatMap((p) => p.capabilities);
+    expect(Object.keys(CAPABILITY_DEFAULTS).sort()).toEqual(caps.map((c) => c.id).sort());
+    for (const cap of caps) {
+      expect(CAPABILITY_DEFAULTS[cap.id]).toEqual({
+        methods: cap.allow.methods,
+        pathPrefixes: cap.allow.pathPrefixes,
+      });
+    }
+    expect(Object.hasOwn(CAPABILITY_DEFAULTS, 'constructor')).toBe(false);
   });
 });

@@ -1,0 +1,238 @@
+// The bench's targets (issue 12) from a run's figures: each PASS/MISS at its threshold, the ratio printed,
+// N/A when a figure was not measured. And the load guard's refusal rule.
+import { describe, expect, it } from 'vitest';
+import { checkLoad } from '../../../bench/load-guard.js';
+import { LIMITS, evaluateTargets, formatTargets } from '../../../bench/targets.js';
+import type { LoadRow, Results, TargetCheck } from '../../../bench/support/report.js';
+
+function row(target: string, concurrency: number, over: Partial<LoadRow>): LoadRow {
+  return {
+    target,
+    concurrency,
+    generator: 'driver',
+    requests: 1000,
+    errors: 0,
+    durationMs: 1000,
+    rps: 1000,
+    p50us: 1000,
+    p99us: 2000,
+    p999us: 3000,
+    meanUs: 1000,
+    cpuUsPerReq: 100,
+    cpuCoresBusy: 1,
+    rssMB: 50,
+    ...over,
+  } as LoadRow;
+}
+
+/** A run where aivaultd sits exactly at every threshold (all PASS), with `tweak` applied. */
+function run(tweak: (r: Results) => void = () => undefined): Results {
+  const r = {
+    date: '2026-12-05T00:00:00Z',
+    mode: 'full',
+    params: { openStreams: 1000 },
+    machine: { cores: 2 },
+    load: [
+      row('direct', 1, { p50us: 1000 }),
+      row('node-floor', 64, { rps: 6000, cpuUsPerReq: 150 }),
+      row('nginx', 64, { rps: 12000, cpuUsPerReq: 40 }),
+      ...['aivaultd-http-passthrough', 'aivaultd-w2'].flatMap((t) => [
+        row(t, 1, { p50us: 1300 }),
+        row(t, 64, { rps: 6000, cpuUsPerReq: 75 }),
+      ]),
+    ],
+    sse: [1, 32].flatMap((streams) =>
+      ['direct', 'aivaultd-http-passthrough', 'aivaultd-w2'].map((target) => ({
+        target,
+        streams,
+        ttfeP50us: target === 'direct' ? 2000 : 2000 + (streams === 1 ? 500 : 3000),
+      })),
+    ),
+    openStreams: [{ target: 'aivaultd-w2', streams: 1000, opened: 1000, errors: 0, rssMaxMB: 150 }],
+    idle: { target: 'aivaultd-w2', rssMB: 120 },
+    crypto: { workers: 2, concurrency: 64, utilisation: 0.05, rps: 6000 },
+    cli: {
+      tool: 'x',
+      runs: 20,
+      medianMs: { 'node -e 0': 40, 'aivault invoke': 52 },
+      meanMs: {},
+      stddevMs: {},
+    },
+    stability: {
+      target: 'aivaultd-w2',
+      concurrency: 64,
+      seconds: 60,
+      rps: 6000,
+      errors: 0,
+      rssSamplesMB: [],
+      rssEarlyMB: 100,
+      rssLateMB: 105,
+      growthMB: 5,
+    },
+    micro: undefined,
+    large: [],
+    versions: {},
+    checks: [],
+    skipped: [],
+    notes: [],
+  } as unknown as Results;
+  tweak(r);
+  return r;
+}
+
+const find = (checks: TargetCheck[], part: string): TargetCheck[] =>
+  checks.filter((c) => c.name.includes(part));
+
+describe('evaluateTargets', () => {
+  it('every target PASSes at its threshold, each per-path target on both paths', () => {
+    const checks = evaluateTargets(run());
+    expect(checks.filter((c) => c.status !== 'PASS')).toEqual([]);
+    for (const part of ['CPU µs/request at c=64 ≤ 1×', 'c=64 req/s ≥ 1×', 'p50 added', 'SSE first event']) {
+      const c = find(checks, part);
+      expect(c.some((x) => x.name.includes('(passthrough)'))).toBe(true);
+      expect(c.some((x) => x.name.includes('(unix socket)'))).toBe(true);
+    }
+  });
+
+  it('prints the ratio against the same run’s baseline', () => {
+    const checks = evaluateTargets(run());
+    expect(find(checks, 'CPU µs/request at c=64 ≤ 1×')[0]?.value).toBe('75 vs 150 µs = 0.50×');
+    expect(find(checks, 'req/s ≥ 1×')[0]?.value).toBe('6000 vs 6000 req/s = 1.00×');
+    expect(find(checks, 'aivault invoke')[0]?.value).toBe('52.0 vs 40.0 ms = 1.30×');
+  });
+
+  it.each<[string, string | string[], (r: Results) => void]>([
+    [
+      'CPU over node-floor (passthrough)',
+      [
+        'CPU µs/request at c=64 ≤ 1× node-floor (passthrough)',
+        'stretch: CPU µs/request at c=64 ≤ 0.5× node-floor (passthrough)',
+      ],
+      (r) => {
+        r.load.find((x) => x.target === 'aivaultd-http-passthrough' && x.concurrency === 64)!.cpuUsPerReq =
+          151;
+      },
+    ],
+    [
+      'throughput under node-floor (socket)',
+      [
+        'c=64 req/s ≥ 1× node-floor, 2 workers (unix socket)',
+        'stretch: c=64 req/s ≥ 0.5× nginx (unix socket)',
+      ],
+      (r) => {
+        r.load.find((x) => x.target === 'aivaultd-w2' && x.concurrency === 64)!.rps = 5999;
+      },
+    ],
+    [
+      'p50 added 0.301 ms',
+      'p50 added at c=1 ≤ 0.3 ms (unix socket)',
+      (r) => {
+        r.load.find((x) => x.target === 'aivaultd-w2' && x.concurrency === 1)!.p50us = 1301;
+      },
+    ],
+    [
+      'SSE 1 stream +0.501 ms',
+      'SSE first event added ≤ 0.5 ms, 1 stream (passthrough)',
+      (r) => {
+        r.sse.find((x) => x.target === 'aivaultd-http-passthrough' && x.streams === 1)!.ttfeP50us = 2501;
+      },
+    ],
+    [
+      'SSE 32 streams +3.001 ms',
+      'SSE first event added ≤ 3 ms, 32 streams (unix socket)',
+      (r) => {
+        r.sse.find((x) => x.target === 'aivaultd-w2' && x.streams === 32)!.ttfeP50us = 5001;
+      },
+    ],
+    [
+      'invoke 1.31×',
+      '`aivault invoke` wall ≤ 1.3× `node -e 0`',
+      (r) => {
+        r.cli!.medianMs['aivault invoke'] = 52.4;
+      },
+    ],
+    [
+      'RSS at 1,000 streams',
+      'daemon RSS ≤ 150 MB with 1000 open streams',
+      (r) => {
+        r.openStreams[0]!.rssMaxMB = 151;
+      },
+    ],
+    [
+      'not every stream opened',
+      'daemon RSS ≤ 150 MB with 1000 open streams',
+      (r) => {
+        r.openStreams[0]!.opened = 999;
+      },
+    ],
+    [
+      'idle RSS',
+      'daemon RSS ≤ 120 MB idle',
+      (r) => {
+        r.idle = { target: 'aivaultd-w2', rssMB: 121 };
+      },
+    ],
+    [
+      'crypto busy',
+      'crypto worker utilisation < 10% at c=64',
+      (r) => {
+        r.crypto!.utilisation = 0.1;
+      },
+    ],
+  ])('%s → MISS', (_why, name, tweak) => {
+    const checks = evaluateTargets(run(tweak));
+    const missed = checks.filter((c) => c.status === 'MISS').map((c) => c.name);
+    expect(missed).toEqual(Array.isArray(name) ? name : [name]);
+  });
+
+  it('stretch goals are their own lines: 0.51× node-floor CPU passes the target, misses the stretch', () => {
+    const checks = evaluateTargets(
+      run((r) => {
+        r.load.find((x) => x.target === 'aivaultd-w2' && x.concurrency === 64)!.cpuUsPerReq = 77;
+      }),
+    );
+    expect(checks.filter((c) => c.status === 'MISS').map((c) => c.name)).toEqual([
+      `stretch: CPU µs/request at c=64 ≤ ${LIMITS.cpuVsNodeFloorStretch}× node-floor (unix socket)`,
+    ]);
+  });
+
+  it('a figure not measured in this run is N/A, never PASS', () => {
+    const checks = evaluateTargets(
+      run((r) => {
+        r.load = r.load.filter((x) => x.target !== 'aivaultd-http-passthrough' && x.target !== 'nginx');
+        r.cli = undefined;
+        delete r.idle;
+      }),
+    );
+    const na = checks.filter((c) => c.status === 'N/A').map((c) => c.name);
+    expect(na).toContain('CPU µs/request at c=64 ≤ 1× node-floor (passthrough)');
+    expect(na).toContain('stretch: c=64 req/s ≥ 0.5× nginx (unix socket)');
+    expect(na).toContain('`aivault invoke` wall ≤ 1.3× `node -e 0`');
+    expect(na).toContain('daemon RSS ≤ 120 MB idle');
+    expect(checks.filter((c) => c.status === 'MISS')).toEqual([]);
+  });
+
+  it('formatTargets prints a summary and one PASS/MISS line per target', () => {
+    const text = formatTargets(evaluateTargets(run((r) => void (r.idle = { target: 'x', rssMB: 200 }))));
+    expect(text.split('\n')[0]).toMatch(/^targets: \d+ PASS, 1 MISS, 0 N\/A$/);
+    expect(text).toContain('  MISS  daemon RSS ≤ 120 MB idle: 200 MB');
+  });
+});
+
+describe('load guard', () => {
+  it('measures at or under half the cores', () => {
+    expect(checkLoad(1.0, 2, false)).toEqual({ ok: true });
+    expect(checkLoad(0.2, 2, false)).toEqual({ ok: true });
+  });
+
+  it('refuses above half the cores, naming the load and how to override', () => {
+    const v = checkLoad(1.01, 2, false);
+    expect(v.ok).toBe(false);
+    expect(!v.ok && v.message).toMatch(/load average 1\.01 is above 1\.00 .*--shared-ok/);
+  });
+
+  it('--shared-ok measures anyway and leaves a note for the report', () => {
+    const v = checkLoad(9.7, 2, true);
+    expect(v).toMatchObject({ ok: true, note: expect.stringContaining('busy machine') });
+  });
+});

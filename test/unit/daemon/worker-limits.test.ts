@@ -1,0 +1,60 @@
+// Worker heap limits: parsed from AIVAULTD_WORKER_HEAP_MB, and actually applied to the pool's real
+// request workers and crypto worker.
+import { describe, expect, it, onTestFinished } from 'vitest';
+import type { Worker } from 'node:worker_threads';
+import { DaemonPool } from '../../../src/daemon/pool.js';
+import { parseArgs } from '../../../src/daemon/main.js';
+import { workerResourceLimits } from '../../../src/daemon/worker-limits.js';
+import { createDevVault } from '../../support/dev-vault.js';
+
+describe('workerResourceLimits', () => {
+  it('defaults to a 96 MB old space and honours AIVAULTD_WORKER_HEAP_MB', () => {
+    expect(workerResourceLimits({})).toEqual({ maxOldGenerationSizeMb: 96 });
+    expect(workerResourceLimits({ AIVAULTD_WORKER_HEAP_MB: '' })).toEqual({ maxOldGenerationSizeMb: 96 });
+    expect(workerResourceLimits({ AIVAULTD_WORKER_HEAP_MB: '200' })).toEqual({
+      maxOldGenerationSizeMb: 200,
+    });
+  });
+
+  it('refuses nonsense as a usage error naming the variable', () => {
+    for (const bad of ['abc', '12.5', '-1', '8']) {
+      expect(() => workerResourceLimits({ AIVAULTD_WORKER_HEAP_MB: bad })).toThrow(
+        expect.objectContaining({
+          code: 'usage',
+          message: expect.stringContaining('AIVAULTD_WORKER_HEAP_MB'),
+        }),
+      );
+    }
+  });
+
+  it('aivaultd refuses a bad value at start (usage), before any worker exists', () => {
+    const prev = process.env.AIVAULTD_WORKER_HEAP_MB;
+    process.env.AIVAULTD_WORKER_HEAP_MB = 'lots';
+    onTestFinished(() => {
+      if (prev === undefined) delete process.env.AIVAULTD_WORKER_HEAP_MB;
+      else process.env.AIVAULTD_WORKER_HEAP_MB = prev;
+    });
+    expect(() => parseArgs([])).toThrow(expect.objectContaining({ code: 'usage' }));
+  });
+});
+
+describe('DaemonPool workers run under the heap limit', () => {
+  it('request workers and the crypto worker report maxOldGenerationSizeMb from the environment', async () => {
+    const prev = process.env.AIVAULTD_WORKER_HEAP_MB;
+    process.env.AIVAULTD_WORKER_HEAP_MB = '80';
+    onTestFinished(() => {
+      if (prev === undefined) delete process.env.AIVAULTD_WORKER_HEAP_MB;
+      else process.env.AIVAULTD_WORKER_HEAP_MB = prev;
+    });
+    const dv = await createDevVault({ prefix: 'aivault-heap-' });
+    onTestFinished(() => dv.close());
+    const pool = new DaemonPool(dv.config, { workers: 2 });
+    onTestFinished(() => pool.close(2000));
+    // Private fields, read on purpose: the limits are a property of the real Worker objects.
+    const inner = pool as unknown as { piscina: { threads: Worker[] }; crypto: Worker };
+    await expect.poll(() => inner.piscina.threads.length).toBe(2);
+    for (const w of [...inner.piscina.threads, inner.crypto]) {
+      await expect.poll(() => w.resourceLimits?.maxOldGenerationSizeMb).toBe(80);
+    }
+  });
+});
