@@ -21,6 +21,7 @@ import {
 import { createPipelineDeps } from '../src/pipeline/deps.js';
 import { invokeCapability, type SecretSource } from '../src/pipeline/invoke.js';
 import { RateLimiter } from '../src/pipeline/rate-limit.js';
+import { Generation } from '../src/daemon/generation.js';
 import { registry } from '../src/registry/index.js';
 import type { WsTask } from '../src/daemon/http-ws-protocol.js';
 import { runWsRelay } from '../src/daemon/http-ws-upstream.js';
@@ -28,6 +29,7 @@ import { runWsRelay } from '../src/daemon/http-ws-upstream.js';
 const data = workerData as RequestWorkerData;
 const config = configFromWorkerData(data);
 const rateLimiter = new RateLimiter(data.rateLimit);
+const generation = new Generation(data.generation);
 
 /** This worker's crypto client, obtained once through the first call's port (`need-crypto`). */
 let crypto: Promise<CryptoPortClient> | undefined;
@@ -80,6 +82,7 @@ const deps = {
     registry,
     rateLimiter,
     secrets,
+    generation,
     // The crypto worker derives the audit subkey; this thread never sees the KEK.
     auditKey: async () => (await currentCrypto()).auditKey(),
   }),

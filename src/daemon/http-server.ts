@@ -201,8 +201,8 @@ export async function startHttpServer(
   opts: HttpServerOptions,
 ): Promise<HttpServer> {
   const paths = vaultPaths(config);
-  const verifier = new TokenVerifier(config.vaultDir);
-  const snapshot = createCatalogCache(paths, registry);
+  const verifier = new TokenVerifier(config.vaultDir, Date.now, pool.generation);
+  const snapshot = createCatalogCache(paths, registry, pool.generation);
   const auditLog = new AuditLog(config, paths, { sealKey: () => pool.auditKey() });
   const audit = (event: AuditInput): void => {
     auditLog.append(event).catch((err: unknown) => {
@@ -501,7 +501,14 @@ export async function startHttpServer(
     else proceed(undefined);
   });
 
-  const adminCtx: AdminContext = { config, paths, verifier, snapshot, audit };
+  const adminCtx: AdminContext = {
+    config,
+    paths,
+    verifier,
+    snapshot,
+    audit,
+    afterWrite: () => pool.generation.bump(),
+  };
   app.any('/aivault/*', (res, req) => {
     const b = begin(res, req);
     if (!b) return;

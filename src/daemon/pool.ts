@@ -30,6 +30,7 @@ import type {
 } from '../pipeline/call-port.js';
 import { toWorkerConfig, type ControlReply, type ControlRequest } from './crypto-protocol.js';
 import { workerEntry } from './worker-files.js';
+import { Generation } from './generation.js';
 import type { WsMainToWorker, WsTask, WsWorkerToMain } from './http-ws-protocol.js';
 
 export interface InvokeTask {
@@ -68,6 +69,8 @@ type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina
 export interface RequestWorkerData {
   config: ReturnType<typeof toWorkerConfig>;
   rateLimit: SharedArrayBuffer;
+  /** The vault generation (src/daemon/generation.ts). */
+  generation: SharedArrayBuffer;
 }
 
 export interface CallHandlers {
@@ -93,6 +96,8 @@ export class DaemonPool {
   readonly piscina: Piscina;
   private crypto: Worker;
   private readonly rateLimit: SharedArrayBuffer;
+  /** The vault generation every thread's caches are keyed on (bumped by writers and the vault watcher). */
+  readonly generation = new Generation();
   private readonly control = new Map<number, (r: ControlReply) => void>();
   private nextRid = 1;
   private closed = false;
@@ -111,6 +116,7 @@ export class DaemonPool {
       ...entry.bootData,
       config: toWorkerConfig(config),
       rateLimit: this.rateLimit,
+      generation: this.generation.buffer,
     };
     const threads = opts.workers ?? config.requestWorkers;
     this.maxCallsPerWorker = opts.concurrentTasksPerWorker ?? 4096;
@@ -369,7 +375,11 @@ export class DaemonPool {
   private spawnCrypto(config: Config): Worker {
     const cryptoEntry = workerEntry('crypto-worker');
     const worker = new Worker(cryptoEntry.filename, {
-      workerData: { ...cryptoEntry.bootData, config: toWorkerConfig(config) },
+      workerData: {
+        ...cryptoEntry.bootData,
+        config: toWorkerConfig(config),
+        generation: this.generation.buffer,
+      },
       // The crypto worker keeps the real environment: the env key provider reads its variable there.
     });
     worker.on('message', (r: ControlReply) => {
@@ -385,6 +395,8 @@ export class DaemonPool {
     };
     worker.on('error', failPending);
     worker.on('exit', () => {
+      // A fresh crypto worker starts locked (passphrase vault): request workers must drop what they cached.
+      this.generation.bump();
       failPending();
       if (!this.closed && this.crypto === worker) this.crypto = this.spawnCrypto(config);
     });
@@ -405,7 +417,11 @@ export class DaemonPool {
     const rid = this.nextRid++;
     const msg: ControlRequest = op === 'unlock' ? { rid, op, passphrase: passphrase ?? '' } : { rid, op };
     return new Promise((resolve, reject) => {
-      this.control.set(rid, (r) => (r.ok ? resolve(r.data) : reject(fromWire(r.error as WireError))));
+      this.control.set(rid, (r) => {
+        if (!r.ok) return reject(fromWire(r.error as WireError));
+        // The status frame also reports the vault generation and every thread's cache hits/misses.
+        resolve(op === 'status' ? { ...r.data, ...this.generation.stats() } : r.data);
+      });
       this.crypto.postMessage(msg);
     });
   }
