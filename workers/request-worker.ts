@@ -22,6 +22,7 @@ import { createPipelineDeps } from '../src/pipeline/deps.js';
 import { invokeCapability, type SecretSource } from '../src/pipeline/invoke.js';
 import { RateLimiter } from '../src/pipeline/rate-limit.js';
 import { Generation } from '../src/daemon/generation.js';
+import { cachedDecrypt, SecretCache } from '../src/daemon/secret-cache.js';
 import { registry } from '../src/registry/index.js';
 import type { WsTask } from '../src/daemon/http-ws-protocol.js';
 import { runWsRelay } from '../src/daemon/http-ws-upstream.js';
@@ -68,7 +69,10 @@ const secrets: SecretSource = {
     if (!hasDevRequests(config.devRequested)) return undefined;
     return (await currentCrypto().then((c) => c.dev())) ? config.devRequested : undefined;
   },
-  decrypt: async (ids) => (await currentCrypto()).decrypt(ids),
+  // Warm calls are answered from this worker's secure-memory cache (no crypto round trip); dropped on a bump.
+  decrypt: cachedDecrypt(new SecretCache(generation), generation, async (ids) =>
+    (await currentCrypto()).decrypt(ids),
+  ),
   write: async (id, value) => (await currentCrypto()).write(id, value),
   async lease(id) {
     const client = await currentCrypto();
