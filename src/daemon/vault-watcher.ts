@@ -40,12 +40,14 @@ function statKey(st: { mtimeMs: number; ctimeMs: number; size: number; ino: numb
 
 /** One string that changes whenever a file a cache reads changed (stat of each, secrets included). */
 async function fingerprint(paths: VaultPaths): Promise<string> {
-  const stat = (p: string): Promise<string> =>
-    fsp.stat(p).then(statKey, () => statKey(undefined));
+  const stat = (p: string): Promise<string> => fsp.stat(p).then(statKey, () => statKey(undefined));
   const names = await fsp.readdir(paths.secretsDir).catch(() => [] as string[]);
   const keys = await Promise.all(
     [paths.vaultJson, paths.brokerJson, paths.capabilitiesJson, join(paths.root, 'tokens.json')]
-      .concat(paths.secretsDir, names.sort().map((n) => join(paths.secretsDir, n)))
+      .concat(
+        paths.secretsDir,
+        names.sort().map((n) => join(paths.secretsDir, n)),
+      )
       .map(async (p) => `${p}=${await stat(p)}`),
   );
   return keys.join('|');

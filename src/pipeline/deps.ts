@@ -65,8 +65,7 @@ export function createCatalogCache(
   registry: RegistryIndex,
   generation?: Generation,
 ): () => Promise<BrokerSnapshot> {
-  const load = async (): Promise<BrokerSnapshot> =>
-    loadCatalog(paths, registry, await listSecretInfo(paths));
+  const load = async (): Promise<BrokerSnapshot> => loadCatalog(paths, registry, await listSecretInfo(paths));
   if (generation) return perGeneration(generation, 'catalog', load);
   let key: string | undefined;
   let snapshot: Promise<BrokerSnapshot> | undefined;
