@@ -21,7 +21,7 @@ import {
 import { createPipelineDeps } from '../src/pipeline/deps.js';
 import { invokeCapability, type SecretSource } from '../src/pipeline/invoke.js';
 import { RateLimiter } from '../src/pipeline/rate-limit.js';
-import { Generation } from '../src/daemon/generation.js';
+import { Generation, perGeneration } from '../src/daemon/generation.js';
 import { cachedDecrypt, SecretCache } from '../src/daemon/secret-cache.js';
 import { registry } from '../src/registry/index.js';
 import type { WsTask } from '../src/daemon/http-ws-protocol.js';
@@ -63,11 +63,17 @@ function currentCrypto(): Promise<CryptoPortClient> {
 }
 
 /** Secrets for every call of this worker; valid once the first call has obtained the crypto port. */
+/**
+ * The crypto worker's dev verdict, per vault generation: it changes only with vault.json or the KEK
+ * (rotate-master, lock/unlock, a crypto-worker restart), all of which bump the generation.
+ */
+const devVerdict = perGeneration(generation, 'dev', async () => (await currentCrypto()).dev());
+
 const secrets: SecretSource = {
   async devOverrides() {
     // Nothing requested (every production call): no crypto round trip for a verdict that changes nothing.
     if (!hasDevRequests(config.devRequested)) return undefined;
-    return (await currentCrypto().then((c) => c.dev())) ? config.devRequested : undefined;
+    return (await devVerdict()) ? config.devRequested : undefined;
   },
   // Warm calls are answered from this worker's secure-memory cache (no crypto round trip); dropped on a bump.
   decrypt: cachedDecrypt(new SecretCache(generation), generation, async (ids) =>
