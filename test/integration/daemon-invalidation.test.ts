@@ -17,7 +17,7 @@ import { connect, type DaemonClient } from '../../src/protocol/client.js';
 import type { Envelope } from '../../src/broker/types.js';
 import { ECHO_SECRET, OPENAI_SECRET, prepareVault, type PreparedVault } from '../e2e/http/http-fixture.js';
 import { isolatedEnv, registerSecret, runCli } from '../support/run-cli.js';
-import { mintProxyToken } from '../../src/tokens/tokens.js';
+import { createOperatorToken, mintProxyToken } from '../../src/tokens/tokens.js';
 import { isAivaultError } from '../../src/errors.js';
 
 let pv: PreparedVault;
@@ -27,6 +27,7 @@ let baseUrl: string;
 let cliEnv: Record<string, string>;
 let proxyToken: string;
 let proxyTokenId: string;
+let operatorToken: string;
 
 type Outcome = { status: number; json: Record<string, unknown> } | { error: string };
 
@@ -83,6 +84,7 @@ describe.each(MODES)('invalidation, $name: the very next call after a write sees
     const minted = await mintProxyToken(pv.config.vaultDir, { capabilities: ['echo/*', 'openai/*'] });
     proxyToken = minted.token;
     proxyTokenId = minted.info.id;
+    operatorToken = (await createOperatorToken(pv.config.vaultDir, { name: 'test' })).token;
   }, 60_000);
 
   afterAll(async () => {
@@ -134,6 +136,27 @@ describe.each(MODES)('invalidation, $name: the very next call after a write sees
         : o.json.path === '[redacted]' && o.json.query === 'q=1';
     expect(edited(await viaSocket(ECHO))).toBe(true);
     expect(edited(await viaHttp('/v/echo/items?q=1'))).toBe(true);
+  });
+
+  it('a write through the HTTP operator API applies to the next call', async () => {
+    await warm(ECHO, '/v/echo/items?q=1');
+    const res = await fetch(`${baseUrl}/aivault/capabilities/echo/api`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${operatorToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ responseBlocklist: ['method'] }),
+    });
+    expect(res.status, await res.text()).toBe(200);
+    expect(await viaSocket(ECHO)).toMatchObject({ status: 200, json: { method: '[redacted]' } });
+    expect(await viaHttp('/v/echo/items?q=1')).toMatchObject({ status: 200, json: { method: '[redacted]' } });
+  });
+
+  it('lock stops the next call although the secret is cached; unlock resumes', async () => {
+    await warm(ECHO, '/v/echo/items?q=1');
+    await client.operator('lock');
+    expect(await viaSocket(ECHO)).toEqual({ error: 'vault_unavailable' });
+    expect(await viaHttp('/v/echo/items?q=1')).toEqual({ error: 'vault_unavailable' });
+    await client.operator('unlock', '');
+    expect(await viaSocket(ECHO)).toMatchObject({ status: 200 });
   });
 
   it('a revoked proxy token is refused on the next HTTP call', async () => {
