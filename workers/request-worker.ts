@@ -69,6 +69,9 @@ function currentCrypto(): Promise<CryptoPortClient> {
  */
 const devVerdict = perGeneration(generation, 'dev', async () => (await currentCrypto()).dev());
 
+/** Decrypted values of this worker (src/daemon/secret-cache.ts); zeroed at shutdown. */
+const secretCache = new SecretCache(generation);
+
 const secrets: SecretSource = {
   async devOverrides() {
     // Nothing requested (every production call): no crypto round trip for a verdict that changes nothing.
@@ -76,9 +79,7 @@ const secrets: SecretSource = {
     return (await devVerdict()) ? config.devRequested : undefined;
   },
   // Warm calls are answered from this worker's secure-memory cache (no crypto round trip); dropped on a bump.
-  decrypt: cachedDecrypt(new SecretCache(generation), generation, async (ids) =>
-    (await currentCrypto()).decrypt(ids),
-  ),
+  decrypt: cachedDecrypt(secretCache, generation, async (ids) => (await currentCrypto()).decrypt(ids)),
   write: async (id, value) => (await currentCrypto()).write(id, value),
   async lease(id) {
     const client = await currentCrypto();
@@ -157,7 +158,9 @@ export function attach(task: AttachTask): number {
           ?.controller.abort(new AivaultError('upstream_unreachable', 'invocation cancelled by the caller'));
         return;
       case 'close':
-        // Shutdown: close the audit day file and upstream pools explicitly (no FileHandle left to GC).
+        // Shutdown: close the audit day file and upstream pools explicitly (no FileHandle left to GC), and
+        // zero the cached secret values (a thread's end frees memory without zeroing it).
+        secretCache.clear();
         void deps.close().finally(() => port.postMessage({ t: 'closed' } satisfies WorkerPortToMain));
         return;
       default:
