@@ -12,7 +12,7 @@
  */
 
 /** Caches that report hits and misses (the order fixes their slots in the buffer). */
-export const CACHE_NAMES = ['catalog', 'tokens', 'vaultMeta', 'records', 'secrets', 'dev'] as const;
+const CACHE_NAMES = ['catalog', 'tokens', 'vaultMeta', 'records', 'secrets', 'dev'] as const;
 export type CacheName = (typeof CACHE_NAMES)[number];
 
 const GEN = 0;

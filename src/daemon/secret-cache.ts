@@ -16,8 +16,8 @@
 import type { Generation } from './generation.js';
 import { sodium } from '../vault/sodium.js';
 
-export const SECRET_CACHE_MAX_ENTRIES = 256;
-export const SECRET_CACHE_TTL_MS = 5 * 60 * 1000;
+const SECRET_CACHE_MAX_ENTRIES = 256;
+const SECRET_CACHE_TTL_MS = 5 * 60 * 1000;
 
 interface Entry {
   readonly mem: Buffer;

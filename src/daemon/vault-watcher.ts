@@ -22,7 +22,7 @@ import type { Generation } from './generation.js';
 /** Files in the vault directory that some cache reads (everything else there is ignored). */
 const ROOT_FILES = new Set(['vault.json', 'broker.json', 'capabilities.json', 'tokens.json', 'secrets']);
 
-export const VAULT_POLL_MS = 5000;
+const VAULT_POLL_MS = 5000;
 
 export interface VaultWatcherOptions {
   /** fs.watch the directories (default true). Tests turn it off to prove the poll and the bumps alone. */
