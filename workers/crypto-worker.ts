@@ -12,9 +12,13 @@ import { toWire } from '../src/errors.js';
 import { CommandExecutor } from '../src/daemon/operator-executor.js';
 import { toWirePolicySeal } from '../src/daemon/crypto-protocol.js';
 import { setPolicySealSource } from '../src/vault/policy-seal.js';
+import { Generation } from '../src/daemon/generation.js';
 
-const config = configFromWorkerData(workerData as CryptoWorkerData);
-const service = new CryptoService(config);
+const data = workerData as CryptoWorkerData;
+const config = configFromWorkerData(data);
+// The vault generation shared with the main thread and the request workers (src/daemon/generation.ts).
+const generation = data.generation ? new Generation(data.generation) : undefined;
+const service = new CryptoService(config, generation ? { generation } : {});
 // Policy files read by operator commands here are checked with the daemon's own KEK when it holds one.
 setPolicySealSource(config.vaultDir, () => service.policySeal());
 // Operator commands run here, beside the KEK: the daemon is the vault's only writer while it runs.
@@ -22,6 +26,7 @@ const commands = new CommandExecutor(config, {
   onPassphraseRotated: async (passphrase) => {
     if (!(await service.status()).locked) await service.unlock(passphrase);
   },
+  afterWrite: () => generation?.bump(),
 });
 
 async function answer(req: CryptoRequest): Promise<{ reply: CryptoReply; transfer: ArrayBuffer[] }> {

@@ -23,6 +23,8 @@ import { envelopeOf } from '../src/pipeline/call-request.js';
 import { invokeCapability } from '../src/pipeline/invoke.js';
 import type { SecretSource } from '../src/pipeline/types.js';
 import { RateLimiter } from '../src/pipeline/rate-limit.js';
+import { Generation, perGeneration } from '../src/daemon/generation.js';
+import { cachedDecrypt, SecretCache } from '../src/daemon/secret-cache.js';
 import { registry } from '../src/registry/index.js';
 import { setPolicySealSource } from '../src/vault/policy-seal.js';
 import type { WsTask } from '../src/daemon/http-ws-protocol.js';
@@ -31,6 +33,7 @@ import { runWsRelay } from '../src/daemon/http-ws-upstream.js';
 const data = workerData as RequestWorkerData;
 const config = configFromWorkerData(data);
 const rateLimiter = new RateLimiter(data.rateLimit);
+const generation = new Generation(data.generation);
 
 /** This worker's crypto client, obtained once through the first call's port (`need-crypto`). */
 let crypto: Promise<CryptoPortClient> | undefined;
@@ -63,13 +66,23 @@ function currentCrypto(): Promise<CryptoPortClient> {
 }
 
 /** Secrets for every call of this worker; valid once the first call has obtained the crypto port. */
+/**
+ * The crypto worker's dev verdict, per vault generation: it changes only with vault.json or the KEK
+ * (rotate-master, lock/unlock, a crypto-worker restart), all of which bump the generation.
+ */
+const devVerdict = perGeneration(generation, 'dev', async () => (await currentCrypto()).dev());
+
+/** Decrypted values of this worker (src/daemon/secret-cache.ts); zeroed at shutdown. */
+const secretCache = new SecretCache(generation);
+
 const secrets: SecretSource = {
   async devOverrides() {
     // Nothing requested (every production call): no crypto round trip for a verdict that changes nothing.
     if (!hasDevRequests(config.devRequested)) return undefined;
-    return (await currentCrypto().then((c) => c.dev())) ? config.devRequested : undefined;
+    return (await devVerdict()) ? config.devRequested : undefined;
   },
-  decrypt: async (ids) => (await currentCrypto()).decrypt(ids),
+  // Warm calls are answered from this worker's secure-memory cache (no crypto round trip); dropped on a bump.
+  decrypt: cachedDecrypt(secretCache, generation, async (ids) => (await currentCrypto()).decrypt(ids)),
   write: async (id, value) => (await currentCrypto()).write(id, value),
   async lease(id) {
     const client = await currentCrypto();
@@ -87,6 +100,7 @@ const deps = {
     registry,
     rateLimiter,
     secrets,
+    generation,
     // The crypto worker derives the audit subkey; this thread never sees the KEK.
     auditKey: async () => (await currentCrypto()).auditKey(),
   }),
@@ -155,7 +169,9 @@ export function attach(task: AttachTask): number {
           ?.controller.abort(new AivaultError('upstream_unreachable', 'invocation cancelled by the caller'));
         return;
       case 'close':
-        // Shutdown: close the audit day file and upstream pools explicitly (no FileHandle left to GC).
+        // Shutdown: close the audit day file and upstream pools explicitly (no FileHandle left to GC), and
+        // zero the cached secret values (a thread's end frees memory without zeroing it).
+        secretCache.clear();
         void deps.close().finally(() => port.postMessage({ t: 'closed' } satisfies WorkerPortToMain));
         return;
       default:

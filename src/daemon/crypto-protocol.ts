@@ -70,6 +70,8 @@ export type ControlReply =
 export type WorkerConfig = Omit<Config, 'readVar'>;
 export interface CryptoWorkerData {
   config: WorkerConfig;
+  /** The vault generation buffer (src/daemon/generation.ts): counters only, never key material. */
+  generation?: SharedArrayBuffer;
 }
 
 export function toWorkerConfig(config: Config): WorkerConfig {

@@ -1,8 +1,9 @@
 /**
  * The crypto worker's logic (callable without a thread for tests): the ONLY holder of the KEK in the daemon.
  * The KEK lives in libsodium secure memory (vault `Kek`: sodium_malloc, no-access while idle, read-only
- * only inside `use()`). Secret records are read fresh from disk on every request, so rotate/delete take
- * effect without a restart. Answers with plaintext secret values only to request workers (for auth
+ * only inside `use()`). Vault meta and secret records are cached per vault generation (src/daemon/
+ * generation.ts) in the daemon, so rotate/delete take effect on the very next request without a restart
+ * or a per-request stat; this thread bumps the generation after each of its own writes and on lock/unlock. Answers with plaintext secret values only to request workers (for auth
  * injection); never returns, logs or posts the KEK.
  */
 import { promises as fsp } from 'node:fs';
@@ -14,6 +15,7 @@ import type { Kek } from '../vault/secret-bytes.js';
 import type { VaultPaths } from '../vault/paths.js';
 import { UNSEALED, type PolicySealState } from '../vault/policy-seal.js';
 import { verifiedSealState } from '../vault/vault.js';
+import { perGeneration, perGenerationMap, type Generation } from './generation.js';
 import {
   decryptRecord,
   loadKek,
@@ -118,17 +120,33 @@ export class CryptoService {
   /** The stored value's revision when each live lease read it (compare-and-swap on write-back). */
   private readonly leaseRevisions: Map<number, string>;
 
-  constructor(config: Config, opts: { leaseTimeoutMs?: number } = {}) {
+  /** The daemon's vault generation; absent (tests without a daemon): caches are keyed by file stats. */
+  private readonly generation: Generation | undefined;
+  private readonly metaByGeneration: (() => Promise<Meta>) | undefined;
+  private readonly recordByGeneration: ((id: string) => Promise<SecretRecord>) | undefined;
+
+  constructor(config: Config, opts: { leaseTimeoutMs?: number; generation?: Generation } = {}) {
     this.config = config;
     this.paths = vaultPaths(config);
     this.leases = new LeaseTable(opts.leaseTimeoutMs);
     this.leaseRevisions = new Map();
+    this.generation = opts.generation;
+    if (opts.generation) {
+      this.metaByGeneration = perGeneration(opts.generation, 'vaultMeta', () => readVaultMeta(this.paths));
+      this.recordByGeneration = perGenerationMap(opts.generation, 'records', (id) => this.readRecord(id));
+    }
+  }
+
+  /** After a write of this thread is durable (and on lock/unlock): every thread's caches reload. */
+  private bump(): void {
+    this.generation?.bump();
   }
 
   private metaCache: { key: string; meta: Meta } | undefined;
 
-  /** vault.json, re-parsed only when its stat changes (rotate-master / lock state are noticed at once). */
+  /** vault.json, re-parsed per generation, or (no generation) when its stat changes. */
   private async meta(): Promise<Meta> {
+    if (this.metaByGeneration) return this.metaByGeneration();
     let key = 'missing';
     try {
       const st = await fsp.stat(this.paths.vaultJson);
@@ -230,6 +248,7 @@ export class CryptoService {
   private readonly records = new Map<string, { key: string; record: SecretRecord }>();
 
   private async record(id: string): Promise<SecretRecord> {
+    if (this.recordByGeneration) return this.recordByGeneration(id);
     let key: string | undefined;
     try {
       const st = await fsp.stat(secretRecordPath(this.paths, id));
@@ -239,14 +258,18 @@ export class CryptoService {
     }
     const cached = this.records.get(id);
     if (key !== undefined && cached?.key === key) return cached.record;
-    const record = await readSecretRecord(this.paths, id).catch((err: unknown) => {
+    const record = await this.readRecord(id);
+    if (key !== undefined) this.records.set(id, { key, record });
+    return record;
+  }
+
+  private readRecord(id: string): Promise<SecretRecord> {
+    return readSecretRecord(this.paths, id).catch((err: unknown) => {
       if (err instanceof AivaultError && err.code === 'not_found') {
         throw new AivaultError('vault_unavailable', `secret ${id} no longer exists`);
       }
       throw err;
     });
-    if (key !== undefined) this.records.set(id, { key, record });
-    return record;
   }
 
   /** Decrypt secrets by id (records re-read whenever their file changes). Caller owns (and should zero) the bytes. */
@@ -262,7 +285,11 @@ export class CryptoService {
    * the vault's own locked read-modify-write, so concurrent CLI writes are never lost.
    */
   async writeSecret(id: string, value: Uint8Array): Promise<void> {
-    await this.withWriter(value, (writer) => writer.rotateSecret(id, value));
+    try {
+      await this.withWriter(value, (writer) => writer.rotateSecret(id, value));
+    } finally {
+      this.bump(); // even a failed write may have replaced the record
+    }
   }
 
   /** Run a vault write with the daemon's writer (same locked/rotated checks as reads); zeroes `value`. */
@@ -316,8 +343,12 @@ export class CryptoService {
   }
 
   private async writeSecretIfUnchanged(id: string, revision: string, value: Uint8Array): Promise<boolean> {
-    const written = await this.withWriter(value, (w) => w.rotateSecretIfUnchanged(id, revision, value));
-    return written !== undefined;
+    try {
+      const written = await this.withWriter(value, (w) => w.rotateSecretIfUnchanged(id, revision, value));
+      return written !== undefined;
+    } finally {
+      this.bump();
+    }
   }
 
   async unlock(passphrase: string): Promise<CryptoStatus> {
@@ -336,6 +367,7 @@ export class CryptoService {
       meta.provider.kind === 'passphrase'
         ? await Vault.open(this.config, { autoInit: false, passphrase, actor: 'aivaultd' })
         : undefined;
+    this.bump();
     return this.status();
   }
 
@@ -345,6 +377,7 @@ export class CryptoService {
     this.writer?.close();
     this.writer = undefined;
     this.lockedByOperator = true;
+    this.bump(); // request workers drop their decrypted-secret caches at once
     return this.statusSync();
   }
 

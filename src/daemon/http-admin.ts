@@ -43,6 +43,11 @@ export interface AdminContext {
   readonly verifier: TokenVerifier;
   readonly snapshot: () => Promise<BrokerSnapshot>;
   readonly audit: (event: AuditInput) => void;
+  /**
+   * Called after every write route (also a failed one: it may have written part), before the reply: the
+   * daemon bumps the vault generation, so the next call through any listener sees the change.
+   */
+  readonly afterWrite?: () => void;
 }
 
 export interface AdminRequest {
@@ -313,7 +318,9 @@ export async function handleAdmin(ctx: AdminContext, req: AdminRequest): Promise
     throw err;
   }
   try {
-    const out = await route(ctx, req, actor);
+    const out = await (req.method === 'GET'
+      ? route(ctx, req, actor)
+      : route(ctx, req, actor).finally(() => ctx.afterWrite?.()));
     ctx.audit({ ...base, actor, status: out.status, durationMs: Date.now() - started });
     return out;
   } catch (err) {

@@ -217,7 +217,7 @@ export async function startHttpServer(
   opts: HttpServerOptions,
 ): Promise<HttpServer> {
   const paths = vaultPaths(config);
-  const verifier = new TokenVerifier(config.vaultDir);
+  const verifier = new TokenVerifier(config.vaultDir, Date.now, pool.generation);
   const auditLog = new AuditLog(config, paths, { sealKey: () => pool.auditKey() });
   const audit = (event: AuditInput): void => {
     auditLog.append(event).catch((err: unknown) => {
@@ -451,8 +451,16 @@ export async function startHttpServer(
   // The operator API reads the catalog; its cache is made on the first operator call, so a daemon that
   // only proxies does no catalog work on this thread (passthrough matching runs in the request worker).
   let catalog: (() => Promise<BrokerSnapshot>) | undefined;
-  const snapshot = (): Promise<BrokerSnapshot> => (catalog ??= createCatalogCache(paths, registry))();
-  const adminCtx: AdminContext = { config, paths, verifier, snapshot, audit };
+  const snapshot = (): Promise<BrokerSnapshot> =>
+    (catalog ??= createCatalogCache(paths, registry, pool.generation))();
+  const adminCtx: AdminContext = {
+    config,
+    paths,
+    verifier,
+    snapshot,
+    audit,
+    afterWrite: () => pool.generation.bump(),
+  };
   app.any('/aivault/*', (res, req) => {
     const b = begin(res, req);
     if (!b) return;

@@ -29,6 +29,8 @@ import { disableDumpable } from './dumpable.js';
 import { writeRunFile } from './run-dir.js';
 import { setPolicySealSource } from '../vault/policy-seal.js';
 import { DEFAULT_WORKER_HEAP_MB, workerResourceLimits } from './worker-limits.js';
+import { startVaultWatcher } from './vault-watcher.js';
+import { vaultPaths } from '../vault/paths.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -60,6 +62,13 @@ export interface DaemonOptions {
   readonly system?: SystemLayout;
   /** Token re-check interval for open HTTP relays/streams. In-process tests only: no flag or env sets it. */
   readonly httpTokenRecheckMs?: number;
+  /**
+   * fs.watch the vault directory (default true). In-process tests only (no flag or env sets it): with it
+   * off, only the daemon's own generation bumps and the safety-net poll notice changes.
+   */
+  readonly watchVault?: boolean;
+  /** Safety-net poll interval of the vault watcher (default 5 s). In-process tests only. */
+  readonly vaultPollMs?: number;
 }
 
 export interface Daemon {
@@ -97,6 +106,11 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     await pool.close(deadlineMs);
     unsetPolicySeal();
   };
+  // Writes made outside the daemon (hand edits, other tools) bump the generation every cache is keyed on.
+  const watcher = startVaultWatcher(vaultPaths(config), pool.generation, {
+    ...(opts.watchVault !== undefined ? { watch: opts.watchVault } : {}),
+    ...(opts.vaultPollMs !== undefined ? { pollMs: opts.vaultPollMs } : {}),
+  });
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
   let stopping: Promise<void> | undefined;
@@ -109,6 +123,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      watcher.close();
       server?.stopListening();
       callerServer?.stopListening();
       http?.stopListening();
@@ -157,6 +172,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     }
   } catch (err) {
     started?.stopListening();
+    watcher.close();
     await closePool(0);
     throw err;
   }
@@ -169,6 +185,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       });
     } catch (err) {
       server.stopListening();
+      watcher.close();
       await closePool(0);
       throw err;
     }

@@ -70,17 +70,25 @@ export class CommandExecutor {
   #tail: Promise<unknown> = Promise.resolve();
   /** Called after a passphrase rotate-master so the daemon stays unlocked under the new passphrase. */
   readonly #onPassphraseRotated: ((passphrase: string) => Promise<unknown>) | undefined;
+  /**
+   * Called after every write command (also a failed one: it may have written part), before its reply
+   * goes out: the daemon bumps the vault generation here, so the caller's next invoke sees the change.
+   */
+  readonly #afterWrite: (() => void) | undefined;
 
-  constructor(config: Config, opts: { onPassphraseRotated?: (passphrase: string) => Promise<unknown> } = {}) {
+  constructor(
+    config: Config,
+    opts: { onPassphraseRotated?: (passphrase: string) => Promise<unknown>; afterWrite?: () => void } = {},
+  ) {
     this.#config = config;
     this.#onPassphraseRotated = opts.onPassphraseRotated;
+    this.#afterWrite = opts.afterWrite;
   }
 
   run(job: CommandJob): Promise<CommandOutput> {
-    const next = this.#tail.then(
-      () => this.#exec(job),
-      () => this.#exec(job),
-    );
+    const exec = (): Promise<CommandOutput> =>
+      WRITE_COMMANDS.has(job.command) ? this.#exec(job).finally(() => this.#afterWrite?.()) : this.#exec(job);
+    const next = this.#tail.then(exec, exec);
     this.#tail = next.catch(() => undefined);
     return next;
   }

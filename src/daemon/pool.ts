@@ -36,6 +36,7 @@ import { toWorkerConfig, type ControlReply, type ControlRequest } from './crypto
 import { workerEntry } from './worker-files.js';
 import type { PolicySealState } from '../vault/policy-seal.js';
 import { workerResourceLimits } from './worker-limits.js';
+import { Generation } from './generation.js';
 import type { WsMainToWorker, WsTask, WsWorkerToMain } from './http-ws-protocol.js';
 
 /** One call as a transport hands it over (see CallRequest for the request forms). */
@@ -74,6 +75,8 @@ type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina
 export interface RequestWorkerData {
   config: ReturnType<typeof toWorkerConfig>;
   rateLimit: SharedArrayBuffer;
+  /** The vault generation (src/daemon/generation.ts). */
+  generation: SharedArrayBuffer;
 }
 
 export interface CallHandlers {
@@ -142,6 +145,8 @@ export class DaemonPool {
   readonly piscina: Piscina;
   private crypto: Worker;
   private readonly rateLimit: SharedArrayBuffer;
+  /** The vault generation every thread's caches are keyed on (bumped by writers and the vault watcher). */
+  readonly generation = new Generation();
   private readonly control = new Map<number, (r: ControlReply) => void>();
   private nextRid = 1;
   private closed = false;
@@ -160,6 +165,7 @@ export class DaemonPool {
       ...entry.bootData,
       config: toWorkerConfig(config),
       rateLimit: this.rateLimit,
+      generation: this.generation.buffer,
     };
     const threads = opts.workers ?? config.requestWorkers;
     this.maxCallsPerWorker = opts.concurrentTasksPerWorker ?? 4096;
@@ -392,7 +398,11 @@ export class DaemonPool {
   private spawnCrypto(config: Config): Worker {
     const cryptoEntry = workerEntry('crypto-worker');
     const worker = new Worker(cryptoEntry.filename, {
-      workerData: { ...cryptoEntry.bootData, config: toWorkerConfig(config) },
+      workerData: {
+        ...cryptoEntry.bootData,
+        config: toWorkerConfig(config),
+        generation: this.generation.buffer,
+      },
       resourceLimits: workerResourceLimits(),
       // The crypto worker keeps the real environment: the env key provider reads its variable there.
     });
@@ -409,6 +419,8 @@ export class DaemonPool {
     };
     worker.on('error', failPending);
     worker.on('exit', () => {
+      // A fresh crypto worker starts locked (passphrase vault): request workers must drop what they cached.
+      this.generation.bump();
       failPending();
       if (!this.closed && this.crypto === worker) this.crypto = this.spawnCrypto(config);
     });
@@ -441,7 +453,11 @@ export class DaemonPool {
     const rid = this.nextRid++;
     const msg: ControlRequest = op === 'unlock' ? { rid, op, passphrase: passphrase ?? '' } : { rid, op };
     return new Promise((resolve, reject) => {
-      this.control.set(rid, (r) => (r.ok ? resolve(r.data) : reject(fromWire(r.error as WireError))));
+      this.control.set(rid, (r) => {
+        if (!r.ok) return reject(fromWire(r.error as WireError));
+        // The status frame also reports the vault generation and every thread's cache hits/misses.
+        resolve(op === 'status' ? { ...r.data, ...this.generation.stats() } : r.data);
+      });
       this.crypto.postMessage(msg);
     });
   }

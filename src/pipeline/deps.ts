@@ -1,6 +1,6 @@
 /**
  * Wires the pipeline to the real collaborators: catalog (broker.json/capabilities.json + secret metadata,
- * cached and reloaded when the files' mtimes change), broker policy, auth strategies, audit log, undici.
+ * cached per vault generation in the daemon, else reloaded when the files' mtimes change), broker policy, auth strategies, audit log, undici.
  * Reads secret METADATA only (no KEK needed); secret values come from the injected SecretSource.
  */
 import { statSync } from 'node:fs';
@@ -18,6 +18,7 @@ import type { PipelineDeps, SecretSource } from './types.js';
 import type { RateLimiter } from './rate-limit.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
 import { createOAuth2Refresher } from './oauth2.js';
+import { perGeneration, type Generation } from '../daemon/generation.js';
 
 export interface PipelineDepsOptions {
   readonly registry: RegistryIndex;
@@ -26,6 +27,8 @@ export interface PipelineDepsOptions {
   readonly upstream?: Omit<UpstreamOptions, 'dev'>;
   /** The audit sealing subkey (never the KEK); absent → audit lines are written unsealed. */
   readonly auditKey?: () => Promise<Uint8Array | undefined>;
+  /** The daemon's vault generation (request workers): the catalog is cached per generation. */
+  readonly generation?: Generation;
 }
 
 /**
@@ -51,22 +54,26 @@ async function listSecretInfo(paths: VaultPaths): Promise<SecretInfo[]> {
 }
 
 /**
- * Snapshot cache keyed by the stats of broker.json, capabilities.json and the secrets dir, checked on
- * EVERY call. Not a generation file or fs.watch: a hand edit of broker.json (test/security/
- * tampered-broker-json) bumps no generation, and an inotify event can be handled after the invoke frame
- * the CLI sends right after its write (read-your-writes would become a race).
+ * Snapshot cache. In the daemon (`generation` given) it is keyed on the vault generation: a warm call
+ * makes no filesystem syscall; every in-daemon writer bumps the generation before it answers, and the
+ * vault watcher bumps it for hand edits (src/daemon/vault-watcher.ts). Without a generation (in-process
+ * mode, tools) it is keyed by the stats of broker.json, capabilities.json and the secrets dir, checked on
+ * every call. Either way a reload parses and validates the files exactly as a first load does.
  */
 export function createCatalogCache(
   paths: VaultPaths,
   registry: RegistryIndex,
+  generation?: Generation,
 ): () => Promise<BrokerSnapshot> {
+  const load = async (): Promise<BrokerSnapshot> => loadCatalog(paths, registry, await listSecretInfo(paths));
+  if (generation) return perGeneration(generation, 'catalog', load);
   let key: string | undefined;
   let snapshot: Promise<BrokerSnapshot> | undefined;
   return async () => {
     const next = `${mtimeKey(paths.brokerJson)}|${mtimeKey(paths.capabilitiesJson)}|${mtimeKey(paths.secretsDir)}`;
     if (snapshot && key === next) return snapshot;
     key = next;
-    snapshot = (async () => loadCatalog(paths, registry, await listSecretInfo(paths)))();
+    snapshot = load();
     snapshot.catch(() => {
       if (key === next) key = undefined; // retry on the next call
     });
@@ -79,7 +86,7 @@ export function createPipelineDeps(
   opts: PipelineDepsOptions,
 ): PipelineDeps & { close(): Promise<void>; catalog(): Promise<BrokerSnapshot> } {
   const paths = vaultPaths(config);
-  const snapshot = createCatalogCache(paths, opts.registry);
+  const snapshot = createCatalogCache(paths, opts.registry, opts.generation);
   // One open day file per pipeline (request worker / in-process call) instead of open+close per line.
   const auditLog = new AuditLog(config, paths, {
     keepOpen: true,

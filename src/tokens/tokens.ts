@@ -19,6 +19,7 @@ import { z } from 'zod';
 import { AivaultError } from '../errors.js';
 import { withVaultLock } from '../vault/store.js';
 import { readPolicyFile, writePolicyFile } from '../vault/policy-seal.js';
+import { perGeneration, type Generation } from '../daemon/generation.js';
 
 export const PROXY_TOKEN_PREFIX = 'avp_';
 export const OPERATOR_TOKEN_PREFIX = 'avo_';
@@ -228,22 +229,28 @@ function findByHash<T extends TokenRecord>(records: readonly T[], hash: string):
 }
 
 /**
- * Verifies presented tokens against tokens.json, re-reading the file when its mtime changes (the CLI
- * mints by writing the file; the daemon needs no restart). Used on the daemon's main thread.
+ * Verifies presented tokens against tokens.json. In the daemon (`generation` given) the parsed file is
+ * cached per vault generation: token mint/revoke through the daemon bump it before they answer, the vault
+ * watcher bumps it for writes made elsewhere, so a warm check makes no syscall. Without a generation the
+ * file is re-read whenever its stat changes. Used on the daemon's main thread.
  */
 export class TokenVerifier {
   private key: string | undefined;
   private doc: TokensFile = { version: 1, tokens: [] };
   private readonly path: string;
+  private readonly cached: (() => Promise<TokensFile>) | undefined;
 
   constructor(
     vaultDir: string,
     private readonly now: () => number = Date.now,
+    generation?: Generation,
   ) {
     this.path = tokensPath(vaultDir);
+    if (generation) this.cached = perGeneration(generation, 'tokens', () => readTokensFile(this.path));
   }
 
   private async load(): Promise<TokensFile> {
+    if (this.cached) return this.cached();
     let key: string;
     try {
       const st = await fsp.stat(this.path);
