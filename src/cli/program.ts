@@ -376,6 +376,11 @@ export function buildProgram(run: Runner): Command {
     .option('--workspace-id <id>', 'workspace context')
     .option('--group-id <id>', 'group context')
     .option('--label <text>', 'free-text label shown by token list')
+    .option(
+      '--tunnel-host <host>',
+      'HTTPS proxy: allow a blind tunnel (no key injection) to this host[:port] (repeatable)',
+      collect,
+    )
     .action(act(token, 'mint'));
   tok.command('list').description('list tokens (never their values)').action(act(token, 'list'));
   tok.command('revoke <id>').description('revoke a token by id').action(act(token, 'revoke'));
@@ -391,7 +396,7 @@ export function buildProgram(run: Runner): Command {
   program
     .command('run')
     .description(
-      'run a command with AIVAULT_BASE_URL, AIVAULT_TOKEN and SDK base URLs/keys pointing at the broker (no real key)',
+      'run a command through the broker with no real key: HTTPS_PROXY (+ vault CA, placeholder keys) for unchanged tools, AIVAULT_BASE_URL/AIVAULT_TOKEN',
     )
     .argument('<command...>', 'the command, after --')
     .option(
@@ -404,7 +409,20 @@ export function buildProgram(run: Runner): Command {
     .option('--workspace-id <id>', 'workspace context')
     .option('--group-id <id>', 'group context')
     .option('--passphrase <value>', 'vault passphrase, to mint the token (prompted when needed)')
+    .option(
+      '--tunnel-host <host>',
+      'let the child open a plain tunnel to this host[:port] through the HTTPS proxy, without key injection (repeatable)',
+      collect,
+    )
+    .option('--no-proxy', 'no HTTPS proxy: only AIVAULT_BASE_URL/AIVAULT_TOKEN and the SDK base URLs')
     .action(act(runCommand, 'run'));
+
+  program
+    .command('ca')
+    .description("the vault's local CA (HTTPS proxy)")
+    .command('path')
+    .description('print the path of the CA certificate clients trust')
+    .action(act(runCommand, 'caPath'));
 
   program
     .command('mcp')
