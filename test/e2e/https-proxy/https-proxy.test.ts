@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolatedEnv, registerSecret, runCli } from '../../support/run-cli.js';
 import { stopDaemon } from '../../../src/cli/commands/daemon.js';
@@ -30,6 +30,8 @@ import {
   prepareVault,
   type PreparedVault,
 } from '../http/http-fixture.js';
+
+const SDK_SCRIPT = resolve('test/e2e/sdk/scripts/sdk-call.mjs');
 
 let pv: PreparedVault;
 let env: Record<string, string>;
@@ -154,6 +156,27 @@ describe('aivault run with the HTTPS proxy', () => {
     },
     90_000,
   );
+
+  it('the unchanged OpenAI and Anthropic SDKs (normal + streaming) work through the proxy', async () => {
+    const before = pv.upstream.requests.length;
+    const r = await runCli(['run', '--', process.execPath, SDK_SCRIPT, 'both'], { env, timeoutMs: 60_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop() as string) as {
+      env: Record<string, string>;
+      openai: { normal: string; streamed: string };
+      anthropic: { normal: string; streamed: string };
+    };
+    expect(out.openai).toMatchObject({ normal: 'Hello from the mock', streamed: 'Hello from the mock' });
+    expect(out.anthropic).toMatchObject({ normal: 'Hello from the mock', streamed: 'Hello from the mock' });
+    expect(out.env.ANTHROPIC_API_KEY).toMatch(/^aivault-placeholder-anthropic-/);
+    for (const secret of [OPENAI_SECRET, ANTHROPIC_SECRET, ECHO_SECRET]) {
+      expect(JSON.stringify(out.env)).not.toContain(secret);
+    }
+    const seen = pv.upstream.requests.slice(before);
+    expect(seen.filter((s) => s.headers.authorization === `Bearer ${OPENAI_SECRET}`)).toHaveLength(2);
+    expect(seen.filter((s) => s.headers['x-api-key'] === ANTHROPIC_SECRET)).toHaveLength(2);
+    expect(JSON.stringify(seen)).not.toContain('aivault-placeholder');
+  }, 90_000);
 
   it("Node's built-in fetch goes through the proxy (preload on Node < 24)", async () => {
     const before = pv.upstream.requests.length;
