@@ -9,7 +9,8 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { connect } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import { connect, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolatedEnv, registerSecret, runCli } from '../../support/run-cli.js';
@@ -22,7 +23,10 @@ import {
   CA_KEY_FILE,
   HTTPS_PROXY_INFO_FILE,
 } from '../../../src/daemon/https-proxy/paths.js';
-import { vaultPaths } from '../../../src/vault/index.js';
+import { readSecretRecord, toSecretInfo, toSecretMeta, vaultPaths } from '../../../src/vault/index.js';
+import { catalogPaths, createCapability, createCredential } from '../../../src/catalog/index.js';
+import { registry } from '../../../src/registry/index.js';
+import { createTestCa, issueServerCert } from '../../support/test-ca.js';
 import {
   ANTHROPIC_SECRET,
   ECHO_SECRET,
@@ -33,13 +37,86 @@ import {
 
 const SDK_SCRIPT = resolve('test/e2e/sdk/scripts/sdk-call.mjs');
 
+const GIT_SECRET = 'ghp-git-Xy9-real-token-never-shown';
+const GIT_SHA = 'a'.repeat(40);
+
 let pv: PreparedVault;
 let env: Record<string, string>;
 let socket: string;
+let git: { port: number; seen: { path: string; authorization?: string }[]; close(): Promise<void> };
+
+/** git's smart-HTTP pkt-line framing. */
+const pkt = (s: string): string => (s.length + 4).toString(16).padStart(4, '0') + s;
+
+/** A minimal smart-HTTP git server on `git.test` (test CA cert) that wants Basic auth. */
+async function startGitServer(): Promise<typeof git> {
+  const { cert, key } = issueServerCert(['git.test']);
+  const seen: { path: string; authorization?: string }[] = [];
+  const server = createHttpsServer({ cert, key }, (req, res) => {
+    const authorization = req.headers.authorization;
+    seen.push({ path: req.url ?? '', ...(authorization ? { authorization } : {}) });
+    const want = `Basic ${Buffer.from(`x-access-token:${GIT_SECRET}`).toString('base64')}`;
+    if (authorization !== want) {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="git"' });
+      res.end();
+      return;
+    }
+    if (req.url !== '/org/repo.git/info/refs?service=git-upload-pack') {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/x-git-upload-pack-advertisement' });
+    res.end(
+      pkt('# service=git-upload-pack\n') +
+        '0000' +
+        pkt(`${GIT_SHA} HEAD\0side-band-64k symref=HEAD:refs/heads/main\n`) +
+        pkt(`${GIT_SHA} refs/heads/main\n`) +
+        '0000',
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    seen,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
 
 beforeAll(async () => {
   pv = await prepareVault();
-  for (const s of [OPENAI_SECRET, ANTHROPIC_SECRET, ECHO_SECRET]) registerSecret(s);
+  for (const s of [OPENAI_SECRET, ANTHROPIC_SECRET, ECHO_SECRET, GIT_SECRET]) registerSecret(s);
+  git = await startGitServer();
+  // A git host credential with Basic auth: git over HTTPS gets the token injected by the proxy.
+  const secret = await pv.vault.createSecret({
+    name: 'GIT_TOKEN',
+    value: GIT_SECRET,
+    scope: { kind: 'global' },
+  });
+  const info = toSecretInfo(toSecretMeta(await readSecretRecord(vaultPaths(pv.config), secret.id)));
+  const paths = catalogPaths(pv.config.vaultDir);
+  await createCredential(
+    paths,
+    registry,
+    {
+      id: 'gitsrv',
+      provider: 'gitsrv',
+      secretRef: `vault:secret:${secret.id}`,
+      auth: { basic: { username_template: 'x-access-token', password_template: '{{secret}}' } },
+      hosts: ['git.test'],
+    },
+    { secrets: [info] },
+  );
+  await createCapability(
+    paths,
+    registry,
+    { id: 'gitsrv/read', credentialId: 'gitsrv', methods: ['GET', 'POST'], pathPrefixes: ['/org/'] },
+    { secrets: [info] },
+  );
   socket = join(pv.home, 'run', 'aivaultd.sock');
   env = isolatedEnv(pv.config.vaultDir, {
     HOME: pv.home,
@@ -47,7 +124,7 @@ beforeAll(async () => {
     AIVAULTD_HTTP: '127.0.0.1:0',
     AIVAULTD_HTTPS_PROXY: '127.0.0.1:0',
     AIVAULTD_WORKERS: '1',
-    AIVAULT_DEV_RESOLVE: pv.env.AIVAULT_DEV_RESOLVE,
+    AIVAULT_DEV_RESOLVE: `${pv.env.AIVAULT_DEV_RESOLVE},git.test=127.0.0.1:${git.port}`,
     AIVAULT_DEV_CA_CERT_PATH: pv.env.AIVAULT_DEV_CA_CERT_PATH,
     AIVAULT_DEV_HTTP1_ONLY: '1',
     OPENAI_API_KEY: OPENAI_SECRET, // the child must not inherit it
@@ -58,6 +135,7 @@ afterAll(async () => {
   await stopDaemon(socket).catch(() => undefined);
   pv.vault.close();
   await pv.upstream.close();
+  await git.close();
 });
 
 function proxyPort(): number {
@@ -312,6 +390,47 @@ describe('aivault run with the HTTPS proxy', () => {
       for (const n of needles) expect(content.includes(n), `${f} holds the CA key`).toBe(false);
     }
   }, 60_000);
+
+  it('git ls-remote over HTTPS gets Basic auth injected for a git host capability', async () => {
+    const before = git.seen.length;
+    const r = await runCli(
+      ['run', '--capability', 'gitsrv/read', '--', 'git', 'ls-remote', 'https://git.test/org/repo.git'],
+      { env: { ...env, GIT_TERMINAL_PROMPT: '0' }, timeoutMs: 60_000 },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`${GIT_SHA}\trefs/heads/main`);
+    const seen = git.seen.slice(before);
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((s) => s.authorization?.startsWith('Basic '))).toBe(true);
+    // Outside the capability's path prefix: refused by the proxy, never sent upstream.
+    const other = await runCli(
+      ['run', '--capability', 'gitsrv/read', '--', 'git', 'ls-remote', 'https://git.test/elsewhere/repo.git'],
+      { env: { ...env, GIT_TERMINAL_PROMPT: '0' }, timeoutMs: 60_000 },
+    );
+    expect(other.code).not.toBe(0);
+    expect(git.seen.slice(before).length).toBe(seen.length);
+  }, 90_000);
+
+  it('--tunnel-host gives a blind tunnel (no termination, no injection) to that host only', async () => {
+    const before = pv.upstream.requests.length;
+    const target = `localhost:${pv.upstream.port}`;
+    const curl = `curl -sS --noproxy '' --cacert ${createTestCa().caCertPath} -H 'x-echo-headers: omit' https://${target}/tunnelled`;
+    const r = await runCli(['run', '--tunnel-host', target, '--', 'sh', '-c', curl], {
+      env,
+      timeoutMs: 60_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ path: '/tunnelled' });
+    const seen = pv.upstream.requests.slice(before);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]?.headers.authorization).toBeUndefined();
+    // Without --tunnel-host the same request is refused at CONNECT.
+    const refused = await runCli(['run', '--', 'sh', '-c', `${curl} -o /dev/null -w '%{http_connect}'`], {
+      env,
+      timeoutMs: 60_000,
+    });
+    expect(refused.stdout).toBe('403');
+  }, 90_000);
 
   it('--no-proxy keeps the base-URL behaviour', async () => {
     const r = await runCli(
