@@ -12,7 +12,8 @@
  * node-forge builds the X.509 certificates (Node's crypto can parse but not issue them); key pairs come
  * from Node's native generator (forge's own RSA keygen is pure JS and slow).
  */
-import { createCipheriv, createDecipheriv, generateKeyPairSync, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, generateKeyPair, hkdfSync, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { promises as fsp } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -81,12 +82,17 @@ function serial(): string {
   return b.toString('hex');
 }
 
-function rsaPair(): {
-  publicKey: ForgeNs.pki.rsa.PublicKey;
-  privateKey: ForgeNs.pki.rsa.PrivateKey;
-  pem: string;
-} {
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', {
+interface KeyPair {
+  readonly publicKey: ForgeNs.pki.rsa.PublicKey;
+  readonly privateKey: ForgeNs.pki.rsa.PrivateKey;
+  readonly pem: string;
+}
+
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+/** RSA-2048 off the main thread (libuv pool): a key takes ~0.5 s of CPU, the event loop must not wait. */
+async function rsaPair(): Promise<KeyPair> {
+  const { publicKey, privateKey } = await generateKeyPairAsync('rsa', {
     modulusLength: 2048,
     publicKeyEncoding: { type: 'spki', format: 'pem' },
     privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
@@ -99,8 +105,11 @@ function rsaPair(): {
 }
 
 /** A new self-signed CA (pure apart from randomness). */
-export function createCa(vaultTag: string, nowMs = Date.now()): { certPem: string; keyPem: string } {
-  const pair = rsaPair();
+export async function createCa(
+  vaultTag: string,
+  nowMs = Date.now(),
+): Promise<{ certPem: string; keyPem: string }> {
+  const pair = await rsaPair();
   const cert = forge.pki.createCertificate();
   cert.publicKey = pair.publicKey;
   cert.serialNumber = serial();
@@ -130,16 +139,21 @@ interface Leaf {
 export class LeafIssuer {
   private readonly ca: ForgeNs.pki.Certificate;
   private readonly caKey: ForgeNs.pki.rsa.PrivateKey;
-  private leafKey: ReturnType<typeof rsaPair> | undefined;
   private readonly leaves = new Map<string, Leaf>();
 
-  constructor(
+  private constructor(
     readonly certPem: string,
     keyPem: string,
-    private readonly now: () => number = Date.now,
+    /** One key for every leaf of this process (made once, off the main thread). */
+    private readonly leafKey: KeyPair,
+    private readonly now: () => number,
   ) {
     this.ca = forge.pki.certificateFromPem(certPem);
     this.caKey = forge.pki.privateKeyFromPem(keyPem) as ForgeNs.pki.rsa.PrivateKey;
+  }
+
+  static async create(certPem: string, keyPem: string, now: () => number = Date.now): Promise<LeafIssuer> {
+    return new LeafIssuer(certPem, keyPem, await rsaPair(), now);
   }
 
   /** A TLS server context for `host` (a DNS name or an IP), issued now or from the cache. */
@@ -148,7 +162,6 @@ export class LeafIssuer {
     const cached = this.leaves.get(host);
     // Re-issue an hour before expiry so a client never sees a cert about to lapse.
     if (cached && cached.expiresAtMs - 60 * 60 * 1000 > now) return cached.context;
-    this.leafKey ??= rsaPair();
     const cert = forge.pki.createCertificate();
     cert.publicKey = this.leafKey.publicKey;
     cert.serialNumber = serial();
@@ -228,15 +241,15 @@ export async function loadOrCreateCa(
         sealed = undefined;
       }
       const keyPem = isSealed(sealed) ? openCaKey(key, sealed, certPem) : undefined;
-      if (keyPem !== undefined) return new LeafIssuer(certPem, keyPem);
+      if (keyPem !== undefined) return LeafIssuer.create(certPem, keyPem);
       warn(`the HTTPS proxy CA key in ${dir} does not open with this vault's key: creating a new CA`);
     }
-    const made = createCa(vaultTag);
+    const made = await createCa(vaultTag);
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     // Key first: a cert on disk always has its sealed key next to it.
     await writeRunFile(keyPath, `${JSON.stringify(sealCaKey(key, made.keyPem, made.certPem))}\n`);
     await writeRunFile(certPath, made.certPem);
-    return new LeafIssuer(made.certPem, made.keyPem);
+    return LeafIssuer.create(made.certPem, made.keyPem);
   } finally {
     key.fill(0);
   }

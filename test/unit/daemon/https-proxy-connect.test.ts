@@ -112,25 +112,26 @@ describe('tunnel hosts in tokens', () => {
 });
 
 describe('CA', () => {
-  const ca = createCa('vault-tag-0123456789');
   const key = new Uint8Array(32).fill(7);
 
-  it('is a CA cert; its sealed key opens only with the same vault key and cert', () => {
+  it('is a CA cert; its sealed key opens only with the same vault key and cert', async () => {
+    const ca = await createCa('vault-tag-0123456789');
     const cert = new X509Certificate(ca.certPem);
     expect(cert.ca).toBe(true);
     const sealed = sealCaKey(key, ca.keyPem, ca.certPem);
     expect(JSON.stringify(sealed)).not.toContain('PRIVATE KEY');
     expect(openCaKey(key, sealed, ca.certPem)).toBe(ca.keyPem);
     expect(openCaKey(new Uint8Array(32).fill(8), sealed, ca.certPem)).toBeUndefined();
-    expect(openCaKey(key, sealed, createCa('other').certPem)).toBeUndefined();
+    expect(openCaKey(key, sealed, (await createCa('other')).certPem)).toBeUndefined();
     expect(
       openCaKey(key, { ...sealed, ct: Buffer.from('x').toString('base64') }, ca.certPem),
     ).toBeUndefined();
   });
 
-  it('issues short-lived leaf certs per host, cached, signed by the CA', () => {
+  it('issues short-lived leaf certs per host, cached, signed by the CA', async () => {
+    const ca = await createCa('vault-tag-0123456789');
     let now = Date.now();
-    const issuer = new LeafIssuer(ca.certPem, ca.keyPem, () => now);
+    const issuer = await LeafIssuer.create(ca.certPem, ca.keyPem, () => now);
     const a = issuer.contextFor('api.openai.com');
     expect(issuer.contextFor('api.openai.com')).toBe(a);
     expect(issuer.contextFor('api.anthropic.com')).not.toBe(a);
