@@ -36,6 +36,7 @@ import { vaultPaths } from '../../vault/index.js';
 import { TokenVerifier, type ProxyTokenRecord } from '../../tokens/tokens.js';
 import type { DaemonPool } from '../pool.js';
 import { isLoopbackPeer } from '../http-passthrough.js';
+import { PASSTHROUGH_DROP } from '../http-server.js';
 import {
   parseConnectTarget,
   placeholderProviders,
@@ -77,25 +78,8 @@ interface Tunnel {
   readonly peer: string;
 }
 
-/** Request headers never forwarded: hop-by-hop, proxy, and the caller's own credentials. */
-const DROP = new Set([
-  'authorization',
-  'proxy-authorization',
-  'x-api-key',
-  'x-goog-api-key',
-  'api-key',
-  'host',
-  'connection',
-  'keep-alive',
-  'content-length',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'expect',
-  'proxy-connection',
-  'cookie',
-]);
+/** Request headers never forwarded: the passthrough set (hop-by-hop, the caller's credentials) + proxy ones. */
+const DROP: ReadonlySet<string> = new Set([...PASSTHROUGH_DROP, 'proxy-authorization', 'api-key']);
 
 /** Header names a credential's auth writes: whatever the caller sent under them is dropped. */
 function authHeaderNames(auth: AuthSpec): string[] {
