@@ -479,11 +479,20 @@ async function main(): Promise<void> {
   const http = want('http') ? await probeHttpListener() : 'not requested (--only)';
   let httpDaemon: Daemon | undefined;
   if (typeof http === 'string') {
-    results.skipped.push({ target: 'aivaultd-http-proxy, aivaultd-http-passthrough', reason: http });
+    results.skipped.push({
+      target: 'aivaultd-http-proxy, aivaultd-http-passthrough, aivaultd-https-proxy',
+      reason: http,
+    });
     log(`bench: ${http}`);
   } else {
     const port = await freePort();
-    httpDaemon = await startDaemon(2, ['--http', `127.0.0.1:${port}`]);
+    // The HTTPS proxy (CONNECT + TLS termination with the vault CA) on the same daemon, when the build has it.
+    const proxyPort = http.httpsProxy ? await freePort() : undefined;
+    httpDaemon = await startDaemon(2, [
+      '--http',
+      `127.0.0.1:${port}`,
+      ...(proxyPort !== undefined ? ['--https-proxy', `127.0.0.1:${proxyPort}`] : []),
+    ]);
     httpDaemon.httpPort = port;
     const token = await http.mintToken(env, httpDaemon);
     const hdrs: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
@@ -506,6 +515,22 @@ async function main(): Promise<void> {
         wrkUrl: `http://127.0.0.1:${port}/v/openai${API}`,
         ...(token ? { wrkHeader: `Authorization: Bearer ${token}` } : {}),
       },
+      ...(proxyPort !== undefined && token
+        ? [
+            {
+              name: 'aivaultd-https-proxy',
+              target: {
+                kind: 'http' as const,
+                url: 'https://api.openai.com',
+                proxy: {
+                  uri: `http://aivault:${token}@127.0.0.1:${proxyPort}`,
+                  caCertPath: join(vaultDir, 'ca', 'aivault-ca.pem'),
+                },
+              },
+              pids: [httpDaemon.pid],
+            },
+          ]
+        : []),
     ];
     for (const t of tps) {
       try {
@@ -714,6 +739,8 @@ async function writeOutputs(results: Results): Promise<void> {
 
 interface HttpListener {
   mintToken(env: NodeJS.ProcessEnv, d: Daemon): Promise<string | undefined>;
+  /** The daemon build serves `--https-proxy` too. */
+  httpsProxy: boolean;
 }
 
 /** The HTTP listener is being built in parallel: use it only when the build has it. */
@@ -726,6 +753,7 @@ async function probeHttpListener(): Promise<HttpListener | string> {
   if (!existsSync(tokensModule))
     return 'skipped: HTTP listener present but src/tokens/tokens.ts (proxy tokens) is not';
   return {
+    httpsProxy: help.includes('--https-proxy'),
     async mintToken(env) {
       // Loaded by path: the module is being written in parallel and may not exist in every checkout.
       const mod = (await import(pathToFileURL(tokensModule).href)) as {

@@ -19,8 +19,9 @@ dry_run=0
 [[ "${1:-}" == "--dry-run" ]] && dry_run=1
 
 # Debian packages: libsecret headers to build keytar; gnome-keyring + dbus for a real Secret Service;
-# openssl for the test CA; libFuzzer (libclang-rt-14-dev) and g++ for the Jazzer.js fuzzing addon.
-apt_pkgs=(libsecret-1-dev gnome-keyring dbus dbus-x11 openssl libclang-rt-14-dev g++)
+# openssl for the test CA; libFuzzer (libclang-rt-14-dev) and g++ for the Jazzer.js fuzzing addon; curl,
+# git and Python requests as the unchanged clients of the HTTPS proxy tests (test/e2e/https-proxy).
+apt_pkgs=(libsecret-1-dev gnome-keyring dbus dbus-x11 openssl libclang-rt-14-dev g++ curl git python3-requests)
 
 # Native addons, one per line: "<build command>|<module that must load once built>". The module is
 # loaded with require() from the repository root (a package name or a ./path).

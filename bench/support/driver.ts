@@ -1,7 +1,8 @@
 /**
  * Closed-loop load driver (a child process of the bench): `c` callers each send a request, wait for the
  * whole answer, record the latency (hdr histogram, µs) and send the next. Modes:
- *   http    undici Pool (c connections) to an http(s) URL
+ *   http    undici Pool (c connections) to an http(s) URL; with `proxy`, an undici ProxyAgent through
+ *           aivaultd's HTTPS proxy (CONNECT + TLS to the vault CA's leaf cert) to the real https URL
  *   socket  aivaultd's own client (library `connect()`), min(c, 16) multiplexed connections
  *   sse     open `streams` SSE streams (http or socket): time to first event, inter-event delay
  *   large   one large streamed body at a time: MB/s
@@ -11,7 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 import * as hdr from 'hdr-histogram-js';
-import { Pool } from 'undici';
+import { Pool, ProxyAgent, request } from 'undici';
 import { connect, type DaemonClient } from '../../src/protocol/client.js';
 import type { Envelope } from '../../src/broker/types.js';
 import { cpuMicros, rssBytes } from './proc.js';
@@ -30,6 +31,8 @@ export interface Target {
   caCertPath?: string;
   /** http: wrap the request in an envelope (POST /aivault/proxy) */
   envelopeRoute?: string;
+  /** http: go through an HTTPS proxy (`http://aivault:<token>@127.0.0.1:PORT`) trusting `ca` (PEM path) */
+  proxy?: { uri: string; caCertPath: string };
 }
 
 export interface DriverConfig {
@@ -112,6 +115,32 @@ async function makeCaller(
       close: async () => {
         for (const c of clients) c.close();
       },
+    };
+  }
+  if (t.proxy) {
+    const agent = new ProxyAgent({
+      uri: t.proxy.uri,
+      connections: Math.max(1, concurrency),
+      requestTls: { ca: readFileSync(t.proxy.caCertPath, 'utf8') },
+    });
+    const send = (path: string) =>
+      request(`${t.url as string}${path}`, {
+        dispatcher: agent,
+        method,
+        headers: { 'content-type': 'application/json', ...(t.headers ?? {}) },
+        body: BODY,
+      });
+    return {
+      call: async () => {
+        const res = await send(cfg.path);
+        await res.body.dump({ limit: Number.MAX_SAFE_INTEGER });
+        return res.statusCode < 400;
+      },
+      open: async (onData, path = cfg.path) => {
+        const res = await send(path);
+        for await (const chunk of res.body) onData(chunk as Buffer);
+      },
+      close: () => agent.close(),
     };
   }
   const ca = t.caCertPath ? readFileSync(t.caCertPath, 'utf8') : undefined;

@@ -28,7 +28,10 @@ async function tryConnect(config: Config): Promise<DaemonClient | undefined> {
  * `http` also opens the loopback HTTP listener (`--http host:port`, used by `aivault run`); without it
  * the daemon still honours AIVAULTD_HTTP from the inherited environment.
  */
-export async function startDaemon(config: Config, opts: { http?: string } = {}): Promise<DaemonClient> {
+export async function startDaemon(
+  config: Config,
+  opts: { http?: string; httpsProxy?: string } = {},
+): Promise<DaemonClient> {
   const runDir = dirname(config.socketPath);
   // Never through a symlink: the daemon re-checks, but the CLI must not chmod a planted link's target first.
   await prepareRunDir(runDir, config.socketDirMode);
@@ -48,6 +51,7 @@ export async function startDaemon(config: Config, opts: { http?: string } = {}):
     const { spawn } = await import('node:child_process');
     const args = [DAEMON_ENTRY, '--socket', config.socketPath];
     if (opts.http !== undefined) args.push('--http', opts.http);
+    if (opts.httpsProxy !== undefined) args.push('--https-proxy', opts.httpsProxy);
     const child = spawn(process.execPath, args, {
       detached: true,
       stdio: ['ignore', log.fd, log.fd],

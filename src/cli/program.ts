@@ -400,6 +400,11 @@ function addToken(program: Command, act: Act): void {
     .option('--workspace-id <id>', 'workspace context')
     .option('--group-id <id>', 'group context')
     .option('--label <text>', 'free-text label shown by token list')
+    .option(
+      '--tunnel-host <host>',
+      'HTTPS proxy: allow a blind tunnel (no key injection) to this host[:port] (repeatable)',
+      collect,
+    )
     .action(act(token, 'mint'));
   tok.command('list').description('list tokens (never their values)').action(act(token, 'list'));
   tok.command('revoke <id>').description('revoke a token by id').action(act(token, 'revoke'));
@@ -417,7 +422,7 @@ function addRun(program: Command, act: Act): void {
   program
     .command('run')
     .description(
-      'run a command with AIVAULT_BASE_URL, AIVAULT_TOKEN and SDK base URLs/keys pointing at the broker (no real key)',
+      'run a command through the broker with no real key: HTTPS_PROXY (+ vault CA, placeholder keys) for unchanged tools, AIVAULT_BASE_URL/AIVAULT_TOKEN',
     )
     .argument('<command...>', 'the command, after --')
     .option(
@@ -430,10 +435,23 @@ function addRun(program: Command, act: Act): void {
     .option('--workspace-id <id>', 'workspace context')
     .option('--group-id <id>', 'group context')
     .option('--passphrase <value>', 'vault passphrase, to mint the token (prompted when needed)')
+    .option(
+      '--tunnel-host <host>',
+      'let the child open a plain tunnel to this host[:port] through the HTTPS proxy, without key injection (repeatable)',
+      collect,
+    )
+    .option('--no-proxy', 'no HTTPS proxy: only AIVAULT_BASE_URL/AIVAULT_TOKEN and the SDK base URLs')
     .action(act(runCommand, 'run'));
 }
 
 function addMcp(program: Command, act: Act): void {
+  program
+    .command('ca')
+    .description("the vault's local CA (HTTPS proxy)")
+    .command('path')
+    .description('print the path of the CA certificate clients trust')
+    .action(act(runCommand, 'caPath'));
+
   program
     .command('mcp')
     .description('serve ready capabilities as MCP tools on stdio (for Claude Code and other MCP clients)')

@@ -60,6 +60,8 @@ export interface Config {
   readonly requestWorkers: number;
   /** `host:port` for the loopback HTTP listener (AIVAULTD_HTTP), unset = no listener. */
   readonly httpListen: string | undefined;
+  /** `host:port` for the HTTPS (CONNECT) proxy listener (AIVAULTD_HTTPS_PROXY), unset = none. */
+  readonly httpsProxyListen: string | undefined;
   /** Accept non-loopback peers on the HTTP listener (AIVAULTD_HTTP_ALLOW_REMOTE=1). */
   readonly httpAllowRemote: boolean;
   readonly noColor: boolean;
@@ -169,6 +171,7 @@ export function loadConfig(env: Env = process.env): Config {
     daemonAutostart: env.AIVAULTD_AUTOSTART !== '0' && env.AIVAULTD_AUTOSTART !== 'false',
     requestWorkers: parsePositiveInt('AIVAULTD_WORKERS', env.AIVAULTD_WORKERS, availableParallelism()),
     httpListen: env.AIVAULTD_HTTP ? env.AIVAULTD_HTTP : undefined,
+    httpsProxyListen: env.AIVAULTD_HTTPS_PROXY ? env.AIVAULTD_HTTPS_PROXY : undefined,
     httpAllowRemote: flag(env.AIVAULTD_HTTP_ALLOW_REMOTE),
     noColor: env.NO_COLOR !== undefined && env.NO_COLOR !== '',
     devRequested,

@@ -19,7 +19,7 @@ export interface ListenAddress {
 }
 
 /** `127.0.0.1:19790`, `[::1]:19790`, `localhost:0`, or a bare port (→ 127.0.0.1). */
-export function parseListenAddress(text: string): ListenAddress {
+export function parseListenAddress(text: string, flag = '--http'): ListenAddress {
   const t = text.trim();
   let host = '127.0.0.1';
   let portText = t;
@@ -37,11 +37,11 @@ export function parseListenAddress(text: string): ListenAddress {
   if (!/^\d+$/.test(portText) || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new AivaultError(
       'usage',
-      `--http ${JSON.stringify(text)}: expected host:port, e.g. 127.0.0.1:19790`,
+      `${flag} ${JSON.stringify(text)}: expected host:port, e.g. 127.0.0.1:19790`,
     );
   }
   if (!ipaddr.isValid(host)) {
-    throw new AivaultError('usage', `--http ${JSON.stringify(text)}: the host must be an IP address`);
+    throw new AivaultError('usage', `${flag} ${JSON.stringify(text)}: the host must be an IP address`);
   }
   return { host, port };
 }

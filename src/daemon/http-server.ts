@@ -193,7 +193,7 @@ function tokenContext(token: ProxyTokenRecord, peer: string): RequestContext {
 }
 
 /** Request headers a passthrough call forwards: the token headers are consumed, transport headers dropped. */
-const PASSTHROUGH_DROP = new Set([
+export const PASSTHROUGH_DROP: ReadonlySet<string> = new Set([
   'authorization',
   'x-api-key',
   'x-goog-api-key',

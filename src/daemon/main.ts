@@ -31,6 +31,9 @@ import { setPolicySealSource } from '../vault/policy-seal.js';
 import { DEFAULT_WORKER_HEAP_MB, workerResourceLimits } from './worker-limits.js';
 import { startVaultWatcher } from './vault-watcher.js';
 import { vaultPaths } from '../vault/paths.js';
+import { startHttpsProxy, type HttpsProxyServer } from './https-proxy/server.js';
+import { HTTPS_PROXY_INFO_FILE } from './https-proxy/paths.js';
+import { vaultTag } from './http-server.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -53,7 +56,9 @@ export interface DaemonOptions {
   readonly pidFile?: boolean;
   /** `host:port` for the loopback HTTP listener (else config.httpListen; unset = none). */
   readonly http?: string;
-  /** Accept non-loopback peers on the HTTP listener (else config.httpAllowRemote). */
+  /** `host:port` for the HTTPS (CONNECT) proxy (else config.httpsProxyListen; unset = none). */
+  readonly httpsProxy?: string;
+  /** Accept non-loopback peers on the HTTP listener and the HTTPS proxy (else config.httpAllowRemote). */
   readonly httpAllowRemote?: boolean;
   /**
    * System mode (`--system-config`): serve the layout's operator socket (0600: root and the daemon user)
@@ -77,6 +82,8 @@ export interface Daemon {
   readonly server: SocketServer;
   /** The loopback HTTP listener, when enabled. */
   readonly http: HttpServer | undefined;
+  /** The HTTPS (CONNECT) proxy, when enabled. */
+  readonly httpsProxy: HttpsProxyServer | undefined;
   /** Resolves when the daemon has fully stopped. */
   readonly stopped: Promise<void>;
   stop(): Promise<void>;
@@ -99,6 +106,14 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       `--http ${httpSpec}: ${httpAddr.host} is not a loopback address; listening there needs --http-allow-remote (or AIVAULTD_HTTP_ALLOW_REMOTE=1)`,
     );
   }
+  const proxySpec = opts.httpsProxy ?? config.httpsProxyListen;
+  const proxyAddr = proxySpec !== undefined ? parseListenAddress(proxySpec, '--https-proxy') : undefined;
+  if (proxyAddr && !allowRemote && !isLoopbackHost(proxyAddr.host)) {
+    throw new AivaultError(
+      'usage',
+      `--https-proxy ${proxySpec}: ${proxyAddr.host} is not a loopback address; listening there needs --http-allow-remote (or AIVAULTD_HTTP_ALLOW_REMOTE=1)`,
+    );
+  }
   const pool = new DaemonPool(config, opts.workers !== undefined ? { workers: opts.workers } : {});
   // This thread's policy reads/writes (tokens.json, admin routes) take the seal key from the crypto worker.
   const unsetPolicySeal = setPolicySealSource(config.vaultDir, () => pool.policySeal());
@@ -119,7 +134,9 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   let callerServer: SocketServer | undefined;
   const pidPath = join(socketPath, '..', 'aivaultd.pid');
   const httpInfoPath = join(socketPath, '..', 'aivaultd.http.json');
+  const proxyInfoPath = join(socketPath, '..', HTTPS_PROXY_INFO_FILE);
   let http: HttpServer | undefined;
+  let httpsProxy: HttpsProxyServer | undefined;
 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
@@ -127,13 +144,16 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       server?.stopListening();
       callerServer?.stopListening();
       http?.stopListening();
+      httpsProxy?.stopListening();
       http?.closeWebSockets();
       await closePool(opts.shutdownDeadlineMs ?? 10_000);
       server?.closeConnections();
       callerServer?.closeConnections();
       http?.closeConnections();
+      httpsProxy?.closeConnections();
       if (opts.pidFile !== false) await fsp.rm(pidPath, { force: true });
       if (http) await fsp.rm(httpInfoPath, { force: true });
+      if (httpsProxy) await fsp.rm(proxyInfoPath, { force: true });
       resolveStopped();
     })();
     return stopping;
@@ -190,8 +210,30 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       throw err;
     }
   }
+  if (proxyAddr) {
+    try {
+      httpsProxy = await startHttpsProxy(pool, config, {
+        ...proxyAddr,
+        allowRemote,
+        vaultTag: vaultTag(config.vaultDir),
+      });
+    } catch (err) {
+      server.stopListening();
+      http?.stopListening();
+      watcher.close();
+      await closePool(0);
+      throw err;
+    }
+  }
   try {
     if (opts.pidFile !== false) await writeRunFile(pidPath, `${process.pid}\n`);
+    if (httpsProxy) {
+      const { host, port, caCertPath } = httpsProxy;
+      await writeRunFile(
+        proxyInfoPath,
+        `${JSON.stringify({ host, port, ca: caCertPath, pid: process.pid })}\n`,
+      );
+    }
     // `aivault run` reads this to find the listener (and checks /aivault/health before trusting it).
     if (http) {
       await writeRunFile(
@@ -203,7 +245,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
     await stop();
     throw err;
   }
-  return { socketPath, pool, server, http, stopped, stop };
+  return { socketPath, pool, server, http, httpsProxy, stopped, stop };
 }
 
 const HELP = `Usage: aivaultd [options]
@@ -224,13 +266,17 @@ Options:
   --system-config <path>  system mode (set up by \`sudo aivault system install\`): run as the
                     daemon user, serve the layout's operator socket (root and the daemon user
                     only) and caller socket (its group: invoke and metadata only)
+  --https-proxy <host:port>  also serve an HTTPS (CONNECT) proxy for unchanged tools: TLS to
+                    capability hosts is terminated with a leaf cert from the vault's local CA
+                    (aivault ca path) and every request is brokered (default: $AIVAULTD_HTTPS_PROXY;
+                    off; \`aivault run\` turns it on). Loopback only unless --http-allow-remote.
   --http-allow-remote  allow --http on a non-loopback address (e.g. 0.0.0.0:19790) and accept
                     non-loopback peers (default: such an address is refused at start;
                     $AIVAULTD_HTTP_ALLOW_REMOTE=1). Tokens are still required on every route.
   -h, --help        show this help
 
 Environment: AIVAULT_DIR, AIVAULTD_SOCKET, AIVAULTD_SOCKET_MODE, AIVAULTD_SOCKET_DIR_MODE, AIVAULTD_WORKERS,
-AIVAULTD_HTTP, AIVAULTD_HTTP_ALLOW_REMOTE,
+AIVAULTD_HTTP, AIVAULTD_HTTPS_PROXY, AIVAULTD_HTTP_ALLOW_REMOTE,
 AIVAULTD_WORKER_HEAP_MB (V8 heap limit of each worker thread in MB, default ${DEFAULT_WORKER_HEAP_MB}; a worker
 over it is restarted),
 AIVAULT_DEV_* (honoured only by a vault created with \`aivault init --dev\`).
@@ -259,6 +305,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         socket: { type: 'string' },
         workers: { type: 'string' },
         http: { type: 'string' },
+        'https-proxy': { type: 'string' },
         'http-allow-remote': { type: 'boolean' },
         'system-config': { type: 'string' },
       },
@@ -271,6 +318,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   if (values.shared) options.shared = true;
   if (typeof values.socket === 'string') options.socketPath = values.socket;
   if (typeof values.http === 'string') options.http = values.http;
+  if (typeof values['https-proxy'] === 'string') options.httpsProxy = values['https-proxy'];
   if (values['http-allow-remote']) options.httpAllowRemote = true;
   if (typeof values['system-config'] === 'string') {
     const layout = readSystemLayout(values['system-config']);
@@ -342,6 +390,12 @@ async function main(argv: readonly string[]): Promise<number> {
   if (daemon.http) {
     process.stderr.write(
       `aivaultd: HTTP on http://${daemon.http.host.includes(':') ? `[${daemon.http.host}]` : daemon.http.host}:${daemon.http.port}\n`,
+    );
+  }
+  if (daemon.httpsProxy) {
+    const p = daemon.httpsProxy;
+    process.stderr.write(
+      `aivaultd: HTTPS proxy on http://${p.host.includes(':') ? `[${p.host}]` : p.host}:${p.port} (CA ${p.caCertPath})\n`,
     );
   }
   await daemon.stopped;

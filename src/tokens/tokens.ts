@@ -29,6 +29,7 @@ export const MAX_PROXY_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 const TOKEN_BYTES = 32;
 const SCOPE_ENTRY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
 const CONTEXT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const TUNNEL_HOST = /^[a-z0-9_]([a-z0-9_.-]{0,252})(:\d{1,5})?$/;
 
 const hashSchema = z.string().regex(/^[0-9a-f]{64}$/);
 const proxyRecordSchema = z.strictObject({
@@ -40,6 +41,8 @@ const proxyRecordSchema = z.strictObject({
   workspaceId: z.string().min(1).max(128).optional(),
   groupId: z.string().min(1).max(128).optional(),
   label: z.string().max(200).optional(),
+  /** HTTPS proxy: hosts the token may open a blind tunnel to (no TLS termination, no injection). */
+  tunnelHosts: z.array(z.string().min(1).max(260)).max(64).optional(),
   createdAtMs: z.number().int().nonnegative(),
   expiresAtMs: z.number().int().nonnegative(),
 });
@@ -118,6 +121,8 @@ export interface MintProxyInput {
   readonly groupId?: string;
   readonly ttlMs?: number;
   readonly label?: string;
+  /** HTTPS proxy blind-tunnel hosts (`host` for port 443, else `host:port`). */
+  readonly tunnelHosts?: readonly string[];
 }
 
 /** Validate a mint request (pure). Throws `usage`/`invalid_request` style AivaultErrors. */
@@ -143,6 +148,11 @@ export function checkMintInput(input: MintProxyInput, code: 'usage' | 'invalid_r
   if (input.groupId !== undefined && input.workspaceId === undefined) {
     throw new AivaultError(code, 'a group context needs a workspace id');
   }
+  for (const h of input.tunnelHosts ?? []) {
+    if (typeof h !== 'string' || !TUNNEL_HOST.test(h)) {
+      throw new AivaultError(code, `tunnel host ${JSON.stringify(h)} is not a host name (host or host:port)`);
+    }
+  }
   const ttl = input.ttlMs ?? DEFAULT_PROXY_TTL_MS;
   if (!Number.isInteger(ttl) || ttl < 1000 || ttl > MAX_PROXY_TTL_MS) {
     throw new AivaultError(code, 'ttl must be between 1 second and 7 days');
@@ -166,6 +176,9 @@ export async function mintProxyToken(
     ...(input.workspaceId !== undefined ? { workspaceId: input.workspaceId } : {}),
     ...(input.groupId !== undefined ? { groupId: input.groupId } : {}),
     ...(input.label !== undefined ? { label: input.label.slice(0, 200) } : {}),
+    ...(input.tunnelHosts?.length
+      ? { tunnelHosts: [...new Set(input.tunnelHosts.map((h) => h.replace(/:443$/, '')))] }
+      : {}),
     createdAtMs: nowMs,
     expiresAtMs: nowMs + (input.ttlMs ?? DEFAULT_PROXY_TTL_MS),
   };

@@ -1,5 +1,8 @@
 /**
- * `aivault run [--capability …] -- <command>`: run an unchanged agent/SDK program against the broker.
+ * `aivault run [--capability …] [--tunnel-host H] [--no-proxy] -- <command>`: run an unchanged agent/SDK
+ * program against the broker. By default the daemon also serves its HTTPS proxy and the child gets
+ * HTTPS_PROXY (token as proxy password), the vault CA variables and placeholder keys (run-proxy.ts)
+ * instead of SDK base URLs; with --no-proxy it gets the base-URL variables below.
  * Mints a short-lived proxy token, makes sure aivaultd serves the loopback HTTP listener (autostart with
  * `--http`, or a graceful restart of a daemon that runs without it), and runs the command with
  * AIVAULT_BASE_URL + AIVAULT_TOKEN and the standard SDK variables (OPENAI_BASE_URL + OPENAI_API_KEY, …)
@@ -22,6 +25,8 @@ import { readJsonFile } from '../../vault/store.js';
 import { vaultPaths } from '../../vault/paths.js';
 import { DEFAULT_HTTP_PORT } from '../../daemon/http-passthrough.js';
 import { vaultTag } from '../../daemon/http-server.js';
+import { caCertPath } from '../../daemon/https-proxy/paths.js';
+import { currentProxy, preloadPath, proxyEnv, writeCaBundle, type ProxyInfo } from '../run-proxy.js';
 
 /** Standard SDK variables per provider: base URL (relative to `/v/{credential}`) and key variable. */
 export const SDK_ENV: Readonly<
@@ -60,12 +65,25 @@ async function currentHttp(config: Config): Promise<HttpInfo | undefined> {
   }
 }
 
-/** Make sure aivaultd runs with the HTTP listener; returns its address. */
-export async function ensureHttpListener(ctx: CliContext): Promise<HttpInfo> {
+/**
+ * Make sure aivaultd runs with the HTTP listener (and, with `proxy`, the HTTPS proxy); returns their
+ * addresses. A daemon that lacks one is restarted gracefully with both.
+ */
+export async function ensureHttpListener(
+  ctx: CliContext,
+  want: { proxy?: boolean } = {},
+): Promise<{ http: HttpInfo; proxy: ProxyInfo | undefined }> {
   const config = ctx.config;
-  const existing = await currentHttp(config);
+  const current = async (): Promise<{ http: HttpInfo; proxy: ProxyInfo | undefined } | undefined> => {
+    const http = await currentHttp(config);
+    const proxy = want.proxy ? await currentProxy(config) : undefined;
+    return http && (!want.proxy || proxy) ? { http, proxy } : undefined;
+  };
+  const existing = await current();
   if (existing) return existing;
   const http = config.httpListen ?? `127.0.0.1:${DEFAULT_HTTP_PORT}`;
+  // Port 0 by default: the daemon reports the port it got, and a fixed port could be taken.
+  const httpsProxy = want.proxy ? (config.httpsProxyListen ?? '127.0.0.1:0') : undefined;
   let client;
   try {
     client = await connectDaemon(config, { autostart: false });
@@ -73,9 +91,11 @@ export async function ensureHttpListener(ctx: CliContext): Promise<HttpInfo> {
     client = undefined;
   }
   if (client) {
-    // Running without the listener: a graceful restart (in-flight calls finish first) with --http.
+    // Running without a listener: a graceful restart (in-flight calls finish first) with both flags.
     client.close();
-    ctx.stderr.write('aivault run: restarting aivaultd with the loopback HTTP listener\n');
+    ctx.stderr.write(
+      `aivault run: restarting aivaultd with the loopback HTTP listener${want.proxy ? ' and the HTTPS proxy' : ''}\n`,
+    );
     await stopDaemon(config.socketPath);
   } else if (!config.daemonAutostart) {
     throw new AivaultError(
@@ -83,15 +103,15 @@ export async function ensureHttpListener(ctx: CliContext): Promise<HttpInfo> {
       'aivaultd is not running and autostart is off (AIVAULTD_AUTOSTART=0)',
     );
   }
-  (await startDaemon(config, { http })).close();
+  (await startDaemon(config, { http, ...(httpsProxy !== undefined ? { httpsProxy } : {}) })).close();
   for (let i = 0; i < 100; i++) {
-    const info = await currentHttp(config);
+    const info = await current();
     if (info) return info;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new AivaultError(
     'daemon_unavailable',
-    `aivaultd did not open its HTTP listener on ${http} (port in use? see ${join(dirname(config.socketPath), 'aivaultd.log')})`,
+    `aivaultd did not open its HTTP listener on ${http}${httpsProxy !== undefined ? ` or its HTTPS proxy on ${httpsProxy} (is the vault locked?)` : ''} (port in use? see ${join(dirname(config.socketPath), 'aivaultd.log')})`,
   );
 }
 
@@ -157,6 +177,12 @@ async function scopeOf(
       );
     }
   }
+  // --no-proxy (commander sets proxy: false) keeps the base-URL-only behaviour.
+  const useProxy = opts.proxy !== false;
+  const tunnelHosts = optList(opts, 'tunnelHost').map((h) => h.toLowerCase());
+  if (tunnelHosts.length > 0 && !useProxy) {
+    throw new AivaultError('usage', '--tunnel-host needs the HTTPS proxy (drop --no-proxy)');
+  }
   const input = mintInputFromFlags({ ...opts, ttl: optString(opts, 'ttl') ?? '15m' }, capabilities);
   await checkScope(ctx, input);
   return { view, credentials, capabilities };
@@ -194,6 +220,7 @@ export async function run(
       ),
     ),
     capability: capabilities,
+    ...(tunnelHosts.length > 0 ? { tunnelHost: tunnelHosts } : {}),
     ttl: optString(opts, 'ttl') ?? '15m',
     label: 'aivault run',
     ...auth,
@@ -216,13 +243,16 @@ export async function run(
             ? err.message
             : String(err),
     );
-  let http: Awaited<ReturnType<typeof ensureHttpListener>>;
+  let listeners: Awaited<ReturnType<typeof ensureHttpListener>>;
+  let bundle: Awaited<ReturnType<typeof writeCaBundle>> | undefined;
   try {
-    http = await ensureHttpListener(ctx);
+    listeners = await ensureHttpListener(ctx, { proxy: useProxy });
+    if (listeners.proxy) bundle = await writeCaBundle(listeners.proxy.ca, process.env.SSL_CERT_FILE);
   } catch (err) {
     await revoke();
     throw err;
   }
+  const http = listeners.http;
   const dropNames = new Set<string>();
   const envVar = await keyProviderVar(ctx.config);
   if (envVar) dropNames.add(envVar);
@@ -239,8 +269,27 @@ export async function run(
     dropNames,
     baseUrl: baseUrlOf(http),
     token,
-    credentials: granted,
+    // Proxy mode: SDKs reach their real hosts through the proxy (with placeholder keys), no base URL swap.
+    credentials: listeners.proxy ? [] : granted,
   });
+  if (listeners.proxy && bundle) {
+    const keyVars = new Map<string, string[]>();
+    for (const c of granted) {
+      const names = Object.keys(view.registry.getProvider(c.provider)?.vaultSecrets ?? {});
+      if (names.length > 0) keyVars.set(c.provider, names);
+    }
+    Object.assign(
+      env,
+      proxyEnv({
+        proxy: listeners.proxy,
+        token,
+        bundlePath: bundle.path,
+        preload: preloadPath(),
+        parentNodeOptions: env.NODE_OPTIONS,
+        keyVars,
+      }),
+    );
+  }
 
   const child = spawn(command[0] as string, command.slice(1), { stdio: 'inherit', env });
   const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
@@ -260,6 +309,7 @@ export async function run(
   process.off('SIGINT', onInt);
   process.off('SIGTERM', onTerm);
   const revokeError = await revoke();
+  await bundle?.remove();
   return {
     json: { exitCode: code, token: info.id, ...(revokeError !== undefined ? { revokeError } : {}) },
     human: () => '',
@@ -270,5 +320,23 @@ export async function run(
           notice: `warning: proxy token ${info.id} was not revoked (${revokeError}); it stays valid until ${new Date(info.expiresAtMs).toISOString()} unless you run: aivault token revoke ${info.id}`,
         }
       : {}),
+  };
+}
+
+/** `aivault ca path`: the vault CA's public cert that clients of the HTTPS proxy trust. */
+export async function caPath(ctx: CliContext): Promise<CommandResult> {
+  const path = caCertPath(ctx.config.vaultDir);
+  const exists = await import('node:fs/promises').then((f) =>
+    f.access(path).then(
+      () => true,
+      () => false,
+    ),
+  );
+  return {
+    json: { path, exists },
+    human: (p) =>
+      exists
+        ? path
+        : `${path}\n${p.dim('(created the first time aivaultd serves the HTTPS proxy, e.g. by aivault run)')}`,
   };
 }

@@ -41,6 +41,7 @@ export function mintInputFromFlags(opts: CommandOptions, capabilities: readonly 
   const workspaceId = optString(opts, 'workspaceId');
   const groupId = optString(opts, 'groupId');
   const label = optString(opts, 'label');
+  const tunnelHosts = optList(opts, 'tunnelHost').map((h) => h.toLowerCase());
   return {
     capabilities,
     ...(credential !== undefined ? { credential } : {}),
@@ -48,6 +49,7 @@ export function mintInputFromFlags(opts: CommandOptions, capabilities: readonly 
     ...(groupId !== undefined ? { groupId } : {}),
     ...(ttl !== undefined ? { ttlMs: parseTtl(ttl) } : {}),
     ...(label !== undefined ? { label } : {}),
+    ...(tunnelHosts.length > 0 ? { tunnelHosts } : {}),
   };
 }
 

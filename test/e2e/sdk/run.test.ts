@@ -49,7 +49,11 @@ afterAll(async () => {
 describe('aivault run', () => {
   it('runs an unchanged SDK program with only a proxy token in its environment', async () => {
     const before = pv.upstream.requests.length;
-    const r = await runCli(['run', '--', process.execPath, SCRIPT, 'both'], { env, timeoutMs: 60_000 });
+    // --no-proxy: the base-URL mode (the HTTPS proxy mode is test/e2e/https-proxy/https-proxy.test.ts).
+    const r = await runCli(['run', '--no-proxy', '--', process.execPath, SCRIPT, 'both'], {
+      env,
+      timeoutMs: 60_000,
+    });
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout.trim().split('\n').pop() as string) as {
       env: Record<string, string>;
@@ -86,6 +90,7 @@ describe('aivault run', () => {
     const r = await runCli(
       [
         'run',
+        '--no-proxy',
         '--capability',
         'anthropic/messages',
         '--',
