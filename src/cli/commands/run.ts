@@ -177,12 +177,6 @@ async function scopeOf(
       );
     }
   }
-  // --no-proxy (commander sets proxy: false) keeps the base-URL-only behaviour.
-  const useProxy = opts.proxy !== false;
-  const tunnelHosts = optList(opts, 'tunnelHost').map((h) => h.toLowerCase());
-  if (tunnelHosts.length > 0 && !useProxy) {
-    throw new AivaultError('usage', '--tunnel-host needs the HTTPS proxy (drop --no-proxy)');
-  }
   const input = mintInputFromFlags({ ...opts, ttl: optString(opts, 'ttl') ?? '15m' }, capabilities);
   await checkScope(ctx, input);
   return { view, credentials, capabilities };
@@ -196,6 +190,12 @@ export async function run(
   const command = (pos as readonly (string | string[])[]).flat();
   if (command.length === 0)
     throw new AivaultError('usage', 'usage: aivault run [--capability …] -- <command> [args…]');
+  // --no-proxy (commander sets proxy: false) keeps the base-URL-only behaviour.
+  const useProxy = opts.proxy !== false;
+  const tunnelHosts = optList(opts, 'tunnelHost').map((h) => h.toLowerCase());
+  if (tunnelHosts.length > 0 && !useProxy) {
+    throw new AivaultError('usage', '--tunnel-host needs the HTTPS proxy (drop --no-proxy)');
+  }
   // Minting and revoking are operator actions: they go through the same router as `token mint` (the
   // daemon runs them; a passphrase vault needs the passphrase), never straight to the token file.
   const { runCommand, operatorPassphrase, openWithPassphrase } = await import('../router.js');

@@ -10,7 +10,7 @@ import type { ProxyTokenRecord } from '../../tokens/tokens.js';
 import { matchHost } from '../../broker/hosts.js';
 import { effectiveHost } from '../../broker/policy.js';
 import { capabilityFromRegistry, tokenAllowsCapability } from '../../broker/resolve-capability.js';
-import { matchPassthrough, type PassthroughMatch } from '../http-passthrough.js';
+import { matchPassthrough, type PassthroughMatch } from '../../broker/passthrough.js';
 
 function capabilitiesOf(
   snapshot: BrokerSnapshot,
