@@ -141,13 +141,16 @@ function addRotateMaster(program: Command, act: Act): void {
     .action(act(vault, 'rotateMaster'));
 }
 
-function addAudit(program: Command, act: Act): void {
+function addResealPolicy(program: Command, act: Act): void {
   program
     .command('reseal-policy')
     .description(
       'seal the policy files of a passphrase vault (MAC under the master key) as they are now; review them first',
     )
     .action(act(vault, 'resealPolicy'));
+}
+
+function addAudit(program: Command, act: Act): void {
   program
     .command('audit')
     .description('show audit events, newest first; `audit verify` checks the log has not been edited')
@@ -444,14 +447,16 @@ function addRun(program: Command, act: Act): void {
     .action(act(runCommand, 'run'));
 }
 
-function addMcp(program: Command, act: Act): void {
+function addCa(program: Command, act: Act): void {
   program
     .command('ca')
     .description("the vault's local CA (HTTPS proxy)")
     .command('path')
     .description('print the path of the CA certificate clients trust')
     .action(act(runCommand, 'caPath'));
+}
 
+function addMcp(program: Command, act: Act): void {
   program
     .command('mcp')
     .description('serve ready capabilities as MCP tools on stdio (for Claude Code and other MCP clients)')
@@ -504,6 +509,7 @@ export const TOP_LEVEL_COMMANDS: readonly TopLevelCommand[] = [
   { names: ['unlock'], build: addUnlock },
   { names: ['lock'], build: addLock },
   { names: ['rotate-master'], build: addRotateMaster },
+  { names: ['reseal-policy'], build: addResealPolicy },
   { names: ['audit'], build: addAudit },
   { names: ['secrets'], build: addSecrets },
   { names: ['credential'], build: addCredential },
@@ -515,6 +521,7 @@ export const TOP_LEVEL_COMMANDS: readonly TopLevelCommand[] = [
   { names: ['restart'], build: addRestart },
   { names: ['token'], build: addToken },
   { names: ['run'], build: addRun },
+  { names: ['ca'], build: addCa },
   { names: ['mcp'], build: addMcp },
   { names: ['system'], build: addSystem },
 ];

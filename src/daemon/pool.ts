@@ -445,6 +445,9 @@ export class DaemonPool {
     };
   }
 
+  /** Called after every successful unlock (e.g. the HTTPS proxy creates its CA then). */
+  readonly onUnlocked = new Set<() => void>();
+
   /** Forward an operator frame to the crypto worker. */
   operator(
     op: 'unlock' | 'lock' | 'status' | 'audit-key' | 'policy-seal',
@@ -455,6 +458,7 @@ export class DaemonPool {
     return new Promise((resolve, reject) => {
       this.control.set(rid, (r) => {
         if (!r.ok) return reject(fromWire(r.error as WireError));
+        if (op === 'unlock') for (const f of this.onUnlocked) f();
         // The status frame also reports the vault generation and every thread's cache hits/misses.
         resolve(op === 'status' ? { ...r.data, ...this.generation.stats() } : r.data);
       });

@@ -71,7 +71,7 @@ async function currentHttp(config: Config): Promise<HttpInfo | undefined> {
  */
 export async function ensureHttpListener(
   ctx: CliContext,
-  want: { proxy?: boolean } = {},
+  want: { proxy?: boolean; unlock?: () => Promise<unknown> } = {},
 ): Promise<{ http: HttpInfo; proxy: ProxyInfo | undefined }> {
   const config = ctx.config;
   const current = async (): Promise<{ http: HttpInfo; proxy: ProxyInfo | undefined } | undefined> => {
@@ -104,6 +104,9 @@ export async function ensureHttpListener(
     );
   }
   (await startDaemon(config, { http, ...(httpsProxy !== undefined ? { httpsProxy } : {}) })).close();
+  // A restarted daemon holds no passphrase: unlock it again when the caller proved it (else it stays
+  // locked, every call fails with vault_unavailable, and the proxy cannot make its CA).
+  if (client && want.unlock) await want.unlock();
   for (let i = 0; i < 100; i++) {
     const info = await current();
     if (info) return info;
@@ -246,7 +249,12 @@ export async function run(
   let listeners: Awaited<ReturnType<typeof ensureHttpListener>>;
   let bundle: Awaited<ReturnType<typeof writeCaBundle>> | undefined;
   try {
-    listeners = await ensureHttpListener(ctx, { proxy: useProxy });
+    listeners = await ensureHttpListener(ctx, {
+      proxy: useProxy,
+      ...(passphrase !== undefined
+        ? { unlock: async () => (await import('./vault.js')).unlock(ctx, [], { passphrase }) }
+        : {}),
+    });
     if (listeners.proxy) bundle = await writeCaBundle(listeners.proxy.ca, process.env.SSL_CERT_FILE);
   } catch (err) {
     await revoke();

@@ -466,8 +466,11 @@ export async function startHttpsProxy(
       resolve();
     });
   });
-  // Create the CA now when the vault is unlocked, so its cert is on disk before the first client needs it.
+  // Create the CA now when the vault is unlocked (or as soon as it is), so its cert is on disk before the
+  // first client needs it: `aivault run` waits for the cert after restarting a passphrase vault's daemon.
   await getIssuer().catch(() => undefined);
+  const createCaOnUnlock = (): void => void getIssuer().catch(() => undefined);
+  pool.onUnlocked.add(createCaOnUnlock);
   const addr = outer.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
   return {
@@ -475,6 +478,7 @@ export async function startHttpsProxy(
     port,
     caCertPath: caCertPath(config.vaultDir),
     stopListening: () => {
+      pool.onUnlocked.delete(createCaOnUnlock);
       outer.close();
       inner.close();
     },
