@@ -20,8 +20,10 @@ dry_run=0
 
 # Debian packages: libsecret headers to build keytar; gnome-keyring + dbus for a real Secret Service;
 # openssl for the test CA; libFuzzer (libclang-rt-14-dev) and g++ for the Jazzer.js fuzzing addon; curl,
-# git and Python requests as the unchanged clients of the HTTPS proxy tests (test/e2e/https-proxy).
-apt_pkgs=(libsecret-1-dev gnome-keyring dbus dbus-x11 openssl libclang-rt-14-dev g++ curl git python3-requests)
+# git and Python requests as the unchanged clients of the HTTPS proxy tests (test/e2e/https-proxy);
+# chromium for the dashboard browser tests (driven by playwright-core, no browser download); redis-server
+# and postgresql for the fleet-mode tests (each test starts its own server on loopback).
+apt_pkgs=(libsecret-1-dev gnome-keyring dbus dbus-x11 openssl libclang-rt-14-dev g++ curl git python3-requests chromium redis-server postgresql)
 
 # Native addons, one per line: "<build command>|<module that must load once built>". The module is
 # loaded with require() from the repository root (a package name or a ./path).
