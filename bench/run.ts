@@ -228,10 +228,31 @@ function machine(): Results['machine'] {
   };
 }
 
+/**
+ * Node-ish processes that are not this bench: the bench's own process tree (upstream, driver, daemons,
+ * the npm that started it) is excluded, or every run would call itself "shared".
+ */
 function countOtherNodeProcesses(): number {
+  const parentOf = (pid: string): string | undefined => {
+    try {
+      // /proc/<pid>/stat: "pid (comm) state ppid …" — comm may hold spaces, so split after the last ')'.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1];
+    } catch {
+      return undefined;
+    }
+  };
+  const ours = new Set<string>([String(process.pid)]);
+  for (let p = parentOf(String(process.pid)); p && p !== '0' && p !== '1'; p = parentOf(p)) ours.add(p);
+  const inOurTree = (pid: string): boolean => {
+    for (let p: string | undefined = pid, hops = 0; p && p !== '0' && hops < 64; p = parentOf(p), hops++) {
+      if (p === String(process.pid)) return true;
+    }
+    return ours.has(pid);
+  };
   let n = 0;
   for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    if (!/^\d+$/.test(d) || inOurTree(d)) continue;
     try {
       if (/^(node|vitest|esbuild|tsc)/.test(readFileSync(`/proc/${d}/comm`, 'utf8'))) n++;
     } catch {
