@@ -18,7 +18,7 @@
  * Only complete lines are shipped (a line being written has no newline yet). A file replaced under its
  * name (new inode: logrotate) is shipped from its start.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { sanitizeEvent, type AuditInput } from '../audit/audit-log.js';
@@ -47,6 +47,8 @@ export interface AuditShipperOptions {
   readonly node: string;
   /** Distinguishes two vaults on one host in event ids (default: the audit dir). */
   readonly vaultTag?: string;
+  /** Where the cursor is kept (default `<auditDir>/.fleet-cursor.json`). */
+  readonly cursorFile?: string;
   /** How often the day files are checked for new lines (ms). */
   readonly pollMs?: number;
   readonly warn?: (line: string) => void;
@@ -74,7 +76,7 @@ export class AuditShipper {
 
   constructor(private readonly opts: AuditShipperOptions) {
     this.store = new AuditStore({ url: opts.url });
-    this.cursorPath = join(opts.auditDir, CURSOR_FILE);
+    this.cursorPath = opts.cursorFile ?? join(opts.auditDir, CURSOR_FILE);
     this.where = redactUrl(opts.url);
   }
 
@@ -260,7 +262,7 @@ export class AuditShipper {
   }
 
   private async saveCursor(): Promise<void> {
-    const tmp = `${this.cursorPath}.${process.pid}.tmp`;
+    const tmp = `${this.cursorPath}.${randomBytes(6).toString('hex')}.tmp`;
     const files = Object.fromEntries(this.cursor);
     await fsp.writeFile(tmp, `${JSON.stringify({ v: 1, files })}\n`, { mode: 0o600 });
     await fsp.rename(tmp, this.cursorPath);
