@@ -44,8 +44,11 @@ if retry < 1 then retry = 1 end
 return {0, retry}
 `;
 
-/** How long a call waits for a connection that is being (re)established before failing closed. */
-const CONNECT_WAIT_MS = 300;
+/**
+ * How long a call waits for the FIRST connection (start-up; a refused connection ends the wait at once)
+ * before failing closed. During a known outage calls do not wait.
+ */
+const CONNECT_WAIT_MS = 2000;
 /** Per-command timeout: a hung Redis must not hold calls. */
 const COMMAND_TIMEOUT_MS = 1000;
 /** Retry hint for a call refused because Redis is down. */
@@ -136,12 +139,15 @@ export class RedisAdmission implements Admission {
       const done = (ok: boolean): void => {
         clearTimeout(timer);
         this.redis.off('ready', onReady);
+        this.redis.off('error', onError);
         this.connecting = undefined;
         resolve(ok);
       };
       const onReady = (): void => done(true);
+      const onError = (): void => done(false);
       const timer = setTimeout(() => done(false), CONNECT_WAIT_MS);
       this.redis.on('ready', onReady);
+      this.redis.on('error', onError);
     }));
   }
 

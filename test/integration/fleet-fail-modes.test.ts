@@ -7,6 +7,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import { FAIL_OPEN_NOTE } from '../../src/pipeline/authorize.js';
+import { invokeInProcess } from '../../src/pipeline/in-process.js';
+import { parseFleetSettings } from '../../src/fleet/config.js';
 import { vaultPaths } from '../../src/vault/paths.js';
 import { freePort } from '../support/fleet-servers.js';
 import { envelope, startFixture, type DaemonFixture } from './daemon-fixture.js';
@@ -36,6 +38,22 @@ describe('fleet rate limits with Redis unreachable', () => {
     });
     expect(fx.upstream.requests.length).toBe(before);
     expect((await fx.client.invoke(envelope('/free'))).status).toBe(200); // no limit: no Redis needed
+  }, 60_000);
+
+  it('in-process mode (AIVAULTD_DISABLE=1) uses the fleet window too, never a private local count', async () => {
+    fx = await startFixture({ workers: 1, limited: { 'echo/limited': 100 } });
+    const config = Object.freeze({
+      ...fx.config,
+      fleet: parseFleetSettings({}, { redisUrl: await deadRedis() }),
+    });
+    const before = fx.upstream.requests.length;
+    await expect(
+      invokeInProcess(config, fx.vault, envelope('/ip', 'GET', 'echo/limited')),
+    ).rejects.toMatchObject({
+      code: 'rate_limited',
+      message: expect.stringMatching(/Redis at .* is unreachable/),
+    });
+    expect(fx.upstream.requests.length).toBe(before);
   }, 60_000);
 
   it('--fleet-fail-open: admitted uncounted, audited as fleet.fail_open and marked on each call', async () => {
