@@ -13,7 +13,7 @@
  * secrets), the limit, and a member `<random process tag>:<thread>:<counter>`. Never a secret, a token, a
  * caller's identity or a request detail.
  *
- * Failure: Redis unreachable (refused, timed out, not yet reconnected) fails CLOSED: the call is refused
+ * Failure: Redis unreachable (refused, timed out, not yet reconnected, or answering with an error) fails CLOSED: the call is refused
  * `rate_limited` with a message naming Redis. With `failOpen` it is admitted uncounted instead, a warning
  * goes to stderr and an audit event (`fleet.fail_open`) is written once per outage. ioredis reconnects in
  * the background (capped backoff), so the first call after Redis is back is counted again: no restart.
@@ -96,10 +96,13 @@ export class RedisAdmission implements Admission {
     // ioredis reports connection errors as events; the calls see their own failures.
     this.redis.on('error', (err: Error) => this.markDown(err));
     this.redis.on('ready', () => {
-      if (!this.down) return;
-      this.down = false;
-      this.warn(`fleet: Redis at ${this.where} is reachable again; fleet rate limits apply`);
+      if (this.down) this.markUp();
     });
+  }
+
+  private markUp(): void {
+    this.down = false;
+    this.warn(`fleet: Redis at ${this.where} is reachable again; fleet rate limits apply`);
   }
 
   private warn(line: string): void {
@@ -109,7 +112,11 @@ export class RedisAdmission implements Admission {
   private markDown(err: unknown, capabilityId?: string): void {
     if (this.down || this.closed) return;
     this.down = true;
-    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message ?? 'error';
+    // An errno (ECONNREFUSED…) or Redis's own error text (no secrets: key names and counts only).
+    const why = String((err as NodeJS.ErrnoException).code ?? (err as Error).message ?? 'error').slice(
+      0,
+      120,
+    );
     if (this.opts.failOpen) {
       this.warn(
         `WARNING: fleet: Redis at ${this.where} unreachable (${why}); --fleet-fail-open: rate-limited capabilities are admitted UNCOUNTED until it is back`,
@@ -163,6 +170,8 @@ export class RedisAdmission implements Admission {
         WINDOW_MS,
         this.member + String(++this.seq),
       );
+      // An answer ends an outage even without a reconnect (e.g. Redis refused scripts while out of memory).
+      if (this.down) this.markUp();
       return ok === 1 ? { admitted: true, retryAfterMs: 0 } : { admitted: false, retryAfterMs: retry };
     } catch (err) {
       this.markDown(err, capabilityId);

@@ -95,6 +95,20 @@ describe.skipIf(skip)('fleet rate limits on Redis', () => {
     expect(warnings.join('\n')).toMatch(/reachable again/);
   }, 30_000);
 
+  it('fails closed while Redis answers with an error and recovers on the next good answer', async () => {
+    const { a, warnings } = admission('err');
+    const r = new Redis(redis.url);
+    onTestFinished(() => void r.quit());
+    // The window key holds the wrong type: the script fails inside Redis (connection fine).
+    await r.set('aivault:err:rl:cap/m', 'not a sorted set');
+    const refused = await a.tryAcquire('cap/m', 5);
+    expect(refused.admitted).toBe(false);
+    expect(refused.unavailable).toMatch(/Redis at/);
+    await r.del('aivault:err:rl:cap/m');
+    expect((await a.tryAcquire('cap/m', 5)).admitted).toBe(true);
+    expect(warnings.join('\n')).toMatch(/reachable again/);
+  });
+
   it('--fleet-fail-open admits uncounted while Redis is down, warns, and audits it once', async () => {
     const events: { kind: string; note?: string }[] = [];
     const { a, warnings } = admission('open', {
