@@ -171,11 +171,13 @@ export class AuditShipper {
     }
     let rows: FleetAuditRow[] = [];
     let next: FileCursor;
+    let seen: FileCursor;
     try {
       const st = await fh.stat();
       const prev = this.cursor.get(name);
       const start = prev && prev.ino === st.ino && prev.offset <= st.size ? prev.offset : 0;
       next = { ino: st.ino, offset: start, size: st.size };
+      seen = { ...next };
       if (st.size <= start) {
         this.cursor.set(name, next);
         return 'done';
@@ -194,7 +196,9 @@ export class AuditShipper {
       }
       next.offset = start + at;
       if (at === 0) {
-        // A partial line only (being written, or a torn tail): wait for its newline.
+        // A partial line only (being written, or a torn tail): wait for its newline (size noted, so a
+        // deletion before it is shipped is reported).
+        this.cursor.set(name, next);
         return 'done';
       }
     } finally {
@@ -212,6 +216,7 @@ export class AuditShipper {
         );
       }
       this.stats.failing = true;
+      this.cursor.set(name, seen); // same position, size noted (a deletion meanwhile is reported)
       return 'failed';
     }
     if (this.stats.failing) {

@@ -7,7 +7,7 @@
  * --fleet` reads the table.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -129,6 +129,50 @@ describe.skipIf(skip)('central audit sink on PostgreSQL', () => {
     expect(shipper.stats.shipped).toBe(0);
     expect(shipper.stats.duplicates).toBeGreaterThanOrEqual(before.total);
     expect((await rows()).total).toBe(before.total);
+  }, 60_000);
+
+  it('ships only complete lines, in order, and reports a day file deleted before it was shipped', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aivault-ship-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'events-2026-01-01.jsonl');
+    const line = (i: number): string =>
+      `${JSON.stringify({ tsMs: 1_000 + i, kind: 'invoke', path: `/p/${i}` })}\n`;
+    writeFileSync(file, line(1) + line(2) + line(3).slice(0, 10)); // the third is still being written
+    const id = `u${randomBytes(4).toString('hex')}`;
+    const warnings: string[] = [];
+    const shipper = new AuditShipper({
+      auditDir: dir,
+      url: db.url,
+      fleetId: id,
+      node: 'host-b',
+      pollMs: 3_600_000, // only drain() ships after the first pass
+      warn: (l) => warnings.push(l),
+    });
+    await shipper.start();
+    onTestFinished(() => shipper.stop(0));
+    const paths = async (): Promise<string[]> =>
+      (
+        await sql.query<{ p: string }>(
+          `SELECT event->>'path' AS p FROM ${AUDIT_TABLE} WHERE fleet_id = $1 ORDER BY ts_ms`,
+          [id],
+        )
+      ).rows.map((r) => r.p);
+    expect(await shipper.drain()).toBe(true);
+    expect(await paths()).toEqual(['/p/1', '/p/2']);
+    appendFileSync(file, line(3).slice(10));
+    expect(await shipper.drain()).toBe(true);
+    expect(await paths()).toEqual(['/p/1', '/p/2', '/p/3']);
+    appendFileSync(file, line(4));
+    await shipper.drain();
+    expect(await paths()).toHaveLength(4);
+    appendFileSync(file, line(5).slice(0, 10));
+    await shipper.drain(); // seen, but not a whole line yet
+    rmSync(file);
+    await shipper.drain();
+    expect(await paths()).toHaveLength(4);
+    expect(warnings.join('\n')).toMatch(
+      /events-2026-01-01\.jsonl was deleted before 10 bytes of it reached PostgreSQL/,
+    );
   }, 60_000);
 
   it('aivault audit --fleet reads the central table', async () => {
