@@ -12,7 +12,7 @@
  * ratios), plus wrk on the HTTP targets (full run) as a cross-check. Then SSE streaming, 1,000 open
  * streams, large bodies, a stability run, CLI wall time (hyperfine) and micro-benchmarks (bench/micro.ts).
  * Output: bench/results/<date>[-quick].{json,md,svg}; a full run also replaces bench/results/LATEST.md.
- * Flags: --quick, --no-build, --out DIR, --only SECTIONS (load,wrk,http,stream,open,stability,cli,micro),
+ * Flags: --quick, --no-build, --out DIR, --only SECTIONS (load,wrk,http,stream,open,stability,cli,micro,fleet),
  * --merge FILE.json (re-run --only sections into an earlier run), --render FILE.json, --stability-s N,
  * --shared-ok (measure even when the load average says the machine is busy: bench/load-guard.ts).
  * Targets (PASS/MISS per ratio): bench/targets.ts, printed at the end and in the report and LATEST.md.
@@ -702,6 +702,29 @@ async function main(): Promise<void> {
       });
   }
 
+  // 12. fleet admission (issue 18): local SharedArrayBuffer vs Redis, rows appended to the micro table
+  if (want('fleet')) {
+    log('bench: fleet admission …');
+    const r = spawnSync(
+      process.execPath,
+      [...TSX, join(ROOT, 'bench', 'fleet.ts'), ...(QUICK ? ['--quick'] : [])],
+      {
+        cwd: ROOT,
+        env: baseEnv,
+        encoding: 'utf8',
+        timeout: 300_000,
+      },
+    );
+    const line = (r.stdout ?? '').trim().split('\n').at(-1) ?? '';
+    if (r.status === 0 && line.startsWith('['))
+      results.micro = [...(results.micro ?? []), ...(JSON.parse(line) as NonNullable<Results['micro']>)];
+    else
+      results.skipped.push({
+        target: 'fleet admission',
+        reason: `bench/fleet.ts failed: ${(r.stderr ?? '').slice(-300)}`,
+      });
+  }
+
   // teardown
   if (typeof nginx !== 'string') await nginx.stop();
   await stopChild(nf.child);
@@ -726,7 +749,7 @@ async function main(): Promise<void> {
     }
     if (want('stability')) prev.stability = results.stability;
     if (want('cli')) prev.cli = results.cli;
-    if (want('micro')) prev.micro = results.micro;
+    if (want('micro') || want('fleet')) prev.micro = results.micro;
     prev.notes.push(
       `Sections ${[...(ONLY ?? [])].join(', ')} were re-run at ${results.date} (load average then ${results.machine.loadavgStart.join(' / ')}) and merged into this run.`,
     );

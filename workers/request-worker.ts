@@ -22,7 +22,8 @@ import { createPipelineDeps } from '../src/pipeline/deps.js';
 import { envelopeOf } from '../src/pipeline/call-request.js';
 import { invokeCapability } from '../src/pipeline/invoke.js';
 import type { SecretSource } from '../src/pipeline/types.js';
-import { RateLimiter } from '../src/pipeline/rate-limit.js';
+import { RateLimiter, type Admission } from '../src/pipeline/rate-limit.js';
+import { RedisAdmission } from '../src/fleet/redis-admission.js';
 import { Generation, perGeneration } from '../src/daemon/generation.js';
 import { cachedDecrypt, SecretCache } from '../src/daemon/secret-cache.js';
 import { registry } from '../src/registry/index.js';
@@ -32,7 +33,18 @@ import { runWsRelay } from '../src/daemon/http-ws-upstream.js';
 
 const data = workerData as RequestWorkerData;
 const config = configFromWorkerData(data);
-const rateLimiter = new RateLimiter(data.rateLimit);
+// Fleet mode (--fleet-redis): the shared Redis window; otherwise the process-wide SharedArrayBuffer table.
+const fleet = config.fleet?.redisUrl
+  ? new RedisAdmission({
+      url: config.fleet.redisUrl,
+      fleetId: config.fleet.id,
+      failOpen: config.fleet.failOpen,
+      audit: async (event) => {
+        await deps.audit(event);
+      },
+    })
+  : undefined;
+const rateLimiter: Admission = fleet ?? new RateLimiter(data.rateLimit);
 const generation = new Generation(data.generation);
 
 /** This worker's crypto client, obtained once through the first call's port (`need-crypto`). */
@@ -172,7 +184,9 @@ export function attach(task: AttachTask): number {
         // Shutdown: close the audit day file and upstream pools explicitly (no FileHandle left to GC), and
         // zero the cached secret values (a thread's end frees memory without zeroing it).
         secretCache.clear();
-        void deps.close().finally(() => port.postMessage({ t: 'closed' } satisfies WorkerPortToMain));
+        void Promise.all([deps.close(), fleet?.close()]).finally(() =>
+          port.postMessage({ t: 'closed' } satisfies WorkerPortToMain),
+        );
         return;
       default:
         return; // crypto-port: taken by cryptoVia's own listener

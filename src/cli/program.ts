@@ -157,6 +157,13 @@ function addAudit(program: Command, act: Act): void {
     .argument('[action]', "verify: check every line's seal and chain (exit 1 names the first bad line)")
     .option('--limit <n>', 'number of events', '200')
     .option('--before-ts-ms <ms>', 'only events before this timestamp')
+    .option('--fleet', "read the fleet's central audit table on PostgreSQL instead (docs/fleet.md)")
+    .option(
+      '--fleet-audit-postgres <url>',
+      'with --fleet: the database (default: $AIVAULT_FLEET_AUDIT_POSTGRES)',
+    )
+    .option('--fleet-id <name>', 'with --fleet: which fleet (default: $AIVAULT_FLEET_ID or "default")')
+    .option('--fleet-node <name>', 'with --fleet: only events of this host')
     .action(act(vault, 'audit'));
 }
 

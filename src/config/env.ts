@@ -16,6 +16,8 @@
  *   AIVAULTD_WORKERS                  request worker count (default: cores)
  *   AIVAULTD_HTTP                     host:port of the loopback HTTP listener (off when unset)
  *   AIVAULTD_HTTP_ALLOW_REMOTE=1      accept non-loopback peers on the HTTP listener (off by default)
+ *   AIVAULT_FLEET_REDIS, AIVAULT_FLEET_ID, AIVAULT_FLEET_FAIL_OPEN, AIVAULT_FLEET_AUDIT_POSTGRES,
+ *   AIVAULT_FLEET_NODE                fleet mode (docs/fleet.md; aivaultd flags override them)
  *   AIVAULT_DEV_RESOLVE               host=ip:port,…  (dev vaults only)
  *   AIVAULT_DEV_CA_CERT_PATH          extra PEM CA (dev vaults only)
  *   AIVAULT_DEV_ALLOW_NON_DEFAULT_PORTS=1   (dev vaults only)
@@ -27,6 +29,7 @@
 import { homedir, availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AivaultError } from '../errors.js';
+import { parseFleetSettings, type FleetSettings } from '../fleet/config.js';
 import { DEFAULT_SYSTEM_CONFIG, readSystemLayout, systemSocketFor, type SystemLayout } from './system.js';
 
 export interface DevOverrides {
@@ -64,6 +67,8 @@ export interface Config {
   readonly httpsProxyListen: string | undefined;
   /** Accept non-loopback peers on the HTTP listener (AIVAULTD_HTTP_ALLOW_REMOTE=1). */
   readonly httpAllowRemote: boolean;
+  /** Fleet mode (src/fleet/config.ts): shared rate limits on Redis, central audit on PostgreSQL. */
+  readonly fleet?: FleetSettings;
   readonly noColor: boolean;
   /** Requested dev overrides; honoured only by a verified dev vault. */
   readonly devRequested: DevOverrides;
@@ -173,6 +178,7 @@ export function loadConfig(env: Env = process.env): Config {
     httpListen: env.AIVAULTD_HTTP ? env.AIVAULTD_HTTP : undefined,
     httpsProxyListen: env.AIVAULTD_HTTPS_PROXY ? env.AIVAULTD_HTTPS_PROXY : undefined,
     httpAllowRemote: flag(env.AIVAULTD_HTTP_ALLOW_REMOTE),
+    fleet: parseFleetSettings(env),
     noColor: env.NO_COLOR !== undefined && env.NO_COLOR !== '',
     devRequested,
     readVar: (name: string) => snapshot[name],

@@ -34,6 +34,8 @@ import { vaultPaths } from '../vault/paths.js';
 import { startHttpsProxy, type HttpsProxyServer } from './https-proxy/server.js';
 import { HTTPS_PROXY_INFO_FILE } from './https-proxy/paths.js';
 import { vaultTag } from './http-server.js';
+import { parseFleetSettings, type FleetOverrides } from '../fleet/config.js';
+import { startFleet } from '../fleet/daemon.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -74,6 +76,8 @@ export interface DaemonOptions {
   readonly watchVault?: boolean;
   /** Safety-net poll interval of the vault watcher (default 5 s). In-process tests only. */
   readonly vaultPollMs?: number;
+  /** Fleet flags (--fleet-*), over the AIVAULT_FLEET_* settings in config (docs/fleet.md). */
+  readonly fleet?: FleetOverrides;
 }
 
 export interface Daemon {
@@ -89,7 +93,11 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-export async function startDaemon(config: Config, opts: DaemonOptions = {}): Promise<Daemon> {
+export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}): Promise<Daemon> {
+  // Fleet flags override the environment's settings; workers get the merged config in workerData.
+  const config: Config = opts.fleet
+    ? Object.freeze({ ...baseConfig, fleet: parseFleetSettings({}, { ...baseConfig.fleet, ...opts.fleet }) })
+    : baseConfig;
   const system = opts.system;
   const socketPath = system
     ? system.operatorSocket
@@ -114,12 +122,14 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       `--https-proxy ${proxySpec}: ${proxyAddr.host} is not a loopback address; listening there needs --http-allow-remote (or AIVAULTD_HTTP_ALLOW_REMOTE=1)`,
     );
   }
+  const fleet = await startFleet(config);
   const pool = new DaemonPool(config, opts.workers !== undefined ? { workers: opts.workers } : {});
   // This thread's policy reads/writes (tokens.json, admin routes) take the seal key from the crypto worker.
   const unsetPolicySeal = setPolicySealSource(config.vaultDir, () => pool.policySeal());
   const closePool = async (deadlineMs: number): Promise<void> => {
     await pool.close(deadlineMs);
     unsetPolicySeal();
+    await fleet.stop(); // after the workers' last audit lines
   };
   // Writes made outside the daemon (hand edits, other tools) bump the generation every cache is keyed on.
   const watcher = startVaultWatcher(vaultPaths(config), pool.generation, {
@@ -273,9 +283,20 @@ Options:
   --http-allow-remote  allow --http on a non-loopback address (e.g. 0.0.0.0:19790) and accept
                     non-loopback peers (default: such an address is refused at start;
                     $AIVAULTD_HTTP_ALLOW_REMOTE=1). Tokens are still required on every route.
+  --fleet-redis <url>  share per-capability rate limits with every aivaultd of the fleet through
+                    Redis, e.g. redis://127.0.0.1:6379/0 (default: $AIVAULT_FLEET_REDIS; off = local
+                    limits). Redis unreachable: rate-limited capabilities are refused (fail closed)
+  --fleet-id <name>  namespace of the fleet's Redis keys and audit rows (default: $AIVAULT_FLEET_ID
+                    or "default")
+  --fleet-fail-open  while Redis is unreachable, admit rate-limited calls uncounted (loud warning and
+                    an audit event; $AIVAULT_FLEET_FAIL_OPEN=1)
+  --fleet-audit-postgres <url>  also copy every audit event to PostgreSQL, e.g.
+                    postgres://aivault@db/aivault (default: $AIVAULT_FLEET_AUDIT_POSTGRES; off)
+  --fleet-node <name>  this host's name in the central audit table (default: $AIVAULT_FLEET_NODE or
+                    the hostname). See docs/fleet.md
   -h, --help        show this help
 
-Environment: AIVAULT_DIR, AIVAULTD_SOCKET, AIVAULTD_SOCKET_MODE, AIVAULTD_SOCKET_DIR_MODE, AIVAULTD_WORKERS,
+Environment: AIVAULT_DIR, AIVAULT_FLEET_*, AIVAULTD_SOCKET, AIVAULTD_SOCKET_MODE, AIVAULTD_SOCKET_DIR_MODE, AIVAULTD_WORKERS,
 AIVAULTD_HTTP, AIVAULTD_HTTPS_PROXY, AIVAULTD_HTTP_ALLOW_REMOTE,
 AIVAULTD_WORKER_HEAP_MB (V8 heap limit of each worker thread in MB, default ${DEFAULT_WORKER_HEAP_MB}; a worker
 over it is restarted),
@@ -288,6 +309,25 @@ refuses to start without its prctl addon (bash scripts/build-addon.sh dumpable).
 export interface ParsedArgs {
   help: boolean;
   options: DaemonOptions;
+}
+
+/** The --fleet-* flags given (validated again, with the environment, by startDaemon). */
+function fleetFlags(values: Record<string, string | boolean | undefined>): FleetOverrides | undefined {
+  const str = (name: string): string | undefined =>
+    typeof values[name] === 'string' ? (values[name] as string) : undefined;
+  const o: { -readonly [K in keyof FleetOverrides]: FleetOverrides[K] } = {};
+  const redisUrl = str('fleet-redis');
+  const id = str('fleet-id');
+  const auditPostgresUrl = str('fleet-audit-postgres');
+  const node = str('fleet-node');
+  if (redisUrl !== undefined) o.redisUrl = redisUrl;
+  if (id !== undefined) o.id = id;
+  if (auditPostgresUrl !== undefined) o.auditPostgresUrl = auditPostgresUrl;
+  if (node !== undefined) o.node = node;
+  if (values['fleet-fail-open']) o.failOpen = true;
+  if (Object.keys(o).length === 0) return undefined;
+  parseFleetSettings({}, o); // a bad URL or name is a usage error before anything starts
+  return o;
 }
 
 /** Flags via node:util parseArgs (maintained, strict: unknown flags and missing values are usage errors). */
@@ -308,6 +348,11 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         'https-proxy': { type: 'string' },
         'http-allow-remote': { type: 'boolean' },
         'system-config': { type: 'string' },
+        'fleet-redis': { type: 'string' },
+        'fleet-id': { type: 'string' },
+        'fleet-fail-open': { type: 'boolean' },
+        'fleet-audit-postgres': { type: 'string' },
+        'fleet-node': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -320,6 +365,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   if (typeof values.http === 'string') options.http = values.http;
   if (typeof values['https-proxy'] === 'string') options.httpsProxy = values['https-proxy'];
   if (values['http-allow-remote']) options.httpAllowRemote = true;
+  const fleet = fleetFlags(values);
+  if (fleet) options.fleet = fleet;
   if (typeof values['system-config'] === 'string') {
     const layout = readSystemLayout(values['system-config']);
     if (!layout) throw new AivaultError('usage', `no system-mode layout at ${values['system-config']}`);

@@ -14,6 +14,9 @@ import type { AuditInput } from '../audit/audit-log.js';
 import type { ClientCert } from './upstream.js';
 import type { PipelineDeps } from './types.js';
 
+/** Fixed note on the audit event of a call admitted uncounted (fleet Redis down, `--fleet-fail-open`). */
+export const FAIL_OPEN_NOTE = 'fleet rate limit not applied: Redis unreachable (--fleet-fail-open)';
+
 /** The audit event of a call while it is being filled in. */
 export type AuditDraft = { -readonly [K in keyof AuditInput]?: AuditInput[K] };
 
@@ -44,14 +47,17 @@ export async function admit(
   const limit = plan.policy.rateLimitPerMinute;
   if (limit !== undefined) {
     if (!deps.rateLimiter) throw new AivaultError('internal', 'rate limiter unavailable');
-    const d = deps.rateLimiter.tryAcquire(plan.capabilityId, limit);
+    const pending = deps.rateLimiter.tryAcquire(plan.capabilityId, limit);
+    // The local table answers synchronously (no await on the fast path); fleet admission is a promise.
+    const d = pending instanceof Promise ? await pending : pending;
     if (!d.admitted) {
       throw new AivaultError(
         'rate_limited',
-        `capability ${plan.capabilityId} is limited to ${limit} calls per minute`,
-        { retryAfterMs: d.retryAfterMs },
+        d.unavailable ?? `capability ${plan.capabilityId} is limited to ${limit} calls per minute`,
+        { retryAfterMs: d.retryAfterMs, ...(d.unavailable ? { fleet: 'redis_unavailable' } : {}) },
       );
     }
+    if (d.bypassed) audit.note = FAIL_OPEN_NOTE;
   }
   return plan;
 }

@@ -15,7 +15,7 @@ import type { AuthApply } from '../auth/strategy.js';
 import { AuditLog } from '../audit/audit-log.js';
 import { vaultPaths, loadAllRecords, toSecretInfo, toSecretMeta, type VaultPaths } from '../vault/index.js';
 import type { PipelineDeps, SecretSource } from './types.js';
-import type { RateLimiter } from './rate-limit.js';
+import type { Admission } from './rate-limit.js';
 import { Upstream, type UpstreamOptions } from './upstream.js';
 import { createOAuth2Refresher } from './oauth2.js';
 import { perGeneration, type Generation } from '../daemon/generation.js';
@@ -23,7 +23,7 @@ import { perGeneration, type Generation } from '../daemon/generation.js';
 export interface PipelineDepsOptions {
   readonly registry: RegistryIndex;
   readonly secrets: SecretSource;
-  readonly rateLimiter?: RateLimiter;
+  readonly rateLimiter?: Admission;
   readonly upstream?: Omit<UpstreamOptions, 'dev'>;
   /** The audit sealing subkey (never the KEK); absent → audit lines are written unsealed. */
   readonly auditKey?: () => Promise<Uint8Array | undefined>;

@@ -11,7 +11,8 @@ import { readSecretRecord, valueRevision, vaultPaths, type Vault } from '../vaul
 import { createPipelineDeps } from './deps.js';
 import { invokeCapability } from './invoke.js';
 import type { ResponseSink, SecretSource } from './types.js';
-import { createRateLimitBuffer, RateLimiter } from './rate-limit.js';
+import { createRateLimitBuffer, RateLimiter, type Admission } from './rate-limit.js';
+import type { AuditInput } from '../audit/audit-log.js';
 
 export interface InProcessResponse {
   status: number;
@@ -56,6 +57,17 @@ export function vaultSecretSource(config: Config, vault: Vault): SecretSource {
   };
 }
 
+/** The fleet's Redis admission when configured (loaded only then: ioredis stays out of plain CLI runs). */
+async function fleetAdmission(
+  config: Config,
+  audit: (event: AuditInput) => Promise<void>,
+): Promise<(Admission & { close(): Promise<void> }) | undefined> {
+  const f = config.fleet;
+  if (!f?.redisUrl) return undefined;
+  const { RedisAdmission } = await import('../fleet/redis-admission.js');
+  return new RedisAdmission({ url: f.redisUrl, fleetId: f.id, failOpen: f.failOpen, audit });
+}
+
 /** Per-process limiter: in-process mode has one caller, so a local table is exact for this process. */
 let limiter: RateLimiter | undefined;
 
@@ -67,10 +79,12 @@ export async function invokeInProcess(
   opts: { timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<InProcessResponse> {
   limiter ??= new RateLimiter(createRateLimitBuffer(256));
+  // Fleet mode: the fleet's Redis window, as in the daemon (a local table would not be shared).
+  const fleet = await fleetAdmission(config, (event) => deps.audit(event));
   const deps = createPipelineDeps(config, {
     registry,
     secrets: vaultSecretSource(config, vault),
-    rateLimiter: limiter,
+    rateLimiter: fleet ?? limiter,
     auditKey: async () => vault.auditKey(),
   });
   let result: InProcessResponse | undefined;
@@ -103,7 +117,7 @@ export async function invokeInProcess(
       sink,
     );
   } finally {
-    await deps.close();
+    await Promise.all([deps.close(), fleet?.close()]);
   }
   if (!result) throw new AivaultError('internal', 'pipeline finished without a response');
   return auditError === undefined ? result : { ...result, auditError };

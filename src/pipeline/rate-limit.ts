@@ -42,6 +42,18 @@ export interface RateDecision {
   readonly admitted: boolean;
   /** Milliseconds until a call can be admitted again (for retry hints). */
   readonly retryAfterMs: number;
+  /** Admitted WITHOUT being counted: the fleet's Redis is down and `--fleet-fail-open` is set. */
+  readonly bypassed?: boolean;
+  /** Refused because the fleet's Redis could not be asked (fail closed), not because the limit is used. */
+  readonly unavailable?: string;
+}
+
+/**
+ * Who admits rate-limited calls: this table (synchronous, the fast path) or, in fleet mode, the shared
+ * Redis window (src/fleet/redis-admission.ts, asynchronous). The caller awaits only a promise.
+ */
+export interface Admission {
+  tryAcquire(capabilityId: string, limit: number): RateDecision | Promise<RateDecision>;
 }
 
 const META_BYTES = 2 * BigInt64Array.BYTES_PER_ELEMENT;
@@ -59,7 +71,7 @@ function keyOf(capabilityId: string): bigint {
   return key === 0n ? 1n : key;
 }
 
-export class RateLimiter {
+export class RateLimiter implements Admission {
   private readonly meta: BigInt64Array;
   private readonly cells: Int32Array;
   private readonly slots: number;

@@ -8,7 +8,7 @@ import type { DevOverrides } from '../config/env.js';
 import type { Envelope, HeaderList, Plan, RequestContext } from '../broker/types.js';
 import type { AuthInput, AuthOutput } from '../auth/strategy.js';
 import type { AuditInput } from '../audit/audit-log.js';
-import type { RateLimiter } from './rate-limit.js';
+import type { Admission } from './rate-limit.js';
 import type { Upstream } from './upstream.js';
 
 /** OAuth2 token lifecycle for the pipeline (src/pipeline/oauth2.ts builds the real one). */
@@ -58,7 +58,7 @@ export interface PipelineDeps {
   /** Extra response header names to drop for this plan (the credential's injected auth headers). */
   injectedHeaders?(plan: Plan): ReadonlySet<string>;
   readonly secrets: SecretSource;
-  readonly rateLimiter?: RateLimiter;
+  readonly rateLimiter?: Admission;
   /** One Upstream per distinct dev-override setting (undefined = production). */
   upstream(dev: DevOverrides | undefined): Upstream;
   audit(event: AuditInput): Promise<void>;

@@ -2,7 +2,8 @@
 import { AivaultError } from '../../errors.js';
 import { hasDevRequests } from '../../config/env.js';
 import { Vault } from '../../vault/index.js';
-import { AuditLog } from '../../audit/audit-log.js';
+import { AuditLog, type AuditEvent } from '../../audit/audit-log.js';
+import type { FleetAuditEvent } from '../../fleet/audit-store.js';
 import { vaultPaths } from '../../vault/paths.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optBool, optString, parseCount } from '../context.js';
@@ -250,6 +251,53 @@ async function auditVerify(ctx: CliContext): Promise<CommandResult> {
   };
 }
 
+/** `aivault audit --fleet`: the central table (src/fleet/audit-store.ts; pg is loaded only here). */
+async function fleetAudit(
+  ctx: CliContext,
+  opts: CommandOptions,
+  limit: number,
+  beforeTsMs: number | undefined,
+): Promise<FleetAuditEvent[]> {
+  const { parseFleetSettings } = await import('../../fleet/config.js');
+  const url = optString(opts, 'fleetAuditPostgres');
+  const id = optString(opts, 'fleetId');
+  const fleet = parseFleetSettings(
+    {},
+    {
+      ...ctx.config.fleet,
+      ...(url !== undefined ? { auditPostgresUrl: url } : {}),
+      ...(id !== undefined ? { id } : {}),
+    },
+  );
+  if (!fleet.auditPostgresUrl) {
+    throw new AivaultError(
+      'usage',
+      'audit --fleet needs --fleet-audit-postgres <url> (or AIVAULT_FLEET_AUDIT_POSTGRES)',
+    );
+  }
+  const { AuditStore } = await import('../../fleet/audit-store.js');
+  const store = new AuditStore({ url: fleet.auditPostgresUrl });
+  const node = optString(opts, 'fleetNode');
+  try {
+    return await store.list({
+      fleetId: fleet.id,
+      limit,
+      ...(beforeTsMs !== undefined ? { beforeTsMs } : {}),
+      ...(node !== undefined ? { node } : {}),
+    });
+  } catch (err) {
+    if (err instanceof AivaultError) throw err;
+    const { redactUrl } = await import('../../fleet/config.js');
+    const why = (err as { code?: string }).code ?? (err as Error).message;
+    throw new AivaultError(
+      'upstream_unreachable',
+      `fleet audit: PostgreSQL at ${redactUrl(fleet.auditPostgresUrl)} failed (${why})`,
+    );
+  } finally {
+    await store.close();
+  }
+}
+
 export async function audit(
   ctx: CliContext,
   pos: readonly string[],
@@ -262,8 +310,10 @@ export async function audit(
   const limit = parseCount(optString(opts, 'limit') ?? '200', '--limit');
   const before = optString(opts, 'beforeTsMs');
   const beforeTsMs = before === undefined ? undefined : parseCount(before, '--before-ts-ms');
-  const log = new AuditLog(ctx.config, vaultPaths(ctx.config));
-  const events = await log.list({ limit, beforeTsMs });
+  const events: readonly (AuditEvent & { node?: string })[] =
+    opts.fleet === true
+      ? await fleetAudit(ctx, opts, limit, beforeTsMs)
+      : await new AuditLog(ctx.config, vaultPaths(ctx.config)).list({ limit, beforeTsMs });
   return {
     json: events,
     human: (p) =>
@@ -284,6 +334,7 @@ export async function audit(
                 e.status !== undefined ? String(e.status) : undefined,
                 e.errorCode,
                 e.clientIp !== undefined ? `from ${e.clientIp}` : undefined,
+                e.node !== undefined ? `on ${e.node}` : undefined,
                 e.note,
               ]
                 .filter((x) => x !== undefined && x !== '')

@@ -48,6 +48,21 @@ describe('cli program table', () => {
     [['rotate-master', '--new-key', 'abc'], 'rotateMaster', [], { newKey: 'abc' }],
     [['audit', '--limit', '5', '--before-ts-ms', '10'], 'audit', [], { limit: '5', beforeTsMs: '10' }],
     [
+      [
+        'audit',
+        '--fleet',
+        '--fleet-id',
+        'team',
+        '--fleet-node',
+        'n1',
+        '--fleet-audit-postgres',
+        'postgres://db/a',
+      ],
+      'audit',
+      [],
+      { limit: '200', fleet: true, fleetId: 'team', fleetNode: 'n1', fleetAuditPostgres: 'postgres://db/a' },
+    ],
+    [
       ['secrets', 'create', '--name', 'OPENAI_API_KEY', '--value-stdin', '--alias', 'a', '--alias', 'b'],
       'create',
       [],
