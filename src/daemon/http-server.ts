@@ -186,6 +186,7 @@ function tokenContext(token: ProxyTokenRecord, peer: string): RequestContext {
     ...(token.workspaceId !== undefined ? { workspaceId: token.workspaceId } : {}),
     ...(token.groupId !== undefined ? { groupId: token.groupId } : {}),
     token: {
+      id: token.id,
       capabilities: token.capabilities,
       ...(token.credential !== undefined ? { credential: token.credential } : {}),
     },
