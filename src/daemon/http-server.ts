@@ -461,6 +461,7 @@ export async function startHttpServer(
     snapshot,
     audit,
     afterWrite: () => pool.generation.bump(),
+    approvals: pool.approvals,
   };
   app.any('/aivault/*', (res, req) => {
     const b = begin(res, req);

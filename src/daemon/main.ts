@@ -34,6 +34,8 @@ import { vaultPaths } from '../vault/paths.js';
 import { startHttpsProxy, type HttpsProxyServer } from './https-proxy/server.js';
 import { HTTPS_PROXY_INFO_FILE } from './https-proxy/paths.js';
 import { vaultTag } from './http-server.js';
+import { AuditLog } from '../audit/audit-log.js';
+import { auditApprovals } from './approval-ops.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -74,6 +76,8 @@ export interface DaemonOptions {
   readonly watchVault?: boolean;
   /** Safety-net poll interval of the vault watcher (default 5 s). In-process tests only. */
   readonly vaultPollMs?: number;
+  /** How long a call waits for an operator's approval (`--approval-timeout`, default 60 s). */
+  readonly approvalTimeoutMs?: number;
 }
 
 export interface Daemon {
@@ -114,11 +118,22 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       `--https-proxy ${proxySpec}: ${proxyAddr.host} is not a loopback address; listening there needs --http-allow-remote (or AIVAULTD_HTTP_ALLOW_REMOTE=1)`,
     );
   }
-  const pool = new DaemonPool(config, opts.workers !== undefined ? { workers: opts.workers } : {});
+  const pool = new DaemonPool(config, {
+    ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+    ...(opts.approvalTimeoutMs !== undefined ? { approvalTimeoutMs: opts.approvalTimeoutMs } : {}),
+  });
+  // Every approval decision (approved, denied, timed out, caller gone) is an audit line; never a secret.
+  const approvalAudit = new AuditLog(config, vaultPaths(config), { sealKey: () => pool.auditKey() });
+  const stopAuditingApprovals = auditApprovals(pool.approvals, (event) => {
+    approvalAudit.append(event).catch((err: unknown) => {
+      process.stderr.write(`aivaultd: ${(err as Error).message}\n`);
+    });
+  });
   // This thread's policy reads/writes (tokens.json, admin routes) take the seal key from the crypto worker.
   const unsetPolicySeal = setPolicySealSource(config.vaultDir, () => pool.policySeal());
   const closePool = async (deadlineMs: number): Promise<void> => {
     await pool.close(deadlineMs);
+    stopAuditingApprovals();
     unsetPolicySeal();
   };
   // Writes made outside the daemon (hand edits, other tools) bump the generation every cache is keyed on.
@@ -270,6 +285,10 @@ Options:
                     capability hosts is terminated with a leaf cert from the vault's local CA
                     (aivault ca path) and every request is brokered (default: $AIVAULTD_HTTPS_PROXY;
                     off; \`aivault run\` turns it on). Loopback only unless --http-allow-remote.
+  --approval-timeout <seconds>  how long a call to a capability with an approval policy
+                    (aivault capability policy set <id> --approval once|always) waits for the
+                    operator (aivault approvals / approve / deny) before it fails with
+                    approval_denied (default 60)
   --http-allow-remote  allow --http on a non-loopback address (e.g. 0.0.0.0:19790) and accept
                     non-loopback peers (default: such an address is refused at start;
                     $AIVAULTD_HTTP_ALLOW_REMOTE=1). Tokens are still required on every route.
@@ -308,6 +327,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         'https-proxy': { type: 'string' },
         'http-allow-remote': { type: 'boolean' },
         'system-config': { type: 'string' },
+        'approval-timeout': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -332,6 +352,17 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     options.system = layout;
   }
   workerResourceLimits(); // a bad AIVAULTD_WORKER_HEAP_MB is a usage error at start, not a worker crash loop
+  const approvalTimeout = values['approval-timeout'];
+  if (typeof approvalTimeout === 'string') {
+    const sec = Number(approvalTimeout);
+    if (!Number.isFinite(sec) || sec <= 0 || sec > 86_400) {
+      throw new AivaultError(
+        'usage',
+        '--approval-timeout must be a number of seconds, above 0 and at most 86400',
+      );
+    }
+    options.approvalTimeoutMs = Math.round(sec * 1000);
+  }
   if (typeof values.workers === 'string') {
     const n = Number(values.workers);
     if (!Number.isInteger(n) || n < 1)
