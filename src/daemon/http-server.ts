@@ -699,7 +699,8 @@ export async function startHttpServer(
             d.open = false;
             ws.cork(() => {
               ws.send(JSON.stringify(toWire(fromWire(msg.error))), false);
-              ws.end(msg.error.error === 'policy_violation' ? 1008 : 1011, msg.error.error);
+              const policy = msg.error.error === 'policy_violation' || msg.error.error === 'approval_denied';
+              ws.end(policy ? 1008 : 1011, msg.error.error);
             });
             return;
         }

@@ -5,7 +5,8 @@
  * and fails with approval_denied, `once` is remembered per caller token only, a caller's own proxy token
  * cannot decide, waiting calls do not hold a connection's call slots, and listings show no secret.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import WebSocket from 'ws';
 import { AuditLog } from '../../../src/audit/audit-log.js';
 import { vaultPaths } from '../../../src/vault/index.js';
 import { connect } from '../../../src/protocol/client.js';
@@ -253,6 +254,64 @@ describe('operator approvals', () => {
       await new Promise((r) => setImmediate(r));
     }
     expect(hits(path)).toBe(0);
+  }, 60_000);
+
+  it('/v/ passthrough waits too: denied, never sent', async () => {
+    const token = await fx.mint({ capabilities: ['echo/*'] });
+    const path = '/special/passthrough';
+    const call = fetch(`${fx.baseUrl}/v/echo${path}`, { headers: { authorization: `Bearer ${token}` } });
+    const p = await waitPending(path);
+    expect(p.transport).toBe('passthrough');
+    expect((await fx.api(op, 'POST', `/aivault/approvals/${p.id}/deny`)).status).toBe(200);
+    const res = await call;
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { error: string }).error).toBe('approval_denied');
+    expect(hits(path)).toBe(0);
+  }, 60_000);
+
+  it('the WebSocket relay waits for approval before it connects upstream', async () => {
+    const token = await fx.mint({ capabilities: ['echo/special'] });
+    // Upstream upgrades seen (the mock records plain requests only).
+    const upgrades: string[] = [];
+    const onUpgrade = (req: { url?: string }): void => {
+      upgrades.push(new URL(req.url ?? '/', 'https://u.invalid').pathname);
+    };
+    fx.upstream.server.on('upgrade', onUpgrade);
+    onTestFinished(() => void fx.upstream.server.off('upgrade', onUpgrade));
+    const wsHits = (path: string): number => upgrades.filter((u) => u === path).length;
+    const open = (): Promise<WebSocket> =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${fx.daemon.http?.port}/aivault/ws`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        ws.once('open', () => resolve(ws));
+        ws.once('error', reject);
+      });
+    // Approved: the relay opens and echoes.
+    const ws = await open();
+    onTestFinished(() => ws.close());
+    const first = new Promise<string>((r) => ws.once('message', (d: Buffer) => r(d.toString('utf8'))));
+    ws.send(JSON.stringify({ capability: 'echo/special', path: '/special/ws-echo' }));
+    const p = await waitPending('/special/ws-echo');
+    expect(p.transport).toBe('ws');
+    expect(wsHits('/special/ws-echo')).toBe(0);
+    expect((await fx.api(op, 'POST', `/aivault/approvals/${p.id}/approve`)).status).toBe(200);
+    expect((JSON.parse(await first) as { path: string }).path).toBe('/special/ws-echo');
+    expect(wsHits('/special/ws-echo')).toBe(1);
+    // Denied: closed with the policy close code and approval_denied, nothing sent upstream.
+    const ws2 = await open();
+    const closed = new Promise<{ code: number; text: string }>((resolve) => {
+      let text = '';
+      ws2.on('message', (d: Buffer) => (text += d.toString('utf8')));
+      ws2.once('close', (code) => resolve({ code, text }));
+    });
+    ws2.send(JSON.stringify({ capability: 'echo/special', path: '/special/ws-denied/ws-echo' }));
+    const p2 = await waitPending('/special/ws-denied/ws-echo');
+    expect((await fx.api(op, 'POST', `/aivault/approvals/${p2.id}/deny`)).status).toBe(200);
+    const c = await closed;
+    expect(c.code).toBe(1008);
+    expect(c.text).toContain('approval_denied');
+    expect(wsHits('/special/ws-denied/ws-echo')).toBe(0);
   }, 60_000);
 
   it('every decision is audited (approved, denied, timeout), with no secret', async () => {
