@@ -11,7 +11,8 @@ import { AuditLog } from '../../../src/audit/audit-log.js';
 import { vaultPaths } from '../../../src/vault/index.js';
 import { connect } from '../../../src/protocol/client.js';
 import { isAivaultError } from '../../../src/errors.js';
-import { parseJson, registerSecret, runCli } from '../../support/run-cli.js';
+import { spawn } from 'node:child_process';
+import { CLI, parseJson, registerSecret, runCli } from '../../support/run-cli.js';
 import { ECHO_SECRET, OPENAI_SECRET, startHttpFixture, type HttpFixture } from './http-fixture.js';
 
 interface Pending {
@@ -312,6 +313,43 @@ describe('operator approvals', () => {
     expect(c.code).toBe(1008);
     expect(c.text).toContain('approval_denied');
     expect(wsHits('/special/ws-denied/ws-echo')).toBe(0);
+  }, 60_000);
+
+  it('approvals --watch streams each waiting call when not on a terminal', async () => {
+    const child = spawn(process.execPath, [CLI, 'approvals', '--watch'], {
+      env: fx.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    onTestFinished(() => void child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    /** Resolves once stdout satisfies `cond` (checked on every chunk). */
+    const until = (cond: () => boolean): Promise<void> =>
+      new Promise((resolve, reject) => {
+        if (cond()) return resolve();
+        const timer = setTimeout(() => reject(new Error(`watch printed: ${out} / ${err}`)), 30_000);
+        const check = (): void => {
+          if (!cond()) return;
+          clearTimeout(timer);
+          child.stdout.off('data', check);
+          resolve();
+        };
+        child.stdout.on('data', check);
+      });
+    await until(() => out.includes('Watching'));
+    const token = await fx.mint({ capabilities: ['echo/special'] });
+    const path = '/special/watched';
+    const call = proxy(token, path);
+    const p = await waitPending(path);
+    await until(() => out.includes(p.id));
+    expect(out).toMatch(new RegExp(`pending ${p.id}\\s+echo/special\\s+GET upstream\\.test/special/watched`));
+    expect(out).not.toContain(token);
+    expect(out).not.toContain(ECHO_SECRET);
+    expect((await fx.api(op, 'POST', `/aivault/approvals/${p.id}/deny`)).status).toBe(200);
+    expect((await call).status).toBe(403);
+    expect(child.exitCode).toBeNull(); // still watching
   }, 60_000);
 
   it('every decision is audited (approved, denied, timeout), with no secret', async () => {
