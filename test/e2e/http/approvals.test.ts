@@ -3,10 +3,12 @@
  * the compiled CLI as the operator: a call to a capability with `--approval` waits until the operator
  * approves it (then reaches the upstream once), a denied or timed-out call never reaches the upstream
  * and fails with approval_denied, `once` is remembered per caller token only, a caller's own proxy token
- * cannot decide, waiting calls do not hold a connection's call slots, and listings show no secret.
+ * cannot decide, waiting calls do not hold a connection's call slots, and listings show no secret —
+ * on every transport: socket invoke, /aivault/proxy, /v/ passthrough, the HTTPS proxy, the WebSocket relay.
  */
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
+import { ProxyAgent, request as undiciRequest } from 'undici';
 import { AuditLog } from '../../../src/audit/audit-log.js';
 import { vaultPaths } from '../../../src/vault/index.js';
 import { connect } from '../../../src/protocol/client.js';
@@ -37,7 +39,7 @@ const cli = (args: readonly string[]) => runCli(args, { env: fx.env, timeoutMs: 
 beforeAll(async () => {
   registerSecret(ECHO_SECRET);
   registerSecret(OPENAI_SECRET);
-  fx = await startHttpFixture({ approvalTimeoutMs: TIMEOUT_MS });
+  fx = await startHttpFixture({ approvalTimeoutMs: TIMEOUT_MS, httpsProxy: '127.0.0.1:0' });
   op = await fx.operator();
   // Through the CLI (an operator write executed by the daemon): `always` on one, `once` on the other.
   for (const [cap, mode] of [
@@ -268,6 +270,30 @@ describe('operator approvals', () => {
     expect(res.status).toBe(403);
     expect(((await res.json()) as { error: string }).error).toBe('approval_denied');
     expect(hits(path)).toBe(0);
+  }, 60_000);
+
+  it('the HTTPS proxy waits too: approved, then sent once', async () => {
+    const token = await fx.mint({ capabilities: ['echo/special'] });
+    const proxyInfo = fx.daemon.httpsProxy;
+    if (!proxyInfo) throw new Error('https proxy did not start');
+    const agent = new ProxyAgent({
+      uri: `http://127.0.0.1:${proxyInfo.port}`,
+      token: `Basic ${Buffer.from(`agent:${token}`).toString('base64')}`,
+      // The leaf comes from the vault's CA; TLS trust of it is tested in test/e2e/https-proxy.
+      requestTls: { rejectUnauthorized: false },
+    });
+    onTestFinished(() => agent.close());
+    const path = '/special/through-proxy';
+    const call = undiciRequest(`https://upstream.test${path}`, { dispatcher: agent });
+    const p = await waitPending(path);
+    expect(p.transport).toBe('https-proxy');
+    expect(p.callerTokenId).not.toBe('');
+    expect(hits(path)).toBe(0);
+    expect((await fx.api(op, 'POST', `/aivault/approvals/${p.id}/approve`)).status).toBe(200);
+    const res = await call;
+    expect(res.statusCode).toBe(200);
+    await res.body.text();
+    expect(hits(path)).toBe(1);
   }, 60_000);
 
   it('the WebSocket relay waits for approval before it connects upstream', async () => {
