@@ -122,14 +122,6 @@ async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, Act
   const active: ActiveCall = { sink, controller };
   calls.set(msg.id, active);
   // Only a capability with an `approval` policy asks: the main thread holds the pending list.
-  const transport =
-    'passthrough' in msg
-      ? 'passthrough'
-      : 'envelopeJson' in msg
-        ? 'proxy'
-        : msg.context.token
-          ? 'https-proxy'
-          : 'socket';
   const askApproval: AskApproval = (request) =>
     new Promise<ApprovalOutcome>((resolve, reject) => {
       if (controller.signal.aborted) return reject(controller.signal.reason as Error);
@@ -140,6 +132,14 @@ async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, Act
         controller.signal.removeEventListener('abort', onAbort);
         resolve(outcome);
       };
+      const transport =
+        'passthrough' in msg
+          ? 'passthrough'
+          : 'envelopeJson' in msg
+            ? 'proxy'
+            : msg.context.token
+              ? 'https-proxy'
+              : 'socket';
       port.postMessage({
         t: 'approval',
         id: msg.id,

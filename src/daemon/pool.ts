@@ -513,6 +513,11 @@ export class DaemonPool {
       this.control.set(rid, (r) => {
         if (!r.ok) return reject(fromWire(r.error as WireError));
         if (op === 'unlock') for (const f of this.onUnlocked) f();
+        if (op === 'lock') {
+          // Locked: nothing waits for an operator any more, and no `once` approval outlives the lock.
+          this.approvals.denyAll('lock');
+          this.approvals.forgetAll();
+        }
         // The status frame also reports the vault generation and every thread's cache hits/misses.
         resolve(op === 'status' ? { ...r.data, ...this.generation.stats() } : r.data);
       });
