@@ -378,6 +378,43 @@ describe('operator approvals', () => {
     expect(child.exitCode).toBeNull(); // still watching
   }, 60_000);
 
+  it('approvals --watch on a terminal asks, and "y" approves the call', async () => {
+    // A real pseudo-terminal through util-linux `script`: the CLI sees a TTY on stdin and stdout.
+    const child = spawn('script', ['-qfec', `${process.execPath} ${CLI} approvals --watch`, '/dev/null'], {
+      env: fx.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    onTestFinished(() => void child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const until = (cond: () => boolean): Promise<void> =>
+      new Promise((resolve, reject) => {
+        if (cond()) return resolve();
+        const timer = setTimeout(() => reject(new Error(`watch printed: ${out}`)), 30_000);
+        const check = (): void => {
+          if (!cond()) return;
+          clearTimeout(timer);
+          child.stdout.off('data', check);
+          resolve();
+        };
+        child.stdout.on('data', check);
+      });
+    await until(() => out.includes('Watching'));
+    const token = await fx.mint({ capabilities: ['echo/special'] });
+    const path = '/special/tty';
+    const call = proxy(token, path);
+    const p = await waitPending(path);
+    await until(() => out.includes(`Approve ${p.id}?`));
+    expect(hits(path)).toBe(0);
+    child.stdin.write('y\r');
+    const res = await call;
+    expect(res.status).toBe(200);
+    await res.text();
+    expect(hits(path)).toBe(1);
+    await until(() => out.includes('approved'));
+    expect(out).not.toContain(token);
+  }, 60_000);
+
   it('every decision is audited (approved, denied, timeout), with no secret', async () => {
     const events = await new AuditLog(fx.config, vaultPaths(fx.config)).list({ limit: 1000 });
     const approvals = events.filter((e) => e.kind === 'approval');
