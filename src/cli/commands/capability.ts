@@ -5,6 +5,8 @@
 import { AivaultError } from '../../errors.js';
 import type { Capability, Scope } from '../../broker/types.js';
 import {
+  catalogPaths,
+  readBrokerFile,
   bind as bindCapability,
   createCapability,
   deleteCapability,
@@ -16,6 +18,7 @@ import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optList, optString, parseCount } from '../context.js';
 import { renderFields, renderTable } from '../output.js';
 import { loadBrokerView } from './broker-view.js';
+import { vaultPaths } from '../../vault/paths.js';
 import { describeScope, scopeFrom } from './secrets.js';
 
 export async function list(
@@ -91,11 +94,13 @@ export async function describe(ctx: CliContext, pos: readonly string[]): Promise
   const { describeCapability } = await import('../../registry/index.js');
   const described = describeCapability(id);
   /** The operator's approval policy (needs the catalog; a registry capability may have none yet). */
+  // broker.json only (verified like every policy read): no vault is opened or created for a describe.
   const approvalPolicy = async (): Promise<'once' | 'always' | undefined> => {
     try {
-      return (await loadBrokerView(ctx.config)).snapshot.policies.get(id)?.approval;
+      const broker = await readBrokerFile(catalogPaths(vaultPaths(ctx.config).root).brokerJson);
+      return broker.policies.find((p) => p.capabilityId === id)?.approval;
     } catch {
-      return undefined; // describing a registry capability works without a vault
+      return undefined; // describing a registry capability works without a (readable) vault
     }
   };
   if (described) {
