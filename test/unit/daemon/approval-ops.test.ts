@@ -12,6 +12,7 @@ import {
   renderApprovals,
 } from '../../../src/daemon/approval-ops.js';
 import type { AuditInput } from '../../../src/audit/audit-log.js';
+import { parseArgs } from '../../../src/daemon/main.js';
 
 const req: ApprovalRequest = {
   capability: 'acme/pay',
@@ -75,5 +76,15 @@ describe('approval operations', () => {
       kind: 'approval',
       errorCode: 'approval_denied',
     });
+  });
+
+  it('aivaultd --approval-timeout takes seconds; nonsense is a usage error', () => {
+    expect(parseArgs(['--approval-timeout', '2.5']).options.approvalTimeoutMs).toBe(2500);
+    expect(parseArgs([]).options.approvalTimeoutMs).toBeUndefined();
+    for (const bad of ['0', '-1', 'abc', '86401']) {
+      expect(() => parseArgs(['--approval-timeout', bad])).toThrow(
+        expect.objectContaining({ code: 'usage' }),
+      );
+    }
   });
 });
