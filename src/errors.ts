@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'invalid_request'
   | 'operator_auth_required'
   | 'rate_limited'
+  | 'approval_denied'
   | 'body_too_large'
   | 'not_found'
   | 'conflict'
@@ -50,6 +51,11 @@ export const ERRORS: Readonly<Record<ErrorCode, ErrorInfo>> = Object.freeze({
   invalid_request: { http: 400, exit: 1, title: 'Invalid request' },
   operator_auth_required: { http: 401, exit: 1, title: 'Operator authentication required' },
   rate_limited: { http: 429, exit: 1, title: 'Rate limit exceeded' },
+  approval_denied: {
+    http: 403,
+    exit: 1,
+    title: 'The operator denied the call, or no one approved it in time',
+  },
   body_too_large: { http: 413, exit: 1, title: 'Body exceeds the policy limit' },
   not_found: { http: 404, exit: 1, title: 'Not found' },
   conflict: { http: 409, exit: 1, title: 'Already exists' },

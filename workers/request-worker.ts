@@ -21,9 +21,10 @@ import {
 import { createPipelineDeps } from '../src/pipeline/deps.js';
 import { envelopeOf } from '../src/pipeline/call-request.js';
 import { invokeCapability } from '../src/pipeline/invoke.js';
-import type { SecretSource } from '../src/pipeline/types.js';
 import { RateLimiter, type Admission } from '../src/pipeline/rate-limit.js';
 import { RedisAdmission } from '../src/fleet/redis-admission.js';
+import type { AskApproval, SecretSource } from '../src/pipeline/types.js';
+import type { ApprovalOutcome } from '../src/daemon/approvals.js';
 import { Generation, perGeneration } from '../src/daemon/generation.js';
 import { cachedDecrypt, SecretCache } from '../src/daemon/secret-cache.js';
 import { registry } from '../src/registry/index.js';
@@ -130,7 +131,33 @@ export default async function handle(task: WsTask): Promise<void> {
 async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, ActiveCall>): Promise<void> {
   const controller = new AbortController();
   const sink = createPortSink(port, controller.signal, msg.id);
-  calls.set(msg.id, { sink, controller });
+  const active: ActiveCall = { sink, controller };
+  calls.set(msg.id, active);
+  // Only a capability with an `approval` policy asks: the main thread holds the pending list.
+  const askApproval: AskApproval = (request) =>
+    new Promise<ApprovalOutcome>((resolve, reject) => {
+      if (controller.signal.aborted) return reject(controller.signal.reason as Error);
+      const onAbort = (): void => reject(controller.signal.reason as Error);
+      controller.signal.addEventListener('abort', onAbort, { once: true });
+      active.approved = (outcome) => {
+        active.approved = undefined;
+        controller.signal.removeEventListener('abort', onAbort);
+        resolve(outcome);
+      };
+      const transport =
+        'passthrough' in msg
+          ? 'passthrough'
+          : 'envelopeJson' in msg
+            ? 'proxy'
+            : msg.context.token
+              ? 'https-proxy'
+              : 'socket';
+      port.postMessage({
+        t: 'approval',
+        id: msg.id,
+        request: { ...request, transport },
+      } satisfies WorkerPortToMain);
+    });
   try {
     await cryptoVia(port);
     await invokeCapability(
@@ -141,6 +168,7 @@ async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, Act
         stream: msg.stream,
         ...(msg.timeoutMs !== undefined ? { timeoutMs: msg.timeoutMs } : {}),
         signal: controller.signal,
+        askApproval,
       },
       sink,
     );
@@ -157,6 +185,8 @@ async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, Act
 interface ActiveCall {
   readonly sink: ReturnType<typeof createPortSink>;
   readonly controller: AbortController;
+  /** Set while the call waits for the operator's answer. */
+  approved?: (outcome: ApprovalOutcome) => void;
 }
 
 /**
@@ -174,6 +204,9 @@ export function attach(task: AttachTask): number {
         return;
       case 'credit':
         calls.get(msg.id)?.sink.grant(msg.n);
+        return;
+      case 'approval':
+        calls.get(msg.id)?.approved?.(msg.outcome);
         return;
       case 'abort':
         calls

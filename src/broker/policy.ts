@@ -213,6 +213,7 @@ function effectivePolicy(snapshot: BrokerSnapshot, capabilityId: string): Effect
   if (stored?.rateLimitPerMinute !== undefined) policy.rateLimitPerMinute = stored.rateLimitPerMinute;
   if (stored?.maxRequestBodyBytes !== undefined) policy.maxRequestBodyBytes = stored.maxRequestBodyBytes;
   if (stored?.maxResponseBodyBytes !== undefined) policy.maxResponseBodyBytes = stored.maxResponseBodyBytes;
+  if (stored?.approval !== undefined) policy.approval = stored.approval;
   return policy;
 }
 

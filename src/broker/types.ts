@@ -68,6 +68,8 @@ export interface CapabilityPolicy {
   readonly maxResponseBodyBytes?: number;
   /** JSON field names redacted from response bodies. */
   readonly responseBlocklist?: readonly string[];
+  /** Calls wait for an operator's approval (src/daemon/approvals.ts). */
+  readonly approval?: 'once' | 'always';
 }
 
 export interface Binding {
@@ -133,7 +135,12 @@ export interface RequestContext {
    */
   readonly localFiles?: boolean;
   /** Set when the call came with a proxy token: restricts capabilities and may pin a credential. */
-  readonly token?: { readonly capabilities: readonly string[]; readonly credential?: string };
+  readonly token?: {
+    /** The token's id (never the token): keys `once` approvals per caller. */
+    readonly id?: string;
+    readonly capabilities: readonly string[];
+    readonly credential?: string;
+  };
 }
 
 export type PlanBody =
@@ -153,6 +160,8 @@ export interface EffectivePolicy {
   readonly responseBlocklist: readonly string[];
   /** True when a response policy needs the whole body (blocklist / max response size): buffer, don't stream. */
   readonly bufferResponse: boolean;
+  /** Each call waits for an operator's approval (`once`: remembered per caller token for a while). */
+  readonly approval?: 'once' | 'always';
 }
 
 /** A fully checked request, ready for auth injection and transport. Contains no secret values. */

@@ -790,6 +790,8 @@ export interface SetPolicyInput {
   readonly maxRequestBodyBytes?: number;
   readonly maxResponseBodyBytes?: number;
   readonly responseBlocklist?: readonly string[];
+  /** `off` removes the approval requirement. */
+  readonly approval?: 'once' | 'always' | 'off';
 }
 
 /** Merge the given fields into the capability's policy (fields not given are kept). */
@@ -798,10 +800,14 @@ export async function setPolicy(
   registry: RegistryIndex,
   input: SetPolicyInput,
 ): Promise<CapabilityPolicy> {
-  const checked = policySchema.safeParse(input);
+  const { approval, ...rest } = input;
+  const approvalOff = approval === 'off';
+  const checked = policySchema.safeParse(approvalOff ? rest : input);
   if (!checked.success) {
     const fields = checked.error.issues.map((i) => i.path.join('.') || '(input)').join(', ');
-    throw usage(`invalid policy (${fields}): limits must be positive integers, blocklist entries non-empty`);
+    throw usage(
+      `invalid policy (${fields}): limits must be positive integers, blocklist entries non-empty, approval once|always|off`,
+    );
   }
   return mutateBroker(paths, (doc) => {
     const known =
@@ -811,6 +817,7 @@ export async function setPolicy(
       throw new AivaultError('capability_not_found', `capability ${input.capabilityId} does not exist`);
     const index = doc.policies.findIndex((p) => p.capabilityId === input.capabilityId);
     const merged = { ...(index === -1 ? {} : doc.policies[index]), ...checked.data };
+    if (approvalOff) delete merged.approval;
     if (index === -1) doc.policies.push(merged);
     else doc.policies[index] = merged;
     return merged;

@@ -117,6 +117,8 @@ export const policySchema = z.strictObject({
   maxRequestBodyBytes: positiveInt.optional(),
   maxResponseBodyBytes: positiveInt.optional(),
   responseBlocklist: z.array(nonEmpty).optional(),
+  /** Operator approval before each call (`always`) or once per caller token for a while (`once`). */
+  approval: z.enum(['once', 'always']).optional(),
 });
 
 export const bindingSchema = z.strictObject({

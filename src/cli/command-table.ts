@@ -17,6 +17,7 @@ export const COMMAND_MODULES = Object.freeze({
   run: () => import('./commands/run.js'),
   system: () => import('./commands/system.js'),
   mcp: () => import('./commands/mcp.js'),
+  approvals: () => import('./commands/approvals.js'),
 });
 
 export type CommandModule = keyof typeof COMMAND_MODULES;
@@ -67,9 +68,33 @@ export const READ_COMMANDS: ReadonlySet<string> = new Set<CommandKey>([
 ]);
 
 /** Operator-only reads: allowed on the operator socket, refused on the caller socket. */
-export const OPERATOR_READ_COMMANDS: ReadonlySet<string> = new Set<CommandKey>(['vault.audit']);
+export const OPERATOR_READ_COMMANDS: ReadonlySet<string> = new Set<CommandKey>([
+  'vault.audit',
+  'approvals.list',
+]);
+
+/**
+ * Pending approvals (issue 16) live in aivaultd's main thread, not in the vault: these commands always go
+ * to the daemon, which checks the operator's proof like any other command and then answers them there.
+ */
+export const APPROVAL_COMMANDS: ReadonlySet<string> = new Set<CommandKey>([
+  'approvals.list',
+  'approvals.approve',
+  'approvals.deny',
+]);
+
+/** Approving or denying a call: operator actions that need the operator's proof like a write. */
+export const APPROVAL_DECISIONS: ReadonlySet<string> = new Set<CommandKey>([
+  'approvals.approve',
+  'approvals.deny',
+]);
 
 /** Everything the daemon will execute for a `command` frame. */
 export function daemonRunnable(key: string): boolean {
-  return WRITE_COMMANDS.has(key) || READ_COMMANDS.has(key) || OPERATOR_READ_COMMANDS.has(key);
+  return (
+    WRITE_COMMANDS.has(key) ||
+    READ_COMMANDS.has(key) ||
+    OPERATOR_READ_COMMANDS.has(key) ||
+    APPROVAL_COMMANDS.has(key)
+  );
 }

@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import type { Runner } from './context.js';
-import { commandKey, WRITE_COMMANDS, type CommandModule } from './command-table.js';
+import { APPROVAL_DECISIONS, commandKey, WRITE_COMMANDS, type CommandModule } from './command-table.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 const SCOPES = ['global', 'workspace', 'group'];
@@ -30,6 +30,7 @@ const token: CommandModule = 'token';
 const runCommand: CommandModule = 'run';
 const system: CommandModule = 'system';
 const mcp: CommandModule = 'mcp';
+const approvals: CommandModule = 'approvals';
 
 function scopeOptions(cmd: Command): Command {
   return cmd
@@ -315,13 +316,19 @@ function addCapability(program: Command, act: Act): void {
   cap
     .command('policy')
     .description('advanced policy')
-    .command('set')
-    .description('set rate and size limits and the response blocklist')
-    .requiredOption('--capability <id>', 'capability id')
+    .command('set [id]')
+    .description('set rate and size limits, the response blocklist and operator approval')
+    .option('--capability <id>', 'capability id (or give it as the argument)')
     .option('--rate-limit-per-minute <n>', 'max calls per minute')
     .option('--max-request-body-bytes <n>', 'max request body size')
     .option('--max-response-body-bytes <n>', 'max response body size')
     .option('--response-block <field>', 'JSON field redacted from responses (repeatable)', collect)
+    .addOption(
+      new Option(
+        '--approval <mode>',
+        'operator approval before each call: always, once (remembered per caller token for 10 min), off',
+      ).choices(['once', 'always', 'off']),
+    )
     .action(act(capability, 'policySet'));
   scopeOptions(
     cap
@@ -504,6 +511,28 @@ function addSystem(program: Command, act: Act): void {
     .action(act(system, 'status'));
 }
 
+function addApprovals(program: Command, act: Act): void {
+  program
+    .command('approvals')
+    .description('calls waiting for operator approval (capability policy --approval); -v: JSON')
+    .option('--watch', 'keep watching: print each new waiting call; on a terminal, ask approve/deny')
+    .action(act(approvals, 'list'));
+}
+
+function addApprove(program: Command, act: Act): void {
+  program
+    .command('approve <id>')
+    .description('approve a call waiting for approval (operator action)')
+    .action(act(approvals, 'approve'));
+}
+
+function addDeny(program: Command, act: Act): void {
+  program
+    .command('deny <id>')
+    .description('deny a call waiting for approval: it fails with approval_denied (operator action)')
+    .action(act(approvals, 'deny'));
+}
+
 /**
  * Every top-level command, in help order. `aivault <name> …` builds only that entry (commander's
  * option parsing and help objects for ~80 commands were ~10 ms of each CLI start, issue 12); no
@@ -527,6 +556,9 @@ export const TOP_LEVEL_COMMANDS: readonly TopLevelCommand[] = [
   { names: ['oauth'], build: addOauth },
   { names: ['restart'], build: addRestart },
   { names: ['token'], build: addToken },
+  { names: ['approvals'], build: addApprovals },
+  { names: ['approve'], build: addApprove },
+  { names: ['deny'], build: addDeny },
   { names: ['run'], build: addRun },
   { names: ['ca'], build: addCa },
   { names: ['mcp'], build: addMcp },
@@ -570,7 +602,7 @@ export function buildProgram(run: Runner, argv?: readonly string[]): Command {
   const addOperatorAuth = (cmd: Command): void => {
     for (const sub of cmd.commands) addOperatorAuth(sub);
     const key = cmd instanceof KeyedCommand ? cmd.aivaultKey : undefined;
-    if (key === undefined || !WRITE_COMMANDS.has(key)) return;
+    if (key === undefined || !(WRITE_COMMANDS.has(key) || APPROVAL_DECISIONS.has(key))) return;
     if (!cmd.options.some((o) => o.long === '--passphrase')) {
       cmd.option('--passphrase <value>', 'vault passphrase (operator authentication; prompted when needed)');
     }

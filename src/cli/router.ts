@@ -7,6 +7,7 @@
  */
 import { AivaultError, isAivaultError } from '../errors.js';
 import {
+  APPROVAL_COMMANDS,
   COMMAND_MODULES,
   WRITE_COMMANDS,
   commandKey,
@@ -195,7 +196,10 @@ export async function runCommand(
 ): Promise<CommandResult | undefined> {
   const key = commandKey(module, name);
   const system = ctx.config.system !== undefined;
-  if (system ? daemonRunnable(key) : WRITE_COMMANDS.has(key)) {
+  // Pending approvals exist only in the daemon (`--watch` talks to it itself, commands/approvals.ts).
+  const watchHere = APPROVAL_COMMANDS.has(key) && optBool(opts, 'watch');
+  const daemonOnly = APPROVAL_COMMANDS.has(key) && !watchHere;
+  if (!watchHere && (system ? daemonRunnable(key) : WRITE_COMMANDS.has(key) || daemonOnly)) {
     const client = await runningDaemon(ctx);
     if (client) {
       let prepared: Prepared;

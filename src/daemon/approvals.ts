@@ -36,6 +36,8 @@ export interface ApprovalDecision {
   /** Who decided ('cli', 'http', 'dashboard', …); 'timeout' for a timed-out call. */
   by: string;
   at: number;
+  /** The call that was decided (for the audit line: what was asked, never a secret). */
+  approval?: PendingApproval;
 }
 
 export type ApprovalListener = (
@@ -66,6 +68,11 @@ export class ApprovalStore {
   private readonly rememberMs: number;
   private readonly now: () => number;
   private readonly newId: () => string;
+
+  /** How long a call waits for a decision, in ms. */
+  get waitMs(): number {
+    return this.timeoutMs;
+  }
 
   constructor(opts: ApprovalStoreOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 60_000;
@@ -142,7 +149,7 @@ export class ApprovalStore {
       this.remembered.set(rememberKey(w.pending), this.now() + this.rememberMs);
     }
     w.resolve(outcome);
-    this.emit({ type: 'decided', decision: { id, outcome, by, at: this.now() } });
+    this.emit({ type: 'decided', decision: { id, outcome, by, at: this.now(), approval: w.pending } });
     return true;
   }
 

@@ -7,6 +7,7 @@
  *   GET|POST          /aivault/capabilities          GET|PATCH|DELETE /aivault/capabilities/{id}
  *   GET               /aivault/secrets               (metadata only; values are never returned)
  *   POST              /aivault/tokens/proxy          GET /aivault/tokens   DELETE /aivault/tokens/{id}
+ *   GET               /aivault/approvals             POST /aivault/approvals/{id}/approve|deny
  *
  * Mutations go through the catalog/token stores (vault lock + atomic writes; the catalog is the only
  * writer of broker.json, PATCH merges included). Reads metadata only:
@@ -29,6 +30,8 @@ import {
   type CreateCredentialInput,
 } from '../catalog/index.js';
 import type { VaultPaths } from '../vault/paths.js';
+import type { ApprovalStore } from './approvals.js';
+import { decideApproval, listApprovals } from './approval-ops.js';
 import {
   listTokens,
   mintProxyToken,
@@ -48,6 +51,8 @@ export interface AdminContext {
    * daemon bumps the vault generation, so the next call through any listener sees the change.
    */
   readonly afterWrite?: () => void;
+  /** Calls waiting for the operator (absent: the approvals routes are 404). */
+  readonly approvals?: ApprovalStore;
 }
 
 export interface AdminRequest {
@@ -133,11 +138,15 @@ const POLICY_FIELDS = [
   'maxRequestBodyBytes',
   'maxResponseBodyBytes',
   'responseBlocklist',
+  'approval',
 ] as const;
 
 async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promise<AdminResponse> {
   const cat = catalogPaths(ctx.paths.root);
   const url = req.url.replace(/\/+$/, '');
+  if (ctx.approvals && (url === '/aivault/approvals' || url.startsWith('/aivault/approvals/'))) {
+    return approvalsRoute(ctx.approvals, req.method, url, actor);
+  }
   const m = /^\/aivault\/(credentials|capabilities|secrets|tokens)(?:\/(.+))?$/.exec(url);
   if (!m) throw new AivaultError('not_found', `no route ${req.method} ${req.url}`);
   const [, collection, rawId] = m;
@@ -295,6 +304,30 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
   throw new AivaultError('not_found', `no route ${method} ${req.url}`);
 }
 
+/** GET /aivault/approvals, POST /aivault/approvals/{id}/approve|deny (main thread: the store is here). */
+async function approvalsRoute(
+  store: ApprovalStore,
+  method: string,
+  url: string,
+  actor: string,
+): Promise<AdminResponse> {
+  if (url === '/aivault/approvals' && method === 'GET') {
+    return { status: 200, body: await listApprovals(store) };
+  }
+  const m = /^\/aivault\/approvals\/([^/]+)\/(approve|deny)$/.exec(url);
+  if (m && method === 'POST') {
+    let id: string;
+    try {
+      id = decodeURIComponent(m[1] ?? '');
+    } catch {
+      throw new AivaultError('invalid_request', 'malformed id in the path');
+    }
+    const outcome = m[2] === 'approve' ? 'approved' : 'denied';
+    return { status: 200, body: decideApproval(store, id, outcome, `http:${actor}`) };
+  }
+  throw new AivaultError('not_found', `no route ${method} ${url}`);
+}
+
 /** Authenticate, dispatch, audit. Throws AivaultError for the caller to render. */
 export async function handleAdmin(ctx: AdminContext, req: AdminRequest): Promise<AdminResponse> {
   const started = Date.now();
@@ -318,7 +351,8 @@ export async function handleAdmin(ctx: AdminContext, req: AdminRequest): Promise
     throw err;
   }
   try {
-    const out = await (req.method === 'GET'
+    // An approval decision changes no vault file: no generation bump for it.
+    const out = await (req.method === 'GET' || req.url.startsWith('/aivault/approvals')
       ? route(ctx, req, actor)
       : route(ctx, req, actor).finally(() => ctx.afterWrite?.()));
     ctx.audit({ ...base, actor, status: out.status, durationMs: Date.now() - started });

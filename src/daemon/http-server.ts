@@ -186,6 +186,7 @@ function tokenContext(token: ProxyTokenRecord, peer: string): RequestContext {
     ...(token.workspaceId !== undefined ? { workspaceId: token.workspaceId } : {}),
     ...(token.groupId !== undefined ? { groupId: token.groupId } : {}),
     token: {
+      id: token.id,
       capabilities: token.capabilities,
       ...(token.credential !== undefined ? { credential: token.credential } : {}),
     },
@@ -460,6 +461,7 @@ export async function startHttpServer(
     snapshot,
     audit,
     afterWrite: () => pool.generation.bump(),
+    approvals: pool.approvals,
   };
   app.any('/aivault/*', (res, req) => {
     const b = begin(res, req);
@@ -697,7 +699,8 @@ export async function startHttpServer(
             d.open = false;
             ws.cork(() => {
               ws.send(JSON.stringify(toWire(fromWire(msg.error))), false);
-              ws.end(msg.error.error === 'policy_violation' ? 1008 : 1011, msg.error.error);
+              const policy = msg.error.error === 'policy_violation' || msg.error.error === 'approval_denied';
+              ws.end(policy ? 1008 : 1011, msg.error.error);
             });
             return;
         }

@@ -13,6 +13,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { RequestContext } from '../broker/types.js';
 import type { WireError } from '../errors.js';
+import type { ApprovalOutcome, ApprovalRequest } from './approvals.js';
 
 /** Credits a relay starts with (upstream messages in flight before the first grant). */
 export const WS_INITIAL_CREDITS = 16;
@@ -39,6 +40,8 @@ export type WsWorkerToMain =
   | { t: 'ws-ack'; bytes: number }
   | { t: 'ws-close'; code: number; reason: string }
   | { t: 'error'; error: WireError }
+  /** The relay's capability needs an operator's approval: the main thread answers `approval`. */
+  | { t: 'approval'; request: ApprovalRequest }
   | { t: 'need-crypto' };
 
 export type WsMainToWorker =
@@ -46,4 +49,5 @@ export type WsMainToWorker =
   | { t: 'ws-close'; code: number; reason: string }
   | { t: 'credit'; n: number }
   | { t: 'abort' }
+  | { t: 'approval'; outcome: ApprovalOutcome }
   | { t: 'crypto-port'; port: MessagePort };

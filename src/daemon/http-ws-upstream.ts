@@ -16,7 +16,8 @@ import type { Envelope, Plan } from '../broker/types.js';
 import type { HeaderPair } from '../auth/strategy.js';
 import { auditScrubbed } from '../pipeline/invoke.js';
 import { admit, prepareUpstreamRequest, secretSlots, type AuditDraft } from '../pipeline/authorize.js';
-import type { PipelineDeps } from '../pipeline/types.js';
+import type { AskApproval, PipelineDeps } from '../pipeline/types.js';
+import type { ApprovalOutcome } from './approvals.js';
 import { newScrubStats, type ScrubMatcher } from '../pipeline/scrub.js';
 import { scrubberFor, scrubCallError, scrubSecretsOf } from '../pipeline/scrub-call.js';
 import { createGuardedLookup, mapUpstreamError } from '../pipeline/upstream.js';
@@ -104,8 +105,24 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
     ws.send(data, { binary }, () => post({ t: 'ws-ack', bytes: data.byteLength }));
   };
 
+  /** Set while the relay waits for the operator's answer (capability policy `approval`). */
+  let approved: ((outcome: ApprovalOutcome) => void) | undefined;
+  let abortWait: (() => void) | undefined;
+  const askApproval: AskApproval = (request) =>
+    new Promise<ApprovalOutcome>((resolve, reject) => {
+      if (aborted) return reject(new AivaultError('upstream_unreachable', 'relay cancelled'));
+      approved = resolve;
+      abortWait = () => reject(new AivaultError('upstream_unreachable', 'relay cancelled'));
+      post({ t: 'approval', request: { ...request, transport: 'ws' } });
+    });
+
   port.on('message', (msg: WsMainToWorker) => {
     switch (msg.t) {
+      case 'approval':
+        approved?.(msg.outcome);
+        approved = undefined;
+        abortWait = undefined;
+        return;
       case 'ws-send':
         sendUp(Buffer.from(msg.data), msg.binary);
         return;
@@ -126,6 +143,7 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
         return;
       case 'abort':
         aborted = true;
+        abortWait?.();
         upstream?.terminate();
         resolveDone();
         return;
@@ -147,7 +165,7 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
         ...(connect.headers ? { headers: connect.headers } : {}),
       },
     };
-    const planned = await admit(deps, envelope, context, dev, audit);
+    const planned = await admit(deps, envelope, context, dev, audit, askApproval);
     plan = planned;
     const slots = await secretSlots(deps, planned, dev, slotsSeen);
     // No body: an upgrade is a bodiless GET, signed as such.

@@ -36,6 +36,8 @@ import { HTTPS_PROXY_INFO_FILE } from './https-proxy/paths.js';
 import { vaultTag } from './http-server.js';
 import { parseFleetSettings, type FleetOverrides } from '../fleet/config.js';
 import { startFleet } from '../fleet/daemon.js';
+import { AuditLog } from '../audit/audit-log.js';
+import { auditApprovals } from './approval-ops.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -78,6 +80,8 @@ export interface DaemonOptions {
   readonly vaultPollMs?: number;
   /** Fleet flags (--fleet-*), over the AIVAULT_FLEET_* settings in config (docs/fleet.md). */
   readonly fleet?: FleetOverrides;
+  /** How long a call waits for an operator's approval (`--approval-timeout`, default 60 s). */
+  readonly approvalTimeoutMs?: number;
 }
 
 export interface Daemon {
@@ -123,11 +127,22 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
     );
   }
   const fleet = await startFleet(config);
-  const pool = new DaemonPool(config, opts.workers !== undefined ? { workers: opts.workers } : {});
+  const pool = new DaemonPool(config, {
+    ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+    ...(opts.approvalTimeoutMs !== undefined ? { approvalTimeoutMs: opts.approvalTimeoutMs } : {}),
+  });
+  // Every approval decision (approved, denied, timed out, caller gone) is an audit line; never a secret.
+  const approvalAudit = new AuditLog(config, vaultPaths(config), { sealKey: () => pool.auditKey() });
+  const stopAuditingApprovals = auditApprovals(pool.approvals, (event) => {
+    approvalAudit.append(event).catch((err: unknown) => {
+      process.stderr.write(`aivaultd: ${(err as Error).message}\n`);
+    });
+  });
   // This thread's policy reads/writes (tokens.json, admin routes) take the seal key from the crypto worker.
   const unsetPolicySeal = setPolicySealSource(config.vaultDir, () => pool.policySeal());
   const closePool = async (deadlineMs: number): Promise<void> => {
     await pool.close(deadlineMs);
+    stopAuditingApprovals();
     unsetPolicySeal();
     await fleet.stop(); // after the workers' last audit lines
   };
@@ -280,6 +295,10 @@ Options:
                     capability hosts is terminated with a leaf cert from the vault's local CA
                     (aivault ca path) and every request is brokered (default: $AIVAULTD_HTTPS_PROXY;
                     off; \`aivault run\` turns it on). Loopback only unless --http-allow-remote.
+  --approval-timeout <seconds>  how long a call to a capability with an approval policy
+                    (aivault capability policy set <id> --approval once|always) waits for the
+                    operator (aivault approvals / approve / deny) before it fails with
+                    approval_denied (default 60)
   --http-allow-remote  allow --http on a non-loopback address (e.g. 0.0.0.0:19790) and accept
                     non-loopback peers (default: such an address is refused at start;
                     $AIVAULTD_HTTP_ALLOW_REMOTE=1). Tokens are still required on every route.
@@ -353,6 +372,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         'fleet-fail-open': { type: 'boolean' },
         'fleet-audit-postgres': { type: 'string' },
         'fleet-node': { type: 'string' },
+        'approval-timeout': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -379,6 +399,17 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     options.system = layout;
   }
   workerResourceLimits(); // a bad AIVAULTD_WORKER_HEAP_MB is a usage error at start, not a worker crash loop
+  const approvalTimeout = values['approval-timeout'];
+  if (typeof approvalTimeout === 'string') {
+    const sec = Number(approvalTimeout);
+    if (!Number.isFinite(sec) || sec <= 0 || sec > 86_400) {
+      throw new AivaultError(
+        'usage',
+        '--approval-timeout must be a number of seconds, above 0 and at most 86400',
+      );
+    }
+    options.approvalTimeoutMs = Math.round(sec * 1000);
+  }
   if (typeof values.workers === 'string') {
     const n = Number(values.workers);
     if (!Number.isInteger(n) || n < 1)

@@ -14,6 +14,8 @@
 import { AivaultError, isAivaultError } from '../errors.js';
 import type { Config } from '../config/env.js';
 import {
+  APPROVAL_COMMANDS,
+  APPROVAL_DECISIONS,
   COMMAND_MODULES,
   OPERATOR_READ_COMMANDS,
   WRITE_COMMANDS,
@@ -96,7 +98,7 @@ export class CommandExecutor {
   /** The operator's proof for a write; resolves to a vault holding the KEK when the proof derived it. */
   async #authorize(job: CommandJob): Promise<Vault | undefined> {
     const key = job.command;
-    const write = WRITE_COMMANDS.has(key);
+    const write = WRITE_COMMANDS.has(key) || APPROVAL_DECISIONS.has(key);
     if (!write && !OPERATOR_READ_COMMANDS.has(key)) return undefined;
     if (job.role === 'caller') {
       throw operatorAuthRequired(
@@ -134,6 +136,11 @@ export class CommandExecutor {
       throw new AivaultError('invalid_request', `aivaultd does not run "${key.slice(0, 60)}"`);
     }
     const operatorVault = await this.#authorize(job);
+    if (APPROVAL_COMMANDS.has(key)) {
+      // Authorised: the main thread, which holds the pending approvals, runs it (approval-ops.ts).
+      operatorVault?.close();
+      return { authorized: true };
+    }
     const [mod, name] = key.split('.') as [CommandModule, string];
     const loaded = (await COMMAND_MODULES[mod]()) as Record<string, unknown>;
     const fn = loaded[name] as CommandFn | undefined;

@@ -36,6 +36,7 @@ import { toWorkerConfig, type ControlReply, type ControlRequest } from './crypto
 import { workerEntry } from './worker-files.js';
 import type { PolicySealState } from '../vault/policy-seal.js';
 import { workerResourceLimits } from './worker-limits.js';
+import { ApprovalStore, type ApprovalRequest } from './approvals.js';
 import { Generation } from './generation.js';
 import type { WsMainToWorker, WsTask, WsWorkerToMain } from './http-ws-protocol.js';
 
@@ -66,6 +67,7 @@ interface Slot {
 interface LiveCall {
   onMessage(msg: CallMessage): void;
   finish(): void;
+  awaitApproval(store: ApprovalStore, request: ApprovalRequest): void;
 }
 
 const ATTACH = 'attach';
@@ -82,6 +84,11 @@ export interface RequestWorkerData {
 export interface CallHandlers {
   /** Every non-control message from the worker (head/chunk/end/full/error). */
   onMessage(msg: Exclude<WorkerToMain, { t: 'need-crypto' }>): void;
+  /**
+   * The call started (true) or stopped (false) waiting for an operator's approval. A transport that
+   * limits calls per connection does not count a waiting call, so waiting calls do not starve others.
+   */
+  onApprovalWait?(waiting: boolean): void;
 }
 
 export interface CallHandle {
@@ -96,6 +103,8 @@ export interface PoolOptions {
   /** Concurrent calls per request worker (they are I/O bound). */
   readonly concurrentTasksPerWorker?: number;
   readonly rateLimitSlots?: number;
+  /** How long a call waits for an operator's approval (default 60 s). */
+  readonly approvalTimeoutMs?: number;
 }
 
 /**
@@ -106,6 +115,8 @@ class PoolCall implements CallHandle, LiveCall {
   private terminal = false;
   private settle: (() => void) | undefined;
   private settled: Promise<void> | undefined;
+  /** Aborted when the call ends while it waits for approval: its pending entry is removed. */
+  private approval: AbortController | undefined;
 
   constructor(
     readonly id: number,
@@ -114,13 +125,29 @@ class PoolCall implements CallHandle, LiveCall {
     private readonly registry: Set<CallHandle>,
   ) {}
 
+  /** The worker asks whether the operator approves this call; the outcome goes back on the port. */
+  awaitApproval(store: ApprovalStore, request: ApprovalRequest): void {
+    if (this.terminal || this.approval) return;
+    const ac = new AbortController();
+    this.approval = ac;
+    this.handlers.onApprovalWait?.(true);
+    void store.request(request, ac.signal).then((outcome) => {
+      this.approval = undefined;
+      if (this.terminal) return;
+      this.handlers.onApprovalWait?.(false);
+      this.slot.port.postMessage({ t: 'approval', id: this.id, outcome } satisfies MainToWorkerPort);
+    });
+  }
+
   grant(n: number): void {
     if (!this.terminal)
       this.slot.port.postMessage({ t: 'credit', id: this.id, n } satisfies MainToWorkerPort);
   }
 
   abort(): void {
-    if (!this.terminal) this.slot.port.postMessage({ t: 'abort', id: this.id } satisfies MainToWorkerPort);
+    if (this.terminal) return;
+    this.slot.port.postMessage({ t: 'abort', id: this.id } satisfies MainToWorkerPort);
+    this.approval?.abort();
   }
 
   get done(): Promise<void> {
@@ -135,6 +162,7 @@ class PoolCall implements CallHandle, LiveCall {
   finish(): void {
     if (this.terminal) return;
     this.terminal = true;
+    this.approval?.abort();
     this.registry.delete(this);
     if (this.slot.calls.size === 0) this.slot.port.unref();
     this.settle?.();
@@ -147,6 +175,8 @@ export class DaemonPool {
   private readonly rateLimit: SharedArrayBuffer;
   /** The vault generation every thread's caches are keyed on (bumped by writers and the vault watcher). */
   readonly generation = new Generation();
+  /** Calls waiting for an operator's approval (capability policy `approval`), on this thread. */
+  readonly approvals: ApprovalStore;
   private readonly control = new Map<number, (r: ControlReply) => void>();
   private nextRid = 1;
   private closed = false;
@@ -159,6 +189,9 @@ export class DaemonPool {
 
   constructor(config: Config, opts: PoolOptions = {}) {
     this.rateLimit = createRateLimitBuffer(opts.rateLimitSlots);
+    this.approvals = new ApprovalStore(
+      opts.approvalTimeoutMs !== undefined ? { timeoutMs: opts.approvalTimeoutMs } : {},
+    );
     this.crypto = this.spawnCrypto(config);
     const entry = workerEntry('request-worker');
     const workerData: RequestWorkerData & Record<string, unknown> = {
@@ -235,6 +268,10 @@ export class DaemonPool {
       }
       const call = slot.calls.get(msg.id);
       if (!call) return; // finished or failed on this side already
+      if (msg.t === 'approval') {
+        call.awaitApproval(this.approvals, msg.request);
+        return;
+      }
       if (msg.t === 'end' || msg.t === 'full' || msg.t === 'error') {
         slot.calls.delete(msg.id);
         call.onMessage(msg);
@@ -316,16 +353,33 @@ export class DaemonPool {
   /** Start a WebSocket relay (`GET /aivault/ws`) in a request worker; see http-ws-protocol.ts. */
   startWs(
     task: Omit<WsTask, 'port' | 'kind'>,
-    onMessage: (msg: Exclude<WsWorkerToMain, { t: 'need-crypto' }>) => void,
+    onMessage: (msg: Exclude<WsWorkerToMain, { t: 'need-crypto' | 'approval' }>) => void,
   ): CallHandle & { post(msg: WsMainToWorker, transfer?: ArrayBuffer[]): void } {
+    /** Set while the relay waits for an operator's approval; aborted when the relay ends first. */
+    let approval: AbortController | undefined;
     const h = this.launch<WsWorkerToMain>(
       (port) => ({ kind: 'ws', ...task, port }) satisfies WsTask,
-      (msg) => onMessage(msg as Exclude<WsWorkerToMain, { t: 'need-crypto' }>),
+      (msg) => {
+        if (msg.t === 'approval') {
+          if (approval) return;
+          const ac = (approval = new AbortController());
+          void this.approvals.request(msg.request, ac.signal).then((outcome) => {
+            approval = undefined;
+            h.post({ t: 'approval', outcome });
+          });
+          return;
+        }
+        onMessage(msg as Exclude<WsWorkerToMain, { t: 'need-crypto' | 'approval' }>);
+      },
       (msg) => msg.t === 'ws-close' || msg.t === 'error',
     );
+    void h.done.then(() => approval?.abort());
     return {
       grant: (n) => h.post({ t: 'credit', n }),
-      abort: () => h.post({ t: 'abort' }),
+      abort: () => {
+        approval?.abort();
+        h.post({ t: 'abort' });
+      },
       done: h.done,
       post: (msg, transfer = []) => h.post(msg, transfer),
     };
@@ -459,6 +513,11 @@ export class DaemonPool {
       this.control.set(rid, (r) => {
         if (!r.ok) return reject(fromWire(r.error as WireError));
         if (op === 'unlock') for (const f of this.onUnlocked) f();
+        if (op === 'lock') {
+          // Locked: nothing waits for an operator any more, and no `once` approval outlives the lock.
+          this.approvals.denyAll('lock');
+          this.approvals.forgetAll();
+        }
         // The status frame also reports the vault generation and every thread's cache hits/misses.
         resolve(op === 'status' ? { ...r.data, ...this.generation.stats() } : r.data);
       });
@@ -482,6 +541,7 @@ export class DaemonPool {
   async close(deadlineMs = 10_000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.approvals.denyAll('shutdown');
     const pending = [...this.calls];
     const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), deadlineMs).unref());
     const all = Promise.all(pending.map((c) => c.done)).then(() => 'done' as const);

@@ -82,6 +82,8 @@ export interface RelaySink {
   error(error: WireError, headSent: boolean): void;
   /** Called once, after the terminal message was delivered or the call was stopped. */
   finished?(): void;
+  /** The call started (true) or stopped (false) waiting for an operator's approval. */
+  awaitingApproval?(waiting: boolean): void;
 }
 
 /**
@@ -140,6 +142,11 @@ export class CallRelay {
         this.sink.finished?.();
         return;
     }
+  }
+
+  /** The worker waits (or stopped waiting) for an operator's approval of this call. */
+  onApprovalWait(waiting: boolean): void {
+    if (!this.done) this.sink.awaitingApproval?.(waiting);
   }
 
   /** The client drained: pay back owed credits. */

@@ -21,6 +21,8 @@ import { scrubbedField } from '../pipeline/call-port.js';
 import type { DaemonPool } from './pool.js';
 import { startRelayedCall, type CallRelay, type RelaySink } from './relay.js';
 import type { SocketRole } from './operator-executor.js';
+import { APPROVAL_COMMANDS } from '../cli/command-table.js';
+import { runApprovalCommand } from './approval-ops.js';
 import {
   App,
   closeListenSocket,
@@ -65,6 +67,8 @@ export interface SocketServerOptions {
 interface Call {
   relay: CallRelay;
   readonly stream: boolean;
+  /** Waiting for an operator's approval (not counted in `running`). */
+  waiting?: boolean;
 }
 
 interface Conn {
@@ -191,6 +195,15 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
         ...(error.details ? { details: error.details } : {}),
       }),
     finished: () => finished(ws, id, call),
+    // A call waiting for the operator does not hold one of the connection's non-stream slots: other
+    // calls on the connection go on meanwhile.
+    awaitingApproval: (waiting) => {
+      const conn = ws.getUserData();
+      if (call.stream || call.waiting === waiting || conn.calls.get(id) !== call) return;
+      call.waiting = waiting;
+      conn.running += waiting ? -1 : 1;
+      if (waiting) pump(ws);
+    },
   });
 
   const startInvoke = (ws: WebSocket<Conn>, frame: InvokeFrame): void => {
@@ -240,7 +253,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
     conn.starved.delete(call.relay);
     if (conn.calls.get(id) !== call) return;
     conn.calls.delete(id);
-    if (!call.stream) {
+    if (!call.stream && !call.waiting) {
       conn.running--;
       pump(ws);
     }
@@ -265,21 +278,34 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
         conn.calls.get(frame.id)?.relay.cancel();
         return;
       }
-      case 'command':
-        pool
-          .command({
-            role,
-            command: frame.command,
-            args: frame.args,
-            opts: frame.opts,
-            color: frame.color,
-            ...(frame.passphrase !== undefined ? { passphrase: frame.passphrase } : {}),
-          })
-          .then(
-            (data) => send(ws, { type: 'result', id: frame.id, data }),
-            (err: unknown) => sendError(ws, frame.id, err),
-          );
+      case 'command': {
+        const authorized = pool.command({
+          role,
+          command: frame.command,
+          args: frame.args,
+          opts: frame.opts,
+          color: frame.color,
+          ...(frame.passphrase !== undefined ? { passphrase: frame.passphrase } : {}),
+        });
+        // Pending approvals live on this thread: the crypto worker checked the operator's proof above.
+        (APPROVAL_COMMANDS.has(frame.command)
+          ? authorized.then(() =>
+              runApprovalCommand(
+                pool.approvals,
+                frame.command,
+                frame.args,
+                frame.opts,
+                frame.color,
+                `cli:${role}`,
+              ),
+            )
+          : authorized
+        ).then(
+          (data) => send(ws, { type: 'result', id: frame.id, data }),
+          (err: unknown) => sendError(ws, frame.id, err),
+        );
         return;
+      }
       case 'unlock':
       case 'lock':
         if (role === 'caller') {

@@ -12,7 +12,7 @@ import type { Envelope, Plan, RequestContext } from '../broker/types.js';
 import type { AuthInput, HeaderPair } from '../auth/strategy.js';
 import type { AuditInput } from '../audit/audit-log.js';
 import type { ClientCert } from './upstream.js';
-import type { PipelineDeps } from './types.js';
+import type { AskApproval, PipelineDeps } from './types.js';
 
 /** Fixed note on the audit event of a call admitted uncounted (fleet Redis down, `--fleet-fail-open`). */
 export const FAIL_OPEN_NOTE = 'fleet rate limit not applied: Redis unreachable (--fleet-fail-open)';
@@ -21,7 +21,10 @@ export const FAIL_OPEN_NOTE = 'fleet rate limit not applied: Redis unreachable (
 export type AuditDraft = { -readonly [K in keyof AuditInput]?: AuditInput[K] };
 
 /**
- * Plan the call and take one rate-limit slot. A plan with a rate limit and no limiter fails closed
+ * Plan the call, take one rate-limit slot, and — when the capability's policy says `approval` — wait for
+ * the operator (`ask`, answered by the daemon's main thread). A call whose transport cannot ask (in-process
+ * mode) is refused: an unapproved call is never the safe default. Approval comes after the rate limit, so
+ * a caller cannot queue more calls for the operator than its capability's limit allows. A plan with a rate limit and no limiter fails closed
  * (`internal`): admitting uncounted calls is never the safe default. The audit draft gets the planned
  * capability, credential, provider, host, method and path (never the query: its values can be secrets)
  * before the rate limit is checked, so a refused call is audited with what it asked for.
@@ -32,6 +35,7 @@ export async function admit(
   context: RequestContext,
   dev: DevOverrides | undefined,
   audit: AuditDraft,
+  ask?: AskApproval,
 ): Promise<Plan> {
   const planned = await deps.plan(envelope, context, dev);
   if (!planned.ok) throw planned.error;
@@ -59,7 +63,55 @@ export async function admit(
     }
     if (d.bypassed) audit.note = FAIL_OPEN_NOTE;
   }
+  const mode = plan.policy.approval;
+  if (mode !== undefined) await requireApproval(plan, context, mode, ask);
   return plan;
+}
+
+async function requireApproval(
+  plan: Plan,
+  context: RequestContext,
+  mode: 'once' | 'always',
+  ask: AskApproval | undefined,
+): Promise<void> {
+  if (!ask) {
+    throw new AivaultError(
+      'approval_denied',
+      `capability ${plan.capabilityId} needs operator approval, which only aivaultd can ask for`,
+    );
+  }
+  const outcome = await ask({
+    capability: plan.capabilityId,
+    method: plan.method,
+    host: plan.port === 443 ? plan.host : `${plan.host}:${plan.port}`,
+    path: plan.path,
+    bodyBytes: planBodyBytes(plan),
+    callerTokenId: context.token?.id ?? '',
+    mode,
+  });
+  if (outcome === 'approved') return;
+  throw new AivaultError(
+    'approval_denied',
+    outcome === 'timeout'
+      ? `capability ${plan.capabilityId} needs operator approval and none came in time`
+      : `the operator denied this call to ${plan.capabilityId}`,
+    { outcome },
+  );
+}
+
+/** Bytes the request body will have (-1 when it is read from a local file later). Never the body. */
+function planBodyBytes(plan: Plan): number {
+  const b = plan.body;
+  if (b.kind === 'none') return 0;
+  if (b.kind === 'bytes') return b.data.byteLength;
+  if (b.kind === 'file') return -1;
+  let n = 0;
+  for (const f of b.fields) n += Buffer.byteLength(f.value);
+  for (const f of b.files) {
+    if (f.contentBase64 === undefined) return -1;
+    n += Buffer.byteLength(f.contentBase64, 'base64');
+  }
+  return n;
 }
 
 /**

@@ -9,6 +9,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { WireError } from '../errors.js';
 import type { Envelope, HeaderList, RequestContext } from '../broker/types.js';
 import type { ResponseSink } from './types.js';
+import type { ApprovalOutcome, ApprovalRequest } from '../daemon/approvals.js';
 
 /** Credits a call starts with (chunks in flight before the first grant). */
 export const INITIAL_CREDITS = 4;
@@ -74,6 +75,8 @@ export type MainToWorkerPort =
   | CallStart
   | { t: 'credit'; id: number; n: number }
   | { t: 'abort'; id: number }
+  /** The operator's answer to call `id`'s `approval` request. */
+  | { t: 'approval'; id: number; outcome: ApprovalOutcome }
   | { t: 'crypto-port'; port: MessagePort }
   /** Shutdown: release the pipeline (audit file, upstream pools), answer `closed`. */
   | { t: 'close' };
@@ -82,7 +85,12 @@ export type MainToWorkerPort =
 export type CallMessage = Exclude<WorkerToMain, { t: 'need-crypto' }> & { id: number };
 
 /** Request worker → main thread on the worker's port. */
-export type WorkerPortToMain = CallMessage | { t: 'need-crypto' } | { t: 'closed' };
+export type WorkerPortToMain =
+  | CallMessage
+  /** Call `id`'s capability needs an operator's approval (what will be sent: never a secret). */
+  | { t: 'approval'; id: number; request: ApprovalRequest }
+  | { t: 'need-crypto' }
+  | { t: 'closed' };
 
 /** `{scrubbed: n}` when n > 0, else nothing (the common case adds no field to the message). */
 export function scrubbedField(n: number | undefined): { scrubbed?: number } {

@@ -82,7 +82,7 @@ export async function invokeCapability(
       });
     }
     const dev = await deps.secrets.devOverrides();
-    const planned = await admit(deps, call.envelope, ctx, dev, audit);
+    const planned = await admit(deps, call.envelope, ctx, dev, audit, call.askApproval);
     plan = planned;
     let bySlot = await secretSlots(deps, planned, dev, slotsSeen);
     const oauth2 = 'oauth2' in planned.auth;

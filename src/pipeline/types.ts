@@ -10,6 +10,13 @@ import type { AuthInput, AuthOutput } from '../auth/strategy.js';
 import type { AuditInput } from '../audit/audit-log.js';
 import type { Admission } from './rate-limit.js';
 import type { Upstream } from './upstream.js';
+import type { ApprovalOutcome, ApprovalRequest } from '../daemon/approvals.js';
+
+/**
+ * Ask the operator about one planned call (capability policy `approval`); the daemon's main thread holds
+ * the pending list and answers. The request says what will be sent, never a secret.
+ */
+export type AskApproval = (request: Omit<ApprovalRequest, 'transport'>) => Promise<ApprovalOutcome>;
 
 /** OAuth2 token lifecycle for the pipeline (src/pipeline/oauth2.ts builds the real one). */
 export interface OAuth2Refresher {
@@ -89,4 +96,6 @@ export interface InvokeCall {
   readonly stream: boolean;
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
+  /** How this call asks for operator approval (absent: a capability that needs one is refused). */
+  readonly askApproval?: AskApproval;
 }

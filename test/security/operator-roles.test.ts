@@ -199,6 +199,49 @@ describe('operator actions need the passphrase while aivaultd holds the key', ()
     expect(JSON.parse(res.stdout)).toMatchObject({ token: expect.stringMatching(/^avp_/) });
   });
 
+  it('approving a waiting call is an operator action: refused without the passphrase, on the socket too', async () => {
+    const set = (mode: string) =>
+      cli(['capability', 'policy', 'set', 'openai/models', '--approval', mode, '--passphrase-stdin'], PASS);
+    const on = await set('always');
+    expect(on.code, on.stderr).toBe(0);
+    try {
+      const seen = () => upstream.requests.filter((r) => r.path === '/v1/models/approval').length;
+      const call = cli(['-v', 'invoke', 'openai/models', '--path', '/v1/models/approval']);
+      // Listing is an operator read: no passphrase needed for it.
+      let id: string | undefined;
+      const deadline = Date.now() + 30_000;
+      while (id === undefined) {
+        const l = await cli(['-v', 'approvals']);
+        expect(l.code, l.stderr).toBe(0);
+        id = (JSON.parse(l.stdout) as { id: string }[])[0]?.id;
+        if (id === undefined && Date.now() > deadline) throw new Error('the call never became pending');
+      }
+      // The caller (same user, no passphrase) cannot approve its own call: not by the CLI …
+      const refused = await cli(['approve', id]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/operator_auth_required/);
+      // … nor by a raw command frame on the socket.
+      const client = await connect({ socketPath: join(vaultDir, 'run', 'aivaultd.sock') });
+      try {
+        await expect(
+          client.command({ command: 'approvals.approve', args: [id], opts: {}, color: false }),
+        ).rejects.toMatchObject({ code: 'operator_auth_required' });
+      } finally {
+        client.close();
+      }
+      expect(seen()).toBe(0);
+      // The operator, with the passphrase, approves it: the call completes and reaches the upstream once.
+      const ok = await cli(['approve', id, '--passphrase-stdin'], PASS);
+      expect(ok.code, ok.stderr).toBe(0);
+      const r = await call;
+      expect(r.code, r.stderr).toBe(0);
+      expect(seen()).toBe(1);
+    } finally {
+      const off = await set('off');
+      expect(off.code, off.stderr).toBe(0);
+    }
+  }, 90_000);
+
   it('in-process invocation is refused while aivaultd serves the vault, even with the socket path moved', async () => {
     for (const extra of [{}, { AIVAULTD_SOCKET: join(vaultDir, 'elsewhere.sock') }] as Record<
       string,

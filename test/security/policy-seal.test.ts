@@ -215,6 +215,31 @@ describe('attack: editing the policy files of a sealed passphrase vault', () => 
     expect(r.stdout + r.stderr).toMatch(/storage_corrupt/);
   });
 
+  it('broker.json: the operator approval requirement removed by hand → storage_corrupt, nothing sent', async () => {
+    const set = (mode: string) =>
+      e.cli(['capability', 'policy', 'set', 'echo/api', '--approval', mode, '--passphrase', PASS]);
+    const on = await set('always');
+    expect(on.code, on.stderr).toBe(0);
+    try {
+      const before = upstream.requests.length;
+      const r = await tampered(
+        e,
+        'broker.json',
+        (b) => {
+          for (const p of list(b, 'policies')) delete p.approval;
+        },
+        () => invoke(e, '/v1/unapproved'),
+      );
+      expect(r.code).not.toBe(0);
+      expect(r.stdout + r.stderr).toMatch(/storage_corrupt/);
+      expect(r.stdout + r.stderr).toMatch(/broker\.json/);
+      expect(upstream.requests.length).toBe(before);
+    } finally {
+      const off = await set('off');
+      expect(off.code, off.stderr).toBe(0);
+    }
+  });
+
   it('capabilities.json: an added binding → storage_corrupt naming the file', async () => {
     const r = await tampered(
       e,

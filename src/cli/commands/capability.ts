@@ -5,6 +5,8 @@
 import { AivaultError } from '../../errors.js';
 import type { Capability, Scope } from '../../broker/types.js';
 import {
+  catalogPaths,
+  readBrokerFile,
   bind as bindCapability,
   createCapability,
   deleteCapability,
@@ -16,6 +18,7 @@ import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optList, optString, parseCount } from '../context.js';
 import { renderFields, renderTable } from '../output.js';
 import { loadBrokerView } from './broker-view.js';
+import { vaultPaths } from '../../vault/paths.js';
 import { describeScope, scopeFrom } from './secrets.js';
 
 export async function list(
@@ -38,12 +41,17 @@ export async function list(
       : credentialsByProvider.has(c.provider);
   const ready = all.filter(isReady);
   const waiting = all.filter((c) => !isReady(c));
+  const approvalOf = (id: string): { approval?: 'once' | 'always' } => {
+    const a = view.snapshot.policies.get(id)?.approval;
+    return a !== undefined ? { approval: a } : {};
+  };
   const json = {
     ready: ready.map((c) => ({
       ...c,
       credentials: c.credentialId ? [c.credentialId] : (credentialsByProvider.get(c.provider) ?? []),
+      ...approvalOf(c.id),
     })),
-    needsCredential: waiting,
+    needsCredential: waiting.map((c) => ({ ...c, ...approvalOf(c.id) })),
   };
   return {
     json,
@@ -54,7 +62,8 @@ export async function list(
           ? renderTable(
               ['capability', 'methods', 'host', 'paths'],
               ready.map((c) => [
-                p.bold(c.id),
+                p.bold(c.id) +
+                  (approvalOf(c.id).approval ? p.yellow(` (approval ${approvalOf(c.id).approval})`) : ''),
                 c.allow.methods.join(','),
                 c.allow.hosts.join(','),
                 c.allow.pathPrefixes.join(' '),
@@ -84,9 +93,20 @@ export async function describe(ctx: CliContext, pos: readonly string[]): Promise
   const id = pos[0] ?? '';
   const { describeCapability } = await import('../../registry/index.js');
   const described = describeCapability(id);
+  /** The operator's approval policy (needs the catalog; a registry capability may have none yet). */
+  // broker.json only (verified like every policy read): no vault is opened or created for a describe.
+  const approvalPolicy = async (): Promise<'once' | 'always' | undefined> => {
+    try {
+      const broker = await readBrokerFile(catalogPaths(vaultPaths(ctx.config).root).brokerJson);
+      return broker.policies.find((p) => p.capabilityId === id)?.approval;
+    } catch {
+      return undefined; // describing a registry capability works without a (readable) vault
+    }
+  };
   if (described) {
+    const approval = await approvalPolicy();
     return {
-      json: described,
+      json: approval !== undefined ? { ...described, approval } : described,
       human: (p) =>
         [
           renderFields(
@@ -111,6 +131,9 @@ export async function describe(ctx: CliContext, pos: readonly string[]): Promise
               ['secrets', described.secrets.map((s) => s.name).join(', ') || p.dim('none')],
               ...(described.contentType ? ([['body', described.contentType]] as [string, string][]) : []),
               ...(described.docsUrl ? ([['docs', described.docsUrl]] as [string, string][]) : []),
+              ...(approval !== undefined
+                ? ([['approval', `${approval} (each call waits for the operator)`]] as [string, string][])
+                : []),
             ],
             p,
           ),
@@ -131,12 +154,16 @@ export async function describe(ctx: CliContext, pos: readonly string[]): Promise
       'capability_not_found',
       `no capability named ${id} (see: aivault capability list)`,
     );
+  const approval = view.snapshot.policies.get(id)?.approval;
   return {
-    json: custom,
+    json: approval !== undefined ? { ...custom, approval } : custom,
     human: (p) =>
       renderFields(
         [
           ['capability', p.bold(custom.id)],
+          ...(approval !== undefined
+            ? ([['approval', `${approval} (each call waits for the operator)`]] as [string, string][])
+            : []),
           ['provider', custom.provider],
           ['credential', custom.credentialId ?? p.dim('-')],
           ['host', custom.allow.hosts.join(', ')],
@@ -192,13 +219,24 @@ function optCount(opts: CommandOptions, key: string, flag: string): number | und
 
 export async function policySet(
   ctx: CliContext,
-  _pos: readonly string[],
+  pos: readonly string[],
   opts: CommandOptions,
 ): Promise<CommandResult> {
   const view = await loadBrokerView(ctx.config);
   const blocklist = optList(opts, 'responseBlock');
+  const flag = optString(opts, 'capability');
+  if (pos[0] !== undefined && flag !== undefined && pos[0] !== flag) {
+    throw new AivaultError('usage', 'give the capability once: as the argument or with --capability');
+  }
+  const capabilityId = pos[0] ?? flag;
+  if (capabilityId === undefined) throw new AivaultError('usage', 'which capability? policy set <id> …');
+  const approval = optString(opts, 'approval');
+  if (approval !== undefined && approval !== 'once' && approval !== 'always' && approval !== 'off') {
+    throw new AivaultError('usage', '--approval must be once, always or off');
+  }
   const policy = await setPolicy(view.paths, view.registry, {
-    capabilityId: optString(opts, 'capability') ?? '',
+    capabilityId,
+    ...(approval !== undefined ? { approval } : {}),
     rateLimitPerMinute: optCount(opts, 'rateLimitPerMinute', '--rate-limit-per-minute'),
     maxRequestBodyBytes: optCount(opts, 'maxRequestBodyBytes', '--max-request-body-bytes'),
     maxResponseBodyBytes: optCount(opts, 'maxResponseBodyBytes', '--max-response-body-bytes'),
@@ -214,6 +252,7 @@ export async function policySet(
           ['max request body', policy.maxRequestBodyBytes?.toString() ?? p.dim('none')],
           ['max response body', policy.maxResponseBodyBytes?.toString() ?? p.dim('none')],
           ['response blocklist', policy.responseBlocklist?.join(', ') || p.dim('none')],
+          ['approval', policy.approval ?? p.dim('off')],
         ],
         p,
       ),

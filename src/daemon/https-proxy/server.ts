@@ -278,6 +278,7 @@ export async function startHttpsProxy(
             ...(t.token.workspaceId !== undefined ? { workspaceId: t.token.workspaceId } : {}),
             ...(t.token.groupId !== undefined ? { groupId: t.token.groupId } : {}),
             token: {
+              id: t.token.id,
               capabilities: t.token.capabilities,
               ...(t.token.credential !== undefined ? { credential: t.token.credential } : {}),
             },

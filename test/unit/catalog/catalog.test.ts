@@ -334,6 +334,19 @@ describe('mutations', () => {
     await setPolicy(paths, registry, { capabilityId: 'acme/x', rateLimitPerMinute: 5 });
     const merged = await setPolicy(paths, registry, { capabilityId: 'acme/x', responseBlocklist: ['token'] });
     expect(merged).toMatchObject({ rateLimitPerMinute: 5, responseBlocklist: ['token'] });
+    // Operator approval: set, kept by other merges, removed by `off` (other fields kept).
+    await setPolicy(paths, registry, { capabilityId: 'acme/x', approval: 'once' });
+    const approval = await setPolicy(paths, registry, { capabilityId: 'acme/x', rateLimitPerMinute: 6 });
+    expect(approval).toMatchObject({ approval: 'once', rateLimitPerMinute: 6 });
+    expect((await loadCatalog(paths, registry, secrets)).policies.get('acme/x')?.approval).toBe('once');
+    const off = await setPolicy(paths, registry, { capabilityId: 'acme/x', approval: 'off' });
+    expect(off.approval).toBeUndefined();
+    expect(off).toMatchObject({ rateLimitPerMinute: 6, responseBlocklist: ['token'] });
+    expect(
+      await errorCode(
+        setPolicy(paths, registry, { capabilityId: 'acme/x', approval: 'sometimes' as 'once' }),
+      ),
+    ).toBe('usage');
     expect(await errorCode(deleteCapability(paths, registry, 'openai/models'))).toBe('usage');
     // Without --cascade the user's capability (and its policy) outlives the credential.
     const kept = await deleteCredential(paths, 'mine');

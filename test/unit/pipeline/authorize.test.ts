@@ -46,6 +46,60 @@ function secretsOf(values: Record<string, string>): PipelineDeps['secrets'] {
   };
 }
 
+describe('admit: operator approval (policy `approval`)', () => {
+  const plan = testPlan({
+    policy: { approval: 'once', responseBlocklist: [], bufferResponse: false },
+    body: { kind: 'bytes', data: new Uint8Array(12) },
+  });
+
+  it('asks with what will be sent (never a secret) and admits an approved call', async () => {
+    const asked: unknown[] = [];
+    const out = await admit(
+      planDeps(plan),
+      envelope,
+      { token: { id: 'tok_1', capabilities: ['acme/*'] } },
+      undefined,
+      { kind: 'invoke' },
+      async (req) => {
+        asked.push(req);
+        return 'approved';
+      },
+    );
+    expect(out).toBe(plan);
+    expect(asked).toEqual([
+      {
+        capability: 'acme/chat',
+        method: plan.method,
+        host: plan.host,
+        path: plan.path,
+        bodyBytes: 12,
+        callerTokenId: 'tok_1',
+        mode: 'once',
+      },
+    ]);
+  });
+
+  it('a denial or a timeout is approval_denied; no way to ask is approval_denied too (fail closed)', async () => {
+    for (const outcome of ['denied', 'timeout'] as const) {
+      await expect(
+        admit(planDeps(plan), envelope, {}, undefined, { kind: 'invoke' }, async () => outcome),
+      ).rejects.toMatchObject({ code: 'approval_denied', details: { outcome } });
+    }
+    await expect(admit(planDeps(plan), envelope, {}, undefined, { kind: 'invoke' })).rejects.toMatchObject({
+      code: 'approval_denied',
+    });
+  });
+
+  it('a plan without the policy never asks', async () => {
+    const ask = async (): Promise<'approved'> => {
+      throw new Error('must not ask');
+    };
+    await expect(
+      admit(planDeps(testPlan()), envelope, {}, undefined, { kind: 'invoke' }, ask),
+    ).resolves.toBeDefined();
+  });
+});
+
 describe('admit', () => {
   it('fails closed when the plan has a rate limit and no limiter is wired', async () => {
     const audit: AuditDraft = { kind: 'invoke' };
