@@ -42,6 +42,7 @@ import { Credits, startRelayedCall, type CallRelay, type RelaySink } from './rel
 import { handleAdmin, type AdminContext } from './http-admin.js';
 import { checkFraming } from './http-strict.js';
 import { sendableCloseCode } from './http-ws-upstream.js';
+import { tapWs } from './call-events-tap.js';
 import { WS_MAX_UNACKED_BYTES, type WsConnect, type WsMainToWorker } from './http-ws-protocol.js';
 
 /** Largest request body the listener accepts (the same bound as a unix-socket frame). */
@@ -97,6 +98,8 @@ interface WsData {
   connected: boolean;
   open: boolean;
   unacked: number;
+  /** Call events of this relay (call-events-tap.ts), while someone watches. */
+  events?: { end(status: number, error?: string): void };
 }
 
 function statusLine(status: number): string {
@@ -607,6 +610,7 @@ export async function startHttpServer(
       if (sockets.size === 0 && streams.size === 0) stopRecheck();
       const d = ws.getUserData();
       d.open = false;
+      d.events?.end(101);
       if (d.relay) {
         d.relay.post({ t: 'ws-close', code, reason: Buffer.from(message).toString('utf8') });
         // If the upstream does not finish the close handshake, the worker gives up on its own timer.
@@ -675,6 +679,8 @@ export async function startHttpServer(
   const startRelay = (ws: WebSocket<WsData>, connect: WsConnect): void => {
     const d = ws.getUserData();
     const rec = d.token as ProxyTokenRecord;
+    const events = tapWs(connect);
+    if (events) d.events = events;
     try {
       const relay = pool.startWs({ connect, context: tokenContext(rec, d.peer) }, (msg) => {
         if (!d.open) return;
@@ -690,10 +696,12 @@ export async function startHttpServer(
             d.unacked = Math.max(0, d.unacked - msg.bytes);
             return;
           case 'ws-close':
+            events?.end(101);
             d.open = false;
             ws.end(sendableCloseCode(msg.code), msg.reason);
             return;
           case 'error':
+            events?.end(0, msg.error.error);
             d.open = false;
             ws.cork(() => {
               ws.send(JSON.stringify(toWire(fromWire(msg.error))), false);
@@ -706,6 +714,7 @@ export async function startHttpServer(
       d.credits = new Credits(relay, () => ws.getBufferedAmount() < HIGH_WATER);
     } catch (err) {
       const wire = toWire(err);
+      events?.end(0, wire.error);
       ws.cork(() => {
         ws.send(JSON.stringify(wire), false);
         ws.end(1011, wire.error);
