@@ -17,6 +17,7 @@ export const COMMAND_MODULES = Object.freeze({
   run: () => import('./commands/run.js'),
   system: () => import('./commands/system.js'),
   mcp: () => import('./commands/mcp.js'),
+  dashboard: () => import('./commands/dashboard.js'),
 });
 
 export type CommandModule = keyof typeof COMMAND_MODULES;

@@ -6,6 +6,7 @@
  *   ANY  /v/{credential}/…          passthrough for unchanged SDKs (base-URL swap)
  *   GET  /aivault/ws                WebSocket relay (first frame {capability, path})
  *   …    /aivault/{credentials,capabilities,secrets,tokens}   operator API (http-admin.ts)
+ *   …    /aivault/ui/…                   operator dashboard (dashboard/routes.ts; session cookie)
  * Proxy routes need a proxy token (`avp_…`); operator routes an operator token (`avo_…`). Peers that are
  * not on loopback — and WebSocket upgrades from a web page whose Origin is not on loopback — are refused
  * unless the operator opted in (`--http-allow-remote`). A relay or an HTTP stream lives only as long as its
@@ -43,6 +44,9 @@ import { handleAdmin, type AdminContext } from './http-admin.js';
 import { checkFraming } from './http-strict.js';
 import { sendableCloseCode } from './http-ws-upstream.js';
 import { tapWs } from './call-events-tap.js';
+import type { ApprovalStore } from './approvals.js';
+import type { DashboardAuth } from './dashboard/session.js';
+import { mountDashboard } from './dashboard/routes.js';
 import { WS_MAX_UNACKED_BYTES, type WsConnect, type WsMainToWorker } from './http-ws-protocol.js';
 
 /** Largest request body the listener accepts (the same bound as a unix-socket frame). */
@@ -61,6 +65,10 @@ export interface HttpServerOptions {
   readonly allowRemote: boolean;
   /** Token re-check interval for open relays and streams (default WS_TOKEN_RECHECK_MS). Tests only. */
   readonly tokenRecheckMs?: number;
+  /** Dashboard logins and sessions (dashboard/session.ts): serves /aivault/ui when given. */
+  readonly dashboard?: DashboardAuth;
+  /** Pending approvals shown (and decided) on the dashboard. */
+  readonly approvals?: ApprovalStore;
 }
 
 /** An HTTP call in flight, authorised by its proxy token for as long as it runs (like a relay). */
@@ -464,6 +472,21 @@ export async function startHttpServer(
     audit,
     afterWrite: () => pool.generation.bump(),
   };
+  const ui = opts.dashboard
+    ? mountDashboard(app, {
+        auth: opts.dashboard,
+        allowRemote: opts.allowRemote,
+        vaultDir: config.vaultDir,
+        begin,
+        snapshot,
+        auditLog,
+        auditKey: () => pool.auditKey(),
+        audit,
+        rateLimit: pool.rateLimit,
+        approvals: opts.approvals,
+        afterWrite: () => pool.generation.bump(),
+      })
+    : undefined;
   app.any('/aivault/*', (res, req) => {
     const b = begin(res, req);
     if (!b) return;
@@ -740,10 +763,12 @@ export async function startHttpServer(
     },
     closeWebSockets() {
       stopRecheck();
+      ui?.closeViewers();
       for (const ws of [...sockets]) ws.end(1001, 'aivaultd shutting down');
     },
     closeConnections() {
       stopRecheck();
+      ui?.closeViewers();
       streams.clear();
       for (const ws of [...sockets]) ws.end(1001, 'aivaultd shutting down');
       for (const res of [...responses]) {

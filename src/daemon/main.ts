@@ -34,6 +34,7 @@ import { vaultPaths } from '../vault/paths.js';
 import { startHttpsProxy, type HttpsProxyServer } from './https-proxy/server.js';
 import { HTTPS_PROXY_INFO_FILE } from './https-proxy/paths.js';
 import { vaultTag } from './http-server.js';
+import { DashboardAuth } from './dashboard/session.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -137,6 +138,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   const proxyInfoPath = join(socketPath, '..', HTTPS_PROXY_INFO_FILE);
   let http: HttpServer | undefined;
   let httpsProxy: HttpsProxyServer | undefined;
+  // Dashboard login codes and sessions live only in this process's memory (issue 16).
+  const dashboard = new DashboardAuth();
 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
@@ -169,6 +172,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       allowLocalFiles: !opts.shared && !system,
       allowRootOwnedDir: opts.shared === true,
       role: system ? 'operator' : 'owner',
+      dashboardLogin: () => (http ? dashboard.issueLoginCode() : undefined),
       ...(opts.maxInflightPerConnection !== undefined
         ? { maxInflightPerConnection: opts.maxInflightPerConnection }
         : {}),
@@ -201,6 +205,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       http = await startHttpServer(server.app, pool, config, {
         ...httpAddr,
         allowRemote,
+        dashboard,
         ...(opts.httpTokenRecheckMs !== undefined ? { tokenRecheckMs: opts.httpTokenRecheckMs } : {}),
       });
     } catch (err) {

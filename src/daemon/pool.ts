@@ -144,7 +144,8 @@ class PoolCall implements CallHandle, LiveCall {
 export class DaemonPool {
   readonly piscina: Piscina;
   private crypto: Worker;
-  private readonly rateLimit: SharedArrayBuffer;
+  /** The shared rate-limit table (read by the dashboard; written by request workers). */
+  readonly rateLimit: SharedArrayBuffer;
   /** The vault generation every thread's caches are keyed on (bumped by writers and the vault watcher). */
   readonly generation = new Generation();
   private readonly control = new Map<number, (r: ControlReply) => void>();

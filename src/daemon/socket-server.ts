@@ -60,6 +60,11 @@ export interface SocketServerOptions {
   readonly role?: SocketRole;
   /** Accept a root-owned socket dir an admin prepared (--shared); otherwise it must be ours. */
   readonly allowRootOwnedDir?: boolean;
+  /**
+   * Issue a one-time dashboard login code (`dashboard-login` frame, operator action: refused on the caller
+   * socket). Undefined when the daemon serves no HTTP listener (there is no dashboard to log in to).
+   */
+  readonly dashboardLogin?: () => Record<string, string | number> | undefined;
 }
 
 interface Call {
@@ -296,6 +301,28 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
         return forwardOperator(ws, frame);
       case 'status':
         return forwardOperator(ws, frame);
+      case 'dashboard-login': {
+        if (role === 'caller') {
+          return sendError(
+            ws,
+            frame.id,
+            new AivaultError(
+              'operator_auth_required',
+              'the dashboard is an operator action: this socket is for callers (agents); use the operator socket',
+              { action: 'dashboard' },
+            ),
+          );
+        }
+        const login = opts.dashboardLogin?.();
+        if (!login) {
+          return sendError(
+            ws,
+            frame.id,
+            new AivaultError('daemon_unavailable', 'aivaultd serves no HTTP listener: no dashboard'),
+          );
+        }
+        return send(ws, { type: 'result', id: frame.id, data: login });
+      }
       case 'invoke': {
         if (conn.calls.has(frame.id) || conn.queued.has(frame.id)) {
           return sendError(
