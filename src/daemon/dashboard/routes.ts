@@ -170,6 +170,7 @@ export function mountDashboard(app: TemplatedApp, ctx: DashboardContext): { clos
     session: DashboardSession | undefined,
     origin: string,
     host: string,
+    fetchSite: string,
     what: string,
     peer: string,
     cb: (form: URLSearchParams, session: DashboardSession) => void,
@@ -183,7 +184,7 @@ export function mountDashboard(app: TemplatedApp, ctx: DashboardContext): { clos
       });
       refuse(res, st, '403 Forbidden', `refused: ${why}`);
     };
-    if (!sameOrigin(origin, host)) {
+    if (!sameOrigin(origin, host, fetchSite)) {
       res.onData(() => undefined);
       return denied('cross-origin request');
     }
@@ -216,6 +217,7 @@ export function mountDashboard(app: TemplatedApp, ctx: DashboardContext): { clos
     const host = req.getHeader('host');
     const origin = req.getHeader('origin');
     const cookie = req.getHeader('cookie');
+    const fetchSite = req.getHeader('sec-fetch-site');
     if (!hostOk(host)) {
       if (method === 'POST') res.onData(() => undefined);
       return refuse(res, st, '421 Misdirected Request', 'the dashboard answers only on a loopback host name');
@@ -246,13 +248,13 @@ export function mountDashboard(app: TemplatedApp, ctx: DashboardContext): { clos
     if (method === 'POST') {
       const route = sub;
       if (route === 'logout') {
-        return readForm(res, st, session, origin, host, 'logout', peer, (_f, s) => {
+        return readForm(res, st, session, origin, host, fetchSite, 'logout', peer, (_f, s) => {
           ctx.auth.end(s.id);
           redirect(res, st, `${UI_PREFIX}/login`, [['set-cookie', CLEARED_COOKIE]]);
         });
       }
       if (route === 'tokens/revoke') {
-        return readForm(res, st, session, origin, host, 'token revoke', peer, (form) => {
+        return readForm(res, st, session, origin, host, fetchSite, 'token revoke', peer, (form) => {
           const id = form.get('id') ?? '';
           void revokeToken(ctx.vaultDir, id).then(
             () => {
@@ -285,7 +287,7 @@ export function mountDashboard(app: TemplatedApp, ctx: DashboardContext): { clos
         });
       }
       if (route === 'approvals/decide') {
-        return readForm(res, st, session, origin, host, 'approval', peer, (form) => {
+        return readForm(res, st, session, origin, host, fetchSite, 'approval', peer, (form) => {
           const id = form.get('id') ?? '';
           const decision = form.get('decision');
           if (!ctx.approvals || (decision !== 'approved' && decision !== 'denied')) {
@@ -341,7 +343,7 @@ export function mountDashboard(app: TemplatedApp, ctx: DashboardContext): { clos
       const peer = Buffer.from(res.getRemoteAddressAsText()).toString('utf8');
       const why = !hostOk(host)
         ? 'host is not a loopback name'
-        : !sameOrigin(origin, host)
+        : !sameOrigin(origin, host, req.getHeader('sec-fetch-site'))
           ? 'cross-origin upgrade'
           : !session
             ? 'no session'

@@ -132,10 +132,14 @@ export function sessionCookie(session: DashboardSession, now = Date.now()): stri
 export const CLEARED_COOKIE = `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=${UI_PREFIX}/; Max-Age=0`;
 
 /**
- * A state-changing request must come from a page of this listener: its Origin (browsers send it on every
- * POST and WebSocket upgrade) must be exactly `http://<Host>`. A missing Origin is refused too: the UI is
- * for browsers, and every browser we support sends one.
+ * A state-changing request must come from a page of this listener. Its Origin must be exactly
+ * `http://<Host>`. Browsers send `Origin: null` instead on a form POST from a page whose Referrer-Policy
+ * is no-referrer (ours is), so then — and only then — the Fetch Metadata header must say same-origin
+ * (browsers set Sec-Fetch-Site themselves; a page cannot). Anything else, a missing Origin included, is
+ * refused: the UI is for browsers, and every browser we support sends both.
  */
-export function sameOrigin(origin: string, host: string): boolean {
-  return origin !== '' && host !== '' && origin === `http://${host}`;
+export function sameOrigin(origin: string, host: string, fetchSite = ''): boolean {
+  if (host === '') return false;
+  if (origin === 'null') return fetchSite === 'same-origin';
+  return origin === `http://${host}` && (fetchSite === '' || fetchSite === 'same-origin');
 }
