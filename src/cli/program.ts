@@ -474,6 +474,7 @@ function addDashboard(program: Command, act: Act): void {
       'print a one-time login URL (valid once, for 2 minutes) to the operator dashboard aivaultd serves on loopback: capabilities, live calls, audit, rate limits, tokens, approvals',
     )
     .option('--open', 'also open the URL in a browser (xdg-open / open)')
+    .option('--passphrase <value>', 'vault passphrase (a passphrase vault; prompted when needed)')
     .action(act(dashboard, 'open'));
 }
 

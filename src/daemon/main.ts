@@ -35,6 +35,7 @@ import { startHttpsProxy, type HttpsProxyServer } from './https-proxy/server.js'
 import { HTTPS_PROXY_INFO_FILE } from './https-proxy/paths.js';
 import { vaultTag } from './http-server.js';
 import { DashboardAuth } from './dashboard/session.js';
+import type { ApprovalStore } from './approvals.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -75,6 +76,8 @@ export interface DaemonOptions {
   readonly watchVault?: boolean;
   /** Safety-net poll interval of the vault watcher (default 5 s). In-process tests only. */
   readonly vaultPollMs?: number;
+  /** Pending approvals shown and decided on the dashboard (approvals.ts). */
+  readonly approvals?: ApprovalStore;
 }
 
 export interface Daemon {
@@ -206,6 +209,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
         ...httpAddr,
         allowRemote,
         dashboard,
+        ...(opts.approvals ? { approvals: opts.approvals } : {}),
         ...(opts.httpTokenRecheckMs !== undefined ? { tokenRecheckMs: opts.httpTokenRecheckMs } : {}),
       });
     } catch (err) {

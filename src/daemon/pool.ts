@@ -451,11 +451,12 @@ export class DaemonPool {
 
   /** Forward an operator frame to the crypto worker. */
   operator(
-    op: 'unlock' | 'lock' | 'status' | 'audit-key' | 'policy-seal',
+    op: 'unlock' | 'lock' | 'status' | 'audit-key' | 'policy-seal' | 'verify-passphrase',
     passphrase?: string,
   ): Promise<Record<string, string | number | boolean | null>> {
     const rid = this.nextRid++;
-    const msg: ControlRequest = op === 'unlock' ? { rid, op, passphrase: passphrase ?? '' } : { rid, op };
+    const msg: ControlRequest =
+      op === 'unlock' || op === 'verify-passphrase' ? { rid, op, passphrase: passphrase ?? '' } : { rid, op };
     return new Promise((resolve, reject) => {
       this.control.set(rid, (r) => {
         if (!r.ok) return reject(fromWire(r.error as WireError));

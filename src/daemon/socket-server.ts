@@ -313,15 +313,25 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
             ),
           );
         }
-        const login = opts.dashboardLogin?.();
-        if (!login) {
-          return sendError(
-            ws,
-            frame.id,
-            new AivaultError('daemon_unavailable', 'aivaultd serves no HTTP listener: no dashboard'),
-          );
-        }
-        return send(ws, { type: 'result', id: frame.id, data: login });
+        // The owner socket (user mode) proves the operator like a write command: the passphrase on a
+        // passphrase vault (the crypto worker checks it); the operator socket is proof by itself.
+        const proof =
+          role === 'owner' ? pool.operator('verify-passphrase', frame.passphrase ?? '') : Promise.resolve({});
+        proof.then(
+          () => {
+            const login = opts.dashboardLogin?.();
+            if (!login) {
+              return sendError(
+                ws,
+                frame.id,
+                new AivaultError('daemon_unavailable', 'aivaultd serves no HTTP listener: no dashboard'),
+              );
+            }
+            send(ws, { type: 'result', id: frame.id, data: login });
+          },
+          (err: unknown) => sendError(ws, frame.id, err),
+        );
+        return;
       }
       case 'invoke': {
         if (conn.calls.has(frame.id) || conn.queued.has(frame.id)) {

@@ -52,7 +52,7 @@ export interface DaemonClient {
     passphrase?: string,
   ): Promise<Record<string, string | number | boolean | null>>;
   /** A one-time dashboard login code (operator channel; `aivault dashboard`). */
-  dashboardLogin(): Promise<Record<string, string | number | boolean | null>>;
+  dashboardLogin(passphrase?: string): Promise<Record<string, string | number | boolean | null>>;
   /** Run a CLI command in the daemon (writes while it serves the vault; everything in system mode). */
   command(req: CommandRequest): Promise<Record<string, string | number | boolean | null>>;
   ping(): Promise<void>;
@@ -315,8 +315,12 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
       return request((id) => ({ type: 'command', id, ...req }));
     },
 
-    dashboardLogin() {
-      return request((id) => ({ type: 'dashboard-login', id }));
+    dashboardLogin(passphrase) {
+      return request((id) => ({
+        type: 'dashboard-login',
+        id,
+        ...(passphrase !== undefined ? { passphrase } : {}),
+      }));
     },
 
     ping() {

@@ -69,6 +69,8 @@ export interface DashboardLoginFrame {
   v: 1;
   type: 'dashboard-login';
   id: FrameId;
+  /** Operator authentication on a passphrase vault (user mode). */
+  passphrase?: string;
 }
 /** A CLI command for the daemon to run (src/cli/command-table.ts says which; the daemon gates by role). */
 export type CommandOptValue = string | boolean | string[];
@@ -220,7 +222,7 @@ const FIELDS: Readonly<Record<string, readonly string[]>> = Object.freeze({
   unlock: ['v', 'type', 'id', 'passphrase'],
   lock: ['v', 'type', 'id'],
   status: ['v', 'type', 'id'],
-  'dashboard-login': ['v', 'type', 'id'],
+  'dashboard-login': ['v', 'type', 'id', 'passphrase'],
   command: ['v', 'type', 'id', 'command', 'args', 'opts', 'color', 'passphrase'],
   response: ['v', 'type', 'id', 'status', 'headers', 'body', 'scrubbed'],
   head: ['v', 'type', 'id', 'status', 'headers'],
@@ -317,6 +319,13 @@ export function validateFrame(raw: unknown): Result<Frame> {
       if (typeof raw.passphrase === 'string') frame.passphrase = raw.passphrase;
       return ok(frame);
     }
+    case 'dashboard-login': {
+      if (!isOptString(raw.passphrase))
+        return invalid('dashboard-login frame: "passphrase" must be a string');
+      const frame: DashboardLoginFrame = { v: 1, type, id: raw.id as number };
+      if (typeof raw.passphrase === 'string') frame.passphrase = raw.passphrase;
+      return ok(frame);
+    }
     case 'unlock':
       if (typeof raw.passphrase !== 'string') return invalid('unlock frame: "passphrase" must be a string');
       return ok({ v: 1, type: 'unlock', id: raw.id as number, passphrase: raw.passphrase });
@@ -373,7 +382,7 @@ export function validateFrame(raw: unknown): Result<Frame> {
       return ok(frame);
     }
     default:
-      // cancel, lock, status, dashboard-login: only v/type/id.
+      // cancel, lock, status: only v/type/id.
       return ok({ v: 1, type, id: raw.id as number } as Frame);
   }
 }

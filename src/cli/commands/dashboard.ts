@@ -32,12 +32,19 @@ export async function open(
   _pos: readonly string[],
   opts: CommandOptions,
 ): Promise<CommandResult> {
+  // A passphrase vault: the operator proves it with the passphrase (the daemon checks it), as for a write.
+  const { operatorPassphrase } = await import('../router.js');
+  const passphrase = await operatorPassphrase(ctx, opts);
   const { ensureHttpListener } = await import('./run.js');
-  const { http } = await ensureHttpListener(ctx);
+  const { http } = await ensureHttpListener(ctx, {
+    ...(passphrase !== undefined
+      ? { unlock: async () => (await import('./vault.js')).unlock(ctx, [], { passphrase }) }
+      : {}),
+  });
   const client = await connectDaemon(ctx.config, { autostart: false });
   let login: Record<string, string | number | boolean | null>;
   try {
-    login = await client.dashboardLogin();
+    login = await client.dashboardLogin(passphrase);
   } finally {
     client.close();
   }
