@@ -80,7 +80,7 @@ afterAll(async () => {
   await pv?.upstream.close();
 });
 
-describe('aivault dashboard in chromium', () => {
+describe('aivault dashboard in chromium', { timeout: 60_000 }, () => {
   it('logs in with the one-time URL; the URL then leaves the address bar and works no more', async () => {
     loginUrl = await dashboardUrl();
     const res = await page.goto(loginUrl);
