@@ -368,7 +368,14 @@ export function mountDashboard(app: TemplatedApp, ctx: DashboardContext): { clos
     },
     open: (ws) => {
       viewers.add(ws);
+      const { session } = ws.getUserData();
       const push = (text: string): void => {
+        // The feed lives only as long as its session (logout, expiry).
+        if (!ctx.auth.isLive(session)) {
+          ws.getUserData().unsubscribe?.();
+          ws.end(1008, 'session ended');
+          return;
+        }
         if (ws.getBufferedAmount() < MAX_VIEWER_BUFFER) ws.send(text, false);
       };
       const offCalls = subscribeCalls((ev: CallEvent) => push(JSON.stringify(ev)));

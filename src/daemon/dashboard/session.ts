@@ -90,6 +90,12 @@ export class DashboardAuth {
     return s;
   }
 
+  /** Whether session `id` is still live (an open live-calls socket ends with its session). */
+  isLive(id: string): boolean {
+    const s = this.sessions.get(id);
+    return s !== undefined && s.expiresAt > this.now();
+  }
+
   /** Constant-time check of the CSRF token a POST carried. */
   csrfOk(session: DashboardSession, presented: string | undefined): boolean {
     return presented !== undefined && presented !== '' && sameSecret(session.csrf, presented);

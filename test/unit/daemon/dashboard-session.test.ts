@@ -71,7 +71,9 @@ describe('sessions', () => {
     const s2 = auth.redeem(auth.issueLoginCode().code);
     const pending = auth.issueLoginCode();
     if (!s1 || !s2) throw new Error('no session');
+    expect(auth.isLive(s1.id)).toBe(true);
     auth.end(s1.id);
+    expect(auth.isLive(s1.id)).toBe(false);
     expect(auth.session(`${SESSION_COOKIE}=${s1.id}`)).toBeUndefined();
     expect(auth.session(`${SESSION_COOKIE}=${s2.id}`)).toBeDefined();
     auth.clear();
