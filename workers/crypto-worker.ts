@@ -90,6 +90,7 @@ parentPort?.on('message', (msg: ControlRequest) => {
   const run = async (): Promise<Record<string, string | number | boolean | null>> => {
     if (msg.op === 'unlock') return service.unlock(msg.passphrase);
     if (msg.op === 'lock') return service.lock();
+    if (msg.op === 'verify-passphrase') return service.verifyPassphrase(msg.passphrase);
     if (msg.op === 'command') {
       const { rid: _rid, op: _op, ...job } = msg;
       return commands.run(job);

@@ -18,6 +18,7 @@ export const COMMAND_MODULES = Object.freeze({
   system: () => import('./commands/system.js'),
   mcp: () => import('./commands/mcp.js'),
   approvals: () => import('./commands/approvals.js'),
+  dashboard: () => import('./commands/dashboard.js'),
 });
 
 export type CommandModule = keyof typeof COMMAND_MODULES;

@@ -31,6 +31,7 @@ const runCommand: CommandModule = 'run';
 const system: CommandModule = 'system';
 const mcp: CommandModule = 'mcp';
 const approvals: CommandModule = 'approvals';
+const dashboard: CommandModule = 'dashboard';
 
 function scopeOptions(cmd: Command): Command {
   return cmd
@@ -480,6 +481,17 @@ function addMcp(program: Command, act: Act): void {
     .action(act(mcp, 'serve'));
 }
 
+function addDashboard(program: Command, act: Act): void {
+  program
+    .command('dashboard')
+    .description(
+      'print a one-time login URL (valid once, for 2 minutes) to the operator dashboard aivaultd serves on loopback: capabilities, live calls, audit, rate limits, tokens, approvals',
+    )
+    .option('--open', 'also open the URL in a browser (xdg-open / open)')
+    .option('--passphrase <value>', 'vault passphrase (a passphrase vault; prompted when needed)')
+    .action(act(dashboard, 'open'));
+}
+
 function addSystem(program: Command, act: Act): void {
   const sys = program
     .command('system')
@@ -562,6 +574,7 @@ export const TOP_LEVEL_COMMANDS: readonly TopLevelCommand[] = [
   { names: ['run'], build: addRun },
   { names: ['ca'], build: addCa },
   { names: ['mcp'], build: addMcp },
+  { names: ['dashboard'], build: addDashboard },
   { names: ['system'], build: addSystem },
 ];
 

@@ -55,6 +55,8 @@ export type ControlRequest =
   | { rid: number; op: 'unlock'; passphrase: string }
   | { rid: number; op: 'lock' }
   | { rid: number; op: 'status' }
+  /** Check the operator's passphrase (dashboard login on a passphrase vault); changes nothing. */
+  | { rid: number; op: 'verify-passphrase'; passphrase: string }
   | ({ rid: number; op: 'command' } & CommandJob)
   /** The audit-log sealing subkey for the main thread's own audit lines (HTTP listener events). */
   | { rid: number; op: 'audit-key' }

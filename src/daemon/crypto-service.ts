@@ -371,6 +371,34 @@ export class CryptoService {
     return this.status();
   }
 
+  /**
+   * Operator proof for an action the main thread performs (dashboard login): on a passphrase vault the
+   * passphrase must derive this vault's KEK. Changes nothing (the derived key is disposed at once).
+   */
+  async verifyPassphrase(passphrase: string): Promise<CryptoStatus> {
+    const meta = await this.meta();
+    if (meta.provider.kind === 'passphrase') {
+      if (passphrase === '') {
+        throw new AivaultError(
+          'operator_auth_required',
+          'the dashboard is an operator action: give the vault passphrase (terminal prompt or --passphrase)',
+          { action: 'dashboard', needs: 'passphrase' },
+        );
+      }
+      const wrong = new AivaultError('operator_auth_required', 'the passphrase is wrong', {
+        action: 'dashboard',
+        needs: 'passphrase',
+      });
+      const kek = await loadKek(this.config, meta, { passphrase }).catch(() => {
+        throw wrong;
+      });
+      const matches = kek.kekId === meta.kekId;
+      kek.dispose();
+      if (!matches) throw wrong;
+    }
+    return this.status();
+  }
+
   lock(): CryptoStatus {
     this.kek?.dispose();
     this.kek = undefined;

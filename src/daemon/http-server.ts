@@ -6,6 +6,7 @@
  *   ANY  /v/{credential}/…          passthrough for unchanged SDKs (base-URL swap)
  *   GET  /aivault/ws                WebSocket relay (first frame {capability, path})
  *   …    /aivault/{credentials,capabilities,secrets,tokens}   operator API (http-admin.ts)
+ *   …    /aivault/ui/…                   operator dashboard (dashboard/routes.ts; session cookie)
  * Proxy routes need a proxy token (`avp_…`); operator routes an operator token (`avo_…`). Peers that are
  * not on loopback — and WebSocket upgrades from a web page whose Origin is not on loopback — are refused
  * unless the operator opted in (`--http-allow-remote`). A relay or an HTTP stream lives only as long as its
@@ -42,6 +43,10 @@ import { Credits, startRelayedCall, type CallRelay, type RelaySink } from './rel
 import { handleAdmin, type AdminContext } from './http-admin.js';
 import { checkFraming } from './http-strict.js';
 import { sendableCloseCode } from './http-ws-upstream.js';
+import { tapWs } from './call-events-tap.js';
+import type { ApprovalStore } from './approvals.js';
+import type { DashboardAuth } from './dashboard/session.js';
+import { mountDashboard } from './dashboard/routes.js';
 import { WS_MAX_UNACKED_BYTES, type WsConnect, type WsMainToWorker } from './http-ws-protocol.js';
 
 /** Largest request body the listener accepts (the same bound as a unix-socket frame). */
@@ -60,6 +65,10 @@ export interface HttpServerOptions {
   readonly allowRemote: boolean;
   /** Token re-check interval for open relays and streams (default WS_TOKEN_RECHECK_MS). Tests only. */
   readonly tokenRecheckMs?: number;
+  /** Dashboard logins and sessions (dashboard/session.ts): serves /aivault/ui when given. */
+  readonly dashboard?: DashboardAuth;
+  /** Pending approvals shown (and decided) on the dashboard. */
+  readonly approvals?: ApprovalStore;
 }
 
 /** An HTTP call in flight, authorised by its proxy token for as long as it runs (like a relay). */
@@ -97,6 +106,8 @@ interface WsData {
   connected: boolean;
   open: boolean;
   unacked: number;
+  /** Call events of this relay (call-events-tap.ts), while someone watches. */
+  events?: { end(status: number, error?: string): void };
 }
 
 function statusLine(status: number): string {
@@ -463,6 +474,21 @@ export async function startHttpServer(
     afterWrite: () => pool.generation.bump(),
     approvals: pool.approvals,
   };
+  const ui = opts.dashboard
+    ? mountDashboard(app, {
+        auth: opts.dashboard,
+        allowRemote: opts.allowRemote,
+        vaultDir: config.vaultDir,
+        begin,
+        snapshot,
+        auditLog,
+        auditKey: () => pool.auditKey(),
+        audit,
+        rateLimit: pool.rateLimit,
+        approvals: opts.approvals ?? pool.approvals,
+        afterWrite: () => pool.generation.bump(),
+      })
+    : undefined;
   app.any('/aivault/*', (res, req) => {
     const b = begin(res, req);
     if (!b) return;
@@ -609,6 +635,7 @@ export async function startHttpServer(
       if (sockets.size === 0 && streams.size === 0) stopRecheck();
       const d = ws.getUserData();
       d.open = false;
+      d.events?.end(101);
       if (d.relay) {
         d.relay.post({ t: 'ws-close', code, reason: Buffer.from(message).toString('utf8') });
         // If the upstream does not finish the close handshake, the worker gives up on its own timer.
@@ -677,6 +704,8 @@ export async function startHttpServer(
   const startRelay = (ws: WebSocket<WsData>, connect: WsConnect): void => {
     const d = ws.getUserData();
     const rec = d.token as ProxyTokenRecord;
+    const events = tapWs(connect);
+    if (events) d.events = events;
     try {
       const relay = pool.startWs({ connect, context: tokenContext(rec, d.peer) }, (msg) => {
         if (!d.open) return;
@@ -692,10 +721,12 @@ export async function startHttpServer(
             d.unacked = Math.max(0, d.unacked - msg.bytes);
             return;
           case 'ws-close':
+            events?.end(101);
             d.open = false;
             ws.end(sendableCloseCode(msg.code), msg.reason);
             return;
           case 'error':
+            events?.end(0, msg.error.error);
             d.open = false;
             ws.cork(() => {
               ws.send(JSON.stringify(toWire(fromWire(msg.error))), false);
@@ -709,6 +740,7 @@ export async function startHttpServer(
       d.credits = new Credits(relay, () => ws.getBufferedAmount() < HIGH_WATER);
     } catch (err) {
       const wire = toWire(err);
+      events?.end(0, wire.error);
       ws.cork(() => {
         ws.send(JSON.stringify(wire), false);
         ws.end(1011, wire.error);
@@ -734,10 +766,12 @@ export async function startHttpServer(
     },
     closeWebSockets() {
       stopRecheck();
+      ui?.closeViewers();
       for (const ws of [...sockets]) ws.end(1001, 'aivaultd shutting down');
     },
     closeConnections() {
       stopRecheck();
+      ui?.closeViewers();
       streams.clear();
       for (const ws of [...sockets]) ws.end(1001, 'aivaultd shutting down');
       for (const res of [...responses]) {

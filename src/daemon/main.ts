@@ -38,6 +38,7 @@ import { parseFleetSettings, type FleetOverrides } from '../fleet/config.js';
 import { startFleet } from '../fleet/daemon.js';
 import { AuditLog } from '../audit/audit-log.js';
 import { auditApprovals } from './approval-ops.js';
+import { DashboardAuth } from './dashboard/session.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -162,6 +163,8 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
   const proxyInfoPath = join(socketPath, '..', HTTPS_PROXY_INFO_FILE);
   let http: HttpServer | undefined;
   let httpsProxy: HttpsProxyServer | undefined;
+  // Dashboard login codes and sessions live only in this process's memory (issue 16).
+  const dashboard = new DashboardAuth();
 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
@@ -194,6 +197,7 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
       allowLocalFiles: !opts.shared && !system,
       allowRootOwnedDir: opts.shared === true,
       role: system ? 'operator' : 'owner',
+      dashboardLogin: () => (http ? dashboard.issueLoginCode() : undefined),
       ...(opts.maxInflightPerConnection !== undefined
         ? { maxInflightPerConnection: opts.maxInflightPerConnection }
         : {}),
@@ -226,6 +230,8 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
       http = await startHttpServer(server.app, pool, config, {
         ...httpAddr,
         allowRemote,
+        dashboard,
+        approvals: pool.approvals,
         ...(opts.httpTokenRecheckMs !== undefined ? { tokenRecheckMs: opts.httpTokenRecheckMs } : {}),
       });
     } catch (err) {

@@ -172,7 +172,8 @@ class PoolCall implements CallHandle, LiveCall {
 export class DaemonPool {
   readonly piscina: Piscina;
   private crypto: Worker;
-  private readonly rateLimit: SharedArrayBuffer;
+  /** The shared rate-limit table (read by the dashboard; written by request workers). */
+  readonly rateLimit: SharedArrayBuffer;
   /** The vault generation every thread's caches are keyed on (bumped by writers and the vault watcher). */
   readonly generation = new Generation();
   /** Calls waiting for an operator's approval (capability policy `approval`), on this thread. */
@@ -504,11 +505,12 @@ export class DaemonPool {
 
   /** Forward an operator frame to the crypto worker. */
   operator(
-    op: 'unlock' | 'lock' | 'status' | 'audit-key' | 'policy-seal',
+    op: 'unlock' | 'lock' | 'status' | 'audit-key' | 'policy-seal' | 'verify-passphrase',
     passphrase?: string,
   ): Promise<Record<string, string | number | boolean | null>> {
     const rid = this.nextRid++;
-    const msg: ControlRequest = op === 'unlock' ? { rid, op, passphrase: passphrase ?? '' } : { rid, op };
+    const msg: ControlRequest =
+      op === 'unlock' || op === 'verify-passphrase' ? { rid, op, passphrase: passphrase ?? '' } : { rid, op };
     return new Promise((resolve, reject) => {
       this.control.set(rid, (r) => {
         if (!r.ok) return reject(fromWire(r.error as WireError));

@@ -16,6 +16,7 @@ import type { WireError } from '../errors.js';
 import type { HeaderList } from '../broker/types.js';
 import type { WorkerToMain } from '../pipeline/call-port.js';
 import type { CallHandlers, InvokeTask } from './pool.js';
+import { tapCall } from './call-events-tap.js';
 
 /** What a relay needs from a call: a worker call (pool.startCall) or a WebSocket relay (pool.startWs). */
 export interface CreditSource {
@@ -195,5 +196,6 @@ export function startRelayedCall(
   onStarved?: (relay: CallRelay) => void,
 ): CallRelay {
   const relay = new CallRelay(sink, hasRoom, onStarved);
-  return relay.bind(pool.startCall(task, relay));
+  // Call events (dashboard live view): the same handlers when nobody listens.
+  return relay.bind(pool.startCall(task, tapCall(task, relay)));
 }

@@ -62,6 +62,11 @@ export interface SocketServerOptions {
   readonly role?: SocketRole;
   /** Accept a root-owned socket dir an admin prepared (--shared); otherwise it must be ours. */
   readonly allowRootOwnedDir?: boolean;
+  /**
+   * Issue a one-time dashboard login code (`dashboard-login` frame, operator action: refused on the caller
+   * socket). Undefined when the daemon serves no HTTP listener (there is no dashboard to log in to).
+   */
+  readonly dashboardLogin?: () => Record<string, string | number> | undefined;
 }
 
 interface Call {
@@ -322,6 +327,38 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
         return forwardOperator(ws, frame);
       case 'status':
         return forwardOperator(ws, frame);
+      case 'dashboard-login': {
+        if (role === 'caller') {
+          return sendError(
+            ws,
+            frame.id,
+            new AivaultError(
+              'operator_auth_required',
+              'the dashboard is an operator action: this socket is for callers (agents); use the operator socket',
+              { action: 'dashboard' },
+            ),
+          );
+        }
+        // The owner socket (user mode) proves the operator like a write command: the passphrase on a
+        // passphrase vault (the crypto worker checks it); the operator socket is proof by itself.
+        const proof =
+          role === 'owner' ? pool.operator('verify-passphrase', frame.passphrase ?? '') : Promise.resolve({});
+        proof.then(
+          () => {
+            const login = opts.dashboardLogin?.();
+            if (!login) {
+              return sendError(
+                ws,
+                frame.id,
+                new AivaultError('daemon_unavailable', 'aivaultd serves no HTTP listener: no dashboard'),
+              );
+            }
+            send(ws, { type: 'result', id: frame.id, data: login });
+          },
+          (err: unknown) => sendError(ws, frame.id, err),
+        );
+        return;
+      }
       case 'invoke': {
         if (conn.calls.has(frame.id) || conn.queued.has(frame.id)) {
           return sendError(

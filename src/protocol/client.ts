@@ -51,6 +51,8 @@ export interface DaemonClient {
     type: 'unlock' | 'lock' | 'status',
     passphrase?: string,
   ): Promise<Record<string, string | number | boolean | null>>;
+  /** A one-time dashboard login code (operator channel; `aivault dashboard`). */
+  dashboardLogin(passphrase?: string): Promise<Record<string, string | number | boolean | null>>;
   /** Run a CLI command in the daemon (writes while it serves the vault; everything in system mode). */
   command(req: CommandRequest): Promise<Record<string, string | number | boolean | null>>;
   ping(): Promise<void>;
@@ -311,6 +313,14 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
 
     command(req) {
       return request((id) => ({ type: 'command', id, ...req }));
+    },
+
+    dashboardLogin(passphrase) {
+      return request((id) => ({
+        type: 'dashboard-login',
+        id,
+        ...(passphrase !== undefined ? { passphrase } : {}),
+      }));
     },
 
     ping() {

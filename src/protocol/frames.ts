@@ -64,6 +64,14 @@ export interface StatusFrame {
   type: 'status';
   id: FrameId;
 }
+/** Operator frame: a one-time dashboard login code (answered on the main thread; refused to callers). */
+export interface DashboardLoginFrame {
+  v: 1;
+  type: 'dashboard-login';
+  id: FrameId;
+  /** Operator authentication on a passphrase vault (user mode). */
+  passphrase?: string;
+}
 /** A CLI command for the daemon to run (src/cli/command-table.ts says which; the daemon gates by role). */
 export type CommandOptValue = string | boolean | string[];
 export interface CommandFrame {
@@ -80,7 +88,14 @@ export interface CommandFrame {
   passphrase?: string;
 }
 export type ClientFrame =
-  InvokeFrame | CancelFrame | PingFrame | UnlockFrame | LockFrame | StatusFrame | CommandFrame;
+  | InvokeFrame
+  | CancelFrame
+  | PingFrame
+  | UnlockFrame
+  | LockFrame
+  | StatusFrame
+  | CommandFrame
+  | DashboardLoginFrame;
 
 // daemon → client
 export interface ResponseFrame {
@@ -207,6 +222,7 @@ const FIELDS: Readonly<Record<string, readonly string[]>> = Object.freeze({
   unlock: ['v', 'type', 'id', 'passphrase'],
   lock: ['v', 'type', 'id'],
   status: ['v', 'type', 'id'],
+  'dashboard-login': ['v', 'type', 'id', 'passphrase'],
   command: ['v', 'type', 'id', 'command', 'args', 'opts', 'color', 'passphrase'],
   response: ['v', 'type', 'id', 'status', 'headers', 'body', 'scrubbed'],
   head: ['v', 'type', 'id', 'status', 'headers'],
@@ -225,6 +241,7 @@ const CLIENT_TYPES: ReadonlySet<string> = new Set([
   'lock',
   'status',
   'command',
+  'dashboard-login',
 ]);
 
 const isOptValue = (v: unknown): v is CommandOptValue =>
@@ -299,6 +316,13 @@ export function validateFrame(raw: unknown): Result<Frame> {
         opts: raw.opts as Record<string, CommandOptValue>,
         color: raw.color,
       };
+      if (typeof raw.passphrase === 'string') frame.passphrase = raw.passphrase;
+      return ok(frame);
+    }
+    case 'dashboard-login': {
+      if (!isOptString(raw.passphrase))
+        return invalid('dashboard-login frame: "passphrase" must be a string');
+      const frame: DashboardLoginFrame = { v: 1, type, id: raw.id as number };
       if (typeof raw.passphrase === 'string') frame.passphrase = raw.passphrase;
       return ok(frame);
     }

@@ -35,6 +35,7 @@ import { AuditLog, type AuditInput } from '../../audit/audit-log.js';
 import { vaultPaths } from '../../vault/index.js';
 import { TokenVerifier, type ProxyTokenRecord } from '../../tokens/tokens.js';
 import type { DaemonPool } from '../pool.js';
+import { tappedStart } from '../call-events-tap.js';
 import { isLoopbackPeer } from '../http-passthrough.js';
 import { PASSTHROUGH_DROP } from '../http-server.js';
 import {
@@ -270,7 +271,7 @@ export async function startHttpsProxy(
       res.writeHead(status, STATUS_CODES[status], grouped);
     };
     try {
-      handle = pool.startCall(
+      handle = tappedStart(pool, 'https-proxy')(
         {
           envelope,
           context: {
