@@ -196,6 +196,9 @@ const med = (k: 'mainUs' | 'allUs' | 'rps'): number =>
 process.stderr.write(
   `daemon-cpu ${ROOT} ${ROUTE} w${WORKERS} c${C}: median main ${med('mainUs').toFixed(0)} µs/req, all threads ${med('allUs').toFixed(0)} µs/req, ${med('rps').toFixed(0)} req/s, errors ${errors}\n`,
 );
+const rssMb = (): number =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+process.stderr.write(`daemon RSS after the rounds: ${rssMb().toFixed(0)} MB\n`);
 if (tracer) {
   const exited = new Promise((r) => tracer.once('exit', r));
   tracer.kill('SIGINT');
