@@ -24,6 +24,8 @@ const OP_BINARY = 0x2;
 const OP_CLOSE = 0x8;
 const OP_PING = 0x9;
 const OP_PONG = 0xa;
+/** After our close frame, how long the server may take to end the connection. */
+const CLOSE_TIMEOUT_MS = 2000;
 
 export interface UnixWsOptions {
   readonly socketPath: string;
@@ -122,7 +124,8 @@ export function openUnixWs(opts: UnixWsOptions, handlers: UnixWsHandlers): Promi
     };
 
     const write = (opcode: number, payload: Uint8Array): void => {
-      if (closed || socket.destroyed) return;
+      // Nothing after our close frame (RFC 6455 §5.5.1), and nothing on a socket that is gone.
+      if (closed || sentClose || socket.destroyed) return;
       socket.cork();
       socket.write(header(opcode, payload.byteLength));
       if (payload.byteLength > 0) socket.write(payload);
@@ -130,11 +133,13 @@ export function openUnixWs(opts: UnixWsOptions, handlers: UnixWsHandlers): Promi
     };
     const sendClose = (code: number): void => {
       if (sentClose) return;
-      sentClose = true;
       const p = Buffer.alloc(2);
       p.writeUInt16BE(code, 0);
       write(OP_CLOSE, p);
+      sentClose = true;
       socket.end();
+      // The server answers a close and ends the connection; one that does not is not waited for long.
+      setTimeout(() => socket.destroy(), CLOSE_TIMEOUT_MS).unref();
     };
     const protocolError = (code: number): void => {
       closeCode = code;
@@ -144,7 +149,7 @@ export function openUnixWs(opts: UnixWsOptions, handlers: UnixWsHandlers): Promi
 
     /** Parse every complete frame in the buffer. */
     const parseFrames = (): void => {
-      while (have >= 2 && !closed) {
+      while (have >= 2 && !closed && !sentClose) {
         const h = peek(2);
         const b0 = h[0] as number;
         const b1 = h[1] as number;
