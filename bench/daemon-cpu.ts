@@ -4,7 +4,7 @@
  * far less sensitive to other load on a shared machine than req/s or latency.
  *
  *   node --import tsx bench/daemon-cpu.ts [--root DIR] [--workers 2] [--c 16] [--n 3000] [--rounds 5]
- *     [--route socket|v] [--cpu-prof DIR] [--dist]
+ *     [--route socket|v] [--cpu-prof DIR] [--dist] [--strace FILE]
  *
  * --route: `socket` (default) drives the unix-socket msgpack protocol; `v` drives the loopback HTTP
  * listener's `/v/openai/…` passthrough with a proxy token (undici, keep-alive, c connections).
@@ -12,6 +12,9 @@
  * tsx: production code, and profiles without the loader's noise.
  * --cpu-prof: also run the daemon under `node --cpu-prof` (one .cpuprofile per thread into DIR; the main
  * thread's file is the one with thread id 0 in its name: CPU.<date>.<pid>.0.<seq>.cpuprofile).
+ * --strace: attach `strace -c -f` to the daemon over the measured rounds only (not the warm-up) and print
+ * the syscalls per request (FILE keeps strace's table). strace's own overhead inflates the CPU figures of
+ * that run: use it for counts, not for µs.
  * --root: the checkout whose src/daemon/main.ts is started (source mode under tsx, so two checkouts — e.g.
  * a `git worktree` of the previous commit — can be compared without building either). The upstream is
  * bench/support/upstream.ts (own process); the load comes from this process (aivault `connect()`).
@@ -37,6 +40,7 @@ const ROUNDS = Number(arg('rounds', '5'));
 const ROUTE = arg('route', 'socket');
 const PROF = arg('cpu-prof', '');
 const DIST = process.argv.includes('--dist');
+const STRACE = arg('strace', '');
 const TICK_US = 10_000;
 
 function waitLine(child: ChildProcess, re: RegExp): Promise<string> {
@@ -166,6 +170,14 @@ async function run(n: number): Promise<void> {
 }
 
 await run(Math.max(500, N / 4)); // warm-up (JIT, crypto port, catalog, TLS sessions)
+const tracer = STRACE
+  ? spawn('strace', ['-c', '-f', '-o', resolve(STRACE), '-p', String(pid)], { stdio: 'ignore' })
+  : undefined;
+if (tracer) {
+  // strace attaches to every thread before it starts counting; a few calls make sure it has.
+  await new Promise((r) => setTimeout(r, 500));
+  await run(50);
+}
 const rows: { mainUs: number; allUs: number; rps: number }[] = [];
 for (let r = 0; r < ROUNDS; r++) {
   const [m0, a0] = ticks(pid);
@@ -184,6 +196,25 @@ const med = (k: 'mainUs' | 'allUs' | 'rps'): number =>
 process.stderr.write(
   `daemon-cpu ${ROOT} ${ROUTE} w${WORKERS} c${C}: median main ${med('mainUs').toFixed(0)} µs/req, all threads ${med('allUs').toFixed(0)} µs/req, ${med('rps').toFixed(0)} req/s, errors ${errors}\n`,
 );
+const rssMb = (): number =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+process.stderr.write(`daemon RSS after the rounds: ${rssMb().toFixed(0)} MB\n`);
+if (tracer) {
+  const exited = new Promise((r) => tracer.once('exit', r));
+  tracer.kill('SIGINT');
+  await exited;
+  const total = N * ROUNDS + 50;
+  process.stderr.write(`strace -c over ${total} requests (${resolve(STRACE)}):\n`);
+  for (const line of readFileSync(resolve(STRACE), 'utf8').split('\n')) {
+    const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(\d+)?\s*(\w+)$/.exec(line);
+    if (m) {
+      const calls = Number(m[1]);
+      process.stderr.write(
+        `  ${(m[3] as string).padEnd(16)} ${String(calls).padStart(8)} calls  ${(calls / total).toFixed(3)}/req${m[2] ? `  (${m[2]} errors)` : ''}\n`,
+      );
+    }
+  }
+}
 for (const c of clients) c.close();
 await http?.close();
 daemon.kill('SIGTERM');

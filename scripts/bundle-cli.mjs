@@ -1,9 +1,15 @@
-// Bundles the `aivault` CLI into dist/src/cli-bundle/ (ESM, code-split so each command still loads lazily).
-// Why: CLI start-up is dominated by module resolution and CJS-interop parsing of ~100 small files; one
-// bundle cut `aivault invoke` wall time by ~25-30% in bench runs. Native addons stay external.
+// Bundles the `aivault` CLI into dist/src/cli-bundle/, in two parts:
+//  - main.js (the bin): src/cli/aivault.ts, the invoke fast path (src/cli/fast-invoke.ts), as ONE CommonJS
+//    file (a package.json with "type": "commonjs" sits next to it). Why: the ESM loader alone cost ~0.15×
+//    `node -e 0` per call, and `aivault invoke` is what agents run per request (issue 12).
+//  - main.mjs + chunks: the full program (src/cli/main.ts; ESM, code-split so each command still loads
+//    lazily), imported by main.js only when the fast path declines.
+// Why bundle at all: CLI start-up is dominated by module resolution and CJS-interop parsing of ~100 small
+// files; one bundle cut `aivault invoke` wall time by ~25-30% in bench runs. Native addons stay external.
 // The daemon and the worker threads are NOT bundled (piscina loads worker files by path).
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 const outdir = 'dist/src/cli-bundle';
 
@@ -36,6 +42,7 @@ rmSync(outdir, { recursive: true, force: true });
 await build({
   entryPoints: ['src/cli/main.ts'],
   outdir,
+  outExtension: { '.js': '.mjs' },
   bundle: true,
   splitting: true,
   format: 'esm',
@@ -65,3 +72,28 @@ await build({
     js: "import { createRequire as __aivaultCreateRequire } from 'node:module'; const require = __aivaultCreateRequire(import.meta.url);",
   },
 });
+
+// The bin: the fast path in one CommonJS file; `import('./main.js')` (the full program) stays a real
+// dynamic import of the ESM bundle above.
+const fullProgram = {
+  name: 'full-program',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/main\.js$/ }, () => ({ path: './main.mjs', external: true }));
+    // msgpackr's plain entry (pack + unpack): its node entry adds record structures (struct.js; we encode
+    // with useRecords: false), streams and the native extractor, ~30 KB more to compile per call.
+    b.onResolve({ filter: /^msgpackr$/ }, () => ({ path: resolve('node_modules/msgpackr/index.js') }));
+  },
+};
+await build({
+  entryPoints: ['src/cli/aivault.ts'],
+  outfile: `${outdir}/main.js`,
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'warning',
+  plugins: [fullProgram],
+  external: ['msgpackr-extract'],
+  define: { 'process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED': '"true"' },
+});
+writeFileSync(`${outdir}/package.json`, '{ "type": "commonjs" }\n');

@@ -22,10 +22,14 @@
  * file stays open between appends instead of open+write+close per line (that was ~24% of a request
  * worker's busy time, bench/PROFILE.md). Same guarantees: whole lines in one `write` on an O_APPEND
  * descriptor; the line is on its way to the kernel before `append` resolves (same durability as before:
- * written, not fsync'd). Before every write the path is `stat`ed (sync, ~1 µs): a new UTC day, a deleted
- * file (retention, an operator's rm) or a replaced one (logrotate's rename + create) reopens the path, so
- * lines never go to an unlinked inode. `close()` must be called when the owner shuts down; closing waits
- * for writes in flight (FileHandle semantics), so a descriptor number is never reused under a write.
+ * written, not fsync'd). A new UTC day is noticed in memory (the day file's name comes from the event's
+ * timestamp) and rolls to the new file at once. A deleted file (retention, an operator's rm) or a replaced
+ * one (logrotate's rename + create) is noticed by a `stat` of the path at most once per `recheckMs`
+ * (default 1 s, monotonic clock) and reopens the path: a `stat` before every write was one `statx` per
+ * request on the warm path (issue 12); lines written in the ≤ 1 s between a hand deletion and the next
+ * check go to the unlinked inode, the same as any writer that keeps its log open (logrotate's
+ * copytruncate mode loses nothing). `close()` must be called when the owner shuts down; closing waits for
+ * writes in flight (FileHandle semantics), so a descriptor number is never reused under a write.
  *
  * Retention: on append, at most once per process per UTC day, day files beyond
  * config.auditRetentionDays are deleted oldest first. AIVAULT_DISABLE_DISK_LOGS → nothing is written and
@@ -144,7 +148,14 @@ export interface AuditLogOptions {
    * written unsealed, and `audit verify` reports them. Asked once; a miss is retried after 5 s.
    */
   readonly sealKey?: () => Promise<Uint8Array | undefined>;
+  /**
+   * keepOpen: how often (ms, monotonic) the open day file's path is checked for deletion or replacement.
+   * 0 checks before every write. Default 1000.
+   */
+  readonly recheckMs?: number;
 }
+
+const DEFAULT_RECHECK_MS = 1000;
 
 /** How long a failed sealKey() answer is reused before asking again (a locked vault, a crypto restart). */
 const SEAL_KEY_RETRY_MS = 5000;
@@ -170,6 +181,9 @@ export class AuditLog {
   readonly #disabled: boolean;
   readonly #retentionDays: number;
   readonly #keepOpen: boolean;
+  readonly #recheckMs: number;
+  /** performance.now() of the last check that the open day file is still what its path names. */
+  #checkedAt = 0;
   #dirReady = false;
   /** keepOpen: the open day file, and an open in progress (one at a time). */
   #open: OpenDayFile | undefined;
@@ -193,6 +207,7 @@ export class AuditLog {
     this.#disabled = config.disableDiskLogs;
     this.#retentionDays = config.auditRetentionDays;
     this.#keepOpen = opts.keepOpen === true;
+    this.#recheckMs = Math.max(0, opts.recheckMs ?? DEFAULT_RECHECK_MS);
     this.#sealKey = opts.sealKey;
   }
 
@@ -375,13 +390,22 @@ export class AuditLog {
     }
   }
 
-  /** The open day file if it is still what `file` names (same day, same inode), else undefined. */
+  /**
+   * The open day file if it is still what `file` names, else undefined. Same day: compared in memory.
+   * Same inode: checked with a sync `stat` (~1 µs) only when `recheckMs` has passed since the last check,
+   * so a warm writer makes no filesystem call besides its batched `write`.
+   */
   #current(file: string): OpenDayFile | undefined {
     const cur = this.#open;
     if (!cur || cur.file !== file) return undefined;
+    const now = performance.now();
+    if (now - this.#checkedAt < this.#recheckMs) return cur;
     try {
       const st = statSync(file, { throwIfNoEntry: false });
-      if (st && st.ino === cur.ino && st.dev === cur.dev) return cur;
+      if (st && st.ino === cur.ino && st.dev === cur.dev) {
+        this.#checkedAt = now;
+        return cur;
+      }
     } catch {
       // unreadable path: reopen, which reports the real error
     }
@@ -407,6 +431,7 @@ export class AuditLog {
       }
       const old = this.#open;
       this.#open = next;
+      this.#checkedAt = performance.now(); // just opened by path: it is what the path names
       // FileHandle.close waits for that handle's writes in flight before the descriptor is released.
       if (old) void old.fh.close().catch(() => undefined);
       return next;

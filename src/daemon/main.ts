@@ -28,7 +28,7 @@ import { readSystemLayout, type SystemLayout } from '../config/system.js';
 import { disableDumpable } from './dumpable.js';
 import { writeRunFile } from './run-dir.js';
 import { setPolicySealSource } from '../vault/policy-seal.js';
-import { DEFAULT_WORKER_HEAP_MB, workerResourceLimits } from './worker-limits.js';
+import { DEFAULT_WORKER_HEAP_MB, DEFAULT_WORKER_YOUNG_MB, workerResourceLimits } from './worker-limits.js';
 import { startVaultWatcher } from './vault-watcher.js';
 import { vaultPaths } from '../vault/paths.js';
 import { startHttpsProxy, type HttpsProxyServer } from './https-proxy/server.js';
@@ -324,7 +324,8 @@ Options:
 Environment: AIVAULT_DIR, AIVAULT_FLEET_*, AIVAULTD_SOCKET, AIVAULTD_SOCKET_MODE, AIVAULTD_SOCKET_DIR_MODE, AIVAULTD_WORKERS,
 AIVAULTD_HTTP, AIVAULTD_HTTPS_PROXY, AIVAULTD_HTTP_ALLOW_REMOTE,
 AIVAULTD_WORKER_HEAP_MB (V8 heap limit of each worker thread in MB, default ${DEFAULT_WORKER_HEAP_MB}; a worker
-over it is restarted),
+over it is restarted), AIVAULTD_WORKER_YOUNG_MB (V8 young generation of each worker in MB, default
+${DEFAULT_WORKER_YOUNG_MB}),
 AIVAULT_DEV_* (honoured only by a vault created with \`aivault init --dev\`).
 
 On Linux aivaultd makes itself non-dumpable (no ptrace or /proc/<pid>/mem reads by the same user) and

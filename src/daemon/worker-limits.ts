@@ -5,6 +5,11 @@
  * before anything notices; with it, a runaway worker dies with ERR_WORKER_OUT_OF_MEMORY and the pool
  * replaces it (issue 12: idle RSS ≤ 120 MB, ≤ 150 MB at 1,000 open streams). Request and response bodies
  * are Buffers (memory outside the V8 heap), so the limit bounds the JS objects, not the bytes relayed.
+ *
+ * Young generation (`maxYoungGenerationSizeMb`, $AIVAULTD_WORKER_YOUNG_MB, default 8): V8 sizes each
+ * isolate's new space up to 3 × 16 MB semi-spaces on 64-bit and grows it under load; a broker's per-call
+ * garbage is short-lived and small, so a smaller nursery costs a few more (cheap) scavenges and saves tens
+ * of MB per worker under load (bench/PROFILE.md, Memory).
  */
 import type { ResourceLimits } from 'node:worker_threads';
 import { AivaultError } from '../errors.js';
@@ -13,17 +18,25 @@ export const WORKER_HEAP_ENV = 'AIVAULTD_WORKER_HEAP_MB';
 export const DEFAULT_WORKER_HEAP_MB = 96;
 /** Below this a worker cannot even load its modules and the pool would restart it forever. */
 const MIN_WORKER_HEAP_MB = 32;
+export const WORKER_YOUNG_ENV = 'AIVAULTD_WORKER_YOUNG_MB';
+export const DEFAULT_WORKER_YOUNG_MB = 8;
+const MIN_WORKER_YOUNG_MB = 2;
 
-/** The limits for one worker: old space from $AIVAULTD_WORKER_HEAP_MB (default 96 MB). */
+/** The limits for one worker: old space from $AIVAULTD_WORKER_HEAP_MB (default 96 MB), young space from
+ * $AIVAULTD_WORKER_YOUNG_MB (default 8 MB). */
 export function workerResourceLimits(env: NodeJS.ProcessEnv = process.env): ResourceLimits {
-  const raw = env[WORKER_HEAP_ENV];
-  if (raw === undefined || raw.trim() === '') return { maxOldGenerationSizeMb: DEFAULT_WORKER_HEAP_MB };
+  return {
+    maxOldGenerationSizeMb: megabytes(env, WORKER_HEAP_ENV, DEFAULT_WORKER_HEAP_MB, MIN_WORKER_HEAP_MB),
+    maxYoungGenerationSizeMb: megabytes(env, WORKER_YOUNG_ENV, DEFAULT_WORKER_YOUNG_MB, MIN_WORKER_YOUNG_MB),
+  };
+}
+
+function megabytes(env: NodeJS.ProcessEnv, name: string, def: number, min: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return def;
   const mb = Number(raw);
-  if (!Number.isInteger(mb) || mb < MIN_WORKER_HEAP_MB) {
-    throw new AivaultError(
-      'usage',
-      `${WORKER_HEAP_ENV}=${raw}: must be a whole number of megabytes, at least ${MIN_WORKER_HEAP_MB}`,
-    );
+  if (!Number.isInteger(mb) || mb < min) {
+    throw new AivaultError('usage', `${name}=${raw}: must be a whole number of megabytes, at least ${min}`);
   }
-  return { maxOldGenerationSizeMb: mb };
+  return mb;
 }

@@ -1,6 +1,7 @@
 /**
  * Thin aivaultd client: one WebSocket over the unix socket, many concurrent calls multiplexed by id.
- * Loaded by the CLI on every invoke, so it imports only `ws`, the frame codec and the error model.
+ * Loaded by the CLI on every invoke, so it imports only our unix-socket WebSocket client (unix-ws.ts, not
+ * `ws`: see there), the frame codec and the error model.
  * Never sees a secret: it sends envelopes and receives sanitized responses.
  *
  * @example
@@ -8,7 +9,6 @@
  * const res = await client.invoke({ capability: 'openai/models', request: { method: 'GET', path: '/v1/models' } });
  * client.close();
  */
-import WebSocket from 'ws';
 import { AivaultError, fromWire } from '../errors.js';
 import type { Envelope, HeaderList } from '../broker/types.js';
 import {
@@ -20,6 +20,7 @@ import {
   type FrameId,
   type WireContext,
 } from './frames.js';
+import { openUnixWs, type UnixWs } from './unix-ws.js';
 
 export interface InvokeOptions {
   timeoutMs?: number;
@@ -77,12 +78,7 @@ interface Pending {
 /** Connect to aivaultd. Rejects with `daemon_unavailable` when nothing listens on the socket. */
 export function connect(opts: ConnectOptions): Promise<DaemonClient> {
   const highWater = opts.highWaterMark ?? 4 * 1024 * 1024;
-  const ws = new WebSocket(`ws+unix:${opts.socketPath}:/`, {
-    maxPayload: MAX_FRAME_BYTES + 1024,
-    perMessageDeflate: false,
-    handshakeTimeout: opts.connectTimeoutMs ?? 5000,
-  });
-  ws.binaryType = 'nodebuffer';
+  let ws!: UnixWs;
   const pending = new Map<FrameId, Pending>();
   const pings: (() => void)[] = [];
   let nextId = 1;
@@ -111,10 +107,10 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
 
   const send = (frame: Parameters<typeof encodeFrame>[0]): void => {
     if (closedErr) throw closedErr;
-    ws.send(encodeFrame(frame), { binary: true });
+    ws.send(encodeFrame(frame));
   };
 
-  ws.on('message', (data: Buffer, isBinary: boolean) => {
+  const onMessage = (data: Buffer, isBinary: boolean): void => {
     if (!isBinary) return;
     const res = decodeDaemonFrame(data);
     if (!res.ok) return; // a broken frame from the daemon cannot be routed; ignore it
@@ -125,7 +121,7 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
     }
     if (frame.id === undefined) return;
     pending.get(frame.id)?.onFrame(frame);
-  });
+  };
 
   const fail = (err: AivaultError): void => {
     if (closedErr) return;
@@ -134,9 +130,8 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
     pending.clear();
     resolveClosed();
   };
-  ws.on('close', (code: number) =>
-    fail(new AivaultError('daemon_unavailable', `connection to aivaultd closed (code ${code})`)),
-  );
+  const onClose = (code: number): void =>
+    fail(new AivaultError('daemon_unavailable', `connection to aivaultd closed (code ${code})`));
 
   const call = (id: FrameId, p: Pending): void => {
     pending.set(id, p);
@@ -337,21 +332,24 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
     },
   };
 
-  return new Promise<DaemonClient>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      reject(
-        new AivaultError('daemon_unavailable', `cannot connect to aivaultd at ${opts.socketPath}`, {
-          cause: err.code ?? 'error',
-        }),
-      );
-    };
-    ws.once('error', onError);
-    ws.once('open', () => {
-      ws.off('error', onError);
-      ws.on('error', () => undefined); // 'close' follows and fails pending calls
-      resolve(client);
-    });
-  });
+  return openUnixWs(
+    {
+      socketPath: opts.socketPath,
+      maxPayload: MAX_FRAME_BYTES + 1024,
+      handshakeTimeoutMs: opts.connectTimeoutMs ?? 5000,
+    },
+    { message: onMessage, close: onClose },
+  ).then(
+    (open) => {
+      ws = open;
+      return client;
+    },
+    (err: NodeJS.ErrnoException) => {
+      throw new AivaultError('daemon_unavailable', `cannot connect to aivaultd at ${opts.socketPath}`, {
+        cause: err.code ?? 'error',
+      });
+    },
+  );
 }
 
 function timeout(ms: number | undefined): { timeoutMs?: number } {

@@ -7,12 +7,16 @@ import { once } from 'node:events';
 import { AivaultError } from '../../errors.js';
 import type { Envelope, RequestContext } from '../../broker/types.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
-import { optBool, optList, optString, parseCount } from '../context.js';
+import { optBool, optString, parseCount } from '../context.js';
 import { buildEnvelope, type CapabilityDefaults } from '../envelope-args.js';
-import { shapeJson, toMarkdown } from '../response-format.js';
-import { toJson } from '../output.js';
-
-type Mode = 'raw' | 'json' | 'markdown';
+import {
+  contextFrom,
+  scrubNotice,
+  shapeInvokeResult,
+  upstreamFailed,
+  type InvokeAnswer,
+  type Mode,
+} from '../invoke-result.js';
 
 async function capabilityDefaults(
   ctx: CliContext,
@@ -39,33 +43,8 @@ async function capabilityDefaults(
   return custom.allow;
 }
 
-function contextFrom(opts: CommandOptions): RequestContext {
-  const workspaceId = optString(opts, 'workspaceId');
-  const groupId = optString(opts, 'groupId');
-  const clientIp = optString(opts, 'clientIp');
-  return {
-    ...(workspaceId ? { workspaceId } : {}),
-    ...(groupId ? { groupId } : {}),
-    ...(clientIp ? { clientIp } : {}),
-  };
-}
-
 async function writeOut(stream: NodeJS.WriteStream, data: Uint8Array): Promise<void> {
   if (!stream.write(data)) await once(stream, 'drain');
-}
-
-function upstreamFailed(status: number): boolean {
-  return status >= 400;
-}
-
-/** One stderr line when the daemon replaced reflected secret values (joined with any other notice). */
-function scrubNotice(scrubbed: number | undefined, other?: string): { notice?: string } {
-  const lines = other ? [other] : [];
-  if (scrubbed)
-    lines.push(
-      `warning: the upstream response reflected a secret; ${scrubbed} occurrence(s) were redacted (see aivault audit)`,
-    );
-  return lines.length > 0 ? { notice: lines.join('\n') } : {};
 }
 
 async function streamInvoke(
@@ -111,7 +90,7 @@ async function execute(
   const timeoutMs = timeoutRaw === undefined ? undefined : parseCount(timeoutRaw, '--timeout-ms');
   if (mode === 'raw' && optBool(opts, 'stream')) return streamInvoke(ctx, envelope, context, timeoutMs);
 
-  let res: { status: number; body: Uint8Array; scrubbed?: number; auditError?: string };
+  let res: InvokeAnswer;
   if (ctx.config.daemonDisable) {
     const { refuseInProcessWhileServed } = await import('../daemon-link.js');
     await refuseInProcessWhileServed(ctx.config);
@@ -140,46 +119,7 @@ async function execute(
       client.close();
     }
   }
-  const failed = upstreamFailed(res.status);
-  const notice =
-    [
-      failed ? `upstream returned HTTP ${res.status}` : undefined,
-      res.auditError !== undefined ? `warning: audit event not written: ${res.auditError}` : undefined,
-    ]
-      .filter((n) => n !== undefined)
-      .join('\n') || undefined;
-  const text = Buffer.from(res.body.buffer, res.body.byteOffset, res.body.byteLength).toString('utf8');
-
-  if (mode === 'raw') {
-    return {
-      json: { status: res.status, body: text },
-      human: () => text,
-      raw: res.body,
-      exitCode: failed ? 1 : 0,
-      ...scrubNotice(res.scrubbed, notice),
-    };
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new AivaultError(
-      'invalid_request',
-      `the upstream response (HTTP ${res.status}) is not JSON; use aivault invoke for raw output`,
-    );
-  }
-  const shape = {
-    excludeFields: optList(opts, 'excludeField'),
-    wrapFields: optList(opts, 'wrapField'),
-    ...(optString(opts, 'namespace') ? { namespace: optString(opts, 'namespace') } : {}),
-  };
-  const shaped = mode === 'json' ? shapeJson(parsed, shape) : toMarkdown(parsed, shape);
-  return {
-    json: { status: res.status, body: mode === 'json' ? shaped : parsed },
-    human: () => (mode === 'json' ? toJson(shaped) : (shaped as string)),
-    exitCode: failed ? 1 : 0,
-    ...scrubNotice(res.scrubbed, notice),
-  };
+  return shapeInvokeResult(res, opts, mode);
 }
 
 export const invoke = (

@@ -80,9 +80,12 @@ describe('AuditLog', () => {
 });
 
 describe('AuditLog keepOpen (the daemon pipeline: one open day file)', () => {
-  const keepOpen = () => {
+  const keepOpen = (recheckMs?: number) => {
     const cfg = configFor(tempDir('aivault-audit-open-'));
-    return new AuditLog(cfg, vaultPaths(cfg), { keepOpen: true });
+    return new AuditLog(cfg, vaultPaths(cfg), {
+      keepOpen: true,
+      ...(recheckMs !== undefined ? { recheckMs } : {}),
+    });
   };
   const lines = (file: string) =>
     readFileSync(file, 'utf8')
@@ -102,7 +105,7 @@ describe('AuditLog keepOpen (the daemon pipeline: one open day file)', () => {
   });
 
   it('reopens on a new UTC day and when the day file is deleted or replaced (rotation)', async () => {
-    const log = keepOpen();
+    const log = keepOpen(0); // check the path before every write
     onTestFinished(() => log.close());
     const base = Date.UTC(2026, 0, 10, 23, 59);
     await log.append({ kind: 'invoke', tsMs: base, secretName: 'A' });
@@ -117,6 +120,33 @@ describe('AuditLog keepOpen (the daemon pipeline: one open day file)', () => {
     await log.append({ kind: 'invoke', tsMs: base + DAY, secretName: 'D' });
     expect(lines(log.fileFor(base + DAY))).toEqual(['D']);
     expect(lines(`${log.fileFor(base + DAY)}.1`)).toEqual(['C']);
+  });
+
+  it('warm: no stat per write; a deleted or replaced day file is noticed within recheckMs and re-created', async () => {
+    let now = 1_000_000;
+    vi.spyOn(performance, 'now').mockImplementation(() => now);
+    onTestFinished(() => {
+      vi.restoreAllMocks();
+    });
+    const log = keepOpen(); // default: check at most once a second
+    onTestFinished(() => log.close());
+    const file = log.fileFor(Date.now());
+    await log.append({ kind: 'invoke', secretName: 'A' });
+    rmSync(file);
+    // Inside the interval the open descriptor is trusted without a stat: B goes to the unlinked inode.
+    now += 500;
+    await log.append({ kind: 'invoke', secretName: 'B' });
+    expect(existsSync(file)).toBe(false);
+    now += 600; // interval passed: the path is checked, found gone, and re-created
+    await log.append({ kind: 'invoke', secretName: 'C' });
+    expect(lines(file)).toEqual(['C']);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    renameSync(file, `${file}.1`); // logrotate: rename + create
+    writeFileSync(file, '', { mode: 0o600 });
+    now += 1001;
+    await log.append({ kind: 'invoke', secretName: 'D' });
+    expect(lines(file)).toEqual(['D']);
+    expect(lines(`${file}.1`)).toEqual(['C']);
   });
 
   it('close() releases the descriptor; appends after close still land (open+close per line)', async () => {

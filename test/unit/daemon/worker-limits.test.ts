@@ -1,4 +1,4 @@
-// Worker heap limits: parsed from AIVAULTD_WORKER_HEAP_MB, and actually applied to the pool's real
+// Worker heap limits: parsed from AIVAULTD_WORKER_HEAP_MB / _YOUNG_MB, and actually applied to the pool's real
 // request workers and crypto worker.
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Worker } from 'node:worker_threads';
@@ -8,22 +8,26 @@ import { workerResourceLimits } from '../../../src/daemon/worker-limits.js';
 import { createDevVault } from '../../support/dev-vault.js';
 
 describe('workerResourceLimits', () => {
-  it('defaults to a 96 MB old space and honours AIVAULTD_WORKER_HEAP_MB', () => {
-    expect(workerResourceLimits({})).toEqual({ maxOldGenerationSizeMb: 96 });
-    expect(workerResourceLimits({ AIVAULTD_WORKER_HEAP_MB: '' })).toEqual({ maxOldGenerationSizeMb: 96 });
-    expect(workerResourceLimits({ AIVAULTD_WORKER_HEAP_MB: '200' })).toEqual({
+  it('defaults to a 96 MB old space and an 8 MB young space, and honours the two variables', () => {
+    const def = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 8 };
+    expect(workerResourceLimits({})).toEqual(def);
+    expect(workerResourceLimits({ AIVAULTD_WORKER_HEAP_MB: '', AIVAULTD_WORKER_YOUNG_MB: '' })).toEqual(def);
+    expect(workerResourceLimits({ AIVAULTD_WORKER_HEAP_MB: '200', AIVAULTD_WORKER_YOUNG_MB: '16' })).toEqual({
       maxOldGenerationSizeMb: 200,
+      maxYoungGenerationSizeMb: 16,
     });
   });
 
   it('refuses nonsense as a usage error naming the variable', () => {
-    for (const bad of ['abc', '12.5', '-1', '8']) {
-      expect(() => workerResourceLimits({ AIVAULTD_WORKER_HEAP_MB: bad })).toThrow(
-        expect.objectContaining({
-          code: 'usage',
-          message: expect.stringContaining('AIVAULTD_WORKER_HEAP_MB'),
-        }),
-      );
+    for (const [name, bads] of [
+      ['AIVAULTD_WORKER_HEAP_MB', ['abc', '12.5', '-1', '8']],
+      ['AIVAULTD_WORKER_YOUNG_MB', ['abc', '1.5', '1']],
+    ] as const) {
+      for (const bad of bads) {
+        expect(() => workerResourceLimits({ [name]: bad })).toThrow(
+          expect.objectContaining({ code: 'usage', message: expect.stringContaining(name) }),
+        );
+      }
     }
   });
 
@@ -55,6 +59,7 @@ describe('DaemonPool workers run under the heap limit', () => {
     await expect.poll(() => inner.piscina.threads.length).toBe(2);
     for (const w of [...inner.piscina.threads, inner.crypto]) {
       await expect.poll(() => w.resourceLimits?.maxOldGenerationSizeMb).toBe(80);
+      expect(w.resourceLimits?.maxYoungGenerationSizeMb).toBe(8);
     }
   });
 });
