@@ -447,6 +447,8 @@ export class DaemonPool {
 
   /** Called after every successful unlock (e.g. the HTTPS proxy creates its CA then). */
   readonly onUnlocked = new Set<() => void>();
+  /** Called after every successful lock (the HTTPS proxy closes its tunnels and forgets its CA key). */
+  readonly onLocked = new Set<() => void>();
 
   /** Forward an operator frame to the crypto worker. */
   operator(
@@ -459,6 +461,7 @@ export class DaemonPool {
       this.control.set(rid, (r) => {
         if (!r.ok) return reject(fromWire(r.error as WireError));
         if (op === 'unlock') for (const f of this.onUnlocked) f();
+        if (op === 'lock') for (const f of this.onLocked) f();
         // The status frame also reports the vault generation and every thread's cache hits/misses.
         resolve(op === 'status' ? { ...r.data, ...this.generation.stats() } : r.data);
       });
