@@ -5,7 +5,7 @@
  *   the client never sees it (nor its placeholder reaching the upstream); a capability that does not allow
  *   the upgrade (GET) is refused with our JSON error before anything is dialled;
  * - revoking the proxy token closes open tunnels promptly (an SSE stream in flight, a WebSocket with 1008),
- *   and a request on a tunnel opened before the revoke gets 407.
+ *   and a request on a tunnel opened before the revoke gets 407; locking the vault closes them at once.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -241,5 +241,34 @@ describe('a tunnel opened before the token was revoked', () => {
     expect(JSON.parse(r.body)).toMatchObject({ error: 'token_invalid' });
     expect(fx.upstream.requests.length).toBe(before);
     expect(r.reused).toBe(true); // on the tunnel opened before the revoke, not a new CONNECT
+  }, 30_000);
+
+  it('locking the vault ends an SSE stream in flight at once (no re-check tick needed)', async () => {
+    const token = await fx.mint({ capabilities: ['echo/api'] });
+    const raw = await tunnel(fx, 'upstream.test:443', token);
+    let lockedAt = 0;
+    const r = await new Promise<{ complete: boolean }>((resolve, reject) => {
+      const req = httpsRequest(
+        {
+          host: 'upstream.test',
+          path: '/sse?n=200&interval=100',
+          createConnection: () => innerTls(fx, raw, 'upstream.test'),
+        },
+        (res) => {
+          res.once('data', () => {
+            lockedAt = Date.now();
+            fx.daemon.pool.operator('lock').catch(reject);
+          });
+          res.once('close', () => resolve({ complete: res.complete }));
+        },
+      );
+      req.once('error', () => resolve({ complete: false }));
+      req.end();
+    });
+    expect(lockedAt).toBeGreaterThan(0);
+    expect(r.complete).toBe(false);
+    expect(Date.now() - lockedAt).toBeLessThan(3000);
+    // While locked, a new CONNECT gets no leaf certificate (the CA key is not held any more).
+    await expect(tunnel(fx, 'upstream.test:443', token)).rejects.toThrow(/CONNECT refused: HTTP\/1\.1 5\d\d/);
   }, 30_000);
 });
