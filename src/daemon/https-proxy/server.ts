@@ -8,9 +8,11 @@
  * - Every CONNECT needs a proxy token as proxy credentials (`Proxy-Authorization: Basic`, password =
  *   `avp_…`): missing/invalid → 407.
  * - A host served by a capability the token grants: `200`, then TLS terminated with a leaf cert from the
- *   vault's CA (ca.ts); each inner request is matched to a capability (match.ts) and dispatched through
- *   the request workers exactly like `/v/` passthrough (pool.startCall with a passthrough envelope), so
- *   policy, auth injection, scrubbing and audit are the same code.
+ *   vault's CA (ca.ts); each inner request is dispatched through the request workers exactly like `/v/`
+ *   passthrough (pool.startCall with the passthrough form: the worker matches the capability), so
+ *   policy, auth injection, scrubbing and audit are the same code. A WebSocket upgrade inside the tunnel
+ *   is matched here (match.ts) and relayed by the worker's WebSocket half (http-ws-upstream.ts).
+ * - A tunnel lives only as long as its token: revoked/expired tokens and a vault lock close it.
  * - A host on the token's `tunnelHosts`: a blind tunnel (no termination, no injection).
  * - Any other host: 403 naming the host and `aivault run --tunnel-host HOST`. Never a silent tunnel.
  * No secret value ever reaches this thread.
@@ -36,6 +38,7 @@ import { AuditLog, type AuditInput } from '../../audit/audit-log.js';
 import { vaultPaths } from '../../vault/index.js';
 import { TokenVerifier, type ProxyTokenRecord } from '../../tokens/tokens.js';
 import type { DaemonPool } from '../pool.js';
+import type { CallRequest } from '../../pipeline/call-port.js';
 import { isLoopbackPeer } from '../http-passthrough.js';
 import { PASSTHROUGH_DROP, WS_TOKEN_RECHECK_MS } from '../http-server.js';
 import { sendableCloseCode } from '../http-ws-upstream.js';
@@ -101,12 +104,15 @@ interface Refusal {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-/** An inner request matched to a capability, ready for the request worker. */
+/** An inner request ready for the request worker. */
 interface Prepared {
   readonly method: string;
-  readonly capability: string;
+  /** Matched on this thread only when it must be (a WebSocket connect, or several credentials serve the host). */
+  readonly capability: string | undefined;
   readonly credential: Credential;
-  readonly pathAndQuery: string;
+  readonly path: string;
+  /** The query without placeholder parameters ('' when none). */
+  readonly query: string;
   readonly headers: [string, string][];
 }
 
@@ -182,8 +188,10 @@ export async function startHttpsProxy(
   opts: HttpsProxyOptions,
 ): Promise<HttpsProxyServer> {
   const paths = vaultPaths(config);
-  const verifier = new TokenVerifier(config.vaultDir);
-  const snapshot = createCatalogCache(paths, registry);
+  // Keyed on the vault generation (bumped by writers and the vault watcher), like the HTTP listener's: no
+  // stat of tokens.json or the catalog files per inner request.
+  const verifier = new TokenVerifier(config.vaultDir, Date.now, pool.generation);
+  const snapshot = createCatalogCache(paths, registry, pool.generation);
   const auditLog = new AuditLog(config, paths, { sealKey: () => pool.auditKey() });
   const audit = (event: AuditInput): void => {
     auditLog.append(event).catch((err: unknown) => {
@@ -285,7 +293,11 @@ export async function startHttpsProxy(
    * still valid, origin-form path, placeholder keys only for their own provider's host, a capability
    * matched by host + method + path, the caller's auth headers and placeholders dropped.
    */
-  const prepare = async (req: IncomingMessage, t: Tunnel): Promise<Refusal | Prepared> => {
+  const prepare = async (
+    req: IncomingMessage,
+    t: Tunnel,
+    needCapability: boolean,
+  ): Promise<Refusal | Prepared> => {
     const method = (req.method ?? 'GET').toUpperCase();
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -307,13 +319,21 @@ export async function startHttpsProxy(
       return refusalOf(new AivaultError('invalid_request', 'inner requests use origin-form paths'));
     }
     // Placeholder keys: a provider's placeholder goes only to that provider's host.
-    const own = new Set(t.credentials.map((c) => c.provider));
-    const found: string[] = [];
-    for (let i = 1; i < req.rawHeaders.length; i += 2) {
-      found.push(...placeholderProviders(req.rawHeaders[i] as string));
+    const raw = req.rawHeaders;
+    /** Per header value: does it carry a placeholder (computed once, used for the refusal and the drop). */
+    const carries: boolean[] = [];
+    let foreign: string | undefined;
+    const own = (p: string): boolean => t.credentials.some((c) => c.provider === p);
+    for (let i = 1; i < raw.length; i += 2) {
+      const found = placeholderProviders(raw[i] as string);
+      carries.push(found.length > 0);
+      foreign ??= found.find((p) => !own(p));
     }
-    found.push(...placeholderProviders(query), ...placeholderProviders(safeDecode(query)));
-    const foreign = found.find((p) => !own.has(p));
+    if (query !== '') {
+      foreign ??= [...placeholderProviders(query), ...placeholderProviders(safeDecode(query))].find(
+        (p) => !own(p),
+      );
+    }
     if (foreign !== undefined) {
       const r = refusalOf(
         new AivaultError(
@@ -329,41 +349,43 @@ export async function startHttpsProxy(
       });
       return r;
     }
-    const snap = await snapshot();
-    const m = matchInner({
-      snapshot: snap,
-      registry,
-      credentials: t.credentials,
-      method,
-      path,
-      tokenCapabilities: t.token.capabilities,
-    });
-    if (!m.ok) {
-      const r = refusalOf(m.error);
-      audit({ ...base, errorCode: r.wire.error, note: 'https proxy: no capability matched' });
-      return r;
+    // With one credential for the host (the usual case) a plain request is matched in the request worker
+    // (the /v/ passthrough form), which re-checks the full policy either way: no catalog work here.
+    let capability: string | undefined;
+    let cred = t.credentials[0] as Credential;
+    if (needCapability || t.credentials.length > 1) {
+      const m = matchInner({
+        snapshot: await snapshot(),
+        registry,
+        credentials: t.credentials,
+        method,
+        path,
+        tokenCapabilities: t.token.capabilities,
+      });
+      if (!m.ok) {
+        const r = refusalOf(m.error);
+        audit({ ...base, errorCode: r.wire.error, note: 'https proxy: no capability matched' });
+        return r;
+      }
+      capability = m.value.capability;
+      cred = m.value.credential;
     }
-    const cred = m.value.credential;
-    const drop = new Set([...DROP, ...authHeaderNames(cred.auth)]);
+    const authNames = authHeaderNames(cred.auth);
     const headers: [string, string][] = [];
-    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-      const name = (req.rawHeaders[i] as string).toLowerCase();
-      const value = req.rawHeaders[i + 1] as string;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = (raw[i] as string).toLowerCase();
       // A header carrying our own placeholder is the caller's stand-in key: the worker injects the real one.
-      if (drop.has(name) || placeholderProviders(value).length > 0) continue;
-      headers.push([name, value]);
+      if (carries[i >> 1] === true || DROP.has(name) || authNames.includes(name)) continue;
+      headers.push([name, raw[i + 1] as string]);
     }
-    const keptQuery = query
-      .split('&')
-      .filter((kv) => kv !== '' && placeholderProviders(safeDecode(kv)).length === 0)
-      .join('&');
-    return {
-      method,
-      capability: m.value.capability,
-      credential: cred,
-      pathAndQuery: keptQuery ? `${path}?${keptQuery}` : path,
-      headers,
-    };
+    const keptQuery =
+      query === ''
+        ? ''
+        : query
+            .split('&')
+            .filter((kv) => kv !== '' && placeholderProviders(safeDecode(kv)).length === 0)
+            .join('&');
+    return { method, capability, credential: cred, path, query: keptQuery, headers };
   };
 
   const handleInner = (req: IncomingMessage, res: ServerResponse): void => {
@@ -373,7 +395,7 @@ export async function startHttpsProxy(
       return;
     }
     void (async () => {
-      const p = await prepare(req, t);
+      const p = await prepare(req, t, false);
       if ('status' in p) {
         sendRefusal(res, p);
         if (p === TOKEN_GONE) res.once('finish', () => req.socket.destroy());
@@ -387,17 +409,35 @@ export async function startHttpsProxy(
         );
         return;
       }
-      const envelope: Envelope = {
-        capability: p.capability,
-        credential: p.credential.id,
-        request: {
-          method: p.method,
-          path: p.pathAndQuery,
-          headers: p.headers,
-          ...(body.byteLength > 0 ? { bodyBase64: body.toString('base64') } : {}),
-        },
-      };
-      dispatch(req, res, envelope, t);
+      // The body is transferred to the worker, not copied or base64-encoded on this thread.
+      const hasBody = body.byteLength > 0;
+      const call: CallRequest =
+        p.capability === undefined
+          ? {
+              passthrough: {
+                credential: p.credential.id,
+                method: p.method,
+                path: p.path,
+                query: p.query,
+                headers: p.headers,
+              },
+              ...(hasBody ? { body: body.buffer } : {}),
+            }
+          : {
+              envelope: {
+                capability: p.capability,
+                credential: p.credential.id,
+                request: {
+                  method: p.method,
+                  path: p.query ? `${p.path}?${p.query}` : p.path,
+                  headers: p.headers,
+                  ...(hasBody
+                    ? { bodyBase64: Buffer.from(body.buffer, 0, body.byteLength).toString('base64') }
+                    : {}),
+                },
+              } satisfies Envelope,
+            };
+      dispatch(req, res, call, t);
     })().catch((err: unknown) => sendError(res, err));
   };
 
@@ -432,9 +472,9 @@ export async function startHttpsProxy(
         refuse(refusalOf(new AivaultError('invalid_request', 'only WebSocket upgrades are relayed')));
         return;
       }
-      const p = await prepare(req, t);
-      if ('status' in p) {
-        refuse(p);
+      const p = await prepare(req, t, true);
+      if ('status' in p || p.capability === undefined) {
+        refuse('status' in p ? p : refusalOf(new AivaultError('internal', 'no capability matched')));
         return;
       }
       // Subprotocols go to the upstream, minus any carrying a placeholder key (e.g. a browser-style
@@ -446,7 +486,7 @@ export async function startHttpsProxy(
       const connect: WsConnect = {
         capability: p.capability,
         credential: p.credential.id,
-        path: p.pathAndQuery,
+        path: p.query ? `${p.path}?${p.query}` : p.path,
         headers: p.headers.filter(([n]) => !n.startsWith('sec-websocket-')),
         ...(protocols.length > 0 ? { protocols } : {}),
       };
@@ -514,7 +554,7 @@ export async function startHttpsProxy(
   };
 
   /** Run the call on a request worker and stream its answer, with credit-based backpressure. */
-  const dispatch = (req: IncomingMessage, res: ServerResponse, envelope: Envelope, t: Tunnel): void => {
+  const dispatch = (req: IncomingMessage, res: ServerResponse, call: CallRequest, t: Tunnel): void => {
     let finished = false;
     let handle: ReturnType<DaemonPool['startCall']>;
     const writeHead = (status: number, headers: readonly (readonly [string, string])[]): void => {
@@ -528,7 +568,7 @@ export async function startHttpsProxy(
     };
     try {
       handle = pool.startCall(
-        { envelope, context: contextOf(t), stream: true },
+        { ...call, context: contextOf(t), stream: true },
         {
           onMessage: (msg) => {
             if (finished || res.destroyed) return;
@@ -756,8 +796,11 @@ function safeDecode(s: string): string {
   }
 }
 
-/** The whole body, or undefined when it exceeds the bound. */
-function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+/**
+ * The whole body in its own ArrayBuffer (it is transferred to a request worker: never a view on Node's
+ * shared Buffer pool), or undefined when it exceeds the bound.
+ */
+function readBody(req: IncomingMessage): Promise<Uint8Array<ArrayBuffer> | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -770,7 +813,15 @@ function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
       }
       chunks.push(c);
     });
-    req.once('end', () => resolve(Buffer.concat(chunks, total)));
+    req.once('end', () => {
+      const out = new Uint8Array(total);
+      let at = 0;
+      for (const c of chunks) {
+        out.set(c, at);
+        at += c.byteLength;
+      }
+      resolve(out);
+    });
     req.once('error', reject);
   });
 }
