@@ -38,6 +38,7 @@ import { AuditLog, type AuditInput } from '../../audit/audit-log.js';
 import { vaultPaths } from '../../vault/index.js';
 import { TokenVerifier, type ProxyTokenRecord } from '../../tokens/tokens.js';
 import type { DaemonPool } from '../pool.js';
+import { startRelayedCall, type CallRelay, type RelaySink } from '../relay.js';
 import type { CallRequest } from '../../pipeline/call-port.js';
 import { isLoopbackPeer } from '../http-passthrough.js';
 import { PASSTHROUGH_DROP, WS_TOKEN_RECHECK_MS } from '../http-server.js';
@@ -437,7 +438,7 @@ export async function startHttpsProxy(
                 },
               } satisfies Envelope,
             };
-      dispatch(req, res, call, t);
+      dispatch(res, call, t);
     })().catch((err: unknown) => sendError(res, err));
   };
 
@@ -553,10 +554,11 @@ export async function startHttpsProxy(
     })().catch((err: unknown) => refuse(refusalOf(err)));
   };
 
-  /** Run the call on a request worker and stream its answer, with credit-based backpressure. */
-  const dispatch = (req: IncomingMessage, res: ServerResponse, call: CallRequest, t: Tunnel): void => {
-    let finished = false;
-    let handle: ReturnType<DaemonPool['startCall']>;
+  /**
+   * Run the call on a request worker and stream its answer through the shared relay (relay.ts: the same
+   * credits, cancel and terminal semantics, and call events, as every other transport).
+   */
+  const dispatch = (res: ServerResponse, call: CallRequest, t: Tunnel): void => {
     const writeHead = (status: number, headers: readonly (readonly [string, string])[]): void => {
       const grouped: Record<string, string[]> = {};
       for (const [n, v] of headers) {
@@ -566,49 +568,42 @@ export async function startHttpsProxy(
       }
       res.writeHead(status, STATUS_CODES[status], grouped);
     };
+    const sink: RelaySink = {
+      head: (status, headers) => {
+        if (!res.destroyed) writeHead(status, headers);
+      },
+      chunk: (data) => {
+        if (!res.destroyed) res.write(data);
+      },
+      end: () => {
+        if (!res.destroyed) res.end();
+      },
+      full: (status, headers, body) => {
+        if (res.destroyed) return;
+        writeHead(status, headers);
+        res.end(body);
+      },
+      error: (error, headSent) => {
+        if (res.destroyed) return;
+        if (!headSent) sendError(res, fromWire(error));
+        else res.destroy(); // mid-stream failure: the client sees a truncated body
+      },
+    };
+    let relay: CallRelay;
     try {
-      handle = pool.startCall(
+      relay = startRelayedCall(
+        pool,
         { ...call, context: contextOf(t), stream: true },
-        {
-          onMessage: (msg) => {
-            if (finished || res.destroyed) return;
-            switch (msg.t) {
-              case 'head':
-                writeHead(msg.status, msg.headers);
-                return;
-              case 'chunk':
-                if (res.write(Buffer.from(msg.data))) handle.grant(1);
-                else res.once('drain', () => handle.grant(1));
-                return;
-              case 'end':
-                finished = true;
-                res.end();
-                return;
-              case 'full':
-                finished = true;
-                writeHead(msg.status, msg.headers);
-                res.end(Buffer.from(msg.body));
-                return;
-              case 'error':
-                finished = true;
-                if (!res.headersSent) sendError(res, fromWire(msg.error));
-                else res.destroy(); // mid-stream failure: the client sees a truncated body
-                return;
-            }
-          },
-        },
+        sink,
+        () => !res.writableNeedDrain,
+        () => res.once('drain', () => relay.drained()),
       );
     } catch (err) {
       sendError(res, err);
       return;
     }
-    res.once('close', () => {
-      if (finished) return;
-      finished = true;
-      handle.abort();
-      handle.grant(1);
-    });
-    void req;
+    // The client went away (or the tunnel was closed on revoke): stop the worker's call.
+    res.once('close', () => relay.stop());
   };
 
   const onConnect = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {

@@ -74,6 +74,15 @@ function nextMessage(ws: WebSocket): Promise<{ data: Buffer; binary: boolean }> 
   });
 }
 
+/** Resolves once `cond` holds (polled), rejects after `ms`. */
+async function until(cond: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** The id of the only proxy token with this label. */
 async function tokenId(fx: HttpFixture, label: string): Promise<string> {
   const t = (await listTokens(fx.config.vaultDir)).find((i) => i.kind === 'proxy' && i.label === label);
@@ -162,6 +171,7 @@ describe('WebSocket clients through the HTTPS proxy', () => {
 
   it('revoking the token ends an SSE stream in flight; a new CONNECT with it gets 407', async () => {
     const token = await fx.mint({ capabilities: ['echo/api'], label: 'sse-revoke' });
+    const abortedBefore = fx.upstream.aborted.count;
     const raw = await tunnel(fx, 'upstream.test:443', token);
     const events: string[] = [];
     let revokedAt = 0;
@@ -199,6 +209,8 @@ describe('WebSocket clients through the HTTPS proxy', () => {
     expect(r.complete).toBe(false);
     expect(Date.now() - revokedAt).toBeLessThan(5000);
     expect(events.join('')).not.toContain(ECHO_SECRET);
+    // The worker's upstream call was stopped too, not left streaming into nowhere.
+    await until(() => fx.upstream.aborted.count > abortedBefore, 5000);
     await expect(tunnel(fx, 'upstream.test:443', token)).rejects.toThrow(/407/);
   }, 30_000);
 });
