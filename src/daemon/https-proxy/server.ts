@@ -77,6 +77,8 @@ export interface HttpsProxyServer {
   readonly caCertPath: string;
   stopListening(): void;
   closeConnections(): void;
+  /** CONNECT tunnels open now (terminated or blind): what the token re-check watches. */
+  openTunnels(): number;
 }
 
 /** What an inner TLS connection was opened for. */
@@ -266,13 +268,16 @@ export async function startHttpsProxy(
   };
   const openTunnel = (o: OpenTunnel): void => {
     open.add(o);
-    o.sockets[0]?.once('close', () => {
+    // Whichever of its sockets closes first ends the tunnel (a TLSSocket over the raw socket takes its
+    // handle over, so the raw socket alone is not a reliable signal).
+    const gone = (): void => {
       open.delete(o);
       if (open.size === 0 && recheckTimer) {
         clearInterval(recheckTimer);
         recheckTimer = undefined;
       }
-    });
+    };
+    for (const sock of o.sockets) sock.once('close', gone);
     recheckTimer ??= setInterval(() => void recheckTokens(), recheckMs).unref();
   };
   const tunnelOf = new WeakMap<Duplex, OpenTunnel>();
@@ -775,6 +780,7 @@ export async function startHttpsProxy(
       outer.close();
       inner.close();
     },
+    openTunnels: () => open.size,
     closeConnections: () => {
       open.clear();
       for (const s of sockets) s.destroy();

@@ -134,6 +134,8 @@ describe('WebSocket clients through the HTTPS proxy', () => {
     const closed = new Promise<number>((r) => ws.once('close', (c) => r(c)));
     ws.close(1000);
     expect(await closed).toBe(1000);
+    // A finished tunnel is forgotten (not kept for the token re-check until the token expires).
+    await until(() => fx.daemon.httpsProxy?.openTunnels() === 0, 5000);
   }, 30_000);
 
   it('a capability that does not allow the upgrade is refused with our JSON error, nothing dialled', async () => {
