@@ -268,8 +268,8 @@ export async function startHttpsProxy(
   };
   const openTunnel = (o: OpenTunnel): void => {
     open.add(o);
-    // Whichever of its sockets closes first ends the tunnel (a TLSSocket over the raw socket takes its
-    // handle over, so the raw socket alone is not a reliable signal).
+    // Whichever of its sockets closes first ends the tunnel (belt and braces: the raw socket's 'close'
+    // does follow the TLS socket's today, which the WebSocket test checks via openTunnels()).
     const gone = (): void => {
       open.delete(o);
       if (open.size === 0 && recheckTimer) {
