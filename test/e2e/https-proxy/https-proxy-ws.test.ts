@@ -159,6 +159,30 @@ describe('WebSocket clients through the HTTPS proxy', () => {
     ws.terminate();
   }, 30_000);
 
+  it("a WebSocket upgrade carrying another provider's placeholder is refused, never substituted", async () => {
+    const token = await fx.mint({ capabilities: ['openai/realtime'] });
+    const foreign = placeholderValue('anthropic', randomBytes(16).toString('hex'));
+    const before = fx.upstream.upgrades.length;
+    const ws = await wsThroughProxy(fx, 'wss://api.openai.com/v1/realtime/ws-echo', token, {
+      headers: { 'x-api-key': foreign },
+    });
+    const refused = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      ws.once('open', () => reject(new Error('upgrade was accepted')));
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      ws.once('error', () => undefined);
+    });
+    expect(refused.status).toBe(403);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: 'policy_violation' });
+    expect(refused.body).toContain('placeholder key for anthropic');
+    expect(fx.upstream.upgrades.length).toBe(before);
+    ws.terminate();
+  }, 30_000);
+
   it('revoking the token closes an open WebSocket with 1008', async () => {
     const token = await fx.mint({ capabilities: ['echo/api'], label: 'ws-revoke' });
     const ws = await wsThroughProxy(fx, 'wss://upstream.test/ws-echo', token);
