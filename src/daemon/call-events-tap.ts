@@ -4,7 +4,7 @@
  * it returns the handlers unchanged and builds nothing, so the hot path pays one Set.size read.
  * Labels only: capability, method, path without its query, status, duration, error code.
  */
-import type { CallHandle, CallHandlers, InvokeTask } from './pool.js';
+import type { CallHandlers, InvokeTask } from './pool.js';
 import type { WsConnect } from './http-ws-protocol.js';
 import {
   emitCallEvent,
@@ -137,12 +137,4 @@ export function tapWs(connect: WsConnect): { end(status: number, error?: string)
       });
     },
   };
-}
-
-/** `pool.startCall` with call events, for a transport that does not go through relay.ts (HTTPS proxy). */
-export function tappedStart(
-  pool: { startCall(task: InvokeTask, handlers: CallHandlers): CallHandle },
-  transport: CallTransport,
-): (task: InvokeTask, handlers: CallHandlers) => CallHandle {
-  return (task, handlers) => pool.startCall(task, tapCall(task, handlers, transport));
 }

@@ -25,6 +25,11 @@ export interface WsConnect {
   readonly path: string;
   readonly credential?: string;
   readonly headers?: readonly (readonly [string, string])[];
+  /**
+   * Subprotocols offered to the upstream (the HTTPS proxy forwards a client's Sec-WebSocket-Protocol,
+   * minus any entry carrying a placeholder key). Never set from an /aivault/ws connect frame.
+   */
+  readonly protocols?: readonly string[];
 }
 
 export interface WsTask {

@@ -188,7 +188,7 @@ export async function runWsRelay(deps: PipelineDeps, task: WsTask, ready: Promis
     if (dev?.caCertPath) ca = [...rootCertificates, readFileSync(dev.caCertPath, 'utf8')];
     if (cert?.ca !== undefined) ca = [...(ca ?? rootCertificates), cert.ca];
 
-    const ws = new WebSocket(url, {
+    const ws = new WebSocket(url, connect.protocols ? [...connect.protocols] : [], {
       headers,
       perMessageDeflate: false,
       followRedirects: false,

@@ -70,7 +70,7 @@ export interface DaemonOptions {
    * and its caller socket (0660, the group: invoke and metadata only) instead of one owner socket.
    */
   readonly system?: SystemLayout;
-  /** Token re-check interval for open HTTP relays/streams. In-process tests only: no flag or env sets it. */
+  /** Token re-check interval for open HTTP relays/streams and HTTPS-proxy tunnels. In-process tests only. */
   readonly httpTokenRecheckMs?: number;
   /**
    * fs.watch the vault directory (default true). In-process tests only (no flag or env sets it): with it
@@ -247,6 +247,7 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
         ...proxyAddr,
         allowRemote,
         vaultTag: vaultTag(config.vaultDir),
+        ...(opts.httpTokenRecheckMs !== undefined ? { tokenRecheckMs: opts.httpTokenRecheckMs } : {}),
       });
     } catch (err) {
       server.stopListening();

@@ -502,6 +502,8 @@ export class DaemonPool {
 
   /** Called after every successful unlock (e.g. the HTTPS proxy creates its CA then). */
   readonly onUnlocked = new Set<() => void>();
+  /** Called after every successful lock (the HTTPS proxy closes its tunnels and forgets its CA key). */
+  readonly onLocked = new Set<() => void>();
 
   /** Forward an operator frame to the crypto worker. */
   operator(
@@ -520,6 +522,7 @@ export class DaemonPool {
           this.approvals.denyAll('lock');
           this.approvals.forgetAll();
         }
+        if (op === 'lock') for (const f of this.onLocked) f();
         // The status frame also reports the vault generation and every thread's cache hits/misses.
         resolve(op === 'status' ? { ...r.data, ...this.generation.stats() } : r.data);
       });

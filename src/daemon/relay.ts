@@ -17,6 +17,7 @@ import type { HeaderList } from '../broker/types.js';
 import type { WorkerToMain } from '../pipeline/call-port.js';
 import type { CallHandlers, InvokeTask } from './pool.js';
 import { tapCall } from './call-events-tap.js';
+import type { CallTransport } from './call-events.js';
 
 /** What a relay needs from a call: a worker call (pool.startCall) or a WebSocket relay (pool.startWs). */
 export interface CreditSource {
@@ -194,8 +195,9 @@ export function startRelayedCall(
   sink: RelaySink,
   hasRoom: () => boolean,
   onStarved?: (relay: CallRelay) => void,
+  transport?: CallTransport,
 ): CallRelay {
   const relay = new CallRelay(sink, hasRoom, onStarved);
   // Call events (dashboard live view): the same handlers when nobody listens.
-  return relay.bind(pool.startCall(task, tapCall(task, relay)));
+  return relay.bind(pool.startCall(task, tapCall(task, relay, transport)));
 }

@@ -40,6 +40,12 @@ export interface HttpsUpstream {
   readonly server: Server;
   readonly port: number;
   readonly requests: SeenRequest[];
+  /** WebSocket upgrades the upstream accepted (…/ws-echo): path, query and headers as received. */
+  readonly upgrades: {
+    path: string;
+    query: string;
+    headers: Record<string, string | string[] | undefined>;
+  }[];
   /** Responses whose client went away before the body finished. */
   readonly aborted: { count: number };
   /** Bytes written by /large responses (to see a slow client pause the upstream). */
@@ -238,6 +244,7 @@ export async function startHttpsUpstream(opts: HttpsUpstreamOptions = {}): Promi
       });
     },
   );
+  const upgrades: HttpsUpstream['upgrades'] = [];
   const wss = new WebSocketServer({ noServer: true });
   server.on('upgrade', (req: IncomingMessage, socket, head) => {
     const url = new URL(req.url ?? '/', 'https://upstream.invalid');
@@ -245,6 +252,7 @@ export async function startHttpsUpstream(opts: HttpsUpstreamOptions = {}): Promi
       socket.destroy();
       return;
     }
+    upgrades.push({ path: url.pathname, query: url.search.replace(/^\?/, ''), headers: { ...req.headers } });
     wss.handleUpgrade(req, socket, head, (ws) => {
       ws.send(
         JSON.stringify({
@@ -262,6 +270,7 @@ export async function startHttpsUpstream(opts: HttpsUpstreamOptions = {}): Promi
     server,
     port,
     requests,
+    upgrades,
     aborted,
     largeBytesWritten,
     tokens,

@@ -8,9 +8,11 @@
  * - Every CONNECT needs a proxy token as proxy credentials (`Proxy-Authorization: Basic`, password =
  *   `avp_…`): missing/invalid → 407.
  * - A host served by a capability the token grants: `200`, then TLS terminated with a leaf cert from the
- *   vault's CA (ca.ts); each inner request is matched to a capability (match.ts) and dispatched through
- *   the request workers exactly like `/v/` passthrough (pool.startCall with a passthrough envelope), so
- *   policy, auth injection, scrubbing and audit are the same code.
+ *   vault's CA (ca.ts); each inner request is dispatched through the request workers exactly like `/v/`
+ *   passthrough (pool.startCall with the passthrough form: the worker matches the capability), so
+ *   policy, auth injection, scrubbing and audit are the same code. A WebSocket upgrade inside the tunnel
+ *   is matched here (match.ts) and relayed by the worker's WebSocket half (http-ws-upstream.ts).
+ * - A tunnel lives only as long as its token: revoked/expired tokens and a vault lock close it.
  * - A host on the token's `tunnelHosts`: a blind tunnel (no termination, no injection).
  * - Any other host: 403 naming the host and `aivault run --tunnel-host HOST`. Never a silent tunnel.
  * No secret value ever reaches this thread.
@@ -25,9 +27,10 @@ import {
 import { connect as netConnect, type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket as ClientWs } from 'ws';
 import type { Config } from '../../config/env.js';
 import { AivaultError, ERRORS, fromWire, toWire } from '../../errors.js';
-import type { Credential, Envelope } from '../../broker/types.js';
+import type { Credential, Envelope, RequestContext } from '../../broker/types.js';
 import type { AuthSpec } from '../../registry/types.js';
 import { registry } from '../../registry/index.js';
 import { createCatalogCache } from '../../pipeline/deps.js';
@@ -35,9 +38,12 @@ import { AuditLog, type AuditInput } from '../../audit/audit-log.js';
 import { vaultPaths } from '../../vault/index.js';
 import { TokenVerifier, type ProxyTokenRecord } from '../../tokens/tokens.js';
 import type { DaemonPool } from '../pool.js';
-import { tappedStart } from '../call-events-tap.js';
+import { startRelayedCall, type CallRelay, type RelaySink } from '../relay.js';
+import type { CallRequest } from '../../pipeline/call-port.js';
 import { isLoopbackPeer } from '../http-passthrough.js';
-import { PASSTHROUGH_DROP } from '../http-server.js';
+import { PASSTHROUGH_DROP, WS_TOKEN_RECHECK_MS } from '../http-server.js';
+import { sendableCloseCode } from '../http-ws-upstream.js';
+import { WS_MAX_UNACKED_BYTES, type WsConnect } from '../http-ws-protocol.js';
 import {
   parseConnectTarget,
   placeholderProviders,
@@ -60,6 +66,8 @@ export interface HttpsProxyOptions {
   readonly allowRemote: boolean;
   /** The vault tag `/aivault/health` reports (so `aivault run` knows whose proxy it found). */
   readonly vaultTag: string;
+  /** How often open tunnels re-check their proxy token (default WS_TOKEN_RECHECK_MS). Tests only. */
+  readonly tokenRecheckMs?: number;
 }
 
 export interface HttpsProxyServer {
@@ -69,6 +77,8 @@ export interface HttpsProxyServer {
   readonly caCertPath: string;
   stopListening(): void;
   closeConnections(): void;
+  /** CONNECT tunnels open now (terminated or blind): what the token re-check watches. */
+  openTunnels(): number;
 }
 
 /** What an inner TLS connection was opened for. */
@@ -77,6 +87,60 @@ interface Tunnel {
   readonly target: ConnectTarget;
   readonly credentials: readonly Credential[];
   readonly peer: string;
+}
+
+/** An open CONNECT (terminated or blind) and what must be closed when its token stops being valid. */
+interface OpenTunnel {
+  readonly token: ProxyTokenRecord;
+  readonly host: string;
+  readonly peer: string;
+  /** The client socket (raw TCP) and, when terminated, the TLS socket on top of it. */
+  readonly sockets: Duplex[];
+  /** WebSockets relayed inside this tunnel: closed with 1008 before the sockets go. */
+  readonly webSockets: Set<ClientWs>;
+}
+
+/** An inner request refused before dispatch: status, our JSON error, extra response headers. */
+interface Refusal {
+  readonly status: number;
+  readonly wire: { error: string; message: string };
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** An inner request ready for the request worker. */
+interface Prepared {
+  readonly method: string;
+  /** Matched on this thread only when it must be (a WebSocket connect, or several credentials serve the host). */
+  readonly capability: string | undefined;
+  readonly credential: Credential;
+  readonly path: string;
+  /** The query without placeholder parameters ('' when none). */
+  readonly query: string;
+  readonly headers: [string, string][];
+}
+
+/** Inner requests after the token was revoked get the proxy's own auth challenge, as a CONNECT would. */
+const TOKEN_GONE: Refusal = {
+  status: 407,
+  wire: { error: 'token_invalid', message: 'proxy token expired or was revoked' },
+  headers: { 'proxy-authenticate': 'Basic realm="aivault"' },
+};
+
+function contextOf(t: Tunnel): RequestContext {
+  return {
+    ...(t.peer ? { clientIp: t.peer } : {}),
+    ...(t.token.workspaceId !== undefined ? { workspaceId: t.token.workspaceId } : {}),
+    ...(t.token.groupId !== undefined ? { groupId: t.token.groupId } : {}),
+    token: {
+      capabilities: t.token.capabilities,
+      ...(t.token.credential !== undefined ? { credential: t.token.credential } : {}),
+    },
+  };
+}
+
+function refusalOf(err: unknown): Refusal {
+  const wire = toWire(err);
+  return { status: ERRORS[wire.error].http, wire };
 }
 
 /** Request headers never forwarded: the passthrough set (hop-by-hop, the caller's credentials) + proxy ones. */
@@ -107,14 +171,30 @@ function sendError(res: ServerResponse, err: unknown): string {
   return wire.error;
 }
 
+function sendRefusal(res: ServerResponse, r: Refusal): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const text = JSON.stringify(r.wire);
+  res.writeHead(r.status, {
+    ...r.headers,
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
 export async function startHttpsProxy(
   pool: DaemonPool,
   config: Config,
   opts: HttpsProxyOptions,
 ): Promise<HttpsProxyServer> {
   const paths = vaultPaths(config);
-  const verifier = new TokenVerifier(config.vaultDir);
-  const snapshot = createCatalogCache(paths, registry);
+  // Keyed on the vault generation (bumped by writers and the vault watcher), like the HTTP listener's: no
+  // stat of tokens.json or the catalog files per inner request.
+  const verifier = new TokenVerifier(config.vaultDir, Date.now, pool.generation);
+  const snapshot = createCatalogCache(paths, registry, pool.generation);
   const auditLog = new AuditLog(config, paths, { sealKey: () => pool.auditKey() });
   const audit = (event: AuditInput): void => {
     auditLog.append(event).catch((err: unknown) => {
@@ -141,17 +221,178 @@ export async function startHttpsProxy(
     s.once('close', () => sockets.delete(s));
   };
 
+  /**
+   * Open CONNECTs by token. Like the /aivault/ws relay (http-server.ts), a tunnel is authorised by its
+   * token for as long as it is open: a timer re-checks the tokens of open tunnels and closes every one
+   * whose token expired or was revoked (keep-alive connections, in-flight streams and WebSockets with it).
+   */
+  const open = new Set<OpenTunnel>();
+  const recheckMs = opts.tokenRecheckMs ?? WS_TOKEN_RECHECK_MS;
+  let recheckTimer: ReturnType<typeof setInterval> | undefined;
+  let rechecking = false;
+  const closeTunnel = (o: OpenTunnel, note: string): void => {
+    if (!open.delete(o)) return;
+    if (open.size === 0 && recheckTimer) {
+      clearInterval(recheckTimer);
+      recheckTimer = undefined;
+    }
+    audit({
+      kind: 'https-proxy.denied',
+      host: o.host,
+      errorCode: 'token_invalid',
+      note,
+      ...(o.peer ? { clientIp: o.peer } : {}),
+    });
+    for (const ws of o.webSockets) ws.close(1008, 'token_invalid');
+    // A WebSocket gets its close frame out first; everything else (SSE, keep-alive, blind bytes) is cut.
+    const cut = (): void => {
+      for (const s of o.sockets) s.destroy();
+    };
+    if (o.webSockets.size > 0) setTimeout(cut, 200).unref();
+    else cut();
+  };
+  const recheckTokens = async (): Promise<void> => {
+    if (rechecking || open.size === 0) return;
+    rechecking = true;
+    try {
+      // A token file that cannot be read closes them too (fail closed), as it refuses new CONNECTs.
+      const active = await verifier.activeProxyTokenIds().catch(() => new Set<string>());
+      const now = Date.now();
+      for (const o of [...open]) {
+        if (active.has(o.token.id) && o.token.expiresAtMs > now) continue;
+        closeTunnel(o, 'tunnel closed: token expired or revoked');
+      }
+    } finally {
+      rechecking = false;
+    }
+  };
+  const openTunnel = (o: OpenTunnel): void => {
+    open.add(o);
+    // Whichever of its sockets closes first ends the tunnel (belt and braces: the raw socket's 'close'
+    // does follow the TLS socket's today, which the WebSocket test checks via openTunnels()).
+    const gone = (): void => {
+      open.delete(o);
+      if (open.size === 0 && recheckTimer) {
+        clearInterval(recheckTimer);
+        recheckTimer = undefined;
+      }
+    };
+    for (const sock of o.sockets) sock.once('close', gone);
+    recheckTimer ??= setInterval(() => void recheckTokens(), recheckMs).unref();
+  };
+  const tunnelOf = new WeakMap<Duplex, OpenTunnel>();
+  // Locking the vault ends every brokered tunnel at once and drops the CA key held in memory.
+  const onLocked = (): void => {
+    issuer = undefined;
+    for (const o of [...open]) closeTunnel(o, 'tunnel closed: vault locked');
+  };
+  pool.onLocked.add(onLocked);
+
   const inner = createServer({ requestTimeout: 0 }, (req, res) => handleInner(req, res));
   inner.on('clientError', (_err, socket) => socket.destroy());
-  // WebSocket through the proxy is not served yet: refuse rather than pass an unbrokered upgrade.
-  inner.on('upgrade', (_req, socket: Duplex) => {
-    socket.end(
-      rawReply(501, {
-        error: 'invalid_request',
-        message: 'WebSocket upgrades through the HTTPS proxy are not supported; use /aivault/ws',
-      }),
-    );
-  });
+  inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+    handleUpgrade(req, socket, head),
+  );
+
+  /**
+   * Everything an inner request (plain or WebSocket upgrade) goes through before dispatch: the token
+   * still valid, origin-form path, placeholder keys only for their own provider's host, a capability
+   * matched by host + method + path, the caller's auth headers and placeholders dropped.
+   */
+  const prepare = async (
+    req: IncomingMessage,
+    t: Tunnel,
+    needCapability: boolean,
+  ): Promise<Refusal | Prepared> => {
+    const method = (req.method ?? 'GET').toUpperCase();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const query = q === -1 ? '' : url.slice(q + 1);
+    const base: AuditInput = {
+      kind: 'https-proxy.request',
+      host: t.target.policyHost,
+      method,
+      path,
+      ...(t.peer ? { clientIp: t.peer } : {}),
+    };
+    // The token may have been revoked or expired since the CONNECT (the tunnel is closed shortly too).
+    if (t.token.expiresAtMs <= Date.now() || !(await verifier.activeProxyTokenIds()).has(t.token.id)) {
+      audit({ ...base, errorCode: 'token_invalid', note: 'token expired or revoked' });
+      return TOKEN_GONE;
+    }
+    if (!url.startsWith('/')) {
+      return refusalOf(new AivaultError('invalid_request', 'inner requests use origin-form paths'));
+    }
+    // Placeholder keys: a provider's placeholder goes only to that provider's host.
+    const raw = req.rawHeaders;
+    /** Per header value: does it carry a placeholder (computed once, used for the refusal and the drop). */
+    const carries: boolean[] = [];
+    let foreign: string | undefined;
+    const own = (p: string): boolean => t.credentials.some((c) => c.provider === p);
+    for (let i = 1; i < raw.length; i += 2) {
+      const found = placeholderProviders(raw[i] as string);
+      carries.push(found.length > 0);
+      foreign ??= found.find((p) => !own(p));
+    }
+    if (query !== '') {
+      foreign ??= [...placeholderProviders(query), ...placeholderProviders(safeDecode(query))].find(
+        (p) => !own(p),
+      );
+    }
+    if (foreign !== undefined) {
+      const r = refusalOf(
+        new AivaultError(
+          'policy_violation',
+          `a placeholder key for ${foreign} was sent to ${t.target.host}; refused (placeholders are only replaced for their own provider's host)`,
+        ),
+      );
+      audit({
+        ...base,
+        errorCode: r.wire.error,
+        provider: foreign,
+        note: 'placeholder for another provider',
+      });
+      return r;
+    }
+    // With one credential for the host (the usual case) a plain request is matched in the request worker
+    // (the /v/ passthrough form), which re-checks the full policy either way: no catalog work here.
+    let capability: string | undefined;
+    let cred = t.credentials[0] as Credential;
+    if (needCapability || t.credentials.length > 1) {
+      const m = matchInner({
+        snapshot: await snapshot(),
+        registry,
+        credentials: t.credentials,
+        method,
+        path,
+        tokenCapabilities: t.token.capabilities,
+      });
+      if (!m.ok) {
+        const r = refusalOf(m.error);
+        audit({ ...base, errorCode: r.wire.error, note: 'https proxy: no capability matched' });
+        return r;
+      }
+      capability = m.value.capability;
+      cred = m.value.credential;
+    }
+    const authNames = authHeaderNames(cred.auth);
+    const headers: [string, string][] = [];
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = (raw[i] as string).toLowerCase();
+      // A header carrying our own placeholder is the caller's stand-in key: the worker injects the real one.
+      if (carries[i >> 1] === true || DROP.has(name) || authNames.includes(name)) continue;
+      headers.push([name, raw[i + 1] as string]);
+    }
+    const keptQuery =
+      query === ''
+        ? ''
+        : query
+            .split('&')
+            .filter((kv) => kv !== '' && placeholderProviders(safeDecode(kv)).length === 0)
+            .join('&');
+    return { method, capability, credential: cred, path, query: keptQuery, headers };
+  };
 
   const handleInner = (req: IncomingMessage, res: ServerResponse): void => {
     const t = tunnels.get(req.socket);
@@ -160,81 +401,12 @@ export async function startHttpsProxy(
       return;
     }
     void (async () => {
-      const method = (req.method ?? 'GET').toUpperCase();
-      const url = req.url ?? '/';
-      const q = url.indexOf('?');
-      const path = q === -1 ? url : url.slice(0, q);
-      const query = q === -1 ? '' : url.slice(q + 1);
-      const base: AuditInput = {
-        kind: 'https-proxy.request',
-        host: t.target.policyHost,
-        method,
-        path,
-        ...(t.peer ? { clientIp: t.peer } : {}),
-      };
-      // The token may have been revoked or expired since the CONNECT.
-      if (!(await verifier.activeProxyTokenIds()).has(t.token.id)) {
-        sendError(res, new AivaultError('token_invalid', 'proxy token expired or was revoked'));
-        res.once('finish', () => req.socket.destroy());
+      const p = await prepare(req, t, false);
+      if ('status' in p) {
+        sendRefusal(res, p);
+        if (p === TOKEN_GONE) res.once('finish', () => req.socket.destroy());
         return;
       }
-      if (!url.startsWith('/')) {
-        sendError(res, new AivaultError('invalid_request', 'inner requests use origin-form paths'));
-        return;
-      }
-      // Placeholder keys: a provider's placeholder goes only to that provider's host.
-      const own = new Set(t.credentials.map((c) => c.provider));
-      const found: string[] = [];
-      for (let i = 1; i < req.rawHeaders.length; i += 2) {
-        found.push(...placeholderProviders(req.rawHeaders[i] as string));
-      }
-      let decodedQuery = query;
-      try {
-        decodedQuery = decodeURIComponent(query.replace(/\+/g, ' '));
-      } catch {
-        // keep the raw query
-      }
-      found.push(...placeholderProviders(query), ...placeholderProviders(decodedQuery));
-      const foreign = found.find((p) => !own.has(p));
-      if (foreign !== undefined) {
-        const code = sendError(
-          res,
-          new AivaultError(
-            'policy_violation',
-            `a placeholder key for ${foreign} was sent to ${t.target.host}; refused (placeholders are only replaced for their own provider's host)`,
-          ),
-        );
-        audit({ ...base, errorCode: code, provider: foreign, note: 'placeholder for another provider' });
-        return;
-      }
-      const snap = await snapshot();
-      const m = matchInner({
-        snapshot: snap,
-        registry,
-        credentials: t.credentials,
-        method,
-        path,
-        tokenCapabilities: t.token.capabilities,
-      });
-      if (!m.ok) {
-        const code = sendError(res, m.error);
-        audit({ ...base, errorCode: code, note: 'https proxy: no capability matched' });
-        return;
-      }
-      const cred = m.value.credential;
-      const drop = new Set([...DROP, ...authHeaderNames(cred.auth)]);
-      const headers: [string, string][] = [];
-      for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-        const name = (req.rawHeaders[i] as string).toLowerCase();
-        const value = req.rawHeaders[i + 1] as string;
-        // A header carrying our own placeholder is the caller's stand-in key: the worker injects the real one.
-        if (drop.has(name) || placeholderProviders(value).length > 0) continue;
-        headers.push([name, value]);
-      }
-      const keptQuery = query
-        .split('&')
-        .filter((kv) => kv !== '' && placeholderProviders(safeDecode(kv)).length === 0)
-        .join('&');
       const body = await readBody(req);
       if (body === undefined) {
         sendError(
@@ -243,24 +415,155 @@ export async function startHttpsProxy(
         );
         return;
       }
-      const envelope: Envelope = {
-        capability: m.value.capability,
-        credential: cred.id,
-        request: {
-          method,
-          path: keptQuery ? `${path}?${keptQuery}` : path,
-          headers,
-          ...(body.byteLength > 0 ? { bodyBase64: body.toString('base64') } : {}),
-        },
-      };
-      dispatch(req, res, envelope, t);
+      // The body is transferred to the worker, not copied or base64-encoded on this thread.
+      const hasBody = body.byteLength > 0;
+      const call: CallRequest =
+        p.capability === undefined
+          ? {
+              passthrough: {
+                credential: p.credential.id,
+                method: p.method,
+                path: p.path,
+                query: p.query,
+                headers: p.headers,
+              },
+              ...(hasBody ? { body: body.buffer } : {}),
+            }
+          : {
+              envelope: {
+                capability: p.capability,
+                credential: p.credential.id,
+                request: {
+                  method: p.method,
+                  path: p.query ? `${p.path}?${p.query}` : p.path,
+                  headers: p.headers,
+                  ...(hasBody
+                    ? { bodyBase64: Buffer.from(body.buffer, 0, body.byteLength).toString('base64') }
+                    : {}),
+                },
+              } satisfies Envelope,
+            };
+      dispatch(res, call, t);
     })().catch((err: unknown) => sendError(res, err));
   };
 
-  /** Run the call on a request worker and stream its answer, with credit-based backpressure. */
-  const dispatch = (req: IncomingMessage, res: ServerResponse, envelope: Envelope, t: Tunnel): void => {
-    let finished = false;
-    let handle: ReturnType<DaemonPool['startCall']>;
+  /**
+   * A WebSocket client inside the tunnel (CONNECT, then an HTTP/1.1 Upgrade over the terminated TLS). The
+   * upgrade is matched and authorised like any inner GET (prepare), then handed to a request worker's
+   * WebSocket half (http-ws-upstream.ts: the same authorize path, auth injection and scrubbing as
+   * /aivault/ws). The client's handshake is answered only once the upstream accepted, so a refusal
+   * (ours or the upstream's) reaches the client as an HTTP status with our JSON error, not as a close.
+   */
+  /** The subprotocol the upstream chose, answered to the client as is (none when the upstream chose none). */
+  const upstreamProtocol = new WeakMap<IncomingMessage, string>();
+  const wss = new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    perMessageDeflate: false,
+    maxPayload: MAX_BODY_BYTES,
+    handleProtocols: (_offered, req) => upstreamProtocol.get(req) ?? false,
+  });
+  const handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const t = tunnels.get(socket);
+    const o = tunnelOf.get(socket);
+    if (!t || !o) {
+      socket.destroy();
+      return;
+    }
+    const refuse = (r: Refusal): void => {
+      if (!socket.destroyed) socket.end(rawReply(r.status, r.wire, r.headers ?? {}));
+    };
+    void (async () => {
+      if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+        refuse(refusalOf(new AivaultError('invalid_request', 'only WebSocket upgrades are relayed')));
+        return;
+      }
+      const p = await prepare(req, t, true);
+      if ('status' in p || p.capability === undefined) {
+        refuse('status' in p ? p : refusalOf(new AivaultError('internal', 'no capability matched')));
+        return;
+      }
+      // Subprotocols go to the upstream, minus any carrying a placeholder key (e.g. a browser-style
+      // `…-api-key.<key>` entry): the worker injects the real auth as a header instead.
+      const protocols = (req.headers['sec-websocket-protocol'] ?? '')
+        .split(',')
+        .map((v) => v.trim())
+        .filter((v) => v !== '' && placeholderProviders(v).length === 0);
+      const connect: WsConnect = {
+        capability: p.capability,
+        credential: p.credential.id,
+        path: p.query ? `${p.path}?${p.query}` : p.path,
+        headers: p.headers.filter(([n]) => !n.startsWith('sec-websocket-')),
+        ...(protocols.length > 0 ? { protocols } : {}),
+      };
+      let client: ClientWs | undefined;
+      let unacked = 0;
+      let closed = false;
+      const relay = pool.startWs({ connect, context: contextOf(t) }, (msg) => {
+        switch (msg.t) {
+          case 'ws-open':
+            if (socket.destroyed) {
+              relay.abort();
+              return;
+            }
+            if (msg.protocol !== '') upstreamProtocol.set(req, msg.protocol);
+            wss.handleUpgrade(req, socket, head, (ws) => {
+              client = ws;
+              o.webSockets.add(ws);
+              ws.on('message', (data, isBinary) => {
+                const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+                unacked += buf.byteLength;
+                if (unacked > WS_MAX_UNACKED_BYTES) {
+                  ws.close(1013, 'upstream is not keeping up');
+                  return;
+                }
+                const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
+                relay.post({ t: 'ws-send', data: ab as ArrayBuffer, binary: isBinary }, [ab as ArrayBuffer]);
+              });
+              ws.on('error', () => ws.terminate());
+              ws.once('close', (code, reason) => {
+                o.webSockets.delete(ws);
+                if (closed) return;
+                closed = true;
+                relay.post({ t: 'ws-close', code, reason: reason.toString('utf8') });
+              });
+            });
+            return;
+          case 'ws-msg':
+            // One credit back per message handed to the client socket (upstream paused at zero).
+            client?.send(Buffer.from(msg.data), { binary: msg.binary }, () => relay.grant(1));
+            return;
+          case 'ws-ack':
+            unacked = Math.max(0, unacked - msg.bytes);
+            return;
+          case 'ws-close':
+            closed = true;
+            if (client) client.close(sendableCloseCode(msg.code), msg.reason);
+            else
+              refuse(
+                refusalOf(new AivaultError('upstream_unreachable', 'the upstream closed the WebSocket')),
+              );
+            return;
+          case 'error': {
+            closed = true;
+            const err = fromWire(msg.error);
+            if (client) client.close(msg.error.error === 'policy_violation' ? 1008 : 1011, msg.error.error);
+            else refuse(refusalOf(err));
+            return;
+          }
+        }
+      });
+      socket.once('close', () => {
+        if (!client && !closed) relay.abort();
+      });
+    })().catch((err: unknown) => refuse(refusalOf(err)));
+  };
+
+  /**
+   * Run the call on a request worker and stream its answer through the shared relay (relay.ts: the same
+   * credits, cancel and terminal semantics, and call events, as every other transport).
+   */
+  const dispatch = (res: ServerResponse, call: CallRequest, t: Tunnel): void => {
     const writeHead = (status: number, headers: readonly (readonly [string, string])[]): void => {
       const grouped: Record<string, string[]> = {};
       for (const [n, v] of headers) {
@@ -270,62 +573,43 @@ export async function startHttpsProxy(
       }
       res.writeHead(status, STATUS_CODES[status], grouped);
     };
+    const sink: RelaySink = {
+      head: (status, headers) => {
+        if (!res.destroyed) writeHead(status, headers);
+      },
+      chunk: (data) => {
+        if (!res.destroyed) res.write(data);
+      },
+      end: () => {
+        if (!res.destroyed) res.end();
+      },
+      full: (status, headers, body) => {
+        if (res.destroyed) return;
+        writeHead(status, headers);
+        res.end(body);
+      },
+      error: (error, headSent) => {
+        if (res.destroyed) return;
+        if (!headSent) sendError(res, fromWire(error));
+        else res.destroy(); // mid-stream failure: the client sees a truncated body
+      },
+    };
+    let relay: CallRelay;
     try {
-      handle = tappedStart(pool, 'https-proxy')(
-        {
-          envelope,
-          context: {
-            ...(t.peer ? { clientIp: t.peer } : {}),
-            ...(t.token.workspaceId !== undefined ? { workspaceId: t.token.workspaceId } : {}),
-            ...(t.token.groupId !== undefined ? { groupId: t.token.groupId } : {}),
-            token: {
-              id: t.token.id,
-              capabilities: t.token.capabilities,
-              ...(t.token.credential !== undefined ? { credential: t.token.credential } : {}),
-            },
-          },
-          stream: true,
-        },
-        {
-          onMessage: (msg) => {
-            if (finished || res.destroyed) return;
-            switch (msg.t) {
-              case 'head':
-                writeHead(msg.status, msg.headers);
-                return;
-              case 'chunk':
-                if (res.write(Buffer.from(msg.data))) handle.grant(1);
-                else res.once('drain', () => handle.grant(1));
-                return;
-              case 'end':
-                finished = true;
-                res.end();
-                return;
-              case 'full':
-                finished = true;
-                writeHead(msg.status, msg.headers);
-                res.end(Buffer.from(msg.body));
-                return;
-              case 'error':
-                finished = true;
-                if (!res.headersSent) sendError(res, fromWire(msg.error));
-                else res.destroy(); // mid-stream failure: the client sees a truncated body
-                return;
-            }
-          },
-        },
+      relay = startRelayedCall(
+        pool,
+        { ...call, context: contextOf(t), stream: true },
+        sink,
+        () => !res.writableNeedDrain,
+        () => res.once('drain', () => relay.drained()),
+        'https-proxy',
       );
     } catch (err) {
       sendError(res, err);
       return;
     }
-    res.once('close', () => {
-      if (finished) return;
-      finished = true;
-      handle.abort();
-      handle.grant(1);
-    });
-    void req;
+    // The client went away (or the tunnel was closed on revoke): stop the worker's call.
+    res.once('close', () => relay.stop());
   };
 
   const onConnect = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -407,6 +691,15 @@ export async function startHttpsProxy(
       tls.on('error', () => tls.destroy());
       track(tls);
       tunnels.set(tls, { token, target, credentials, peer });
+      const o: OpenTunnel = {
+        token,
+        host: target.policyHost,
+        peer,
+        sockets: [raw, tls],
+        webSockets: new Set(),
+      };
+      tunnelOf.set(tls, o);
+      openTunnel(o);
       inner.emit('connection', tls);
     })().catch((err: unknown) => {
       const wire = toWire(err);
@@ -440,6 +733,7 @@ export async function startHttpsProxy(
       });
       raw.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.byteLength > 0) up.write(head);
+      openTunnel({ token, host: target.policyHost, peer, sockets: [raw, up], webSockets: new Set() });
       raw.pipe(up).pipe(raw);
       raw.once('close', () => up.destroy());
       up.once('close', () => raw.destroy());
@@ -481,10 +775,15 @@ export async function startHttpsProxy(
     caCertPath: caCertPath(config.vaultDir),
     stopListening: () => {
       pool.onUnlocked.delete(createCaOnUnlock);
+      pool.onLocked.delete(onLocked);
+      if (recheckTimer) clearInterval(recheckTimer);
+      recheckTimer = undefined;
       outer.close();
       inner.close();
     },
+    openTunnels: () => open.size,
     closeConnections: () => {
+      open.clear();
       for (const s of sockets) s.destroy();
       sockets.clear();
     },
@@ -499,8 +798,11 @@ function safeDecode(s: string): string {
   }
 }
 
-/** The whole body, or undefined when it exceeds the bound. */
-function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+/**
+ * The whole body in its own ArrayBuffer (it is transferred to a request worker: never a view on Node's
+ * shared Buffer pool), or undefined when it exceeds the bound.
+ */
+function readBody(req: IncomingMessage): Promise<Uint8Array<ArrayBuffer> | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -513,7 +815,15 @@ function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
       }
       chunks.push(c);
     });
-    req.once('end', () => resolve(Buffer.concat(chunks, total)));
+    req.once('end', () => {
+      const out = new Uint8Array(total);
+      let at = 0;
+      for (const c of chunks) {
+        out.set(c, at);
+        at += c.byteLength;
+      }
+      resolve(out);
+    });
     req.once('error', reject);
   });
 }
