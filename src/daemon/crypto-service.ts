@@ -10,7 +10,7 @@ import { promises as fsp } from 'node:fs';
 import type { Config } from '../config/env.js';
 import { AivaultError } from '../errors.js';
 import { deriveAuditKey, verifyDevMac } from '../vault/aead.js';
-import { tokenChangedDuringRefresh } from '../auth/oauth2.js';
+import { tokenChangedDuringRefresh } from './crypto-protocol.js';
 import type { Kek } from '../vault/secret-bytes.js';
 import type { VaultPaths } from '../vault/paths.js';
 import { UNSEALED, type PolicySealState } from '../vault/policy-seal.js';

@@ -21,7 +21,7 @@ import type { Config } from '../config/env.js';
 import { AivaultError, ERRORS, fromWire, toWire } from '../errors.js';
 import type { BrokerSnapshot, HeaderList, RequestContext } from '../broker/types.js';
 import { registry } from '../registry/index.js';
-import { createCatalogCache } from '../pipeline/deps.js';
+import { createCatalogCache } from '../catalog/cache.js';
 import { AuditLog, type AuditInput } from '../audit/audit-log.js';
 import { vaultPaths } from '../vault/index.js';
 import { TokenVerifier, type ProxyTokenRecord } from '../tokens/tokens.js';

@@ -16,12 +16,8 @@ import {
   type TokenLease,
   type TokenTransport,
 } from '../auth/oauth2-client.js';
-import {
-  parseOAuth2Secret,
-  serializeOAuth2Secret,
-  tokenChangedDuringRefresh,
-  type OAuth2Spec,
-} from '../auth/oauth2.js';
+import { parseOAuth2Secret, serializeOAuth2Secret, type OAuth2Spec } from '../auth/oauth2.js';
+import { tokenChangedDuringRefresh } from '../daemon/crypto-protocol.js';
 import type { OAuth2Refresher, SecretSource } from './types.js';
 import type { Upstream } from './upstream.js';
 

@@ -30,7 +30,7 @@ import { AivaultError, ERRORS, fromWire, toWire } from '../../errors.js';
 import type { Credential, Envelope } from '../../broker/types.js';
 import type { AuthSpec } from '../../registry/types.js';
 import { registry } from '../../registry/index.js';
-import { createCatalogCache } from '../../pipeline/deps.js';
+import { createCatalogCache } from '../../catalog/cache.js';
 import { AuditLog, type AuditInput } from '../../audit/audit-log.js';
 import { vaultPaths } from '../../vault/index.js';
 import { TokenVerifier, type ProxyTokenRecord } from '../../tokens/tokens.js';
