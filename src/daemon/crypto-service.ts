@@ -1,8 +1,8 @@
 /**
  * The crypto worker's logic (callable without a thread for tests): the ONLY holder of the KEK in the daemon.
  * The KEK lives in libsodium secure memory (vault `Kek`: sodium_malloc, no-access while idle, read-only
- * only inside `use()`). Vault meta and secret records are cached per vault generation (src/daemon/
- * generation.ts) in the daemon, so rotate/delete take effect on the very next request without a restart
+ * only inside `use()`). Vault meta and secret records are cached per vault generation
+ * (src/daemon/generation.ts) in the daemon, so rotate/delete take effect on the very next request without a restart
  * or a per-request stat; this thread bumps the generation after each of its own writes and on lock/unlock. Answers with plaintext secret values only to request workers (for auth
  * injection); never returns, logs or posts the KEK.
  */

@@ -1,6 +1,7 @@
 /**
- * Locates worker entry files. Production (compiled): dist/src/daemon/*.js → dist/workers/<name>.js.
- * Source mode (this module loaded as .ts under tsx/vitest): workers/<name>.ts loaded through
+ * Locates worker entry files (main thread, when the pool starts threads). Production (compiled): the
+ * compiled entry under dist/.
+ * Source mode (this module loaded as .ts under tsx/vitest): the entry's .ts file, loaded through
  * workers/tsx-boot.mjs, which registers tsx inside the thread (Node 20 ignores `--import` for workers).
  * So tests never depend on a possibly stale dist/ build.
  */
