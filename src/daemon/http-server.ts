@@ -41,8 +41,12 @@ import type { CallRequest } from '../pipeline/call-port.js';
 import { Credits, startRelayedCall, type CallRelay, type RelaySink } from './relay.js';
 import { handleAdmin, type AdminContext } from './http-admin.js';
 import { checkFraming } from './http-strict.js';
-import { sendableCloseCode } from './http-ws-upstream.js';
-import { WS_MAX_UNACKED_BYTES, type WsConnect, type WsMainToWorker } from './http-ws-protocol.js';
+import {
+  sendableCloseCode,
+  WS_MAX_UNACKED_BYTES,
+  type WsConnect,
+  type WsMainToWorker,
+} from './http-ws-protocol.js';
 
 /** Largest request body the listener accepts (the same bound as a unix-socket frame). */
 export const MAX_HTTP_BODY_BYTES = 64 * 1024 * 1024;
