@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs as parseNodeArgs } from 'node:util';
 import { loadConfig, type Config } from '../config/env.js';
 import { AivaultError, isAivaultError } from '../errors.js';
+import type { TestIntervals } from '../config/test-intervals.js';
 import { DaemonPool } from './pool.js';
 import { startSocketServer, type SocketServer } from './socket-server.js';
 import { startHttpServer, type HttpServer } from './http-server.js';
@@ -65,15 +66,11 @@ export interface DaemonOptions {
    * and its caller socket (0660, the group: invoke and metadata only) instead of one owner socket.
    */
   readonly system?: SystemLayout;
-  /** Token re-check interval for open HTTP relays/streams. In-process tests only: no flag or env sets it. */
-  readonly httpTokenRecheckMs?: number;
   /**
-   * fs.watch the vault directory (default true). In-process tests only (no flag or env sets it): with it
-   * off, only the daemon's own generation bumps and the safety-net poll notice changes.
+   * Shortened intervals (OAuth backoff, token re-check, vault watcher). In-process tests only: the one
+   * test-only path; no flag or env var sets it (config/test-intervals.ts).
    */
-  readonly watchVault?: boolean;
-  /** Safety-net poll interval of the vault watcher (default 5 s). In-process tests only. */
-  readonly vaultPollMs?: number;
+  readonly testing?: TestIntervals;
 }
 
 export interface Daemon {
@@ -89,7 +86,9 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-export async function startDaemon(config: Config, opts: DaemonOptions = {}): Promise<Daemon> {
+export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}): Promise<Daemon> {
+  const testing = opts.testing;
+  const config: Config = testing ? Object.freeze({ ...baseConfig, testing }) : baseConfig;
   const system = opts.system;
   const socketPath = system
     ? system.operatorSocket
@@ -123,8 +122,8 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
   };
   // Writes made outside the daemon (hand edits, other tools) bump the generation every cache is keyed on.
   const watcher = startVaultWatcher(vaultPaths(config), pool.generation, {
-    ...(opts.watchVault !== undefined ? { watch: opts.watchVault } : {}),
-    ...(opts.vaultPollMs !== undefined ? { pollMs: opts.vaultPollMs } : {}),
+    ...(testing?.watchVault !== undefined ? { watch: testing.watchVault } : {}),
+    ...(testing?.vaultPollMs !== undefined ? { pollMs: testing.vaultPollMs } : {}),
   });
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
@@ -201,7 +200,7 @@ export async function startDaemon(config: Config, opts: DaemonOptions = {}): Pro
       http = await startHttpServer(server.app, pool, config, {
         ...httpAddr,
         allowRemote,
-        ...(opts.httpTokenRecheckMs !== undefined ? { tokenRecheckMs: opts.httpTokenRecheckMs } : {}),
+        ...(testing?.tokenRecheckMs !== undefined ? { tokenRecheckMs: testing.tokenRecheckMs } : {}),
       });
     } catch (err) {
       server.stopListening();

@@ -53,7 +53,7 @@ export function createPipelineDeps(
 
   return {
     secrets: opts.secrets,
-    oauth2: createOAuth2Refresher(opts.secrets, upstream),
+    oauth2: createOAuth2Refresher(opts.secrets, upstream, config.testing?.oauthBackoffMs),
     ...(opts.rateLimiter ? { rateLimiter: opts.rateLimiter } : {}),
     // The same cached snapshot plan() uses (a passthrough call picks its capability from it).
     catalog: snapshot,

@@ -131,6 +131,7 @@ function withDevTokenEndpoint(spec: OAuth2Spec, dev: DevOverrides | undefined): 
 export function createOAuth2Refresher(
   secrets: SecretSource,
   upstream: (dev: DevOverrides | undefined) => Upstream,
+  failureBackoffMs?: { readonly initial: number; readonly max: number },
 ): OAuth2Refresher {
   const managers = new Map<string, OAuth2TokenManager>();
   const acquire = leaseVia(secrets);
@@ -139,7 +140,11 @@ export function createOAuth2Refresher(
     let m = managers.get(key);
     if (!m) {
       // Keyed by SECRET id: two credentials sharing one token secret share its refreshes too.
-      m = createOAuth2TokenManager({ transport: transportVia(upstream(dev)), acquire });
+      m = createOAuth2TokenManager({
+        transport: transportVia(upstream(dev)),
+        acquire,
+        ...(failureBackoffMs ? { failureBackoffMs } : {}),
+      });
       managers.set(key, m);
     }
     return m;
