@@ -14,7 +14,7 @@ import { tokenChangedDuringRefresh } from './crypto-protocol.js';
 import type { Kek } from '../vault/secret-bytes.js';
 import type { VaultPaths } from '../vault/paths.js';
 import { UNSEALED, type PolicySealState } from '../vault/policy-seal.js';
-import { verifiedSealState } from '../vault/vault.js';
+import { verifiedSealState } from '../vault/seal-state.js';
 import { perGeneration, perGenerationMap, type Generation } from './generation.js';
 import {
   decryptRecord,
