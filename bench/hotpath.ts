@@ -18,7 +18,7 @@ useBenchVault('hotpath');
 const { loadConfig } = await import('../src/config/env.js');
 const { vaultPaths } = await import('../src/vault/index.js');
 const { registry } = await import('../src/registry/index.js');
-const { createCatalogCache } = await import('../src/pipeline/deps.js');
+const { createCatalogCache } = await import('../src/catalog/cache.js');
 const { AuditLog } = await import('../src/audit/audit-log.js');
 
 const config = loadConfig(process.env);

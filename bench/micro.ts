@@ -32,12 +32,13 @@ useBenchVault('micro', process.env.BENCH_VAULT_DIR);
 const { loadConfig } = await import('../src/config/env.js');
 const { vaultPaths } = await import('../src/vault/index.js');
 const { registry } = await import('../src/registry/index.js');
-const { createCatalogCache } = await import('../src/pipeline/deps.js');
+const { createCatalogCache } = await import('../src/catalog/cache.js');
 const { checkRequest } = await import('../src/broker/policy.js');
 const { encodeFrame, decodeClientFrame } = await import('../src/protocol/frames.js');
 const { RateLimiter, createRateLimitBuffer } = await import('../src/pipeline/rate-limit.js');
 const { CryptoService } = await import('../src/daemon/crypto-service.js');
-const { CryptoPortClient, toWorkerConfig } = await import('../src/daemon/crypto-protocol.js');
+const { toWorkerConfig } = await import('../src/daemon/crypto-protocol.js');
+const { CryptoPortClient } = await import('../src/daemon/crypto-client.js');
 const { workerEntry } = await import('../src/daemon/worker-files.js');
 const { createAuth, SecretValues } = await import('../src/auth/index.js');
 

@@ -8,7 +8,8 @@
 import { threadId, workerData, type MessagePort } from 'node:worker_threads';
 import { AivaultError, toWire } from '../src/errors.js';
 import { hasDevRequests } from '../src/config/env.js';
-import { configFromWorkerData, CryptoPortClient } from '../src/daemon/crypto-protocol.js';
+import { configFromWorkerData } from '../src/daemon/crypto-protocol.js';
+import { CryptoPortClient } from '../src/daemon/crypto-client.js';
 import type { AttachTask, RequestWorkerData } from '../src/daemon/pool.js';
 import {
   createPortSink,

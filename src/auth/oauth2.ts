@@ -13,7 +13,7 @@
  * plus `extra_inject` headers that may use only the non-secret `identity_fields` the spec names (e.g.
  * `account_id`), so client secrets and refresh tokens can never reach the upstream.
  */
-import { AivaultError, fail, ok, type Result } from '../errors.js';
+import { fail, ok, type Result } from '../errors.js';
 import type { HeaderTemplate } from '../registry/types.js';
 import type { AuthSpecBody, AuthStrategy, HeaderPair, SecretValues } from './strategy.js';
 import {
@@ -24,17 +24,6 @@ import {
   renderHeaderValue,
   restrictPlaceholders,
 } from './template.js';
-
-/**
- * A refreshed token was not written back because the secret changed after the refresh read it (a
- * `secrets rotate`, or another refresher that won): the stored value wins; the call fails and can be retried.
- */
-export function tokenChangedDuringRefresh(): AivaultError {
-  return new AivaultError(
-    'vault_unavailable',
-    'the oauth2 token secret was changed while it was being refreshed; the refreshed token was discarded (retry the call)',
-  );
-}
 
 export type OAuth2Spec = AuthSpecBody<'oauth2'>;
 

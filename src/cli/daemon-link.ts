@@ -11,7 +11,7 @@ import type { Config } from '../config/env.js';
 import { connect, type DaemonClient } from '../protocol/client.js';
 import { openRunFile, prepareRunDir } from '../daemon/run-dir.js';
 
-export const DAEMON_ENTRY = join(dirname(fileURLToPath(import.meta.url)), '..', 'daemon', 'main.js');
+export const DAEMON_ENTRY = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
 const START_TIMEOUT_MS = 15_000;
 
 async function tryConnect(config: Config): Promise<DaemonClient | undefined> {

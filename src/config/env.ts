@@ -26,6 +26,7 @@
  *   AIVAULT_SYSTEM_CONFIG             system-mode layout file (default /etc/aivault/system.json)
  *   NO_COLOR                          plain output
  */
+import type { TestIntervals } from './test-intervals.js';
 import { homedir, availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AivaultError } from '../errors.js';
@@ -79,6 +80,8 @@ export interface Config {
    * the daemon for everything, on the operator socket when it may open it, else as a caller.
    */
   readonly system: { readonly layout: SystemLayout; readonly role: 'operator' | 'caller' } | undefined;
+  /** Shortened daemon intervals: set only by startDaemon's `testing` option, never by loadConfig. */
+  readonly testing?: TestIntervals;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;

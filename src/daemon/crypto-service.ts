@@ -1,8 +1,8 @@
 /**
  * The crypto worker's logic (callable without a thread for tests): the ONLY holder of the KEK in the daemon.
  * The KEK lives in libsodium secure memory (vault `Kek`: sodium_malloc, no-access while idle, read-only
- * only inside `use()`). Vault meta and secret records are cached per vault generation (src/daemon/
- * generation.ts) in the daemon, so rotate/delete take effect on the very next request without a restart
+ * only inside `use()`). Vault meta and secret records are cached per vault generation
+ * (src/daemon/generation.ts) in the daemon, so rotate/delete take effect on the very next request without a restart
  * or a per-request stat; this thread bumps the generation after each of its own writes and on lock/unlock. Answers with plaintext secret values only to request workers (for auth
  * injection); never returns, logs or posts the KEK.
  */
@@ -10,11 +10,11 @@ import { promises as fsp } from 'node:fs';
 import type { Config } from '../config/env.js';
 import { AivaultError } from '../errors.js';
 import { deriveAuditKey, verifyDevMac } from '../vault/aead.js';
-import { tokenChangedDuringRefresh } from '../auth/oauth2.js';
+import { tokenChangedDuringRefresh } from './crypto-protocol.js';
 import type { Kek } from '../vault/secret-bytes.js';
 import type { VaultPaths } from '../vault/paths.js';
 import { UNSEALED, type PolicySealState } from '../vault/policy-seal.js';
-import { verifiedSealState } from '../vault/vault.js';
+import { verifiedSealState } from '../vault/seal-state.js';
 import { perGeneration, perGenerationMap, type Generation } from './generation.js';
 import {
   decryptRecord,

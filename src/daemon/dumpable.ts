@@ -19,7 +19,7 @@ interface DumpableAddon {
 
 export type DumpableResult = { ok: true } | { ok: false; reason: string };
 
-/** Repo/package root: src/daemon/*.ts in source mode, dist/src/daemon/*.js when compiled. */
+/** Repo/package root: this file is two folders down in source mode (src/<folder>/), three when compiled (dist/…). */
 const ROOT = new URL(import.meta.url.endsWith('.ts') ? '../../' : '../../../', import.meta.url);
 export const DUMPABLE_ADDON = fileURLToPath(new URL('native/dumpable/build/Release/dumpable.node', ROOT));
 

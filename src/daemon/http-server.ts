@@ -22,7 +22,7 @@ import type { Config } from '../config/env.js';
 import { AivaultError, ERRORS, fromWire, toWire } from '../errors.js';
 import type { BrokerSnapshot, HeaderList, RequestContext } from '../broker/types.js';
 import { registry } from '../registry/index.js';
-import { createCatalogCache } from '../pipeline/deps.js';
+import { createCatalogCache } from '../catalog/cache.js';
 import { AuditLog, type AuditInput } from '../audit/audit-log.js';
 import { vaultPaths } from '../vault/index.js';
 import { TokenVerifier, type ProxyTokenRecord } from '../tokens/tokens.js';
@@ -42,12 +42,16 @@ import type { CallRequest } from '../pipeline/call-port.js';
 import { Credits, startRelayedCall, type CallRelay, type RelaySink } from './relay.js';
 import { handleAdmin, type AdminContext } from './http-admin.js';
 import { checkFraming } from './http-strict.js';
-import { sendableCloseCode } from './http-ws-upstream.js';
 import { tapWs } from './call-events-tap.js';
 import type { ApprovalStore } from './approvals.js';
 import type { DashboardAuth } from './dashboard/session.js';
 import { mountDashboard } from './dashboard/routes.js';
-import { WS_MAX_UNACKED_BYTES, type WsConnect, type WsMainToWorker } from './http-ws-protocol.js';
+import {
+  sendableCloseCode,
+  WS_MAX_UNACKED_BYTES,
+  type WsConnect,
+  type WsMainToWorker,
+} from './http-ws-protocol.js';
 
 /** Largest request body the listener accepts (the same bound as a unix-socket frame). */
 export const MAX_HTTP_BODY_BYTES = 64 * 1024 * 1024;

@@ -56,3 +56,10 @@ export type WsMainToWorker =
   | { t: 'abort' }
   | { t: 'approval'; outcome: ApprovalOutcome }
   | { t: 'crypto-port'; port: MessagePort };
+
+/** Both ends of the relay (main thread and request worker) use this. A close code a peer may legally send (1005/1006/1015 are reserved for local reporting). */
+export function sendableCloseCode(code: number): number {
+  if (code === 1000 || (code >= 1001 && code <= 1014 && code !== 1005 && code !== 1006)) return code;
+  if (code >= 3000 && code <= 4999) return code;
+  return code === 1005 ? 1000 : 1011;
+}

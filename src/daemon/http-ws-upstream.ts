@@ -22,6 +22,7 @@ import { newScrubStats, type ScrubMatcher } from '../pipeline/scrub.js';
 import { scrubberFor, scrubCallError, scrubSecretsOf } from '../pipeline/scrub-call.js';
 import { createGuardedLookup, mapUpstreamError } from '../pipeline/upstream.js';
 import {
+  sendableCloseCode,
   WS_INITIAL_CREDITS,
   type WsMainToWorker,
   type WsTask,
@@ -40,13 +41,6 @@ function toBuffer(data: WebSocket.RawData): Buffer {
   if (Array.isArray(data)) return Buffer.concat(data);
   if (data instanceof ArrayBuffer) return Buffer.from(data);
   return data;
-}
-
-/** A close code a peer may legally send (1005/1006/1015 are reserved for local reporting). */
-export function sendableCloseCode(code: number): number {
-  if (code === 1000 || (code >= 1001 && code <= 1014 && code !== 1005 && code !== 1006)) return code;
-  if (code >= 3000 && code <= 4999) return code;
-  return code === 1005 ? 1000 : 1011;
 }
 
 /** Close code + reason the client gets when the upstream breaks the WebSocket protocol (ws `WS_ERR_*`). */

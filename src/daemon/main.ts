@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs as parseNodeArgs } from 'node:util';
 import { loadConfig, type Config } from '../config/env.js';
 import { AivaultError, isAivaultError } from '../errors.js';
+import type { TestIntervals } from '../config/test-intervals.js';
 import { DaemonPool } from './pool.js';
 import { startSocketServer, type SocketServer } from './socket-server.js';
 import { startHttpServer, type HttpServer } from './http-server.js';
@@ -70,15 +71,11 @@ export interface DaemonOptions {
    * and its caller socket (0660, the group: invoke and metadata only) instead of one owner socket.
    */
   readonly system?: SystemLayout;
-  /** Token re-check interval for open HTTP relays/streams and HTTPS-proxy tunnels. In-process tests only. */
-  readonly httpTokenRecheckMs?: number;
   /**
-   * fs.watch the vault directory (default true). In-process tests only (no flag or env sets it): with it
-   * off, only the daemon's own generation bumps and the safety-net poll notice changes.
+   * Shortened intervals (OAuth backoff, token re-check, vault watcher). In-process tests only: the one
+   * test-only path; no flag or env var sets it (config/test-intervals.ts).
    */
-  readonly watchVault?: boolean;
-  /** Safety-net poll interval of the vault watcher (default 5 s). In-process tests only. */
-  readonly vaultPollMs?: number;
+  readonly testing?: TestIntervals;
   /** Fleet flags (--fleet-*), over the AIVAULT_FLEET_* settings in config (docs/fleet.md). */
   readonly fleet?: FleetOverrides;
   /** How long a call waits for an operator's approval (`--approval-timeout`, default 60 s). */
@@ -100,9 +97,11 @@ export interface Daemon {
 
 export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}): Promise<Daemon> {
   // Fleet flags override the environment's settings; workers get the merged config in workerData.
-  const config: Config = opts.fleet
+  const fleetConfig: Config = opts.fleet
     ? Object.freeze({ ...baseConfig, fleet: parseFleetSettings({}, { ...baseConfig.fleet, ...opts.fleet }) })
     : baseConfig;
+  const testing = opts.testing;
+  const config: Config = testing ? Object.freeze({ ...fleetConfig, testing }) : fleetConfig;
   const system = opts.system;
   const socketPath = system
     ? system.operatorSocket
@@ -149,8 +148,8 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
   };
   // Writes made outside the daemon (hand edits, other tools) bump the generation every cache is keyed on.
   const watcher = startVaultWatcher(vaultPaths(config), pool.generation, {
-    ...(opts.watchVault !== undefined ? { watch: opts.watchVault } : {}),
-    ...(opts.vaultPollMs !== undefined ? { pollMs: opts.vaultPollMs } : {}),
+    ...(testing?.watchVault !== undefined ? { watch: testing.watchVault } : {}),
+    ...(testing?.vaultPollMs !== undefined ? { pollMs: testing.vaultPollMs } : {}),
   });
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((r) => (resolveStopped = r));
@@ -232,7 +231,7 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
         allowRemote,
         dashboard,
         approvals: pool.approvals,
-        ...(opts.httpTokenRecheckMs !== undefined ? { tokenRecheckMs: opts.httpTokenRecheckMs } : {}),
+        ...(testing?.tokenRecheckMs !== undefined ? { tokenRecheckMs: testing.tokenRecheckMs } : {}),
       });
     } catch (err) {
       server.stopListening();
@@ -247,7 +246,7 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
         ...proxyAddr,
         allowRemote,
         vaultTag: vaultTag(config.vaultDir),
-        ...(opts.httpTokenRecheckMs !== undefined ? { tokenRecheckMs: opts.httpTokenRecheckMs } : {}),
+        ...(testing?.tokenRecheckMs !== undefined ? { tokenRecheckMs: testing.tokenRecheckMs } : {}),
       });
     } catch (err) {
       server.stopListening();

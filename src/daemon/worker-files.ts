@@ -1,6 +1,7 @@
 /**
- * Locates worker entry files. Production (compiled): dist/src/daemon/*.js → dist/workers/<name>.js.
- * Source mode (this module loaded as .ts under tsx/vitest): workers/<name>.ts loaded through
+ * Locates worker entry files (main thread, when the pool starts threads). Production (compiled): the
+ * compiled entry under dist/.
+ * Source mode (this module loaded as .ts under tsx/vitest): the entry's .ts file, loaded through
  * workers/tsx-boot.mjs, which registers tsx inside the thread (Node 20 ignores `--import` for workers).
  * So tests never depend on a possibly stale dist/ build.
  */
@@ -15,12 +16,23 @@ export interface WorkerEntry {
 
 const SOURCE_MODE = import.meta.url.endsWith('.ts');
 
-export function workerEntry(name: 'request-worker' | 'crypto-worker'): WorkerEntry {
+// Literal paths (no templates) so a tree-wide move can rewrite them like imports.
+const SOURCE_BOOT = new URL('../../workers/tsx-boot.mjs', import.meta.url);
+const ENTRIES = {
+  'request-worker': {
+    source: new URL('../../workers/request-worker.ts', import.meta.url),
+    built: new URL('../../workers/request-worker.js', import.meta.url),
+  },
+  'crypto-worker': {
+    source: new URL('../../workers/crypto-worker.ts', import.meta.url),
+    built: new URL('../../workers/crypto-worker.js', import.meta.url),
+  },
+} as const;
+
+export function workerEntry(name: keyof typeof ENTRIES): WorkerEntry {
+  const entry = ENTRIES[name];
   if (SOURCE_MODE) {
-    return {
-      filename: fileURLToPath(new URL('../../workers/tsx-boot.mjs', import.meta.url)),
-      bootData: { __aivaultWorker: new URL(`../../workers/${name}.ts`, import.meta.url).href },
-    };
+    return { filename: fileURLToPath(SOURCE_BOOT), bootData: { __aivaultWorker: entry.source.href } };
   }
-  return { filename: fileURLToPath(new URL(`../../workers/${name}.js`, import.meta.url)), bootData: {} };
+  return { filename: fileURLToPath(entry.built), bootData: {} };
 }

@@ -16,12 +16,8 @@ import {
   type TokenLease,
   type TokenTransport,
 } from '../auth/oauth2-client.js';
-import {
-  parseOAuth2Secret,
-  serializeOAuth2Secret,
-  tokenChangedDuringRefresh,
-  type OAuth2Spec,
-} from '../auth/oauth2.js';
+import { parseOAuth2Secret, serializeOAuth2Secret, type OAuth2Spec } from '../auth/oauth2.js';
+import { tokenChangedDuringRefresh } from '../daemon/crypto-protocol.js';
 import type { OAuth2Refresher, SecretSource } from './types.js';
 import type { Upstream } from './upstream.js';
 
@@ -135,6 +131,7 @@ function withDevTokenEndpoint(spec: OAuth2Spec, dev: DevOverrides | undefined): 
 export function createOAuth2Refresher(
   secrets: SecretSource,
   upstream: (dev: DevOverrides | undefined) => Upstream,
+  failureBackoffMs?: { readonly initial: number; readonly max: number },
 ): OAuth2Refresher {
   const managers = new Map<string, OAuth2TokenManager>();
   const acquire = leaseVia(secrets);
@@ -143,7 +140,11 @@ export function createOAuth2Refresher(
     let m = managers.get(key);
     if (!m) {
       // Keyed by SECRET id: two credentials sharing one token secret share its refreshes too.
-      m = createOAuth2TokenManager({ transport: transportVia(upstream(dev)), acquire });
+      m = createOAuth2TokenManager({
+        transport: transportVia(upstream(dev)),
+        acquire,
+        ...(failureBackoffMs ? { failureBackoffMs } : {}),
+      });
       managers.set(key, m);
     }
     return m;

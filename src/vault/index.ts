@@ -1,26 +1,22 @@
 /** Public surface of the vault. `aead.ts` internals are exported for the daemon's crypto worker. */
+export { Vault, INIT_LOCK_STALE_MS } from './vault.js';
 export {
-  Vault,
   readVaultMeta,
   loadKek,
   readSecretRecord,
   loadAllRecords,
   decryptRecord,
   valueRevision,
-  toSecretInfo,
-  toSecretMeta,
-  newSecretId,
-  INIT_LOCK_STALE_MS,
-} from './vault.js';
+} from './record-io.js';
+export { toSecretInfo, toSecretMeta } from './secret-meta.js';
+export type { SecretMeta, SecretFilter, GroupRef } from './secret-meta.js';
+export { newSecretId } from './validate.js';
 export type {
-  SecretMeta,
-  SecretFilter,
   CreateSecretInput,
   InitOptions,
   OpenOptions,
   VaultStatus,
   RotateMasterResult,
-  GroupRef,
 } from './vault.js';
 export { vaultPaths, secretRecordPath } from './paths.js';
 export type { VaultPaths } from './paths.js';

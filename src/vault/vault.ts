@@ -1,5 +1,7 @@
 /**
- * The vault: key provider → KEK → per-secret DEK → value (SPEC §3, §4, §9).
+ * The vault: key provider → KEK → per-secret DEK → value (SPEC §3, §4, §9). The `Vault` class: unlock,
+ * secret CRUD and rotation, master-key rotation, policy reseal, audit of its own writes. Runs where a KEK may
+ * be held: the CLI process (no daemon) and the daemon's crypto worker.
  *
  * A `Vault` instance holds this process's unlocked KEK (in sodium secure memory) and does every secret
  * lifecycle operation under the cross-process vault lock (store.ts). Records are read fresh from disk on
@@ -23,34 +25,20 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
-import type { Scope, SecretInfo } from '../broker/types.js';
+import type { Scope } from '../broker/types.js';
 import type { Config } from '../config/env.js';
 import { AivaultError } from '../errors.js';
 import { AuditLog } from '../audit/audit-log.js';
 import type { AuditInput } from '../audit/audit-log.js';
+import { addWrap, deriveAuditKey, devMac, rebindValue, sealCheck, sealValue, verifyDevMac } from './aead.js';
+import type { PolicySealState } from './policy-seal.js';
 import {
-  addWrap,
-  deriveAuditKey,
-  devMac,
-  openValue,
-  rebindValue,
-  sealCheck,
-  sealValue,
-  verifyCheck,
-  verifyDevMac,
-  type SealedValue,
-} from './aead.js';
-import type { PolicyFile, PolicySealKey, PolicySealState } from './policy-seal.js';
-import {
-  EMPTY_POLICY,
   POLICY_FILES,
   UNSEALED,
   derivePolicySealKey,
   policyFilePath,
   readPolicyContents,
   registerSealHolder,
-  sealDocument,
-  verifyDocument,
 } from './policy-seal.js';
 import type { VaultPaths } from './paths.js';
 import { secretRecordPath, vaultPaths } from './paths.js';
@@ -58,138 +46,43 @@ import { getProvider, providerKind } from './providers/index.js';
 import type { ProviderName } from './providers/provider.js';
 import type { ProviderKind, SecretRecord, VaultMeta } from './records.js';
 import {
-  NAME_RE,
   PROVIDER_NAME_RE,
-  SCOPE_ID_RE,
   SECRET_ID_RE,
   checkScope,
   readValidated,
   sameScope,
-  secretRecordSchema,
   vaultMetaSchema,
 } from './records.js';
 import type { Kek } from './secret-bytes.js';
 import type { SecretBytes } from './secret-bytes.js';
 import { randomBytes, sodium } from './sodium.js';
-import { ensureDir, listRecordFiles, readJsonFile, withVaultLock, writeJsonAtomic } from './store.js';
+import { ensureDir, listRecordFiles, withVaultLock, writeJsonAtomic } from './store.js';
+import {
+  readVaultMeta,
+  loadKek,
+  readSecretRecord,
+  decryptRecord,
+  valueRevision,
+  loadAllRecords,
+  resealed,
+  writeRecord,
+} from './record-io.js';
+import { verifiedSealState, writeSealedPolicy, verifiedPolicyContents } from './seal-state.js';
+import { toSecretMeta } from './secret-meta.js';
+import type { SecretMeta, SecretFilter } from './secret-meta.js';
+import {
+  newSecretId,
+  checkName,
+  checkAliases,
+  checkScopeId,
+  valueBytes,
+  namesOf,
+  ensureUnique,
+} from './validate.js';
 
 export const INIT_LOCK_STALE_MS = 30_000;
-
-// ───────────────────────── low-level API (also used by the daemon's crypto worker) ─────────────────────────
-
-/** Read and validate vault.json. Missing → `vault_unavailable` (not initialised). */
-export async function readVaultMeta(paths: VaultPaths): Promise<VaultMeta> {
-  const meta = await readValidated(vaultMetaSchema, paths.vaultJson);
-  if (!meta) {
-    throw new AivaultError('vault_unavailable', `no vault at ${paths.root} (run \`aivault init\`)`, {
-      file: paths.vaultJson,
-    });
-  }
-  return meta;
-}
-
-/** Produce the live KEK named by `meta` from its provider. Passphrase vaults need `opts.passphrase`. */
-export async function loadKek(
-  config: Config,
-  meta: VaultMeta,
-  opts: { passphrase?: string } = {},
-): Promise<Kek> {
-  return getProvider(meta.provider.kind).load(config, meta.provider, {
-    vaultId: meta.vaultId,
-    expectedKekId: meta.kekId,
-    passphrase: opts.passphrase,
-    policySeal: meta.policySeal === true,
-  });
-}
-
-/** Read and validate `secrets/<id>.json` fresh from disk. Missing/invalid id → `not_found`. */
-export async function readSecretRecord(paths: VaultPaths, id: string): Promise<SecretRecord> {
-  if (!SECRET_ID_RE.test(id)) throw new AivaultError('not_found', `no secret with id ${JSON.stringify(id)}`);
-  const file = secretRecordPath(paths, id);
-  const rec = await readValidated(secretRecordSchema, file);
-  if (!rec) throw new AivaultError('not_found', `no secret with id ${id}`);
-  if (rec.id !== id) {
-    throw new AivaultError(
-      'storage_corrupt',
-      `${file}: field id does not match the file name (record moved?)`,
-      {
-        file,
-        field: 'id',
-      },
-    );
-  }
-  return rec;
-}
-
-/** Decrypt a record's value with `kek`. Tampering → `storage_corrupt`; wrong/stale KEK → `vault_unavailable`. */
-export function decryptRecord(
-  kek: Kek,
-  record: SecretRecord,
-  file = `secrets/${record.id}.json`,
-): SecretBytes {
-  return openValue(kek, record, file);
-}
-
-/**
- * Identifies one stored value: the value nonce is fresh random bytes on every seal, so it changes on every
- * write of the value (create, rotate, write-back) and on nothing else.
- */
-export function valueRevision(record: SecretRecord): string {
-  return record.value.nonce;
-}
-
-/**
- * The policy-seal state of the vault `meta` describes, proven with `kek` (policy-seal.ts): only passphrase
- * vaults are sealed, and their flag must verify against the check record — a flag edited in vault.json
- * after the KEK was loaded is `storage_corrupt` here, not a silently unsealed vault.
- */
-export function verifiedSealState(kek: Kek, meta: VaultMeta): PolicySealState {
-  if (meta.provider.kind !== 'passphrase') return UNSEALED;
-  if (kek.kekId !== meta.kekId) {
-    throw new AivaultError(
-      'vault_unavailable',
-      'the master key was rotated by another process; unlock again',
-    );
-  }
-  const sealed = meta.policySeal === true;
-  if (!verifyCheck(kek, meta.vaultId, meta.provider.check, sealed)) {
-    throw new AivaultError(
-      'storage_corrupt',
-      'vault.json: the policySeal flag does not match the passphrase check record (vault.json was edited)',
-      { field: 'policySeal' },
-    );
-  }
-  return sealed ? { sealed: true, ...derivePolicySealKey(kek, meta.vaultId) } : UNSEALED;
-}
-
-/**
- * Seal the three policy files under `keys` (their content as given; a missing file becomes an empty one:
- * a sealed vault always has all three). Used by init, reseal-policy and rotate-master, under the vault lock.
- */
-async function writeSealedPolicy(
-  paths: VaultPaths,
-  contents: ReadonlyMap<PolicyFile, object | undefined>,
-  keys: readonly PolicySealKey[],
-): Promise<void> {
-  for (const file of POLICY_FILES) {
-    const doc = contents.get(file) ?? EMPTY_POLICY[file]();
-    await writeJsonAtomic(policyFilePath(paths.root, file), sealDocument(doc, file, keys));
-  }
-}
-
-/** The policy files' content, verified under `key` when the vault is sealed (`storage_corrupt` otherwise). */
-async function verifiedPolicyContents(
-  paths: VaultPaths,
-  state: PolicySealState,
-): Promise<Map<PolicyFile, object | undefined>> {
-  if (!state.sealed) return readPolicyContents(paths.root);
-  const out = new Map<PolicyFile, object | undefined>();
-  for (const file of POLICY_FILES) {
-    const path = policyFilePath(paths.root, file);
-    out.set(file, verifyDocument(await readJsonFile(path), file, state, path));
-  }
-  return out;
-}
+// Record I/O, projections, validation and the seal state live beside this file (record-io.ts,
+// secret-meta.ts, validate.ts, seal-state.ts); the Vault class below composes them.
 
 export interface ResealResult {
   readonly policySealed: true;
@@ -199,32 +92,6 @@ export interface ResealResult {
 }
 
 // ───────────────────────── public types ─────────────────────────
-
-export interface GroupRef {
-  readonly workspaceId: string;
-  readonly groupId: string;
-}
-
-/** Secret metadata returned to callers. There is no value field. */
-export interface SecretMeta {
-  readonly id: string;
-  readonly name: string;
-  readonly aliases: readonly string[];
-  readonly scope: Scope;
-  readonly pinnedProvider?: string;
-  readonly attachedGroups: readonly GroupRef[];
-  readonly createdAtMs: number;
-  readonly updatedAtMs: number;
-  readonly rotatedAtMs?: number;
-}
-
-export interface SecretFilter {
-  readonly kind?: Scope['kind'];
-  readonly workspaceId?: string;
-  readonly groupId?: string;
-  readonly name?: string;
-  readonly pinnedProvider?: string;
-}
 
 export interface CreateSecretInput {
   readonly name: string;
@@ -279,109 +146,6 @@ export interface RotateMasterResult {
   readonly notice?: string;
 }
 
-export function toSecretMeta(rec: SecretRecord): SecretMeta {
-  return Object.freeze({
-    id: rec.id,
-    name: rec.name,
-    aliases: Object.freeze([...rec.aliases]),
-    scope: checkScope(rec.scope),
-    ...(rec.pinnedProvider !== undefined ? { pinnedProvider: rec.pinnedProvider } : {}),
-    attachedGroups: Object.freeze(rec.attachedGroups.map((g) => Object.freeze({ ...g }))),
-    createdAtMs: rec.createdAtMs,
-    updatedAtMs: rec.updatedAtMs,
-    ...(rec.rotatedAtMs !== undefined ? { rotatedAtMs: rec.rotatedAtMs } : {}),
-  });
-}
-
-export function toSecretInfo(meta: SecretMeta): SecretInfo {
-  return {
-    id: meta.id,
-    name: meta.name,
-    scope: meta.scope,
-    attachedGroups: meta.attachedGroups,
-    ...(meta.pinnedProvider !== undefined ? { pinnedProvider: meta.pinnedProvider } : {}),
-  };
-}
-
-// ───────────────────────── helpers ─────────────────────────
-
-const B32 = 'abcdefghijklmnopqrstuvwxyz234567';
-
-/** 16 random bytes as 26 lower-case base32 characters. */
-export function newSecretId(): string {
-  const bytes = randomBytes(16);
-  let bits = 0;
-  let acc = 0;
-  let out = '';
-  for (const b of bytes) {
-    acc = (acc << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out += B32[(acc >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += B32[(acc << (5 - bits)) & 31];
-  return out;
-}
-
-function checkName(name: string, field: string): string {
-  if (typeof name !== 'string' || !NAME_RE.test(name)) {
-    throw new AivaultError('usage', `${field} must match ${NAME_RE.source}`, { field });
-  }
-  return name;
-}
-
-function checkAliases(aliases: readonly string[] | undefined, name: string): string[] {
-  const out = [...new Set((aliases ?? []).map((a) => checkName(a, 'aliases')))];
-  if (out.includes(name))
-    throw new AivaultError('usage', 'an alias may not repeat the secret name', { field: 'aliases' });
-  if (out.length > 64) throw new AivaultError('usage', 'at most 64 aliases', { field: 'aliases' });
-  return out;
-}
-
-function checkScopeId(value: string, field: string): string {
-  if (typeof value !== 'string' || !SCOPE_ID_RE.test(value)) {
-    throw new AivaultError('usage', `${field} must match ${SCOPE_ID_RE.source}`, { field });
-  }
-  return value;
-}
-
-function valueBytes(value: string | Uint8Array): { bytes: Buffer; owned: boolean } {
-  if (typeof value === 'string') return { bytes: Buffer.from(value, 'utf8'), owned: true };
-  if (value instanceof Uint8Array)
-    return { bytes: Buffer.from(value.buffer, value.byteOffset, value.byteLength), owned: false };
-  throw new AivaultError('usage', 'secret value must be a string or bytes', { field: 'value' });
-}
-
-function namesOf(rec: { name: string; aliases: readonly string[] }): string[] {
-  return [rec.name, ...rec.aliases];
-}
-
-function scopeLabel(scope: Scope): string {
-  if (scope.kind === 'global') return 'global scope';
-  if (scope.kind === 'workspace') return `workspace ${scope.workspaceId ?? ''}`;
-  return `group ${scope.workspaceId ?? ''}/${scope.groupId ?? ''}`;
-}
-
-function ensureUnique(
-  all: readonly SecretRecord[],
-  scope: Scope,
-  names: readonly string[],
-  selfId?: string,
-): void {
-  for (const other of all) {
-    if (other.id === selfId || !sameScope(other.scope, scope)) continue;
-    const clash = namesOf(other).find((n) => names.includes(n));
-    if (clash !== undefined) {
-      throw new AivaultError('conflict', `a secret named ${clash} already exists in ${scopeLabel(scope)}`, {
-        name: clash,
-        secretId: other.id,
-      });
-    }
-  }
-}
-
 async function withInitLock<T>(paths: VaultPaths, fn: () => Promise<T>): Promise<T> {
   await ensureDir(paths.root);
   let release: () => Promise<void>;
@@ -406,44 +170,6 @@ async function withInitLock<T>(paths: VaultPaths, fn: () => Promise<T>): Promise
   } finally {
     await release().catch(() => undefined);
   }
-}
-
-/**
- * Every secret record, validated. A corrupt or misnamed record is `storage_corrupt` naming its file, never
- * skipped (a silently missing secret would make its credential vanish from the catalog); a record deleted
- * between listing and reading is simply gone.
- */
-export async function loadAllRecords(paths: VaultPaths): Promise<SecretRecord[]> {
-  const out: SecretRecord[] = [];
-  for (const name of await listRecordFiles(paths.secretsDir)) {
-    const id = name.slice(0, -'.json'.length);
-    if (!SECRET_ID_RE.test(id)) {
-      throw new AivaultError('storage_corrupt', `${join(paths.secretsDir, name)}: not a secret record name`, {
-        file: join(paths.secretsDir, name),
-      });
-    }
-    try {
-      out.push(await readSecretRecord(paths, id));
-    } catch (err) {
-      if (err instanceof AivaultError && err.code === 'not_found') continue; // deleted meanwhile
-      throw err;
-    }
-  }
-  return out;
-}
-
-/** The record fields a seal produces, as plain copies for the file. */
-function resealed(sealed: SealedValue): Pick<SecretRecord, 'aadVersion' | 'value' | 'wraps'> {
-  return {
-    aadVersion: sealed.aadVersion,
-    value: { ...sealed.value },
-    wraps: sealed.wraps.map((w) => ({ ...w })),
-  };
-}
-
-async function writeRecord(paths: VaultPaths, rec: SecretRecord): Promise<void> {
-  await ensureDir(paths.secretsDir);
-  await writeJsonAtomic(secretRecordPath(paths, rec.id), rec);
 }
 
 // ───────────────────────── the Vault ─────────────────────────

@@ -69,7 +69,11 @@ async function warm(envelope: Envelope, httpPath: string): Promise<void> {
 
 const MODES: { name: string; watcher: boolean; opts: DaemonOptions }[] = [
   { name: 'with the vault watcher', watcher: true, opts: {} },
-  { name: 'watcher off: bumps alone', watcher: false, opts: { watchVault: false, vaultPollMs: 3_600_000 } },
+  {
+    name: 'watcher off: bumps alone',
+    watcher: false,
+    opts: { testing: { watchVault: false, vaultPollMs: 3_600_000 } },
+  },
 ];
 
 describe.each(MODES)('invalidation, $name: the very next call after a write sees it', (mode) => {

@@ -81,7 +81,7 @@ describe('vault watcher', () => {
   });
 
   it('with fs.watch off the cached policy answers until the safety-net poll notices the edit', async () => {
-    const { call, blockPath, client } = await setup({ watchVault: false, vaultPollMs: 400 });
+    const { call, blockPath, client } = await setup({ testing: { watchVault: false, vaultPollMs: 400 } });
     // The poll's first fingerprint is taken at start-up (a few stats), long before this call returns.
     expect(await call()).toMatchObject({ path: '/items' });
     const generation = async (): Promise<number> => Number((await client.operator('status')).generation);

@@ -33,7 +33,7 @@ import { AivaultError, ERRORS, fromWire, toWire } from '../../errors.js';
 import type { Credential, Envelope, RequestContext } from '../../broker/types.js';
 import type { AuthSpec } from '../../registry/types.js';
 import { registry } from '../../registry/index.js';
-import { createCatalogCache } from '../../pipeline/deps.js';
+import { createCatalogCache } from '../../catalog/cache.js';
 import { AuditLog, type AuditInput } from '../../audit/audit-log.js';
 import { vaultPaths } from '../../vault/index.js';
 import { TokenVerifier, type ProxyTokenRecord } from '../../tokens/tokens.js';
@@ -42,8 +42,7 @@ import { startRelayedCall, type CallRelay, type RelaySink } from '../relay.js';
 import type { CallRequest } from '../../pipeline/call-port.js';
 import { isLoopbackPeer } from '../http-passthrough.js';
 import { PASSTHROUGH_DROP, WS_TOKEN_RECHECK_MS } from '../http-server.js';
-import { sendableCloseCode } from '../http-ws-upstream.js';
-import { WS_MAX_UNACKED_BYTES, type WsConnect } from '../http-ws-protocol.js';
+import { sendableCloseCode, WS_MAX_UNACKED_BYTES, type WsConnect } from '../http-ws-protocol.js';
 import {
   parseConnectTarget,
   placeholderProviders,

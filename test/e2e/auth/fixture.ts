@@ -5,6 +5,7 @@
  * Registry credentials are auto-provisioned exactly as `aivault secrets create` does; custom credentials
  * (hmac, mtls) go through the catalog API.
  */
+import type { TestIntervals } from '../../../src/config/test-intervals.js';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../../../src/config/env.js';
@@ -51,7 +52,9 @@ export interface AuthFixture {
   close(): Promise<void>;
 }
 
-export async function startAuthFixture(opts: { workers?: number } = {}): Promise<AuthFixture> {
+export async function startAuthFixture(
+  opts: { workers?: number; testing?: TestIntervals } = {},
+): Promise<AuthFixture> {
   const upstream = await startHttpsUpstream({
     ...issueServerCert(PROVIDER_HOSTS),
     tokenPaths: ['/api/token'],
@@ -64,7 +67,8 @@ export async function startAuthFixture(opts: { workers?: number } = {}): Promise
   });
   const { config, vault } = dv;
   const workers = opts.workers ?? 2;
-  let d = await startDaemonFor(config, { workers });
+  const daemonOpts = { workers, ...(opts.testing ? { testing: opts.testing } : {}) };
+  let d = await startDaemonFor(config, daemonOpts);
 
   const fx: AuthFixture = {
     config,
@@ -92,7 +96,7 @@ export async function startAuthFixture(opts: { workers?: number } = {}): Promise
     invoke: (envelope) => d.client.invoke(envelope),
     async restart() {
       await d.stop();
-      d = await startDaemonFor(config, { workers });
+      d = await startDaemonFor(config, daemonOpts);
     },
     auditText() {
       const dir = vaultPaths(config).auditDir;

@@ -8,7 +8,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Envelope } from '../../../src/broker/types.js';
 import { echo, rejection, startAuthFixture, type AuthFixture } from './fixture.js';
 
@@ -52,7 +52,8 @@ const attempts = (): number => fx.upstream.tokens.attempts ?? 0;
 const apiCalls = (): number => fx.seen('/v1/me/needs-token').length;
 
 beforeAll(async () => {
-  fx = await startAuthFixture({ workers: 2 });
+  // Backoff capped at its first step (1 s) so the endpoint-down test waits on answers, not on 2 s + 4 s sleeps.
+  fx = await startAuthFixture({ workers: 2, testing: { oauthBackoffMs: { initial: 1_000, max: 1_000 } } });
   secretId = await fx.addSecret(
     'SPOTIFY_OAUTH',
     JSON.stringify({
@@ -164,9 +165,16 @@ describe('oauth2 lifecycle through aivaultd', () => {
     expect(attempts() - beforeBurst).toBeLessThanOrEqual(1);
     expect(burst.some((r) => /next attempt in \d+ s/.test(r.message))).toBe(true);
 
-    await new Promise((r) => setTimeout(r, 2_100)); // past both workers' backoff
+    // A worker past its backoff makes a real attempt (its answer names no "next attempt").
     fx.upstream.tokens.mode = 'error';
-    const failing = await rejection(() => fx.invoke(call()));
+    const failing = await vi.waitFor(
+      async () => {
+        const r = await rejection(() => fx.invoke(call()));
+        expect(r.message).not.toMatch(/next attempt in/);
+        return r;
+      },
+      { timeout: 10_000, interval: 50 },
+    );
     expect(failing.code).toBe('oauth_refresh_required');
     expect(failing.message).toContain('HTTP 503');
     for (const m of [down.message, failing.message]) {
@@ -177,8 +185,8 @@ describe('oauth2 lifecycle through aivaultd', () => {
     expect((await stored()).accessToken).toBe('expired-at');
 
     fx.upstream.tokens.mode = 'ok';
-    await new Promise((r) => setTimeout(r, 4_100)); // the longest backoff a worker can hold here
-    const res = await fx.invoke(call());
+    // Each worker answers from its backoff until it expires; then its next call refreshes and succeeds.
+    const res = await vi.waitFor(() => fx.invoke(call()), { timeout: 10_000, interval: 50 });
     expect(res.status).toBe(200);
     expect((await stored()).accessToken).toBe(`at-${fx.upstream.tokens.issued}`);
   });

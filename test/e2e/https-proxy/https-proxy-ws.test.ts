@@ -93,7 +93,7 @@ async function tokenId(fx: HttpFixture, label: string): Promise<string> {
 describe('WebSocket clients through the HTTPS proxy', () => {
   let fx: HttpFixture;
   beforeAll(async () => {
-    fx = await startHttpFixture({ httpsProxy: '127.0.0.1:0', httpTokenRecheckMs: 100 });
+    fx = await startHttpFixture({ httpsProxy: '127.0.0.1:0', testing: { tokenRecheckMs: 100 } });
   }, 60_000);
   afterAll(async () => {
     await fx?.close();
@@ -245,7 +245,7 @@ describe('a tunnel opened before the token was revoked', () => {
   let fx: HttpFixture;
   beforeAll(async () => {
     // A long re-check interval: the tunnel stays open, so its next request meets the per-request check.
-    fx = await startHttpFixture({ httpsProxy: '127.0.0.1:0', httpTokenRecheckMs: 600_000 });
+    fx = await startHttpFixture({ httpsProxy: '127.0.0.1:0', testing: { tokenRecheckMs: 600_000 } });
   }, 60_000);
   afterAll(async () => {
     await fx?.close();
