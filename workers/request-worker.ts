@@ -146,13 +146,8 @@ async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, Act
         resolve(outcome);
       };
       const transport =
-        'passthrough' in msg
-          ? 'passthrough'
-          : 'envelopeJson' in msg
-            ? 'proxy'
-            : msg.context.token
-              ? 'https-proxy'
-              : 'socket';
+        msg.context.via ??
+        ('passthrough' in msg ? 'passthrough' : 'envelopeJson' in msg ? 'proxy' : 'socket');
       port.postMessage({
         t: 'approval',
         id: msg.id,

@@ -141,6 +141,11 @@ export interface RequestContext {
     readonly capabilities: readonly string[];
     readonly credential?: string;
   };
+  /**
+   * Set by the HTTPS proxy (daemon main thread) on the calls it starts: their requests take the `/v/`
+   * passthrough form, so the form alone cannot tell the transport. A label for approvals and metrics only.
+   */
+  readonly via?: 'https-proxy';
 }
 
 export type PlanBody =

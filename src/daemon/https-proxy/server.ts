@@ -131,9 +131,11 @@ function contextOf(t: Tunnel): RequestContext {
     ...(t.token.workspaceId !== undefined ? { workspaceId: t.token.workspaceId } : {}),
     ...(t.token.groupId !== undefined ? { groupId: t.token.groupId } : {}),
     token: {
+      id: t.token.id,
       capabilities: t.token.capabilities,
       ...(t.token.credential !== undefined ? { credential: t.token.credential } : {}),
     },
+    via: 'https-proxy',
   };
 }
 
