@@ -104,6 +104,30 @@ export class RateLimiter {
     }
   }
 
+  /**
+   * Calls admitted for `capabilityId` in the current window, read without the lock and without claiming
+   * a slot (for /metrics' rate-limit headroom on the main thread; may be off by a call in flight).
+   */
+  used(capabilityId: string): number {
+    const key = keyOf(capabilityId);
+    const start = Number(key % BigInt(this.slots));
+    for (let n = 0; n < this.slots; n++) {
+      const i = (start + n) % this.slots;
+      const k = Atomics.load(this.meta, i * 2);
+      if (k === 0n) return 0;
+      if (k !== key) continue;
+      const last = Number(Atomics.load(this.meta, i * 2 + 1));
+      const second = Math.floor(this.now() / BUCKET_MS);
+      let used = 0;
+      // Buckets up to `last` are current; older seconds leave the window as `second` moves on.
+      for (let s = Math.max(second, last) - BUCKETS + 1; s <= Math.min(second, last); s++) {
+        used += Atomics.load(this.cells, i * CELLS_PER_SLOT + 1 + (s % BUCKETS));
+      }
+      return used;
+    }
+    return 0;
+  }
+
   /** Try to admit one call. `limit` is the policy's per-minute limit (a positive integer). */
   tryAcquire(capabilityId: string, limit: number): RateDecision {
     const now = this.now();

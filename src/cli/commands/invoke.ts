@@ -11,6 +11,7 @@ import { optBool, optList, optString, parseCount } from '../context.js';
 import { buildEnvelope, type CapabilityDefaults } from '../envelope-args.js';
 import { shapeJson, toMarkdown } from '../response-format.js';
 import { toJson } from '../output.js';
+import type { Timings } from '../../pipeline/server-timing.js';
 
 type Mode = 'raw' | 'json' | 'markdown';
 
@@ -80,18 +81,26 @@ async function streamInvoke(
   const { connectDaemon } = await import('../daemon-link.js');
   const client = await connectDaemon(ctx.config);
   try {
-    const call = client.stream(envelope, context, timeoutMs !== undefined ? { timeoutMs } : {});
+    const call = client.stream(envelope, context, {
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      ...(ctx.verbose ? { timing: true } : {}),
+    });
     const head = await call.head;
     for await (const chunk of call.body) await writeOut(ctx.stdout, chunk);
+    // -v: the body is on stdout as it came; the daemon's breakdown goes to stderr with the notices.
+    const timing = ctx.verbose ? call.timing() : undefined;
+    const other = [
+      upstreamFailed(head.status) ? `upstream returned HTTP ${head.status}` : undefined,
+      timing ? `timing: ${JSON.stringify(timing)}` : undefined,
+    ]
+      .filter((n) => n !== undefined)
+      .join('\n');
     return {
       json: undefined,
       human: () => '',
       silent: true,
       exitCode: upstreamFailed(head.status) ? 1 : 0,
-      ...scrubNotice(
-        call.scrubbed(),
-        upstreamFailed(head.status) ? `upstream returned HTTP ${head.status}` : undefined,
-      ),
+      ...scrubNotice(call.scrubbed(), other || undefined),
     };
   } finally {
     client.close();
@@ -111,7 +120,7 @@ async function execute(
   const timeoutMs = timeoutRaw === undefined ? undefined : parseCount(timeoutRaw, '--timeout-ms');
   if (mode === 'raw' && optBool(opts, 'stream')) return streamInvoke(ctx, envelope, context, timeoutMs);
 
-  let res: { status: number; body: Uint8Array; scrubbed?: number; auditError?: string };
+  let res: { status: number; body: Uint8Array; scrubbed?: number; auditError?: string; timing?: Timings };
   if (ctx.config.daemonDisable) {
     const { refuseInProcessWhileServed } = await import('../daemon-link.js');
     await refuseInProcessWhileServed(ctx.config);
@@ -135,7 +144,11 @@ async function execute(
     const { connectDaemon } = await import('../daemon-link.js');
     const client = await connectDaemon(ctx.config);
     try {
-      res = await client.invoke(envelope, context, timeoutMs !== undefined ? { timeoutMs } : {});
+      // -v prints the daemon's per-stage breakdown (policy, secret, upstream, total) with the JSON.
+      res = await client.invoke(envelope, context, {
+        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        ...(ctx.verbose ? { timing: true } : {}),
+      });
     } finally {
       client.close();
     }
@@ -152,7 +165,7 @@ async function execute(
 
   if (mode === 'raw') {
     return {
-      json: { status: res.status, body: text },
+      json: { status: res.status, body: text, ...timingField(res.timing) },
       human: () => text,
       raw: res.body,
       exitCode: failed ? 1 : 0,
@@ -175,11 +188,16 @@ async function execute(
   };
   const shaped = mode === 'json' ? shapeJson(parsed, shape) : toMarkdown(parsed, shape);
   return {
-    json: { status: res.status, body: mode === 'json' ? shaped : parsed },
+    json: { status: res.status, body: mode === 'json' ? shaped : parsed, ...timingField(res.timing) },
     human: () => (mode === 'json' ? toJson(shaped) : (shaped as string)),
     exitCode: failed ? 1 : 0,
     ...scrubNotice(res.scrubbed, notice),
   };
+}
+
+/** `timing` in the -v JSON: milliseconds per stage as the daemon measured them. */
+function timingField(t: Timings | undefined): { timing?: Timings } {
+  return t ? { timing: t } : {};
 }
 
 export const invoke = (
