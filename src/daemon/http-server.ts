@@ -85,7 +85,7 @@ export interface HttpServer {
   closeConnections(): void;
 }
 
-export interface ReqState {
+interface ReqState {
   aborted: boolean;
   finished: boolean;
   onAbort?: () => void;
@@ -128,7 +128,7 @@ function writeJson(res: HttpResponse, st: ReqState, status: number, value: unkno
 }
 
 /** A /metrics answer (Prometheus text format). */
-export function writeMetrics(res: HttpResponse, st: ReqState, contentType: string, body: string): void {
+function writeMetrics(res: HttpResponse, st: ReqState, contentType: string, body: string): void {
   if (st.aborted || st.finished) return;
   st.finished = true;
   res.cork(() => {

@@ -7,7 +7,7 @@
 import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { MetricsWriter } from './metrics-buffer.js';
 
-export const SAMPLE_MS = 1000;
+const SAMPLE_MS = 1000;
 
 /** Start sampling this thread into `writer`'s region; returns a stop function. */
 export function startThreadSampler(writer: MetricsWriter, intervalMs = SAMPLE_MS): () => void {
