@@ -243,7 +243,7 @@ interface ActiveCall {
  */
 export function attach(task: AttachTask): number {
   const { port } = task;
-  metrics = new MetricsWriter(data.metrics, task.metricsRegion);
+  if (task.metricsRegion !== undefined) metrics = new MetricsWriter(data.metrics, task.metricsRegion);
   stopSampler?.();
   stopSampler = startThreadSampler(metrics);
   const calls = new Map<number, ActiveCall>();

@@ -53,8 +53,11 @@ export type InvokeTask = CallRequest & {
 export interface AttachTask {
   kind: 'attach';
   port: MessagePort;
-  /** This worker's region of the metrics buffer (a replacement worker takes over its predecessor's). */
-  metricsRegion: number;
+  /**
+   * This worker's region of the metrics buffer (a replacement worker takes over its predecessor's);
+   * absent: the shared spare region.
+   */
+  metricsRegion?: number;
 }
 
 /** Main side of one request worker's call port. */
