@@ -211,6 +211,23 @@ describe('GET /metrics', () => {
     expect(after.text).not.toContain('caller-made-this-up');
   });
 
+  it('reports rate-limit headroom per rate-limited capability', async () => {
+    const patched = await fx.api(operatorToken, 'PATCH', '/aivault/capabilities/echo/special', {
+      rateLimitPerMinute: 10,
+    });
+    expect(patched.status).toBe(200);
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${fx.baseUrl}/v/echo/special/x${i}`, {
+        headers: { authorization: `Bearer ${proxyToken}` },
+      });
+      expect(res.status).toBe(200);
+      await res.text();
+    }
+    const { values } = await metrics();
+    expect(values.get('aivault_rate_limit_headroom{capability="echo/special"}')).toBe(8);
+    expect(values.has('aivault_rate_limit_headroom{capability="echo/api"}')).toBe(false);
+  });
+
   it('--metrics-open serves GET /metrics without a token, and nothing else', async () => {
     const open = fx.daemon.metricsOpen;
     expect(open).toBeDefined();
