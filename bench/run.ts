@@ -12,7 +12,7 @@
  * ratios), plus wrk on the HTTP targets (full run) as a cross-check. Then SSE streaming, 1,000 open
  * streams, large bodies, a stability run, CLI wall time (hyperfine) and micro-benchmarks (bench/micro.ts).
  * Output: bench/results/<date>[-quick].{json,md,svg}; a full run also replaces bench/results/LATEST.md.
- * Flags: --quick, --no-build, --out DIR, --only SECTIONS (load,wrk,http,stream,open,stability,cli,micro,fleet),
+ * Flags: --quick, --no-build, --out DIR, --only SECTIONS (load,wrk,http,scrape,stream,open,stability,cli,micro,fleet),
  * --merge FILE.json (re-run --only sections into an earlier run), --render FILE.json, --stability-s N,
  * --shared-ok (measure even when the load average says the machine is busy: bench/load-guard.ts).
  * Targets (PASS/MISS per ratio): bench/targets.ts, printed at the end and in the report and LATEST.md.
@@ -49,7 +49,7 @@ const OUT = args.includes('--out')
 const ONLY = args.includes('--only')
   ? new Set((args[args.indexOf('--only') + 1] as string).split(','))
   : undefined;
-/** Sections: load, wrk, http, stream, open, stability, cli, micro (`--only open,cli` while developing). */
+/** Sections: load, wrk, http, scrape, stream, open, stability, cli, micro (`--only open,cli` while developing). */
 const MERGE = args.includes('--merge') ? resolve(args[args.indexOf('--merge') + 1] as string) : undefined;
 const want = (section: string): boolean => !ONLY || ONLY.has(section);
 // The bundled CLI: what the `aivault` bin runs (package.json), so its start-up is what gets measured.
@@ -563,6 +563,8 @@ async function main(): Promise<void> {
     }
   }
 
+  if (want('scrape')) await scrapeSection({ startDaemon, drive, env, results, path: API });
+
   // 7. streaming: SSE time to first event / inter-event delay (1 and 32 streams), large bodies
   log('bench: streaming …');
   const d2 = await startDaemon(2);
@@ -779,6 +781,96 @@ async function writeOutputs(results: Results): Promise<void> {
   log(
     `bench: wrote ${base}.{json,md,svg}${quick ? '' : ` and ${join(OUT, 'LATEST.md')}`} in ${results.elapsedS} s`,
   );
+}
+
+/**
+ * Section `scrape`: does scraping GET /metrics change request latency? /v/ passthrough at c=16 on a
+ * 2-worker daemon, without a scraper, with one scraping every 100 ms (an operator token, as Prometheus
+ * would), and without again (the baseline is the mean of the two unscraped runs, so drift shows).
+ */
+async function scrapeSection(ctx: {
+  startDaemon(workers: number, extra?: string[]): Promise<Daemon>;
+  drive<T>(cfg: DriverConfig): Promise<T>;
+  env: NodeJS.ProcessEnv;
+  results: Results;
+  /** The upstream path every call asks for. */
+  path: string;
+}): Promise<void> {
+  const { results } = ctx;
+  log('bench: metrics scrape (passthrough c=16, scraper every 100 ms) …');
+  const port = await freePort();
+  const d = await ctx.startDaemon(2, ['--http', `127.0.0.1:${port}`]);
+  try {
+    const tokens = (await import(pathToFileURL(join(ROOT, 'src', 'tokens', 'tokens.ts')).href)) as {
+      mintProxyToken(
+        dir: string,
+        input: { capabilities: string[]; ttlMs?: number },
+      ): Promise<{ token: string }>;
+      createOperatorToken(dir: string, input: { name: string }): Promise<{ token: string }>;
+    };
+    const dir = ctx.env.AIVAULT_DIR as string;
+    const proxy = (await tokens.mintProxyToken(dir, { capabilities: ['openai/*'], ttlMs: 3_600_000 })).token;
+    const operator = (await tokens.createOperatorToken(dir, { name: 'bench-scraper' })).token;
+    const base = `http://127.0.0.1:${port}`;
+    const first = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${operator}` } });
+    if (first.status !== 200) {
+      results.skipped.push({ target: 'metrics-scrape', reason: `GET /metrics answered ${first.status}` });
+      return;
+    }
+    await first.text();
+    const target: Target = {
+      kind: 'http',
+      url: base,
+      headers: { authorization: `Bearer ${proxy}` },
+      pathPrefix: '/v/openai',
+    };
+    const run = async (name: string): Promise<LoadResult> => {
+      const r = await ctx.drive<LoadResult>({
+        mode: 'http',
+        target,
+        pids: [d.pid],
+        concurrency: 16,
+        durationMs: P.durationMs,
+        warmupMs: P.warmupMs,
+        path: ctx.path,
+      });
+      results.load.push({ target: name, generator: 'driver', concurrency: 16, ...r });
+      log(
+        `  ${name.padEnd(28)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${(r.p50us / 1000).toFixed(2)} ms  p99 ${(r.p99us / 1000).toFixed(2)} ms  cpu ${r.cpuUsPerReq.toFixed(0)} µs/req`,
+      );
+      return r;
+    };
+    const a1 = await run('passthrough-unscraped');
+    let scrapes = 0;
+    let failed = 0;
+    let bytes = 0;
+    const timer = setInterval(() => {
+      fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${operator}` } })
+        .then(async (res) => {
+          bytes = (await res.text()).length;
+          if (res.status === 200) scrapes++;
+          else failed++;
+        })
+        .catch(() => failed++);
+    }, 100);
+    let b: LoadResult;
+    try {
+      b = await run('passthrough-scraped-100ms');
+    } finally {
+      clearInterval(timer);
+    }
+    const a2 = await run('passthrough-unscraped-again');
+    const mean = (k: 'p50us' | 'p99us' | 'rps' | 'cpuUsPerReq'): number => (a1[k] + a2[k]) / 2;
+    const ratio = (k: 'p50us' | 'p99us' | 'rps' | 'cpuUsPerReq'): string => (b[k] / mean(k)).toFixed(3);
+    const line =
+      `metrics scrape every 100 ms (${scrapes} scrapes of ${(bytes / 1024).toFixed(0)} KB, ${failed} failed) ` +
+      `vs none, /v/ passthrough c=16: p50 ×${ratio('p50us')}, p99 ×${ratio('p99us')}, ` +
+      `req/s ×${ratio('rps')}, CPU/req ×${ratio('cpuUsPerReq')} (baseline: mean of the runs before and after)`;
+    results.notes.push(line);
+    log(`  ${line}`);
+  } finally {
+    await d.stop();
+  }
 }
 
 interface HttpListener {

@@ -13,12 +13,17 @@ import { CommandExecutor } from '../src/daemon/operator-executor.js';
 import { toWirePolicySeal } from '../src/daemon/crypto-protocol.js';
 import { setPolicySealSource } from '../src/vault/policy-seal.js';
 import { Generation } from '../src/daemon/generation.js';
+import { MetricsWriter, REGION_CRYPTO } from '../src/daemon/metrics-buffer.js';
+import { startThreadSampler } from '../src/daemon/thread-sampler.js';
 
 const data = workerData as CryptoWorkerData;
 const config = configFromWorkerData(data);
 // The vault generation shared with the main thread and the request workers (src/daemon/generation.ts).
 const generation = data.generation ? new Generation(data.generation) : undefined;
 const service = new CryptoService(config, generation ? { generation } : {});
+// This thread's event-loop delay/utilisation for /metrics (crypto worker utilisation); counters only.
+const metrics = (workerData as { metrics?: SharedArrayBuffer }).metrics;
+if (metrics) startThreadSampler(new MetricsWriter(metrics, REGION_CRYPTO));
 // Policy files read by operator commands here are checked with the daemon's own KEK when it holds one.
 setPolicySealSource(config.vaultDir, () => service.policySeal());
 // Operator commands run here, beside the KEK: the daemon is the vault's only writer while it runs.

@@ -32,6 +32,12 @@ import { registry } from '../src/registry/index.js';
 import { setPolicySealSource } from '../src/vault/policy-seal.js';
 import type { WsTask } from '../src/daemon/http-ws-protocol.js';
 import { runWsRelay } from '../src/daemon/http-ws-upstream.js';
+import { MetricsWriter, REGION_SPARE, type Outcome, type Transport } from '../src/daemon/metrics-buffer.js';
+import { startThreadSampler } from '../src/daemon/thread-sampler.js';
+import { setConnectObserver } from '../src/pipeline/upstream.js';
+import type { AuditInput } from '../src/audit/audit-log.js';
+import type { CallTiming } from '../src/pipeline/types.js';
+import type { Envelope } from '../src/broker/types.js';
 
 const data = workerData as RequestWorkerData;
 const config = configFromWorkerData(data);
@@ -48,6 +54,14 @@ const fleet = config.fleet?.redisUrl
   : undefined;
 const rateLimiter: Admission = fleet ?? new RateLimiter(data.rateLimit);
 const generation = new Generation(data.generation);
+/**
+ * This worker's metrics writer: the spare region until the pool's attach task names this worker's own
+ * (src/daemon/metrics-buffer.ts). Counting is a few Atomics per call, never a message.
+ */
+let metrics = new MetricsWriter(data.metrics, REGION_SPARE);
+let stopSampler: (() => void) | undefined;
+// New upstream connections (DNS + TCP + TLS) are timed in the connector (src/pipeline/upstream.ts).
+setConnectObserver((ms) => metrics.observeConnect(ms));
 
 /** This worker's crypto client, obtained once through the first call's port (`need-crypto`). */
 let crypto: Promise<CryptoPortClient> | undefined;
@@ -125,15 +139,82 @@ const requestDeps = { ...deps, registry };
 
 /** WebSocket relay for the loopback HTTP listener (GET /aivault/ws): one piscina task per relay. */
 export default async function handle(task: WsTask): Promise<void> {
-  return runWsRelay(deps, task, cryptoVia(task.port));
+  const start = performance.now();
+  const w = metrics;
+  w.inFlight('ws', 1);
+  w.openStreams('ws', 1);
+  // The relay's one `ws` audit event says how it ended; its capability is a catalog id only once the
+  // plan was made (admit() sets the provider with it), else the caller's string: not a label then.
+  let ended: AuditInput | undefined;
+  const relayDeps = {
+    ...deps,
+    audit: (event: AuditInput): Promise<void> => {
+      if (event.kind === 'ws') ended = event;
+      return deps.audit(event);
+    },
+  };
+  try {
+    await runWsRelay(relayDeps, task, cryptoVia(task.port));
+  } finally {
+    w.inFlight('ws', -1);
+    w.openStreams('ws', -1);
+    const cap = ended?.provider !== undefined ? ended.capability : await catalogIdOf(task.connect.capability);
+    w.call('ws', w.capability(cap), (ended?.errorCode as Outcome | undefined) ?? 'ok');
+    w.observe('total', 'ws', performance.now() - start);
+  }
+}
+
+/**
+ * `id` when the catalog has a capability of that name, else undefined: a refused call's capability is a
+ * metrics label only when it is a catalog id (bounded, never caller text; src/daemon/metrics-buffer.ts).
+ */
+async function catalogIdOf(id: unknown): Promise<string | undefined> {
+  if (typeof id !== 'string') return undefined;
+  const snapshot = await deps.catalog().catch(() => undefined);
+  return snapshot?.capabilities.has(id) ? id : undefined;
+}
+
+/** The listener a call came from, when the main thread did not say (the request form tells). */
+function transportOf(msg: CallStart): Transport {
+  if (msg.transport) return msg.transport;
+  if (msg.context.via) return msg.context.via; // the HTTPS proxy's calls take the /v/ passthrough form
+  if ('envelopeJson' in msg) return 'proxy';
+  if ('passthrough' in msg) return 'passthrough';
+  // An envelope with a proxy token is the HTTPS (CONNECT) proxy's; socket frames never carry a token.
+  return msg.context.token ? 'https-proxy' : 'socket';
+}
+
+/** Count one finished call into this worker's region of the metrics buffer. */
+function record(w: MetricsWriter, transport: Transport, timing: CallTiming, outcome: Outcome): void {
+  w.call(transport, w.capability(timing.capability), outcome);
+  if (timing.policyMs !== undefined) w.observe('policy', transport, timing.policyMs);
+  if (timing.secretMs !== undefined) w.observe('secret', transport, timing.secretMs);
+  if (timing.upstreamMs !== undefined) w.observe('ttfb', transport, timing.upstreamMs);
+  w.observe('total', transport, performance.now() - timing.start);
+  w.scrubbed(transport, timing.scrubbed ?? 0);
 }
 
 /** One invocation started on the worker's port; its messages carry its id. */
 async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, ActiveCall>): Promise<void> {
   const controller = new AbortController();
-  const sink = createPortSink(port, controller.signal, msg.id);
+  const timing: CallTiming = { start: performance.now() };
+  const transport = transportOf(msg);
+  const w = metrics;
+  w.inFlight(transport, 1);
+  const sink = createPortSink(port, controller.signal, msg.id, timing);
   const active: ActiveCall = { sink, controller };
   calls.set(msg.id, active);
+  let outcome: Outcome = 'ok';
+  let streaming = false;
+  let envelope: Envelope | undefined;
+  const head = sink.head;
+  sink.head = (status, headers) => {
+    if (msg.stream && !streaming) {
+      streaming = true;
+      w.openStreams(transport, 1);
+    }
+    head(status, headers);
+  };
   // Only a capability with an `approval` policy asks: the main thread holds the pending list.
   const askApproval: AskApproval = (request) =>
     new Promise<ApprovalOutcome>((resolve, reject) => {
@@ -145,9 +226,6 @@ async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, Act
         controller.signal.removeEventListener('abort', onAbort);
         resolve(outcome);
       };
-      const transport =
-        msg.context.via ??
-        ('passthrough' in msg ? 'passthrough' : 'envelopeJson' in msg ? 'proxy' : 'socket');
       port.postMessage({
         t: 'approval',
         id: msg.id,
@@ -159,19 +237,28 @@ async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, Act
     await invokeCapability(
       deps,
       {
-        envelope: await envelopeOf(requestDeps, msg, msg.context),
+        envelope: (envelope = await envelopeOf(requestDeps, msg, msg.context)),
         context: msg.context,
         stream: msg.stream,
         ...(msg.timeoutMs !== undefined ? { timeoutMs: msg.timeoutMs } : {}),
         signal: controller.signal,
         askApproval,
+        timing,
       },
       sink,
     );
   } catch (err) {
     // Through the sink: after anything it still holds (a coalesced head or chunks), in order.
-    sink.error(toWire(err));
+    const wire = toWire(err);
+    outcome = wire.error;
+    sink.error(wire);
+    // A call refused before its plan existed (wrong method, path, …) still counts under its capability
+    // when that is a catalog id.
+    timing.capability ??= await catalogIdOf(envelope?.capability);
   } finally {
+    record(w, transport, timing, outcome);
+    w.inFlight(transport, -1);
+    if (streaming) w.openStreams(transport, -1);
     // Credits and aborts must reach the sink until it posted what it holds (end/error included).
     await sink.settled();
     calls.delete(msg.id);
@@ -192,6 +279,9 @@ interface ActiveCall {
  */
 export function attach(task: AttachTask): number {
   const { port } = task;
+  if (task.metricsRegion !== undefined) metrics = new MetricsWriter(data.metrics, task.metricsRegion);
+  stopSampler?.();
+  stopSampler = startThreadSampler(metrics);
   const calls = new Map<number, ActiveCall>();
   port.on('message', (msg: MainToWorkerPort) => {
     switch (msg.t) {

@@ -4,6 +4,7 @@
  * (src/cli/commands/invoke.ts) and the bin's fast path (src/cli/fast-invoke.ts), which must print exactly
  * the same; kept apart from the command so the fast path does not load the command's lazy imports.
  */
+import type { Timings } from '../pipeline/server-timing.js';
 import { AivaultError } from '../errors.js';
 import type { RequestContext } from '../broker/types.js';
 import type { CommandOptions, CommandResult } from './context.js';
@@ -36,7 +37,14 @@ export function scrubNotice(scrubbed: number | undefined, other?: string): { not
   return lines.length > 0 ? { notice: lines.join('\n') } : {};
 }
 /** A daemon's (or the in-process pipeline's) answer as the command's result. */
-export type InvokeAnswer = { status: number; body: Uint8Array; scrubbed?: number; auditError?: string };
+export type InvokeAnswer = {
+  status: number;
+  body: Uint8Array;
+  scrubbed?: number;
+  auditError?: string;
+  /** Milliseconds per stage as the daemon measured them (asked for with -v). */
+  timing?: Timings;
+};
 
 /** The command result for one answer (shared with the CLI's fast path, src/cli/fast-invoke.ts). */
 export function shapeInvokeResult(res: InvokeAnswer, opts: CommandOptions, mode: Mode): CommandResult {
@@ -52,7 +60,7 @@ export function shapeInvokeResult(res: InvokeAnswer, opts: CommandOptions, mode:
 
   if (mode === 'raw') {
     return {
-      json: { status: res.status, body: text },
+      json: { status: res.status, body: text, ...(res.timing ? { timing: res.timing } : {}) },
       human: () => text,
       raw: res.body,
       exitCode: failed ? 1 : 0,
@@ -75,7 +83,11 @@ export function shapeInvokeResult(res: InvokeAnswer, opts: CommandOptions, mode:
   };
   const shaped = mode === 'json' ? shapeJson(parsed, shape) : toMarkdown(parsed, shape);
   return {
-    json: { status: res.status, body: mode === 'json' ? shaped : parsed },
+    json: {
+      status: res.status,
+      body: mode === 'json' ? shaped : parsed,
+      ...(res.timing ? { timing: res.timing } : {}),
+    },
     human: () => (mode === 'json' ? toJson(shaped) : (shaped as string)),
     exitCode: failed ? 1 : 0,
     ...scrubNotice(res.scrubbed, notice),

@@ -37,8 +37,10 @@ async function main(argv: readonly string[]): Promise<number> {
       const { runCommand } = await import('./router.js');
       const result = await runCommand(ctx, module, name, positionals, opts);
       if (result === undefined) return;
-      if (verbose) process.stdout.write(`${toJson(result.json)}\n`);
-      else if (result.raw) process.stdout.write(result.raw);
+      // A streamed invoke already wrote its body (json undefined): no trailing "undefined" line with -v.
+      if (verbose) {
+        if (result.json !== undefined) process.stdout.write(`${toJson(result.json)}\n`);
+      } else if (result.raw) process.stdout.write(result.raw);
       else if (!result.silent) {
         const text = result.human(ctx.p);
         if (text !== '') process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);

@@ -66,6 +66,8 @@ export interface Config {
   readonly httpListen: string | undefined;
   /** `host:port` for the HTTPS (CONNECT) proxy listener (AIVAULTD_HTTPS_PROXY), unset = none. */
   readonly httpsProxyListen: string | undefined;
+  /** `host:port` for the token-free, scrape-only loopback metrics listener (AIVAULTD_METRICS_OPEN). */
+  readonly metricsOpenListen: string | undefined;
   /** Accept non-loopback peers on the HTTP listener (AIVAULTD_HTTP_ALLOW_REMOTE=1). */
   readonly httpAllowRemote: boolean;
   /** Fleet mode (src/fleet/config.ts): shared rate limits on Redis, central audit on PostgreSQL. */
@@ -180,6 +182,7 @@ export function loadConfig(env: Env = process.env): Config {
     requestWorkers: parsePositiveInt('AIVAULTD_WORKERS', env.AIVAULTD_WORKERS, availableParallelism()),
     httpListen: env.AIVAULTD_HTTP ? env.AIVAULTD_HTTP : undefined,
     httpsProxyListen: env.AIVAULTD_HTTPS_PROXY ? env.AIVAULTD_HTTPS_PROXY : undefined,
+    metricsOpenListen: env.AIVAULTD_METRICS_OPEN ? env.AIVAULTD_METRICS_OPEN : undefined,
     httpAllowRemote: flag(env.AIVAULTD_HTTP_ALLOW_REMOTE),
     fleet: parseFleetSettings(env),
     noColor: env.NO_COLOR !== undefined && env.NO_COLOR !== '',

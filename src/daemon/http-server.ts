@@ -5,6 +5,7 @@
  *   POST /aivault/proxy             JSON envelope → upstream status, filtered headers, streamed body
  *   ANY  /v/{credential}/…          passthrough for unchanged SDKs (base-URL swap)
  *   GET  /aivault/ws                WebSocket relay (first frame {capability, path})
+ *   GET  /metrics                   Prometheus metrics (operator token; src/daemon/metrics.ts)
  *   …    /aivault/{credentials,capabilities,secrets,tokens}   operator API (http-admin.ts)
  *   …    /aivault/ui/…                   operator dashboard (dashboard/routes.ts; session cookie)
  * Proxy routes need a proxy token (`avp_…`); operator routes an operator token (`avo_…`). Peers that are
@@ -19,7 +20,7 @@
 import { STATUS_CODES } from 'node:http';
 import { createHash } from 'node:crypto';
 import type { Config } from '../config/env.js';
-import { AivaultError, ERRORS, fromWire, toWire } from '../errors.js';
+import { AivaultError, ERRORS, fromWire, toWire, type ErrorCode } from '../errors.js';
 import type { BrokerSnapshot, HeaderList, RequestContext } from '../broker/types.js';
 import { registry } from '../registry/index.js';
 import { createCatalogCache } from '../catalog/cache.js';
@@ -52,6 +53,8 @@ import {
   type WsConnect,
   type WsMainToWorker,
 } from './http-ws-protocol.js';
+import type { DaemonMetrics } from './metrics.js';
+import { formatServerTiming, type Timings } from '../pipeline/server-timing.js';
 
 /** Largest request body the listener accepts (the same bound as a unix-socket frame). */
 export const MAX_HTTP_BODY_BYTES = 64 * 1024 * 1024;
@@ -73,6 +76,8 @@ export interface HttpServerOptions {
   readonly dashboard?: DashboardAuth;
   /** Pending approvals shown (and decided) on the dashboard. */
   readonly approvals?: ApprovalStore;
+  /** Serves GET /metrics (operator token) and counts the listener's own refusals. */
+  readonly metrics?: DaemonMetrics;
 }
 
 /** An HTTP call in flight, authorised by its proxy token for as long as it runs (like a relay). */
@@ -137,7 +142,20 @@ function writeJson(res: HttpResponse, st: ReqState, status: number, value: unkno
   });
 }
 
-function writeError(res: HttpResponse, st: ReqState, err: unknown): string {
+/** A /metrics answer (Prometheus text format). */
+function writeMetrics(res: HttpResponse, st: ReqState, contentType: string, body: string): void {
+  if (st.aborted || st.finished) return;
+  st.finished = true;
+  res.cork(() => {
+    res
+      .writeStatus('200 OK')
+      .writeHeader('content-type', contentType)
+      .writeHeader('cache-control', 'no-store')
+      .end(body);
+  });
+}
+
+function writeError(res: HttpResponse, st: ReqState, err: unknown): ErrorCode {
   const wire = toWire(err);
   writeJson(res, st, ERRORS[wire.error].http, wire);
   return wire.error;
@@ -314,14 +332,15 @@ export async function startHttpServer(
     // uWS reports backpressure as write()'s result; the relay asks right after each chunk.
     let writable = true;
     let waiting = false;
+    const transport = route === '/v/' ? 'passthrough' : 'proxy';
     const sink: RelaySink = {
-      head: (status, headers) => live() && res.cork(() => writeHead(res, status, headers)),
+      head: (status, headers, timing) => live() && res.cork(() => writeHead(res, status, headers, timing)),
       chunk: (data) => live() && res.cork(() => (writable = res.write(data))),
       end: () => live() && res.cork(() => res.end()),
-      full: (status, headers, body) =>
+      full: (status, headers, body, _scrubbed, timing) =>
         live() &&
         res.cork(() => {
-          writeHead(res, status, headers);
+          writeHead(res, status, headers, timing);
           res.end(body);
         }),
       error: (error, headSent) => {
@@ -339,7 +358,7 @@ export async function startHttpServer(
     try {
       relay = startRelayedCall(
         pool,
-        { ...call, context: tokenContext(token, peer), stream: true },
+        { ...call, context: tokenContext(token, peer), stream: true, transport },
         sink,
         () => writable,
         () => {
@@ -354,7 +373,8 @@ export async function startHttpServer(
         },
       );
     } catch (err) {
-      writeError(res, st, err);
+      const code = writeError(res, st, err);
+      opts.metrics?.writer.refusal(transport, code);
       return;
     }
     const entry: OpenStream = {
@@ -374,12 +394,15 @@ export async function startHttpServer(
     st.onAbort = () => relay.stop();
   };
 
-  const writeHead = (res: HttpResponse, status: number, headers: HeaderList): void => {
+  const writeHead = (res: HttpResponse, status: number, headers: HeaderList, timing?: Timings): void => {
     res.writeStatus(statusLine(status));
     for (const [n, v] of headers) {
-      if (n === 'date' || n === 'content-length' || n === 'transfer-encoding') continue;
+      // The upstream's own Server-Timing is replaced by ours (where the time went in aivault).
+      if (n === 'date' || n === 'content-length' || n === 'transfer-encoding' || n === 'server-timing')
+        continue;
       res.writeHeader(n, v);
     }
+    if (timing) res.writeHeader('server-timing', formatServerTiming(timing));
   };
 
   const verifyProxy = async (
@@ -394,9 +417,37 @@ export async function startHttpServer(
     } catch (err) {
       const code = writeError(res, st, err);
       audit({ kind: 'http.denied', path: route, clientIp: peer || undefined, errorCode: code } as AuditInput);
+      opts.metrics?.writer.refusal(route === '/v/' ? 'passthrough' : 'proxy', code);
       return undefined;
     }
   };
+
+  const metrics = opts.metrics;
+  if (metrics) {
+    // Operator token required (a proxy token gets operator_auth_required). Denials are audited; a
+    // successful scrape is not (a scraper every 15 s would fill the audit log).
+    app.get('/metrics', (res, req) => {
+      const b = begin(res, req);
+      if (!b) return;
+      const { st, peer } = b;
+      const token = /^Bearer\s+(\S+)$/i.exec(req.getHeader('authorization').trim())?.[1];
+      verifier
+        .verifyOperator(token)
+        .then(() => metrics.scrape())
+        .then(
+          (body) => writeMetrics(res, st, metrics.contentType, body),
+          (err: unknown) => {
+            const code = writeError(res, st, err);
+            audit({
+              kind: 'http.denied',
+              path: '/metrics',
+              errorCode: code,
+              ...(peer ? { clientIp: peer } : {}),
+            });
+          },
+        );
+    });
+  }
 
   app.get('/aivault/health', (res, req) => {
     const b = begin(res, req);

@@ -40,6 +40,10 @@ import { startFleet } from '../fleet/daemon.js';
 import { AuditLog } from '../audit/audit-log.js';
 import { auditApprovals } from './approval-ops.js';
 import { DashboardAuth } from './dashboard/session.js';
+import { createDaemonMetrics, type DaemonMetrics } from './metrics.js';
+import { startMetricsListener, type MetricsListener } from './metrics-listener.js';
+import { createCatalogCache } from '../catalog/cache.js';
+import { registry } from '../registry/index.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -64,6 +68,11 @@ export interface DaemonOptions {
   readonly http?: string;
   /** `host:port` for the HTTPS (CONNECT) proxy (else config.httpsProxyListen; unset = none). */
   readonly httpsProxy?: string;
+  /**
+   * `host:port` (loopback only) for a scrape-only listener serving GET /metrics WITHOUT a token (else
+   * config.metricsOpenListen; unset = none). The HTTP listener's /metrics always needs an operator token.
+   */
+  readonly metricsOpen?: string;
   /** Accept non-loopback peers on the HTTP listener and the HTTPS proxy (else config.httpAllowRemote). */
   readonly httpAllowRemote?: boolean;
   /**
@@ -90,6 +99,8 @@ export interface Daemon {
   readonly http: HttpServer | undefined;
   /** The HTTPS (CONNECT) proxy, when enabled. */
   readonly httpsProxy: HttpsProxyServer | undefined;
+  /** The token-free metrics listener (`--metrics-open`), when enabled. */
+  readonly metricsOpen: MetricsListener | undefined;
   /** Resolves when the daemon has fully stopped. */
   readonly stopped: Promise<void>;
   stop(): Promise<void>;
@@ -126,6 +137,15 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
       `--https-proxy ${proxySpec}: ${proxyAddr.host} is not a loopback address; listening there needs --http-allow-remote (or AIVAULTD_HTTP_ALLOW_REMOTE=1)`,
     );
   }
+  const metricsSpec = opts.metricsOpen ?? config.metricsOpenListen;
+  const metricsAddr =
+    metricsSpec !== undefined ? parseListenAddress(metricsSpec, '--metrics-open') : undefined;
+  if (metricsAddr && !isLoopbackHost(metricsAddr.host)) {
+    throw new AivaultError(
+      'usage',
+      `--metrics-open ${metricsSpec}: the open metrics listener is loopback only`,
+    );
+  }
   const fleet = await startFleet(config);
   const pool = new DaemonPool(config, {
     ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
@@ -138,6 +158,13 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
       process.stderr.write(`aivaultd: ${(err as Error).message}\n`);
     });
   });
+  // /metrics reads the pool's shared counters at scrape time (src/daemon/metrics.ts).
+  const metrics: DaemonMetrics = createDaemonMetrics({
+    buffer: pool.metrics,
+    rateLimit: pool.rateLimitBuffer,
+    snapshot: createCatalogCache(vaultPaths(config), registry, pool.generation),
+  });
+  let metricsOpen: MetricsListener | undefined;
   // This thread's policy reads/writes (tokens.json, admin routes) take the seal key from the crypto worker.
   const unsetPolicySeal = setPolicySealSource(config.vaultDir, () => pool.policySeal());
   const closePool = async (deadlineMs: number): Promise<void> => {
@@ -172,6 +199,8 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
       callerServer?.stopListening();
       http?.stopListening();
       httpsProxy?.stopListening();
+      metricsOpen?.stopListening();
+      metrics.close();
       http?.closeWebSockets();
       await closePool(opts.shutdownDeadlineMs ?? 10_000);
       server?.closeConnections();
@@ -232,6 +261,7 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
         dashboard,
         approvals: pool.approvals,
         ...(testing?.tokenRecheckMs !== undefined ? { tokenRecheckMs: testing.tokenRecheckMs } : {}),
+        metrics,
       });
     } catch (err) {
       server.stopListening();
@@ -257,6 +287,7 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
     }
   }
   try {
+    if (metricsAddr) metricsOpen = await startMetricsListener(metrics, metricsAddr);
     if (opts.pidFile !== false) await writeRunFile(pidPath, `${process.pid}\n`);
     if (httpsProxy) {
       const { host, port, caCertPath } = httpsProxy;
@@ -276,7 +307,7 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
     await stop();
     throw err;
   }
-  return { socketPath, pool, server, http, httpsProxy, stopped, stop };
+  return { socketPath, pool, server, http, httpsProxy, metricsOpen, stopped, stop };
 }
 
 const HELP = `Usage: aivaultd [options]
@@ -305,6 +336,9 @@ Options:
                     (aivault capability policy set <id> --approval once|always) waits for the
                     operator (aivault approvals / approve / deny) before it fails with
                     approval_denied (default 60)
+  --metrics-open <host:port>  also serve GET /metrics WITHOUT a token on a separate scrape-only
+                    listener, loopback only (e.g. 127.0.0.1:9464; default: $AIVAULTD_METRICS_OPEN; off).
+                    The --http listener's /metrics always needs an operator token (Bearer avo_…).
   --http-allow-remote  allow --http on a non-loopback address (e.g. 0.0.0.0:19790) and accept
                     non-loopback peers (default: such an address is refused at start;
                     $AIVAULTD_HTTP_ALLOW_REMOTE=1). Tokens are still required on every route.
@@ -322,7 +356,7 @@ Options:
   -h, --help        show this help
 
 Environment: AIVAULT_DIR, AIVAULT_FLEET_*, AIVAULTD_SOCKET, AIVAULTD_SOCKET_MODE, AIVAULTD_SOCKET_DIR_MODE, AIVAULTD_WORKERS,
-AIVAULTD_HTTP, AIVAULTD_HTTPS_PROXY, AIVAULTD_HTTP_ALLOW_REMOTE,
+AIVAULTD_HTTP, AIVAULTD_HTTPS_PROXY, AIVAULTD_HTTP_ALLOW_REMOTE, AIVAULTD_METRICS_OPEN,
 AIVAULTD_WORKER_HEAP_MB (V8 heap limit of each worker thread in MB, default ${DEFAULT_WORKER_HEAP_MB}; a worker
 over it is restarted), AIVAULTD_WORKER_YOUNG_MB (V8 young generation of each worker in MB, default
 ${DEFAULT_WORKER_YOUNG_MB}),
@@ -372,6 +406,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         workers: { type: 'string' },
         http: { type: 'string' },
         'https-proxy': { type: 'string' },
+        'metrics-open': { type: 'string' },
         'http-allow-remote': { type: 'boolean' },
         'system-config': { type: 'string' },
         'fleet-redis': { type: 'string' },
@@ -391,6 +426,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   if (typeof values.socket === 'string') options.socketPath = values.socket;
   if (typeof values.http === 'string') options.http = values.http;
   if (typeof values['https-proxy'] === 'string') options.httpsProxy = values['https-proxy'];
+  if (typeof values['metrics-open'] === 'string') options.metricsOpen = values['metrics-open'];
   if (values['http-allow-remote']) options.httpAllowRemote = true;
   const fleet = fleetFlags(values);
   if (fleet) options.fleet = fleet;
@@ -475,6 +511,12 @@ async function main(argv: readonly string[]): Promise<number> {
   if (daemon.http) {
     process.stderr.write(
       `aivaultd: HTTP on http://${daemon.http.host.includes(':') ? `[${daemon.http.host}]` : daemon.http.host}:${daemon.http.port}\n`,
+    );
+  }
+  if (daemon.metricsOpen) {
+    const m = daemon.metricsOpen;
+    process.stderr.write(
+      `aivaultd: metrics (no token) on http://${m.host.includes(':') ? `[${m.host}]` : m.host}:${m.port}/metrics\n`,
     );
   }
   if (daemon.httpsProxy) {

@@ -38,6 +38,7 @@ import type { PolicySealState } from '../vault/policy-seal.js';
 import { workerResourceLimits } from './worker-limits.js';
 import { ApprovalStore, type ApprovalRequest } from './approvals.js';
 import { Generation } from './generation.js';
+import { createMetricsBuffer, FIRST_WORKER_REGION, MetricsReader, type Transport } from './metrics-buffer.js';
 import type { WsMainToWorker, WsTask, WsWorkerToMain } from './http-ws-protocol.js';
 
 /** One call as a transport hands it over (see CallRequest for the request forms). */
@@ -45,12 +46,19 @@ export type InvokeTask = CallRequest & {
   context: RequestContext;
   stream: boolean;
   timeoutMs?: number;
+  /** Which listener took the call (metrics label; src/daemon/metrics-buffer.ts). */
+  transport?: Transport;
 };
 
 /** The piscina task (export `attach` of the worker entry) that hands a worker its call port. */
 export interface AttachTask {
   kind: 'attach';
   port: MessagePort;
+  /**
+   * This worker's region of the metrics buffer (a replacement worker takes over its predecessor's);
+   * absent: the shared spare region.
+   */
+  metricsRegion?: number;
 }
 
 /** Main side of one request worker's call port. */
@@ -62,6 +70,8 @@ interface Slot {
   dead: boolean;
   /** Shutdown: resolves when the worker answered `closed`. */
   onClosed?: () => void;
+  /** The worker's region of the metrics buffer. */
+  readonly metricsRegion: number;
 }
 
 interface LiveCall {
@@ -79,6 +89,8 @@ export interface RequestWorkerData {
   rateLimit: SharedArrayBuffer;
   /** The vault generation (src/daemon/generation.ts). */
   generation: SharedArrayBuffer;
+  /** Counters and timings for /metrics (src/daemon/metrics-buffer.ts). */
+  metrics: SharedArrayBuffer;
 }
 
 export interface CallHandlers {
@@ -178,6 +190,8 @@ export class DaemonPool {
   readonly generation = new Generation();
   /** Calls waiting for an operator's approval (capability policy `approval`), on this thread. */
   readonly approvals: ApprovalStore;
+  /** Every thread's counters and timings, read by /metrics (src/daemon/metrics-buffer.ts). */
+  readonly metrics: SharedArrayBuffer;
   private readonly control = new Map<number, (r: ControlReply) => void>();
   private nextRid = 1;
   private closed = false;
@@ -193,6 +207,8 @@ export class DaemonPool {
     this.approvals = new ApprovalStore(
       opts.approvalTimeoutMs !== undefined ? { timeoutMs: opts.approvalTimeoutMs } : {},
     );
+    const threads = opts.workers ?? config.requestWorkers;
+    this.metrics = createMetricsBuffer(threads);
     this.crypto = this.spawnCrypto(config);
     const entry = workerEntry('request-worker');
     const workerData: RequestWorkerData & Record<string, unknown> = {
@@ -200,8 +216,8 @@ export class DaemonPool {
       config: toWorkerConfig(config),
       rateLimit: this.rateLimit,
       generation: this.generation.buffer,
+      metrics: this.metrics,
     };
-    const threads = opts.workers ?? config.requestWorkers;
     this.maxCallsPerWorker = opts.concurrentTasksPerWorker ?? 4096;
     // Every worker takes exactly one attach task (any worker without one: the counts match and slots are
     // interchangeable); other tasks (WebSocket relays) go to the least busy worker (piscina's default
@@ -250,13 +266,18 @@ export class DaemonPool {
     // A worker's uncaught error with no piscina task running is reported here; the worker is replaced
     // (workerDestroy above). Without a listener it would throw on the main thread.
     this.piscina.on('error', () => undefined);
-    for (let i = 0; i < threads; i++) this.addSlot();
+    for (let i = 0; i < threads; i++) this.addSlot(FIRST_WORKER_REGION + i);
+  }
+
+  /** The shared rate-limit table (read-only use on this thread: rate-limit headroom for /metrics). */
+  get rateLimitBuffer(): SharedArrayBuffer {
+    return this.rateLimit;
   }
 
   /** A call port for one (current or future) worker: an attach task waits in piscina's queue for it. */
-  private addSlot(): void {
+  private addSlot(metricsRegion: number): void {
     const { port1, port2 } = new MessageChannel();
-    const slot: Slot = { port: port1, calls: new Map(), dead: false };
+    const slot: Slot = { port: port1, calls: new Map(), dead: false, metricsRegion };
     this.slots.push(slot);
     port1.on('message', (msg: WorkerPortToMain) => {
       if (msg.t === 'need-crypto') {
@@ -283,7 +304,7 @@ export class DaemonPool {
     port1.on('close', () => this.slotDied(slot));
     // Idle slots must not keep the process alive (like idle piscina workers); a call refs its slot.
     port1.unref();
-    const task: AttachTask = { kind: 'attach', port: port2 };
+    const task: AttachTask = { kind: 'attach', port: port2, metricsRegion };
     this.piscina.run(task, { name: ATTACH, transferList: [port2] }).then(
       (threadId: number) => {
         slot.threadId = threadId;
@@ -317,7 +338,9 @@ export class DaemonPool {
       });
       call.finish();
     }
-    if (!this.closed) this.addSlot();
+    // Its in-flight and open-stream gauges died with it; its counters stay (they never go back).
+    new MetricsReader(this.metrics).resetGauges(slot.metricsRegion);
+    if (!this.closed) this.addSlot(slot.metricsRegion);
   }
 
   /** The live slot with the fewest calls in flight. */
@@ -457,6 +480,7 @@ export class DaemonPool {
         ...cryptoEntry.bootData,
         config: toWorkerConfig(config),
         generation: this.generation.buffer,
+        metrics: this.metrics,
       },
       resourceLimits: workerResourceLimits(),
       // The crypto worker keeps the real environment: the env key provider reads its variable there.

@@ -15,6 +15,7 @@
 import type { WireError } from '../errors.js';
 import type { HeaderList } from '../broker/types.js';
 import type { WorkerToMain } from '../pipeline/call-port.js';
+import type { Timings } from '../pipeline/server-timing.js';
 import type { CallHandlers, InvokeTask } from './pool.js';
 import { tapCall } from './call-events-tap.js';
 import type { CallTransport } from './call-events.js';
@@ -74,12 +75,19 @@ export class Credits {
 
 /** A transport's side of one call: where its answer goes. Each method writes; none decides policy. */
 export interface RelaySink {
-  head(status: number, headers: HeaderList): void;
+  /** `timing`: the worker's stage breakdown until the head (Server-Timing), when measured. */
+  head(status: number, headers: HeaderList, timing?: Timings): void;
   /** One piece of a streamed body (the relay accounts its credit). */
   chunk(data: Uint8Array): void;
-  end(scrubbed: number | undefined): void;
+  end(scrubbed: number | undefined, timing?: Timings): void;
   /** A whole response in one message (a non-stream call, or a small streamed one the worker coalesced). */
-  full(status: number, headers: HeaderList, body: Uint8Array, scrubbed: number | undefined): void;
+  full(
+    status: number,
+    headers: HeaderList,
+    body: Uint8Array,
+    scrubbed: number | undefined,
+    timing?: Timings,
+  ): void;
   /** The call failed; `headSent`: a head already went out (the transport can only cut the body). */
   error(error: WireError, headSent: boolean): void;
   /** Called once, after the terminal message was delivered or the call was stopped. */
@@ -122,7 +130,7 @@ export class CallRelay {
     switch (msg.t) {
       case 'head':
         this.headSent = true;
-        this.sink.head(msg.status, msg.headers);
+        this.sink.head(msg.status, msg.headers, msg.timing);
         return;
       case 'chunk':
         this.sink.chunk(new Uint8Array(msg.data));
@@ -130,12 +138,12 @@ export class CallRelay {
         return;
       case 'end':
         this.finish();
-        this.sink.end(msg.scrubbed);
+        this.sink.end(msg.scrubbed, msg.timing);
         this.sink.finished?.();
         return;
       case 'full':
         this.finish();
-        this.sink.full(msg.status, msg.headers, new Uint8Array(msg.body), msg.scrubbed);
+        this.sink.full(msg.status, msg.headers, new Uint8Array(msg.body), msg.scrubbed, msg.timing);
         this.sink.finished?.();
         return;
       case 'error':

@@ -18,6 +18,7 @@ import {
   type InvokeFrame,
 } from '../protocol/frames.js';
 import { scrubbedField } from '../pipeline/call-port.js';
+import type { Timings } from '../pipeline/server-timing.js';
 import type { DaemonPool } from './pool.js';
 import { startRelayedCall, type CallRelay, type RelaySink } from './relay.js';
 import type { SocketRole } from './operator-executor.js';
@@ -171,45 +172,58 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
   };
 
   /** Where call `id`'s answer goes: frames on this connection. */
-  const frameSink = (ws: WebSocket<Conn>, id: FrameId, call: Call): RelaySink => ({
-    head: (status, headers) => send(ws, { type: 'head', id, status, headers }),
-    chunk: (data) => send(ws, { type: 'chunk', id, data }),
-    end: (scrubbed) => send(ws, { type: 'end', id, ...scrubbedField(scrubbed) }),
-    full: (status, headers, body, scrubbed) => {
-      if (!ws.getUserData().open) return;
-      if (ws.getBufferedAmount() > 0 && ws.getBufferedAmount() + body.byteLength > maxUnsent) {
-        // The worker already read the whole body; dropping it here keeps a client that does not read
-        // from making the daemon hold every response it asked for.
-        sendError(ws, id, notReading(ws));
-      } else if (call.stream) {
-        ws.cork(() => {
-          send(ws, { type: 'head', id, status, headers });
-          if (body.byteLength > 0) send(ws, { type: 'chunk', id, data: body });
-          send(ws, { type: 'end', id, ...scrubbedField(scrubbed) });
-        });
-      } else {
-        send(ws, { type: 'response', id, status, headers, body, ...scrubbedField(scrubbed) });
-      }
-    },
-    error: (error) =>
-      send(ws, {
-        type: 'error',
-        id,
-        error: error.error,
-        message: error.message,
-        ...(error.details ? { details: error.details } : {}),
-      }),
-    finished: () => finished(ws, id, call),
-    // A call waiting for the operator does not hold one of the connection's non-stream slots: other
-    // calls on the connection go on meanwhile.
-    awaitingApproval: (waiting) => {
-      const conn = ws.getUserData();
-      if (call.stream || call.waiting === waiting || conn.calls.get(id) !== call) return;
-      call.waiting = waiting;
-      conn.running += waiting ? -1 : 1;
-      if (waiting) pump(ws);
-    },
-  });
+  const frameSink = (ws: WebSocket<Conn>, id: FrameId, call: Call, wantsTiming: boolean): RelaySink => {
+    // Timings go only to a client that asked (an older client's strict decoder refuses unknown fields).
+    const t = (timing: Timings | undefined): { timing?: Timings } =>
+      wantsTiming && timing ? { timing } : {};
+    return {
+      head: (status, headers, timing) => send(ws, { type: 'head', id, status, headers, ...t(timing) }),
+      chunk: (data) => send(ws, { type: 'chunk', id, data }),
+      end: (scrubbed, timing) => send(ws, { type: 'end', id, ...scrubbedField(scrubbed), ...t(timing) }),
+      full: (status, headers, body, scrubbed, timing) => {
+        if (!ws.getUserData().open) return;
+        if (ws.getBufferedAmount() > 0 && ws.getBufferedAmount() + body.byteLength > maxUnsent) {
+          // The worker already read the whole body; dropping it here keeps a client that does not read
+          // from making the daemon hold every response it asked for.
+          sendError(ws, id, notReading(ws));
+        } else if (call.stream) {
+          ws.cork(() => {
+            send(ws, { type: 'head', id, status, headers, ...t(timing) });
+            if (body.byteLength > 0) send(ws, { type: 'chunk', id, data: body });
+            send(ws, { type: 'end', id, ...scrubbedField(scrubbed), ...t(timing) });
+          });
+        } else {
+          send(ws, {
+            type: 'response',
+            id,
+            status,
+            headers,
+            body,
+            ...scrubbedField(scrubbed),
+            ...t(timing),
+          });
+        }
+      },
+      error: (error) =>
+        send(ws, {
+          type: 'error',
+          id,
+          error: error.error,
+          message: error.message,
+          ...(error.details ? { details: error.details } : {}),
+        }),
+      finished: () => finished(ws, id, call),
+      // A call waiting for the operator does not hold one of the connection's non-stream slots: other
+      // calls on the connection go on meanwhile.
+      awaitingApproval: (waiting) => {
+        const conn = ws.getUserData();
+        if (call.stream || call.waiting === waiting || conn.calls.get(id) !== call) return;
+        call.waiting = waiting;
+        conn.running += waiting ? -1 : 1;
+        if (waiting) pump(ws);
+      },
+    };
+  };
 
   const startInvoke = (ws: WebSocket<Conn>, frame: InvokeFrame): void => {
     const conn = ws.getUserData();
@@ -224,8 +238,9 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
           context: { ...frame.context, localFiles: opts.allowLocalFiles === true },
           stream: frame.stream,
           ...(frame.timeoutMs !== undefined ? { timeoutMs: frame.timeoutMs } : {}),
+          transport: 'socket',
         },
-        frameSink(ws, id, call),
+        frameSink(ws, id, call, frame.timing === true),
         () => ws.getBufferedAmount() < highWater,
         (r) => conn.starved.add(r),
       );

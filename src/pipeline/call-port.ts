@@ -8,18 +8,28 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { WireError } from '../errors.js';
 import type { Envelope, HeaderList, RequestContext } from '../broker/types.js';
-import type { ResponseSink } from './types.js';
 import type { ApprovalOutcome, ApprovalRequest } from '../daemon/approvals.js';
+import type { CallTiming, ResponseSink } from './types.js';
+import { timingsOf, type Timings } from './server-timing.js';
+import type { Transport } from '../daemon/metrics-buffer.js';
 
 /** Credits a call starts with (chunks in flight before the first grant). */
 export const INITIAL_CREDITS = 4;
 
 export type WorkerToMain =
-  | { t: 'head'; status: number; headers: HeaderList }
+  /** `timing`: where the call's time went until now (Server-Timing); absent when not measured. */
+  | { t: 'head'; status: number; headers: HeaderList; timing?: Timings }
   | { t: 'chunk'; data: ArrayBuffer }
   /** `scrubbed`: reflected secret values replaced in this response (a count, never a value). */
-  | { t: 'end'; scrubbed?: number }
-  | { t: 'full'; status: number; headers: HeaderList; body: ArrayBuffer; scrubbed?: number }
+  | { t: 'end'; scrubbed?: number; timing?: Timings }
+  | {
+      t: 'full';
+      status: number;
+      headers: HeaderList;
+      body: ArrayBuffer;
+      scrubbed?: number;
+      timing?: Timings;
+    }
   | { t: 'error'; error: WireError }
   /** The worker has no port to the crypto worker yet: the main thread answers with `crypto-port`. */
   | { t: 'need-crypto' };
@@ -61,6 +71,8 @@ export type CallStart = CallRequest & {
   context: RequestContext;
   stream: boolean;
   timeoutMs?: number;
+  /** Which listener took the call (metrics label); inferred from the request form when absent. */
+  transport?: Transport;
 };
 
 /** The buffers to transfer with a call's start message. */
@@ -103,6 +115,8 @@ export function scrubbedField(n: number | undefined): { scrubbed?: number } {
  */
 export const COALESCE_BYTES = 64 * 1024;
 
+const tag = (t: Timings | undefined): { timing?: Timings } => (t ? { timing: t } : {});
+
 function own(data: Uint8Array): ArrayBuffer {
   const copy = new Uint8Array(data.byteLength);
   copy.set(data);
@@ -140,7 +154,13 @@ export type PortSink = ResponseSink & {
  * beyond the turn. Upstream backpressure is kept: `chunk()` waits while COALESCE_BYTES are held and no
  * credit is left. Chunks are copied once out of undici's buffers; the copy is transferred, not copied.
  */
-export function createPortSink(port: MessagePort, signal: AbortSignal, id: number): PortSink {
+export function createPortSink(
+  port: MessagePort,
+  signal: AbortSignal,
+  id: number,
+  timing?: CallTiming,
+): PortSink {
+  const times = (): { timing?: Timings } => (timing ? { timing: timingsOf(timing) } : {});
   let credits = INITIAL_CREDITS;
   let waiter: (() => void) | undefined;
   const wake = (): void => {
@@ -151,7 +171,7 @@ export function createPortSink(port: MessagePort, signal: AbortSignal, id: numbe
   signal.addEventListener('abort', wake, { once: true });
   const post = (msg: CallMessage, transfer: ArrayBuffer[] = []): void => port.postMessage(msg, transfer);
 
-  let head: { status: number; headers: HeaderList } | undefined;
+  let head: { status: number; headers: HeaderList; timing?: Timings } | undefined;
   let parts: Uint8Array[] = [];
   let held = 0;
   /** The terminal message, once the pipeline gave it (posted after what is held). */
@@ -173,6 +193,7 @@ export function createPortSink(port: MessagePort, signal: AbortSignal, id: numbe
             headers: head.headers,
             body,
             ...scrubbedField(last.scrubbed),
+            ...(last.timing ? { timing: last.timing } : {}),
           },
           [body],
         );
@@ -183,7 +204,7 @@ export function createPortSink(port: MessagePort, signal: AbortSignal, id: numbe
         return;
       }
       if (head) {
-        post({ t: 'head', id, status: head.status, headers: head.headers });
+        post({ t: 'head', id, status: head.status, headers: head.headers, ...tag(head.timing) });
         head = undefined;
       }
       if (held > 0) {
@@ -227,7 +248,7 @@ export function createPortSink(port: MessagePort, signal: AbortSignal, id: numbe
       wake();
     },
     head(status, headers) {
-      head = { status, headers };
+      head = { status, headers, ...times() };
       schedule();
     },
     async chunk(data) {
@@ -243,13 +264,15 @@ export function createPortSink(port: MessagePort, signal: AbortSignal, id: numbe
       await runFlush();
     },
     end(info) {
-      last = { t: 'end', id, ...scrubbedField(info?.scrubbed) };
+      last = { t: 'end', id, ...scrubbedField(info?.scrubbed), ...times() };
       schedule();
     },
     full(status, headers, body, info) {
       // Buffered (non-stream) calls: nothing else was sent for this call; post at once.
       const buf = own(body);
-      post({ t: 'full', id, status, headers, body: buf, ...scrubbedField(info?.scrubbed) }, [buf]);
+      post({ t: 'full', id, status, headers, body: buf, ...scrubbedField(info?.scrubbed), ...times() }, [
+        buf,
+      ]);
     },
     async settled() {
       while (head || held > 0 || last) await runFlush();

@@ -84,7 +84,11 @@ export async function invokeCapability(
     const dev = await deps.secrets.devOverrides();
     const planned = await admit(deps, call.envelope, ctx, dev, audit, call.askApproval);
     plan = planned;
+    const timing = call.timing;
+    const planEnd = timing ? performance.now() : 0;
+    if (timing) timing.policyMs = planEnd - timing.start;
     let bySlot = await secretSlots(deps, planned, dev, slotsSeen);
+    if (timing) timing.secretMs = performance.now() - planEnd;
     const oauth2 = 'oauth2' in planned.auth;
 
     /** Build body + auth and send. Called again (fresh body, fresh auth) for the one oauth2 retry. */
@@ -104,7 +108,8 @@ export async function invokeCapability(
       authHeaders = req.authHeaders;
       if (body.body !== undefined) req.headers.push(['content-length', String(body.length)]);
       if (controller.signal.aborted) throw controller.signal.reason;
-      return deps.upstream(dev).request({
+      const sent = timing ? performance.now() : 0;
+      const answered = deps.upstream(dev).request({
         host: planned.host,
         port: planned.port,
         method: planned.method,
@@ -113,6 +118,10 @@ export async function invokeCapability(
         body: body.body as Dispatcher.DispatchOptions['body'],
         signal: controller.signal,
         ...(req.clientCert ? { clientCert: req.clientCert } : {}),
+      });
+      if (!timing) return answered;
+      return answered.finally(() => {
+        timing.upstreamMs = (timing.upstreamMs ?? 0) + performance.now() - sent;
       });
     };
 
@@ -205,6 +214,12 @@ export async function invokeCapability(
     if (timer) clearTimeout(timer);
     call.signal?.removeEventListener('abort', onAbort);
     audit.durationMs = Date.now() - started;
+    if (call.timing) {
+      // admit() replaces the caller's capability string with the catalog id once the plan exists.
+      if (audit.provider !== undefined && audit.capability !== undefined)
+        call.timing.capability = audit.capability;
+      call.timing.scrubbed = scrubStats.count;
+    }
     // An audit write failure must not turn a completed call into an error; it is reported, not hidden.
     await deps.audit(audit as AuditInput).catch((err: unknown) => deps.onAuditError?.(err));
     if (scrubStats.count > 0) await auditScrubbed(deps, audit, scrubStats);

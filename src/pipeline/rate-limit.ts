@@ -116,6 +116,31 @@ export class RateLimiter implements Admission {
     }
   }
 
+  /**
+   * Calls admitted for `capabilityId` in the current window, read without the lock and without claiming
+   * a slot (for /metrics' rate-limit headroom and the dashboard's rate-limit view, on the main thread;
+   * may be off by a call in flight).
+   */
+  used(capabilityId: string): number {
+    const key = keyOf(capabilityId);
+    const start = Number(key % BigInt(this.slots));
+    for (let n = 0; n < this.slots; n++) {
+      const i = (start + n) % this.slots;
+      const k = Atomics.load(this.meta, i * 2);
+      if (k === 0n) return 0;
+      if (k !== key) continue;
+      const last = Number(Atomics.load(this.meta, i * 2 + 1));
+      const second = Math.floor(this.now() / BUCKET_MS);
+      let used = 0;
+      // Buckets up to `last` are current; older seconds leave the window as `second` moves on.
+      for (let s = Math.max(second, last) - BUCKETS + 1; s <= Math.min(second, last); s++) {
+        used += Atomics.load(this.cells, i * CELLS_PER_SLOT + 1 + (s % BUCKETS));
+      }
+      return used;
+    }
+    return 0;
+  }
+
   /** Try to admit one call. `limit` is the policy's per-minute limit (a positive integer). */
   tryAcquire(capabilityId: string, limit: number): RateDecision {
     const now = this.now();
@@ -149,29 +174,5 @@ export class RateLimiter implements Admission {
     } finally {
       Atomics.compareExchange(this.cells, base, stamp, 0);
     }
-  }
-
-  /**
-   * Calls admitted for `capabilityId` in the current window (a read: claims no slot, takes no lock, so
-   * it may be one call off while a worker is admitting). For the dashboard's rate-limit view.
-   */
-  used(capabilityId: string): number {
-    const key = keyOf(capabilityId);
-    const start = Number(key % BigInt(this.slots));
-    for (let n = 0; n < this.slots; n++) {
-      const i = (start + n) % this.slots;
-      const k = Atomics.load(this.meta, i * 2);
-      if (k === 0n) return 0;
-      if (k !== key) continue;
-      const second = Math.floor(this.now() / BUCKET_MS);
-      const last = Number(Atomics.load(this.meta, i * 2 + 1));
-      const base = i * CELLS_PER_SLOT;
-      let used = 0;
-      for (let s = Math.max(second - BUCKETS + 1, 0); s <= Math.min(second, last); s++) {
-        if (s > last - BUCKETS) used += Atomics.load(this.cells, base + 1 + (s % BUCKETS));
-      }
-      return used;
-    }
-    return 0;
   }
 }

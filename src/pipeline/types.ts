@@ -98,4 +98,25 @@ export interface InvokeCall {
   readonly signal?: AbortSignal;
   /** How this call asks for operator approval (absent: a capability that needs one is refused). */
   readonly askApproval?: AskApproval;
+  /** Filled in by the pipeline as the call goes (Server-Timing, /metrics); absent in-process. */
+  readonly timing?: CallTiming;
+}
+
+/**
+ * Where one call's time went (milliseconds, performance.now() clock), filled in by invokeCapability for
+ * the request worker's Server-Timing and metrics. Numbers and a catalog id only: never caller text.
+ */
+export interface CallTiming {
+  /** performance.now() when the worker received the call. */
+  readonly start: number;
+  /** Start → plan done and rate limit taken (includes parsing the envelope / matching a passthrough). */
+  policyMs?: number;
+  /** Secret values decrypted (cache or crypto worker) and OAuth2 freshness. */
+  secretMs?: number;
+  /** Sending the upstream request → its response head (connect included; summed over an OAuth2 retry). */
+  upstreamMs?: number;
+  /** The catalog id the call was planned for (absent when planning failed: never the caller's string). */
+  capability?: string;
+  /** Reflected secret values replaced in the response. */
+  scrubbed?: number;
 }

@@ -103,6 +103,14 @@ export function createGuardedLookup(dev: DevOverrides | undefined, resolver: Res
   };
 }
 
+/** Told how long each new upstream connection took to establish (or fail): /metrics in the daemon. */
+let connectObserver: ((ms: number) => void) | undefined;
+
+/** Set (or clear) this thread's connect observer (the request worker feeds its metrics with it). */
+export function setConnectObserver(observer: ((ms: number) => void) | undefined): void {
+  connectObserver = observer;
+}
+
 export class Upstream {
   private readonly agents = new Map<string, Agent>();
   private readonly dev: DevOverrides | undefined;
@@ -159,7 +167,7 @@ export class Upstream {
       ...(secureContext ? { secureContext } : {}),
     } as buildConnector.BuildOptions);
     const dev = this.dev;
-    const connect: buildConnector.connector = (options, callback) => {
+    const dial: buildConnector.connector = (options, callback) => {
       const mapped = dev?.resolve.get(options.hostname.toLowerCase());
       if (mapped) {
         // The operator mapped this host explicitly: dial the mapped port; SNI/Host stay the real name.
@@ -169,6 +177,16 @@ export class Upstream {
       const bare = options.hostname.replace(/^\[|\]$/g, '');
       if (isIP(bare) !== 0 && isForbiddenAddress(bare)) return callback(forbidden(options.hostname), null);
       return base(options, callback);
+    };
+    // Connections are per origin and kept alive: timing each one costs nothing per request.
+    const connect: buildConnector.connector = (options, callback) => {
+      const observe = connectObserver;
+      if (!observe) return dial(options, callback);
+      const started = performance.now();
+      return dial(options, ((err: Error | null, socket: unknown) => {
+        observe(performance.now() - started);
+        (callback as (e: Error | null, s: unknown) => void)(err, socket);
+      }) as typeof callback);
     };
     agent = new Agent({
       connect,

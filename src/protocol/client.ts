@@ -21,10 +21,13 @@ import {
   type WireContext,
 } from './frames.js';
 import { openUnixWs, type UnixWs } from './unix-ws.js';
+import type { Timings } from '../pipeline/server-timing.js';
 
 export interface InvokeOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Ask the daemon for its per-stage timings (`timing` on the answer; ignored by a daemon without them). */
+  timing?: boolean;
 }
 
 export interface InvokeResponse {
@@ -33,6 +36,8 @@ export interface InvokeResponse {
   body: Uint8Array;
   /** Reflected secret values the daemon replaced in this response (absent when none). */
   scrubbed?: number;
+  /** Where the call's time went in the daemon (only with `timing: true`). */
+  timing?: Timings;
 }
 
 export interface StreamResponse {
@@ -42,6 +47,8 @@ export interface StreamResponse {
   cancel(): void;
   /** After the body ended: reflected secret values the daemon replaced (0 when none). */
   scrubbed(): number;
+  /** After the body ended: the daemon's per-stage timings (only with `timing: true`). */
+  timing(): Timings | undefined;
 }
 
 export interface DaemonClient {
@@ -184,9 +191,15 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
                 headers: frame.headers,
                 body: frame.body,
                 ...(frame.scrubbed ? { scrubbed: frame.scrubbed } : {}),
+                ...(frame.timing ? { timing: frame.timing } : {}),
               });
             } else if (frame.type === 'error') {
               done();
+              // A daemon that predates `timing` refuses the field: ask again without it.
+              if (o.timing && refusedTiming(frame)) {
+                client.invoke(envelope, context, { ...o, timing: false }).then(resolve, reject);
+                return;
+              }
               reject(fromWire(frame));
             }
           },
@@ -196,7 +209,15 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
           },
         });
         try {
-          send({ type: 'invoke', id, envelope, context, stream: false, ...timeout(o.timeoutMs) });
+          send({
+            type: 'invoke',
+            id,
+            envelope,
+            context,
+            stream: false,
+            ...timeout(o.timeoutMs),
+            ...(o.timing ? { timing: true } : {}),
+          });
         } catch (err) {
           done();
           reject(err as Error);
@@ -209,6 +230,7 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
       const queue: Uint8Array[] = [];
       let ended = false;
       let scrubbed = 0;
+      let timing: Timings | undefined;
       let error: AivaultError | undefined;
       let wake: (() => void) | undefined;
       let resolveHead!: (h: { status: number; headers: HeaderList }) => void;
@@ -248,6 +270,7 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
               resolveHead({ status: frame.status, headers: frame.headers });
               if (frame.body.byteLength > 0) queue.push(frame.body);
               scrubbed = frame.scrubbed ?? 0;
+              timing = frame.timing;
               finish();
               return;
             case 'chunk':
@@ -257,6 +280,7 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
               return;
             case 'end':
               scrubbed = frame.scrubbed ?? 0;
+              timing = frame.timing;
               finish();
               return;
             case 'error':
@@ -271,7 +295,15 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
         },
       });
       try {
-        send({ type: 'invoke', id, envelope, context, stream: true, ...timeout(o.timeoutMs) });
+        send({
+          type: 'invoke',
+          id,
+          envelope,
+          context,
+          stream: true,
+          ...timeout(o.timeoutMs),
+          ...(o.timing ? { timing: true } : {}),
+        });
       } catch (err) {
         finish(err as AivaultError);
       }
@@ -299,7 +331,7 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
           };
         },
       };
-      return { head, body, cancel, scrubbed: () => scrubbed };
+      return { head, body, cancel, scrubbed: () => scrubbed, timing: () => timing };
     },
 
     operator(type, passphrase) {
@@ -350,6 +382,11 @@ export function connect(opts: ConnectOptions): Promise<DaemonClient> {
       });
     },
   );
+}
+
+/** An older daemon's answer to an invoke frame carrying `timing` (its strict decoder refuses the field). */
+function refusedTiming(frame: { error: string; message: string }): boolean {
+  return frame.error === 'invalid_request' && frame.message.includes('unknown field "timing"');
 }
 
 function timeout(ms: number | undefined): { timeoutMs?: number } {

@@ -11,6 +11,7 @@ import { Packr } from 'msgpackr';
 import { AivaultError, isErrorCode, ok, type ErrorCode, type ErrorDetails, type Result } from '../errors.js';
 import type { Envelope, HeaderList } from '../broker/types.js';
 import { msgpackBoundsProblem } from './msgpack-bounds.js';
+import { isTimings, type Timings } from '../pipeline/server-timing.js';
 
 export const PROTOCOL_VERSION = 1 as const;
 
@@ -36,6 +37,11 @@ export interface InvokeFrame {
   context: WireContext;
   stream: boolean;
   timeoutMs?: number;
+  /**
+   * Ask for the daemon's per-stage timings (`timing` on head/end/response frames). Opt-in, so a client
+   * that predates the field never receives one (its strict decoder would refuse the frame).
+   */
+  timing?: boolean;
 }
 export interface CancelFrame {
   v: 1;
@@ -107,6 +113,8 @@ export interface ResponseFrame {
   body: Uint8Array;
   /** Reflected secret values the daemon replaced in this response (absent when none). */
   scrubbed?: number;
+  /** Per-stage milliseconds (only when the invoke frame asked for `timing`). */
+  timing?: Timings;
 }
 export interface HeadFrame {
   v: 1;
@@ -114,6 +122,8 @@ export interface HeadFrame {
   id: FrameId;
   status: number;
   headers: HeaderList;
+  /** Per-stage milliseconds until the head (only when the invoke frame asked for `timing`). */
+  timing?: Timings;
 }
 export interface ChunkFrame {
   v: 1;
@@ -127,6 +137,8 @@ export interface EndFrame {
   id: FrameId;
   /** Reflected secret values the daemon replaced in this response (absent when none). */
   scrubbed?: number;
+  /** Per-stage milliseconds, total to the end of the body (only when asked for, see InvokeFrame). */
+  timing?: Timings;
 }
 export interface ErrorFrame {
   v: 1;
@@ -216,7 +228,7 @@ function toBytes(value: unknown): Uint8Array | undefined {
 }
 
 const FIELDS: Readonly<Record<string, readonly string[]>> = Object.freeze({
-  invoke: ['v', 'type', 'id', 'envelope', 'context', 'stream', 'timeoutMs'],
+  invoke: ['v', 'type', 'id', 'envelope', 'context', 'stream', 'timeoutMs', 'timing'],
   cancel: ['v', 'type', 'id'],
   ping: ['v', 'type', 'id'],
   unlock: ['v', 'type', 'id', 'passphrase'],
@@ -224,10 +236,10 @@ const FIELDS: Readonly<Record<string, readonly string[]>> = Object.freeze({
   status: ['v', 'type', 'id'],
   'dashboard-login': ['v', 'type', 'id', 'passphrase'],
   command: ['v', 'type', 'id', 'command', 'args', 'opts', 'color', 'passphrase'],
-  response: ['v', 'type', 'id', 'status', 'headers', 'body', 'scrubbed'],
-  head: ['v', 'type', 'id', 'status', 'headers'],
+  response: ['v', 'type', 'id', 'status', 'headers', 'body', 'scrubbed', 'timing'],
+  head: ['v', 'type', 'id', 'status', 'headers', 'timing'],
   chunk: ['v', 'type', 'id', 'data'],
-  end: ['v', 'type', 'id', 'scrubbed'],
+  end: ['v', 'type', 'id', 'scrubbed', 'timing'],
   error: ['v', 'type', 'id', 'error', 'message', 'details'],
   pong: ['v', 'type', 'id'],
   result: ['v', 'type', 'id', 'data'],
@@ -293,6 +305,10 @@ export function validateFrame(raw: unknown): Result<Frame> {
         stream: raw.stream,
       };
       if (raw.timeoutMs !== undefined) frame.timeoutMs = raw.timeoutMs as number;
+      if (raw.timing !== undefined && typeof raw.timing !== 'boolean') {
+        return invalid('invoke frame: "timing" must be a boolean');
+      }
+      if (raw.timing === true) frame.timing = true;
       return ok(frame);
     }
     case 'command': {
@@ -333,8 +349,12 @@ export function validateFrame(raw: unknown): Result<Frame> {
     case 'head': {
       if (!isStatus(raw.status)) return invalid(`${type} frame: "status" must be an HTTP status`);
       if (!isHeaderList(raw.headers)) return invalid(`${type} frame: "headers" must be [name, value] pairs`);
+      if (raw.timing !== undefined && !isTimings(raw.timing)) {
+        return invalid(`${type} frame: "timing" must map stages to milliseconds`);
+      }
+      const timing = raw.timing === undefined ? {} : { timing: raw.timing as Timings };
       if (type === 'head') {
-        return ok({ v: 1, type, id: raw.id as number, status: raw.status, headers: raw.headers });
+        return ok({ v: 1, type, id: raw.id as number, status: raw.status, headers: raw.headers, ...timing });
       }
       const body = toBytes(raw.body);
       if (!body) return invalid('response frame: "body" must be binary');
@@ -346,13 +366,18 @@ export function validateFrame(raw: unknown): Result<Frame> {
         status: raw.status,
         headers: raw.headers,
         body,
+        ...timing,
       };
       if (raw.scrubbed !== undefined) frame.scrubbed = raw.scrubbed;
       return ok(frame);
     }
     case 'end': {
       if (!isOptCount(raw.scrubbed)) return invalid('end frame: "scrubbed" must be a count');
+      if (raw.timing !== undefined && !isTimings(raw.timing)) {
+        return invalid('end frame: "timing" must map stages to milliseconds');
+      }
       const frame: EndFrame = { v: 1, type, id: raw.id as number };
+      if (raw.timing !== undefined) frame.timing = raw.timing as Timings;
       if (raw.scrubbed !== undefined) frame.scrubbed = raw.scrubbed;
       return ok(frame);
     }

@@ -59,18 +59,26 @@ async function streamInvoke(
   const { connectDaemon } = await import('../daemon-link.js');
   const client = await connectDaemon(ctx.config);
   try {
-    const call = client.stream(envelope, context, timeoutMs !== undefined ? { timeoutMs } : {});
+    const call = client.stream(envelope, context, {
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      ...(ctx.verbose ? { timing: true } : {}),
+    });
     const head = await call.head;
     for await (const chunk of call.body) await writeOut(ctx.stdout, chunk);
+    // -v: the body is on stdout as it came; the daemon's breakdown goes to stderr with the notices.
+    const timing = ctx.verbose ? call.timing() : undefined;
+    const other = [
+      upstreamFailed(head.status) ? `upstream returned HTTP ${head.status}` : undefined,
+      timing ? `timing: ${JSON.stringify(timing)}` : undefined,
+    ]
+      .filter((n) => n !== undefined)
+      .join('\n');
     return {
       json: undefined,
       human: () => '',
       silent: true,
       exitCode: upstreamFailed(head.status) ? 1 : 0,
-      ...scrubNotice(
-        call.scrubbed(),
-        upstreamFailed(head.status) ? `upstream returned HTTP ${head.status}` : undefined,
-      ),
+      ...scrubNotice(call.scrubbed(), other || undefined),
     };
   } finally {
     client.close();
@@ -114,7 +122,11 @@ async function execute(
     const { connectDaemon } = await import('../daemon-link.js');
     const client = await connectDaemon(ctx.config);
     try {
-      res = await client.invoke(envelope, context, timeoutMs !== undefined ? { timeoutMs } : {});
+      // -v prints the daemon's per-stage breakdown (policy, secret, upstream, total) with the JSON.
+      res = await client.invoke(envelope, context, {
+        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        ...(ctx.verbose ? { timing: true } : {}),
+      });
     } finally {
       client.close();
     }
