@@ -65,7 +65,7 @@ export default tseslint.config(
       'node_modules/**',
       'coverage/**',
       'bench/results/**',
-      'src/registry/data.generated.ts',
+      'src/core/registry/data.generated.ts',
       '.fuzz-build/**',
       '.fuzz-build-*/**',
       '.fuzz-corpus/**',
@@ -84,7 +84,7 @@ export default tseslint.config(
   },
   ...threadBoundaries,
   {
-    files: ['src/cli/main.ts', 'src/daemon/main.ts', 'bench/**', 'scripts/**', 'test/**'],
+    files: ['src/cli/main.ts', 'src/front/main.ts', 'bench/**', 'scripts/**', 'test/**'],
     rules: { 'n/no-process-exit': 'off' },
   },
 );

@@ -15,7 +15,7 @@
  * --strace: attach `strace -c -f` to the daemon over the measured rounds only (not the warm-up) and print
  * the syscalls per request (FILE keeps strace's table). strace's own overhead inflates the CPU figures of
  * that run: use it for counts, not for µs.
- * --root: the checkout whose src/daemon/main.ts is started (source mode under tsx, so two checkouts — e.g.
+ * --root: the checkout whose src/front/main.ts is started (source mode under tsx, so two checkouts — e.g.
  * a `git worktree` of the previous commit — can be compared without building either). The upstream is
  * bench/support/upstream.ts (own process); the load comes from this process (aivault `connect()`).
  */
@@ -24,8 +24,8 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Pool } from 'undici';
-import { connect, type DaemonClient } from '../src/protocol/client.js';
-import { mintProxyToken } from '../src/tokens/tokens.js';
+import { connect, type DaemonClient } from '../src/core/protocol/client.js';
+import { mintProxyToken } from '../src/stores/tokens/tokens.js';
 
 const HERE = resolve(import.meta.dirname, '..');
 const arg = (name: string, def: string): string => {
@@ -109,8 +109,8 @@ const daemon = spawn(
   [
     ...(PROF ? ['--cpu-prof', '--cpu-prof-dir', resolve(PROF)] : []),
     ...(DIST
-      ? [join(ROOT, 'dist', 'src', 'daemon', 'main.js')]
-      : ['--import', 'tsx', join(ROOT, 'src', 'daemon', 'main.ts')]),
+      ? [join(ROOT, 'dist', 'src', 'front', 'main.js')]
+      : ['--import', 'tsx', join(ROOT, 'src', 'front', 'main.ts')]),
     '--socket',
     socketPath,
     '--workers',

@@ -1,6 +1,6 @@
 /**
- * Fleet admission cost per call (issue 18): the local SharedArrayBuffer table (src/pipeline/rate-limit.ts,
- * what every aivaultd uses without a fleet) against the shared Redis window (src/fleet/redis-admission.ts)
+ * Fleet admission cost per call (issue 18): the local SharedArrayBuffer table (src/core/threads/rate-limit.ts,
+ * what every aivaultd uses without a fleet) against the shared Redis window (src/stores/fleet/redis-admission.ts)
  * on a throwaway loopback redis-server. Redis is measured one call at a time (latency: what one call
  * waits) and with 64 calls in flight (throughput of one request worker's connection), each both admitted
  * (limit never reached) and refused (limit used up: the script also reads the oldest entry).
@@ -10,8 +10,8 @@
  * rows as one JSON array line on stdout (the micro-benchmark row shape), human lines on stderr.
  */
 import { Bench } from 'tinybench';
-import { RateLimiter, createRateLimitBuffer } from '../src/pipeline/rate-limit.js';
-import { RedisAdmission } from '../src/fleet/redis-admission.js';
+import { RateLimiter, createRateLimitBuffer } from '../src/core/threads/rate-limit.js';
+import { RedisAdmission } from '../src/stores/fleet/redis-admission.js';
 import { haveRedis, startRedis } from '../test/support/fleet-servers.js';
 
 const QUICK = process.argv.includes('--quick');

@@ -15,11 +15,11 @@ const N = Number(process.argv[3] ?? 5000);
 
 useBenchVault('hotpath');
 
-const { loadConfig } = await import('../src/config/env.js');
-const { vaultPaths } = await import('../src/vault/index.js');
-const { registry } = await import('../src/registry/index.js');
-const { createCatalogCache } = await import('../src/catalog/cache.js');
-const { AuditLog } = await import('../src/audit/audit-log.js');
+const { loadConfig } = await import('../src/core/config/env.js');
+const { vaultPaths } = await import('../src/stores/vault/index.js');
+const { registry } = await import('../src/core/registry/index.js');
+const { createCatalogCache } = await import('../src/stores/catalog/cache.js');
+const { AuditLog } = await import('../src/stores/audit/audit-log.js');
 
 const config = loadConfig(process.env);
 const paths = vaultPaths(config);

@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { unpack } from 'msgpackr';
 import { Bench } from 'tinybench';
-import type { AuthSpec } from '../src/registry/types.js';
+import type { AuthSpec } from '../src/core/registry/types.js';
 import { useBenchVault } from './support/bench-vault.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -29,18 +29,18 @@ const TIME = QUICK ? 150 : 500;
 useBenchVault('micro', process.env.BENCH_VAULT_DIR);
 
 // Imported after AIVAULT_DIR is set (loadConfig reads the environment).
-const { loadConfig } = await import('../src/config/env.js');
-const { vaultPaths } = await import('../src/vault/index.js');
-const { registry } = await import('../src/registry/index.js');
-const { createCatalogCache } = await import('../src/catalog/cache.js');
-const { checkRequest } = await import('../src/broker/policy.js');
-const { encodeFrame, decodeClientFrame } = await import('../src/protocol/frames.js');
-const { RateLimiter, createRateLimitBuffer } = await import('../src/pipeline/rate-limit.js');
-const { CryptoService } = await import('../src/daemon/crypto-service.js');
-const { toWorkerConfig } = await import('../src/daemon/crypto-protocol.js');
-const { CryptoPortClient } = await import('../src/daemon/crypto-client.js');
-const { workerEntry } = await import('../src/daemon/worker-files.js');
-const { createAuth, SecretValues } = await import('../src/auth/index.js');
+const { loadConfig } = await import('../src/core/config/env.js');
+const { vaultPaths } = await import('../src/stores/vault/index.js');
+const { registry } = await import('../src/core/registry/index.js');
+const { createCatalogCache } = await import('../src/stores/catalog/cache.js');
+const { checkRequest } = await import('../src/core/broker/policy.js');
+const { encodeFrame, decodeClientFrame } = await import('../src/core/protocol/frames.js');
+const { RateLimiter, createRateLimitBuffer } = await import('../src/core/threads/rate-limit.js');
+const { CryptoService } = await import('../src/crypto-worker/crypto-service.js');
+const { toWorkerConfig } = await import('../src/core/threads/crypto-protocol.js');
+const { CryptoPortClient } = await import('../src/request-worker/crypto-client.js');
+const { workerEntry } = await import('../src/pool/worker-files.js');
+const { createAuth, SecretValues } = await import('../src/request-worker/auth/index.js');
 
 interface Row {
   name: string;
@@ -149,7 +149,7 @@ const paths = vaultPaths(config);
   const buf = createRateLimitBuffer();
   const N = QUICK ? 300_000 : 2_000_000;
   const file = join(mkdtempSync(join(tmpdir(), 'aivault-rl-')), 'rl.mjs');
-  const modUrl = pathToFileURL(join(ROOT, 'dist', 'src', 'pipeline', 'rate-limit.js')).href;
+  const modUrl = pathToFileURL(join(ROOT, 'dist', 'src', 'core', 'threads', 'rate-limit.js')).href;
   writeFileSync(
     file,
     `import { workerData, parentPort } from 'node:worker_threads';
@@ -320,10 +320,10 @@ parentPort.postMessage({ ms: performance.now() - t0, admitted });`,
   await group(tasks);
 }
 
-// 6. reflected-secret scrubbing (src/pipeline/scrub.ts): the per-call cost every response now pays
+// 6. reflected-secret scrubbing (src/request-worker/pipeline/scrub.ts): the per-call cost every response now pays
 {
-  const { scrubberFor, scrubSecretsOf } = await import('../src/pipeline/scrub-call.js');
-  const { createScrubber } = await import('../src/pipeline/scrub.js');
+  const { scrubberFor, scrubSecretsOf } = await import('../src/request-worker/pipeline/scrub-call.js');
+  const { createScrubber } = await import('../src/request-worker/pipeline/scrub.js');
   const key = 'sk-proj-bench0123456789abcdefghijklmnopqrstuvwxyzABCDEF';
   const secrets = scrubSecretsOf(
     { auth: { header: {} } as AuthSpec, secretNames: { secret: 'OPENAI_API_KEY' } },

@@ -5,11 +5,11 @@
  * Run: node --import tsx bench/policy-check.bench.ts
  */
 import { performance } from 'node:perf_hooks';
-import { checkRequest } from '../src/broker/policy.js';
-import { capabilityFromRegistry } from '../src/broker/resolve-capability.js';
-import type { BrokerSnapshot, Capability, Credential, SecretInfo } from '../src/broker/types.js';
-import { compileRegistry } from '../src/registry/compile.js';
-import type { RegistryProvider } from '../src/registry/types.js';
+import { checkRequest } from '../src/core/broker/policy.js';
+import { capabilityFromRegistry } from '../src/core/broker/resolve-capability.js';
+import type { BrokerSnapshot, Capability, Credential, SecretInfo } from '../src/core/broker/types.js';
+import { compileRegistry } from '../src/core/registry/compile.js';
+import type { RegistryProvider } from '../src/core/registry/types.js';
 
 const PROVIDERS = 60;
 const providers: RegistryProvider[] = Array.from({ length: PROVIDERS }, (_, p) => ({

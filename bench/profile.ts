@@ -22,7 +22,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { connect } from '../src/protocol/client.js';
+import { connect } from '../src/core/protocol/client.js';
 import { processTree } from './support/proc.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -30,7 +30,7 @@ const OUT = join(ROOT, 'bench', 'profiles');
 const args = process.argv.slice(2);
 const SECONDS = args.includes('--seconds') ? Number(args[args.indexOf('--seconds') + 1]) : 20;
 const SKIP_CLINIC = args.includes('--skip-clinic');
-const DAEMON = join(ROOT, 'dist', 'src', 'daemon', 'main.js');
+const DAEMON = join(ROOT, 'dist', 'src', 'front', 'main.js');
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 

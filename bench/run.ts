@@ -30,7 +30,7 @@ import {
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { connect } from '../src/protocol/client.js';
+import { connect } from '../src/core/protocol/client.js';
 import type { DriverConfig, LoadResult, Target } from './support/driver.js';
 import { cpuMicros, processTree, rssBytes } from './support/proc.js';
 import { ensureDebian, freePort, startNginx, type Nginx } from './support/nginx.js';
@@ -54,7 +54,7 @@ const MERGE = args.includes('--merge') ? resolve(args[args.indexOf('--merge') + 
 const want = (section: string): boolean => !ONLY || ONLY.has(section);
 // The bundled CLI: what the `aivault` bin runs (package.json), so its start-up is what gets measured.
 const CLI = join(ROOT, 'dist', 'src', 'cli-bundle', 'main.js');
-const DAEMON = join(ROOT, 'dist', 'src', 'daemon', 'main.js');
+const DAEMON = join(ROOT, 'dist', 'src', 'front', 'main.js');
 const TSX = ['--import', 'tsx'];
 
 const P = QUICK
@@ -801,7 +801,7 @@ async function scrapeSection(ctx: {
   const port = await freePort();
   const d = await ctx.startDaemon(2, ['--http', `127.0.0.1:${port}`]);
   try {
-    const tokens = (await import(pathToFileURL(join(ROOT, 'src', 'tokens', 'tokens.ts')).href)) as {
+    const tokens = (await import(pathToFileURL(join(ROOT, 'src', 'stores', 'tokens', 'tokens.ts')).href)) as {
       mintProxyToken(
         dir: string,
         input: { capabilities: string[]; ttlMs?: number },
@@ -881,13 +881,13 @@ interface HttpListener {
 
 /** The HTTP listener is being built in parallel: use it only when the build has it. */
 async function probeHttpListener(): Promise<HttpListener | string> {
-  const srcDir = join(ROOT, 'src', 'daemon');
+  const srcDir = join(ROOT, 'src', 'front');
   const files = readdirSync(srcDir).filter((f) => /^http-.*\.ts$/.test(f));
   const help = spawnSync(process.execPath, [DAEMON, '--help'], { encoding: 'utf8' }).stdout ?? '';
   if (files.length === 0 || !help.includes('--http')) return 'skipped: HTTP listener not available';
-  const tokensModule = join(ROOT, 'src', 'tokens', 'tokens.ts');
+  const tokensModule = join(ROOT, 'src', 'stores', 'tokens', 'tokens.ts');
   if (!existsSync(tokensModule))
-    return 'skipped: HTTP listener present but src/tokens/tokens.ts (proxy tokens) is not';
+    return 'skipped: HTTP listener present but src/stores/tokens/tokens.ts (proxy tokens) is not';
   return {
     httpsProxy: help.includes('--https-proxy'),
     async mintToken(env) {

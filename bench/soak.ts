@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { connect, type DaemonClient } from '../src/protocol/client.js';
+import { connect, type DaemonClient } from '../src/core/protocol/client.js';
 import { startHttpsUpstream } from '../test/support/https-upstream.js';
 import { DAEMON } from '../test/support/run-cli.js';
 import { addCustomCredential, createDevVault } from '../test/support/dev-vault.js';

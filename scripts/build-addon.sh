@@ -6,7 +6,7 @@
 #   argon2: its linux-x64 glibc prebuild segfaults on load on Debian 12 (its install script would have
 #           compiled it after that failed load).
 # Our own addons live in native/<name> (not npm packages): `dumpable` is aivaultd's prctl(PR_SET_DUMPABLE, 0),
-# which the daemon refuses to start without on Linux (src/daemon/dumpable.ts).
+# which the daemon refuses to start without on Linux (src/front/dumpable.ts).
 # Safe to re-run: a package that already loads is left alone; a package that is not installed is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -50,7 +50,7 @@ await build({
   target: 'node20',
   logLevel: 'warning',
   plugins: [lazyBuiltins],
-  // Lives next to dist/src/daemon/, so daemon-link's relative path to aivaultd stays valid.
+  // Lives next to dist/src/front/, so daemon-link's relative path to aivaultd stays valid.
   external: [
     'sodium-native',
     'argon2',

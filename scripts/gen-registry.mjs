@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Compiles registry/*.json (one provider per file; schema.json excluded) into src/registry/data.generated.ts,
-// so the running program never reads registry JSON from disk. Also writes src/registry/defaults.generated.ts:
+// Compiles registry/*.json (one provider per file; schema.json excluded) into src/core/registry/data.generated.ts,
+// so the running program never reads registry JSON from disk. Also writes src/core/registry/defaults.generated.ts:
 // each capability's allowed methods and path prefixes only, which is all `aivault invoke` needs at start
 // (its defaults), about a tenth of the full registry and without the compile/freeze pass (issue 12). Run by `npm run gen:registry` (and by build /
 // typecheck). Fails loudly, with one `registry/<file>: <reason>` line per problem and exit code 1, on
@@ -14,8 +14,8 @@ import { fileURLToPath } from 'node:url';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const REGISTRY_DIR = join(ROOT, 'registry');
 const SCHEMA_FILE = 'schema.json';
-const OUT_FILE = join(ROOT, 'src', 'registry', 'data.generated.ts');
-const DEFAULTS_FILE = join(ROOT, 'src', 'registry', 'defaults.generated.ts');
+const OUT_FILE = join(ROOT, 'src', 'core', 'registry', 'data.generated.ts');
+const DEFAULTS_FILE = join(ROOT, 'src', 'core', 'registry', 'defaults.generated.ts');
 
 /** Write `file` only when its text changes (keeps tsc/esbuild incremental); true when it was unchanged. */
 function writeIfChanged(file, source) {

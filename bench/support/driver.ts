@@ -13,8 +13,8 @@ import { performance } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 import * as hdr from 'hdr-histogram-js';
 import { Pool, ProxyAgent, request } from 'undici';
-import { connect, type DaemonClient } from '../../src/protocol/client.js';
-import type { Envelope } from '../../src/broker/types.js';
+import { connect, type DaemonClient } from '../../src/core/protocol/client.js';
+import type { Envelope } from '../../src/core/broker/types.js';
 import { cpuMicros, rssBytes } from './proc.js';
 
 export interface Target {

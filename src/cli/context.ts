@@ -2,8 +2,8 @@
  * What every command receives: frozen config, output settings and the streams. Commands return a
  * `CommandResult` (JSON + human rendering) and never print secret values.
  */
-import { AivaultError } from '../errors.js';
-import type { Config } from '../config/env.js';
+import { AivaultError } from '../core/errors.js';
+import type { Config } from '../core/config/env.js';
 import type { Painter } from './output.js';
 import type { CommandModule } from './command-table.js';
 

@@ -3,15 +3,15 @@
  * absent (unless AIVAULTD_AUTOSTART=0). Autostart is serialised with a lock so 50 parallel CLI calls
  * start one daemon, not 50.
  */
-import { isListening } from '../protocol/socket-probe.js';
+import { isListening } from '../core/protocol/socket-probe.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AivaultError } from '../errors.js';
-import type { Config } from '../config/env.js';
-import { connect, type DaemonClient } from '../protocol/client.js';
-import { openRunFile, prepareRunDir } from '../daemon/run-dir.js';
+import { AivaultError } from '../core/errors.js';
+import type { Config } from '../core/config/env.js';
+import { connect, type DaemonClient } from '../core/protocol/client.js';
+import { openRunFile, prepareRunDir } from '../front/run-dir.js';
 
-export const DAEMON_ENTRY = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
+export const DAEMON_ENTRY = fileURLToPath(new URL('../front/main.js', import.meta.url));
 const START_TIMEOUT_MS = 15_000;
 
 async function tryConnect(config: Config): Promise<DaemonClient | undefined> {
@@ -143,10 +143,10 @@ export async function refuseInProcessWhileServed(config: Config): Promise<void> 
 /**
  * Before anything secret goes to the daemon (a passphrase): is the socket really our daemon's? In user
  * mode the run dir and socket must be this user's with the configured dir mode; in system mode the
- * daemon user's with 0750. See src/protocol/socket-identity.ts.
+ * daemon user's with 0750. See src/core/protocol/socket-identity.ts.
  */
 export async function assertTrustedDaemon(config: Config): Promise<void> {
-  const { assertDaemonSocket } = await import('../protocol/socket-identity.js');
+  const { assertDaemonSocket } = await import('../core/protocol/socket-identity.js');
   if (config.system) {
     const { execFileSync } = await import('node:child_process');
     const uid = Number(execFileSync('id', ['-u', config.system.layout.user], { encoding: 'utf8' }).trim());

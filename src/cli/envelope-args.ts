@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { AivaultError } from '../errors.js';
-import type { Envelope, EnvelopeRequest, MultipartField, MultipartFile } from '../broker/types.js';
+import { AivaultError } from '../core/errors.js';
+import type { Envelope, EnvelopeRequest, MultipartField, MultipartFile } from '../core/broker/types.js';
 import type { CommandOptions } from './context.js';
 import { optList, optString } from './context.js';
 

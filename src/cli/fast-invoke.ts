@@ -11,9 +11,9 @@
  * error, and a daemon that does not answer (the full path autostarts it). Once the frame is sent, the
  * outcome is printed exactly as the full program prints it (same result shaping, same error rendering).
  */
-import { ERRORS, toWire } from '../errors.js';
-import { loadConfig, noColorRequested } from '../config/env.js';
-import { connect, type DaemonClient } from '../protocol/client.js';
+import { ERRORS, toWire } from '../core/errors.js';
+import { loadConfig, noColorRequested } from '../core/config/env.js';
+import { connect, type DaemonClient } from '../core/protocol/client.js';
 import { buildEnvelope, type CapabilityDefaults } from './envelope-args.js';
 import { detectColor, painter, renderError } from './output.js';
 import { parseCount, type CommandOptions } from './context.js';
@@ -85,7 +85,7 @@ async function defaultsFor(
   opts: CommandOptions,
 ): Promise<CapabilityDefaults | false | undefined> {
   if (typeof opts.method === 'string' && typeof opts.path === 'string') return undefined;
-  const { CAPABILITY_DEFAULTS } = await import('../registry/defaults.generated.js');
+  const { CAPABILITY_DEFAULTS } = await import('../core/registry/defaults.generated.js');
   return Object.hasOwn(CAPABILITY_DEFAULTS, id) ? CAPABILITY_DEFAULTS[id] : false;
 }
 

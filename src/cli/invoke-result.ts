@@ -4,9 +4,9 @@
  * (src/cli/commands/invoke.ts) and the bin's fast path (src/cli/fast-invoke.ts), which must print exactly
  * the same; kept apart from the command so the fast path does not load the command's lazy imports.
  */
-import type { Timings } from '../pipeline/server-timing.js';
-import { AivaultError } from '../errors.js';
-import type { RequestContext } from '../broker/types.js';
+import type { Timings } from '../core/threads/server-timing.js';
+import { AivaultError } from '../core/errors.js';
+import type { RequestContext } from '../core/broker/types.js';
 import type { CommandOptions, CommandResult } from './context.js';
 import { optList, optString } from './context.js';
 import { shapeJson, toMarkdown } from './response-format.js';

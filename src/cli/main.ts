@@ -4,8 +4,8 @@
  * and exit 1 (2 for usage); anything unexpected → "internal error, please report" without a stack trace.
  */
 import { CommanderError } from 'commander';
-import { ERRORS, toWire } from '../errors.js';
-import { loadConfig, noColorRequested, type Config } from '../config/env.js';
+import { ERRORS, toWire } from '../core/errors.js';
+import { loadConfig, noColorRequested, type Config } from '../core/config/env.js';
 import { buildProgram } from './program.js';
 import { detectColor, painter, renderError, toJson } from './output.js';
 import type { CliContext, Runner } from './context.js';

@@ -4,7 +4,7 @@
  * line of defence for strings that embed query/path auth (URLs in planned output and errors).
  */
 import pc from 'picocolors';
-import type { WireError } from '../errors.js';
+import type { WireError } from '../core/errors.js';
 
 export interface OutputOptions {
   readonly verbose: boolean;

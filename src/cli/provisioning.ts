@@ -2,16 +2,16 @@
  * Glue between secret lifecycle and the catalog: after a claimed secret is created, apply the pure
  * provisioning plan; after a delete, drop whatever referenced the secret. Registry is loaded lazily.
  */
-import type { Config } from '../config/env.js';
-import type { Vault, SecretMeta } from '../vault/index.js';
-import { toSecretInfo, vaultPaths } from '../vault/index.js';
+import type { Config } from '../core/config/env.js';
+import type { Vault, SecretMeta } from '../stores/vault/index.js';
+import { toSecretInfo, vaultPaths } from '../stores/vault/index.js';
 import {
   addProvisionedCredential,
   catalogPaths,
   loadCatalog,
   planProvisioning,
   removeSecretReferences,
-} from '../catalog/index.js';
+} from '../stores/catalog/index.js';
 
 export type ProvisionOutcome =
   | {
@@ -28,7 +28,7 @@ export async function afterSecretCreated(
   vault: Vault,
   meta: SecretMeta,
 ): Promise<ProvisionOutcome | undefined> {
-  const { registry } = await import('../registry/index.js');
+  const { registry } = await import('../core/registry/index.js');
   const paths = catalogPaths(vaultPaths(config).root);
   const secrets = (await vault.listSecrets()).map(toSecretInfo);
   const snapshot = await loadCatalog(paths, registry, secrets);

@@ -5,7 +5,7 @@
  * command would read from stdin or a prompt are read here first, so the daemon never needs a terminal.
  * Without a daemon a write runs in this process, behind the same passphrase check.
  */
-import { AivaultError, isAivaultError } from '../errors.js';
+import { AivaultError, isAivaultError } from '../core/errors.js';
 import {
   APPROVAL_COMMANDS,
   COMMAND_MODULES,
@@ -17,9 +17,9 @@ import {
 import type { CliContext, CommandFn, CommandOptions, CommandResult } from './context.js';
 import { optBool, optList, optString } from './context.js';
 import { promptHidden, readAllStdin, readSecretValue, withOperatorVault } from './secret-input.js';
-import type { CommandOptValue } from '../protocol/frames.js';
-import type { DaemonClient } from '../protocol/client.js';
-import type { Vault } from '../vault/index.js';
+import type { CommandOptValue } from '../core/protocol/frames.js';
+import type { DaemonClient } from '../core/protocol/client.js';
+import type { Vault } from '../stores/vault/index.js';
 
 /** Options that only steer this process and are never sent to the daemon. */
 const LOCAL_ONLY = new Set([
@@ -150,12 +150,12 @@ async function runningDaemon(ctx: CliContext): Promise<DaemonClient | undefined>
  * `operator_auth_required` for `key`). While open it also verifies the policy seal for this process.
  */
 export async function openWithPassphrase(ctx: CliContext, key: string, passphrase: string): Promise<Vault> {
-  const { Vault } = await import('../vault/index.js');
+  const { Vault } = await import('../stores/vault/index.js');
   try {
     return await Vault.open(ctx.config, { autoInit: false, passphrase });
   } catch (err) {
     if (isAivaultError(err) && err.code === 'vault_unavailable') {
-      const { operatorAuthRequired } = await import('../daemon/operator-executor.js');
+      const { operatorAuthRequired } = await import('../crypto-worker/operator-executor.js');
       throw operatorAuthRequired(key, 'the passphrase is wrong', 'passphrase');
     }
     throw err;
@@ -171,11 +171,11 @@ async function locally(
   opts: CommandOptions,
 ): Promise<CommandResult | undefined> {
   if (!WRITE_COMMANDS.has(key)) return fn(ctx, positionals, opts);
-  const { readVaultMeta, vaultPaths } = await import('../vault/index.js');
+  const { readVaultMeta, vaultPaths } = await import('../stores/vault/index.js');
   const meta = await readVaultMeta(vaultPaths(ctx.config)).catch(() => undefined);
   if (meta?.provider.kind !== 'passphrase') return fn(ctx, positionals, opts);
   const prepared = await prepare(ctx, key, opts);
-  const { operatorAuthRequired } = await import('../daemon/operator-executor.js');
+  const { operatorAuthRequired } = await import('../crypto-worker/operator-executor.js');
   const passphrase =
     prepared.passphrase ??
     (await askPassphrase(ctx, operatorAuthRequired(key, 'give the vault passphrase', 'passphrase')));
@@ -225,7 +225,7 @@ export async function runCommand(
     return await locally(ctx, key, fn, positionals, opts);
   } catch (err) {
     // A sealed vault's policy files can be read only with the key: this process has none, but a running
-    // aivaultd that holds it verifies the seal and answers the read (vault/policy-seal.ts).
+    // aivaultd that holds it verifies the seal and answers the read (stores/vault/policy-seal.ts).
     const sealedAndLocked =
       isAivaultError(err) && err.code === 'vault_unavailable' && err.details?.policySeal === true;
     if (!sealedAndLocked || !daemonRunnable(key) || WRITE_COMMANDS.has(key)) throw err;
@@ -241,11 +241,11 @@ export async function runCommand(
  */
 export async function operatorPassphrase(ctx: CliContext, opts: CommandOptions): Promise<string | undefined> {
   if (ctx.config.system) return undefined;
-  const { readVaultMeta, vaultPaths } = await import('../vault/index.js');
+  const { readVaultMeta, vaultPaths } = await import('../stores/vault/index.js');
   const meta = await readVaultMeta(vaultPaths(ctx.config)).catch(() => undefined);
   if (meta?.provider.kind !== 'passphrase') return undefined;
   const given = optString(opts, 'passphrase');
   if (given !== undefined) return given;
-  const { operatorAuthRequired } = await import('../daemon/operator-executor.js');
+  const { operatorAuthRequired } = await import('../crypto-worker/operator-executor.js');
   return askPassphrase(ctx, operatorAuthRequired('token.mint', 'give the vault passphrase', 'passphrase'));
 }

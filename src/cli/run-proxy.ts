@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import type { Config } from '../config/env.js';
-import { readJsonFile } from '../vault/store.js';
-import { HTTPS_PROXY_INFO_FILE } from '../daemon/https-proxy/paths.js';
-import { vaultTag } from '../daemon/http-server.js';
-import { PROXY_USER, placeholderValue } from '../daemon/https-proxy/connect.js';
+import type { Config } from '../core/config/env.js';
+import { readJsonFile } from '../stores/vault/store.js';
+import { HTTPS_PROXY_INFO_FILE } from '../front/https-proxy/paths.js';
+import { vaultTag } from '../front/http-server.js';
+import { PROXY_USER, placeholderValue } from '../front/https-proxy/connect.js';
 
 export interface ProxyInfo {
   readonly host: string;

@@ -5,8 +5,8 @@
 import { openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { ReadStream } from 'node:tty';
-import { AivaultError } from '../errors.js';
-import type { Vault } from '../vault/index.js';
+import { AivaultError } from '../core/errors.js';
+import type { Vault } from '../stores/vault/index.js';
 import type { CliContext, CommandOptions } from './context.js';
 import { optBool, optString } from './context.js';
 
@@ -137,7 +137,7 @@ export async function withOperatorVault<T>(vault: Vault | undefined, run: () => 
 export async function openVaultForWrite(ctx: CliContext): Promise<Vault> {
   if (operatorVault !== undefined) return operatorVault;
   // Loaded here, not at the top: the router imports this module on every command, invoke included.
-  const { Vault } = await import('../vault/index.js');
+  const { Vault } = await import('../stores/vault/index.js');
   const vault = await Vault.open(ctx.config);
   if (!vault.isLocked() || (await vault.status()).provider !== 'passphrase') return vault;
   let passphrase: string;

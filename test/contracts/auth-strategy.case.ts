@@ -14,8 +14,8 @@ import {
   type AuthEnv,
   type AuthInput,
   type AuthOutput,
-} from '../../src/auth/index.js';
-import type { AuthSpec } from '../../src/registry/types.js';
+} from '../../src/request-worker/auth/index.js';
+import type { AuthSpec } from '../../src/core/registry/types.js';
 
 export interface AuthContractCase {
   readonly name: string;

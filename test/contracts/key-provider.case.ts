@@ -1,7 +1,7 @@
 // One behavioural suite every KeyProvider must pass, run through the Vault API (hono-style contract test).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { Vault } from '../../src/vault/index.js';
+import type { Vault } from '../../src/stores/vault/index.js';
 
 export interface ProviderFixture {
   /** Create a fresh vault using this provider. */

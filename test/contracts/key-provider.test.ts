@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe } from 'vitest';
-import { Vault, deleteKeychainEntries } from '../../src/vault/index.js';
+import { Vault, deleteKeychainEntries } from '../../src/stores/vault/index.js';
 import { FAST_KDF, configFor, tempDir } from '../unit/vault/fixtures/helpers.js';
 import { runKeyProviderSuite } from './key-provider.case.js';
 import { skipOutsideCi } from '../support/ci.js';

@@ -17,7 +17,7 @@
  *  - the audit log still reads, and a fresh (autostarted) daemon invokes successfully and persists the
  *    rotation it acknowledged.
  */
-import { parseOAuth2Secret } from '../../src/auth/oauth2.js';
+import { parseOAuth2Secret } from '../../src/request-worker/auth/oauth2.js';
 import { createDevHome } from '../support/dev-vault.js';
 import { startRotatingOAuthServer, type RotatingOAuthServer } from './oauth-endpoint.js';
 import { killDaemon, run, verifyVault } from './procs.js';

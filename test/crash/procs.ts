@@ -6,8 +6,8 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/config/env.js';
-import { Vault } from '../../src/vault/index.js';
+import { loadConfig } from '../../src/core/config/env.js';
+import { Vault } from '../../src/stores/vault/index.js';
 import { CLI } from '../support/run-cli.js';
 
 export interface Run {

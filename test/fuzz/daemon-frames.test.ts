@@ -15,7 +15,7 @@ import {
   decodeDaemonFrame,
   encodeFrame,
   type DaemonFrame,
-} from '../../src/protocol/frames.js';
+} from '../../src/core/protocol/frames.js';
 import { envelope, startFixture, type DaemonFixture } from '../integration/daemon-fixture.js';
 
 const FRAMES = Number(process.env.FUZZ_FRAMES ?? '3000');

@@ -5,9 +5,14 @@
  * coverage-guided), so every property is written once.
  */
 import { encode as msgpackEncode } from 'msgpackr';
-import { decodeClientFrame, decodeDaemonFrame, encodeFrame, peekFrameId } from '../../src/protocol/frames.js';
-import { parseEnvelope } from '../../src/broker/envelope.js';
-import { isUnderPrefix, normalizePath } from '../../src/broker/path.js';
+import {
+  decodeClientFrame,
+  decodeDaemonFrame,
+  encodeFrame,
+  peekFrameId,
+} from '../../src/core/protocol/frames.js';
+import { parseEnvelope } from '../../src/core/broker/envelope.js';
+import { isUnderPrefix, normalizePath } from '../../src/core/broker/path.js';
 import {
   formatAuthority,
   isValidHostPattern,
@@ -15,13 +20,13 @@ import {
   matchHost,
   normalizeHost,
   parseAuthority,
-} from '../../src/broker/hosts.js';
-import { isAivaultError } from '../../src/errors.js';
-import { extractToken, splitPassthroughPath } from '../../src/daemon/http-passthrough.js';
-import { brokerFileSchema, emptyCapabilitiesFile, parseStoreFile } from '../../src/catalog/schema.js';
-import { buildSnapshot } from '../../src/catalog/catalog.js';
-import { capabilityFromRegistry } from '../../src/broker/resolve-capability.js';
-import { registry } from '../../src/registry/index.js';
+} from '../../src/core/broker/hosts.js';
+import { isAivaultError } from '../../src/core/errors.js';
+import { extractToken, splitPassthroughPath } from '../../src/front/http-passthrough.js';
+import { brokerFileSchema, emptyCapabilitiesFile, parseStoreFile } from '../../src/stores/catalog/schema.js';
+import { buildSnapshot } from '../../src/stores/catalog/catalog.js';
+import { capabilityFromRegistry } from '../../src/core/broker/resolve-capability.js';
+import { registry } from '../../src/core/registry/index.js';
 
 function check(cond: boolean, what: string, input: unknown): void {
   if (!cond) throw new Error(`property broken: ${what} for ${JSON.stringify(input)?.slice(0, 300)}`);

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { join } from 'node:path';
 import { parseFastArgv, tryFastInvoke } from '../../src/cli/fast-invoke.js';
-import { ERRORS } from '../../src/errors.js';
+import { ERRORS } from '../../src/core/errors.js';
 import { SECRET, startFixture, type DaemonFixture } from './daemon-fixture.js';
 
 let fx: DaemonFixture;

@@ -1,8 +1,8 @@
 // Pool saturation is capacity, not policy: every request worker at its concurrent-call limit answers
 // `daemon_busy` (503), never `rate_limited` (a capability's per-minute limit).
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { DaemonPool } from '../../src/daemon/pool.js';
-import { ERRORS } from '../../src/errors.js';
+import { DaemonPool } from '../../src/pool/pool.js';
+import { ERRORS } from '../../src/core/errors.js';
 import { createDevVault } from '../support/dev-vault.js';
 import { envelope } from './daemon-fixture.js';
 

@@ -3,10 +3,10 @@
  * secret, a custom `echo` credential (header auth) for upstream.test, capabilities, the real HTTPS echo
  * upstream mapped via AIVAULT_DEV_RESOLVE, and a real aivaultd (uWS + piscina + crypto worker) in-process.
  */
-import type { Config } from '../../src/config/env.js';
-import type { Vault } from '../../src/vault/index.js';
-import type { Daemon, DaemonOptions } from '../../src/daemon/main.js';
-import type { DaemonClient } from '../../src/protocol/client.js';
+import type { Config } from '../../src/core/config/env.js';
+import type { Vault } from '../../src/stores/vault/index.js';
+import type { Daemon, DaemonOptions } from '../../src/front/main.js';
+import type { DaemonClient } from '../../src/core/protocol/client.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../support/https-upstream.js';
 import {
   addCustomCredential,
@@ -14,7 +14,7 @@ import {
   startDaemonFor,
   type CapabilitySpec,
 } from '../support/dev-vault.js';
-import type { Envelope } from '../../src/broker/types.js';
+import type { Envelope } from '../../src/core/broker/types.js';
 
 export const SECRET = 'sk-test-Zq9-very-secret-value';
 

@@ -1,6 +1,6 @@
 /**
  * The daemon keeps the catalog, tokens, vault meta, secret records and decrypted secrets in memory, keyed
- * on the vault generation (src/daemon/generation.ts). Every change must be seen by the VERY NEXT call
+ * on the vault generation (src/core/threads/generation.ts). Every change must be seen by the VERY NEXT call
  * after the writer returned — over the unix socket and over the HTTP listener — with warm caches on
  * both request workers: a secret rotated or deleted, a token revoked, a capability policy changed (all
  * through the compiled CLI, which routes writes through the daemon), and broker.json edited by hand
@@ -11,14 +11,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DaemonOptions } from '../../src/daemon/main.js';
-import { startDaemon, type Daemon } from '../../src/daemon/main.js';
-import { connect, type DaemonClient } from '../../src/protocol/client.js';
-import type { Envelope } from '../../src/broker/types.js';
+import type { DaemonOptions } from '../../src/front/main.js';
+import { startDaemon, type Daemon } from '../../src/front/main.js';
+import { connect, type DaemonClient } from '../../src/core/protocol/client.js';
+import type { Envelope } from '../../src/core/broker/types.js';
 import { ECHO_SECRET, OPENAI_SECRET, prepareVault, type PreparedVault } from '../e2e/http/http-fixture.js';
 import { isolatedEnv, registerSecret, runCli } from '../support/run-cli.js';
-import { createOperatorToken, mintProxyToken } from '../../src/tokens/tokens.js';
-import { isAivaultError } from '../../src/errors.js';
+import { createOperatorToken, mintProxyToken } from '../../src/stores/tokens/tokens.js';
+import { isAivaultError } from '../../src/core/errors.js';
 
 let pv: PreparedVault;
 let daemon: Daemon;

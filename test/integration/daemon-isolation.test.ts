@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import type { CryptoReply, CryptoRequest } from '../../src/daemon/crypto-protocol.js';
-import type { MainToWorkerPort, WorkerPortToMain } from '../../src/pipeline/call-port.js';
+import type { CryptoReply, CryptoRequest } from '../../src/core/threads/crypto-protocol.js';
+import type { MainToWorkerPort, WorkerPortToMain } from '../../src/core/threads/call-port.js';
 import { envelope, SECRET, startFixture, type DaemonFixture } from './daemon-fixture.js';
 
 let fx: DaemonFixture;

@@ -3,8 +3,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs, startDaemon } from '../../src/daemon/main.js';
-import { connect } from '../../src/protocol/client.js';
+import { parseArgs, startDaemon } from '../../src/front/main.js';
+import { connect } from '../../src/core/protocol/client.js';
 import { envelope, startFixture, type DaemonFixture } from './daemon-fixture.js';
 
 let fx: DaemonFixture;
@@ -94,7 +94,7 @@ describe('aivaultd lifecycle', () => {
     const sock = freshSocket();
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'src/daemon/main.ts', '--socket', sock, '--workers', '1'],
+      ['--import', 'tsx', 'src/front/main.ts', '--socket', sock, '--workers', '1'],
       {
         env: { ...process.env, HOME: fx.config.homeDir, AIVAULT_DIR: fx.config.vaultDir },
         stdio: ['ignore', 'ignore', 'pipe'],

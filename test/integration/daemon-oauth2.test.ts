@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { catalogPaths, createCapability, createCredential } from '../../src/catalog/index.js';
-import { registry } from '../../src/registry/index.js';
-import { readSecretRecord, toSecretInfo, toSecretMeta, vaultPaths } from '../../src/vault/index.js';
+import { catalogPaths, createCapability, createCredential } from '../../src/stores/catalog/index.js';
+import { registry } from '../../src/core/registry/index.js';
+import { readSecretRecord, toSecretInfo, toSecretMeta, vaultPaths } from '../../src/stores/vault/index.js';
 import { envelope, json, startFixture, type DaemonFixture } from './daemon-fixture.js';
 
 let fx: DaemonFixture;

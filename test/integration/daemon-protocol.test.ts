@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { Packr } from 'msgpackr';
-import { decodeDaemonFrame, encodeFrame, type DaemonFrame } from '../../src/protocol/frames.js';
-import { connect } from '../../src/protocol/client.js';
+import { decodeDaemonFrame, encodeFrame, type DaemonFrame } from '../../src/core/protocol/frames.js';
+import { connect } from '../../src/core/protocol/client.js';
 import { envelope, startFixture, type DaemonFixture } from './daemon-fixture.js';
 
 let fx: DaemonFixture;

@@ -1,5 +1,5 @@
 /**
- * The vault watcher (src/daemon/vault-watcher.ts): writes made outside the daemon — a hand edit, another
+ * The vault watcher (src/front/vault-watcher.ts): writes made outside the daemon — a hand edit, another
  * tool writing tokens.json — bump the vault generation, so the next call re-reads and re-validates the
  * files (a tampered record fails closed). With fs.watch off, the cached value keeps answering until the
  * safety-net poll notices the change (this also proves the caches really are warm: no stat per call).
@@ -7,11 +7,11 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { startDaemon, type DaemonOptions } from '../../src/daemon/main.js';
-import { connect } from '../../src/protocol/client.js';
-import type { Envelope } from '../../src/broker/types.js';
-import { mintProxyToken } from '../../src/tokens/tokens.js';
-import { isAivaultError } from '../../src/errors.js';
+import { startDaemon, type DaemonOptions } from '../../src/front/main.js';
+import { connect } from '../../src/core/protocol/client.js';
+import type { Envelope } from '../../src/core/broker/types.js';
+import { mintProxyToken } from '../../src/stores/tokens/tokens.js';
+import { isAivaultError } from '../../src/core/errors.js';
 import { prepareVault } from '../e2e/http/http-fixture.js';
 
 const ECHO: Envelope = { capability: 'echo/api', request: { method: 'GET', path: '/items?q=1' } };

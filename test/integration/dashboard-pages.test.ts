@@ -6,16 +6,16 @@
  */
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type Daemon } from '../../src/daemon/main.js';
-import { connect, type DaemonClient } from '../../src/protocol/client.js';
-import { subscribeCalls, type CallEvent } from '../../src/daemon/call-events.js';
-import { catalogPaths, setPolicy } from '../../src/catalog/index.js';
-import { registry } from '../../src/registry/index.js';
-import { mintProxyToken } from '../../src/tokens/tokens.js';
+import { startDaemon, type Daemon } from '../../src/front/main.js';
+import { connect, type DaemonClient } from '../../src/core/protocol/client.js';
+import { subscribeCalls, type CallEvent } from '../../src/front/call-events.js';
+import { catalogPaths, setPolicy } from '../../src/stores/catalog/index.js';
+import { registry } from '../../src/core/registry/index.js';
+import { mintProxyToken } from '../../src/stores/tokens/tokens.js';
 import { prepareVault, type PreparedVault } from '../e2e/http/http-fixture.js';
 import { createDevHome } from '../support/dev-vault.js';
-import { loadConfig } from '../../src/config/env.js';
-import { Vault } from '../../src/vault/index.js';
+import { loadConfig } from '../../src/core/config/env.js';
+import { Vault } from '../../src/stores/vault/index.js';
 
 let pv: PreparedVault;
 let daemon: Daemon;

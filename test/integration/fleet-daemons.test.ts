@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type DaemonClient } from '../../src/protocol/client.js';
+import { connect, type DaemonClient } from '../../src/core/protocol/client.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../support/https-upstream.js';
 import { addCustomCredential, createDevVault, type DevVault } from '../support/dev-vault.js';
 import { DAEMON } from '../support/run-cli.js';

@@ -5,11 +5,11 @@
  * event and marks each uncounted call.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { AuditLog } from '../../src/audit/audit-log.js';
-import { FAIL_OPEN_NOTE } from '../../src/pipeline/authorize.js';
-import { invokeInProcess } from '../../src/pipeline/in-process.js';
-import { parseFleetSettings } from '../../src/fleet/config.js';
-import { vaultPaths } from '../../src/vault/paths.js';
+import { AuditLog } from '../../src/stores/audit/audit-log.js';
+import { FAIL_OPEN_NOTE } from '../../src/request-worker/pipeline/authorize.js';
+import { invokeInProcess } from '../../src/request-worker/pipeline/in-process.js';
+import { parseFleetSettings } from '../../src/stores/fleet/config.js';
+import { vaultPaths } from '../../src/stores/vault/paths.js';
 import { freePort } from '../support/fleet-servers.js';
 import { envelope, startFixture, type DaemonFixture } from './daemon-fixture.js';
 

@@ -1,12 +1,12 @@
 /**
- * RedisAdmission (src/fleet/redis-admission.ts) against a real redis-server on loopback: the shared
+ * RedisAdmission (src/stores/fleet/redis-admission.ts) against a real redis-server on loopback: the shared
  * sliding window is exact under races between independent clients (as separate hosts would be), fleets
  * are namespaced, nothing but names and counters goes to Redis, and an outage fails closed (or open, when
  * configured, with an audit event) and recovers without a new client.
  */
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { Redis } from 'ioredis';
-import { RedisAdmission } from '../../src/fleet/redis-admission.js';
+import { RedisAdmission } from '../../src/stores/fleet/redis-admission.js';
 import { haveRedis, startRedis, type RedisServer } from '../support/fleet-servers.js';
 import { skipOutsideCi } from '../support/ci.js';
 

@@ -1,14 +1,14 @@
 /**
  * OAuth2 token write-back in the crypto worker is a compare-and-swap against the value the refresh lease
- * read (src/daemon/crypto-service.ts; in-process mode: leaseVia over vaultSecretSource). Real vault, real crypto service, a second Vault playing the CLI.
+ * read (src/crypto-worker/crypto-service.ts; in-process mode: leaseVia over vaultSecretSource). Real vault, real crypto service, a second Vault playing the CLI.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CryptoService } from '../../src/daemon/crypto-service.js';
-import { Vault } from '../../src/vault/index.js';
-import { isAivaultError } from '../../src/errors.js';
+import { CryptoService } from '../../src/crypto-worker/crypto-service.js';
+import { Vault } from '../../src/stores/vault/index.js';
+import { isAivaultError } from '../../src/core/errors.js';
 import { createDevVault, type DevVault } from '../support/dev-vault.js';
-import { leaseVia } from '../../src/pipeline/oauth2.js';
-import { vaultSecretSource } from '../../src/pipeline/in-process.js';
+import { leaseVia } from '../../src/request-worker/pipeline/oauth2.js';
+import { vaultSecretSource } from '../../src/request-worker/pipeline/in-process.js';
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array | undefined): string => new TextDecoder().decode(b);

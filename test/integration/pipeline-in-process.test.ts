@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { invokeInProcess } from '../../src/pipeline/in-process.js';
+import { invokeInProcess } from '../../src/request-worker/pipeline/in-process.js';
 import { envelope, json, SECRET, startFixture, type DaemonFixture } from './daemon-fixture.js';
 
 let fx: DaemonFixture;

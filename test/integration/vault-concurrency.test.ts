@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { Vault } from '../../src/vault/index.js';
+import { Vault } from '../../src/stores/vault/index.js';
 import { configFor, tempDir, walk } from '../unit/vault/fixtures/helpers.js';
 
 const WRITER = fileURLToPath(new URL('../unit/vault/fixtures/writer.ts', import.meta.url));

@@ -1,7 +1,7 @@
 /**
  * Attack (seed 002): auth header injection — the caller supplies `Authorization: Bearer stolen-token` (or
  * any other auth-class header, in any case, via any input form, with CRLF smuggling) to replace or ride
- * along with the managed credential. Stopped by: sanitizeRequestHeaders (src/broker/headers.ts):
+ * along with the managed credential. Stopped by: sanitizeRequestHeaders (src/core/broker/headers.ts):
  * auth-class and the credential's injected header names are broker-owned → policy_violation; reserved
  * hop-by-hop headers are stripped; invalid names/values (CR/LF/NUL) → invalid_request.
  */

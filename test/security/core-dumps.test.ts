@@ -1,6 +1,6 @@
 /**
  * SPEC §6 / seed 002 "debugger / memory": core dumps are disabled in aivaultd, whatever limit it inherits.
- * The daemon lowers its own RLIMIT_CORE to 0 soft AND hard at start-up (src/daemon/core-limit.ts), so:
+ * The daemon lowers its own RLIMIT_CORE to 0 soft AND hard at start-up (src/front/core-limit.ts), so:
  *  - started with unlimited core dumps, the running daemon has 0/0 (and can never raise it again);
  *  - started with 0 (`ulimit -c 0` / systemd `LimitCORE=0`) it stays 0;
  *  - the KEK and secret values are not in its argv or environment (a core's most greppable parts);
@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DAEMON } from '../support/run-cli.js';
-import { loadConfig } from '../../src/config/env.js';
-import { Vault } from '../../src/vault/index.js';
+import { loadConfig } from '../../src/core/config/env.js';
+import { Vault } from '../../src/stores/vault/index.js';
 
 let dir: string;
 beforeAll(async () => {

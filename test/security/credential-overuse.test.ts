@@ -1,11 +1,11 @@
 /**
  * Attack (seed 002): credential overuse — invoke at high volume / with huge bodies to rack up charges.
  * Stopped by: per-capability rate limit per minute, exact across request workers (SharedArrayBuffer +
- * Atomics), and request/response body size limits (src/pipeline/rate-limit.ts, request-body.ts,
+ * Atomics), and request/response body size limits (src/core/threads/rate-limit.ts, request-body.ts,
  * invoke.ts). Verified through the CLI and with many concurrent socket connections.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect } from '../../src/protocol/client.js';
+import { connect } from '../../src/core/protocol/client.js';
 import { join } from 'node:path';
 import { startAttackEnv, wireError, type AttackEnv } from './support/attack-env.js';
 

@@ -1,7 +1,7 @@
 /**
  * Issue 19 build 4 / seed 002 "debugger / memory": same-user code cannot read aivaultd's memory. The
  * attacker is a process of the daemon's own user: it opens /proc/<pid>/mem and /proc/<pid>/environ. aivaultd
- * sets prctl(PR_SET_DUMPABLE, 0) at start-up (src/daemon/dumpable.ts), so the kernel makes those files
+ * sets prctl(PR_SET_DUMPABLE, 0) at start-up (src/front/dumpable.ts), so the kernel makes those files
  * root-owned and refuses the open. A control daemon started through the in-process API (`startDaemon`, which
  * never calls prctl) is readable by the same attacker, which proves the reads would work without it.
  *
@@ -91,8 +91,8 @@ beforeAll(async () => {
     isRoot ? Number(spawnSync('id', ['-g', USER]).stdout.toString()) : process.getgid!(),
   );
   const init = `
-    const { Vault } = await import(${JSON.stringify(resolve('dist/src/vault/index.js'))});
-    const { loadConfig } = await import(${JSON.stringify(resolve('dist/src/config/env.js'))});
+    const { Vault } = await import(${JSON.stringify(resolve('dist/src/stores/vault/index.js'))});
+    const { loadConfig } = await import(${JSON.stringify(resolve('dist/src/core/config/env.js'))});
     (await Vault.init(loadConfig(), { provider: 'file' })).close();`;
   const [cmd, ...rest] = [...asUser(), process.execPath, '--input-type=module', '-e', init];
   const r = spawnSync(cmd!, rest, { env: { ...process.env, ...env } });
@@ -104,7 +104,7 @@ beforeAll(async () => {
   // The control: the same daemon code started through the in-process API, which never calls prctl.
   const ctl = `
     const { startDaemon } = await import(${JSON.stringify(DAEMON)});
-    const { loadConfig } = await import(${JSON.stringify(resolve('dist/src/config/env.js'))});
+    const { loadConfig } = await import(${JSON.stringify(resolve('dist/src/core/config/env.js'))});
     await startDaemon(loadConfig(), { workers: 1, socketPath: ${JSON.stringify(join(dir, 'run2', 'b.sock'))}, pidFile: false });
     process.stderr.write('listening\\n');`;
   control = await start([process.execPath, '--input-type=module', '-e', ctl], env);

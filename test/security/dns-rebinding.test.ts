@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LookupAddress } from 'node:dns';
-import { Upstream } from '../../src/pipeline/upstream.js';
+import { Upstream } from '../../src/request-worker/pipeline/upstream.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../support/https-upstream.js';
 
 let mock: HttpsUpstream;

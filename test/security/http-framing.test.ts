@@ -2,7 +2,7 @@
  * Issue 19 finding 5 (HTTP strictness): a same-user process talks raw HTTP/1.1 to the loopback listener to
  * smuggle a second request past the token check (two Content-Length headers, where the first wins; a
  * `Transfer-Encoding: gzip, chunked` read as chunked) or to tie up a connection (huge header blocks,
- * pipelining). Stopped by: src/daemon/http-strict.ts refuses ambiguous framing with 400/501 and oversize
+ * pipelining). Stopped by: src/front/http-strict.ts refuses ambiguous framing with 400/501 and oversize
  * headers with 431, closing the connection; pipelined requests are answered in order or the connection is
  * closed, never left hanging.
  */

@@ -1,11 +1,11 @@
 /**
  * Attack (seed 002): open redirect auth leakage — the provider (or an attacker-influenced URL on it)
  * answers 302/307 to evil.test, hoping the broker follows and re-sends the Authorization header.
- * Stopped by: the transport never follows redirects (src/pipeline/upstream.ts); the 3xx goes back to the
+ * Stopped by: the transport never follows redirects (src/request-worker/pipeline/upstream.ts); the 3xx goes back to the
  * caller, who has no key to send. The collector must see no request at all.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DaemonClient } from '../../src/protocol/client.js';
+import type { DaemonClient } from '../../src/core/protocol/client.js';
 import { attackerSocket, startAttackEnv, type AttackEnv } from './support/attack-env.js';
 
 let a: AttackEnv;

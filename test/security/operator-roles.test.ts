@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopDaemon } from '../../src/cli/commands/daemon.js';
-import { connect } from '../../src/protocol/client.js';
+import { connect } from '../../src/core/protocol/client.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../support/https-upstream.js';
 import { createTestCa } from '../support/test-ca.js';
 import { isolatedEnv, registerSecret, runCli } from '../support/run-cli.js';

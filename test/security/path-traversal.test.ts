@@ -1,12 +1,12 @@
 /**
  * Attack (seed 002): path traversal — `/v1/chat/../../../etc/passwd` and every encoding of it, to escape the
- * capability's allowed prefix on the provider host. Stopped by: normalizePath (src/broker/path.ts): decode
+ * capability's allowed prefix on the provider host. Stopped by: normalizePath (src/core/broker/path.ts): decode
  * once; dot segments raw or encoded, encoded separators, backslashes, `//`, control characters, double
  * encoding and non-ASCII → refused; then a segment-boundary prefix check. Every accepted path that reached
  * the upstream must be under the allowed prefix with no dot segment.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DaemonClient } from '../../src/protocol/client.js';
+import type { DaemonClient } from '../../src/core/protocol/client.js';
 import {
   attackerSocket,
   socketTry,

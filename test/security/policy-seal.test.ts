@@ -3,7 +3,7 @@
  * directory. The policy files are plain JSON that aivaultd honours, so the attacker edits them instead of
  * asking for operator power: re-points a credential at its own host, widens a capability, drops a rate
  * limit, adds a binding, adds a proxy token of its own, or turns sealing off in vault.json.
- * Stopped by: the policy seal (src/vault/policy-seal.ts) — every policy file carries a MAC under a subkey
+ * Stopped by: the policy seal (src/stores/vault/policy-seal.ts) — every policy file carries a MAC under a subkey
  * of the KEK, checked on every read; a mismatch is `storage_corrupt` naming the file and nothing is sent.
  * The collector (evil.test) must receive nothing, and the key must never leave for any other host.
  */
@@ -11,10 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashToken } from '../../src/tokens/tokens.js';
-import { sealCheck } from '../../src/vault/aead.js';
-import { Kek } from '../../src/vault/secret-bytes.js';
-import { deriveKek } from '../../src/vault/providers/passphrase.js';
+import { hashToken } from '../../src/stores/tokens/tokens.js';
+import { sealCheck } from '../../src/stores/vault/aead.js';
+import { Kek } from '../../src/stores/vault/secret-bytes.js';
+import { deriveKek } from '../../src/stores/vault/providers/passphrase.js';
 import { createDevHome, stopAutostartedDaemon } from '../support/dev-vault.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../support/https-upstream.js';
 import { issueServerCert } from '../support/test-ca.js';

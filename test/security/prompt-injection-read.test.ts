@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect } from '../../src/protocol/client.js';
+import { connect } from '../../src/core/protocol/client.js';
 import { assertNoSecret } from '../support/run-cli.js';
 import { startAttackEnv, type AttackEnv } from './support/attack-env.js';
 

@@ -5,7 +5,7 @@
  * in an error body, split across two SSE writes, or in WebSocket messages. Tried through the CLI
  * (in-process and daemon), the socket, POST /aivault/proxy, /v/… and /aivault/ws.
  * Stopped by: the request worker scrubs every response path of the values injected into the call
- * (src/pipeline/scrub.ts), streaming-safe, and audits `response.scrubbed` (count and kinds, no value).
+ * (src/request-worker/pipeline/scrub.ts), streaming-safe, and audits `response.scrubbed` (count and kinds, no value).
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

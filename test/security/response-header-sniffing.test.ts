@@ -1,11 +1,11 @@
 /**
  * Attack (seed 002): response-based credential sniffing — read tokens from upstream response headers
  * (set-cookie, authorization, www-authenticate, proxy-authenticate, x-api-key). Stopped by:
- * filterResponseHeaders (src/broker/headers.ts) on every transport; CLI output modes print no upstream
+ * filterResponseHeaders (src/core/broker/headers.ts) on every transport; CLI output modes print no upstream
  * headers at all.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DaemonClient } from '../../src/protocol/client.js';
+import type { DaemonClient } from '../../src/core/protocol/client.js';
 import { attackerSocket, startAttackEnv, type AttackEnv } from './support/attack-env.js';
 
 let a: AttackEnv;

@@ -2,15 +2,15 @@
  * Issue 19 finding 5: same-user code plants symlinks in aivaultd's run dir before the daemon starts, so
  * that the daemon chmods or writes through them (a link at `run` to a dir of the attacker's choosing; a
  * link at the pid or http.json path to a file the attacker wants overwritten). aivaultd follows nothing
- * there (src/daemon/run-dir.ts): it refuses to start with a clear error and leaves the targets untouched.
+ * there (src/front/run-dir.ts): it refuses to start with a clear error and leaves the targets untouched.
  * The same goes for a run dir owned by someone else (root only: needs a second user).
  */
 import { spawnSync } from 'node:child_process';
 import { chownSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/env.js';
-import { Vault } from '../../src/vault/index.js';
+import { loadConfig } from '../../src/core/config/env.js';
+import { Vault } from '../../src/stores/vault/index.js';
 import { CLI, DAEMON } from '../support/run-cli.js';
 import { tmpDir } from '../support/tmp-dir.js';
 import { skipOutsideCi } from '../support/ci.js';

@@ -15,7 +15,7 @@ import { build } from 'esbuild';
 import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDaemon, type Daemon } from '../../src/daemon/main.js';
+import { startDaemon, type Daemon } from '../../src/front/main.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../support/https-upstream.js';
 import { addCustomCredential, createDevVault, type DevVault } from '../support/dev-vault.js';
 import { skipOutsideCi } from '../support/ci.js';
@@ -63,7 +63,7 @@ beforeAll(async () => {
   // it the real client as one self-contained file in the world-readable base dir.
   attackerClient = join(base, 'client.mjs');
   await build({
-    entryPoints: [resolve('src/protocol/client.ts')],
+    entryPoints: [resolve('src/core/protocol/client.ts')],
     outfile: attackerClient,
     bundle: true,
     format: 'esm',

@@ -3,14 +3,14 @@
  * 40 non-stream calls whose answers are 4 MiB each and never reads a byte, so that aivaultd holds every
  * answer for it (before: RSS 261 → 699 MB). Stopped by: a connection may hold at most
  * MAX_UNSENT_BYTES_PER_CONNECTION unsent bytes and run MAX_NONSTREAM_CALLS_PER_CONNECTION non-stream
- * calls at once (src/daemon/socket-server.ts); answers and queued calls past the bound fail with
+ * calls at once (src/front/socket-server.ts); answers and queued calls past the bound fail with
  * daemon_busy (capacity, not a rate limit), and other clients are still served.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeFrame } from '../../src/protocol/frames.js';
+import { encodeFrame } from '../../src/core/protocol/frames.js';
 import { startAttackEnv, type AttackEnv } from './support/attack-env.js';
 
 const CALLS = 40;

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { startDaemon, type Daemon } from '../../src/daemon/main.js';
+import { startDaemon, type Daemon } from '../../src/front/main.js';
 import { createDevVault, type DevVault } from '../support/dev-vault.js';
 import { skipOutsideCi } from '../support/ci.js';
 import { ensureUser } from './support/attack-env.js';
@@ -82,7 +82,7 @@ describe.skipIf(skip)('attack: a second OS user connects to the daemon socket', 
   });
 
   it('the root daemon is reachable for root itself (sanity)', async () => {
-    const { connect } = await import('../../src/protocol/client.js');
+    const { connect } = await import('../../src/core/protocol/client.js');
     const c = await connect({ socketPath: sock });
     onTestFinished(() => c.close());
     await c.ping();

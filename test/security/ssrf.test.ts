@@ -6,14 +6,14 @@
  * (bypassing create-time validation) so the connect-time guard is hit, and against the real transport
  * (`Upstream`) with an injected resolver for DNS names (the system resolver cannot be steered offline).
  * Stopped by: host from policy only; host validation at create; connect-time address guard
- * (src/broker/addresses.ts via undici `connect.lookup`); https + default port only.
+ * (src/core/broker/addresses.ts via undici `connect.lookup`); https + default port only.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isForbiddenAddress } from '../../src/broker/addresses.js';
-import { Upstream } from '../../src/pipeline/upstream.js';
-import { loadConfig } from '../../src/config/env.js';
+import { isForbiddenAddress } from '../../src/core/broker/addresses.js';
+import { Upstream } from '../../src/request-worker/pipeline/upstream.js';
+import { loadConfig } from '../../src/core/config/env.js';
 import { headerCredentialArgs } from '../support/run-cli.js';
 import { startAttackEnv, wireError, type AttackEnv } from './support/attack-env.js';
 

@@ -2,11 +2,11 @@
  * Issue 19 finding 5 (input hygiene): a same-user caller puts terminal control sequences into the fields
  * it controls, a capability id and `clientIp`, so that the operator's `aivault audit` (or an error printed by
  * the CLI) clears the screen, moves the cursor or shows a forged line. Stopped by: capability ids must match
- * the registry id grammar and clientIp must be an IP literal before anything is logged (src/broker/ids.ts,
- * src/pipeline/invoke.ts); every human-readable CLI output escapes control characters (src/cli/output.ts).
+ * the registry id grammar and clientIp must be an IP literal before anything is logged (src/core/broker/ids.ts,
+ * src/request-worker/pipeline/invoke.ts); every human-readable CLI output escapes control characters (src/cli/output.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect } from '../../src/protocol/client.js';
+import { connect } from '../../src/core/protocol/client.js';
 import { startAttackEnv, type AttackEnv } from './support/attack-env.js';
 
 const CLEAR = '\u001b[2J';

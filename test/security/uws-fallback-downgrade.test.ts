@@ -3,7 +3,7 @@
  * (built on a pinned ws@8.13.0 with a known high-severity DoS, GHSA-3h5v-q93c-6h6q) when UWS_USE_FALLBACK is
  * set or its native binary does not load. Anyone who can set the daemon's environment (a launcher, an agent
  * that autostarts it) could pick a different front end than the one we test and benchmark. aivaultd loads
- * the native binary itself (src/daemon/uws.ts) and refuses to start without it.
+ * the native binary itself (src/front/uws.ts) and refuses to start without it.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DAEMON } from '../support/run-cli.js';
-import { nativeUwsPath } from '../../src/daemon/uws.js';
-import { connect } from '../../src/protocol/client.js';
+import { nativeUwsPath } from '../../src/front/uws.js';
+import { connect } from '../../src/core/protocol/client.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'aivault-uws-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

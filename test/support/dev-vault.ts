@@ -10,14 +10,25 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, type Config } from '../../src/config/env.js';
-import { Vault, readSecretRecord, toSecretInfo, toSecretMeta, vaultPaths } from '../../src/vault/index.js';
-import { catalogPaths, createCapability, createCredential, setPolicy } from '../../src/catalog/index.js';
-import type { SetPolicyInput } from '../../src/catalog/index.js';
-import { registry } from '../../src/registry/index.js';
-import type { AuthSpec } from '../../src/registry/types.js';
-import { startDaemon, type DaemonOptions } from '../../src/daemon/main.js';
-import { connect, type DaemonClient } from '../../src/protocol/client.js';
+import { loadConfig, type Config } from '../../src/core/config/env.js';
+import {
+  Vault,
+  readSecretRecord,
+  toSecretInfo,
+  toSecretMeta,
+  vaultPaths,
+} from '../../src/stores/vault/index.js';
+import {
+  catalogPaths,
+  createCapability,
+  createCredential,
+  setPolicy,
+} from '../../src/stores/catalog/index.js';
+import type { SetPolicyInput } from '../../src/stores/catalog/index.js';
+import { registry } from '../../src/core/registry/index.js';
+import type { AuthSpec } from '../../src/core/registry/types.js';
+import { startDaemon, type DaemonOptions } from '../../src/front/main.js';
+import { connect, type DaemonClient } from '../../src/core/protocol/client.js';
 import { isolatedEnv } from './run-cli.js';
 import { createTestCa } from './test-ca.js';
 

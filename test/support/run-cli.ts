@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 
 export const CLI = resolve('dist/src/cli-bundle/main.js');
-export const DAEMON = resolve('dist/src/daemon/main.js');
+export const DAEMON = resolve('dist/src/front/main.js');
 
 const knownSecrets = new Set<string>();
 

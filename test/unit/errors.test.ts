@@ -2,12 +2,12 @@
 // unknown failures never leak their text.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { AivaultError, ERROR_CODES, ERRORS, fromWire, toWire } from '../../src/errors.js';
+import { AivaultError, ERROR_CODES, ERRORS, fromWire, toWire } from '../../src/core/errors.js';
 
 const readme = readFileSync('README.md', 'utf8');
 
 describe('error codes', () => {
-  it('the README error table is the code table of src/errors.ts: same codes, same order, same HTTP status', () => {
+  it('the README error table is the code table of src/core/errors.ts: same codes, same order, same HTTP status', () => {
     const table = readme.slice(readme.indexOf('| Code | HTTP | Meaning |'));
     const rows = [...table.matchAll(/^\| `([a-z_]+)` \| (\d{3}) \|/gm)].map((m) => [m[1], Number(m[2])]);
     expect(rows).toEqual(ERROR_CODES.map((code) => [code, ERRORS[code].http]));

@@ -6,12 +6,12 @@
  * long-polls the daemon's list and, on a terminal, asks approve/deny for each new call.
  */
 import { createInterface } from 'node:readline/promises';
-import { AivaultError, isAivaultError } from '../../errors.js';
+import { AivaultError, isAivaultError } from '../../core/errors.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optBool } from '../context.js';
 import { escapeControl } from '../output.js';
-import type { ApprovalView } from '../../daemon/approval-ops.js';
-import type { DaemonClient } from '../../protocol/client.js';
+import type { ApprovalView } from '../../front/approval-ops.js';
+import type { DaemonClient } from '../../core/protocol/client.js';
 
 function noDaemon(): AivaultError {
   return new AivaultError(

@@ -1,9 +1,9 @@
 /** Loads what the broker sees (vault secret metadata + catalog snapshot) for listing commands. */
-import type { Config } from '../../config/env.js';
-import type { BrokerSnapshot, SecretInfo } from '../../broker/types.js';
-import { catalogPaths, loadCatalog, type CatalogPaths } from '../../catalog/index.js';
-import { Vault, toSecretInfo, vaultPaths } from '../../vault/index.js';
-import type { RegistryIndex } from '../../registry/types.js';
+import type { Config } from '../../core/config/env.js';
+import type { BrokerSnapshot, SecretInfo } from '../../core/broker/types.js';
+import { catalogPaths, loadCatalog, type CatalogPaths } from '../../stores/catalog/index.js';
+import { Vault, toSecretInfo, vaultPaths } from '../../stores/vault/index.js';
+import type { RegistryIndex } from '../../core/registry/types.js';
 
 export interface BrokerView {
   readonly vault: Vault;
@@ -19,7 +19,7 @@ export interface BrokerView {
 }
 
 export async function loadBrokerView(config: Config): Promise<BrokerView> {
-  const { registry } = await import('../../registry/index.js');
+  const { registry } = await import('../../core/registry/index.js');
   const vault = await Vault.open(config);
   const secrets = (await vault.listSecrets()).map(toSecretInfo);
   const paths = catalogPaths(vaultPaths(config).root);

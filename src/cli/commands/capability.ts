@@ -2,8 +2,8 @@
  * `aivault capability …`: browse the compiled registry plus custom capabilities, create/delete custom
  * ones, set advanced policy, and manage bindings.
  */
-import { AivaultError } from '../../errors.js';
-import type { Capability, Scope } from '../../broker/types.js';
+import { AivaultError } from '../../core/errors.js';
+import type { Capability, Scope } from '../../core/broker/types.js';
 import {
   catalogPaths,
   readBrokerFile,
@@ -13,12 +13,12 @@ import {
   listBindings,
   setPolicy,
   unbind as unbindCapability,
-} from '../../catalog/index.js';
+} from '../../stores/catalog/index.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optList, optString, parseCount } from '../context.js';
 import { renderFields, renderTable } from '../output.js';
 import { loadBrokerView } from './broker-view.js';
-import { vaultPaths } from '../../vault/paths.js';
+import { vaultPaths } from '../../stores/vault/paths.js';
 import { describeScope, scopeFrom } from './secrets.js';
 
 export async function list(
@@ -91,7 +91,7 @@ export async function list(
 
 export async function describe(ctx: CliContext, pos: readonly string[]): Promise<CommandResult> {
   const id = pos[0] ?? '';
-  const { describeCapability } = await import('../../registry/index.js');
+  const { describeCapability } = await import('../../core/registry/index.js');
   const described = describeCapability(id);
   /** The operator's approval policy (needs the catalog; a registry capability may have none yet). */
   // broker.json only (verified like every policy read): no vault is opened or created for a describe.

@@ -1,8 +1,8 @@
 /** `aivault credential create|list|delete`: flags → AuthSpec (custom providers) and catalog mutations. */
-import { AivaultError } from '../../errors.js';
-import type { AuthSpec } from '../../registry/types.js';
-import type { Credential } from '../../broker/types.js';
-import { createCredential, deleteCredential } from '../../catalog/index.js';
+import { AivaultError } from '../../core/errors.js';
+import type { AuthSpec } from '../../core/registry/types.js';
+import type { Credential } from '../../core/broker/types.js';
+import { createCredential, deleteCredential } from '../../stores/catalog/index.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optBool, optList, optString } from '../context.js';
 import { renderTable } from '../output.js';

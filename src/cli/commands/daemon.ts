@@ -1,7 +1,7 @@
 /** `aivault restart`: stop the running aivaultd (pid file next to the socket) and start a fresh one. */
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { AivaultError } from '../../errors.js';
+import { AivaultError } from '../../core/errors.js';
 import type { CliContext, CommandResult } from '../context.js';
 import { startDaemon } from '../daemon-link.js';
 

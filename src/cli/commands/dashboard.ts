@@ -6,7 +6,7 @@
  * login the browser holds an HttpOnly session cookie and the URL no longer works.
  */
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
-import { AivaultError } from '../../errors.js';
+import { AivaultError } from '../../core/errors.js';
 import { connectDaemon } from '../daemon-link.js';
 
 function baseUrl(info: { host: string; port: number }): string {

@@ -4,8 +4,8 @@
  * headers are never printed in any mode: they can carry identifiers or cookies into agent context.
  */
 import { once } from 'node:events';
-import { AivaultError } from '../../errors.js';
-import type { Envelope, RequestContext } from '../../broker/types.js';
+import { AivaultError } from '../../core/errors.js';
+import type { Envelope, RequestContext } from '../../core/broker/types.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optBool, optString, parseCount } from '../context.js';
 import { buildEnvelope, type CapabilityDefaults } from '../envelope-args.js';
@@ -28,7 +28,7 @@ async function capabilityDefaults(
   if (optString(opts, 'method') !== undefined && optString(opts, 'path') !== undefined) return undefined;
   // Not the registry itself: compiling and freezing it was ~15% of `aivault invoke`'s start-up; the
   // generated table holds just the allow lists (scripts/gen-registry.mjs).
-  const { CAPABILITY_DEFAULTS } = await import('../../registry/defaults.generated.js');
+  const { CAPABILITY_DEFAULTS } = await import('../../core/registry/defaults.generated.js');
   if (Object.hasOwn(CAPABILITY_DEFAULTS, id)) return CAPABILITY_DEFAULTS[id];
   // In system mode a caller cannot read the vault: the daemon resolves the capability (give --method
   // and --path for a custom one).
@@ -103,8 +103,8 @@ async function execute(
     const { refuseInProcessWhileServed } = await import('../daemon-link.js');
     await refuseInProcessWhileServed(ctx.config);
     const [{ invokeInProcess }, { Vault }] = await Promise.all([
-      import('../../pipeline/in-process.js'),
-      import('../../vault/index.js'),
+      import('../../request-worker/pipeline/in-process.js'),
+      import('../../stores/vault/index.js'),
     ]);
     const vault = await Vault.open(ctx.config);
     try {

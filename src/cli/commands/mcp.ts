@@ -15,8 +15,8 @@ import {
   type CallToolResult,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
-import { AivaultError, toWire } from '../../errors.js';
-import type { Capability, Envelope } from '../../broker/types.js';
+import { AivaultError, toWire } from '../../core/errors.js';
+import type { Capability, Envelope } from '../../core/broker/types.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optList, optString } from '../context.js';
 
@@ -156,7 +156,7 @@ export async function serve(
   const [{ runCommand }, { connectDaemon }, { registry }] = await Promise.all([
     import('../router.js'),
     import('../daemon-link.js'),
-    import('../../registry/index.js'),
+    import('../../core/registry/index.js'),
   ]);
 
   // The same listing `aivault capability list` gives (through the daemon in system mode).

@@ -2,8 +2,8 @@
  * `aivault oauth setup`: builds the consent URL only. The authorization-code exchange deliberately happens
  * outside the broker; the resulting tokens are then stored with `aivault secrets create`.
  */
-import { unwrap } from '../../errors.js';
-import { buildConsentUrl } from '../../auth/oauth-setup.js';
+import { unwrap } from '../../core/errors.js';
+import { buildConsentUrl } from '../../request-worker/auth/oauth-setup.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optList, optString } from '../context.js';
 import { renderFields } from '../output.js';

@@ -12,20 +12,20 @@
  */
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
-import { AivaultError } from '../../errors.js';
-import type { Config } from '../../config/env.js';
-import type { Credential } from '../../broker/types.js';
+import { AivaultError } from '../../core/errors.js';
+import type { Config } from '../../core/config/env.js';
+import type { Credential } from '../../core/broker/types.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optList, optString } from '../context.js';
 import { connectDaemon, startDaemon } from '../daemon-link.js';
 import { stopDaemon } from './daemon.js';
 import { loadBrokerView } from './broker-view.js';
 import { checkScope, mintInputFromFlags } from './token.js';
-import { readJsonFile } from '../../vault/store.js';
-import { vaultPaths } from '../../vault/paths.js';
-import { DEFAULT_HTTP_PORT } from '../../daemon/http-passthrough.js';
-import { vaultTag } from '../../daemon/http-server.js';
-import { caCertPath } from '../../daemon/https-proxy/paths.js';
+import { readJsonFile } from '../../stores/vault/store.js';
+import { vaultPaths } from '../../stores/vault/paths.js';
+import { DEFAULT_HTTP_PORT } from '../../front/http-passthrough.js';
+import { vaultTag } from '../../front/http-server.js';
+import { caCertPath } from '../../front/https-proxy/paths.js';
 import { currentProxy, preloadPath, proxyEnv, writeCaBundle, type ProxyInfo } from '../run-proxy.js';
 
 /** Standard SDK variables per provider: base URL (relative to `/v/{credential}`) and key variable. */
@@ -203,7 +203,7 @@ export async function run(
   // daemon runs them; a passphrase vault needs the passphrase), never straight to the token file.
   const { runCommand, operatorPassphrase, openWithPassphrase } = await import('../router.js');
   const passphrase = await operatorPassphrase(ctx, opts);
-  // A sealed vault's policy files are read with the key (vault/policy-seal.ts): while this vault is open
+  // A sealed vault's policy files are read with the key (stores/vault/policy-seal.ts): while this vault is open
   // with the passphrase, it verifies them for the broker view and the scope check.
   const keyHolder =
     passphrase !== undefined ? await openWithPassphrase(ctx, 'token.mint', passphrase) : undefined;

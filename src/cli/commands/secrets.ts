@@ -2,9 +2,9 @@
  * `aivault secrets …`: metadata-only listings, and create/rotate/import that encrypt values in-process.
  * Creating a registry-claimed name pins the secret to its provider and auto-provisions the credential.
  */
-import { AivaultError } from '../../errors.js';
-import type { Scope } from '../../broker/types.js';
-import { Vault, type SecretMeta } from '../../vault/index.js';
+import { AivaultError } from '../../core/errors.js';
+import type { Scope } from '../../core/broker/types.js';
+import { Vault, type SecretMeta } from '../../stores/vault/index.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optBool, optList, optString } from '../context.js';
 import { renderTable, type Painter } from '../output.js';
@@ -134,7 +134,7 @@ export async function create(
   const name = optString(opts, 'name') ?? '';
   const scope = scopeFrom(opts);
   const value = await readSecretValue(ctx, opts);
-  const { registry } = await import('../../registry/index.js');
+  const { registry } = await import('../../core/registry/index.js');
   const claim = registry.claimFor(name);
   const vault = await openVaultForWrite(ctx);
   const meta = await vault.createSecret({
@@ -258,7 +258,7 @@ export async function importEntries(
   if (raw.length === 0)
     throw new AivaultError('usage', 'nothing to import: give --entry KEY=VALUE or --from-stdin');
   const entries = raw.map(parseEntry);
-  const { registry } = await import('../../registry/index.js');
+  const { registry } = await import('../../core/registry/index.js');
   const vault = await openVaultForWrite(ctx);
   const created: SecretMeta[] = [];
   const outcomes: ProvisionOutcome[] = [];

@@ -9,14 +9,14 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { AivaultError } from '../../errors.js';
-import { loadConfig } from '../../config/env.js';
+import { AivaultError } from '../../core/errors.js';
+import { loadConfig } from '../../core/config/env.js';
 import {
   readSystemLayout,
   systemConfigPath,
   systemLayoutFor,
   type SystemLayout,
-} from '../../config/system.js';
+} from '../../core/config/system.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optBool, optString } from '../context.js';
 import { renderFields } from '../output.js';
@@ -142,7 +142,7 @@ export async function install(
   await fsp.mkdir(stateDir, { recursive: true, mode: 0o700 });
   await fsp.chmod(stateDir, 0o700);
   if (!existsSync(join(layout.vaultDir, 'vault.json'))) {
-    const { Vault } = await import('../../vault/index.js');
+    const { Vault } = await import('../../stores/vault/index.js');
     const config = loadConfig({
       ...process.env,
       AIVAULT_DIR: layout.vaultDir,

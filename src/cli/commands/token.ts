@@ -2,7 +2,7 @@
  * `aivault token mint|list|revoke` and `aivault token operator create`: network tokens for the loopback
  * HTTP listener (docs/http-api.md). Tokens are printed once; the vault stores only their SHA-256.
  */
-import { AivaultError } from '../../errors.js';
+import { AivaultError } from '../../core/errors.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optList, optString } from '../context.js';
 import { renderTable } from '../output.js';
@@ -14,7 +14,7 @@ import {
   parseTtl,
   revokeToken,
   type MintProxyInput,
-} from '../../tokens/tokens.js';
+} from '../../stores/tokens/tokens.js';
 
 /** Check the scope names real capabilities/providers and the credential exists (fail early, not at use). */
 export async function checkScope(ctx: CliContext, input: MintProxyInput): Promise<void> {

@@ -1,10 +1,10 @@
 /** Vault lifecycle commands: status, init, unlock, lock, rotate-master, reseal-policy, audit. */
-import { AivaultError } from '../../errors.js';
-import { hasDevRequests } from '../../config/env.js';
-import { Vault } from '../../vault/index.js';
-import { AuditLog, type AuditEvent } from '../../audit/audit-log.js';
-import type { FleetAuditEvent } from '../../fleet/audit-store.js';
-import { vaultPaths } from '../../vault/paths.js';
+import { AivaultError } from '../../core/errors.js';
+import { hasDevRequests } from '../../core/config/env.js';
+import { Vault } from '../../stores/vault/index.js';
+import { AuditLog, type AuditEvent } from '../../stores/audit/audit-log.js';
+import type { FleetAuditEvent } from '../../stores/fleet/audit-store.js';
+import { vaultPaths } from '../../stores/vault/paths.js';
 import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optBool, optString, parseCount } from '../context.js';
 import { escapeControl, renderFields, renderTable, type Painter } from '../output.js';
@@ -226,7 +226,7 @@ export async function resealPolicy(ctx: CliContext): Promise<CommandResult> {
   };
 }
 
-/** `aivault audit verify`: every day file's seals and per-writer chains (src/audit/audit-chain.ts). */
+/** `aivault audit verify`: every day file's seals and per-writer chains (src/stores/audit/audit-chain.ts). */
 async function auditVerify(ctx: CliContext): Promise<CommandResult> {
   const vault = await openVaultForWrite(ctx); // the audit key is a subkey of the KEK
   let key: Uint8Array | undefined;
@@ -251,14 +251,14 @@ async function auditVerify(ctx: CliContext): Promise<CommandResult> {
   };
 }
 
-/** `aivault audit --fleet`: the central table (src/fleet/audit-store.ts; pg is loaded only here). */
+/** `aivault audit --fleet`: the central table (src/stores/fleet/audit-store.ts; pg is loaded only here). */
 async function fleetAudit(
   ctx: CliContext,
   opts: CommandOptions,
   limit: number,
   beforeTsMs: number | undefined,
 ): Promise<FleetAuditEvent[]> {
-  const { parseFleetSettings } = await import('../../fleet/config.js');
+  const { parseFleetSettings } = await import('../../stores/fleet/config.js');
   const url = optString(opts, 'fleetAuditPostgres');
   const id = optString(opts, 'fleetId');
   const fleet = parseFleetSettings(
@@ -275,7 +275,7 @@ async function fleetAudit(
       'audit --fleet needs --fleet-audit-postgres <url> (or AIVAULT_FLEET_AUDIT_POSTGRES)',
     );
   }
-  const { AuditStore } = await import('../../fleet/audit-store.js');
+  const { AuditStore } = await import('../../stores/fleet/audit-store.js');
   const store = new AuditStore({ url: fleet.auditPostgresUrl });
   const node = optString(opts, 'fleetNode');
   try {
@@ -287,7 +287,7 @@ async function fleetAudit(
     });
   } catch (err) {
     if (err instanceof AivaultError) throw err;
-    const { redactUrl } = await import('../../fleet/config.js');
+    const { redactUrl } = await import('../../stores/fleet/config.js');
     const why = (err as { code?: string }).code ?? (err as Error).message;
     throw new AivaultError(
       'upstream_unreachable',

@@ -7,9 +7,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { afterSecretCreated } from '../../../src/cli/provisioning.js';
-import { loadCatalog, catalogPaths } from '../../../src/catalog/index.js';
-import { registry } from '../../../src/registry/index.js';
-import { toSecretInfo, vaultPaths } from '../../../src/vault/index.js';
+import { loadCatalog, catalogPaths } from '../../../src/stores/catalog/index.js';
+import { registry } from '../../../src/core/registry/index.js';
+import { toSecretInfo, vaultPaths } from '../../../src/stores/vault/index.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../../support/https-upstream.js';
 import { issueServerCert } from '../../support/test-ca.js';
 import { createDevVault, startDaemonFor, type DevVault } from '../../support/dev-vault.js';

@@ -5,16 +5,16 @@
  * Registry credentials are auto-provisioned exactly as `aivault secrets create` does; custom credentials
  * (hmac, mtls) go through the catalog API.
  */
-import type { TestIntervals } from '../../../src/config/test-intervals.js';
+import type { TestIntervals } from '../../../src/core/config/test-intervals.js';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from '../../../src/config/env.js';
-import { vaultPaths, type Vault } from '../../../src/vault/index.js';
+import type { Config } from '../../../src/core/config/env.js';
+import { vaultPaths, type Vault } from '../../../src/stores/vault/index.js';
 import { afterSecretCreated } from '../../../src/cli/provisioning.js';
-import type { Daemon } from '../../../src/daemon/main.js';
-import type { DaemonClient } from '../../../src/protocol/client.js';
-import type { AuthSpec } from '../../../src/registry/types.js';
-import type { Envelope } from '../../../src/broker/types.js';
+import type { Daemon } from '../../../src/front/main.js';
+import type { DaemonClient } from '../../../src/core/protocol/client.js';
+import type { AuthSpec } from '../../../src/core/registry/types.js';
+import type { Envelope } from '../../../src/core/broker/types.js';
 import { startHttpsUpstream, type HttpsUpstream, type SeenRequest } from '../../support/https-upstream.js';
 import { issueServerCert } from '../../support/test-ca.js';
 import { addCustomCredential, createDevVault, startDaemonFor } from '../../support/dev-vault.js';

@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Envelope } from '../../../src/broker/types.js';
+import type { Envelope } from '../../../src/core/broker/types.js';
 import { echo, rejection, startAuthFixture, type AuthFixture } from './fixture.js';
 
 const CLIENT_ID = 'spotify-e2e-client';
@@ -242,7 +242,7 @@ describe('oauth2 lifecycle through aivaultd', () => {
 
 describe('in-process mode (AIVAULTD_DISABLE=1)', () => {
   it('refreshes an expired token once and writes it back to the vault', async () => {
-    const { invokeInProcess } = await import('../../../src/pipeline/in-process.js');
+    const { invokeInProcess } = await import('../../../src/request-worker/pipeline/in-process.js');
     await expire();
     const before = attempts();
     const res = await invokeInProcess(fx.config, fx.vault, call());

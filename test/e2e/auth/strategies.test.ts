@@ -3,7 +3,7 @@
  * AIVAULT_DEV_RESOLVE to a local HTTPS mock), asserting exactly what the upstream received, and that no auth
  * value ever reaches an audit line or an error message. oauth2 has its own file (oauth2-lifecycle.test.ts).
  */
-import { NodeSha256 } from '../../../src/auth/aws-sigv4.js';
+import { NodeSha256 } from '../../../src/request-worker/auth/aws-sigv4.js';
 import { createHash, createHmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -282,7 +282,7 @@ describe('hmac (custom credential)', () => {
     expect(m, 'x-signature format').not.toBeNull();
     const [, ts, sig] = m as RegExpExecArray;
     expect(Math.abs(Number(ts) - Date.now() / 1000)).toBeLessThan(120);
-    // Provider-side verification, written independently of src/auth/hmac.ts.
+    // Provider-side verification, written independently of src/request-worker/auth/hmac.ts.
     const canonicalQuery = [...new URLSearchParams(seen.query)]
       .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
       .sort()

@@ -12,8 +12,8 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { startDaemon, type Daemon } from '../../../src/daemon/main.js';
-import { listTokens, mintProxyToken } from '../../../src/tokens/tokens.js';
+import { startDaemon, type Daemon } from '../../../src/front/main.js';
+import { listTokens, mintProxyToken } from '../../../src/stores/tokens/tokens.js';
 import { isolatedEnv, registerSecret, runCli } from '../../support/run-cli.js';
 import {
   ANTHROPIC_SECRET,

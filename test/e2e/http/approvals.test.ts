@@ -9,10 +9,10 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
 import { ProxyAgent, request as undiciRequest } from 'undici';
-import { AuditLog } from '../../../src/audit/audit-log.js';
-import { vaultPaths } from '../../../src/vault/index.js';
-import { connect } from '../../../src/protocol/client.js';
-import { isAivaultError } from '../../../src/errors.js';
+import { AuditLog } from '../../../src/stores/audit/audit-log.js';
+import { vaultPaths } from '../../../src/stores/vault/index.js';
+import { connect } from '../../../src/core/protocol/client.js';
+import { isAivaultError } from '../../../src/core/errors.js';
 import { spawn } from 'node:child_process';
 import { CLI, parseJson, registerSecret, runCli } from '../../support/run-cli.js';
 import { ECHO_SECRET, OPENAI_SECRET, startHttpFixture, type HttpFixture } from './http-fixture.js';

@@ -5,20 +5,24 @@
  * (uWS + piscina + crypto worker) with `--http 127.0.0.1:0`.
  */
 import { rmSync } from 'node:fs';
-import type { Config } from '../../../src/config/env.js';
+import type { Config } from '../../../src/core/config/env.js';
 import {
   toSecretInfo,
   toSecretMeta,
   readSecretRecord,
   vaultPaths,
   type Vault,
-} from '../../../src/vault/index.js';
-import { catalogPaths, createCredential } from '../../../src/catalog/index.js';
-import { registry } from '../../../src/registry/index.js';
-import { startDaemon, type Daemon, type DaemonOptions } from '../../../src/daemon/main.js';
+} from '../../../src/stores/vault/index.js';
+import { catalogPaths, createCredential } from '../../../src/stores/catalog/index.js';
+import { registry } from '../../../src/core/registry/index.js';
+import { startDaemon, type Daemon, type DaemonOptions } from '../../../src/front/main.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../../support/https-upstream.js';
 import { addCustomCredential, createDevVault } from '../../support/dev-vault.js';
-import { mintProxyToken, createOperatorToken, type MintProxyInput } from '../../../src/tokens/tokens.js';
+import {
+  mintProxyToken,
+  createOperatorToken,
+  type MintProxyInput,
+} from '../../../src/stores/tokens/tokens.js';
 
 export const ECHO_SECRET = 'sk-echo-Qm7-very-secret-value';
 export const OPENAI_SECRET = 'sk-openai-Zr4-real-key-never-shown';

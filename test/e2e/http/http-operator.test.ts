@@ -1,7 +1,7 @@
 /** Operator HTTP API: operator tokens only, CRUD for credentials and capabilities, token minting, audit. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditLog } from '../../../src/audit/audit-log.js';
-import { vaultPaths } from '../../../src/vault/index.js';
+import { AuditLog } from '../../../src/stores/audit/audit-log.js';
+import { vaultPaths } from '../../../src/stores/vault/index.js';
 import { startHttpFixture, type HttpFixture } from './http-fixture.js';
 
 // Loosely typed JSON bodies: the assertions check their shape.

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect } from '../../../src/protocol/client.js';
+import { connect } from '../../../src/core/protocol/client.js';
 import { startHttpFixture, ECHO_SECRET, type HttpFixture } from './http-fixture.js';
-import { hashToken, PROXY_TOKEN_PREFIX, tokensPath } from '../../../src/tokens/tokens.js';
+import { hashToken, PROXY_TOKEN_PREFIX, tokensPath } from '../../../src/stores/tokens/tokens.js';
 import { readFileSync, statSync } from 'node:fs';
 import WebSocket from 'ws';
 
@@ -111,7 +111,7 @@ describe('proxy tokens', () => {
   });
 
   it('an expired token is rejected', async () => {
-    const { mintProxyToken } = await import('../../../src/tokens/tokens.js');
+    const { mintProxyToken } = await import('../../../src/stores/tokens/tokens.js');
     const past = Date.now() - 60 * 60 * 1000;
     const { token } = await mintProxyToken(
       fx.config.vaultDir,

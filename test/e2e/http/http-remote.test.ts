@@ -10,10 +10,10 @@ import {
   parseListenAddress,
   extractToken,
   splitPassthroughPath,
-} from '../../../src/daemon/http-passthrough.js';
+} from '../../../src/front/http-passthrough.js';
 import { startHttpFixture, type HttpFixture } from './http-fixture.js';
-import { parseArgs } from '../../../src/daemon/main.js';
-import { loadConfig } from '../../../src/config/env.js';
+import { parseArgs } from '../../../src/front/main.js';
+import { loadConfig } from '../../../src/core/config/env.js';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { DAEMON, isolatedEnv } from '../../support/run-cli.js';

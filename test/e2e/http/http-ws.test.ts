@@ -85,7 +85,7 @@ describe('GET /aivault/ws', () => {
   }, 30_000);
 
   it('large text and binary messages arrive intact, in order and of the right kind while the client is not reading', async () => {
-    // The relay fragments messages over 16 KiB (src/daemon/uws.ts sendMessage: uWS v20.30 can lose a larger
+    // The relay fragments messages over 16 KiB (src/front/uws.ts sendMessage: uWS v20.30 can lose a larger
     // send whose frame header hits backpressure). This checks what fragmenting must keep: every byte, the
     // text/binary kind, order, and UTF-8 split across fragments, while the client reads nothing for 1.5 s.
     // It does not reproduce the uWS bug itself (an unfragmented send passed it too; the loss is timing-bound).

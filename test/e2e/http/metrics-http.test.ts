@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { connect } from '../../../src/protocol/client.js';
+import { connect } from '../../../src/core/protocol/client.js';
 import {
   ANTHROPIC_SECRET,
   ECHO_SECRET,

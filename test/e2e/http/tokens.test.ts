@@ -12,7 +12,7 @@ import {
   revokeToken,
   tokensPath,
   TokenVerifier,
-} from '../../../src/tokens/tokens.js';
+} from '../../../src/stores/tokens/tokens.js';
 
 const dir = (): string => mkdtempSync(join(tmpdir(), 'aivault-tokens-'));
 

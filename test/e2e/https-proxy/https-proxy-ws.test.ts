@@ -14,8 +14,8 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import WebSocket from 'ws';
-import { listTokens, revokeToken } from '../../../src/tokens/tokens.js';
-import { placeholderValue } from '../../../src/daemon/https-proxy/connect.js';
+import { listTokens, revokeToken } from '../../../src/stores/tokens/tokens.js';
+import { placeholderValue } from '../../../src/front/https-proxy/connect.js';
 import { ECHO_SECRET, OPENAI_SECRET, startHttpFixture, type HttpFixture } from '../http/http-fixture.js';
 
 const basic = (token: string): string => `Basic ${Buffer.from(`aivault:${token}`).toString('base64')}`;

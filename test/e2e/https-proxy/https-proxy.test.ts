@@ -15,17 +15,17 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolatedEnv, registerSecret, runCli } from '../../support/run-cli.js';
 import { stopDaemon } from '../../../src/cli/commands/daemon.js';
-import { listTokens, mintProxyToken } from '../../../src/tokens/tokens.js';
-import { openCaKey } from '../../../src/daemon/https-proxy/ca.js';
+import { listTokens, mintProxyToken } from '../../../src/stores/tokens/tokens.js';
+import { openCaKey } from '../../../src/front/https-proxy/ca.js';
 import {
   caCertPath,
   CA_DIR,
   CA_KEY_FILE,
   HTTPS_PROXY_INFO_FILE,
-} from '../../../src/daemon/https-proxy/paths.js';
-import { readSecretRecord, toSecretInfo, toSecretMeta, vaultPaths } from '../../../src/vault/index.js';
-import { catalogPaths, createCapability, createCredential } from '../../../src/catalog/index.js';
-import { registry } from '../../../src/registry/index.js';
+} from '../../../src/front/https-proxy/paths.js';
+import { readSecretRecord, toSecretInfo, toSecretMeta, vaultPaths } from '../../../src/stores/vault/index.js';
+import { catalogPaths, createCapability, createCredential } from '../../../src/stores/catalog/index.js';
+import { registry } from '../../../src/core/registry/index.js';
 import { createTestCa, issueServerCert } from '../../support/test-ca.js';
 import {
   ANTHROPIC_SECRET,

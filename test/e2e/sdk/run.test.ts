@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolatedEnv, registerSecret, runCli } from '../../support/run-cli.js';
 import { stopDaemon } from '../../../src/cli/commands/daemon.js';
-import { listTokens } from '../../../src/tokens/tokens.js';
+import { listTokens } from '../../../src/stores/tokens/tokens.js';
 import {
   ANTHROPIC_SECRET,
   ECHO_SECRET,

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeArtifact, jazzerAvailable, runJazzer, type JazzerRun } from './runner.js';
-import { parseEnvelope } from '../../../src/broker/envelope.js';
+import { parseEnvelope } from '../../../src/core/broker/envelope.js';
 import { CANARY_SEED_ID, type JazzerTarget } from './seeds.js';
 
 const SECONDS = Number(process.env.JAZZER_SECONDS ?? process.env.FUZZ_SECONDS ?? '6');

@@ -3,7 +3,7 @@
  * grammar, so mutation starts inside the parser instead of at its first reject. Written into the working
  * corpus directory by runner.ts (generated, not committed as binary files, so they track the protocol).
  */
-import { encodeFrame } from '../../../src/protocol/frames.js';
+import { encodeFrame } from '../../../src/core/protocol/frames.js';
 
 export type JazzerTarget = 'frame' | 'envelope' | 'path' | 'host' | 'route' | 'broker' | 'canary';
 

@@ -7,7 +7,7 @@
  * Bundled to CommonJS by runner.ts because Jazzer.js 2.x instruments modules through the CJS require hook;
  * the bundle inlines msgpackr, so the frame target's coverage feedback reaches into the decoder itself.
  */
-import { parseEnvelope } from '../../../src/broker/envelope.js';
+import { parseEnvelope } from '../../../src/core/broker/envelope.js';
 import { fuzzBrokerFile, fuzzEnvelope, fuzzFrame, fuzzHost, fuzzPath, fuzzRoute } from '../targets.js';
 import { CANARY_SEED_ID } from './seeds.js';
 

@@ -4,8 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AuditLog } from '../../../src/audit/index.js';
-import { vaultPaths } from '../../../src/vault/index.js';
+import { AuditLog } from '../../../src/stores/audit/index.js';
+import { vaultPaths } from '../../../src/stores/vault/index.js';
 import { configFor, tempDir } from '../vault/fixtures/helpers.js';
 
 const DAY = 86_400_000;

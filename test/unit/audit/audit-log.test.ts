@@ -12,8 +12,8 @@ import {
 import { open } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { AuditLog } from '../../../src/audit/index.js';
-import { vaultPaths } from '../../../src/vault/index.js';
+import { AuditLog } from '../../../src/stores/audit/index.js';
+import { vaultPaths } from '../../../src/stores/vault/index.js';
 import { configFor, tempDir } from '../vault/fixtures/helpers.js';
 
 const DAY = 86_400_000;

@@ -2,9 +2,13 @@ import { createHash, createHmac } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { createAuth, SecretValues } from '../../../src/auth/index.js';
-import { signAwsRequest, UNSIGNED_PAYLOAD, type AwsSignRequest } from '../../../src/auth/aws-sigv4.js';
-import type { AuthInput } from '../../../src/auth/strategy.js';
+import { createAuth, SecretValues } from '../../../src/request-worker/auth/index.js';
+import {
+  signAwsRequest,
+  UNSIGNED_PAYLOAD,
+  type AwsSignRequest,
+} from '../../../src/request-worker/auth/aws-sigv4.js';
+import type { AuthInput } from '../../../src/request-worker/auth/strategy.js';
 
 const SUITE = fileURLToPath(new URL('../../fixtures/sigv4/aws-sig-v4-test-suite/', import.meta.url));
 const CREDS = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };

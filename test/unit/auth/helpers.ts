@@ -4,9 +4,9 @@ import {
   type AuthEnv,
   type AuthInput,
   type AuthOutput,
-} from '../../../src/auth/index.js';
-import type { AivaultError, Result } from '../../../src/errors.js';
-import type { AuthSpec } from '../../../src/registry/types.js';
+} from '../../../src/request-worker/auth/index.js';
+import type { AivaultError, Result } from '../../../src/core/errors.js';
+import type { AuthSpec } from '../../../src/core/registry/types.js';
 
 export const INPUT: AuthInput = {
   method: 'GET',

@@ -1,7 +1,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { hmacCanonicalInput } from '../../../src/auth/hmac.js';
-import type { AuthSpec } from '../../../src/registry/types.js';
+import { hmacCanonicalInput } from '../../../src/request-worker/auth/hmac.js';
+import type { AuthSpec } from '../../../src/core/registry/types.js';
 import { apply, codeOf, INPUT, must } from './helpers.js';
 
 const NOW = 1_700_000_000_123; // → timestamp 1700000000

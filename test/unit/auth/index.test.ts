@@ -7,8 +7,8 @@ import {
   createAuth,
   redactUrl,
   SecretValues,
-} from '../../../src/auth/index.js';
-import { AUTH_TYPES, type AuthSpec } from '../../../src/registry/types.js';
+} from '../../../src/request-worker/auth/index.js';
+import { AUTH_TYPES, type AuthSpec } from '../../../src/core/registry/types.js';
 import { codeOf } from './helpers.js';
 
 describe('createAuth: exactly one known strategy', () => {

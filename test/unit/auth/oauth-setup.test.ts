@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { buildConsentUrl, pkceChallenge } from '../../../src/auth/oauth-setup.js';
+import { buildConsentUrl, pkceChallenge } from '../../../src/request-worker/auth/oauth-setup.js';
 import { codeOf, must } from './helpers.js';
 
 const base = {

@@ -1,11 +1,11 @@
 import { describe, expect, it, vi } from 'vitest';
-import { AivaultError } from '../../../src/errors.js';
+import { AivaultError } from '../../../src/core/errors.js';
 import {
   createOAuth2TokenManager,
   refreshOAuth2Token,
   type TokenTransport,
-} from '../../../src/auth/oauth2-client.js';
-import type { OAuth2Spec } from '../../../src/auth/oauth2.js';
+} from '../../../src/request-worker/auth/oauth2-client.js';
+import type { OAuth2Spec } from '../../../src/request-worker/auth/oauth2.js';
 import { codeOf, must } from './helpers.js';
 
 const spec: OAuth2Spec = { grant_type: 'refresh_token', token_endpoint: 'https://auth.example.com/token' };

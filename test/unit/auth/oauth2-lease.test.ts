@@ -8,10 +8,14 @@ import {
   createOAuth2TokenManager,
   type TokenLease,
   type TokenTransport,
-} from '../../../src/auth/oauth2-client.js';
-import { serializeOAuth2Secret, type OAuth2Spec, type OAuth2TokenState } from '../../../src/auth/oauth2.js';
-import { LeaseTable } from '../../../src/daemon/crypto-service.js';
-import { leaseVia } from '../../../src/pipeline/oauth2.js';
+} from '../../../src/request-worker/auth/oauth2-client.js';
+import {
+  serializeOAuth2Secret,
+  type OAuth2Spec,
+  type OAuth2TokenState,
+} from '../../../src/request-worker/auth/oauth2.js';
+import { LeaseTable } from '../../../src/crypto-worker/crypto-service.js';
+import { leaseVia } from '../../../src/request-worker/pipeline/oauth2.js';
 import { codeOf, must } from './helpers.js';
 
 const spec: OAuth2Spec = { grant_type: 'refresh_token', token_endpoint: 'https://auth.example.com/token' };

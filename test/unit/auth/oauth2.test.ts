@@ -7,8 +7,8 @@ import {
   parseTokenResponse,
   serializeOAuth2Secret,
   type OAuth2Spec,
-} from '../../../src/auth/oauth2.js';
-import { authClassHeaderNames } from '../../../src/auth/index.js';
+} from '../../../src/request-worker/auth/oauth2.js';
+import { authClassHeaderNames } from '../../../src/request-worker/auth/index.js';
 import { apply, codeOf, must } from './helpers.js';
 
 const refreshSpec: OAuth2Spec = {

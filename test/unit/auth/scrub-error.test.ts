@@ -1,9 +1,9 @@
 // The pipeline's last line of defence: whatever layer wrote an error message, no credential value (plain,
 // percent-encoded, or a field of a JSON secret) leaves invokeCapability.
 import { describe, expect, it } from 'vitest';
-import { AivaultError } from '../../../src/errors.js';
-import { REDACTION_MARK } from '../../../src/auth/index.js';
-import { scrubError } from '../../../src/pipeline/scrub-call.js';
+import { AivaultError } from '../../../src/core/errors.js';
+import { REDACTION_MARK } from '../../../src/request-worker/auth/index.js';
+import { scrubError } from '../../../src/request-worker/pipeline/scrub-call.js';
 
 describe('scrubError', () => {
   it('redacts slot values, JSON secret fields and URL-encoded forms in message and details', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyAuthTarget, redactUrl } from '../../../src/auth/index.js';
+import { applyAuthTarget, redactUrl } from '../../../src/request-worker/auth/index.js';
 import { apply, codeOf, must } from './helpers.js';
 
 describe('header', () => {

@@ -5,7 +5,7 @@ import {
   encodeRfc3986,
   parseRawQuery,
   renderTemplate,
-} from '../../../src/auth/template.js';
+} from '../../../src/request-worker/auth/template.js';
 import { codeOf, must } from './helpers.js';
 
 describe('templates', () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isForbiddenAddress } from '../../../src/broker/addresses.js';
+import { isForbiddenAddress } from '../../../src/core/broker/addresses.js';
 
 describe('isForbiddenAddress', () => {
   it.each([

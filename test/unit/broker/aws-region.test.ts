@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isAwsRegion, regionalHost, regionOverride } from '../../../src/broker/aws-region.js';
-import type { AuthSpec } from '../../../src/registry/types.js';
+import { isAwsRegion, regionalHost, regionOverride } from '../../../src/core/broker/aws-region.js';
+import type { AuthSpec } from '../../../src/core/registry/types.js';
 
 const auth: AuthSpec = { aws_sigv4: { service: 'bedrock', region: 'us-east-1' } };
 

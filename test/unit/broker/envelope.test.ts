@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseEnvelope } from '../../../src/broker/envelope.js';
+import { parseEnvelope } from '../../../src/core/broker/envelope.js';
 
 const req = (request: Record<string, unknown>, top: Record<string, unknown> = {}) => ({
   capability: 'openai/chat-completions',

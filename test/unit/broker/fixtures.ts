@@ -1,6 +1,6 @@
 /** Fixture registry + snapshot builders for broker/catalog tests (built with compileRegistry, not the real registry). */
-import { compileRegistry } from '../../../src/registry/compile.js';
-import type { RegistryProvider } from '../../../src/registry/types.js';
+import { compileRegistry } from '../../../src/core/registry/compile.js';
+import type { RegistryProvider } from '../../../src/core/registry/types.js';
 import type {
   Binding,
   BrokerSnapshot,
@@ -9,8 +9,8 @@ import type {
   Credential,
   Scope,
   SecretInfo,
-} from '../../../src/broker/types.js';
-import { capabilityFromRegistry } from '../../../src/broker/resolve-capability.js';
+} from '../../../src/core/broker/types.js';
+import { capabilityFromRegistry } from '../../../src/core/broker/resolve-capability.js';
 
 export const PROVIDERS: RegistryProvider[] = [
   {

@@ -3,7 +3,7 @@ import {
   filterResponseHeaders,
   injectedHeaderNames,
   sanitizeRequestHeaders,
-} from '../../../src/broker/headers.js';
+} from '../../../src/core/broker/headers.js';
 
 const base = { injected: new Set<string>(), multipart: false };
 

@@ -1,6 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isValidHostPattern, matchHost, normalizeHost, parseAuthority } from '../../../src/broker/hosts.js';
+import {
+  isValidHostPattern,
+  matchHost,
+  normalizeHost,
+  parseAuthority,
+} from '../../../src/core/broker/hosts.js';
 
 describe('normalizeHost', () => {
   it.each([
@@ -69,7 +74,7 @@ describe('matchHost', () => {
     expect(isValidHostPattern(pattern)).toBe(expected);
   });
 
-  // The cases the registry's former matcher (registry/index.ts hostMatchesPattern, deleted) handled on its
+  // The cases the registry's former matcher (core/registry/index.ts hostMatchesPattern, deleted) handled on its
   // own: production normalizes a caller's host first (parseAuthority), then matches canonical forms.
   it.each([
     ['*.myshopify.com', 'My-Store.MyShopify.com', true],

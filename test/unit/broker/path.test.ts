@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isUnderPrefix, normalizePath } from '../../../src/broker/path.js';
+import { isUnderPrefix, normalizePath } from '../../../src/core/broker/path.js';
 
 describe('normalizePath', () => {
   it.each([

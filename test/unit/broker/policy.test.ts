@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { checkRequest } from '../../../src/broker/policy.js';
-import type { BrokerSnapshot, Capability, Credential, RequestContext } from '../../../src/broker/types.js';
+import { checkRequest } from '../../../src/core/broker/policy.js';
+import type {
+  BrokerSnapshot,
+  Capability,
+  Credential,
+  RequestContext,
+} from '../../../src/core/broker/types.js';
 import {
   chat,
   registry,

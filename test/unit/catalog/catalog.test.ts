@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkRequest } from '../../../src/broker/policy.js';
+import { checkRequest } from '../../../src/core/broker/policy.js';
 import {
   bind,
   catalogPaths,
@@ -18,8 +18,8 @@ import {
   setPolicy,
   unbind,
   type CatalogPaths,
-} from '../../../src/catalog/index.js';
-import type { SecretInfo } from '../../../src/broker/types.js';
+} from '../../../src/stores/catalog/index.js';
+import type { SecretInfo } from '../../../src/core/broker/types.js';
 import { registry, secret } from '../broker/fixtures.js';
 
 let root: string;

@@ -8,8 +8,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkRequest } from '../../../src/broker/policy.js';
-import { isValidHostPattern, parseHostPattern } from '../../../src/broker/hosts.js';
+import { checkRequest } from '../../../src/core/broker/policy.js';
+import { isValidHostPattern, parseHostPattern } from '../../../src/core/broker/hosts.js';
 import {
   catalogPaths,
   createCapability,
@@ -18,8 +18,8 @@ import {
   prepareCredential,
   type CatalogPaths,
   type CreateCredentialInput,
-} from '../../../src/catalog/index.js';
-import type { SecretInfo } from '../../../src/broker/types.js';
+} from '../../../src/stores/catalog/index.js';
+import type { SecretInfo } from '../../../src/core/broker/types.js';
 import { registry, secret } from '../broker/fixtures.js';
 
 const secrets: SecretInfo[] = [secret('s-custom', 'MY_CUSTOM_KEY'), secret('s-shop', 'SHOPIFY_ACCESS_TOKEN')];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planProvisioning, planSecretDeletion } from '../../../src/catalog/provisioning.js';
+import { planProvisioning, planSecretDeletion } from '../../../src/stores/catalog/provisioning.js';
 import { registry, registryCredential, secret } from '../broker/fixtures.js';
 
 describe('planProvisioning (seed 001)', () => {

@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseSystemLayout, readSystemLayout, systemLayoutFor } from '../../../src/config/system.js';
+import { parseSystemLayout, readSystemLayout, systemLayoutFor } from '../../../src/core/config/system.js';
 import { tempDir } from '../vault/fixtures/helpers.js';
 
 const good = systemLayoutFor('/', 'aivault', 'aivault');

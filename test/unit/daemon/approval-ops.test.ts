@@ -1,18 +1,18 @@
 /**
- * The main thread's approval operations (src/daemon/approval-ops.ts) over a real ApprovalStore: the
+ * The main thread's approval operations (src/front/approval-ops.ts) over a real ApprovalStore: the
  * listing view, the long poll behind `aivault approvals --watch`, decisions, and the audit line of each.
  */
 import { describe, expect, it } from 'vitest';
-import { ApprovalStore, type ApprovalRequest } from '../../../src/daemon/approvals.js';
+import { ApprovalStore, type ApprovalRequest } from '../../../src/front/approvals.js';
 import {
   approvalAuditEvent,
   auditApprovals,
   decideApproval,
   listApprovals,
   renderApprovals,
-} from '../../../src/daemon/approval-ops.js';
-import type { AuditInput } from '../../../src/audit/audit-log.js';
-import { parseArgs } from '../../../src/daemon/main.js';
+} from '../../../src/front/approval-ops.js';
+import type { AuditInput } from '../../../src/stores/audit/audit-log.js';
+import { parseArgs } from '../../../src/front/main.js';
 
 const req: ApprovalRequest = {
   capability: 'acme/pay',

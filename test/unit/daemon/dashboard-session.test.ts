@@ -1,5 +1,5 @@
 /**
- * Dashboard login codes, sessions and CSRF (src/daemon/dashboard/session.ts): single use, expiry,
+ * Dashboard login codes, sessions and CSRF (src/front/dashboard/session.ts): single use, expiry,
  * cookie attributes, constant-time CSRF check, same-origin rule. Pure; a fake clock.
  */
 import { describe, expect, it } from 'vitest';
@@ -11,7 +11,7 @@ import {
   cookieValue,
   sameOrigin,
   sessionCookie,
-} from '../../../src/daemon/dashboard/session.js';
+} from '../../../src/front/dashboard/session.js';
 
 function clock(start = 1_000_000): { now: () => number; advance(ms: number): void } {
   let t = start;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { disableDumpable } from '../../../src/daemon/dumpable.js';
+import { disableDumpable } from '../../../src/front/dumpable.js';
 
 describe('disableDumpable', () => {
   it('reports a missing addon with the command that builds it (aivaultd then refuses to start)', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkFraming, MAX_HEADER_BYTES, MAX_HEADER_LINES } from '../../../src/daemon/http-strict.js';
+import { checkFraming, MAX_HEADER_BYTES, MAX_HEADER_LINES } from '../../../src/front/http-strict.js';
 
 const h = (...pairs: [string, string][]): [string, string][] => [['host', 'x'], ...pairs];
 

@@ -12,9 +12,9 @@ import {
   proxyAuthRequired,
   proxyTokenFrom,
   rawReply,
-} from '../../../src/daemon/https-proxy/connect.js';
-import { createCa, LeafIssuer, openCaKey, sealCaKey } from '../../../src/daemon/https-proxy/ca.js';
-import { checkMintInput } from '../../../src/tokens/tokens.js';
+} from '../../../src/front/https-proxy/connect.js';
+import { createCa, LeafIssuer, openCaKey, sealCaKey } from '../../../src/front/https-proxy/ca.js';
+import { checkMintInput } from '../../../src/stores/tokens/tokens.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 

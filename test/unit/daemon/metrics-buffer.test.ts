@@ -1,5 +1,5 @@
 /**
- * The shared metrics buffer (src/daemon/metrics-buffer.ts): writers in separate regions (as request
+ * The shared metrics buffer (src/core/threads/metrics-buffer.ts): writers in separate regions (as request
  * workers in separate threads) sum up in the reader; capability and series tables stay bounded and
  * fall back to `_other` rows when full; histograms are cumulative; a dead worker's gauges reset while
  * its counters stay. A real worker thread writes into the same buffer to show Atomics across threads.
@@ -17,7 +17,7 @@ import {
   MetricsReader,
   MetricsWriter,
   REGION_MAIN,
-} from '../../../src/daemon/metrics-buffer.js';
+} from '../../../src/core/threads/metrics-buffer.js';
 
 describe('metrics buffer', () => {
   it('sums calls from every region by capability, transport and outcome; refusals by code', () => {
@@ -111,7 +111,7 @@ describe('metrics buffer', () => {
     const n = 20_000;
     // Two threads and this one add into the same series slot at once: nothing is lost. The workers run
     // the built module (dist/, made by `npm run build`), as the daemon's request workers do.
-    const url = new URL('../../../dist/src/daemon/metrics-buffer.js', import.meta.url).href;
+    const url = new URL('../../../dist/src/core/threads/metrics-buffer.js', import.meta.url).href;
     const code = `
       import { workerData, parentPort } from 'node:worker_threads';
       const { MetricsWriter } = await import(${JSON.stringify(url)});

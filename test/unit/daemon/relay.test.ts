@@ -1,20 +1,20 @@
 /**
- * The main thread's one credit/backpressure relay (src/daemon/relay.ts). The worker side is the real port
- * sink (src/pipeline/call-port.ts) on a real MessageChannel; the client side is a sink whose send buffer
+ * The main thread's one credit/backpressure relay (src/front/relay.ts). The worker side is the real port
+ * sink (src/core/threads/call-port.ts) on a real MessageChannel; the client side is a sink whose send buffer
  * the test fills and drains.
  */
 import { MessageChannel } from 'node:worker_threads';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { CallRelay, Credits, startRelayedCall, type RelaySink } from '../../../src/daemon/relay.js';
+import { CallRelay, Credits, startRelayedCall, type RelaySink } from '../../../src/front/relay.js';
 import {
   COALESCE_BYTES,
   INITIAL_CREDITS,
   createPortSink,
   type CallMessage,
   type MainToWorkerPort,
-} from '../../../src/pipeline/call-port.js';
-import type { WireError } from '../../../src/errors.js';
+} from '../../../src/core/threads/call-port.js';
+import type { WireError } from '../../../src/core/errors.js';
 
 /** A client connection: records what it was sent; `room` says whether its buffer is below high water. */
 function client() {

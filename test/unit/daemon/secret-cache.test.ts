@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Generation, perGeneration } from '../../../src/daemon/generation.js';
-import { cachedDecrypt, SecretCache } from '../../../src/daemon/secret-cache.js';
-import { sodium } from '../../../src/vault/sodium.js';
+import { Generation, perGeneration } from '../../../src/core/threads/generation.js';
+import { cachedDecrypt, SecretCache } from '../../../src/request-worker/secret-cache.js';
+import { sodium } from '../../../src/stores/vault/sodium.js';
 
 /** Spy on zeroing: records a copy of each zeroed buffer's bytes right after sodium_memzero ran. */
 function watchZeroing(): { zeroed: Buffer[]; freed: number } {

@@ -2,9 +2,9 @@
 // request workers and crypto worker.
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Worker } from 'node:worker_threads';
-import { DaemonPool } from '../../../src/daemon/pool.js';
-import { parseArgs } from '../../../src/daemon/main.js';
-import { workerResourceLimits } from '../../../src/daemon/worker-limits.js';
+import { DaemonPool } from '../../../src/pool/pool.js';
+import { parseArgs } from '../../../src/front/main.js';
+import { workerResourceLimits } from '../../../src/pool/worker-limits.js';
 import { createDevVault } from '../../support/dev-vault.js';
 
 describe('workerResourceLimits', () => {

@@ -1,4 +1,4 @@
-// The WebSocket relay takes the pipeline's one authorization path (src/pipeline/authorize.ts), so the
+// The WebSocket relay takes the pipeline's one authorization path (src/request-worker/pipeline/authorize.ts), so the
 // drift it had is gone: a rate-limited capability with no limiter fails closed (it used to be admitted
 // uncounted), errors are scrubbed of the relay's secret values whatever step raised them (an OAuth2
 // refresh failure used to reach the client raw), and an mTLS credential's own CA verifies the upstream
@@ -10,15 +10,15 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { WebSocketServer } from 'ws';
-import { AivaultError, ok } from '../../../src/errors.js';
-import type { Plan } from '../../../src/broker/types.js';
-import type { DevOverrides } from '../../../src/config/env.js';
-import type { AuditInput } from '../../../src/audit/audit-log.js';
-import { createAuth, SecretValues } from '../../../src/auth/index.js';
-import { runWsRelay } from '../../../src/daemon/http-ws-upstream.js';
-import type { WsWorkerToMain } from '../../../src/daemon/http-ws-protocol.js';
-import { createRateLimitBuffer, RateLimiter } from '../../../src/pipeline/rate-limit.js';
-import type { PipelineDeps } from '../../../src/pipeline/types.js';
+import { AivaultError, ok } from '../../../src/core/errors.js';
+import type { Plan } from '../../../src/core/broker/types.js';
+import type { DevOverrides } from '../../../src/core/config/env.js';
+import type { AuditInput } from '../../../src/stores/audit/audit-log.js';
+import { createAuth, SecretValues } from '../../../src/request-worker/auth/index.js';
+import { runWsRelay } from '../../../src/request-worker/ws-upstream.js';
+import type { WsWorkerToMain } from '../../../src/core/threads/ws-protocol.js';
+import { createRateLimitBuffer, RateLimiter } from '../../../src/core/threads/rate-limit.js';
+import type { PipelineDeps } from '../../../src/request-worker/pipeline/types.js';
 import { createTestCa } from '../../support/test-ca.js';
 import { testPlan } from '../pipeline/fixtures/plan.js';
 

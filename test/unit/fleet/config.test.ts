@@ -1,7 +1,7 @@
 /** Fleet settings: env + flags, validation as usage errors, URLs never printed with credentials. */
 import { describe, expect, it } from 'vitest';
-import { parseFleetSettings, redactUrl } from '../../../src/fleet/config.js';
-import { parseArgs } from '../../../src/daemon/main.js';
+import { parseFleetSettings, redactUrl } from '../../../src/stores/fleet/config.js';
+import { parseArgs } from '../../../src/front/main.js';
 
 describe('fleet settings', () => {
   it('reads AIVAULT_FLEET_* and lets flags win', () => {

@@ -1,19 +1,19 @@
-// The one authorization path (src/pipeline/authorize.ts) that the HTTP pipeline and the WebSocket relay
+// The one authorization path (src/request-worker/pipeline/authorize.ts) that the HTTP pipeline and the WebSocket relay
 // share: plan + rate limit (fail closed), secret slots (+ OAuth2 freshness), auth injection into the
 // final path, query, headers and client certificate. Real rate limiter (SharedArrayBuffer) and real auth
 // strategies; the catalog/plan step is a stub returning a fixed Plan.
 import { describe, expect, it } from 'vitest';
-import { AivaultError, fail, ok, type Result } from '../../../src/errors.js';
-import type { Plan } from '../../../src/broker/types.js';
-import { createAuth, SecretValues } from '../../../src/auth/index.js';
+import { AivaultError, fail, ok, type Result } from '../../../src/core/errors.js';
+import type { Plan } from '../../../src/core/broker/types.js';
+import { createAuth, SecretValues } from '../../../src/request-worker/auth/index.js';
 import {
   admit,
   prepareUpstreamRequest,
   secretSlots,
   type AuditDraft,
-} from '../../../src/pipeline/authorize.js';
-import { createRateLimitBuffer, RateLimiter } from '../../../src/pipeline/rate-limit.js';
-import type { PipelineDeps } from '../../../src/pipeline/types.js';
+} from '../../../src/request-worker/pipeline/authorize.js';
+import { createRateLimitBuffer, RateLimiter } from '../../../src/core/threads/rate-limit.js';
+import type { PipelineDeps } from '../../../src/request-worker/pipeline/types.js';
 import { testPlan as basePlan } from './fixtures/plan.js';
 
 function testPlan(over: Partial<Plan> = {}): Plan {

@@ -1,7 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createBlocklistStream, isLineStream } from '../../../src/pipeline/blocklist-stream.js';
-import { redactJsonValue } from '../../../src/pipeline/sanitize.js';
+import {
+  createBlocklistStream,
+  isLineStream,
+} from '../../../src/request-worker/pipeline/blocklist-stream.js';
+import { redactJsonValue } from '../../../src/request-worker/pipeline/sanitize.js';
 
 function run(list: string[], ct: string | undefined, body: string, cuts: readonly number[] = []): string {
   const s = createBlocklistStream(list, ct);

@@ -1,5 +1,5 @@
 /**
- * The request worker's port sink (src/pipeline/call-port.ts) over a real MessageChannel: what reaches the
+ * The request worker's port sink (src/core/threads/call-port.ts) over a real MessageChannel: what reaches the
  * main thread's end, in which messages, and when the pipeline is held back by credits.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
@@ -10,7 +10,7 @@ import {
   INITIAL_CREDITS,
   createPortSink,
   type CallMessage,
-} from '../../../src/pipeline/call-port.js';
+} from '../../../src/core/threads/call-port.js';
 
 function channel(): { port: MessagePort; received: CallMessage[]; waitFor(n: number): Promise<void> } {
   const { port1, port2 } = new MessageChannel();

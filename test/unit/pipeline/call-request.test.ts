@@ -1,12 +1,12 @@
 /**
- * The request worker's half of routing (src/pipeline/call-request.ts): the main thread hands over bytes
+ * The request worker's half of routing (src/request-worker/pipeline/call-request.ts): the main thread hands over bytes
  * and a passthrough request as received; the worker parses the proxy's JSON envelope and picks the /v/
  * capability, auditing a miss once.
  */
 import { describe, expect, it } from 'vitest';
-import { envelopeOf } from '../../../src/pipeline/call-request.js';
-import type { AuditInput } from '../../../src/audit/audit-log.js';
-import type { RequestContext } from '../../../src/broker/types.js';
+import { envelopeOf } from '../../../src/request-worker/pipeline/call-request.js';
+import type { AuditInput } from '../../../src/stores/audit/audit-log.js';
+import type { RequestContext } from '../../../src/core/broker/types.js';
 import { registry, standardSnapshot } from '../broker/fixtures.js';
 
 function deps() {

@@ -1,10 +1,10 @@
 /**
- * RateLimiter.used (src/pipeline/rate-limit.ts): the read-only count behind /metrics' rate-limit
+ * RateLimiter.used (src/core/threads/rate-limit.ts): the read-only count behind /metrics' rate-limit
  * headroom — it sees every admitted call of the window, never claims a slot, and forgets calls that left
  * the window.
  */
 import { describe, expect, it } from 'vitest';
-import { createRateLimitBuffer, RateLimiter } from '../../../src/pipeline/rate-limit.js';
+import { createRateLimitBuffer, RateLimiter } from '../../../src/core/threads/rate-limit.js';
 
 describe('RateLimiter.used', () => {
   it('counts admitted calls in the window, from another view of the same table', () => {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { createRateLimitBuffer, RateLimiter, WINDOW_MS } from '../../../src/pipeline/rate-limit.js';
+import { createRateLimitBuffer, RateLimiter, WINDOW_MS } from '../../../src/core/threads/rate-limit.js';
 
-const BOOT = fileURLToPath(new URL('../../../workers/tsx-boot.mjs', import.meta.url));
+const BOOT = fileURLToPath(new URL('../../../src/pool/tsx-boot.mjs', import.meta.url));
 const HAMMER = new URL('./fixtures/rate-limit-hammer.ts', import.meta.url).href;
 
 async function hammer(

@@ -4,7 +4,7 @@ import {
   checkResponseSize,
   filterUpstreamHeaders,
   redactJsonValue,
-} from '../../../src/pipeline/sanitize.js';
+} from '../../../src/request-worker/pipeline/sanitize.js';
 
 describe('sanitize', () => {
   it('drops auth-class, hop-by-hop and framing headers', () => {

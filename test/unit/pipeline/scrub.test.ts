@@ -7,7 +7,7 @@ import {
   newScrubStats,
   ScrubMatcher,
   type ScrubPattern,
-} from '../../../src/pipeline/scrub.js';
+} from '../../../src/request-worker/pipeline/scrub.js';
 
 const enc = (s: string): Uint8Array => Buffer.from(s, 'utf8');
 const txt = (b: Uint8Array): string => Buffer.from(b).toString('utf8');

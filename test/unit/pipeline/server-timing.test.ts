@@ -1,10 +1,10 @@
 /**
- * Server-Timing formatting (src/pipeline/server-timing.ts) and the opt-in `timing` fields of the socket
- * protocol (src/protocol/frames.ts): strict validation, and a frame without the field stays as it was.
+ * Server-Timing formatting (src/core/threads/server-timing.ts) and the opt-in `timing` fields of the socket
+ * protocol (src/core/protocol/frames.ts): strict validation, and a frame without the field stays as it was.
  */
 import { describe, expect, it } from 'vitest';
-import { formatServerTiming, isTimings, timingsOf } from '../../../src/pipeline/server-timing.js';
-import { decodeFrame, encodeFrame } from '../../../src/protocol/frames.js';
+import { formatServerTiming, isTimings, timingsOf } from '../../../src/core/threads/server-timing.js';
+import { decodeFrame, encodeFrame } from '../../../src/core/protocol/frames.js';
 
 describe('Server-Timing', () => {
   it('formats the reached stages in order, total last', () => {

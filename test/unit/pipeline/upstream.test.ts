@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { createGuardedLookup, Upstream } from '../../../src/pipeline/upstream.js';
-import type { DevOverrides } from '../../../src/config/env.js';
-import { AivaultError } from '../../../src/errors.js';
+import { createGuardedLookup, Upstream } from '../../../src/request-worker/pipeline/upstream.js';
+import type { DevOverrides } from '../../../src/core/config/env.js';
+import { AivaultError } from '../../../src/core/errors.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../../support/https-upstream.js';
 import { createTestCa } from '../../support/test-ca.js';
 

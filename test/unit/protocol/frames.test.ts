@@ -8,7 +8,7 @@ import {
   peekFrameId,
   PROTOCOL_VERSION,
   type FrameInput,
-} from '../../../src/protocol/frames.js';
+} from '../../../src/core/protocol/frames.js';
 
 const raw = new Packr({ useRecords: false });
 const envelope = { capability: 'openai/models', request: { method: 'GET', path: '/v1/models' } };

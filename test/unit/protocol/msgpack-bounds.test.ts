@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { MAX_MSGPACK_DEPTH, msgpackBoundsProblem } from '../../../src/protocol/msgpack-bounds.js';
-import { decodeClientFrame, encodeFrame, peekFrameId } from '../../../src/protocol/frames.js';
+import { MAX_MSGPACK_DEPTH, msgpackBoundsProblem } from '../../../src/core/protocol/msgpack-bounds.js';
+import { decodeClientFrame, encodeFrame, peekFrameId } from '../../../src/core/protocol/frames.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:net';
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyDaemonSocket } from '../../../src/protocol/socket-identity.js';
+import { verifyDaemonSocket } from '../../../src/core/protocol/socket-identity.js';
 import { tmpDir } from '../../support/tmp-dir.js';
 
 const base = tmpDir('aivault-sockid-');

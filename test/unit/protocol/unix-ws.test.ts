@@ -1,9 +1,9 @@
-// The minimal WebSocket client (src/protocol/unix-ws.ts) against a raw server on a unix socket: framing
+// The minimal WebSocket client (src/core/protocol/unix-ws.ts) against a raw server on a unix socket: framing
 // both ways (7/16/64-bit lengths, fragments, masks), ping → pong, close codes, limits, refused upgrades.
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { openUnixWs, type UnixWsHandlers } from '../../../src/protocol/unix-ws.js';
+import { openUnixWs, type UnixWsHandlers } from '../../../src/core/protocol/unix-ws.js';
 import { tempDir } from '../vault/fixtures/helpers.js';
 
 /** One server frame (unmasked unless a mask is given). */

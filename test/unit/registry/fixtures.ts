@@ -2,7 +2,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { RegistryProvider } from '../../../src/registry/types.js';
+import type { RegistryProvider } from '../../../src/core/registry/types.js';
 
 export const REGISTRY_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'registry');
 

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { REGISTRY_DATA } from '../../../src/registry/data.generated.js';
-import { CAPABILITY_DEFAULTS } from '../../../src/registry/defaults.generated.js';
-import { registry } from '../../../src/registry/index.js';
+import { REGISTRY_DATA } from '../../../src/core/registry/data.generated.js';
+import { CAPABILITY_DEFAULTS } from '../../../src/core/registry/defaults.generated.js';
+import { registry } from '../../../src/core/registry/index.js';
 import { loadProviders, providerFiles } from './fixtures.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -51,7 +51,7 @@ describe('scripts/gen-registry.mjs', () => {
     work = mkdtempSync(join(tmpdir(), 'aivault-gen-'));
     mkdirSync(join(work, 'scripts'));
     mkdirSync(join(work, 'registry'));
-    mkdirSync(join(work, 'src', 'registry'), { recursive: true });
+    mkdirSync(join(work, 'src', 'core', 'registry'), { recursive: true });
     cpSync(GENERATOR, join(work, 'scripts', 'gen-registry.mjs'));
     cpSync(join(ROOT, 'registry', 'schema.json'), join(work, 'registry', 'schema.json'));
     symlinkSync(join(ROOT, 'node_modules'), join(work, 'node_modules'), 'dir');
@@ -120,7 +120,7 @@ describe('scripts/gen-registry.mjs', () => {
     });
     const res = run(dir);
     expect(res.status, res.stderr).toBe(0);
-    const out = readFileSync(join(dir, 'src', 'registry', 'data.generated.ts'), 'utf8');
+    const out = readFileSync(join(dir, 'src', 'core', 'registry', 'data.generated.ts'), 'utf8');
     const literal = /JSON\.parse\(\s*("(?:[^"\\]|\\.)*")/.exec(out)?.[1];
     const data = JSON.parse(JSON.parse(literal as string) as string) as { provider: string }[];
     expect(data.map((p) => p.provider)).toEqual(['aaa', 'openai']);

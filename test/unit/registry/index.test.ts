@@ -10,9 +10,9 @@ import {
   requiredPlaceholders,
   shellQuote,
   templatePlaceholders,
-} from '../../../src/registry/index.js';
-import type { AuthSpec, RegistryProvider } from '../../../src/registry/types.js';
-import { authTypeOf } from '../../../src/registry/auth-type.js';
+} from '../../../src/core/registry/index.js';
+import type { AuthSpec, RegistryProvider } from '../../../src/core/registry/types.js';
+import { authTypeOf } from '../../../src/core/registry/auth-type.js';
 
 describe('registry index is deep-frozen', () => {
   it('throws on mutation in strict mode (ESM modules are strict)', () => {

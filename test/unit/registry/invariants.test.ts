@@ -1,14 +1,18 @@
 // Cross-file invariants the schema can't express: hosts, claims, placeholders, ids, and the auth facts per
 // provider that the broker relies on.
 import { describe, expect, it } from 'vitest';
-import { authTemplates, requiredPlaceholders, templatePlaceholders } from '../../../src/registry/index.js';
+import {
+  authTemplates,
+  requiredPlaceholders,
+  templatePlaceholders,
+} from '../../../src/core/registry/index.js';
 // The broker's own matcher, so registry prefixes are checked against the semantics actually enforced.
-import { isValidHostPattern, isWildcardPattern, matchHost } from '../../../src/broker/hosts.js';
-import { authTypeOf } from '../../../src/registry/auth-type.js';
-import { unwrap } from '../../../src/errors.js';
-import { isUnderPrefix } from '../../../src/broker/path.js';
-import { HTTP_METHODS } from '../../../src/registry/types.js';
-import type { RegistryProvider } from '../../../src/registry/types.js';
+import { isValidHostPattern, isWildcardPattern, matchHost } from '../../../src/core/broker/hosts.js';
+import { authTypeOf } from '../../../src/core/registry/auth-type.js';
+import { unwrap } from '../../../src/core/errors.js';
+import { isUnderPrefix } from '../../../src/core/broker/path.js';
+import { HTTP_METHODS } from '../../../src/core/registry/types.js';
+import type { RegistryProvider } from '../../../src/core/registry/types.js';
 import { loadProviders } from './fixtures.js';
 
 const providers = loadProviders();

@@ -1,7 +1,7 @@
 // Tamper resistance: ciphertexts, wrapped DEKs and bound metadata cannot be moved or edited.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Vault, decryptRecord, readSecretRecord } from '../../../src/vault/index.js';
+import { Vault, decryptRecord, readSecretRecord } from '../../../src/stores/vault/index.js';
 import { configFor, tempDir } from './fixtures/helpers.js';
 
 async function twoSecrets() {
@@ -68,7 +68,7 @@ describe('AEAD binding', () => {
     const other = await Vault.init(configFor(tempDir()), { provider: 'file' });
     const rec = await readSecretRecord(v.paths, a.id);
     // decryptRecord with the wrong vault's KEK: no wrap with that kekId
-    const { loadKek, readVaultMeta } = await import('../../../src/vault/index.js');
+    const { loadKek, readVaultMeta } = await import('../../../src/stores/vault/index.js');
     const otherKek = await loadKek(other.config, await readVaultMeta(other.paths));
     expect(() => decryptRecord(otherKek, rec)).toThrow(
       expect.objectContaining({ code: 'vault_unavailable' }),

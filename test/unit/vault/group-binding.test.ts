@@ -4,9 +4,9 @@
 // rotate-master. Real vaults on disk, real libsodium.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { loadKek, readVaultMeta, Vault, type SecretMeta } from '../../../src/vault/index.js';
-import { AAD_VERSION, seal, secretAad, wrapDek } from '../../../src/vault/aead.js';
-import { KEY_BYTES, randomBytes } from '../../../src/vault/sodium.js';
+import { loadKek, readVaultMeta, Vault, type SecretMeta } from '../../../src/stores/vault/index.js';
+import { AAD_VERSION, seal, secretAad, wrapDek } from '../../../src/stores/vault/aead.js';
+import { KEY_BYTES, randomBytes } from '../../../src/stores/vault/sodium.js';
 import { configFor, FAST_KDF, tempDir } from './fixtures/helpers.js';
 
 type Rec = Record<string, unknown> & { attachedGroups: { workspaceId: string; groupId: string }[] };

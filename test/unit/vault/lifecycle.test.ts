@@ -2,7 +2,7 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { SecretBytes, Vault, toSecretInfo } from '../../../src/vault/index.js';
+import { SecretBytes, Vault, toSecretInfo } from '../../../src/stores/vault/index.js';
 import { FAST_KDF, configFor, dirs, filesContaining, tempDir, walk } from './fixtures/helpers.js';
 
 describe('locking and passphrases', () => {

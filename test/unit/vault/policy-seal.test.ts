@@ -1,9 +1,9 @@
-// The policy seal (src/vault/policy-seal.ts): canonical form, key ids, rotation, and the vault.json flag
+// The policy seal (src/stores/vault/policy-seal.ts): canonical form, key ids, rotation, and the vault.json flag
 // bound into the passphrase check record.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Vault } from '../../../src/vault/index.js';
+import { Vault } from '../../../src/stores/vault/index.js';
 import {
   canonicalJson,
   derivePolicySealKey,
@@ -12,11 +12,11 @@ import {
   sealDocument,
   verifyDocument,
   writePolicyFile,
-} from '../../../src/vault/policy-seal.js';
-import { Kek } from '../../../src/vault/secret-bytes.js';
-import { randomBytes } from '../../../src/vault/sodium.js';
-import { readBrokerFile, readCapabilitiesFile } from '../../../src/catalog/index.js';
-import { mintProxyToken, readTokensFile } from '../../../src/tokens/tokens.js';
+} from '../../../src/stores/vault/policy-seal.js';
+import { Kek } from '../../../src/stores/vault/secret-bytes.js';
+import { randomBytes } from '../../../src/stores/vault/sodium.js';
+import { readBrokerFile, readCapabilitiesFile } from '../../../src/stores/catalog/index.js';
+import { mintProxyToken, readTokensFile } from '../../../src/stores/tokens/tokens.js';
 import { FAST_KDF, configFor, tempDir } from './fixtures/helpers.js';
 
 const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
@@ -38,8 +38,8 @@ async function passphraseVault(opts: { legacy?: boolean } = {}) {
  * AAD, no seal fields. Done with the KEK the way an old aivault did it (sealCheck without the flag).
  */
 async function makeLegacy(dir: string): Promise<void> {
-  const { sealCheck } = await import('../../../src/vault/aead.js');
-  const { deriveKek } = await import('../../../src/vault/providers/passphrase.js');
+  const { sealCheck } = await import('../../../src/stores/vault/aead.js');
+  const { deriveKek } = await import('../../../src/stores/vault/providers/passphrase.js');
   const meta = readJson(join(dir, 'vault.json')) as {
     vaultId: string;
     provider: { kdf: Parameters<typeof deriveKek>[1] };

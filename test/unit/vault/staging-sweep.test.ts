@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sweepAbandonedStaging, withVaultLock } from '../../../src/vault/store.js';
+import { sweepAbandonedStaging, withVaultLock } from '../../../src/stores/vault/store.js';
 
 /** A pid that existed and has exited. */
 const deadPid = spawnSync(process.execPath, ['-e', '0']).pid as number;

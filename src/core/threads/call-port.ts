@@ -1,0 +1,290 @@
+/**
+ * Messages between the daemon's main thread and a request worker on the worker's long-lived MessagePort
+ * (one per worker, calls multiplexed by `id`; see src/pool/pool.ts), and the worker-side ResponseSink with credit-based backpressure: the worker may post one chunk per credit; the
+ * main thread grants credits only while the client socket drains. Chunks are copied once out of undici's
+ * buffers into a fresh ArrayBuffer and then transferred (moved, not copied) across the thread boundary.
+ * Carries response data only: never a secret, never a key.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { WireError } from '../errors.js';
+import type { Envelope, HeaderList, RequestContext } from '../broker/types.js';
+import type { ApprovalOutcome, ApprovalRequest } from '../../front/approvals.js';
+import type { CallTiming, ResponseSink } from '../../request-worker/pipeline/types.js';
+import { timingsOf, type Timings } from './server-timing.js';
+import type { Transport } from './metrics-buffer.js';
+
+/** Credits a call starts with (chunks in flight before the first grant). */
+export const INITIAL_CREDITS = 4;
+
+export type WorkerToMain =
+  /** `timing`: where the call's time went until now (Server-Timing); absent when not measured. */
+  | { t: 'head'; status: number; headers: HeaderList; timing?: Timings }
+  | { t: 'chunk'; data: ArrayBuffer }
+  /** `scrubbed`: reflected secret values replaced in this response (a count, never a value). */
+  | { t: 'end'; scrubbed?: number; timing?: Timings }
+  | {
+      t: 'full';
+      status: number;
+      headers: HeaderList;
+      body: ArrayBuffer;
+      scrubbed?: number;
+      timing?: Timings;
+    }
+  | { t: 'error'; error: WireError }
+  /** The worker has no port to the crypto worker yet: the main thread answers with `crypto-port`. */
+  | { t: 'need-crypto' };
+
+export type MainToWorker =
+  { t: 'credit'; n: number } | { t: 'abort' } | { t: 'crypto-port'; port: MessagePort };
+
+/**
+ * A `/v/{credential}/…` request as the HTTP listener received it. The request worker picks the capability
+ * (catalog + policy work stays off the main thread) and builds the envelope.
+ */
+export interface PassthroughRequest {
+  credential: string;
+  method: string;
+  /** The path after `/v/{credential}` (at least `/`), without the query. */
+  path: string;
+  /** The raw query string ('' when none). */
+  query: string;
+  /** Request headers to forward (token and transport headers already dropped). */
+  headers: [string, string][];
+}
+
+/**
+ * What a call asks for, in the form its transport received it: the main thread decodes no more than
+ * routing needs. Byte fields are owned ArrayBuffers, transferred (moved) to the worker.
+ */
+export type CallRequest =
+  /** Unix socket: the envelope came decoded with its msgpack frame. */
+  | { envelope: Envelope }
+  /** POST /aivault/proxy: the JSON envelope, parsed in the worker. */
+  | { envelopeJson: ArrayBuffer }
+  /** /v/…: the request, matched to a capability in the worker; `body` becomes request.bodyBase64. */
+  | { passthrough: PassthroughRequest; body?: ArrayBuffer };
+
+/** One invocation, started on a worker's port. */
+export type CallStart = CallRequest & {
+  t: 'call';
+  id: number;
+  context: RequestContext;
+  stream: boolean;
+  timeoutMs?: number;
+  /** Which listener took the call (metrics label); inferred from the request form when absent. */
+  transport?: Transport;
+};
+
+/** The buffers to transfer with a call's start message. */
+export function callTransferList(req: CallRequest): ArrayBuffer[] {
+  if ('envelopeJson' in req) return [req.envelopeJson];
+  if ('passthrough' in req && req.body) return [req.body];
+  return [];
+}
+
+/** Main thread → request worker on the worker's port. */
+export type MainToWorkerPort =
+  | CallStart
+  | { t: 'credit'; id: number; n: number }
+  | { t: 'abort'; id: number }
+  /** The operator's answer to call `id`'s `approval` request. */
+  | { t: 'approval'; id: number; outcome: ApprovalOutcome }
+  | { t: 'crypto-port'; port: MessagePort }
+  /** Shutdown: release the pipeline (audit file, upstream pools), answer `closed`. */
+  | { t: 'close' };
+
+/** A call's message, tagged with its id. */
+export type CallMessage = Exclude<WorkerToMain, { t: 'need-crypto' }> & { id: number };
+
+/** Request worker → main thread on the worker's port. */
+export type WorkerPortToMain =
+  | CallMessage
+  /** Call `id`'s capability needs an operator's approval (what will be sent: never a secret). */
+  | { t: 'approval'; id: number; request: ApprovalRequest }
+  | { t: 'need-crypto' }
+  | { t: 'closed' };
+
+/** `{scrubbed: n}` when n > 0, else nothing (the common case adds no field to the message). */
+export function scrubbedField(n: number | undefined): { scrubbed?: number } {
+  return n !== undefined && n > 0 ? { scrubbed: n } : {};
+}
+
+/**
+ * Bytes of small chunks the port sink gathers into one message (per event-loop turn). Large enough that a
+ * burst of small upstream reads costs one cross-thread message; small enough that memory stays bounded.
+ */
+export const COALESCE_BYTES = 64 * 1024;
+
+const tag = (t: Timings | undefined): { timing?: Timings } => (t ? { timing: t } : {});
+
+function own(data: Uint8Array): ArrayBuffer {
+  const copy = new Uint8Array(data.byteLength);
+  copy.set(data);
+  return copy.buffer;
+}
+
+/** The parts as one owned buffer (a single owned part is that part: no copy). */
+function concatOwned(parts: readonly Uint8Array[], total: number): ArrayBuffer {
+  const only = parts.length === 1 ? parts[0] : undefined;
+  if (only && only.byteOffset === 0 && only.buffer.byteLength === total) return only.buffer as ArrayBuffer;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out.buffer;
+}
+
+export type PortSink = ResponseSink & {
+  grant(n: number): void;
+  /** The call failed: posted after whatever the sink still holds, so the order is kept. */
+  error(error: WireError): void;
+  /** Resolves once everything held was posted (the call's credits must reach the sink until then). */
+  settled(): Promise<void>;
+};
+
+/**
+ * Worker side: a ResponseSink that posts call `id`'s messages to `port`, one chunk message per credit.
+ *
+ * Coalescing: head, chunks and end are not posted at once but at the end of the current event-loop turn
+ * (or as soon as COALESCE_BYTES are held), so the small reads of one turn travel as one `chunk` message,
+ * and a small response that completes within one turn (head + body + end) travels as one `full` message.
+ * A chunk arriving in a later turn (an SSE event) is posted at the end of that turn: no added latency
+ * beyond the turn. Upstream backpressure is kept: `chunk()` waits while COALESCE_BYTES are held and no
+ * credit is left. Chunks are copied once out of undici's buffers; the copy is transferred, not copied.
+ */
+export function createPortSink(
+  port: MessagePort,
+  signal: AbortSignal,
+  id: number,
+  timing?: CallTiming,
+): PortSink {
+  const times = (): { timing?: Timings } => (timing ? { timing: timingsOf(timing) } : {});
+  let credits = INITIAL_CREDITS;
+  let waiter: (() => void) | undefined;
+  const wake = (): void => {
+    const w = waiter;
+    waiter = undefined;
+    w?.();
+  };
+  signal.addEventListener('abort', wake, { once: true });
+  const post = (msg: CallMessage, transfer: ArrayBuffer[] = []): void => port.postMessage(msg, transfer);
+
+  let head: { status: number; headers: HeaderList; timing?: Timings } | undefined;
+  let parts: Uint8Array[] = [];
+  let held = 0;
+  /** The terminal message, once the pipeline gave it (posted after what is held). */
+  let last: CallMessage | undefined;
+  let scheduled = false;
+  /** The flush in progress (it may wait for a credit). */
+  let flushing: Promise<void> | undefined;
+
+  const flush = async (): Promise<void> => {
+    while (head || held > 0 || last) {
+      if (head && last?.t === 'end' && held <= COALESCE_BYTES) {
+        // A complete small response: one message.
+        const body = concatOwned(parts, held);
+        post(
+          {
+            t: 'full',
+            id,
+            status: head.status,
+            headers: head.headers,
+            body,
+            ...scrubbedField(last.scrubbed),
+            ...(last.timing ? { timing: last.timing } : {}),
+          },
+          [body],
+        );
+        head = undefined;
+        parts = [];
+        held = 0;
+        last = undefined;
+        return;
+      }
+      if (head) {
+        post({ t: 'head', id, status: head.status, headers: head.headers, ...tag(head.timing) });
+        head = undefined;
+      }
+      if (held > 0) {
+        while (credits <= 0 && !signal.aborted) await new Promise<void>((r) => (waiter = r));
+        if (signal.aborted) {
+          parts = [];
+          held = 0;
+        } else {
+          credits--;
+          const data = concatOwned(parts, held);
+          parts = [];
+          held = 0;
+          post({ t: 'chunk', id, data }, [data]);
+        }
+        continue; // more may have been held while waiting
+      }
+      if (last) {
+        post(last);
+        last = undefined;
+      }
+    }
+  };
+  const runFlush = (): Promise<void> => {
+    flushing ??= flush().finally(() => {
+      flushing = undefined;
+    });
+    return flushing;
+  };
+  const schedule = (): void => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      void runFlush();
+    });
+  };
+
+  return {
+    grant(n: number) {
+      credits += n;
+      wake();
+    },
+    head(status, headers) {
+      head = { status, headers, ...times() };
+      schedule();
+    },
+    async chunk(data) {
+      if (signal.aborted) return;
+      parts.push(new Uint8Array(own(data)));
+      held += data.byteLength;
+      if (held < COALESCE_BYTES) {
+        schedule();
+        return;
+      }
+      // Enough held for a message of its own: send it now, and wait here while there is no credit.
+      while (flushing) await flushing;
+      await runFlush();
+    },
+    end(info) {
+      last = { t: 'end', id, ...scrubbedField(info?.scrubbed), ...times() };
+      schedule();
+    },
+    full(status, headers, body, info) {
+      // Buffered (non-stream) calls: nothing else was sent for this call; post at once.
+      const buf = own(body);
+      post({ t: 'full', id, status, headers, body: buf, ...scrubbedField(info?.scrubbed), ...times() }, [
+        buf,
+      ]);
+    },
+    async settled() {
+      while (head || held > 0 || last) await runFlush();
+    },
+    error(error) {
+      last = { t: 'error', id, error };
+      if (!head && held === 0 && !flushing) {
+        post(last);
+        last = undefined;
+        return;
+      }
+      schedule();
+    },
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * Per-thread health for /metrics: every SAMPLE_MS each daemon thread (main, crypto worker, request
+ * workers) writes its own event-loop delay percentiles, event-loop utilisation and heap use into its
+ * region of the metrics buffer (src/core/threads/metrics-buffer.ts). One unref'd timer per thread, no
+ * message: the main thread reads the words when scraped. Runs on every thread of the daemon.
+ */
+import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
+import type { MetricsWriter } from './metrics-buffer.js';
+
+const SAMPLE_MS = 1000;
+
+/** Start sampling this thread into `writer`'s region; returns a stop function. */
+export function startThreadSampler(writer: MetricsWriter, intervalMs = SAMPLE_MS): () => void {
+  // 10 ms resolution: a finer one costs a timer wake-up per ms on every thread.
+  const eld = monitorEventLoopDelay({ resolution: 10 });
+  eld.enable();
+  let last: EventLoopUtilization = performance.eventLoopUtilization();
+  const sample = (): void => {
+    const now = performance.eventLoopUtilization();
+    const delta = performance.eventLoopUtilization(now, last);
+    last = now;
+    // The histogram includes the resolution interval itself; subtract it so an idle loop reads ~0.
+    const ns = (v: number): number => Math.max(0, v - 10e6) / 1000;
+    if (eld.count > 0) {
+      writer.setThread('eldP50Us', ns(eld.percentile(50)));
+      writer.setThread('eldP99Us', ns(eld.percentile(99)));
+      writer.setThread('eldMaxUs', ns(eld.max));
+      writer.setThread('eldMeanUs', ns(eld.mean));
+    }
+    eld.reset();
+    writer.setThread('eluPpm', delta.utilization * 1e6);
+    writer.setThread('heapUsedBytes', process.memoryUsage().heapUsed);
+    writer.setThread('sampledAtMs', Date.now());
+  };
+  sample();
+  const timer = setInterval(sample, intervalMs);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    eld.disable();
+  };
+}

@@ -1,0 +1,211 @@
+/**
+ * The one credit/backpressure relay of aivaultd's main thread, shared by every transport (unix-socket
+ * frames in socket-server.ts, /aivault/proxy and /v/… in http-server.ts, the /aivault/ws relay).
+ *
+ * A request worker may post one chunk per credit (src/core/threads/call-port.ts). `Credits` gives a credit
+ * back for every chunk written while the client's send buffer has room, and owes it while the buffer is
+ * over its high-water mark; `drained()` (the transport's drain/writable event) pays what is owed. So a
+ * client that stops reading stops its upstream, and the daemon holds at most a window of chunks for it.
+ *
+ * `CallRelay` routes one call's worker messages (head/chunk/end/full/error) to a transport's `RelaySink`
+ * with those credits, delivers at most one terminal message, and cancels the call (abort plus one credit,
+ * which wakes a worker waiting for credit so it sees the abort). Main thread only; it holds response bytes
+ * in transit, never a secret.
+ */
+import type { WireError } from '../core/errors.js';
+import type { HeaderList } from '../core/broker/types.js';
+import type { WorkerToMain } from '../core/threads/call-port.js';
+import type { Timings } from '../core/threads/server-timing.js';
+import type { CallHandlers, InvokeTask } from '../pool/pool.js';
+import { tapCall } from './call-events-tap.js';
+import type { CallTransport } from './call-events.js';
+
+/** What a relay needs from a call: a worker call (pool.startCall) or a WebSocket relay (pool.startWs). */
+export interface CreditSource {
+  grant(n: number): void;
+  abort(): void;
+}
+
+/** Credit accounting for one call on one client connection. */
+export class Credits {
+  /** Credits held back while the client's buffer is full. */
+  private owed = 0;
+
+  /**
+   * @param hasRoom the client's send buffer is below its high-water mark
+   * @param onStarved called when a credit is first held back (the transport then waits for drain)
+   */
+  constructor(
+    private readonly source: CreditSource,
+    private readonly hasRoom: () => boolean,
+    private readonly onStarved?: () => void,
+  ) {}
+
+  /** True while credits are held back for this call. */
+  get starved(): boolean {
+    return this.owed > 0;
+  }
+
+  /** One chunk was handed to the client: give its credit back, or owe it while the buffer is full. */
+  written(): void {
+    if (this.owed === 0 && this.hasRoom()) {
+      this.source.grant(1);
+      return;
+    }
+    this.owed++;
+    if (this.owed === 1) this.onStarved?.();
+  }
+
+  /** The client's buffer drained: pay back what is owed (if there is room now). True when paid. */
+  drained(): boolean {
+    if (this.owed === 0 || !this.hasRoom()) return false;
+    const n = this.owed;
+    this.owed = 0;
+    this.source.grant(n);
+    return true;
+  }
+
+  /** Stop the call: abort, plus one credit so a worker waiting for credit wakes and sees the abort. */
+  cancel(): void {
+    this.owed = 0;
+    this.source.abort();
+    this.source.grant(1);
+  }
+}
+
+/** A transport's side of one call: where its answer goes. Each method writes; none decides policy. */
+export interface RelaySink {
+  /** `timing`: the worker's stage breakdown until the head (Server-Timing), when measured. */
+  head(status: number, headers: HeaderList, timing?: Timings): void;
+  /** One piece of a streamed body (the relay accounts its credit). */
+  chunk(data: Uint8Array): void;
+  end(scrubbed: number | undefined, timing?: Timings): void;
+  /** A whole response in one message (a non-stream call, or a small streamed one the worker coalesced). */
+  full(
+    status: number,
+    headers: HeaderList,
+    body: Uint8Array,
+    scrubbed: number | undefined,
+    timing?: Timings,
+  ): void;
+  /** The call failed; `headSent`: a head already went out (the transport can only cut the body). */
+  error(error: WireError, headSent: boolean): void;
+  /** Called once, after the terminal message was delivered or the call was stopped. */
+  finished?(): void;
+  /** The call started (true) or stopped (false) waiting for an operator's approval. */
+  awaitingApproval?(waiting: boolean): void;
+}
+
+/**
+ * One call's relay: pass it as the call's handlers to pool.startCall, then `bind` the handle. Messages
+ * never arrive before `bind` (they come from another thread, after the current turn).
+ */
+export class CallRelay {
+  private credits: Credits | undefined;
+  private headSent = false;
+  private done = false;
+
+  constructor(
+    private readonly sink: RelaySink,
+    private readonly hasRoom: () => boolean,
+    private readonly onStarved?: (relay: CallRelay) => void,
+  ) {}
+
+  bind(source: CreditSource): this {
+    this.credits = new Credits(source, this.hasRoom, this.onStarved && (() => this.onStarved?.(this)));
+    return this;
+  }
+
+  get finished(): boolean {
+    return this.done;
+  }
+
+  get starved(): boolean {
+    return this.credits?.starved ?? false;
+  }
+
+  /** The worker's message for this call. */
+  onMessage(msg: Exclude<WorkerToMain, { t: 'need-crypto' }>): void {
+    if (this.done) return;
+    switch (msg.t) {
+      case 'head':
+        this.headSent = true;
+        this.sink.head(msg.status, msg.headers, msg.timing);
+        return;
+      case 'chunk':
+        this.sink.chunk(new Uint8Array(msg.data));
+        this.credits?.written();
+        return;
+      case 'end':
+        this.finish();
+        this.sink.end(msg.scrubbed, msg.timing);
+        this.sink.finished?.();
+        return;
+      case 'full':
+        this.finish();
+        this.sink.full(msg.status, msg.headers, new Uint8Array(msg.body), msg.scrubbed, msg.timing);
+        this.sink.finished?.();
+        return;
+      case 'error':
+        this.finish();
+        this.sink.error(msg.error, this.headSent);
+        this.sink.finished?.();
+        return;
+    }
+  }
+
+  /** The worker waits (or stopped waiting) for an operator's approval of this call. */
+  onApprovalWait(waiting: boolean): void {
+    if (!this.done) this.sink.awaitingApproval?.(waiting);
+  }
+
+  /** The client drained: pay back owed credits. */
+  drained(): boolean {
+    return this.credits?.drained() ?? false;
+  }
+
+  /** Cancel the call; its terminal message (an error) is still delivered to the sink. */
+  cancel(): void {
+    if (!this.done) this.credits?.cancel();
+  }
+
+  /** Cancel the call and deliver nothing more (the client is gone, or the call was answered otherwise). */
+  stop(): void {
+    if (this.done) return;
+    this.credits?.cancel();
+    this.finish();
+    this.sink.finished?.();
+  }
+
+  /** Whether a head already went out to the client. */
+  get answered(): boolean {
+    return this.headSent;
+  }
+
+  private finish(): void {
+    this.done = true;
+  }
+}
+
+/** What startRelayedCall needs of the pool (DaemonPool.startCall). */
+export interface CallStarter {
+  startCall(task: InvokeTask, handlers: CallHandlers): CreditSource;
+}
+
+/**
+ * Dispatch one call (an envelope, a JSON envelope, or a passthrough request: see CallRequest) and relay its
+ * answer into `sink`. Every transport starts its calls here, so a new listener (e.g. a CONNECT proxy) gets
+ * the same credits, cancel and terminal semantics. Throws what startCall throws (daemon_busy, …).
+ */
+export function startRelayedCall(
+  pool: CallStarter,
+  task: InvokeTask,
+  sink: RelaySink,
+  hasRoom: () => boolean,
+  onStarved?: (relay: CallRelay) => void,
+  transport?: CallTransport,
+): CallRelay {
+  const relay = new CallRelay(sink, hasRoom, onStarved);
+  // Call events (dashboard live view): the same handlers when nobody listens.
+  return relay.bind(pool.startCall(task, tapCall(task, relay, transport)));
+}

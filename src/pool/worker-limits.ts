@@ -1,0 +1,42 @@
+/**
+ * V8 heap limits for aivaultd's worker threads (request workers and the crypto worker), read on the
+ * daemon's main thread when the pool starts them. Why: without a limit each worker may grow to V8's
+ * default old space (far beyond what a broker needs), and a leak in one worker would eat the machine
+ * before anything notices; with it, a runaway worker dies with ERR_WORKER_OUT_OF_MEMORY and the pool
+ * replaces it (issue 12: idle RSS ≤ 120 MB, ≤ 150 MB at 1,000 open streams). Request and response bodies
+ * are Buffers (memory outside the V8 heap), so the limit bounds the JS objects, not the bytes relayed.
+ *
+ * Young generation (`maxYoungGenerationSizeMb`, $AIVAULTD_WORKER_YOUNG_MB, default 8): V8 sizes each
+ * isolate's new space up to 3 × 16 MB semi-spaces on 64-bit and grows it under load; a broker's per-call
+ * garbage is short-lived and small, so a smaller nursery costs a few more (cheap) scavenges and saves tens
+ * of MB per worker under load (bench/PROFILE.md, Memory).
+ */
+import type { ResourceLimits } from 'node:worker_threads';
+import { AivaultError } from '../core/errors.js';
+
+export const WORKER_HEAP_ENV = 'AIVAULTD_WORKER_HEAP_MB';
+export const DEFAULT_WORKER_HEAP_MB = 96;
+/** Below this a worker cannot even load its modules and the pool would restart it forever. */
+const MIN_WORKER_HEAP_MB = 32;
+export const WORKER_YOUNG_ENV = 'AIVAULTD_WORKER_YOUNG_MB';
+export const DEFAULT_WORKER_YOUNG_MB = 8;
+const MIN_WORKER_YOUNG_MB = 2;
+
+/** The limits for one worker: old space from $AIVAULTD_WORKER_HEAP_MB (default 96 MB), young space from
+ * $AIVAULTD_WORKER_YOUNG_MB (default 8 MB). */
+export function workerResourceLimits(env: NodeJS.ProcessEnv = process.env): ResourceLimits {
+  return {
+    maxOldGenerationSizeMb: megabytes(env, WORKER_HEAP_ENV, DEFAULT_WORKER_HEAP_MB, MIN_WORKER_HEAP_MB),
+    maxYoungGenerationSizeMb: megabytes(env, WORKER_YOUNG_ENV, DEFAULT_WORKER_YOUNG_MB, MIN_WORKER_YOUNG_MB),
+  };
+}
+
+function megabytes(env: NodeJS.ProcessEnv, name: string, def: number, min: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  const mb = Number(raw);
+  if (!Number.isInteger(mb) || mb < min) {
+    throw new AivaultError('usage', `${name}=${raw}: must be a whole number of megabytes, at least ${min}`);
+  }
+  return mb;
+}

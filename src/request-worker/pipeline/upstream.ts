@@ -1,0 +1,272 @@
+/**
+ * Upstream transport: undici Agents (keep-alive pool per origin, HTTP/1.1 + HTTP/2) whose connector
+ * refuses forbidden addresses AT CONNECT TIME (after DNS), so DNS rebinding cannot bypass the guard.
+ * Never follows redirects (a 3xx goes back to the caller; auth never travels to another host).
+ * Holds client-cert material only inside the TLS options of an mTLS Agent; never logs it.
+ */
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { createHash } from 'node:crypto';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
+import { AivaultError } from '../../core/errors.js';
+import type { DevOverrides } from '../../core/config/env.js';
+import { isForbiddenAddress } from '../../core/broker/addresses.js';
+
+/** Brand on errors raised by the address guard, so they map to policy_violation rather than unreachable. */
+export const FORBIDDEN_ADDRESS_CODE = 'AIVAULT_FORBIDDEN_ADDRESS';
+
+export interface ClientCert {
+  /** PEM certificate chain and private key, from the mtls auth output. */
+  readonly cert: string;
+  readonly key: string;
+  /** Extra PEM CA(s) to verify this upstream with, on top of the default roots (and the dev CA). */
+  readonly ca?: string;
+}
+
+export interface UpstreamOptions {
+  /** Honoured dev overrides (only for a verified dev vault), else undefined. */
+  readonly dev?: DevOverrides;
+  readonly connectTimeoutMs?: number;
+  readonly headersTimeoutMs?: number;
+  readonly bodyTimeoutMs?: number;
+  readonly keepAliveTimeoutMs?: number;
+  /** DNS resolver (default dns.lookup with all: true). Tests inject answers to simulate rebinding. */
+  readonly resolve?: Resolver;
+}
+
+export type Resolver = (hostname: string) => Promise<LookupAddress[]>;
+
+const systemResolver: Resolver = (hostname) =>
+  new Promise((resolve, reject) => {
+    dnsLookup(hostname, { all: true }, (err, addresses) => (err ? reject(err) : resolve(addresses)));
+  });
+
+export interface UpstreamRequest {
+  readonly host: string;
+  readonly port: number;
+  readonly method: string;
+  /** Path plus `?query` (already normalized and auth-injected). */
+  readonly pathAndQuery: string;
+  readonly headers: readonly (readonly [string, string])[];
+  readonly body?: Dispatcher.DispatchOptions['body'];
+  readonly signal?: AbortSignal;
+  readonly clientCert?: ClientCert;
+}
+
+type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  address: string | LookupAddress[],
+  family?: number,
+) => void;
+
+function forbidden(host: string): NodeJS.ErrnoException {
+  const err = new Error(
+    `refusing to connect to ${host}: it resolves to a forbidden address`,
+  ) as NodeJS.ErrnoException;
+  err.code = FORBIDDEN_ADDRESS_CODE;
+  return err;
+}
+
+/**
+ * dns.lookup wrapper: resolves every address and refuses the connection when ANY of them is forbidden
+ * (a rebinding answer mixing a public and a private address fails closed). A dev-mapped host resolves
+ * to the operator's explicit address, which is allowed even on loopback.
+ */
+export function createGuardedLookup(dev: DevOverrides | undefined, resolver: Resolver = systemResolver) {
+  return function guardedLookup(
+    hostname: string,
+    options: { all?: boolean; family?: number } | number,
+    callback: LookupCallback,
+  ): void {
+    const all = typeof options === 'object' && options.all === true;
+    const mapped = dev?.resolve.get(hostname.toLowerCase());
+    const answer = (addresses: LookupAddress[]): void => {
+      const first = addresses[0];
+      if (!first) return callback(forbidden(hostname), all ? [] : '', 0);
+      if (all) callback(null, addresses);
+      else callback(null, first.address, first.family);
+    };
+    if (mapped) {
+      return answer([{ address: mapped.address, family: isIP(mapped.address) === 6 ? 6 : 4 }]);
+    }
+    resolver(hostname).then(
+      (addresses) => {
+        if (addresses.length === 0 || addresses.some((a) => isForbiddenAddress(a.address))) {
+          return callback(forbidden(hostname), all ? [] : '', 0);
+        }
+        answer(addresses);
+      },
+      (err: NodeJS.ErrnoException) => callback(err, all ? [] : '', 0),
+    );
+  };
+}
+
+/** Told how long each new upstream connection took to establish (or fail): /metrics in the daemon. */
+let connectObserver: ((ms: number) => void) | undefined;
+
+/** Set (or clear) this thread's connect observer (the request worker feeds its metrics with it). */
+export function setConnectObserver(observer: ((ms: number) => void) | undefined): void {
+  connectObserver = observer;
+}
+
+export class Upstream {
+  private readonly agents = new Map<string, Agent>();
+  private readonly dev: DevOverrides | undefined;
+  private readonly opts: UpstreamOptions;
+  private readonly ca: string[] | undefined;
+
+  constructor(opts: UpstreamOptions = {}) {
+    this.opts = opts;
+    this.dev = opts.dev;
+    if (this.dev?.caCertPath) {
+      let extra: string;
+      try {
+        extra = readFileSync(this.dev.caCertPath, 'utf8');
+      } catch {
+        throw new AivaultError(
+          'invalid_request',
+          `cannot read AIVAULT_DEV_CA_CERT_PATH ${this.dev.caCertPath}`,
+        );
+      }
+      this.ca = [...rootCertificates, extra];
+    }
+  }
+
+  private agentFor(cert: ClientCert | undefined): Agent {
+    // One Agent (own connection pool + TLS context) per client identity: keyed by a digest of the cert, key
+    // and extra CA, so connections are never shared between identities and no PEM is kept as a map key.
+    const key = cert
+      ? createHash('sha256')
+          .update(cert.cert)
+          .update('\0')
+          .update(cert.key)
+          .update('\0')
+          .update(cert.ca ?? '')
+          .digest('hex')
+      : 'default';
+    let agent = this.agents.get(key);
+    if (agent) return agent;
+    const allowH2 = !this.dev?.http1Only;
+    const lookup = createGuardedLookup(this.dev, this.opts.resolve);
+    // Build the TLS context ONCE per Agent: passing `ca`/`cert` per connection would make Node parse the
+    // whole root store again for every TLS handshake.
+    let secureContext: SecureContext | undefined;
+    const ca = cert?.ca !== undefined ? [...(this.ca ?? rootCertificates), cert.ca] : this.ca;
+    if (ca || cert) {
+      secureContext = createSecureContext({
+        ...(ca ? { ca } : {}),
+        ...(cert ? { cert: cert.cert, key: cert.key } : {}),
+      });
+    }
+    const base = buildConnector({
+      allowH2,
+      timeout: this.opts.connectTimeoutMs ?? 10_000,
+      lookup,
+      ...(secureContext ? { secureContext } : {}),
+    } as buildConnector.BuildOptions);
+    const dev = this.dev;
+    const dial: buildConnector.connector = (options, callback) => {
+      const mapped = dev?.resolve.get(options.hostname.toLowerCase());
+      if (mapped) {
+        // The operator mapped this host explicitly: dial the mapped port; SNI/Host stay the real name.
+        return base({ ...options, port: String(mapped.port), servername: options.hostname }, callback);
+      }
+      // IP literals skip DNS (net never calls lookup for them), so check them here.
+      const bare = options.hostname.replace(/^\[|\]$/g, '');
+      if (isIP(bare) !== 0 && isForbiddenAddress(bare)) return callback(forbidden(options.hostname), null);
+      return base(options, callback);
+    };
+    // Connections are per origin and kept alive: timing each one costs nothing per request.
+    const connect: buildConnector.connector = (options, callback) => {
+      const observe = connectObserver;
+      if (!observe) return dial(options, callback);
+      const started = performance.now();
+      return dial(options, ((err: Error | null, socket: unknown) => {
+        observe(performance.now() - started);
+        (callback as (e: Error | null, s: unknown) => void)(err, socket);
+      }) as typeof callback);
+    };
+    agent = new Agent({
+      connect,
+      allowH2,
+      keepAliveTimeout: this.opts.keepAliveTimeoutMs ?? 30_000,
+      headersTimeout: this.opts.headersTimeoutMs ?? 60_000,
+      bodyTimeout: this.opts.bodyTimeoutMs ?? 120_000,
+    });
+    this.agents.set(key, agent);
+    return agent;
+  }
+
+  /** Send one request. Redirects are never followed. Errors are mapped to AivaultError codes. */
+  async request(req: UpstreamRequest): Promise<Dispatcher.ResponseData> {
+    const origin = req.port === 443 ? `https://${req.host}` : `https://${req.host}:${req.port}`;
+    const headers: string[] = [];
+    for (const [n, v] of req.headers) headers.push(n, v);
+    try {
+      return await this.agentFor(req.clientCert).request({
+        origin,
+        path: req.pathAndQuery,
+        method: req.method as Dispatcher.HttpMethod,
+        headers,
+        body: req.body ?? null,
+        signal: req.signal,
+      });
+    } catch (err) {
+      throw mapUpstreamError(err, req.host, req.signal);
+    }
+  }
+
+  async close(): Promise<void> {
+    const agents = [...this.agents.values()];
+    this.agents.clear();
+    await Promise.all(agents.map((a) => a.destroy().catch(() => undefined)));
+  }
+}
+
+const UNREACHABLE_MESSAGES: Readonly<Record<string, string>> = Object.freeze({
+  UND_ERR_CONNECT_TIMEOUT: 'timed out connecting',
+  UND_ERR_HEADERS_TIMEOUT: 'timed out waiting for response headers',
+  UND_ERR_BODY_TIMEOUT: 'timed out waiting for the response body',
+  UND_ERR_SOCKET: 'connection failed',
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'DNS lookup failed',
+  ETIMEDOUT: 'connection timed out',
+  EPIPE: 'connection closed',
+});
+
+/** Any transport failure → a stable code with a message naming the host, never a header or body. */
+export function mapUpstreamError(err: unknown, host: string, signal?: AbortSignal): AivaultError {
+  if (err instanceof AivaultError) return err;
+  const e = err as (Error & { code?: string; cause?: { code?: string } }) | undefined;
+  const code = e?.code ?? e?.cause?.code;
+  if (code === FORBIDDEN_ADDRESS_CODE || e?.cause?.code === FORBIDDEN_ADDRESS_CODE) {
+    return new AivaultError(
+      'policy_violation',
+      `refused to connect to ${host}: it resolves to a private, loopback, link-local or metadata address`,
+    );
+  }
+  if (signal?.aborted) {
+    const reason = signal.reason as unknown;
+    if (reason instanceof AivaultError) return reason;
+    return new AivaultError('upstream_unreachable', `request to ${host} was cancelled`);
+  }
+  if (e?.name === 'AbortError' || code === 'UND_ERR_ABORTED') {
+    return new AivaultError('upstream_unreachable', `request to ${host} was cancelled`);
+  }
+  if (
+    (typeof code === 'string' && code.startsWith('ERR_TLS')) ||
+    /certificate|self[- ]signed/i.test(e?.message ?? '')
+  ) {
+    return new AivaultError('upstream_unreachable', `TLS handshake with ${host} failed`);
+  }
+  const why = (code && UNREACHABLE_MESSAGES[code]) ?? 'request failed';
+  return new AivaultError(
+    'upstream_unreachable',
+    `upstream ${host}: ${why}`,
+    code ? { cause: code } : undefined,
+  );
+}
