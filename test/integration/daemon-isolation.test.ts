@@ -100,7 +100,7 @@ describe('request workers hold no key', () => {
     const opts = fx.daemon.pool.piscina.options;
     const data = opts.workerData as Record<string, string>;
     const entry = data.__aivaultWorker ?? (opts.filename as string);
-    expect(entry).toMatch(/request-worker\.(ts|js)$/);
+    expect(entry).toMatch(/request-worker\/entry\.(ts|js)$/);
     expect(fileURLToPath(new URL(entry.startsWith('file:') ? entry : `file://${entry}`))).not.toMatch(
       /crypto/,
     );
