@@ -1,6 +1,7 @@
 /**
  * The one credit/backpressure relay of aivaultd's main thread, shared by every transport (unix-socket
- * frames in socket-server.ts, /aivault/proxy and /v/… in http-server.ts, the /aivault/ws relay).
+ * frames in socket-server.ts, /aivault/proxy and /v/… in http/call-routes.ts, the /aivault/ws relay in
+ * http/ws-relay.ts).
  *
  * A request worker may post one chunk per credit (src/core/threads/call-port.ts). `Credits` gives a credit
  * back for every chunk written while the client's send buffer has room, and owes it while the buffer is

@@ -24,7 +24,7 @@ import {
 import { isAivaultError } from '../../src/core/errors.js';
 import { extractToken, splitPassthroughPath } from '../../src/front/http-passthrough.js';
 import { brokerFileSchema, emptyCapabilitiesFile, parseStoreFile } from '../../src/stores/catalog/schema.js';
-import { buildSnapshot } from '../../src/stores/catalog/catalog.js';
+import { buildSnapshot } from '../../src/stores/catalog/snapshot.js';
 import { capabilityFromRegistry } from '../../src/core/broker/resolve-capability.js';
 import { registry } from '../../src/core/registry/index.js';
 

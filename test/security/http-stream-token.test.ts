@@ -2,7 +2,7 @@
  * Issue 19 finding 5 (streams and tokens): a caller starts a long HTTP stream (an SSE answer through
  * `POST /aivault/proxy` or `/v/{credential}/…`) with a short-lived proxy token, or one the operator then
  * revokes, and keeps reading after the token is dead. Stopped by: open HTTP streams are re-checked with the
- * WebSocket relays (src/front/http-server.ts `recheckTokens`) and cut when their token expires or is
+ * WebSocket relays (src/front/http/proxy-tokens.ts `recheckTokens`) and cut when their token expires or is
  * revoked; the cut is audited.
  */
 import { request } from 'node:http';

@@ -58,7 +58,7 @@ export interface DashboardContext {
   readonly auth: DashboardAuth;
   readonly allowRemote: boolean;
   readonly vaultDir: string;
-  /** The listener's common start of a request (abort tracking, framing, peer check): http-server.ts. */
+  /** The listener's common start of a request (abort tracking, framing, peer check): http/request-start.ts */
   readonly begin: (res: HttpResponse, req: HttpRequest) => { st: ReqState; peer: string } | undefined;
   readonly snapshot: () => Promise<BrokerSnapshot>;
   readonly auditLog: AuditLog;

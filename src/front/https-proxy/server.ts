@@ -41,7 +41,8 @@ import type { DaemonPool } from '../../pool/pool.js';
 import { startRelayedCall, type CallRelay, type RelaySink } from '../relay.js';
 import type { CallRequest } from '../../core/threads/call-port.js';
 import { isLoopbackPeer } from '../http-passthrough.js';
-import { PASSTHROUGH_DROP, WS_TOKEN_RECHECK_MS } from '../http-server.js';
+import { PASSTHROUGH_DROP } from '../http/call-routes.js';
+import { WS_TOKEN_RECHECK_MS } from '../http/proxy-tokens.js';
 import { sendableCloseCode, WS_MAX_UNACKED_BYTES, type WsConnect } from '../../core/threads/ws-protocol.js';
 import {
   parseConnectTarget,
@@ -223,7 +224,7 @@ export async function startHttpsProxy(
   };
 
   /**
-   * Open CONNECTs by token. Like the /aivault/ws relay (http-server.ts), a tunnel is authorised by its
+   * Open CONNECTs by token. Like the /aivault/ws relay (http/ws-relay.ts), a tunnel is authorised by its
    * token for as long as it is open: a timer re-checks the tokens of open tunnels and closes every one
    * whose token expired or was revoked (keep-alive connections, in-flight streams and WebSockets with it).
    */

@@ -11,134 +11,38 @@
  * workers, the daemon's operator executor, the in-process CLI).
  *
  * The AuditEvent type has no field that can hold a secret value, and `append` copies only the known
- * fields (an object carrying extra properties cannot smuggle one in). `note` is for fixed, non-secret
- * text only.
+ * fields (audit-event.ts). Lines are sealed and chained per writer when the audit key is available
+ * (audit-chain.ts). Reading and verifying: audit-reader.ts; the day files and retention: day-files.ts.
  *
  * Failure rule: when a line cannot be written (ENOSPC, EIO, EACCES…) `append` throws
  * AivaultError('internal') naming the file and the errno. Callers audit AFTER the change is committed, so
  * the error tells the operator that the change happened but was not recorded; it is never swallowed.
  *
- * Open descriptor (`keepOpen`, used by the daemon's request workers and in-process pipeline): the day
- * file stays open between appends instead of open+write+close per line (that was ~24% of a request
- * worker's busy time, bench/PROFILE.md). Same guarantees: whole lines in one `write` on an O_APPEND
- * descriptor; the line is on its way to the kernel before `append` resolves (same durability as before:
- * written, not fsync'd). A new UTC day is noticed in memory (the day file's name comes from the event's
- * timestamp) and rolls to the new file at once. A deleted file (retention, an operator's rm) or a replaced
- * one (logrotate's rename + create) is noticed by a `stat` of the path at most once per `recheckMs`
- * (default 1 s, monotonic clock) and reopens the path: a `stat` before every write was one `statx` per
- * request on the warm path (issue 12); lines written in the ≤ 1 s between a hand deletion and the next
- * check go to the unlinked inode, the same as any writer that keeps its log open (logrotate's
- * copytruncate mode loses nothing). `close()` must be called when the owner shuts down; closing waits for
- * writes in flight (FileHandle semantics), so a descriptor number is never reused under a write.
+ * Open descriptor (`keepOpen`): the day file stays open between appends (day-file-writer.ts, with how a
+ * deleted or rotated file is noticed). `close()` must be called when the owner shuts down.
  *
  * Retention: on append, at most once per process per UTC day, day files beyond
  * config.auditRetentionDays are deleted oldest first. AIVAULT_DISABLE_DISK_LOGS → nothing is written and
  * `list` returns [].
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, constants as fsc, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Scope } from '../../core/broker/types.js';
 import type { Config } from '../../core/config/env.js';
 import { AivaultError } from '../../core/errors.js';
 import type { VaultPaths } from '../vault/paths.js';
-import { DIR_MODE, FILE_MODE, ensureDir } from '../vault/store.js';
-import {
-  keyIdOf,
-  sealLine,
-  unsealLine,
-  verifyChain,
-  type DayFileText,
-  type VerifyResult,
-} from './audit-chain.js';
+import { keyIdOf, sealLine, type VerifyResult } from './audit-chain.js';
+import { sanitizeEvent, utcDay, type AuditEvent, type AuditInput } from './audit-event.js';
+import { listEvents, verifyDayFiles, type AuditListOptions } from './audit-reader.js';
+import { dayFilePath, lastMacOf, pruneDayFiles } from './day-files.js';
+import { DayFileWriter } from './day-file-writer.js';
 
-export interface AuditEvent {
-  readonly tsMs: number;
-  readonly kind: string;
-  readonly actor?: string;
-  readonly secretId?: string;
-  readonly secretName?: string;
-  readonly scope?: Scope;
-  readonly capability?: string;
-  readonly credential?: string;
-  readonly provider?: string;
-  readonly host?: string;
-  readonly method?: string;
-  readonly path?: string;
-  readonly status?: number;
-  readonly durationMs?: number;
-  readonly workspaceId?: string;
-  readonly groupId?: string;
-  readonly clientIp?: string;
-  readonly errorCode?: string;
-  readonly note?: string;
-  /** response.scrubbed: how many reflected secret values were replaced. */
-  readonly count?: number;
-  /** response.scrubbed: comma-separated encoding kinds found (raw, base64, hex…), never a value. */
-  readonly encodings?: string;
-}
+// The audit log's public surface stays importable from here (many modules import it from this file).
+export { sanitizeEvent, utcDay, type AuditEvent, type AuditInput } from './audit-event.js';
+export type { AuditListOptions } from './audit-reader.js';
+export { ensureAuditDir } from './day-files.js';
 
-export type AuditInput = Omit<AuditEvent, 'tsMs'> & { readonly tsMs?: number };
-
-const STRING_FIELDS = [
-  'kind',
-  'actor',
-  'secretId',
-  'secretName',
-  'capability',
-  'credential',
-  'provider',
-  'host',
-  'method',
-  'path',
-  'workspaceId',
-  'groupId',
-  'clientIp',
-  'errorCode',
-  'note',
-  'encodings',
-] as const;
-const NUMBER_FIELDS = ['status', 'durationMs', 'count'] as const;
-const MAX_FIELD = 2048;
-
-const DAY_FILE_RE = /^events-(\d{4}-\d{2}-\d{2})\.jsonl$/;
 /** auditDir → UTC day of the last retention sweep (once per process per day). */
 const prunedOn = new Map<string, string>();
-
-export function utcDay(tsMs: number): string {
-  return new Date(tsMs).toISOString().slice(0, 10);
-}
-
-/** Copy only the known fields, with sane types and bounded lengths. */
-export function sanitizeEvent(input: AuditInput, now = Date.now()): AuditEvent {
-  const out: Record<string, unknown> = {
-    tsMs: typeof input.tsMs === 'number' ? Math.trunc(input.tsMs) : now,
-  };
-  const src = input as Record<string, unknown>;
-  for (const f of STRING_FIELDS) {
-    const v = src[f];
-    if (typeof v === 'string') out[f] = v.length > MAX_FIELD ? `${v.slice(0, MAX_FIELD)}…` : v;
-  }
-  for (const f of NUMBER_FIELDS) {
-    const v = src[f];
-    if (typeof v === 'number' && Number.isFinite(v)) out[f] = v;
-  }
-  const s = input.scope;
-  if (s && typeof s === 'object' && typeof s.kind === 'string') {
-    out.scope = {
-      kind: s.kind,
-      ...(typeof s.workspaceId === 'string' ? { workspaceId: s.workspaceId } : {}),
-      ...(typeof s.groupId === 'string' ? { groupId: s.groupId } : {}),
-    };
-  }
-  return out as unknown as AuditEvent;
-}
-
-export interface AuditListOptions {
-  readonly limit?: number;
-  /** Only events strictly older than this. */
-  readonly beforeTsMs?: number;
-}
 
 export interface AuditLogOptions {
   /** Keep the day file open between appends (call `close()` on shutdown). */
@@ -167,28 +71,12 @@ interface QueuedLine {
   reject(err: unknown): void;
 }
 
-interface OpenDayFile {
-  readonly file: string;
-  readonly fh: fsp.FileHandle;
-  readonly dev: number;
-  readonly ino: number;
-}
-
-const APPEND_FLAGS = fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT;
-
 export class AuditLog {
   readonly dir: string;
   readonly #disabled: boolean;
   readonly #retentionDays: number;
-  readonly #keepOpen: boolean;
-  readonly #recheckMs: number;
-  /** performance.now() of the last check that the open day file is still what its path names. */
-  #checkedAt = 0;
-  #dirReady = false;
-  /** keepOpen: the open day file, and an open in progress (one at a time). */
-  #open: OpenDayFile | undefined;
-  #opening: { readonly file: string; readonly p: Promise<OpenDayFile> } | undefined;
-  #closed = false;
+  /** Writes batches of whole lines to the day files (kept open or not). */
+  readonly #files: DayFileWriter;
   /** Chain state of this writer (see audit-chain.ts). */
   readonly #writer = randomBytes(8).toString('hex');
   #seq = 0;
@@ -206,8 +94,11 @@ export class AuditLog {
     this.dir = paths.auditDir;
     this.#disabled = config.disableDiskLogs;
     this.#retentionDays = config.auditRetentionDays;
-    this.#keepOpen = opts.keepOpen === true;
-    this.#recheckMs = Math.max(0, opts.recheckMs ?? DEFAULT_RECHECK_MS);
+    this.#files = new DayFileWriter(
+      this.dir,
+      opts.keepOpen === true,
+      Math.max(0, opts.recheckMs ?? DEFAULT_RECHECK_MS),
+    );
     this.#sealKey = opts.sealKey;
   }
 
@@ -216,7 +107,7 @@ export class AuditLog {
   }
 
   fileFor(tsMs: number): string {
-    return join(this.dir, `events-${utcDay(tsMs)}.jsonl`);
+    return dayFilePath(this.dir, tsMs);
   }
 
   async append(input: AuditInput): Promise<AuditEvent | undefined> {
@@ -328,8 +219,7 @@ export class AuditLog {
           const bytes =
             run.length === 1 ? (run[0] as QueuedLine).line : Buffer.concat(run.map((q) => q.line));
           try {
-            if (this.#keepOpen && !this.#closed) await this.#appendOpen(file, bytes);
-            else await this.#appendOnce(file, bytes);
+            await this.#files.write(file, bytes);
             for (const q of run) q.resolve();
           } catch (err) {
             for (const q of run) q.reject(err);
@@ -343,133 +233,13 @@ export class AuditLog {
   }
 
   /** Check every day file's seals and chains (see audit-chain.ts) with the audit key. */
-  async verify(key: Uint8Array): Promise<VerifyResult> {
-    const files: DayFileText[] = [];
-    for (const name of await this.#dayFiles()) {
-      const m = DAY_FILE_RE.exec(name);
-      files.push({ name, day: m?.[1] ?? '', text: await fsp.readFile(join(this.dir, name), 'utf8') });
-    }
-    return verifyChain(key, files);
+  verify(key: Uint8Array): Promise<VerifyResult> {
+    return verifyDayFiles(this.dir, key);
   }
 
   /** Close the kept-open day file (waits for writes in flight). Later appends open+close per line. */
-  async close(): Promise<void> {
-    this.#closed = true;
-    const opening = this.#opening?.p;
-    const cur = this.#open;
-    this.#open = undefined;
-    await Promise.all([cur?.fh.close().catch(() => undefined), opening?.catch(() => undefined)]);
-  }
-
-  async #openFile(file: string): Promise<fsp.FileHandle> {
-    // mkdir once per AuditLog, again only if the directory vanished: a recursive mkdir of an existing
-    // dir cost ~12% of a request worker's busy time under load (bench/PROFILE.md).
-    if (!this.#dirReady) await fsp.mkdir(this.dir, { recursive: true, mode: DIR_MODE });
-    const fh = await fsp.open(file, APPEND_FLAGS, FILE_MODE).catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-      await fsp.mkdir(this.dir, { recursive: true, mode: DIR_MODE });
-      return fsp.open(file, APPEND_FLAGS, FILE_MODE);
-    });
-    this.#dirReady = true;
-    return fh;
-  }
-
-  static async #writeLine(fh: fsp.FileHandle, line: Buffer): Promise<void> {
-    const { bytesWritten } = await fh.write(line, 0, line.length);
-    if (bytesWritten !== line.length) {
-      throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
-    }
-  }
-
-  async #appendOnce(file: string, line: Buffer): Promise<void> {
-    const fh = await this.#openFile(file);
-    try {
-      await AuditLog.#writeLine(fh, line);
-    } finally {
-      await fh.close();
-    }
-  }
-
-  /**
-   * The open day file if it is still what `file` names, else undefined. Same day: compared in memory.
-   * Same inode: checked with a sync `stat` (~1 µs) only when `recheckMs` has passed since the last check,
-   * so a warm writer makes no filesystem call besides its batched `write`.
-   */
-  #current(file: string): OpenDayFile | undefined {
-    const cur = this.#open;
-    if (!cur || cur.file !== file) return undefined;
-    const now = performance.now();
-    if (now - this.#checkedAt < this.#recheckMs) return cur;
-    try {
-      const st = statSync(file, { throwIfNoEntry: false });
-      if (st && st.ino === cur.ino && st.dev === cur.dev) {
-        this.#checkedAt = now;
-        return cur;
-      }
-    } catch {
-      // unreadable path: reopen, which reports the real error
-    }
-    return undefined;
-  }
-
-  /** Open `file` as the day file (shared by concurrent appends) and release the previous one. */
-  #reopen(file: string): Promise<OpenDayFile> {
-    if (this.#opening?.file === file) return this.#opening.p;
-    const p = (async (): Promise<OpenDayFile> => {
-      const fh = await this.#openFile(file);
-      let next: OpenDayFile;
-      try {
-        const st = await fh.stat();
-        next = { file, fh, dev: st.dev, ino: st.ino };
-      } catch (err) {
-        await fh.close().catch(() => undefined);
-        throw err;
-      }
-      if (this.#closed) {
-        await fh.close().catch(() => undefined);
-        throw Object.assign(new Error('audit log closed'), { code: 'EBADF' });
-      }
-      const old = this.#open;
-      this.#open = next;
-      this.#checkedAt = performance.now(); // just opened by path: it is what the path names
-      // FileHandle.close waits for that handle's writes in flight before the descriptor is released.
-      if (old) void old.fh.close().catch(() => undefined);
-      return next;
-    })();
-    const entry = { file, p };
-    this.#opening = entry;
-    void p
-      .finally(() => {
-        if (this.#opening === entry) this.#opening = undefined;
-      })
-      .catch(() => undefined);
-    return p;
-  }
-
-  async #appendOpen(file: string, line: Buffer): Promise<void> {
-    // The write is issued in the same tick as the check (no await between): a concurrent reopen or
-    // close() cannot release this handle before the write is pending on it.
-    let fd = this.#current(file);
-    try {
-      fd ??= await this.#reopen(file);
-      await AuditLog.#writeLine(fd.fh, line);
-    } catch (err) {
-      if (this.#closed) return this.#appendOnce(file, line); // raced with shutdown: one-shot write
-      if (fd && this.#open === fd) {
-        this.#open = undefined; // reopen next time (e.g. after ENOSPC or EIO)
-        void fd.fh.close().catch(() => undefined);
-      }
-      throw err;
-    }
-  }
-
-  async #dayFiles(): Promise<string[]> {
-    try {
-      return (await fsp.readdir(this.dir)).filter((n) => DAY_FILE_RE.test(n)).sort();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
+  close(): Promise<void> {
+    return this.#files.close();
   }
 
   async #maybePrune(tsMs: number): Promise<void> {
@@ -482,67 +252,12 @@ export class AuditLog {
   /** Delete day files beyond the retention count, oldest first. Returns the names removed. */
   async prune(): Promise<string[]> {
     if (this.#disabled) return [];
-    const files = await this.#dayFiles();
-    const excess = files.slice(0, Math.max(0, files.length - this.#retentionDays));
-    for (const name of excess) await fsp.rm(join(this.dir, name), { force: true });
-    return excess;
+    return pruneDayFiles(this.dir, this.#retentionDays);
   }
 
   /** Newest first across day files. Unparseable lines (e.g. a torn write after a crash) are skipped. */
   async list(opts: AuditListOptions = {}): Promise<AuditEvent[]> {
     if (this.#disabled) return [];
-    const limit = Math.max(0, Math.trunc(opts.limit ?? 200));
-    const before = opts.beforeTsMs;
-    const out: AuditEvent[] = [];
-    const files = (await this.#dayFiles()).reverse();
-    for (const name of files) {
-      if (out.length >= limit) break;
-      const m = DAY_FILE_RE.exec(name);
-      if (before !== undefined && m?.[1] !== undefined && m[1] > utcDay(before)) continue;
-      let text: string;
-      try {
-        text = await fsp.readFile(join(this.dir, name), 'utf8');
-      } catch {
-        continue;
-      }
-      const events: AuditEvent[] = [];
-      for (const line of text.split('\n')) {
-        if (line === '') continue;
-        try {
-          const ev = sanitizeEvent(JSON.parse(line) as AuditInput, 0);
-          if (before === undefined || ev.tsMs < before) events.push(ev);
-        } catch {
-          // skip a torn or hand-edited line
-        }
-      }
-      events.sort((a, b) => b.tsMs - a.tsMs);
-      out.push(...events.slice(0, limit - out.length));
-    }
-    return out;
+    return listEvents(this.dir, opts);
   }
-}
-
-/** MAC of the last complete sealed line of `file` (reads at most its last 64 KiB), if any. */
-async function lastMacOf(file: string): Promise<string | undefined> {
-  let fh: fsp.FileHandle | undefined;
-  try {
-    fh = await fsp.open(file, 'r');
-    const { size } = await fh.stat();
-    const len = Math.min(size, 64 * 1024);
-    const buf = Buffer.alloc(len);
-    await fh.read(buf, 0, len, size - len);
-    const lines = buf.toString('utf8').split('\n');
-    lines.pop(); // '' after the final newline, or a torn tail
-    const last = lines.pop();
-    return last === undefined ? undefined : unsealLine(last)?.mac;
-  } catch {
-    return undefined; // no file yet
-  } finally {
-    await fh?.close().catch(() => undefined);
-  }
-}
-
-/** Ensure the audit dir exists with 0700 (used by vault init). */
-export async function ensureAuditDir(paths: VaultPaths): Promise<void> {
-  await ensureDir(paths.auditDir);
 }

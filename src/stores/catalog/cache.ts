@@ -7,7 +7,7 @@
 import { statSync } from 'node:fs';
 import type { BrokerSnapshot, SecretInfo } from '../../core/broker/types.js';
 import type { RegistryIndex } from '../../core/registry/types.js';
-import { loadCatalog } from './catalog.js';
+import { loadCatalog } from './snapshot.js';
 import { loadAllRecords, toSecretInfo, toSecretMeta, type VaultPaths } from '../vault/index.js';
 import { perGeneration, type Generation } from '../../core/threads/generation.js';
 
