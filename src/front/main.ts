@@ -36,7 +36,7 @@ import {
 } from '../pool/worker-limits.js';
 import { startVaultWatcher } from './vault-watcher.js';
 import { vaultPaths } from '../stores/vault/paths.js';
-import { startHttpsProxy, type HttpsProxyServer } from './https-proxy/server.js';
+import type { HttpsProxyServer } from './https-proxy/server.js';
 import { HTTPS_PROXY_INFO_FILE } from './https-proxy/paths.js';
 import { vaultTag } from './http-server.js';
 import { parseFleetSettings, type FleetOverrides } from '../stores/fleet/config.js';
@@ -276,6 +276,9 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
   }
   if (proxyAddr) {
     try {
+      // Imported only when enabled: the proxy's CA (node-forge, ~850 KB of source) and its WebSocket
+      // server would otherwise sit in the main thread's heap of every daemon (issue 12, memory).
+      const { startHttpsProxy } = await import('./https-proxy/server.js');
       httpsProxy = await startHttpsProxy(pool, config, {
         ...proxyAddr,
         allowRemote,
