@@ -6,8 +6,9 @@
  * section, through bench/support/driver.ts). Light enough for a shared machine (one daemon, no load).
  *
  *   node --import tsx bench/memory.ts [--root DIR] [--workers 2] [--streams 0] [--events 4]
- *     [--node-flags "--max-semi-space-size=1"] [--env K=V,K=V] [--rounds 1]
+ *     [--node-flags "--max-semi-space-size=1"] [--env K=V,K=V] [--rounds 1] [--settle 1]
  *
+ * --settle: seconds between the warm-up and the idle reading (the bench: 1).
  * --root: the checkout whose dist/ is started (A/B two builds). --rounds: start the daemon this many
  * times and print every reading (RSS is noisy to ±3 MB between starts).
  */
@@ -28,6 +29,7 @@ const WORKERS = Number(arg('workers', '2'));
 const STREAMS = Number(arg('streams', '0'));
 const EVENTS = Number(arg('events', '4'));
 const ROUNDS = Number(arg('rounds', '1'));
+const SETTLE_MS = Number(arg('settle', '1')) * 1000;
 const NODE_FLAGS = arg('node-flags', '').split(' ').filter(Boolean);
 const EXTRA_ENV = Object.fromEntries(
   arg('env', '')
@@ -138,7 +140,7 @@ try {
         );
       }
       c.close();
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise((r) => setTimeout(r, SETTLE_MS));
       const roll = kbFields(`/proc/${pid}/smaps_rollup`);
       const out: Record<string, unknown> = {
         round,

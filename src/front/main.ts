@@ -30,6 +30,7 @@ import { disableDumpable } from './dumpable.js';
 import { writeRunFile } from './run-dir.js';
 import { setPolicySealSource } from '../stores/vault/policy-seal.js';
 import {
+  CRYPTO_WORKER_YOUNG_MB,
   DEFAULT_WORKER_HEAP_MB,
   DEFAULT_WORKER_YOUNG_MB,
   workerResourceLimits,
@@ -365,8 +366,8 @@ Options:
 Environment: AIVAULT_DIR, AIVAULT_FLEET_*, AIVAULTD_SOCKET, AIVAULTD_SOCKET_MODE, AIVAULTD_SOCKET_DIR_MODE, AIVAULTD_WORKERS,
 AIVAULTD_HTTP, AIVAULTD_HTTPS_PROXY, AIVAULTD_HTTP_ALLOW_REMOTE, AIVAULTD_METRICS_OPEN,
 AIVAULTD_WORKER_HEAP_MB (V8 heap limit of each worker thread in MB, default ${DEFAULT_WORKER_HEAP_MB}; a worker
-over it is restarted), AIVAULTD_WORKER_YOUNG_MB (V8 young generation of each worker in MB, default
-${DEFAULT_WORKER_YOUNG_MB}),
+over it is restarted), AIVAULTD_WORKER_YOUNG_MB (V8 young generation of each request worker in MB,
+default ${DEFAULT_WORKER_YOUNG_MB}; the crypto worker's is at most ${CRYPTO_WORKER_YOUNG_MB}),
 AIVAULT_DEV_* (honoured only by a vault created with \`aivault init --dev\`).
 
 On Linux aivaultd makes itself non-dumpable (no ptrace or /proc/<pid>/mem reads by the same user) and
