@@ -30,13 +30,14 @@ import { disableDumpable } from './dumpable.js';
 import { writeRunFile } from './run-dir.js';
 import { setPolicySealSource } from '../stores/vault/policy-seal.js';
 import {
+  CRYPTO_WORKER_YOUNG_MB,
   DEFAULT_WORKER_HEAP_MB,
   DEFAULT_WORKER_YOUNG_MB,
   workerResourceLimits,
 } from '../pool/worker-limits.js';
 import { startVaultWatcher } from './vault-watcher.js';
 import { vaultPaths } from '../stores/vault/paths.js';
-import { startHttpsProxy, type HttpsProxyServer } from './https-proxy/server.js';
+import type { HttpsProxyServer } from './https-proxy/server.js';
 import { HTTPS_PROXY_INFO_FILE } from './https-proxy/paths.js';
 import { vaultTag } from './http-server.js';
 import { parseFleetSettings, type FleetOverrides } from '../stores/fleet/config.js';
@@ -276,6 +277,9 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
   }
   if (proxyAddr) {
     try {
+      // Imported only when enabled: the proxy's CA (node-forge, ~850 KB of source) and its WebSocket
+      // server would otherwise sit in the main thread's heap of every daemon (issue 12, memory).
+      const { startHttpsProxy } = await import('./https-proxy/server.js');
       httpsProxy = await startHttpsProxy(pool, config, {
         ...proxyAddr,
         allowRemote,
@@ -362,8 +366,8 @@ Options:
 Environment: AIVAULT_DIR, AIVAULT_FLEET_*, AIVAULTD_SOCKET, AIVAULTD_SOCKET_MODE, AIVAULTD_SOCKET_DIR_MODE, AIVAULTD_WORKERS,
 AIVAULTD_HTTP, AIVAULTD_HTTPS_PROXY, AIVAULTD_HTTP_ALLOW_REMOTE, AIVAULTD_METRICS_OPEN,
 AIVAULTD_WORKER_HEAP_MB (V8 heap limit of each worker thread in MB, default ${DEFAULT_WORKER_HEAP_MB}; a worker
-over it is restarted), AIVAULTD_WORKER_YOUNG_MB (V8 young generation of each worker in MB, default
-${DEFAULT_WORKER_YOUNG_MB}),
+over it is restarted), AIVAULTD_WORKER_YOUNG_MB (V8 young generation of each request worker in MB,
+default ${DEFAULT_WORKER_YOUNG_MB}; the crypto worker's is at most ${CRYPTO_WORKER_YOUNG_MB}),
 AIVAULT_DEV_* (honoured only by a vault created with \`aivault init --dev\`).
 
 On Linux aivaultd makes itself non-dumpable (no ptrace or /proc/<pid>/mem reads by the same user) and

@@ -35,7 +35,7 @@ import {
 import { toWorkerConfig, type ControlReply, type ControlRequest } from '../core/threads/crypto-protocol.js';
 import { workerEntry } from './worker-files.js';
 import type { PolicySealState } from '../stores/vault/policy-seal.js';
-import { workerResourceLimits } from './worker-limits.js';
+import { cryptoWorkerResourceLimits, workerResourceLimits } from './worker-limits.js';
 import { ApprovalStore, type ApprovalRequest } from '../front/approvals.js';
 import { Generation } from '../core/threads/generation.js';
 import {
@@ -487,7 +487,7 @@ export class DaemonPool {
         generation: this.generation.buffer,
         metrics: this.metrics,
       },
-      resourceLimits: workerResourceLimits(),
+      resourceLimits: cryptoWorkerResourceLimits(),
       // The crypto worker keeps the real environment: the env key provider reads its variable there.
     });
     worker.on('message', (r: ControlReply) => {

@@ -9,7 +9,9 @@
  * Young generation (`maxYoungGenerationSizeMb`, $AIVAULTD_WORKER_YOUNG_MB, default 8): V8 sizes each
  * isolate's new space up to 3 × 16 MB semi-spaces on 64-bit and grows it under load; a broker's per-call
  * garbage is short-lived and small, so a smaller nursery costs a few more (cheap) scavenges and saves tens
- * of MB per worker under load (bench/PROFILE.md, Memory).
+ * of MB per worker under load (bench/PROFILE.md, Memory). The crypto worker's nursery is 2 MB unless the
+ * variable asks for less: its warm path is nil (request workers cache decrypted values), it allocates on
+ * cold decrypts and operator commands only, and an 8 MB nursery there was ~5 MB of idle RSS.
  */
 import type { ResourceLimits } from 'node:worker_threads';
 import { AivaultError } from '../core/errors.js';
@@ -21,6 +23,7 @@ const MIN_WORKER_HEAP_MB = 32;
 export const WORKER_YOUNG_ENV = 'AIVAULTD_WORKER_YOUNG_MB';
 export const DEFAULT_WORKER_YOUNG_MB = 8;
 const MIN_WORKER_YOUNG_MB = 2;
+export const CRYPTO_WORKER_YOUNG_MB = 2;
 
 /** The limits for one worker: old space from $AIVAULTD_WORKER_HEAP_MB (default 96 MB), young space from
  * $AIVAULTD_WORKER_YOUNG_MB (default 8 MB). */
@@ -28,6 +31,18 @@ export function workerResourceLimits(env: NodeJS.ProcessEnv = process.env): Reso
   return {
     maxOldGenerationSizeMb: megabytes(env, WORKER_HEAP_ENV, DEFAULT_WORKER_HEAP_MB, MIN_WORKER_HEAP_MB),
     maxYoungGenerationSizeMb: megabytes(env, WORKER_YOUNG_ENV, DEFAULT_WORKER_YOUNG_MB, MIN_WORKER_YOUNG_MB),
+  };
+}
+
+/** The crypto worker's limits: the same old space, a nursery of at most CRYPTO_WORKER_YOUNG_MB. */
+export function cryptoWorkerResourceLimits(env: NodeJS.ProcessEnv = process.env): ResourceLimits {
+  const limits = workerResourceLimits(env);
+  return {
+    ...limits,
+    maxYoungGenerationSizeMb: Math.min(
+      limits.maxYoungGenerationSizeMb ?? CRYPTO_WORKER_YOUNG_MB,
+      CRYPTO_WORKER_YOUNG_MB,
+    ),
   };
 }
 

@@ -23,7 +23,6 @@ import { createPipelineDeps } from './pipeline/deps.js';
 import { envelopeOf } from './pipeline/call-request.js';
 import { invokeCapability } from './pipeline/invoke.js';
 import { RateLimiter, type Admission } from '../core/threads/rate-limit.js';
-import { RedisAdmission } from '../stores/fleet/redis-admission.js';
 import type { AskApproval, SecretSource } from './pipeline/types.js';
 import type { ApprovalOutcome } from '../front/approvals.js';
 import { Generation, perGeneration } from '../core/threads/generation.js';
@@ -31,7 +30,7 @@ import { cachedDecrypt, SecretCache } from './secret-cache.js';
 import { registry } from '../core/registry/index.js';
 import { setPolicySealSource } from '../stores/vault/policy-seal.js';
 import type { WsTask } from '../core/threads/ws-protocol.js';
-import { runWsRelay } from './ws-upstream.js';
+import type * as WsUpstream from './ws-upstream.js';
 import { MetricsWriter, REGION_SPARE, type Outcome, type Transport } from '../core/threads/metrics-buffer.js';
 import { startThreadSampler } from '../core/threads/thread-sampler.js';
 import { setConnectObserver } from './pipeline/upstream.js';
@@ -42,8 +41,10 @@ import type { Envelope } from '../core/broker/types.js';
 const data = workerData as RequestWorkerData;
 const config = configFromWorkerData(data);
 // Fleet mode (--fleet-redis): the shared Redis window; otherwise the process-wide SharedArrayBuffer table.
+// ioredis is imported only then: ~560 KB of source plus its command table, in every worker's heap
+// otherwise (issue 12, memory; bench/PROFILE.md).
 const fleet = config.fleet?.redisUrl
-  ? new RedisAdmission({
+  ? new (await import('../stores/fleet/redis-admission.js')).RedisAdmission({
       url: config.fleet.redisUrl,
       fleetId: config.fleet.id,
       failOpen: config.fleet.failOpen,
@@ -137,6 +138,9 @@ const deps = {
 };
 const requestDeps = { ...deps, registry };
 
+/** The relay module and the `ws` package, imported on the first relay (memory: most workers never relay). */
+let wsRelay: Promise<typeof WsUpstream> | undefined;
+
 /** WebSocket relay for the loopback HTTP listener (GET /aivault/ws): one piscina task per relay. */
 export default async function handle(task: WsTask): Promise<void> {
   const start = performance.now();
@@ -154,6 +158,7 @@ export default async function handle(task: WsTask): Promise<void> {
     },
   };
   try {
+    const { runWsRelay } = await (wsRelay ??= import('./ws-upstream.js'));
     await runWsRelay(relayDeps, task, cryptoVia(task.port));
   } finally {
     w.inFlight('ws', -1);

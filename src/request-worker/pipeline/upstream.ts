@@ -9,10 +9,27 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createHash } from 'node:crypto';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import { Agent, buildConnector, type Dispatcher } from 'undici';
+import { createRequire } from 'node:module';
+import type { Agent as UndiciAgent, buildConnector as UndiciBuildConnector, Dispatcher } from 'undici';
 import { AivaultError } from '../../core/errors.js';
 import type { DevOverrides } from '../../core/config/env.js';
 import { isForbiddenAddress } from '../../core/broker/addresses.js';
+
+/*
+ * undici's Agent, connector and request API only, not its package entry: `import 'undici'` also loads
+ * fetch, WebSocket, EventSource, the cache and the mocks (~3 MB of heap in every request worker, which
+ * uses none of them; bench/PROFILE.md, Memory). The one side effect of the entry that this module relies
+ * on, the request API on Dispatcher.prototype, is applied here exactly as undici/index.js does it. The
+ * paths are undici 7's (pinned by the lockfile); the upstream tests fail if they move.
+ */
+const requireUndici = createRequire(import.meta.url);
+const DispatcherBase = requireUndici('undici/lib/dispatcher/dispatcher.js') as { prototype: object };
+if (!('request' in DispatcherBase.prototype)) {
+  Object.assign(DispatcherBase.prototype, requireUndici('undici/lib/api/index.js') as object);
+}
+const Agent = requireUndici('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
+type Agent = UndiciAgent;
+const buildConnector = requireUndici('undici/lib/core/connect.js') as typeof UndiciBuildConnector;
 
 /** Brand on errors raised by the address guard, so they map to policy_violation rather than unreachable. */
 export const FORBIDDEN_ADDRESS_CODE = 'AIVAULT_FORBIDDEN_ADDRESS';
@@ -165,9 +182,9 @@ export class Upstream {
       timeout: this.opts.connectTimeoutMs ?? 10_000,
       lookup,
       ...(secureContext ? { secureContext } : {}),
-    } as buildConnector.BuildOptions);
+    } as UndiciBuildConnector.BuildOptions);
     const dev = this.dev;
-    const dial: buildConnector.connector = (options, callback) => {
+    const dial: UndiciBuildConnector.connector = (options, callback) => {
       const mapped = dev?.resolve.get(options.hostname.toLowerCase());
       if (mapped) {
         // The operator mapped this host explicitly: dial the mapped port; SNI/Host stay the real name.
@@ -179,7 +196,7 @@ export class Upstream {
       return base(options, callback);
     };
     // Connections are per origin and kept alive: timing each one costs nothing per request.
-    const connect: buildConnector.connector = (options, callback) => {
+    const connect: UndiciBuildConnector.connector = (options, callback) => {
       const observe = connectObserver;
       if (!observe) return dial(options, callback);
       const started = performance.now();

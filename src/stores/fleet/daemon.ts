@@ -6,7 +6,7 @@
 import type { Config } from '../../core/config/env.js';
 import { AivaultError } from '../../core/errors.js';
 import { vaultPaths } from '../vault/paths.js';
-import { AuditShipper } from './audit-shipper.js';
+import type { AuditShipper } from './audit-shipper.js';
 import { redactUrl } from './config.js';
 
 export interface FleetRuntime {
@@ -44,6 +44,8 @@ export async function startFleet(
   }
   let shipper: AuditShipper | undefined;
   if (fleet.auditPostgresUrl) {
+    // pg (~1.7 MB of heap) is imported only when the central audit table is configured (issue 12, memory).
+    const { AuditShipper } = await import('./audit-shipper.js');
     shipper = new AuditShipper({
       auditDir: vaultPaths(config).auditDir,
       url: fleet.auditPostgresUrl,

@@ -4,7 +4,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Worker } from 'node:worker_threads';
 import { DaemonPool } from '../../../src/pool/pool.js';
 import { parseArgs } from '../../../src/front/main.js';
-import { workerResourceLimits } from '../../../src/pool/worker-limits.js';
+import { cryptoWorkerResourceLimits, workerResourceLimits } from '../../../src/pool/worker-limits.js';
 import { createDevVault } from '../../support/dev-vault.js';
 
 describe('workerResourceLimits', () => {
@@ -16,6 +16,22 @@ describe('workerResourceLimits', () => {
       maxOldGenerationSizeMb: 200,
       maxYoungGenerationSizeMb: 16,
     });
+  });
+
+  it('gives the crypto worker a 2 MB nursery (less only when the variable asks for less), the same old space', () => {
+    expect(cryptoWorkerResourceLimits({})).toEqual({
+      maxOldGenerationSizeMb: 96,
+      maxYoungGenerationSizeMb: 2,
+    });
+    expect(
+      cryptoWorkerResourceLimits({ AIVAULTD_WORKER_HEAP_MB: '200', AIVAULTD_WORKER_YOUNG_MB: '16' }),
+    ).toEqual({
+      maxOldGenerationSizeMb: 200,
+      maxYoungGenerationSizeMb: 2,
+    });
+    expect(() => cryptoWorkerResourceLimits({ AIVAULTD_WORKER_YOUNG_MB: '1' })).toThrow(
+      expect.objectContaining({ code: 'usage' }),
+    );
   });
 
   it('refuses nonsense as a usage error naming the variable', () => {
@@ -43,7 +59,7 @@ describe('workerResourceLimits', () => {
 });
 
 describe('DaemonPool workers run under the heap limit', () => {
-  it('request workers and the crypto worker report maxOldGenerationSizeMb from the environment', async () => {
+  it('request workers and the crypto worker report maxOldGenerationSizeMb from the environment and their nurseries', async () => {
     const prev = process.env.AIVAULTD_WORKER_HEAP_MB;
     process.env.AIVAULTD_WORKER_HEAP_MB = '80';
     onTestFinished(() => {
@@ -59,7 +75,7 @@ describe('DaemonPool workers run under the heap limit', () => {
     await expect.poll(() => inner.piscina.threads.length).toBe(2);
     for (const w of [...inner.piscina.threads, inner.crypto]) {
       await expect.poll(() => w.resourceLimits?.maxOldGenerationSizeMb).toBe(80);
-      expect(w.resourceLimits?.maxYoungGenerationSizeMb).toBe(8);
+      expect(w.resourceLimits?.maxYoungGenerationSizeMb).toBe(w === inner.crypto ? 2 : 8);
     }
   });
 });
