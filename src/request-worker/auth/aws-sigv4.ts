@@ -13,10 +13,9 @@
  * service gets the SigV4 double encoding (the signer's `uriEscapePath`). Body `undefined` (streamed) signs
  * `UNSIGNED-PAYLOAD`, which only some services (S3) accept.
  * Note: the signer keeps a small module-level cache of derived (per day/region/service) signing keys.
- * The signer (@smithy, ~330 KB of source) is imported on the first AWS call, not with the worker: every
- * request worker would otherwise hold it in its heap whether or not a capability signs (issue 12, memory).
  */
 import { createHash, createHmac, type BinaryLike, type Hash, type Hmac } from 'node:crypto';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { fail, ok, type Result } from '../../core/errors.js';
 import type { AuthStrategy, HeaderPair } from './strategy.js';
 import { parseRawQuery } from './template.js';
@@ -114,7 +113,6 @@ export async function signAwsRequest(
   }
   if (request.body === undefined) headers['x-amz-content-sha256'] = UNSIGNED_PAYLOAD;
   const service = options.service;
-  const { SignatureV4 } = await import('@smithy/signature-v4');
   const signer = new SignatureV4({
     credentials: {
       accessKeyId: credentials.accessKeyId,

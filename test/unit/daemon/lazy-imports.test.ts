@@ -1,5 +1,5 @@
 // Memory (issue 12 item 5): the daemon's modules must not load packages they only need on request —
-// undici's full entry (fetch, WebSocket, cache, mocks), @smithy's SigV4 signer, ioredis, node-forge, pg —
+// undici's full entry (fetch, WebSocket, cache, mocks), ioredis, node-forge, pg —
 // because every thread that imports them keeps their code in its own heap (bench/PROFILE.md, Memory).
 // Checked in a fresh process: which CommonJS files are in the module cache after importing our modules.
 import { describe, expect, it } from 'vitest';
@@ -27,7 +27,7 @@ console.log(JSON.stringify(Object.keys(createRequire(import.meta.url).cache)));`
 const has = (files: readonly string[], prefix: string): boolean => files.some((f) => f.startsWith(prefix));
 
 describe('lazy imports (memory)', () => {
-  it('a request worker pipeline loads undici without its entry, and no SigV4 signer, ioredis or ws', () => {
+  it('a request worker pipeline loads undici without its entry, and no ioredis or ws', () => {
     const files = loadedAfter([
       'src/request-worker/pipeline/upstream.ts',
       'src/request-worker/pipeline/invoke.ts',
@@ -36,7 +36,6 @@ describe('lazy imports (memory)', () => {
     expect(has(files, 'undici/lib/dispatcher/agent.js')).toBe(true); // the probe sees CommonJS loads
     expect(has(files, 'undici/index.js')).toBe(false);
     expect(has(files, 'undici/lib/web/fetch/')).toBe(false);
-    expect(has(files, '@smithy/signature-v4/')).toBe(false);
     expect(has(files, 'ioredis/')).toBe(false);
     expect(has(files, 'ws/')).toBe(false);
   });
