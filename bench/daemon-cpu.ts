@@ -19,13 +19,13 @@
  * a `git worktree` of the previous commit — can be compared without building either). The upstream is
  * bench/support/upstream.ts (own process); the load comes from this process (aivault `connect()`).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Pool } from 'undici';
 import { connect, type DaemonClient } from '../src/core/protocol/client.js';
 import { mintProxyToken } from '../src/stores/tokens/tokens.js';
+import { startDevUpstream, waitLine } from './support/dev-upstream.js';
 
 const HERE = resolve(import.meta.dirname, '..');
 const arg = (name: string, def: string): string => {
@@ -42,20 +42,6 @@ const PROF = arg('cpu-prof', '');
 const DIST = process.argv.includes('--dist');
 const STRACE = arg('strace', '');
 const TICK_US = 10_000;
-
-function waitLine(child: ChildProcess, re: RegExp): Promise<string> {
-  return new Promise((res, rej) => {
-    let buf = '';
-    const on = (d: Buffer): void => {
-      buf += d.toString();
-      const line = buf.split('\n').find((l) => re.test(l));
-      if (line) res(line);
-    };
-    child.stdout?.on('data', on);
-    child.stderr?.on('data', on);
-    child.once('exit', (code) => rej(new Error(`exited ${code}: ${buf.slice(-600)}`)));
-  });
-}
 
 /** [main thread ticks, all threads ticks] */
 function ticks(pid: number): [number, number] {
@@ -75,33 +61,7 @@ function ticks(pid: number): [number, number] {
   return [main, all];
 }
 
-const work = mkdtempSync(join(tmpdir(), 'aivault-dcpu-'));
-const baseEnv = { ...process.env };
-delete baseEnv.AIVAULT_KEY;
-const up = spawn(process.execPath, ['--import', 'tsx', join(HERE, 'bench', 'support', 'upstream.ts')], {
-  env: baseEnv,
-  stdio: ['ignore', 'pipe', 'pipe'],
-});
-const upInfo = JSON.parse(await waitLine(up, /^\{"port"/)) as { port: number; caCertPath: string };
-const env: NodeJS.ProcessEnv = {
-  ...baseEnv,
-  AIVAULT_DIR: join(work, 'vault'),
-  AIVAULT_DEV_RESOLVE: `api.openai.com=127.0.0.1:${upInfo.port}`,
-  AIVAULT_DEV_CA_CERT_PATH: upInfo.caCertPath,
-  AIVAULTD_AUTOSTART: '0',
-  AIVAULTD_DISABLE: '1',
-};
-const cli = (argv: string[], input = ''): void => {
-  const r = spawnSync(process.execPath, [join(HERE, 'dist', 'src', 'cli', 'main.js'), ...argv], {
-    env,
-    input,
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`aivault ${argv.join(' ')}: ${r.stderr}`);
-};
-cli(['init', '--dev']);
-cli(['secrets', 'create', '--name', 'OPENAI_API_KEY', '--value-stdin'], 'sk-bench-aivault-0123456789abcdef');
-delete env.AIVAULTD_DISABLE;
+const { work, upstream: up, env } = await startDevUpstream('dcpu');
 
 const socketPath = join(work, 'd.sock');
 const daemon = spawn(

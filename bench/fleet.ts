@@ -13,20 +13,13 @@ import { Bench } from 'tinybench';
 import { RateLimiter, createRateLimitBuffer } from '../src/core/threads/rate-limit.js';
 import { RedisAdmission } from '../src/stores/fleet/redis-admission.js';
 import { haveRedis, startRedis } from '../test/support/fleet-servers.js';
+import type { MicroRow } from './support/report.js';
 
 const QUICK = process.argv.includes('--quick');
 const TIME = QUICK ? 300 : 1500;
 const HUGE = 4_000_000_000;
 
-interface Row {
-  name: string;
-  baseline?: string;
-  opsPerSec: number;
-  usPerOp: number;
-  p99us?: number;
-  ratio?: number;
-  note?: string;
-}
+type Row = MicroRow;
 const rows: Row[] = [];
 const BASE = 'fleet admit: local SharedArrayBuffer (no fleet)';
 

@@ -12,12 +12,12 @@
  * --root: the checkout whose dist/ is started (A/B two builds). --rounds: start the daemon this many
  * times and print every reading (RSS is noisy to ±3 MB between starts).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { connect } from '../src/core/protocol/client.js';
 import type { DriverConfig } from './support/driver.js';
+import { startDevUpstream, waitLine } from './support/dev-upstream.js';
 
 const HERE = resolve(import.meta.dirname, '..');
 const arg = (name: string, def: string): string => {
@@ -37,20 +37,6 @@ const EXTRA_ENV = Object.fromEntries(
     .filter(Boolean)
     .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
 );
-
-function waitLine(child: ChildProcess, re: RegExp): Promise<string> {
-  return new Promise((res, rej) => {
-    let buf = '';
-    const on = (d: Buffer): void => {
-      buf += d.toString();
-      const line = buf.split('\n').find((l) => re.test(l));
-      if (line) res(line);
-    };
-    child.stdout?.on('data', on);
-    child.stderr?.on('data', on);
-    child.once('exit', (code) => rej(new Error(`exited ${code}: ${buf.slice(-600)}`)));
-  });
-}
 
 /** `Key: N kB` fields of a /proc file, in MB. */
 function kbFields(path: string): Record<string, number> {
@@ -80,33 +66,7 @@ function byMapping(pid: number): [string, number][] {
 
 const rssMB = (pid: number): number => kbFields(`/proc/${pid}/status`).VmRSS ?? 0;
 
-const work = mkdtempSync(join(tmpdir(), 'aivault-mem-'));
-const baseEnv = { ...process.env };
-delete baseEnv.AIVAULT_KEY;
-const up = spawn(process.execPath, ['--import', 'tsx', join(HERE, 'bench', 'support', 'upstream.ts')], {
-  env: baseEnv,
-  stdio: ['ignore', 'pipe', 'pipe'],
-});
-const upInfo = JSON.parse(await waitLine(up, /^\{"port"/)) as { port: number; caCertPath: string };
-const env: NodeJS.ProcessEnv = {
-  ...baseEnv,
-  AIVAULT_DIR: join(work, 'vault'),
-  AIVAULT_DEV_RESOLVE: `api.openai.com=127.0.0.1:${upInfo.port}`,
-  AIVAULT_DEV_CA_CERT_PATH: upInfo.caCertPath,
-  AIVAULTD_AUTOSTART: '0',
-  AIVAULTD_DISABLE: '1',
-};
-const cli = (argv: string[], input = ''): void => {
-  const r = spawnSync(process.execPath, [join(HERE, 'dist', 'src', 'cli', 'main.js'), ...argv], {
-    env,
-    input,
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`aivault ${argv.join(' ')}: ${r.stderr}`);
-};
-cli(['init', '--dev']);
-cli(['secrets', 'create', '--name', 'OPENAI_API_KEY', '--value-stdin'], 'sk-bench-aivault-0123456789abcdef');
-delete env.AIVAULTD_DISABLE;
+const { work, upstream: up, env } = await startDevUpstream('mem');
 
 try {
   for (let round = 0; round < ROUNDS; round++) {

@@ -21,6 +21,7 @@ import { unpack } from 'msgpackr';
 import { Bench } from 'tinybench';
 import type { AuthSpec } from '../src/core/registry/types.js';
 import { useBenchVault } from './support/bench-vault.js';
+import type { MicroRow } from './support/report.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const QUICK = process.argv.includes('--quick');
@@ -42,15 +43,7 @@ const { CryptoPortClient } = await import('../src/request-worker/crypto-client.j
 const { workerEntry } = await import('../src/pool/worker-files.js');
 const { createAuth, SecretValues } = await import('../src/request-worker/auth/index.js');
 
-interface Row {
-  name: string;
-  baseline?: string;
-  opsPerSec: number;
-  usPerOp: number;
-  p99us?: number;
-  ratio?: number;
-  note?: string;
-}
+type Row = MicroRow;
 const rows: Row[] = [];
 
 async function group(tasks: [string, () => unknown][], baselineName?: string): Promise<void> {

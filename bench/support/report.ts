@@ -16,6 +16,17 @@ export type LoadRow = LoadResult & {
 };
 type Row = { target: string } & Record<string, number | string>;
 
+/** One micro-benchmark row (bench/micro.ts, bench/fleet.ts). */
+export interface MicroRow {
+  name: string;
+  baseline?: string;
+  opsPerSec: number;
+  usPerOp: number;
+  p99us?: number;
+  ratio?: number;
+  note?: string;
+}
+
 export interface Results {
   date: string;
   mode: 'quick' | 'full';
@@ -72,17 +83,7 @@ export interface Results {
         stddevMs: Record<string, number>;
       }
     | undefined;
-  micro:
-    | {
-        name: string;
-        baseline?: string;
-        opsPerSec: number;
-        usPerOp: number;
-        p99us?: number;
-        ratio?: number;
-        note?: string;
-      }[]
-    | undefined;
+  micro: MicroRow[] | undefined;
   checks: TargetCheck[];
   skipped: { target: string; reason: string }[];
   notes: string[];

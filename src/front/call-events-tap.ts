@@ -57,33 +57,37 @@ function labelsOf(task: InvokeTask): {
   }
 }
 
+/** Emit a call's start now; the returned `end` emits its end once (later calls are ignored). */
+function beginCall(labels: Omit<CallStartEvent, 'type' | 'id' | 'at'>): {
+  end(status: number, error?: string): void;
+} {
+  const start: CallStartEvent = { type: 'start', id: nextCallId(), at: Date.now(), ...labels };
+  emitCallEvent(start);
+  let ended = false;
+  return {
+    end(status, error) {
+      if (ended) return;
+      ended = true;
+      const at = Date.now();
+      emitCallEvent({
+        type: 'end',
+        id: start.id,
+        at,
+        status,
+        durationMs: at - start.at,
+        ...(error ? { error } : {}),
+      });
+    },
+  };
+}
+
 /** Handlers that also report the call's start (now) and end (its terminal message) on the bus. */
 export function tapCall(task: InvokeTask, handlers: CallHandlers, transport?: CallTransport): CallHandlers {
   if (!hasCallListeners()) return handlers;
   const labels = labelsOf(task);
-  const start: CallStartEvent = {
-    type: 'start',
-    id: nextCallId(),
-    at: Date.now(),
-    ...labels,
-    transport: transport ?? labels.transport,
-  };
-  emitCallEvent(start);
+  const call = beginCall({ ...labels, transport: transport ?? labels.transport });
   let status = 0;
-  let ended = false;
-  const end = (error?: string): void => {
-    if (ended) return;
-    ended = true;
-    const at = Date.now();
-    emitCallEvent({
-      type: 'end',
-      id: start.id,
-      at,
-      status,
-      durationMs: at - start.at,
-      ...(error ? { error } : {}),
-    });
-  };
+  const end = (error?: string): void => call.end(status, error);
   return {
     onMessage(msg) {
       switch (msg.t) {
@@ -111,30 +115,10 @@ export function tapCall(task: InvokeTask, handlers: CallHandlers, transport?: Ca
 /** Start/end events of one /aivault/ws relay (undefined when nobody listens). */
 export function tapWs(connect: WsConnect): { end(status: number, error?: string): void } | undefined {
   if (!hasCallListeners()) return undefined;
-  const start: CallStartEvent = {
-    type: 'start',
-    id: nextCallId(),
-    at: Date.now(),
+  return beginCall({
     transport: 'ws',
     capability: connect.capability,
     method: 'GET',
     path: withoutQuery(connect.path),
-  };
-  emitCallEvent(start);
-  let ended = false;
-  return {
-    end(status, error) {
-      if (ended) return;
-      ended = true;
-      const at = Date.now();
-      emitCallEvent({
-        type: 'end',
-        id: start.id,
-        at,
-        status,
-        durationMs: at - start.at,
-        ...(error ? { error } : {}),
-      });
-    },
-  };
+  });
 }
