@@ -132,6 +132,10 @@ export class CallRelay {
       case 'head':
         this.headSent = true;
         this.sink.head(msg.status, msg.headers, msg.timing);
+        if (msg.data) {
+          this.sink.chunk(new Uint8Array(msg.data));
+          this.credits?.written();
+        }
         return;
       case 'chunk':
         this.sink.chunk(new Uint8Array(msg.data));

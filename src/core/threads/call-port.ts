@@ -17,8 +17,11 @@ import type { Transport } from './metrics-buffer.js';
 export const INITIAL_CREDITS = 4;
 
 export type WorkerToMain =
-  /** `timing`: where the call's time went until now (Server-Timing); absent when not measured. */
-  | { t: 'head'; status: number; headers: HeaderList; timing?: Timings }
+  /**
+   * `timing`: where the call's time went until now (Server-Timing); absent when not measured. `data`: the
+   * body's first bytes when they were ready with the head (one message; they take a credit like a chunk).
+   */
+  | { t: 'head'; status: number; headers: HeaderList; timing?: Timings; data?: ArrayBuffer }
   | { t: 'chunk'; data: ArrayBuffer }
   /** `scrubbed`: reflected secret values replaced in this response (a count, never a value). */
   | { t: 'end'; scrubbed?: number; timing?: Timings }
@@ -204,8 +207,16 @@ export function createPortSink(
         return;
       }
       if (head) {
-        post({ t: 'head', id, status: head.status, headers: head.headers, ...tag(head.timing) });
+        const h = { t: 'head', id, status: head.status, headers: head.headers, ...tag(head.timing) } as const;
         head = undefined;
+        if (held > 0 && credits > 0 && !signal.aborted) {
+          // The first bytes ride with the head (an SSE stream's first event: one hop, not two).
+          credits--;
+          const data = concatOwned(parts, held);
+          parts = [];
+          held = 0;
+          post({ ...h, data }, [data]);
+        } else post(h);
       }
       if (held > 0) {
         while (credits <= 0 && !signal.aborted) await new Promise<void>((r) => (waiter = r));

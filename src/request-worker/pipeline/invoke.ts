@@ -151,7 +151,7 @@ export async function invokeCapability(
     );
 
     try {
-      if (call.stream && !planned.policy.bufferResponse) {
+      if (call.stream && !planned.policy.bufferResponse && !smallWholeBody(res, planned)) {
         const list = planned.policy.responseBlocklist;
         const redact = list.length > 0 ? createBlocklistStream(list, contentTypeOf(outHeaders)) : undefined;
         // With a blocklist the head waits for the first body bytes, so a body that is not JSON at all
@@ -243,6 +243,31 @@ export async function auditScrubbed(
     encodings: [...stats.kinds].sort().join(','),
   };
   await deps.audit(event).catch((err: unknown) => deps.onAuditError?.(err));
+}
+
+/**
+ * Bodies up to this size with a declared length are answered whole on stream calls (see smallWholeBody).
+ * Equal to the port sink's coalescing size (src/core/threads/call-port.ts COALESCE_BYTES).
+ */
+const SMALL_WHOLE_BYTES = 64 * 1024;
+
+/**
+ * Whether a stream call's response is better answered as one whole message: a declared Content-Length of
+ * at most SMALL_WHOLE_BYTES (and within the policy's buffered maximum), not an event stream, not HEAD, no
+ * response blocklist (whose streaming and whole forms fail differently on a malformed body). Such a body
+ * arrives at once; streaming it cost a head, a chunk and an end message to the main thread plus a credit
+ * back — five cross-thread messages per call where one does (issue 12: CPU per request, c=1 latency). The
+ * client loses nothing: it gets the same bytes with a Content-Length instead of chunked framing.
+ */
+function smallWholeBody(res: Dispatcher.ResponseData, planned: Plan): boolean {
+  if (planned.method === 'HEAD' || planned.policy.responseBlocklist.length > 0) return false;
+  const raw = res.headers['content-length'];
+  if (typeof raw !== 'string' || !/^\d{1,7}$/.test(raw)) return false;
+  const n = Number(raw);
+  const max = planned.policy.maxResponseBodyBytes ?? DEFAULT_MAX_BUFFERED_RESPONSE_BYTES;
+  if (n > SMALL_WHOLE_BYTES || n > max) return false;
+  const ct = res.headers['content-type'];
+  return !(typeof ct === 'string' && /^\s*text\/event-stream/i.test(ct));
 }
 
 function contentTypeOf(headers: HeaderList): string | undefined {

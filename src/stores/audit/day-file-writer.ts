@@ -14,8 +14,15 @@
  * open (logrotate's copytruncate mode loses nothing). `close()` waits for writes in flight (FileHandle
  * semantics), so a descriptor number is never reused under a write; after it, each write opens and
  * closes the file.
+ *
+ * Warm writes are synchronous (`writeSync` on the open descriptor): an O_APPEND write of a batch of lines to
+ * a local file is a page-cache copy of ~10 µs, while a FileHandle write is a libuv thread-pool round trip —
+ * two thread wake-ups on the path of every call, since a call is answered only after its line is written
+ * (issue 12: added latency at c=1). A sync write that takes longer than SLOW_SYNC_MS (slow or network
+ * storage) switches this writer to thread-pool writes for good, so a slow disk cannot stall the event loop
+ * more than once.
  */
-import { promises as fsp, constants as fsc, statSync } from 'node:fs';
+import { promises as fsp, constants as fsc, statSync, writeSync } from 'node:fs';
 import { DIR_MODE, FILE_MODE } from '../vault/store.js';
 
 interface OpenDayFile {
@@ -26,6 +33,9 @@ interface OpenDayFile {
 }
 
 const APPEND_FLAGS = fsc.O_WRONLY | fsc.O_APPEND | fsc.O_CREAT;
+
+/** A warm sync write slower than this (ms) moves the writer to thread-pool writes. */
+const SLOW_SYNC_MS = 20;
 
 export class DayFileWriter {
   readonly #dir: string;
@@ -38,6 +48,8 @@ export class DayFileWriter {
   #open: OpenDayFile | undefined;
   #opening: { readonly file: string; readonly p: Promise<OpenDayFile> } | undefined;
   #closed = false;
+  /** Warm writes go out with writeSync until one of them is slow (see the header). */
+  #syncWrites = true;
 
   constructor(dir: string, keepOpen: boolean, recheckMs: number) {
     this.#dir = dir;
@@ -144,12 +156,25 @@ export class DayFileWriter {
     return p;
   }
 
+  /**
+   * One synchronous write on the open descriptor. Safe against close: `fd` is the current #open, and
+   * every close path first replaces #open, so its descriptor cannot be released during this call.
+   */
+  #writeSync(fd: OpenDayFile, line: Buffer): void {
+    const t0 = performance.now();
+    const n = writeSync(fd.fh.fd, line, 0, line.length);
+    if (performance.now() - t0 > SLOW_SYNC_MS) this.#syncWrites = false;
+    if (n !== line.length) throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
+  }
+
   async #appendOpen(file: string, line: Buffer): Promise<void> {
     // The write is issued in the same tick as the check (no await between): a concurrent reopen or
     // close() cannot release this handle before the write is pending on it.
     let fd = this.#current(file);
     try {
+      if (fd && this.#syncWrites) return this.#writeSync(fd, line);
       fd ??= await this.#reopen(file);
+      if (this.#syncWrites && this.#open === fd) return this.#writeSync(fd, line);
       await DayFileWriter.#writeLine(fd.fh, line);
     } catch (err) {
       if (this.#closed) return this.#appendOnce(file, line); // raced with shutdown: one-shot write

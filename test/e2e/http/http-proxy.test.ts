@@ -177,6 +177,21 @@ describe('passthrough /v/{credential}/…', () => {
     expect(JSON.stringify(seen)).not.toContain(token);
   });
 
+  it('a small answer with a declared length comes back whole, with a Content-Length of the scrubbed body', async () => {
+    // The worker answers such a body in one message (src/request-worker/pipeline/invoke.ts smallWholeBody)
+    // instead of head + chunk + end; the client sees a Content-Length, not chunked framing.
+    const token = await fx.mint({ capabilities: ['echo/*'] });
+    const res = await fetch(`${fx.baseUrl}/v/echo/special/leaky-headers`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(res.status).toBe(200);
+    const body = Buffer.from(await res.arrayBuffer());
+    expect(res.headers.get('transfer-encoding')).toBeNull();
+    expect(res.headers.get('content-length')).toBe(String(body.byteLength));
+    expect(body.toString()).toContain('[redacted:');
+    expect(body.toString()).not.toContain(ECHO_SECRET);
+  });
+
   it('a path no granted capability allows is refused before reaching the upstream', async () => {
     const token = await fx.mint({ capabilities: ['echo/special'] });
     const before = fx.upstream.requests.length;

@@ -11,12 +11,22 @@ import {
 } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import * as nodeFs from 'node:fs';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { AuditLog } from '../../../src/stores/audit/index.js';
 import { vaultPaths } from '../../../src/stores/vault/index.js';
 import { configFor, tempDir } from '../vault/fixtures/helpers.js';
 
 const DAY = 86_400_000;
+
+// The kept-open writer writes warm batches with `writeSync` (src/stores/audit/day-file-writer.ts): a
+// pass-through spy counts those syscalls.
+vi.mock('node:fs', async (importOriginal) => {
+  const real = await importOriginal<typeof nodeFs>();
+  return { ...real, default: real, writeSync: vi.fn(real.writeSync) };
+});
+const writeSyncSpy = vi.mocked(nodeFs.writeSync);
+const realWriteSync = (await vi.importActual<typeof nodeFs>('node:fs')).writeSync;
 
 function logFor(extra: Record<string, string> = {}) {
   const cfg = configFor(tempDir('aivault-audit-'), extra);
@@ -175,7 +185,7 @@ describe('AuditLog keepOpen (the daemon pipeline: one open day file)', () => {
 });
 
 describe('AuditLog group commit (lines of one event-loop turn in one write)', () => {
-  /** Spy on FileHandle#write (the one syscall that puts audit lines on disk). */
+  /** Spy on FileHandle#write (the thread-pool write: one-shot appends, and slow storage). */
   async function spyWrites() {
     const fh = await open(tempDir('aivault-audit-fh-') + '/probe', 'w');
     const proto = Object.getPrototypeOf(fh) as { write: (...a: unknown[]) => Promise<unknown> };
@@ -185,13 +195,21 @@ describe('AuditLog group commit (lines of one event-loop turn in one write)', ()
     onTestFinished(() => spy.mockRestore());
     return Object.assign(spy, { realWrite });
   }
-  /** A log that has written one line ('warm': day file open, retention swept), then a write spy. */
+  /** Count writeSync calls from now on (the kept-open writer's warm writes). */
+  function spySyncWrites() {
+    writeSyncSpy.mockClear();
+    onTestFinished(() => {
+      writeSyncSpy.mockImplementation(realWriteSync);
+    });
+    return writeSyncSpy;
+  }
+  /** A log that has written one line ('warm': day file open, retention swept), then the write spies. */
   async function warmLog(keepOpen: boolean) {
     const cfg = configFor(tempDir('aivault-audit-gc-'));
     const log = new AuditLog(cfg, vaultPaths(cfg), { keepOpen });
     onTestFinished(() => log.close());
     await log.append({ kind: 'invoke', secretName: 'warm' });
-    return { log, writes: await spyWrites() };
+    return { log, writes: await spyWrites(), syncWrites: spySyncWrites() };
   }
   const names = (file: string) =>
     readFileSync(file, 'utf8')
@@ -201,7 +219,7 @@ describe('AuditLog group commit (lines of one event-loop turn in one write)', ()
 
   for (const keepOpen of [true, false]) {
     it(`N appends of one turn → one write, lines in append order (keepOpen=${keepOpen})`, async () => {
-      const { log, writes } = await warmLog(keepOpen);
+      const { log, writes, syncWrites } = await warmLog(keepOpen);
       const N = 50;
       const done: string[] = [];
       await Promise.all(
@@ -209,7 +227,9 @@ describe('AuditLog group commit (lines of one event-loop turn in one write)', ()
           log.append({ kind: 'invoke', secretName: `S${i}` }).then(() => done.push(`S${i}`)),
         ),
       );
-      expect(writes).toHaveBeenCalledTimes(1);
+      // Warm keep-open writes are synchronous (no thread-pool round trip on a call's path).
+      expect(writes).toHaveBeenCalledTimes(keepOpen ? 0 : 1);
+      expect(syncWrites).toHaveBeenCalledTimes(keepOpen ? 1 : 0);
       expect(done).toHaveLength(N);
       expect(names(log.fileFor(Date.now()))).toEqual([
         'warm',
@@ -219,7 +239,7 @@ describe('AuditLog group commit (lines of one event-loop turn in one write)', ()
   }
 
   it('an append resolves only after the write holding its line has completed', async () => {
-    const { log, writes } = await warmLog(true);
+    const { log, writes } = await warmLog(false);
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     writes.mockImplementationOnce(async function (this: unknown, ...a: unknown[]) {
@@ -238,12 +258,14 @@ describe('AuditLog group commit (lines of one event-loop turn in one write)', ()
   });
 
   it('a failed batch write rejects every append of the batch; the next batch is written', async () => {
-    const { log, writes } = await warmLog(true);
-    writes.mockRejectedValueOnce(Object.assign(new Error('no space'), { code: 'ENOSPC' }));
+    const { log, syncWrites } = await warmLog(true);
+    syncWrites.mockImplementationOnce(() => {
+      throw Object.assign(new Error('no space'), { code: 'ENOSPC' });
+    });
     const results = await Promise.allSettled(
       Array.from({ length: 5 }, (_, i) => log.append({ kind: 'invoke', secretName: `F${i}` })),
     );
-    expect(writes).toHaveBeenCalledTimes(1);
+    expect(syncWrites).toHaveBeenCalledTimes(1);
     for (const r of results) {
       expect(r.status).toBe('rejected');
       expect((r as PromiseRejectedResult).reason).toMatchObject({
@@ -255,12 +277,36 @@ describe('AuditLog group commit (lines of one event-loop turn in one write)', ()
     expect(names(log.fileFor(Date.now()))).toEqual(['warm', 'after']);
   });
 
+  it('a short synchronous write fails its batch as ENOSPC', async () => {
+    const { log, syncWrites } = await warmLog(true);
+    syncWrites.mockImplementationOnce(() => 3);
+    await expect(log.append({ kind: 'invoke', secretName: 'short' })).rejects.toMatchObject({
+      details: { errno: 'ENOSPC' },
+    });
+  });
+
+  it('a slow synchronous write moves the writer to thread-pool writes (slow storage cannot stall the loop)', async () => {
+    const { log, writes, syncWrites } = await warmLog(true);
+    syncWrites.mockImplementationOnce((...a: Parameters<typeof nodeFs.writeSync>) => {
+      const until = performance.now() + 30;
+      while (performance.now() < until); // storage that takes 30 ms
+      return realWriteSync(...a);
+    });
+    await log.append({ kind: 'invoke', secretName: 'slow' });
+    expect(syncWrites).toHaveBeenCalledTimes(1);
+    expect(writes).toHaveBeenCalledTimes(0);
+    await log.append({ kind: 'invoke', secretName: 'next' });
+    expect(syncWrites).toHaveBeenCalledTimes(1);
+    expect(writes).toHaveBeenCalledTimes(1);
+    expect(names(log.fileFor(Date.now()))).toEqual(['warm', 'slow', 'next']);
+  });
+
   it('sealed lines written in batches keep the tamper-evidence chain intact', async () => {
     const cfg = configFor(tempDir('aivault-audit-gc-'));
     const key = randomBytes(32);
     const log = new AuditLog(cfg, vaultPaths(cfg), { keepOpen: true, sealKey: async () => key });
     onTestFinished(() => log.close());
-    const writes = await spyWrites();
+    const writes = spySyncWrites();
     for (let round = 0; round < 3; round++) {
       await Promise.all(
         Array.from({ length: 20 }, (_, i) => log.append({ kind: 'invoke', secretName: `R${round}-${i}` })),

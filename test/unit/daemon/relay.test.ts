@@ -132,6 +132,21 @@ describe('CallRelay over a real port', () => {
     expect(c.log).toEqual(['full 200 10']);
   });
 
+  it('a head carrying the first bytes: the client gets the head, then the chunk; its credit goes back', async () => {
+    const c = client();
+    const { out, credits } = call(c.sink, () => true);
+    out.head(200, [['content-type', 'text/event-stream']]);
+    await out.chunk(new Uint8Array(7));
+    await until(() => c.log.length === 2);
+    expect(c.log).toEqual(['head 200', 'chunk']);
+    expect(c.state.body).toBe(7);
+    await until(() => credits.granted === 1);
+    out.end();
+    await out.settled();
+    await until(() => c.state.finished === 1);
+    expect(c.log).toEqual(['head 200', 'chunk', 'end']);
+  });
+
   it('backpressure: a client that stops reading stops the worker; drain resumes it', async () => {
     const c = client();
     const starved: CallRelay[] = [];
