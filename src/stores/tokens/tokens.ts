@@ -12,7 +12,7 @@
  * against every stored hash of its class. A string with the right prefix that is not in the file
  * (forged) is rejected exactly like an unknown one. Never holds a vault secret.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -71,7 +71,8 @@ export function tokensPath(vaultDir: string): string {
 }
 
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
+  // One-shot hash (no Hash object per call): this runs on the main thread for every proxied request.
+  return hash('sha256', token, 'hex');
 }
 
 function newToken(prefix: string): string {
@@ -231,14 +232,24 @@ export async function revokeToken(vaultDir: string, id: string, nowMs = Date.now
 }
 
 /** Constant-time lookup of `hash` among `records` (every record is compared; no early exit). */
-function findByHash<T extends TokenRecord>(records: readonly T[], hash: string): T | undefined {
-  const want = Buffer.from(hash, 'hex');
-  let found: T | undefined;
-  for (const r of records) {
-    const have = Buffer.from(r.hash, 'hex');
-    if (have.length === want.length && timingSafeEqual(have, want) && found === undefined) found = r;
+/**
+ * tokens.json's records by hash, built once per parsed document (the daemon keeps one document per vault
+ * generation). A Map lookup instead of a scan with two Buffer allocations per record per request: the
+ * check ran on the main thread for every proxied call and grew with every minted token. The key is the
+ * SHA-256 of the presented token, so lookup timing can tell an attacker only about hashes, never about a
+ * token; the comparison is still exact on the full 256-bit hash.
+ */
+const indexes = new WeakMap<TokensFile, ReadonlyMap<string, TokenRecord>>();
+
+function findByHash(doc: TokensFile, hash: string): TokenRecord | undefined {
+  let index = indexes.get(doc);
+  if (!index) {
+    const m = new Map<string, TokenRecord>();
+    for (const r of doc.tokens) if (!m.has(r.hash)) m.set(r.hash, r);
+    indexes.set(doc, m);
+    index = m;
   }
-  return found;
+  return index.get(hash);
 }
 
 /**
@@ -284,11 +295,8 @@ export class TokenVerifier {
     if (!presented.startsWith(PROXY_TOKEN_PREFIX) || presented.length > 256) {
       throw new AivaultError('token_invalid', 'not a proxy token');
     }
-    const doc = await this.load();
-    const record = findByHash(
-      doc.tokens.filter((t): t is ProxyTokenRecord => t.kind === 'proxy'),
-      hashToken(presented),
-    );
+    const found = findByHash(await this.load(), hashToken(presented));
+    const record = found?.kind === 'proxy' ? found : undefined;
     if (!record) throw new AivaultError('token_invalid', 'unknown proxy token');
     if (record.expiresAtMs <= this.now()) throw new AivaultError('token_invalid', 'proxy token expired');
     return record;
@@ -314,11 +322,8 @@ export class TokenVerifier {
         'this route needs an operator token (Authorization: Bearer avo_…; create one with `aivault token operator create`)',
       );
     }
-    const doc = await this.load();
-    const record = findByHash(
-      doc.tokens.filter((t): t is OperatorTokenRecord => t.kind === 'operator'),
-      hashToken(presented),
-    );
+    const found = findByHash(await this.load(), hashToken(presented));
+    const record = found?.kind === 'operator' ? found : undefined;
     if (!record || (record.expiresAtMs !== undefined && record.expiresAtMs <= this.now())) {
       throw new AivaultError('operator_auth_required', 'unknown or expired operator token');
     }
