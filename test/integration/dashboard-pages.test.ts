@@ -142,6 +142,8 @@ describe('dashboard pages', () => {
       path: '/v1/things',
       bodyBytes: 12,
       callerTokenId: 'tok_1',
+      caller: 'token:tok_1',
+      scope: 's',
       transport: 'proxy',
       mode: 'always' as const,
     };
@@ -152,6 +154,7 @@ describe('dashboard pages', () => {
     if (!a || !b) throw new Error('nothing pending');
     expect(page).toContain(`data-approval="${a.id}"`);
     expect(page).toContain('POST https://upstream.test/v1/things');
+    expect(page).toContain('<td class="mono">token tok_1</td>');
 
     // Refused: no CSRF token, another origin, no session.
     expect((await post(s, '/aivault/ui/approvals/decide', { id: a.id, decision: 'approved' })).status).toBe(

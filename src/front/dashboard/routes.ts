@@ -16,6 +16,7 @@ import { RateLimiter } from '../../core/threads/rate-limit.js';
 import { listTokens, revokeToken } from '../../stores/tokens/tokens.js';
 import { isAivaultError } from '../../core/errors.js';
 import type { ApprovalStore } from '../approvals.js';
+import { tokenCaller } from '../../core/broker/approval-caller.js';
 import { subscribeCalls, type CallEvent } from '../call-events.js';
 import { isLoopbackOrigin } from '../http-passthrough.js';
 import {
@@ -259,6 +260,7 @@ export function mountDashboard(app: TemplatedApp, ctx: DashboardContext): { clos
           void revokeToken(ctx.vaultDir, id).then(
             () => {
               ctx.afterWrite();
+              ctx.approvals?.forgetCaller(tokenCaller(id)); // as the CLI's revoke (approval-staleness.ts)
               ctx.audit({
                 kind: 'dashboard.token.revoke',
                 actor: 'operator',
