@@ -327,7 +327,7 @@ function addCapability(program: Command, act: Act): void {
     .addOption(
       new Option(
         '--approval <mode>',
-        'operator approval before each call: always, once (remembered per caller token for 10 min), off',
+        'operator approval before each call: always; once (remembered for 10 min per caller: a proxy token, or one unix-socket connection, so a one-shot `aivault invoke` asks each time; forgotten when the token is revoked or the policy set again); off',
       ).choices(['once', 'always', 'off']),
     )
     .action(act(capability, 'policySet'));

@@ -11,6 +11,7 @@ import type { AuditInput } from '../stores/audit/audit-log.js';
 import { escapeControl, painter, renderTable } from '../cli/output.js';
 import type { CommandOptValue } from '../core/protocol/frames.js';
 import type { ApprovalDecision, ApprovalStore, PendingApproval } from './approvals.js';
+import { callerLabel } from '../core/broker/approval-caller.js';
 import type { CommandOutput } from '../crypto-worker/operator-executor.js';
 
 /** A pending call as listings show it (CLI `-v`, `GET /aivault/approvals`). */
@@ -27,6 +28,8 @@ export interface ApprovalView {
   readonly mode: 'once' | 'always';
   /** The id of the caller's proxy token; '' for a unix-socket caller. */
   readonly callerTokenId: string;
+  /** Who a `once` approval is remembered for: `token:<id>`, `socket:<connection>` (approval-caller.ts). */
+  readonly caller: string;
   readonly createdAtMs: number;
   readonly expiresAtMs: number;
 }
@@ -43,6 +46,7 @@ export function approvalView(p: PendingApproval): ApprovalView {
     transport: p.transport,
     mode: p.mode,
     callerTokenId: p.callerTokenId,
+    caller: p.caller,
     createdAtMs: p.createdAt,
     expiresAtMs: p.expiresAt,
   };
@@ -142,7 +146,7 @@ export function renderApprovals(rows: readonly ApprovalView[], color: boolean, n
       escapeControl(r.host),
       escapeControl(r.path),
       formatBytes(r.bodyBytes),
-      r.callerTokenId ? escapeControl(r.callerTokenId) : p.dim('socket'),
+      r.callerTokenId ? escapeControl(r.callerTokenId) : p.dim(callerLabel('', r.caller)),
       `${Math.max(0, Math.ceil((r.expiresAtMs - nowMs) / 1000))} s`,
     ]),
     p,

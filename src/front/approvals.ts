@@ -5,7 +5,11 @@
  * dashboard); the caller that is waiting can never decide its own call.
  *
  * A pending entry shows what will be sent — method, host, path, body size — never a header value, a body
- * or a secret. `once` approvals are remembered per capability + caller token until `rememberMs` passes.
+ * or a secret. `once` approvals are remembered per capability + caller (a proxy token, or one unix-socket
+ * connection: core/broker/approval-caller.ts) until `rememberMs` passes, and only while the call's scope
+ * (policy, credential, host) is what was approved. The daemon forgets them earlier when what they stood
+ * for goes: its token revoked, its connection closed, its capability's policy set or the capability
+ * removed (approval-staleness.ts), the vault locked.
  */
 
 export type ApprovalMode = 'once' | 'always';
@@ -18,8 +22,15 @@ export interface ApprovalRequest {
   /** Path without query string. */
   path: string;
   bodyBytes: number;
-  /** Id of the caller's token (never the token itself); '' for the unix-socket caller. */
+  /** Id of the caller's token (never the token itself); '' for a unix-socket caller. */
   callerTokenId: string;
+  /**
+   * Who `once` approvals are remembered for: `token:<id>` or `socket:<connection>` (approval-caller.ts);
+   * '' when the caller cannot be told apart, and then nothing is remembered (every call asks).
+   */
+  caller: string;
+  /** What the approval covers beyond the capability (approvalScope: policy, credential, host). */
+  scope: string;
   transport: string;
   mode: ApprovalMode;
 }
@@ -44,6 +55,13 @@ export type ApprovalListener = (
   event: { type: 'pending'; approval: PendingApproval } | { type: 'decided'; decision: ApprovalDecision },
 ) => void;
 
+interface Remembered {
+  until: number;
+  scope: string;
+  capability: string;
+  caller: string;
+}
+
 interface Waiter {
   pending: PendingApproval;
   resolve: (outcome: ApprovalOutcome) => void;
@@ -53,7 +71,7 @@ interface Waiter {
 export interface ApprovalStoreOptions {
   /** How long a call waits for a decision (default 60 s). */
   timeoutMs?: number;
-  /** How long a `once` approval is remembered per capability + caller token (default 10 min). */
+  /** How long a `once` approval is remembered per capability + caller (default 10 min). */
   rememberMs?: number;
   now?: () => number;
   /** Id generator (default: random, unguessable). */
@@ -62,7 +80,7 @@ export interface ApprovalStoreOptions {
 
 export class ApprovalStore {
   private readonly waiting = new Map<string, Waiter>();
-  private readonly remembered = new Map<string, number>();
+  private readonly remembered = new Map<string, Remembered>();
   private readonly listeners = new Set<ApprovalListener>();
   private readonly timeoutMs: number;
   private readonly rememberMs: number;
@@ -83,16 +101,11 @@ export class ApprovalStore {
 
   /**
    * Wait for a decision on one call. Resolves 'approved' at once when a `once` approval for this
-   * capability + caller token is still remembered. `signal` aborting (caller went away) resolves 'denied'
-   * and removes the entry.
+   * capability + caller is still remembered for the same scope. `signal` aborting (caller went away)
+   * resolves 'denied' and removes the entry.
    */
   request(req: ApprovalRequest, signal?: AbortSignal): Promise<ApprovalOutcome> {
-    const key = rememberKey(req);
-    const until = this.remembered.get(key);
-    if (req.mode === 'once' && until !== undefined) {
-      if (until > this.now()) return Promise.resolve('approved');
-      this.remembered.delete(key);
-    }
+    if (req.mode === 'once' && this.remembers(req)) return Promise.resolve('approved');
     const createdAt = this.now();
     const pending: PendingApproval = {
       ...req,
@@ -130,9 +143,30 @@ export class ApprovalStore {
     return () => this.listeners.delete(listener);
   }
 
-  /** Drop every remembered `once` approval (lock, token revocation, policy change). */
+  /** Drop every remembered `once` approval (lock; writes whose reach is not worth working out). */
   forgetAll(): void {
     this.remembered.clear();
+  }
+
+  /** Drop the `once` approvals of one caller (its token revoked, its socket connection closed). */
+  forgetCaller(caller: string): void {
+    for (const [key, r] of this.remembered) if (r.caller === caller) this.remembered.delete(key);
+  }
+
+  /** Drop the `once` approvals of one capability (its policy set, the capability removed). */
+  forgetCapability(capability: string): void {
+    for (const [key, r] of this.remembered) if (r.capability === capability) this.remembered.delete(key);
+  }
+
+  /** Whether a `once` approval of `req`'s capability + caller is remembered, unexpired, for its scope. */
+  private remembers(req: ApprovalRequest): boolean {
+    if (req.caller === '') return false;
+    const key = rememberKey(req);
+    const r = this.remembered.get(key);
+    if (r === undefined) return false;
+    if (r.until > this.now() && r.scope === req.scope) return true;
+    this.remembered.delete(key);
+    return false;
   }
 
   /** Deny everything pending (daemon shutdown or lock). */
@@ -145,8 +179,14 @@ export class ApprovalStore {
     if (!w) return false;
     this.waiting.delete(id);
     clearTimeout(w.timer);
-    if (outcome === 'approved' && w.pending.mode === 'once') {
-      this.remembered.set(rememberKey(w.pending), this.now() + this.rememberMs);
+    const p = w.pending;
+    if (outcome === 'approved' && p.mode === 'once' && p.caller !== '') {
+      this.remembered.set(rememberKey(p), {
+        until: this.now() + this.rememberMs,
+        scope: p.scope,
+        capability: p.capability,
+        caller: p.caller,
+      });
     }
     w.resolve(outcome);
     this.emit({ type: 'decided', decision: { id, outcome, by, at: this.now(), approval: w.pending } });
@@ -164,6 +204,6 @@ export class ApprovalStore {
   }
 }
 
-function rememberKey(req: Pick<ApprovalRequest, 'capability' | 'callerTokenId'>): string {
-  return `${req.capability}\u0000${req.callerTokenId}`;
+function rememberKey(req: Pick<ApprovalRequest, 'capability' | 'caller'>): string {
+  return `${req.capability}\u0000${req.caller}`;
 }

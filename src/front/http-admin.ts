@@ -32,6 +32,7 @@ import {
 import type { VaultPaths } from '../stores/vault/paths.js';
 import type { ApprovalStore } from './approvals.js';
 import { decideApproval, listApprovals } from './approval-ops.js';
+import { tokenCaller } from '../core/broker/approval-caller.js';
 import {
   listTokens,
   mintProxyToken,
@@ -198,7 +199,9 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
       return { status: 200, body: c ?? { id } };
     }
     if (id !== undefined && method === 'DELETE') {
-      return { status: 200, body: { id, ...(await deleteCredential(cat, id)) } };
+      const removed = await deleteCredential(cat, id);
+      ctx.approvals?.forgetAll(); // as the CLI's credential.remove (approval-staleness.ts)
+      return { status: 200, body: { id, ...removed } };
     }
   }
 
@@ -249,6 +252,9 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
       if (Object.keys(policyPatch).length > 0) {
         await setPolicy(cat, registry, { capabilityId: id, ...policyPatch });
       }
+      // A policy set (or a changed allow-list) ends the capability's `once` approvals, as the CLI's
+      // policy set does (approval-staleness.ts).
+      ctx.approvals?.forgetCapability(id);
       const s = await snap();
       const c = s.capabilities.get(id);
       if (!c) throw new AivaultError('capability_not_found', `capability ${id} does not exist`);
@@ -256,6 +262,7 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
     }
     if (id !== undefined && method === 'DELETE') {
       await deleteCapability(cat, registry, id);
+      ctx.approvals?.forgetCapability(id);
       return { status: 200, body: { id, deleted: true } };
     }
   }
@@ -298,6 +305,7 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
     }
     if (id !== undefined && id !== 'proxy' && method === 'DELETE') {
       await revokeToken(ctx.config.vaultDir, id);
+      ctx.approvals?.forgetCaller(tokenCaller(id));
       return { status: 200, body: { id, revoked: true } };
     }
   }

@@ -194,12 +194,17 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
   const proxyInfoPath = join(socketPath, '..', HTTPS_PROXY_INFO_FILE);
   let http: HttpServer | undefined;
   let httpsProxy: HttpsProxyServer | undefined;
-  // Dashboard login codes and sessions live only in this process's memory (issue 16).
+  // Dashboard login codes and sessions live only in this process's memory (issue 16). Locking the vault
+  // ends them all (and their live-calls sockets): the dashboard decides approvals and revokes tokens, an
+  // operator's powers that must not outlive the lock in a browser tab left open.
   const dashboard = new DashboardAuth();
+  const endDashboardSessions = (): void => dashboard.clear();
+  pool.onLocked.add(endDashboardSessions);
 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       watcher.close();
+      pool.onLocked.delete(endDashboardSessions);
       server?.stopListening();
       callerServer?.stopListening();
       http?.stopListening();

@@ -24,6 +24,8 @@ import { startRelayedCall, type CallRelay, type RelaySink } from './relay.js';
 import type { SocketRole } from '../crypto-worker/operator-executor.js';
 import { APPROVAL_COMMANDS } from '../cli/command-table.js';
 import { runApprovalCommand } from './approval-ops.js';
+import { forgetAfterCommand } from './approval-staleness.js';
+import { socketCaller } from '../core/broker/approval-caller.js';
 import {
   App,
   closeListenSocket,
@@ -78,6 +80,8 @@ interface Call {
 }
 
 interface Conn {
+  /** This connection's id in the daemon: its calls' `once` approvals are remembered for it alone. */
+  readonly connection: string;
   calls: Map<FrameId, Call>;
   /** Calls whose credits wait for this connection to drain. */
   starved: Set<CallRelay>;
@@ -101,6 +105,9 @@ export const MAX_UNSENT_BYTES_PER_CONNECTION = 16 * 1024 * 1024;
  * can make the daemon hold before the unsent-bytes check above can see it.
  */
 export const MAX_NONSTREAM_CALLS_PER_CONNECTION = 4;
+
+/** Connection ids, unique in this process across every socket server (owner, operator, caller). */
+let connections = 0;
 
 export interface SocketServer {
   readonly socketPath: string;
@@ -235,7 +242,11 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
         pool,
         {
           envelope: frame.envelope,
-          context: { ...frame.context, localFiles: opts.allowLocalFiles === true },
+          context: {
+            ...frame.context,
+            localFiles: opts.allowLocalFiles === true,
+            socketConnection: conn.connection,
+          },
           stream: frame.stream,
           ...(frame.timeoutMs !== undefined ? { timeoutMs: frame.timeoutMs } : {}),
           transport: 'socket',
@@ -319,7 +330,10 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
                 `cli:${role}`,
               ),
             )
-          : authorized
+          : authorized.then((data) => {
+              forgetAfterCommand(pool.approvals, frame.command, frame.args, frame.opts);
+              return data;
+            })
         ).then(
           (data) => send(ws, { type: 'result', id: frame.id, data }),
           (err: unknown) => sendError(ws, frame.id, err),
@@ -418,7 +432,14 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
         return;
       }
       res.upgrade<Conn>(
-        { calls: new Map(), starved: new Set(), open: true, running: 0, queued: new Map() },
+        {
+          connection: String(++connections),
+          calls: new Map(),
+          starved: new Set(),
+          open: true,
+          running: 0,
+          queued: new Map(),
+        },
         req.getHeader('sec-websocket-key'),
         req.getHeader('sec-websocket-protocol'),
         req.getHeader('sec-websocket-extensions'),
@@ -457,6 +478,8 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
       conn.calls.clear();
       conn.starved.clear();
       conn.queued.clear();
+      // Its `once` approvals were for this connection: a later one (even the same client) asks again.
+      pool.approvals.forgetCaller(socketCaller(conn.connection));
       opts.onConnectionClosed?.();
     },
   });

@@ -2,9 +2,11 @@
  * The dashboard's pages and POSTs over plain HTTP against a real in-process aivaultd (the browser test
  * covers login, live calls and revoke in chromium): the login code comes over the operator channel
  * (unix socket), audit filters and the chain check, rate-limit usage, approvals approved and denied on
- * the page (a waiting call completes or is refused), and the call-event bus seeing every transport.
+ * the page (a waiting call completes or is refused), sessions ended by a vault lock, and the call-event
+ * bus seeing every transport.
  */
 import { request as httpRequest } from 'node:http';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../../src/front/main.js';
 import { connect, type DaemonClient } from '../../src/core/protocol/client.js';
@@ -142,6 +144,8 @@ describe('dashboard pages', () => {
       path: '/v1/things',
       bodyBytes: 12,
       callerTokenId: 'tok_1',
+      caller: 'token:tok_1',
+      scope: 's',
       transport: 'proxy',
       mode: 'always' as const,
     };
@@ -152,6 +156,7 @@ describe('dashboard pages', () => {
     if (!a || !b) throw new Error('nothing pending');
     expect(page).toContain(`data-approval="${a.id}"`);
     expect(page).toContain('POST https://upstream.test/v1/things');
+    expect(page).toContain('<td class="mono">token tok_1</td>');
 
     // Refused: no CSRF token, another origin, no session.
     expect((await post(s, '/aivault/ui/approvals/decide', { id: a.id, decision: 'approved' })).status).toBe(
@@ -199,6 +204,39 @@ describe('dashboard pages', () => {
     const s = await login();
     expect((await post(s, '/aivault/ui/logout', { csrf: s.csrf })).status).toBe(303);
     expect((await get(s, '/aivault/ui/')).status).toBe(401);
+  });
+
+  it('locking the vault ends every session, closes its live-calls socket and burns unused login codes', async () => {
+    const s = await login();
+    const unused = String((await client.dashboardLogin()).code);
+    const live = new WebSocket(`ws://${host}/aivault/ui/live`, {
+      headers: { cookie: s.cookie, origin: base },
+    });
+    const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+      live.once('close', (code, reason) => resolve({ code, reason: reason.toString('utf8') })),
+    );
+    await new Promise<void>((resolve, reject) => {
+      live.once('open', () => resolve());
+      live.once('error', reject);
+    });
+    expect((await get(s, '/aivault/ui/approvals')).status).toBe(200);
+
+    await client.operator('lock');
+    try {
+      // The socket closes at once (no call event is needed to notice), with the session-ended code.
+      const stillOpen = new Promise<string>((resolve) => setTimeout(() => resolve('still open'), 10_000));
+      expect(await Promise.race([closed, stillOpen])).toEqual({ code: 1008, reason: 'session ended' });
+      expect((await get(s, '/aivault/ui/approvals')).status).toBe(401);
+      const revoke = await post(s, '/aivault/ui/tokens/revoke', { id: 'x', csrf: s.csrf });
+      expect(revoke.status).toBe(403);
+      expect(await revoke.text()).toContain('no session');
+      const code = await fetch(`${base}/aivault/ui/login?code=${unused}`, { redirect: 'manual' });
+      expect(code.status).toBe(403);
+    } finally {
+      await client.operator('unlock');
+    }
+    // After the unlock the operator logs in again with a new code.
+    expect((await get(await login(), '/aivault/ui/approvals')).status).toBe(200);
   });
 });
 

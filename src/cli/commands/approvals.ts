@@ -11,6 +11,7 @@ import type { CliContext, CommandOptions, CommandResult } from '../context.js';
 import { optBool } from '../context.js';
 import { escapeControl } from '../output.js';
 import type { ApprovalView } from '../../front/approval-ops.js';
+import { callerLabel } from '../../core/broker/approval-caller.js';
 import type { DaemonClient } from '../../core/protocol/client.js';
 
 function noDaemon(): AivaultError {
@@ -40,7 +41,8 @@ export async function list(
 /** One line per pending call: what will be sent, never a secret (caller input escaped). */
 export function describePending(a: ApprovalView): string {
   const body = a.bodyBytes < 0 ? 'a file body' : `${a.bodyBytes} B body`;
-  const caller = a.callerTokenId ? `token ${a.callerTokenId}` : 'socket caller';
+  // An older daemon sends no `caller`: the label is then plain `socket`.
+  const caller = escapeControl(callerLabel(a.callerTokenId, a.caller));
   return `${a.id}  ${escapeControl(a.capability)}  ${a.method} ${escapeControl(a.host)}${escapeControl(a.path)}  (${body}, ${caller}, via ${a.transport}, ${a.mode})`;
 }
 

@@ -146,6 +146,12 @@ export interface RequestContext {
    * passthrough form, so the form alone cannot tell the transport. A label for approvals and metrics only.
    */
   readonly via?: 'https-proxy';
+  /**
+   * Set by the unix-socket front on every call (socket clients cannot state it: frames.ts accepts only
+   * workspaceId, groupId and clientIp): the connection's id in this daemon. Keys `once` approvals of
+   * callers that carry no token (core/broker/approval-caller.ts).
+   */
+  readonly socketConnection?: string;
 }
 
 export type PlanBody =
@@ -165,7 +171,7 @@ export interface EffectivePolicy {
   readonly responseBlocklist: readonly string[];
   /** True when a response policy needs the whole body (blocklist / max response size): buffer, don't stream. */
   readonly bufferResponse: boolean;
-  /** Each call waits for an operator's approval (`once`: remembered per caller token for a while). */
+  /** Each call waits for an operator's approval (`once`: remembered per caller for a while, approval-caller.ts). */
   readonly approval?: 'once' | 'always';
 }
 

@@ -9,6 +9,7 @@ import type { AuditEvent } from '../../stores/audit/audit-log.js';
 import type { RateLimiter } from '../../core/threads/rate-limit.js';
 import type { TokenInfo } from '../../stores/tokens/tokens.js';
 import type { PendingApproval } from '../approvals.js';
+import { callerLabel } from '../../core/broker/approval-caller.js';
 import type {
   ApprovalRow,
   AuditFilter,
@@ -161,6 +162,7 @@ export function approvalView(pending: readonly PendingApproval[]): ApprovalRow[]
     path: a.path,
     bodyBytes: a.bodyBytes,
     transport: a.transport,
+    caller: callerLabel(a.callerTokenId, a.caller),
     createdAt: a.createdAt,
     expiresAt: a.expiresAt,
   }));

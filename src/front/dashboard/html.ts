@@ -203,8 +203,11 @@ export interface ApprovalRow {
   readonly method: string;
   readonly host: string;
   readonly path: string;
+  /** -1: a local file read when the call goes out. */
   readonly bodyBytes: number;
   readonly transport: string;
+  /** `token <id>` or `socket #<connection>`: who a `once` approval would be remembered for. */
+  readonly caller: string;
   readonly createdAt: number;
   readonly expiresAt: number;
 }
@@ -214,10 +217,10 @@ export function approvalsPage(rows: readonly ApprovalRow[] | undefined, csrf: st
   if (rows.length === 0) {
     return '<p class="dim" id="approvals">No call is waiting for approval. <span class="dim">(This page refreshes when one arrives.)</span></p>';
   }
-  return `<table id="approvals"><thead><tr><th>waiting since</th><th>capability</th><th>request</th><th>body</th><th>via</th><th>times out</th><th></th></tr></thead><tbody>${rows
+  return `<table id="approvals"><thead><tr><th>waiting since</th><th>capability</th><th>request</th><th>body</th><th>via</th><th>caller</th><th>times out</th><th></th></tr></thead><tbody>${rows
     .map(
       (a) =>
-        `<tr data-approval="${esc(a.id)}"><td class="mono">${esc(time(a.createdAt))}</td><td class="mono">${esc(a.capability)}</td><td class="mono">${esc(a.method)} https://${esc(a.host)}${esc(a.path)}</td><td>${esc(a.bodyBytes)} B</td><td>${esc(a.transport)}</td><td class="mono">${esc(time(a.expiresAt))}</td><td>${postForm(`${UI_PREFIX}/approvals/decide`, csrf, { id: a.id, decision: 'approved' }, 'Approve', 'ok')} ${postForm(`${UI_PREFIX}/approvals/decide`, csrf, { id: a.id, decision: 'denied' }, 'Deny', 'danger')}</td></tr>`,
+        `<tr data-approval="${esc(a.id)}"><td class="mono">${esc(time(a.createdAt))}</td><td class="mono">${esc(a.capability)}</td><td class="mono">${esc(a.method)} https://${esc(a.host)}${esc(a.path)}</td><td class="body">${a.bodyBytes < 0 ? 'file' : `${esc(a.bodyBytes)} B`}</td><td>${esc(a.transport)}</td><td class="mono">${esc(a.caller)}</td><td class="mono">${esc(time(a.expiresAt))}</td><td>${postForm(`${UI_PREFIX}/approvals/decide`, csrf, { id: a.id, decision: 'approved' }, 'Approve', 'ok')} ${postForm(`${UI_PREFIX}/approvals/decide`, csrf, { id: a.id, decision: 'denied' }, 'Deny', 'danger')}</td></tr>`,
     )
     .join('')}</tbody></table>`;
 }

@@ -16,6 +16,7 @@ import { RateLimiter } from '../../core/threads/rate-limit.js';
 import { listTokens, revokeToken } from '../../stores/tokens/tokens.js';
 import { isAivaultError } from '../../core/errors.js';
 import type { ApprovalStore } from '../approvals.js';
+import { tokenCaller } from '../../core/broker/approval-caller.js';
 import { subscribeCalls, type CallEvent } from '../call-events.js';
 import { isLoopbackOrigin } from '../http-passthrough.js';
 import {
@@ -95,6 +96,13 @@ function secured(res: HttpResponse, status: string, type: string): HttpResponse 
 export function mountDashboard(app: TemplatedApp, ctx: DashboardContext): { closeViewers(): void } {
   const limiter = new RateLimiter(ctx.rateLimit);
   const viewers = new Set<WebSocket<Viewer>>();
+  // A session that ends early (logout, vault lock) takes its live-calls sockets with it at once, not at
+  // the next event they would have been sent.
+  const endViewers = (code: number, reason: string, all: boolean): void => {
+    for (const ws of [...viewers])
+      if (all || !ctx.auth.isLive(ws.getUserData().session)) ws.end(code, reason);
+  };
+  const offEnded = ctx.auth.onEnded(() => endViewers(1008, 'session ended', false));
 
   const send = (
     res: HttpResponse,
@@ -259,6 +267,7 @@ export function mountDashboard(app: TemplatedApp, ctx: DashboardContext): { clos
           void revokeToken(ctx.vaultDir, id).then(
             () => {
               ctx.afterWrite();
+              ctx.approvals?.forgetCaller(tokenCaller(id)); // as the CLI's revoke (approval-staleness.ts)
               ctx.audit({
                 kind: 'dashboard.token.revoke',
                 actor: 'operator',
@@ -395,7 +404,8 @@ export function mountDashboard(app: TemplatedApp, ctx: DashboardContext): { clos
 
   return {
     closeViewers() {
-      for (const ws of [...viewers]) ws.end(1001, 'aivaultd shutting down');
+      offEnded();
+      endViewers(1001, 'aivaultd shutting down', true);
     },
   };
 }

@@ -40,6 +40,8 @@ function sameSecret(a: string, b: string): boolean {
 export class DashboardAuth {
   private readonly codes = new Map<string, number>();
   private readonly sessions = new Map<string, DashboardSession>();
+  /** Told when sessions end early (logout, lock): open live-calls sockets of those sessions close. */
+  private readonly endedListeners = new Set<() => void>();
   private readonly now: () => number;
   private readonly codeTtlMs: number;
   private readonly sessionTtlMs: number;
@@ -104,12 +106,27 @@ export class DashboardAuth {
   /** End a session (logout). */
   end(id: string): void {
     this.sessions.delete(id);
+    this.emitEnded();
   }
 
-  /** Drop every session and code (vault lock, shutdown). */
+  /**
+   * Drop every session and login code (vault lock, shutdown): a cookie or a login URL handed out before
+   * works no more; the operator logs in again with a new `aivault dashboard`.
+   */
   clear(): void {
     this.codes.clear();
     this.sessions.clear();
+    this.emitEnded();
+  }
+
+  /** Call `listener` whenever sessions end early; returns the unsubscribe function. */
+  onEnded(listener: () => void): () => void {
+    this.endedListeners.add(listener);
+    return () => this.endedListeners.delete(listener);
+  }
+
+  private emitEnded(): void {
+    for (const l of this.endedListeners) l();
   }
 
   private sweep(): void {

@@ -13,6 +13,7 @@ import type { AuthInput, HeaderPair } from '../auth/strategy.js';
 import type { AuditInput } from '../../stores/audit/audit-log.js';
 import type { ClientCert } from './upstream.js';
 import type { AskApproval, PipelineDeps } from './types.js';
+import { approvalCaller, approvalScope } from '../../core/broker/approval-caller.js';
 
 /** Fixed note on the audit event of a call admitted uncounted (fleet Redis down, `--fleet-fail-open`). */
 export const FAIL_OPEN_NOTE = 'fleet rate limit not applied: Redis unreachable (--fleet-fail-open)';
@@ -80,13 +81,16 @@ async function requireApproval(
       `capability ${plan.capabilityId} needs operator approval, which only aivaultd can ask for`,
     );
   }
+  const host = plan.port === 443 ? plan.host : `${plan.host}:${plan.port}`;
   const outcome = await ask({
     capability: plan.capabilityId,
     method: plan.method,
-    host: plan.port === 443 ? plan.host : `${plan.host}:${plan.port}`,
+    host,
     path: plan.path,
     bodyBytes: planBodyBytes(plan),
     callerTokenId: context.token?.id ?? '',
+    caller: approvalCaller(context),
+    scope: approvalScope(plan.policy, plan.credentialId, host),
     mode,
   });
   if (outcome === 'approved') return;

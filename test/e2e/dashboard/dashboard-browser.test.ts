@@ -4,7 +4,9 @@
  * listener, and the compiled CLI for `aivault dashboard`, `secrets create` and `invoke`.
  * Shows: login with the one-time URL (and the URL no longer works), a capability becoming ready after
  * `aivault secrets create`, a live call appearing while a CLI invoke runs, a token revoked on the page
- * failing its next passthrough call, no request off loopback, cross-site and CSRF-less POSTs refused.
+ * failing its next passthrough call, a waiting call approved on the approvals page (it completes) and
+ * another denied there (never sent), `aivault lock` ending the session and its live socket, no request
+ * off loopback, cross-site and CSRF-less POSTs refused.
  * Writes docs/dashboard.png (the README screenshot).
  */
 import { existsSync } from 'node:fs';
@@ -250,6 +252,119 @@ describe('aivault dashboard in chromium', { timeout: 60_000 }, () => {
     expect(await upgrade(base)).toBe(403); // no session
     expect(await upgrade(`http://localhost:${evilPort}`, cookie)).toBe(403); // another origin
     expect(await upgrade(base, cookie)).toBe(101);
+  });
+
+  it('approves a waiting call on the approvals page (it completes) and denies another (never sent)', async () => {
+    const policy = await runCli(['capability', 'policy', 'set', 'echo/api', '--approval', 'always'], { env });
+    expect(policy.code, policy.stderr).toBe(0);
+    const { token, info } = await mintProxyToken(pv.config.vaultDir, {
+      capabilities: ['echo/api'],
+      label: 'payments-agent',
+    });
+    const BODY_MARKER = registerSecret('card-4242-body-never-on-a-page');
+    const body = JSON.stringify({ amount: 1200, card: BODY_MARKER });
+    const hits = (path: string): number => pv.upstream.requests.filter((r) => r.path === path).length;
+    const call = (path: string): Promise<Response> =>
+      fetch(`${base}/aivault/proxy`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({
+          capability: 'echo/api',
+          request: { method: 'POST', path, headers: { 'content-type': 'application/json' }, body },
+        }),
+      });
+    const waiting = async (path: string): Promise<string> => {
+      for (let i = 0; i < 400; i++) {
+        const p = daemon.pool.approvals.list().find((x) => x.path === path);
+        if (p) return p.id;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error(`no pending call for ${path}`);
+    };
+
+    // 1. A call waits; the page shows what will be sent — never the body, a header or a secret.
+    const first = call('/charges/approve-me');
+    const firstId = await waiting('/charges/approve-me');
+    await page.goto(`${base}/aivault/ui/approvals`);
+    const row = page.locator(`#approvals tr[data-approval="${firstId}"]`);
+    const cells = await row.locator('td').allTextContents();
+    expect(cells[1]).toBe('echo/api');
+    expect(cells[2]).toBe('POST https://upstream.test/charges/approve-me');
+    expect(cells[3]).toBe(`${Buffer.byteLength(body)} B`);
+    expect(cells[4]).toBe('proxy');
+    expect(cells[5]).toBe(`token ${info.id}`);
+    await assertNoSecretOnPage(page);
+    expect(await page.content()).not.toContain(BODY_MARKER);
+    expect(await page.content()).not.toContain(token);
+    expect(hits('/charges/approve-me')).toBe(0);
+
+    // The buttons post the session's CSRF token; the same POST without it is refused, the call untouched.
+    const csrf = await page.locator('meta[name="csrf-token"]').getAttribute('content');
+    expect(csrf).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(
+      await row.locator('form input[name="csrf"]').evaluateAll((els) => els.map((e) => e.value)),
+    ).toEqual([csrf, csrf]);
+    const forged = await page.evaluate(async (id) => {
+      const r = await fetch('/aivault/ui/approvals/decide', {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `id=${encodeURIComponent(id)}&decision=approved`,
+      });
+      return r.status;
+    }, firstId);
+    expect(forged).toBe(403);
+    expect(daemon.pool.approvals.get(firstId)).toBeDefined();
+
+    // 2. The operator clicks Approve: the call goes out once and completes.
+    const nextLive = page.waitForEvent('websocket', (ws) => ws.url().endsWith('/aivault/ui/live'));
+    await row.getByRole('button', { name: 'Approve' }).click();
+    await page.waitForURL(`${base}/aivault/ui/approvals`);
+    const done = await first;
+    expect(done.status).toBe(200);
+    expect((JSON.parse(await done.text()) as { body?: string }).body).toBe(body); // the echo got it
+    expect(hits('/charges/approve-me')).toBe(1);
+    expect(await page.locator(`#approvals tr[data-approval="${firstId}"]`).count()).toBe(0);
+
+    // 3. The page is live: once its socket delivers events (a quick call proves it), a call that starts
+    // waiting appears without a manual reload, and is denied from the page.
+    const live = await nextLive;
+    const delivered = live.waitForEvent('framereceived');
+    const reader = (await mintProxyToken(pv.config.vaultDir, { capabilities: ['openai/*'] })).token;
+    await (
+      await fetch(`${base}/v/openai/v1/models`, { headers: { authorization: `Bearer ${reader}` } })
+    ).text();
+    await delivered;
+    const second = call('/charges/deny-me');
+    const secondId = await waiting('/charges/deny-me');
+    const row2 = page.locator(`#approvals tr[data-approval="${secondId}"]`);
+    await row2.waitFor({ timeout: 15_000 });
+    await row2.getByRole('button', { name: 'Deny' }).click();
+    await page.waitForURL(`${base}/aivault/ui/approvals`);
+    const refused = await second;
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { error: string }).error).toBe('approval_denied');
+    expect(hits('/charges/deny-me')).toBe(0);
+    expect(daemon.pool.approvals.list()).toEqual([]);
+
+    const off = await runCli(['capability', 'policy', 'set', 'echo/api', '--approval', 'off'], { env });
+    expect(off.code, off.stderr).toBe(0);
+  });
+
+  it('`aivault lock` ends the session: the live-calls socket closes and pages ask for a new login', async () => {
+    await page.goto(`${base}/aivault/ui/calls`);
+    await page.locator('#live-state', { hasText: 'live' }).waitFor();
+    const lock = await runCli(['lock'], { env });
+    expect(lock.code, lock.stderr).toBe(0);
+    try {
+      // Closed by the daemon (not at the next call event), and the page's reconnects are refused.
+      await page.locator('#live-state', { hasText: 'disconnected' }).waitFor({ timeout: 10_000 });
+      const res = await page.reload();
+      expect(res?.status()).toBe(401);
+      await expect(page.locator('h1').textContent()).resolves.toBe('This login link is not valid');
+    } finally {
+      const unlock = await runCli(['unlock'], { env });
+      expect(unlock.code, unlock.stderr).toBe(0);
+    }
   });
 
   it('made no request off loopback', () => {

@@ -2,7 +2,8 @@
  * Operator approvals (issue 16) on a real in-process aivaultd (uWS, request worker, crypto worker) with
  * the compiled CLI as the operator: a call to a capability with `--approval` waits until the operator
  * approves it (then reaches the upstream once), a denied or timed-out call never reaches the upstream
- * and fails with approval_denied, `once` is remembered per caller token only, a caller's own proxy token
+ * and fails with approval_denied, `once` is remembered per caller (a proxy token, one unix-socket
+ * connection) and forgotten when that token is revoked or the capability's policy is set, a caller's own proxy token
  * cannot decide, waiting calls do not hold a connection's call slots, and listings show no secret —
  * on every transport: socket invoke, /aivault/proxy, /v/ passthrough, the HTTPS proxy, the WebSocket relay.
  */
@@ -14,6 +15,9 @@ import { vaultPaths } from '../../../src/stores/vault/index.js';
 import { connect } from '../../../src/core/protocol/client.js';
 import { isAivaultError } from '../../../src/core/errors.js';
 import { spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { mintProxyToken } from '../../../src/stores/tokens/tokens.js';
 import { CLI, parseJson, registerSecret, runCli } from '../../support/run-cli.js';
 import { ECHO_SECRET, OPENAI_SECRET, startHttpFixture, type HttpFixture } from './http-fixture.js';
 
@@ -26,6 +30,7 @@ interface Pending {
   path: string;
   bodyBytes: number;
   callerTokenId: string;
+  caller: string;
   transport: string;
 }
 
@@ -70,6 +75,47 @@ async function waitPending(path: string): Promise<Pending> {
 }
 
 const hits = (path: string): number => fx.upstream.requests.filter((r) => r.path === path).length;
+
+/**
+ * Start a call to `path` and tell whether it went through on a remembered `once` approval ('admitted',
+ * the upstream saw it) or waited for the operator ('waited': it is denied here, and never sent).
+ */
+async function onceOutcome(path: string, call: () => Promise<unknown>): Promise<'admitted' | 'waited'> {
+  let settled = false;
+  const running = call().finally(() => (settled = true));
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (settled) {
+      await running;
+      expect(hits(path)).toBe(1);
+      return 'admitted';
+    }
+    const p = (await pending()).find((x) => x.path === path);
+    if (p) {
+      expect((await fx.api(op, 'POST', `/aivault/approvals/${p.id}/deny`)).status).toBe(200);
+      await running.catch(() => undefined);
+      expect(hits(path)).toBe(0);
+      return 'waited';
+    }
+    if (Date.now() > deadline) throw new Error(`${path}: neither admitted nor waiting`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+/** A proxy call to echo/api (`once`) that must succeed, or fail with approval_denied. */
+const onceCall = (token: string, path: string) => async (): Promise<void> => {
+  const res = await proxy(token, path, 'echo/api');
+  const text = await res.text();
+  if (res.status !== 200) expect(JSON.parse(text)).toMatchObject({ error: 'approval_denied' });
+};
+
+/** Approve the first call of `token` to echo/api so that its `once` approval is remembered. */
+async function approveOnce(token: string, path: string): Promise<void> {
+  const call = proxy(token, path, 'echo/api');
+  const p = await waitPending(path);
+  expect((await fx.api(op, 'POST', `/aivault/approvals/${p.id}/approve`)).status).toBe(200);
+  expect((await call).status).toBe(200);
+}
 
 const proxy = (token: string, path: string, capability = 'echo/special'): Promise<Response> =>
   fetch(`${fx.baseUrl}/aivault/proxy`, {
@@ -145,6 +191,7 @@ describe('operator approvals', () => {
     const p = await waitPending(path);
     expect(p.transport).toBe('socket');
     expect(p.callerTokenId).toBe('');
+    expect(p.caller).toMatch(/^socket:\d+$/);
     const d = await cli(['deny', p.id]);
     expect(d.code, d.stderr).toBe(0);
     const r = await invoke;
@@ -194,6 +241,90 @@ describe('operator approvals', () => {
     expect(((await res.json()) as { error: string }).error).toBe('approval_denied');
     expect(hits('/once/b1')).toBe(0);
   }, 60_000);
+
+  it('`once` for a unix-socket caller is remembered for its connection only, and ends with it', async () => {
+    const first = await connect({ socketPath: fx.config.socketPath });
+    const second = await connect({ socketPath: fx.config.socketPath });
+    onTestFinished(() => second.close());
+    const on = (client: typeof first, path: string) => () =>
+      client.invoke({ capability: 'echo/api', request: { method: 'GET', path } }).catch((err: unknown) => {
+        expect(isAivaultError(err) && err.code).toBe('approval_denied');
+      });
+    const call = on(first, '/sock/1')();
+    const p = await waitPending('/sock/1');
+    expect(p.caller).toMatch(/^socket:\d+$/);
+    expect((await fx.api(op, 'POST', `/aivault/approvals/${p.id}/approve`)).status).toBe(200);
+    await call;
+    expect(await onceOutcome('/sock/2', on(first, '/sock/2'))).toBe('admitted');
+    // Another connection (another agent of the same user, or another user on a shared socket) asks.
+    expect(await onceOutcome('/sock/3', on(second, '/sock/3'))).toBe('waited');
+    // The approved connection closes: a new one (the same client reconnecting) asks again.
+    first.close();
+    const again = await connect({ socketPath: fx.config.socketPath });
+    onTestFinished(() => again.close());
+    expect(await onceOutcome('/sock/4', on(again, '/sock/4'))).toBe('waited');
+  }, 90_000);
+
+  it('`once` is forgotten when its token is revoked (CLI or operator API), even if the token comes back', async () => {
+    const tokensJson = join(fx.config.vaultDir, 'tokens.json');
+    for (const how of ['cli', 'http'] as const) {
+      const { token, info } = await mintProxyToken(fx.config.vaultDir, { capabilities: ['echo/api'] });
+      // A backup of tokens.json that still holds the token (restored below, as an operator might).
+      const backup = await readFile(tokensJson);
+      await approveOnce(token, `/revoke/${how}/1`);
+      expect(await onceOutcome(`/revoke/${how}/2`, onceCall(token, `/revoke/${how}/2`))).toBe('admitted');
+      if (how === 'cli') {
+        const r = await cli(['token', 'revoke', info.id]);
+        expect(r.code, r.stderr).toBe(0);
+      } else {
+        expect((await fx.api(op, 'DELETE', `/aivault/tokens/${info.id}`)).status).toBe(200);
+      }
+      const revoked = await proxy(token, `/revoke/${how}/3`, 'echo/api');
+      expect(revoked.status).toBe(401);
+      // The same token again (the backup restored): it is a caller the operator has not approved.
+      await writeFile(tokensJson, backup);
+      fx.daemon.pool.generation.bump();
+      expect(await onceOutcome(`/revoke/${how}/4`, onceCall(token, `/revoke/${how}/4`))).toBe('waited');
+    }
+  }, 120_000);
+
+  it('`once` is forgotten on any policy set of its capability (CLI or operator API), a mode change included', async () => {
+    const token = await fx.mint({ capabilities: ['echo/api'] });
+    const remembered = async (tag: string): Promise<void> => {
+      await approveOnce(token, `/policy/${tag}/approved`);
+      expect(await onceOutcome(`/policy/${tag}/kept`, onceCall(token, `/policy/${tag}/kept`))).toBe(
+        'admitted',
+      );
+    };
+    const asksAgain = async (tag: string): Promise<void> => {
+      expect(await onceOutcome(`/policy/${tag}/after`, onceCall(token, `/policy/${tag}/after`))).toBe(
+        'waited',
+      );
+    };
+    // A policy set that changes nothing still ends it (the operator looked at the policy again).
+    await remembered('same');
+    const same = await cli(['capability', 'policy', 'set', 'echo/api', '--approval', 'once']);
+    expect(same.code, same.stderr).toBe(0);
+    await asksAgain('same');
+    // once → always → once: back where it was, and still asked again.
+    await remembered('mode');
+    for (const mode of ['always', 'once']) {
+      const r = await cli(['capability', 'policy', 'set', 'echo/api', '--approval', mode]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    await asksAgain('mode');
+    // The operator API's PATCH with a policy field, changing nothing either.
+    await remembered('http');
+    expect((await fx.api(op, 'PATCH', '/aivault/capabilities/echo%2Fapi', { approval: 'once' })).status).toBe(
+      200,
+    );
+    await asksAgain('http');
+    // Another capability's policy set leaves it alone.
+    await remembered('other');
+    const other = await cli(['capability', 'policy', 'set', 'echo/special', '--approval', 'always']);
+    expect(other.code, other.stderr).toBe(0);
+    expect(await onceOutcome('/policy/other/after', onceCall(token, '/policy/other/after'))).toBe('admitted');
+  }, 180_000);
 
   it('the caller cannot approve its own call: its proxy token gets operator_auth_required', async () => {
     const token = await fx.mint({ capabilities: ['echo/special'] });

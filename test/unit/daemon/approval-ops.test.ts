@@ -3,7 +3,8 @@
  * listing view, the long poll behind `aivault approvals --watch`, decisions, and the audit line of each.
  */
 import { describe, expect, it } from 'vitest';
-import { ApprovalStore, type ApprovalRequest } from '../../../src/front/approvals.js';
+import { ApprovalStore } from '../../../src/front/approvals.js';
+import { approvalRequest } from './approval-fixture.js';
 import {
   approvalAuditEvent,
   auditApprovals,
@@ -14,16 +15,7 @@ import {
 import type { AuditInput } from '../../../src/stores/audit/audit-log.js';
 import { parseArgs } from '../../../src/front/main.js';
 
-const req: ApprovalRequest = {
-  capability: 'acme/pay',
-  method: 'POST',
-  host: 'api.acme.test',
-  path: '/v1/charges',
-  bodyBytes: 42,
-  callerTokenId: 'tok_a',
-  transport: 'proxy',
-  mode: 'always',
-};
+const req = approvalRequest();
 
 describe('approval operations', () => {
   it('lists what will be sent, and decides; a second decision is not_found', async () => {

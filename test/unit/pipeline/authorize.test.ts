@@ -15,6 +15,7 @@ import {
 import { createRateLimitBuffer, RateLimiter } from '../../../src/core/threads/rate-limit.js';
 import type { PipelineDeps } from '../../../src/request-worker/pipeline/types.js';
 import { testPlan as basePlan } from './fixtures/plan.js';
+import { approvalScope } from '../../../src/core/broker/approval-caller.js';
 
 function testPlan(over: Partial<Plan> = {}): Plan {
   return basePlan({ query: 'a=1', headers: [['accept', 'application/json']], ...over });
@@ -74,9 +75,31 @@ describe('admit: operator approval (policy `approval`)', () => {
         path: plan.path,
         bodyBytes: 12,
         callerTokenId: 'tok_1',
+        caller: 'token:tok_1',
+        scope: approvalScope(plan.policy, plan.credentialId, plan.host),
         mode: 'once',
       },
     ]);
+  });
+
+  it('a unix-socket call is remembered for its connection; a call with no caller for nobody', async () => {
+    const asked: { caller: string }[] = [];
+    const ask = async (req: { caller: string }): Promise<'approved'> => {
+      asked.push(req);
+      return 'approved';
+    };
+    await admit(planDeps(plan), envelope, { socketConnection: '7' }, undefined, { kind: 'invoke' }, ask);
+    await admit(planDeps(plan), envelope, {}, undefined, { kind: 'invoke' }, ask);
+    expect(asked.map((r) => r.caller)).toEqual(['socket:7', '']);
+  });
+
+  it('the scope changes with the policy, the credential and the host', () => {
+    const base = approvalScope(plan.policy, 'cred', 'h.test');
+    expect(approvalScope({ ...plan.policy }, 'cred', 'h.test')).toBe(base);
+    expect(approvalScope({ ...plan.policy, approval: 'always' }, 'cred', 'h.test')).not.toBe(base);
+    expect(approvalScope({ ...plan.policy, rateLimitPerMinute: 5 }, 'cred', 'h.test')).not.toBe(base);
+    expect(approvalScope(plan.policy, 'other', 'h.test')).not.toBe(base);
+    expect(approvalScope(plan.policy, 'cred', 'h.test:8443')).not.toBe(base);
   });
 
   it('a denial or a timeout is approval_denied; no way to ask is approval_denied too (fail closed)', async () => {
