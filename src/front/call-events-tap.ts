@@ -4,7 +4,7 @@
  * it returns the handlers unchanged and builds nothing, so the hot path pays one Set.size read.
  * Labels only: capability, method, path without its query, status, duration, error code.
  */
-import type { CallHandlers, InvokeTask } from '../pool/pool.js';
+import type { CallHandlers, InvokeTask } from '../pool/pool-call.js';
 import type { WsConnect } from '../core/threads/ws-protocol.js';
 import {
   emitCallEvent,

@@ -26,7 +26,7 @@ import { AivaultError } from '../core/errors.js';
 import { AuditLog, type AuditInput } from '../stores/audit/audit-log.js';
 import { vaultPaths } from '../stores/vault/index.js';
 import { TokenVerifier } from '../stores/tokens/tokens.js';
-import type { DaemonPool } from '../pool/pool.js';
+import type { DaemonPool } from '../pool/daemon-pool.js';
 import {
   closeListenSocket,
   localPort,

@@ -20,7 +20,7 @@ import { parseArgs as parseNodeArgs } from 'node:util';
 import { loadConfig, type Config } from '../core/config/env.js';
 import { AivaultError, isAivaultError } from '../core/errors.js';
 import type { TestIntervals } from '../core/config/test-intervals.js';
-import { DaemonPool } from '../pool/pool.js';
+import { DaemonPool } from '../pool/daemon-pool.js';
 import { startSocketServer, type SocketServer } from './socket-server.js';
 import { startHttpServer, type HttpServer } from './http-server.js';
 import { isLoopbackHost, parseListenAddress } from './http-passthrough.js';

@@ -17,7 +17,7 @@ import type { WireError } from '../core/errors.js';
 import type { HeaderList } from '../core/broker/types.js';
 import type { WorkerToMain } from '../core/threads/call-port.js';
 import type { Timings } from '../core/threads/server-timing.js';
-import type { CallHandlers, InvokeTask } from '../pool/pool.js';
+import type { CallHandlers, InvokeTask } from '../pool/pool-call.js';
 import { tapCall } from './call-events-tap.js';
 import type { CallTransport } from './call-events.js';
 

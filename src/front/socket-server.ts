@@ -19,7 +19,7 @@ import {
 } from '../core/protocol/frames.js';
 import { scrubbedField } from '../core/threads/call-port.js';
 import type { Timings } from '../core/threads/server-timing.js';
-import type { DaemonPool } from '../pool/pool.js';
+import type { DaemonPool } from '../pool/daemon-pool.js';
 import { startRelayedCall, type CallRelay, type RelaySink } from './relay.js';
 import type { SocketRole } from '../crypto-worker/operator-executor.js';
 import { APPROVAL_COMMANDS } from '../cli/command-table.js';

@@ -10,7 +10,7 @@ import { AivaultError, toWire } from '../core/errors.js';
 import { hasDevRequests } from '../core/config/env.js';
 import { configFromWorkerData } from '../core/threads/crypto-protocol.js';
 import { CryptoPortClient } from './crypto-client.js';
-import type { AttachTask, RequestWorkerData } from '../pool/pool.js';
+import type { AttachTask, RequestWorkerData } from '../pool/request-workers.js';
 import {
   createPortSink,
   type CallStart,

@@ -180,7 +180,7 @@ describe('worker crashes inside an in-process aivaultd', () => {
     expect(status).toBe(200);
   });
 
-  // Was a finding: pool.ts ignored the crypto worker's exit and request workers' decrypts never settled,
+  // Was a finding: the pool (src/pool/daemon-pool.ts) ignored the crypto worker's exit and request workers' decrypts never settled,
   // so every call hung. Now the port closes → pending calls fail fast, and a new crypto worker takes over.
   it('the crypto worker terminated: no hang, and the daemon recovers with a fresh crypto worker', async () => {
     const crypto = (fx.daemon.pool as unknown as { crypto: { terminate(): Promise<number> } }).crypto;

@@ -1,7 +1,7 @@
 // Pool saturation is capacity, not policy: every request worker at its concurrent-call limit answers
 // `daemon_busy` (503), never `rate_limited` (a capability's per-minute limit).
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { DaemonPool } from '../../src/pool/pool.js';
+import { DaemonPool } from '../../src/pool/daemon-pool.js';
 import { ERRORS } from '../../src/core/errors.js';
 import { createDevVault } from '../support/dev-vault.js';
 import { envelope } from './daemon-fixture.js';

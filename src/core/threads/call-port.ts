@@ -1,6 +1,6 @@
 /**
  * Messages between the daemon's main thread and a request worker on the worker's long-lived MessagePort
- * (one per worker, calls multiplexed by `id`; see src/pool/pool.ts), and the worker-side ResponseSink with credit-based backpressure: the worker may post one chunk per credit; the
+ * (one per worker, calls multiplexed by `id`; see src/pool/request-workers.ts), and the worker-side ResponseSink with credit-based backpressure: the worker may post one chunk per credit; the
  * main thread grants credits only while the client socket drains. Chunks are copied once out of undici's
  * buffers into a fresh ArrayBuffer and then transferred (moved, not copied) across the thread boundary.
  * Carries response data only: never a secret, never a key.

@@ -5,7 +5,7 @@
  */
 import type { AuditInput } from '../../stores/audit/audit-log.js';
 import type { TokenVerifier } from '../../stores/tokens/tokens.js';
-import type { DaemonPool } from '../../pool/pool.js';
+import type { DaemonPool } from '../../pool/daemon-pool.js';
 import type { DaemonMetrics } from '../metrics.js';
 import type { Begin } from './request-start.js';
 

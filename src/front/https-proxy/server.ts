@@ -37,7 +37,7 @@ import { createCatalogCache } from '../../stores/catalog/cache.js';
 import { AuditLog, type AuditInput } from '../../stores/audit/audit-log.js';
 import { vaultPaths } from '../../stores/vault/index.js';
 import { TokenVerifier, type ProxyTokenRecord } from '../../stores/tokens/tokens.js';
-import type { DaemonPool } from '../../pool/pool.js';
+import type { DaemonPool } from '../../pool/daemon-pool.js';
 import { startRelayedCall, type CallRelay, type RelaySink } from '../relay.js';
 import type { CallRequest } from '../../core/threads/call-port.js';
 import { isLoopbackPeer } from '../http-passthrough.js';

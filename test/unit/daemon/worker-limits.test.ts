@@ -2,7 +2,7 @@
 // request workers and crypto worker.
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Worker } from 'node:worker_threads';
-import { DaemonPool } from '../../../src/pool/pool.js';
+import { DaemonPool } from '../../../src/pool/daemon-pool.js';
 import { parseArgs } from '../../../src/front/main.js';
 import { cryptoWorkerResourceLimits, workerResourceLimits } from '../../../src/pool/worker-limits.js';
 import { createDevVault } from '../../support/dev-vault.js';

@@ -23,7 +23,10 @@ const VIOLATIONS: [file: string, code: string][] = [
   ['src/pool/pool-x.ts', "export { createAuth } from '../request-worker/auth/index.js';\n"],
   ['src/front/x.ts', "export const m = import('../crypto-worker/crypto-service.js');\n"],
   // worker code → main thread, and worker → the other worker
-  ['src/request-worker/pipeline/x.ts', "import { Pool } from '../../pool/pool.js';\nnew Pool();\n"],
+  [
+    'src/request-worker/pipeline/x.ts',
+    "import { DaemonPool } from '../../pool/daemon-pool.js';\nnew DaemonPool();\n",
+  ],
   ['src/request-worker/x.ts', "import { relay } from '../front/relay.js';\nrelay();\n"],
   [
     'src/request-worker/x.ts',
@@ -32,7 +35,7 @@ const VIOLATIONS: [file: string, code: string][] = [
   ['src/crypto-worker/x.ts', "import { invoke } from '../request-worker/pipeline/invoke.js';\ninvoke();\n"],
   ['src/crypto-worker/x.ts', "import { startHttp } from '../front/http-server.js';\nstartHttp();\n"],
   // shared code → any thread or the CLI
-  ['src/core/threads/x.ts', "import { Pool } from '../../pool/pool.js';\nnew Pool();\n"],
+  ['src/core/threads/x.ts', "import { DaemonPool } from '../../pool/daemon-pool.js';\nnew DaemonPool();\n"],
   ['src/core/broker/x.ts', "import { out } from '../../cli/output.js';\nout();\n"],
   ['src/stores/vault/x.ts', "export const m = import('../../front/main.js');\n"],
 ];
@@ -42,7 +45,7 @@ const LEGAL: [file: string, code: string][] = [
     'src/front/x.ts',
     "import { callTransferList } from '../core/threads/call-port.js';\ncallTransferList();\n",
   ],
-  ['src/front/x.ts', "import { startPool } from '../pool/pool.js';\nstartPool();\n"],
+  ['src/front/x.ts', "import { DaemonPool } from '../pool/daemon-pool.js';\nnew DaemonPool();\n"],
   [
     'src/front/x.ts',
     "import type { ScrubMatcher } from '../request-worker/pipeline/scrub.js';\nexport type M = ScrubMatcher;\n",

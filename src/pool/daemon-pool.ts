@@ -1,119 +1,30 @@
 /**
- * Thread topology of aivaultd: a piscina pool of request workers plus exactly one crypto worker, created
- * here on the main thread. Each request worker gets its own MessageChannel to the crypto worker (handed
+ * The DaemonPool facade, on aivaultd's main thread: it starts the threads (the request workers,
+ * src/pool/request-workers.ts, and exactly one crypto worker, started and supervised here), dispatches calls
+ * and WebSocket relays to request workers, forwards operator frames and CLI commands to the crypto worker,
+ * and shuts everything down. Each request worker gets its own MessageChannel to the crypto worker (handed
  * over lazily on its first call; the port carries RPC only, never key material). The main thread does no
  * crypto and no policy: it starts calls, relays their messages and grants stream credits (src/front/
  * relay.ts). A call's request travels as its transport received it (CallRequest: its bytes transferred,
- * never re-encoded here), and a call is one PoolCall object on this side.
- *
- * Dispatch: piscina owns the request workers' lifecycle (start, replace a dead one, destroy), but calls do
- * not go through its task queue. Each worker runs one `attach` task that takes one end of a long-lived
- * MessageChannel (a "slot"); invocations are started, credited, cancelled and answered on that port,
- * multiplexed by call id (src/core/threads/call-port.ts). That replaced a piscina task + a new MessageChannel
- * per call (bench/PROFILE.md). A custom piscina balancer gives every worker exactly one attach task. When a
- * worker dies (its port closes, or piscina reports `workerDestroy`), its in-flight calls fail with
- * `internal` ("request worker failed") and a new slot is attached to the worker piscina starts in its
- * place. WebSocket relays still run as one piscina task each (with their own port).
+ * never re-encoded here), and a call is one PoolCall object on this side (src/pool/pool-call.ts).
  */
 import type { CommandJob } from '../crypto-worker/operator-executor.js';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import type { Config } from '../core/config/env.js';
 import { AivaultError, fromWire, type WireError } from '../core/errors.js';
-import type { RequestContext } from '../core/broker/types.js';
 import { createRateLimitBuffer } from '../core/threads/rate-limit.js';
-import {
-  callTransferList,
-  type CallMessage,
-  type CallRequest,
-  type CallStart,
-  type MainToWorker,
-  type MainToWorkerPort,
-  type WorkerPortToMain,
-  type WorkerToMain,
-} from '../core/threads/call-port.js';
+import { callTransferList, type CallStart, type MainToWorker } from '../core/threads/call-port.js';
 import { toWorkerConfig, type ControlReply, type ControlRequest } from '../core/threads/crypto-protocol.js';
 import { workerEntry } from './worker-files.js';
 import type { PolicySealState } from '../stores/vault/policy-seal.js';
-import { cryptoWorkerResourceLimits, workerResourceLimits } from './worker-limits.js';
-import { ApprovalStore, type ApprovalRequest } from '../front/approvals.js';
+import { cryptoWorkerResourceLimits } from './worker-limits.js';
+import { ApprovalStore } from '../front/approvals.js';
 import { Generation } from '../core/threads/generation.js';
-import {
-  createMetricsBuffer,
-  FIRST_WORKER_REGION,
-  MetricsReader,
-  type Transport,
-} from '../core/threads/metrics-buffer.js';
+import { createMetricsBuffer } from '../core/threads/metrics-buffer.js';
 import type { WsMainToWorker, WsTask, WsWorkerToMain } from '../core/threads/ws-protocol.js';
-
-/** One call as a transport hands it over (see CallRequest for the request forms). */
-export type InvokeTask = CallRequest & {
-  context: RequestContext;
-  stream: boolean;
-  timeoutMs?: number;
-  /** Which listener took the call (metrics label; src/core/threads/metrics-buffer.ts). */
-  transport?: Transport;
-};
-
-/** The piscina task (export `attach` of the worker entry) that hands a worker its call port. */
-export interface AttachTask {
-  kind: 'attach';
-  port: MessagePort;
-  /**
-   * This worker's region of the metrics buffer (a replacement worker takes over its predecessor's);
-   * absent: the shared spare region.
-   */
-  metricsRegion?: number;
-}
-
-/** Main side of one request worker's call port. */
-interface Slot {
-  readonly port: MessagePort;
-  readonly calls: Map<number, LiveCall>;
-  /** The worker's threadId once its attach task answered. */
-  threadId?: number;
-  dead: boolean;
-  /** Shutdown: resolves when the worker answered `closed`. */
-  onClosed?: () => void;
-  /** The worker's region of the metrics buffer. */
-  readonly metricsRegion: number;
-}
-
-interface LiveCall {
-  onMessage(msg: CallMessage): void;
-  finish(): void;
-  awaitApproval(store: ApprovalStore, request: ApprovalRequest): void;
-}
-
-const ATTACH = 'attach';
-
-type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
-
-export interface RequestWorkerData {
-  config: ReturnType<typeof toWorkerConfig>;
-  rateLimit: SharedArrayBuffer;
-  /** The vault generation (src/core/threads/generation.ts). */
-  generation: SharedArrayBuffer;
-  /** Counters and timings for /metrics (src/core/threads/metrics-buffer.ts). */
-  metrics: SharedArrayBuffer;
-}
-
-export interface CallHandlers {
-  /** Every non-control message from the worker (head/chunk/end/full/error). */
-  onMessage(msg: Exclude<WorkerToMain, { t: 'need-crypto' }>): void;
-  /**
-   * The call started (true) or stopped (false) waiting for an operator's approval. A transport that
-   * limits calls per connection does not count a waiting call, so waiting calls do not starve others.
-   */
-  onApprovalWait?(waiting: boolean): void;
-}
-
-export interface CallHandle {
-  grant(n: number): void;
-  abort(): void;
-  /** Settles when the call reached a terminal message (end/full/error). */
-  readonly done: Promise<void>;
-}
+import { PoolCall, type CallHandle, type CallHandlers, type InvokeTask } from './pool-call.js';
+import { RequestWorkers } from './request-workers.js';
 
 export interface PoolOptions {
   readonly workers?: number;
@@ -124,69 +35,8 @@ export interface PoolOptions {
   readonly approvalTimeoutMs?: number;
 }
 
-/**
- * One call in flight, main side: its handle (grant/abort), its entry in the slot's call map and in the
- * pool's set, in one object. `done` is made only when asked for (graceful close), not per call.
- */
-class PoolCall implements CallHandle, LiveCall {
-  private terminal = false;
-  private settle: (() => void) | undefined;
-  private settled: Promise<void> | undefined;
-  /** Aborted when the call ends while it waits for approval: its pending entry is removed. */
-  private approval: AbortController | undefined;
-
-  constructor(
-    readonly id: number,
-    private readonly slot: Slot,
-    private readonly handlers: CallHandlers,
-    private readonly registry: Set<CallHandle>,
-  ) {}
-
-  /** The worker asks whether the operator approves this call; the outcome goes back on the port. */
-  awaitApproval(store: ApprovalStore, request: ApprovalRequest): void {
-    if (this.terminal || this.approval) return;
-    const ac = new AbortController();
-    this.approval = ac;
-    this.handlers.onApprovalWait?.(true);
-    void store.request(request, ac.signal).then((outcome) => {
-      this.approval = undefined;
-      if (this.terminal) return;
-      this.handlers.onApprovalWait?.(false);
-      this.slot.port.postMessage({ t: 'approval', id: this.id, outcome } satisfies MainToWorkerPort);
-    });
-  }
-
-  grant(n: number): void {
-    if (!this.terminal)
-      this.slot.port.postMessage({ t: 'credit', id: this.id, n } satisfies MainToWorkerPort);
-  }
-
-  abort(): void {
-    if (this.terminal) return;
-    this.slot.port.postMessage({ t: 'abort', id: this.id } satisfies MainToWorkerPort);
-    this.approval?.abort();
-  }
-
-  get done(): Promise<void> {
-    if (this.terminal) return Promise.resolve();
-    return (this.settled ??= new Promise<void>((r) => (this.settle = r)));
-  }
-
-  onMessage(msg: CallMessage): void {
-    if (!this.terminal) this.handlers.onMessage(msg);
-  }
-
-  finish(): void {
-    if (this.terminal) return;
-    this.terminal = true;
-    this.approval?.abort();
-    this.registry.delete(this);
-    if (this.slot.calls.size === 0) this.slot.port.unref();
-    this.settle?.();
-  }
-}
-
 export class DaemonPool {
+  /** The request workers' piscina (RequestWorkers owns it; tests read its threads and options). */
   readonly piscina: Piscina;
   private crypto: Worker;
   /** The shared rate-limit table (read by the dashboard; written by request workers). */
@@ -201,10 +51,7 @@ export class DaemonPool {
   private nextRid = 1;
   private closed = false;
   private readonly calls = new Set<CallHandle>();
-  private readonly slots: Slot[] = [];
-  /** threadIds of workers that have taken an attach task (maintained by the balancer). */
-  private readonly attached = new Set<number>();
-  private readonly maxCallsPerWorker: number;
+  private readonly workers: RequestWorkers;
   private nextCallId = 1;
 
   constructor(config: Config, opts: PoolOptions = {}) {
@@ -215,107 +62,24 @@ export class DaemonPool {
     const threads = opts.workers ?? config.requestWorkers;
     this.metrics = createMetricsBuffer(threads);
     this.crypto = this.spawnCrypto(config);
-    const entry = workerEntry('request-worker');
-    const workerData: RequestWorkerData & Record<string, unknown> = {
-      ...entry.bootData,
-      config: toWorkerConfig(config),
-      rateLimit: this.rateLimit,
-      generation: this.generation.buffer,
-      metrics: this.metrics,
-    };
-    this.maxCallsPerWorker = opts.concurrentTasksPerWorker ?? 4096;
-    // Every worker takes exactly one attach task (any worker without one: the counts match and slots are
-    // interchangeable); other tasks (WebSocket relays) go to the least busy worker (piscina's default
-    // policy; its LeastBusyBalancer is not exported).
-    const balancer: LoadBalancer = (task, workers) => {
-      if (task.name === ATTACH) {
-        const w = workers.find((x) => !this.attached.has(x.id)) ?? null;
-        if (w) this.attached.add(w.id);
-        return w;
-      }
-      let best: (typeof workers)[number] | null = null;
-      for (const w of workers) {
-        if (w.currentUsage >= this.maxCallsPerWorker) continue;
-        if (!best || w.currentUsage < best.currentUsage) best = w;
-      }
-      return best;
-    };
-    this.piscina = new Piscina({
-      filename: entry.filename,
-      minThreads: threads,
-      maxThreads: threads,
-      // Calls are I/O bound and SSE streams live long: 256 per worker plus piscina's 'auto' queue (threads²)
-      // refused the 517th concurrent stream on 2 workers as `internal` (bench: 1,000 open streams).
-      concurrentTasksPerWorker: this.maxCallsPerWorker,
-      loadBalancer: balancer,
-      // Tasks are async and talk over MessagePorts: the default 'sync' Atomics.wait would block the
-      // worker's event loop between tasks and starve those ports.
-      atomics: 'disabled',
-      maxQueue: 'auto',
-      idleTimeout: Number.MAX_SAFE_INTEGER,
-      workerData,
-      // Request workers get an EMPTY environment: a key in AIVAULT_KEY (env provider) must not be
-      // readable there. Everything they need arrives in workerData.
-      env: {},
-      resourceLimits: workerResourceLimits(),
+    this.workers = new RequestWorkers({
+      threads,
+      maxCallsPerWorker: opts.concurrentTasksPerWorker ?? 4096,
+      workerData: {
+        config: toWorkerConfig(config),
+        rateLimit: this.rateLimit,
+        generation: this.generation.buffer,
+        metrics: this.metrics,
+      },
+      approvals: this.approvals,
+      handOverCryptoPort: (workerPort) => this.handOverCryptoPort(workerPort),
     });
-    this.piscina.on('workerDestroy', (w: { id: number }) => {
-      // Deferred: piscina emits this while the worker is still in its list; a new attach task must not be
-      // balanced onto it.
-      setImmediate(() => {
-        this.attached.delete(w.id);
-        const slot = this.slots.find((x) => x.threadId === w.id);
-        if (slot) this.slotDied(slot);
-      });
-    });
-    // A worker's uncaught error with no piscina task running is reported here; the worker is replaced
-    // (workerDestroy above). Without a listener it would throw on the main thread.
-    this.piscina.on('error', () => undefined);
-    for (let i = 0; i < threads; i++) this.addSlot(FIRST_WORKER_REGION + i);
+    this.piscina = this.workers.piscina;
   }
 
   /** The shared rate-limit table (read-only use on this thread: rate-limit headroom for /metrics). */
   get rateLimitBuffer(): SharedArrayBuffer {
     return this.rateLimit;
-  }
-
-  /** A call port for one (current or future) worker: an attach task waits in piscina's queue for it. */
-  private addSlot(metricsRegion: number): void {
-    const { port1, port2 } = new MessageChannel();
-    const slot: Slot = { port: port1, calls: new Map(), dead: false, metricsRegion };
-    this.slots.push(slot);
-    port1.on('message', (msg: WorkerPortToMain) => {
-      if (msg.t === 'need-crypto') {
-        this.handOverCryptoPort(port1);
-        return;
-      }
-      if (msg.t === 'closed') {
-        slot.onClosed?.();
-        return;
-      }
-      const call = slot.calls.get(msg.id);
-      if (!call) return; // finished or failed on this side already
-      if (msg.t === 'approval') {
-        call.awaitApproval(this.approvals, msg.request);
-        return;
-      }
-      if (msg.t === 'end' || msg.t === 'full' || msg.t === 'error') {
-        slot.calls.delete(msg.id);
-        call.onMessage(msg);
-        call.finish();
-      } else call.onMessage(msg);
-    });
-    // The worker's end of the port is closed when its thread stops (crash, terminate).
-    port1.on('close', () => this.slotDied(slot));
-    // Idle slots must not keep the process alive (like idle piscina workers); a call refs its slot.
-    port1.unref();
-    const task: AttachTask = { kind: 'attach', port: port2, metricsRegion };
-    this.piscina.run(task, { name: ATTACH, transferList: [port2] }).then(
-      (threadId: number) => {
-        slot.threadId = threadId;
-      },
-      () => this.slotDied(slot),
-    );
   }
 
   /** A request worker asked for its private channel to the crypto worker: one end to each. */
@@ -325,51 +89,13 @@ export class DaemonPool {
     workerPort.postMessage({ t: 'crypto-port', port: ch.port1 } satisfies MainToWorker, [ch.port1]);
   }
 
-  /** The worker behind `slot` stopped: fail its in-flight calls and attach a new slot (unless closing). */
-  private slotDied(slot: Slot): void {
-    if (slot.dead) return;
-    slot.dead = true;
-    slot.onClosed?.();
-    const i = this.slots.indexOf(slot);
-    if (i >= 0) this.slots.splice(i, 1);
-    slot.port.close();
-    const calls = [...slot.calls.values()];
-    slot.calls.clear();
-    for (const call of calls) {
-      call.onMessage({
-        t: 'error',
-        id: 0,
-        error: { error: 'internal', message: 'request worker failed: its thread stopped during the call' },
-      });
-      call.finish();
-    }
-    // Its in-flight and open-stream gauges died with it; its counters stay (they never go back).
-    new MetricsReader(this.metrics).resetGauges(slot.metricsRegion);
-    if (!this.closed) this.addSlot(slot.metricsRegion);
-  }
-
-  /** The live slot with the fewest calls in flight. */
-  private pickSlot(): Slot {
-    let best: Slot | undefined;
-    for (const s of this.slots) {
-      if (!s.dead && (!best || s.calls.size < best.calls.size)) best = s;
-    }
-    if (!best || best.calls.size >= this.maxCallsPerWorker) {
-      throw new AivaultError(
-        'daemon_busy',
-        `aivaultd is at its limit of ${this.maxCallsPerWorker} concurrent calls per request worker`,
-      );
-    }
-    return best;
-  }
-
   /**
    * Start one invocation in a request worker. The call is one object (PoolCall) on this side; the request's
    * bytes are transferred, not copied.
    */
   startCall(task: InvokeTask, handlers: CallHandlers): CallHandle {
     if (this.closed) throw new AivaultError('daemon_unavailable', 'aivaultd is shutting down');
-    const slot = this.pickSlot();
+    const slot = this.workers.pickSlot();
     const call = new PoolCall(this.nextCallId++, slot, handlers, this.calls);
     slot.calls.set(call.id, call);
     if (slot.calls.size === 1) slot.port.ref();
@@ -575,6 +301,7 @@ export class DaemonPool {
   async close(deadlineMs = 10_000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.workers.stopReplacing();
     this.approvals.denyAll('shutdown');
     const pending = [...this.calls];
     const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), deadlineMs).unref());
@@ -587,20 +314,7 @@ export class DaemonPool {
       ]);
     }
     // Let every request worker release its pipeline (audit day file, upstream pools) before it stops.
-    await Promise.race([
-      Promise.all(
-        this.slots.map(
-          (slot) =>
-            new Promise<void>((resolve) => {
-              slot.onClosed = resolve;
-              slot.port.ref();
-              slot.port.postMessage({ t: 'close' } satisfies MainToWorkerPort);
-            }),
-        ),
-      ),
-      new Promise((r) => setTimeout(r, 2000).unref()),
-    ]);
-    for (const slot of this.slots) slot.port.close();
+    await this.workers.closeSlots(2000);
     const rid = this.nextRid++;
     await Promise.race([
       new Promise<void>((resolve) => {
