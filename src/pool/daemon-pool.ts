@@ -232,7 +232,12 @@ export class DaemonPool {
       // A fresh crypto worker starts locked (passphrase vault): request workers must drop what they cached.
       this.generation.bump();
       failPending();
-      if (!this.closed && this.crypto === worker) this.crypto = this.spawnCrypto(config);
+      if (this.closed || this.crypto !== worker) return;
+      // The keys this worker held are gone: everything a lock ends ends now too (pending approvals,
+      // remembered `once` approvals, dashboard sessions, HTTPS-proxy tunnels and its CA key), even when
+      // the fresh worker unlocks itself again (file or env key).
+      this.afterLock();
+      this.crypto = this.spawnCrypto(config);
     });
     return worker;
   }
@@ -260,6 +265,14 @@ export class DaemonPool {
   /** Called after every successful lock (the HTTPS proxy closes its tunnels and forgets its CA key). */
   readonly onLocked = new Set<() => void>();
 
+  /** The vault was locked (or its crypto worker died): nothing waits for an operator any more, no `once`
+   * approval outlives the lock, and every onLocked listener runs. */
+  private afterLock(): void {
+    this.approvals.denyAll('lock');
+    this.approvals.forgetAll();
+    for (const f of this.onLocked) f();
+  }
+
   /** Forward an operator frame to the crypto worker. */
   operator(
     op: 'unlock' | 'lock' | 'status' | 'audit-key' | 'policy-seal' | 'verify-passphrase',
@@ -272,12 +285,7 @@ export class DaemonPool {
       this.control.set(rid, (r) => {
         if (!r.ok) return reject(fromWire(r.error as WireError));
         if (op === 'unlock') for (const f of this.onUnlocked) f();
-        if (op === 'lock') {
-          // Locked: nothing waits for an operator any more, and no `once` approval outlives the lock.
-          this.approvals.denyAll('lock');
-          this.approvals.forgetAll();
-        }
-        if (op === 'lock') for (const f of this.onLocked) f();
+        if (op === 'lock') this.afterLock();
         // The status frame also reports the vault generation and every thread's cache hits/misses.
         resolve(op === 'status' ? { ...r.data, ...this.generation.stats() } : r.data);
       });

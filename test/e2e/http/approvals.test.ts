@@ -7,7 +7,7 @@
  * cannot decide, waiting calls do not hold a connection's call slots, and listings show no secret —
  * on every transport: socket invoke, /aivault/proxy, /v/ passthrough, the HTTPS proxy, the WebSocket relay.
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import WebSocket from 'ws';
 import { ProxyAgent, request as undiciRequest } from 'undici';
 import { AuditLog } from '../../../src/stores/audit/audit-log.js';
@@ -287,6 +287,18 @@ describe('operator approvals', () => {
       expect(await onceOutcome(`/revoke/${how}/4`, onceCall(token, `/revoke/${how}/4`))).toBe('waited');
     }
   }, 120_000);
+
+  it('`once` is forgotten when the crypto worker dies (its keys are gone: as a lock), even though it comes back', async () => {
+    const token = await fx.mint({ capabilities: ['echo/api'] });
+    await approveOnce(token, '/crypto/1');
+    expect(await onceOutcome('/crypto/2', onceCall(token, '/crypto/2'))).toBe('admitted');
+    const pool = fx.daemon.pool as unknown as { crypto: { terminate(): Promise<number> } };
+    const crypto = pool.crypto;
+    await crypto.terminate();
+    // A fresh crypto worker takes over (it unlocks this file-key vault by itself).
+    await vi.waitFor(() => expect(pool.crypto).not.toBe(crypto), { timeout: 20_000, interval: 20 });
+    expect(await onceOutcome('/crypto/3', onceCall(token, '/crypto/3'))).toBe('waited');
+  }, 60_000);
 
   it('`once` is forgotten on any policy set of its capability (CLI or operator API), a mode change included', async () => {
     const token = await fx.mint({ capabilities: ['echo/api'] });
