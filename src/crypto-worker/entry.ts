@@ -12,12 +12,14 @@ import { toWire } from '../core/errors.js';
 import { CommandExecutor } from './operator-executor.js';
 import { toWirePolicySeal } from '../core/threads/crypto-protocol.js';
 import { setPolicySealSource } from '../stores/vault/policy-seal.js';
+import { useTestLockStaleness } from '../stores/vault/store.js';
 import { Generation } from '../core/threads/generation.js';
 import { MetricsWriter, REGION_CRYPTO } from '../core/threads/metrics-buffer.js';
 import { startThreadSampler } from '../core/threads/thread-sampler.js';
 
 const data = workerData as CryptoWorkerData;
 const config = configFromWorkerData(data);
+useTestLockStaleness(config);
 // The vault generation shared with the main thread and the request workers (src/core/threads/generation.ts).
 const generation = data.generation ? new Generation(data.generation) : undefined;
 const service = new CryptoService(config, generation ? { generation } : {});

@@ -37,6 +37,7 @@ import {
 } from '../pool/worker-limits.js';
 import { startVaultWatcher } from './vault-watcher.js';
 import { vaultPaths } from '../stores/vault/paths.js';
+import { useTestLockStaleness } from '../stores/vault/store.js';
 import type { HttpsProxyServer } from './https-proxy/server.js';
 import { HTTPS_PROXY_INFO_FILE } from './https-proxy/paths.js';
 import { vaultTag } from './http-server.js';
@@ -86,7 +87,7 @@ export interface DaemonOptions {
    */
   readonly system?: SystemLayout;
   /**
-   * Shortened intervals (OAuth backoff, token re-check, vault watcher). In-process tests only: the one
+   * Shortened intervals (OAuth backoff, token re-check, vault watcher, lock staleness). In-process tests only: the one
    * test-only path; no flag or env var sets it (core/config/test-intervals.ts).
    */
   readonly testing?: TestIntervals;
@@ -118,6 +119,8 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
     : baseConfig;
   const testing = opts.testing;
   const config: Config = testing ? Object.freeze({ ...fleetConfig, testing }) : fleetConfig;
+  // This thread's token writes take the vault lock: its test-only staleness (cleared without `testing`).
+  useTestLockStaleness(config);
   const system = opts.system;
   const socketPath = system
     ? system.operatorSocket

@@ -53,7 +53,8 @@ const fleet = config.fleet?.redisUrl
       },
     })
   : undefined;
-const rateLimiter: Admission = fleet ?? new RateLimiter(data.rateLimit);
+const rateLimiter: Admission =
+  fleet ?? new RateLimiter(data.rateLimit, Date.now, config.testing?.rateLimitLockStaleMs);
 const generation = new Generation(data.generation);
 /**
  * This worker's metrics writer: the spare region until the pool's attach task names this worker's own

@@ -16,6 +16,29 @@ async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
   }
 }
 
+/**
+ * Sample the upstream's /large byte count every 20 ms until it grew by less than `bytes` over the last
+ * `windowMs`: the count at the start of that stretch (`mid`) and at its end (`later`).
+ */
+async function upstreamStalled(
+  windowMs: number,
+  bytes: number,
+  deadlineMs = 10_000,
+): Promise<{ mid: number; later: number }> {
+  const samples: { at: number; count: number }[] = [];
+  const until = Date.now() + deadlineMs;
+  for (;;) {
+    const now = Date.now();
+    const count = fx.upstream.largeBytesWritten.count;
+    samples.push({ at: now, count });
+    while (samples.length > 1 && (samples[1] as { at: number }).at <= now - windowMs) samples.shift();
+    const first = samples[0] as { at: number; count: number };
+    if (now - first.at >= windowMs && count - first.count < bytes) return { mid: first.count, later: count };
+    if (now > until) throw new Error(`the upstream kept writing for ${deadlineMs} ms (${count} bytes)`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** A full 1 GiB in the suite (issue #4); AIVAULT_TEST_STREAM_MB lowers it for quick local runs. */
 const LARGE = Number(process.env.AIVAULT_TEST_STREAM_MB ?? 1024) * 1024 * 1024;
 
@@ -62,11 +85,11 @@ describe('aivaultd streaming', () => {
     const it = s.body[Symbol.asyncIterator]();
     await it.next();
     const start = fx.upstream.largeBytesWritten.count;
-    await new Promise((r) => setTimeout(r, 500));
-    const mid = fx.upstream.largeBytesWritten.count;
-    await new Promise((r) => setTimeout(r, 500));
-    const later = fx.upstream.largeBytesWritten.count;
-    // Buffers fill (client highWater, uWS, credits, undici, TCP) and then the upstream stops writing.
+    // Buffers fill (client highWater, uWS, credits, undici, TCP) and then the upstream stops writing:
+    // wait (up to 10 s) for a 500 ms stretch in which it wrote less than 1 MiB, however long the buffers
+    // take to fill. Without backpressure the upstream would write all 512 MiB first (caught below), or
+    // never stop within the deadline.
+    const { mid, later } = await upstreamStalled(500, 1024 * 1024);
     expect(later - mid).toBeLessThan(1024 * 1024);
     expect(mid - start).toBeLessThan(128 * 1024 * 1024);
     await it.return?.();

@@ -60,9 +60,12 @@ async function cliOk(args: string[], input?: string): Promise<string> {
   return r.stdout;
 }
 
-async function mint(capabilities: string[], extra: string[] = []): Promise<{ token: string; id: string }> {
+async function mint(
+  capabilities: string[],
+  extra: string[] = [],
+): Promise<{ token: string; id: string; expiresAtMs: number }> {
   const args = ['-v', 'token', 'mint', ...capabilities.flatMap((c) => ['--capability', c]), ...extra];
-  return JSON.parse(await cliOk(args)) as { token: string; id: string };
+  return JSON.parse(await cliOk(args)) as { token: string; id: string; expiresAtMs: number };
 }
 
 beforeAll(async () => {
@@ -304,6 +307,14 @@ function auditEvents(): Record<string, unknown>[] {
     );
 }
 
+/**
+ * Until `token` has expired by the clock aivaultd checks it against (the same machine's; it is expired
+ * once `expiresAtMs <= now`). 1 s is the shortest TTL a token can be minted with.
+ */
+function untilExpired(token: { expiresAtMs: number }): Promise<void> {
+  return waitFor(() => Date.now() > token.expiresAtMs, 5_000);
+}
+
 /** Poll until `check` holds (audit lines are appended asynchronously). */
 async function waitFor(check: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -342,7 +353,7 @@ describe('attack: /aivault/ws without a valid token', () => {
       .token;
     // Minted last: any later write to tokens.json prunes expired records ("unknown" instead of "expired").
     const expired = await mint(['rt/*'], ['--ttl', '1s']);
-    await new Promise((r) => setTimeout(r, 1200));
+    await untilExpired(expired);
     const forged = `avp_${Buffer.from(Array.from({ length: 32 }, (_, i) => i)).toString('base64url')}`;
     const before = up.raw.length;
     const cases: [string, TryOptions, RegExp][] = [
@@ -935,7 +946,7 @@ describe('attack: keep a relay after the token expired or was revoked', () => {
       token: short.token,
       timeoutMs: 10_000,
       after: async (ws) => {
-        await new Promise((r) => setTimeout(r, 1100));
+        await untilExpired(short);
         if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(RT));
       },
     });

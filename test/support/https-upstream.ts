@@ -21,7 +21,7 @@
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
 import { createTestCa } from './test-ca.js';
@@ -50,6 +50,16 @@ export interface HttpsUpstream {
   readonly aborted: { count: number };
   /** Bytes written by /large responses (to see a slow client pause the upstream). */
   readonly largeBytesWritten: { count: number };
+  /** …/ws-echo connections: messages received (each is echoed at once). */
+  readonly wsEcho: {
+    readonly received: number;
+    /**
+     * Every open echo socket has handed all its echoes to the kernel, or its reader stopped reading (the
+     * kernel's send buffer is full): nothing more moves toward the client until the client reads. Lets a
+     * test that pauses its client wait for the relay to be loaded instead of sleeping.
+     */
+    settled(): boolean;
+  };
   /** OAuth2 token endpoint (`…/oauth/token`) state: tokens issued are `at-1`, `at-2`, …; `…/needs-token`
    * answers 401 unless the request carries `Bearer at-<required ?? latest>`. */
   readonly tokens: {
@@ -246,6 +256,19 @@ export async function startHttpsUpstream(opts: HttpsUpstreamOptions = {}): Promi
   );
   const upgrades: HttpsUpstream['upgrades'] = [];
   const wss = new WebSocketServer({ noServer: true });
+  let wsReceived = 0;
+  const wsEcho: HttpsUpstream['wsEcho'] = {
+    get received() {
+      return wsReceived;
+    },
+    settled: () =>
+      [...wss.clients].every(
+        (c) =>
+          c.bufferedAmount === 0 ||
+          // ws keeps its net.Socket private; writableNeedDrain = the kernel refused more.
+          (c as unknown as { _socket: Socket })._socket.writableNeedDrain,
+      ),
+  };
   server.on('upgrade', (req: IncomingMessage, socket, head) => {
     const url = new URL(req.url ?? '/', 'https://upstream.invalid');
     if (!url.pathname.endsWith('/ws-echo')) {
@@ -261,7 +284,10 @@ export async function startHttpsUpstream(opts: HttpsUpstreamOptions = {}): Promi
           headers: { ...req.headers },
         }),
       );
-      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+      ws.on('message', (data, isBinary) => {
+        wsReceived++;
+        ws.send(data, { binary: isBinary });
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -273,6 +299,7 @@ export async function startHttpsUpstream(opts: HttpsUpstreamOptions = {}): Promi
     upgrades,
     aborted,
     largeBytesWritten,
+    wsEcho,
     tokens,
     close: () =>
       new Promise<void>((resolve) => {

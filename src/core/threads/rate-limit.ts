@@ -17,7 +17,8 @@
  * compareExchange like the old packed fixed-window word; a per-slot lock makes it one step for every
  * worker. The critical section is ~61 loads (well under a microsecond) and only callers of the same
  * capability contend. The lock word holds the holder's clock (ms, 31 bits): a holder that died inside the
- * section (a terminated worker) is taken over after LOCK_STALE_MS instead of blocking the slot forever.
+ * section (a terminated worker) is taken over after LOCK_STALE_MS (or the constructor's `lockStaleMs`,
+ * from Config.testing in tests) instead of blocking the slot forever.
  * 64-bit keys make a collision between two capability ids practically impossible; if one ever happened the
  * two capabilities would share a counter (stricter, never looser).
  */
@@ -77,14 +78,16 @@ export class RateLimiter implements Admission {
   private readonly slots: number;
   private readonly slotCache = new Map<string, number>();
   private readonly now: () => number;
+  private readonly lockStaleMs: number;
 
-  constructor(buffer: SharedArrayBuffer, now: () => number = Date.now) {
+  constructor(buffer: SharedArrayBuffer, now: () => number = Date.now, lockStaleMs = LOCK_STALE_MS) {
     this.slots = buffer.byteLength / (META_BYTES + CELL_BYTES);
     if (!Number.isInteger(this.slots) || this.slots < 1)
       throw new TypeError('not a rate-limit buffer (use createRateLimitBuffer)');
     this.meta = new BigInt64Array(buffer, 0, this.slots * 2);
     this.cells = new Int32Array(buffer, this.slots * META_BYTES, this.slots * CELLS_PER_SLOT);
     this.now = now;
+    this.lockStaleMs = lockStaleMs;
   }
 
   /** Find or claim the slot for `capabilityId`. Returns -1 only when the table is full. */
@@ -110,7 +113,7 @@ export class RateLimiter implements Admission {
       const held = Atomics.compareExchange(this.cells, at, 0, stamp);
       if (held === 0) return stamp;
       // Only a holder that died mid-section can hold it this long: take it over (one winner by CAS).
-      if (spins > 64 && ((stamp - held) & MS31) > LOCK_STALE_MS) {
+      if (spins > 64 && ((stamp - held) & MS31) > this.lockStaleMs) {
         if (Atomics.compareExchange(this.cells, at, held, stamp) === held) return stamp;
       }
     }

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp, constants as fsc } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import lockfile from 'proper-lockfile';
+import type { Config } from '../../core/config/env.js';
 import { AivaultError } from '../../core/errors.js';
 
 export const FILE_MODE = 0o600;
@@ -109,6 +110,29 @@ export async function listRecordFiles(dir: string, suffix = '.json'): Promise<st
 
 const LOCK_STALE_MS = 10_000;
 
+/**
+ * Shorter lock staleness per vault root, from Config.testing (startDaemon's `testing` option, in-process
+ * tests only; loadConfig never sets it). Per root and per thread, not a parameter: the vault, catalog and
+ * token stores take the lock with nothing but a root path, from ~20 call sites.
+ */
+const testStaleMs = new Map<string, number>();
+
+/**
+ * Apply (or clear) `config.testing.storeLockStaleMs` for this thread's locks on `config.vaultDir`. Called
+ * at start-up by the daemon threads that take store locks: the main thread (token mint/revoke) and the
+ * crypto worker (vault writes, operator commands); request workers take none.
+ */
+export function useTestLockStaleness(config: Pick<Config, 'vaultDir' | 'testing'>): void {
+  const ms = config.testing?.storeLockStaleMs;
+  if (ms === undefined) testStaleMs.delete(config.vaultDir);
+  else testStaleMs.set(config.vaultDir, ms);
+}
+
+/** How long a lock under `root` may go without a refresh before it is taken over (default: `fallbackMs`). */
+export function lockStaleMs(root: string, fallbackMs: number): number {
+  return testStaleMs.get(root) ?? fallbackMs;
+}
+
 /** A staging file this old was abandoned by its writer even if its pid looks alive (pid reuse). */
 const STAGING_ABANDONED_MS = 60 * 60_000;
 /** Never touch a staging file younger than this: its writer may be mid-write in another pid namespace. */
@@ -167,11 +191,12 @@ export async function sweepAbandonedStaging(root: string, nowMs = Date.now()): P
 export async function withVaultLock<T>(root: string, fn: () => Promise<T>): Promise<T> {
   await ensureDir(root);
   let release: (() => Promise<void>) | undefined;
+  const stale = lockStaleMs(root, LOCK_STALE_MS);
   try {
     release = await lockfile.lock(root, {
       lockfilePath: join(root, '.vault.lock'),
-      stale: LOCK_STALE_MS,
-      update: LOCK_STALE_MS / 4,
+      stale,
+      update: stale / 4,
       realpath: false,
       retries: { retries: 400, factor: 1.2, minTimeout: 5, maxTimeout: 100, randomize: true },
     });

@@ -56,7 +56,7 @@ import {
 import type { Kek } from './secret-bytes.js';
 import type { SecretBytes } from './secret-bytes.js';
 import { randomBytes, sodium } from './sodium.js';
-import { ensureDir, listRecordFiles, withVaultLock, writeJsonAtomic } from './store.js';
+import { ensureDir, listRecordFiles, lockStaleMs, withVaultLock, writeJsonAtomic } from './store.js';
 import {
   readVaultMeta,
   loadKek,
@@ -154,7 +154,7 @@ async function withInitLock<T>(paths: VaultPaths, fn: () => Promise<T>): Promise
     // vault lock's (`root`): init holds both.
     release = await lockfile.lock(join(paths.root, '.init'), {
       lockfilePath: paths.initLock,
-      stale: INIT_LOCK_STALE_MS,
+      stale: lockStaleMs(paths.root, INIT_LOCK_STALE_MS),
       update: 5_000,
       realpath: false,
       retries: { retries: 500, factor: 1.2, minTimeout: 10, maxTimeout: 200, randomize: true },

@@ -87,7 +87,9 @@ describe('GET /aivault/ws', () => {
   it('large text and binary messages arrive intact, in order and of the right kind while the client is not reading', async () => {
     // The relay fragments messages over 16 KiB (src/front/uws.ts sendMessage: uWS v20.30 can lose a larger
     // send whose frame header hits backpressure). This checks what fragmenting must keep: every byte, the
-    // text/binary kind, order, and UTF-8 split across fragments, while the client reads nothing for 1.5 s.
+    // text/binary kind, order, and UTF-8 split across fragments, while the client reads nothing until the
+    // relay is loaded: every message reached the upstream and every echo left it (or the daemon stopped
+    // reading it: backpressure reached the upstream).
     // It does not reproduce the uWS bug itself (an unfragmented send passed it too; the loss is timing-bound).
     const token = await fx.mint({ capabilities: ['echo/api'] });
     const ws = await open(token);
@@ -105,9 +107,15 @@ describe('GET /aivault/ws', () => {
       sent.push({ data, binary });
     }
     const raw = (ws as unknown as { _socket: Socket })._socket;
+    const received = fx.upstream.wsEcho.received;
     raw.pause();
     for (const m of sent) ws.send(m.data, { binary: m.binary });
-    await new Promise((r) => setTimeout(r, 1500));
+    await expect
+      .poll(() => fx.upstream.wsEcho.received - received === n && fx.upstream.wsEcho.settled(), {
+        timeout: 10_000,
+        interval: 20,
+      })
+      .toBe(true);
     raw.resume();
     const { messages } = await got;
     expect(messages).toHaveLength(n + 1);

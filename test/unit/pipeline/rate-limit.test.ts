@@ -113,6 +113,23 @@ describe('RateLimiter (SharedArrayBuffer + Atomics)', () => {
     expect(Atomics.load(lock, 0)).toBe(0);
   });
 
+  it('the takeover staleness is injectable (Config.testing.rateLimitLockStaleMs): 50 ms instead of 1 s', () => {
+    // The clock moves 1 ms per read: the lock is re-tried once per read, so the reads count the wait.
+    let now = 5 * WINDOW_MS;
+    let reads = 0;
+    const clock = (): number => (reads++, now++);
+    const buffer = createRateLimitBuffer(1);
+    const limiter = new RateLimiter(buffer, clock, 50);
+    expect(limiter.tryAcquire('a', 3).admitted).toBe(true);
+    const lock = new Int32Array(buffer, 16, 1);
+    Atomics.store(lock, 0, (now - 100) & 0x7fffffff);
+    reads = 0;
+    expect(limiter.tryAcquire('a', 3).admitted).toBe(true);
+    expect(Atomics.load(lock, 0)).toBe(0);
+    // Taken over after the 64 spins it always allows, not after the ~900 more a 1 s staleness would need.
+    expect(reads).toBeLessThan(200);
+  });
+
   it('fails closed when the table is full', () => {
     const limiter = new RateLimiter(createRateLimitBuffer(2));
     expect(limiter.tryAcquire('a', 5).admitted).toBe(true);
