@@ -92,7 +92,7 @@ export async function startFixture(run: {
     'sk-bench-aivault-0123456789abcdef',
   );
   results.notes.push(
-    'aivaultd runs with its default configuration: audit log on disk (one line per call), secrets read fresh from disk per call.',
+    'aivaultd runs with its default configuration: audit log on disk (one HMAC-chained line per call, group commit), decrypted auth held per request worker in sodium secure memory after the first call (docs/security.md, Decrypted-secret cache).',
   );
 
   const startDaemon = async (workers: number, extra: string[] = []): Promise<Daemon> => {

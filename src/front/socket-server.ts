@@ -220,6 +220,9 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
           ...(error.details ? { details: error.details } : {}),
         }),
       finished: () => finished(ws, id, call),
+      together: (writes) => {
+        if (ws.getUserData().open) ws.cork(writes);
+      },
       // A call waiting for the operator does not hold one of the connection's non-stream slots: other
       // calls on the connection go on meanwhile.
       awaitingApproval: (waiting) => {

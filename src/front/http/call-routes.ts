@@ -67,6 +67,9 @@ export function mountCallRoutes(
       head: (status, headers, timing) => live() && res.cork(() => writeHead(res, status, headers, timing)),
       chunk: (data) => live() && res.cork(() => (writable = res.write(data))),
       end: () => live() && res.cork(() => res.end()),
+      together: (writes) => {
+        if (live()) res.cork(writes);
+      },
       full: (status, headers, body, _scrubbed, timing) =>
         live() &&
         res.cork(() => {

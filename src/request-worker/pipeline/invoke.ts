@@ -52,19 +52,24 @@ export async function invokeCapability(
     ...(ctx.groupId && SCOPE_ID_RE.test(ctx.groupId) ? { groupId: ctx.groupId } : {}),
     ...(ctx.clientIp && isIpLiteral(ctx.clientIp) ? { clientIp: ctx.clientIp } : {}),
   };
-  const controller = new AbortController();
-  const onAbort = (): void => controller.abort(call.signal?.reason);
-  call.signal?.addEventListener('abort', onAbort, { once: true });
-  const timer =
-    call.timeoutMs !== undefined
-      ? setTimeout(
-          () =>
-            controller.abort(
-              new AivaultError('upstream_unreachable', `invocation timed out after ${call.timeoutMs} ms`),
-            ),
-          call.timeoutMs,
-        )
-      : undefined;
+  // The caller's signal serves as is when there is no timeout: a second AbortController chained to it was
+  // an EventTarget, a listener added and removed on every call for nothing (issue 12: per-call objects).
+  let controller: AbortController | undefined;
+  let onAbort: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  if (call.timeoutMs !== undefined) {
+    const own = (controller = new AbortController());
+    onAbort = (): void => own.abort(call.signal?.reason);
+    call.signal?.addEventListener('abort', onAbort, { once: true });
+    timer = setTimeout(
+      () =>
+        own.abort(
+          new AivaultError('upstream_unreachable', `invocation timed out after ${call.timeoutMs} ms`),
+        ),
+      call.timeoutMs,
+    );
+  }
+  const signal: AbortSignal | undefined = controller?.signal ?? call.signal;
   /** The final delivery runs after the audit event is written, so a caller that saw the answer can see its audit line. */
   let deliver: (() => void) | undefined;
   /** Secret material of this call, kept only to scrub an error message (computed on error, never logged). */
@@ -107,7 +112,7 @@ export async function invokeCapability(
       urlSecrets = req.urlSecrets;
       authHeaders = req.authHeaders;
       if (body.body !== undefined) req.headers.push(['content-length', String(body.length)]);
-      if (controller.signal.aborted) throw controller.signal.reason;
+      if (signal?.aborted) throw signal.reason;
       const sent = timing ? performance.now() : 0;
       const answered = deps.upstream(dev).request({
         host: planned.host,
@@ -116,7 +121,7 @@ export async function invokeCapability(
         pathAndQuery: req.pathAndQuery,
         headers: req.headers,
         body: body.body as Dispatcher.DispatchOptions['body'],
-        signal: controller.signal,
+        ...(signal ? { signal } : {}),
         ...(req.clientCert ? { clientCert: req.clientCert } : {}),
       });
       if (!timing) return answered;
@@ -173,7 +178,7 @@ export async function invokeCapability(
           if (redact) data = redact.push(data);
           const out = stream.push(data);
           if (out.byteLength > 0) await emit(out);
-          if (controller.signal.aborted) throw controller.signal.reason;
+          if (signal?.aborted) throw signal.reason;
         }
         const tail = stream.push(redact ? redact.end() : new Uint8Array(0));
         await emit(Buffer.concat([tail, stream.end()]));
@@ -205,14 +210,14 @@ export async function invokeCapability(
     const e =
       err instanceof AivaultError
         ? err
-        : controller.signal.aborted && controller.signal.reason instanceof AivaultError
-          ? controller.signal.reason
+        : signal?.aborted && signal.reason instanceof AivaultError
+          ? signal.reason
           : mapLateError(err);
     audit.errorCode = e.code;
     throw scrubCallError(e, { plan, slotsSeen, urlSecrets, authHeaders, scrubber });
   } finally {
     if (timer) clearTimeout(timer);
-    call.signal?.removeEventListener('abort', onAbort);
+    if (onAbort) call.signal?.removeEventListener('abort', onAbort);
     audit.durationMs = Date.now() - started;
     if (call.timing) {
       // admit() replaces the caller's capability string with the catalog id once the plan exists.

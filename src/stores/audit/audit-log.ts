@@ -33,7 +33,7 @@ import type { VaultPaths } from '../vault/paths.js';
 import { keyIdOf, sealLine, type VerifyResult } from './audit-chain.js';
 import { sanitizeEvent, utcDay, type AuditEvent, type AuditInput } from './audit-event.js';
 import { listEvents, verifyDayFiles, type AuditListOptions } from './audit-reader.js';
-import { dayFilePath, lastMacOf, pruneDayFiles } from './day-files.js';
+import { dayFileName, lastMacOf, pruneDayFiles } from './day-files.js';
 import { DayFileWriter } from './day-file-writer.js';
 
 // The audit log's public surface stays importable from here (many modules import it from this file).
@@ -106,8 +106,16 @@ export class AuditLog {
     return !this.#disabled;
   }
 
+  /** The last day's file path: one join per UTC day instead of one per line. */
+  #dayPath: { readonly day: string; readonly file: string } | undefined;
+
   fileFor(tsMs: number): string {
-    return dayFilePath(this.dir, tsMs);
+    return this.#fileOfDay(utcDay(tsMs));
+  }
+
+  #fileOfDay(day: string): string {
+    if (this.#dayPath?.day !== day) this.#dayPath = { day, file: join(this.dir, dayFileName(day)) };
+    return this.#dayPath.file;
   }
 
   async append(input: AuditInput): Promise<AuditEvent | undefined> {
@@ -116,12 +124,14 @@ export class AuditLog {
     let file = this.fileFor(event.tsMs);
     try {
       const key = await this.#loadKey();
-      let text = JSON.stringify(event);
+      let text: string;
       if (key) {
         // Lines are numbered and queued in the same order (no await between the two after sealing).
         const sealed = await this.#seal(key, event);
         text = sealed.line;
         file = sealed.file;
+      } else {
+        text = JSON.stringify(event);
       }
       await this.#enqueue(file, Buffer.from(`${text}\n`, 'utf8'));
     } catch (err) {
@@ -180,19 +190,20 @@ export class AuditLog {
     // after one stamped after it goes to the later file), so the verifier reads each chain in order.
     let day = utcDay(event.tsMs);
     if (this.#prevDay !== undefined && day < this.#prevDay) day = this.#prevDay;
-    const chain = {
-      k: this.#keyId(key),
-      w: this.#writer,
-      n: this.#seq,
-      ...(this.#prevMac !== undefined ? { p: this.#prevMac } : {}),
-      ...(this.#prevDay !== undefined ? { pd: this.#prevDay } : {}),
-      ...(link !== undefined ? { l: link } : {}),
-    };
-    const { line, mac } = sealLine(key, JSON.stringify({ ...event, ...chain }));
+    // The chain fields are appended as text: the same bytes as JSON.stringify({...event, ...chain}) without
+    // a merged object and a second serialization per line. k is base64url, w hex, p a base64url MAC, pd a
+    // YYYY-MM-DD day (all made here, nothing to escape); l was read from a file, so it is quoted by JSON.
+    const json = JSON.stringify(event);
+    const chain =
+      `,"k":"${this.#keyId(key)}","w":"${this.#writer}","n":${this.#seq}` +
+      (this.#prevMac !== undefined ? `,"p":"${this.#prevMac}"` : '') +
+      (this.#prevDay !== undefined ? `,"pd":"${this.#prevDay}"` : '') +
+      (link !== undefined ? `,"l":${JSON.stringify(link)}` : '');
+    const { line, mac } = sealLine(key, `${json.slice(0, -1)}${chain}}`);
     this.#seq++;
     this.#prevMac = mac;
     this.#prevDay = day;
-    return { line, file: join(this.dir, `events-${day}.jsonl`) };
+    return { line, file: this.#fileOfDay(day) };
   }
 
   #enqueue(file: string, line: Buffer): Promise<void> {

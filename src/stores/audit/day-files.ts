@@ -8,13 +8,12 @@ import { join } from 'node:path';
 import type { VaultPaths } from '../vault/paths.js';
 import { ensureDir } from '../vault/store.js';
 import { unsealLine } from './audit-chain.js';
-import { utcDay } from './audit-event.js';
 
 export const DAY_FILE_RE = /^events-(\d{4}-\d{2}-\d{2})\.jsonl$/;
 
-/** The day file an event stamped `tsMs` goes to. */
-export function dayFilePath(dir: string, tsMs: number): string {
-  return join(dir, `events-${utcDay(tsMs)}.jsonl`);
+/** The name of a UTC day's file (`day` = YYYY-MM-DD). */
+export function dayFileName(day: string): string {
+  return `events-${day}.jsonl`;
 }
 
 /** Day file names, oldest first; none when the dir does not exist. */

@@ -316,3 +316,49 @@ describe('AuditLog group commit (lines of one event-loop turn in one write)', ()
     expect(await log.verify(key)).toEqual({ ok: true, events: 60, files: 1, legacy: 0 });
   });
 });
+
+describe('sealed line text', () => {
+  it('is exactly the JSON of the event followed by its chain fields and MAC (two writers, a link)', async () => {
+    const cfg = configFor(tempDir('aivault-audit-text-'));
+    const key = randomBytes(32);
+    const first = new AuditLog(cfg, vaultPaths(cfg), { sealKey: async () => key });
+    await first.append({ kind: 'invoke', capability: 'openai/chat-completions', path: '/v1/"quoted"\\x' });
+    await first.append({ kind: 'invoke', status: 200 });
+    const second = new AuditLog(cfg, vaultPaths(cfg), { sealKey: async () => key });
+    await second.append({ kind: 'secret.create', secretName: 'S' });
+    const lines = readFileSync(first.fileFor(Date.now()), 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(3);
+    for (const line of lines) {
+      const obj = JSON.parse(line) as Record<string, unknown>;
+      expect(JSON.stringify(obj)).toBe(line); // well-formed, no duplicate keys, canonical order
+      expect(Object.keys(obj).slice(-1)).toEqual(['mac']);
+    }
+    const [a, b, c] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect([a?.n, b?.n, c?.n]).toEqual([0, 1, 0]);
+    expect(b?.p).toBe(a?.mac);
+    expect(c?.l).toBe(b?.mac); // the second writer links to the file's last line
+    expect(a?.path).toBe('/v1/"quoted"\\x');
+    expect(await first.verify(key)).toEqual({ ok: true, events: 3, files: 1, legacy: 0 });
+  });
+});
+
+describe('utcDay (remembered per day)', () => {
+  it('names the UTC day on both sides of midnight, in any order of calls', async () => {
+    const { utcDay } = await import('../../../src/stores/audit/audit-event.js');
+    const midnight = Date.UTC(2026, 0, 1);
+    const cases: [number, string][] = [
+      [midnight - 1, '2025-12-31'],
+      [midnight, '2026-01-01'],
+      [midnight - 1, '2025-12-31'],
+      [midnight + DAY - 1, '2026-01-01'],
+      [midnight + DAY, '2026-01-02'],
+      [0, '1970-01-01'],
+      [midnight + 1, '2026-01-01'],
+    ];
+    for (const [ts, day] of cases) expect(utcDay(ts)).toBe(day);
+    for (let i = 0; i < 200; i++) {
+      const ts = Math.floor(Math.random() * 4e12);
+      expect(utcDay(ts)).toBe(new Date(ts).toISOString().slice(0, 10));
+    }
+  });
+});

@@ -147,6 +147,24 @@ describe('CallRelay over a real port', () => {
     expect(c.log).toEqual(['head 200', 'chunk', 'end']);
   });
 
+  it('a head carrying the first bytes is written together (one corked write) when the transport can', async () => {
+    const c = client();
+    const groups: string[][] = [];
+    c.sink.together = (writes) => {
+      const before = c.log.length;
+      writes();
+      groups.push(c.log.slice(before));
+    };
+    const { out } = call(c.sink, () => true);
+    out.head(200, [['content-type', 'text/event-stream']]);
+    await out.chunk(new Uint8Array(3));
+    await until(() => c.log.length === 2);
+    expect(groups).toEqual([['head 200', 'chunk']]);
+    await out.chunk(new Uint8Array(2)); // a later chunk is a write of its own
+    await until(() => c.log.length === 3);
+    expect(groups).toHaveLength(1);
+  });
+
   it('backpressure: a client that stops reading stops the worker; drain resumes it', async () => {
     const c = client();
     const starved: CallRelay[] = [];
