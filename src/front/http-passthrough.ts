@@ -58,6 +58,20 @@ export function isLoopbackHost(host: string): boolean {
  */
 export function isLoopbackPeer(address: string): boolean {
   if (address === '') return true;
+  // Asked on every request of the HTTP listener, nearly always for the same one or two addresses: parsing
+  // with ipaddr.js each time was 1.6% of the main thread on /v/ (issue 12). Bounded: cleared when full.
+  const known = peerCache.get(address);
+  if (known !== undefined) return known;
+  const loopback = parseLoopback(address);
+  if (peerCache.size >= PEER_CACHE_MAX) peerCache.clear();
+  peerCache.set(address, loopback);
+  return loopback;
+}
+
+const PEER_CACHE_MAX = 256;
+const peerCache = new Map<string, boolean>();
+
+function parseLoopback(address: string): boolean {
   let parsed: IP;
   try {
     parsed = ipaddr.parse(address);

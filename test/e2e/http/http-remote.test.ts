@@ -66,6 +66,16 @@ describe('peer check (pure)', () => {
       expect(isLoopbackPeer(a)).toBe(false);
     }
   });
+  it('remembered answers stay right: asked again, and past the cache bound', () => {
+    for (let round = 0; round < 2; round++) {
+      expect(isLoopbackPeer('127.0.0.1')).toBe(true);
+      expect(isLoopbackPeer('10.0.0.1')).toBe(false);
+      for (let i = 0; i < 300; i++) {
+        expect(isLoopbackPeer(`127.0.${i >> 8}.${i & 255}`)).toBe(true);
+        expect(isLoopbackPeer(`10.1.${i >> 8}.${i & 255}`)).toBe(false);
+      }
+    }
+  });
   it('aivaultd --http / --http-allow-remote and AIVAULTD_HTTP*', () => {
     expect(parseArgs(['--http', '127.0.0.1:0', '--http-allow-remote']).options).toEqual({
       http: '127.0.0.1:0',
