@@ -79,6 +79,7 @@ export function fuzzEnvelope(input: unknown): void {
   const modes = [
     e.request.body,
     e.request.bodyBase64,
+    e.request.bodyBytes,
     e.request.multipart ?? e.request.multipartFiles,
     e.request.bodyFilePath,
   ].filter((x) => x !== undefined).length;

@@ -23,6 +23,7 @@ const REQUEST_FIELDS: ReadonlySet<string> = new Set([
   'headers',
   'body',
   'bodyBase64',
+  'bodyBytes',
   'multipart',
   'multipartFiles',
   'bodyFilePath',
@@ -247,12 +248,13 @@ function parseRequest(value: unknown): Result<EnvelopeRequest> {
   let modes = 0;
   if (present(value.body)) modes++;
   if (present(value.bodyBase64)) modes++;
+  if (present(value.bodyBytes)) modes++;
   if (present(value.multipart) || present(value.multipartFiles)) modes++;
   if (present(value.bodyFilePath)) modes++;
   if (modes > 1) {
     return fail(
       'invalid_request',
-      'request has more than one body mode (body, bodyBase64, multipart, bodyFilePath)',
+      'request has more than one body mode (body, bodyBase64, bodyBytes, multipart, bodyFilePath)',
       {
         field: 'request',
       },
@@ -292,6 +294,13 @@ function parseRequest(value: unknown): Result<EnvelopeRequest> {
       return fail('invalid_request', 'request.bodyBase64 must be base64', { field: 'request.bodyBase64' });
     }
     request.bodyBase64 = value.bodyBase64;
+  } else if (present(value.bodyBytes)) {
+    if (!(value.bodyBytes instanceof Uint8Array)) {
+      return fail('invalid_request', 'request.bodyBytes must be bytes (msgpack bin)', {
+        field: 'request.bodyBytes',
+      });
+    }
+    request.bodyBytes = value.bodyBytes;
   } else if (present(value.bodyFilePath)) {
     if (
       typeof value.bodyFilePath !== 'string' ||

@@ -257,6 +257,9 @@ function buildBody(envelope: Envelope, policy: EffectivePolicy): Result<PlanBody
       const buf = Buffer.from(request.bodyBase64, 'base64');
       body = { kind: 'bytes', data: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) };
     }
+  } else if (request.bodyBytes !== undefined) {
+    knownSize = request.bodyBytes.byteLength;
+    if (max === undefined || knownSize <= max) body = { kind: 'bytes', data: request.bodyBytes };
   } else if (request.multipart !== undefined || request.multipartFiles !== undefined) {
     const fields = request.multipart ?? [];
     const files = request.multipartFiles ?? [];

@@ -113,6 +113,11 @@ export interface EnvelopeRequest {
   readonly body?: string;
   /** Raw body as base64 (binary-safe alternative to `body`). */
   readonly bodyBase64?: string;
+  /**
+   * Raw body bytes, for binary transports: a msgpack frame's bin field, and the `/v/` passthrough inside
+   * the daemon (the request's bytes as they came, without a base64 round trip). JSON cannot carry it.
+   */
+  readonly bodyBytes?: Uint8Array;
   readonly multipart?: readonly MultipartField[];
   readonly multipartFiles?: readonly MultipartFile[];
   readonly bodyFilePath?: string;

@@ -64,7 +64,7 @@ export type CallRequest =
   | { envelope: Envelope }
   /** POST /aivault/proxy: the JSON envelope, parsed in the worker. */
   | { envelopeJson: ArrayBuffer }
-  /** /v/…: the request, matched to a capability in the worker; `body` becomes request.bodyBase64. */
+  /** /v/…: the request, matched to a capability in the worker; `body` becomes request.bodyBytes. */
   | { passthrough: PassthroughRequest; body?: ArrayBuffer };
 
 /** One invocation, started on a worker's port. */

@@ -192,6 +192,21 @@ describe('passthrough /v/{credential}/…', () => {
     expect(body.toString()).not.toContain(ECHO_SECRET);
   });
 
+  it('a binary request body reaches the upstream byte for byte (raw bytes to the worker, no base64 detour)', async () => {
+    const token = await fx.mint({ capabilities: ['echo/*'] });
+    const sent = Buffer.concat([Buffer.from([0, 0xff, 0xfe, 0x80, 0x0a]), Buffer.alloc(200_000, 0xc3)]);
+    const res = await fetch(`${fx.baseUrl}/v/echo/upload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+      body: sent,
+    });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    const seen = fx.upstream.requests.at(-1);
+    expect(seen?.path).toBe('/upload');
+    expect(Buffer.from(seen?.bodyBase64 ?? '', 'base64').equals(sent)).toBe(true);
+  });
+
   it('a path no granted capability allows is refused before reaching the upstream', async () => {
     const token = await fx.mint({ capabilities: ['echo/special'] });
     const before = fx.upstream.requests.length;
@@ -233,6 +248,16 @@ describe('listener', () => {
     try {
       const r = await client.invoke({ capability: 'echo/api', request: { method: 'GET', path: '/unix' } });
       expect(r.status).toBe(200);
+      // A msgpack bin body (`bodyBytes`) is sent as the raw bytes.
+      const bytes = new Uint8Array([0, 0xff, 0x80, 0x0a, 0x41]);
+      const posted = await client.invoke({
+        capability: 'echo/api',
+        request: { method: 'POST', path: '/bin', bodyBytes: bytes },
+      });
+      expect(posted.status).toBe(200);
+      expect(Buffer.from(fx.upstream.requests.at(-1)?.bodyBase64 ?? '', 'base64')).toEqual(
+        Buffer.from(bytes),
+      );
     } finally {
       client.close();
     }

@@ -23,6 +23,24 @@ describe('parseEnvelope', () => {
     });
   });
 
+  it('accepts raw bytes (a msgpack bin) as a body mode of its own; JSON-shaped values are refused', () => {
+    const data = new Uint8Array([0, 0xff, 0x80, 10]);
+    const r = parseEnvelope(req({ bodyBytes: data }));
+    expect(r.ok && r.value.request.bodyBytes).toBe(data);
+    const buf = parseEnvelope(req({ bodyBytes: Buffer.from('hi') }));
+    expect(buf.ok).toBe(true);
+    for (const bad of ['aGk=', [104, 105], { 0: 104 }, new ArrayBuffer(2)]) {
+      expect(parseEnvelope(req({ bodyBytes: bad }))).toMatchObject({
+        ok: false,
+        error: { code: 'invalid_request', details: { field: 'request.bodyBytes' } },
+      });
+    }
+    expect(parseEnvelope(req({ bodyBytes: data, body: 'x' }))).toMatchObject({
+      ok: false,
+      error: { code: 'invalid_request' },
+    });
+  });
+
   it('accepts multipart + multipartFiles as one body mode', () => {
     const r = parseEnvelope(
       req({

@@ -85,6 +85,9 @@ describe('checkRequest: happy path', () => {
     expect(small.ok && small.value.policy.bufferResponse).toBe(false);
     expect(code(run(chat({ body: 'abcde' }), snap))).toBe('body_too_large');
     expect(code(run(chat({ body: undefined, bodyBase64: 'YWJjZGU=' }), snap))).toBe('body_too_large');
+    expect(code(run(chat({ body: undefined, bodyBytes: new Uint8Array(5) }), snap))).toBe('body_too_large');
+    const bytes = run(chat({ body: undefined, bodyBytes: new Uint8Array([0, 255, 1, 2]) }), snap);
+    expect(bytes.ok && bytes.value.body).toEqual({ kind: 'bytes', data: new Uint8Array([0, 255, 1, 2]) });
     expect(code(run(chat({ body: undefined, multipart: [{ name: 'a', value: 'abcdef' }] }), snap))).toBe(
       'body_too_large',
     );
