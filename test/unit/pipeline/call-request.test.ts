@@ -66,7 +66,7 @@ describe('envelopeOf', () => {
         method: 'POST',
         path: '/v1/chat/completions?a=1',
         headers: [['content-type', 'application/json']],
-        bodyBase64: Buffer.from('{"x":1}').toString('base64'),
+        bodyBytes: new Uint8Array(Buffer.from('{"x":1}')),
       },
     });
     expect(audited).toEqual([]);
