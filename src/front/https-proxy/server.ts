@@ -567,7 +567,8 @@ export async function startHttpsProxy(
    */
   const dispatch = (res: ServerResponse, call: CallRequest, t: Tunnel): void => {
     const writeHead = (status: number, headers: readonly (readonly [string, string])[]): void => {
-      const grouped: Record<string, string[]> = {};
+      // No prototype: a header named `__proto__` must group like any other name.
+      const grouped = Object.create(null) as Record<string, string[]>;
       for (const [n, v] of headers) {
         if (n === 'content-length' || n === 'transfer-encoding' || n === 'connection' || n === 'keep-alive')
           continue;

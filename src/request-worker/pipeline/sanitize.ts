@@ -31,7 +31,9 @@ export const REDACTED = '[redacted]';
 export function redactJsonValue(value: unknown, blocklist: ReadonlySet<string>): unknown {
   if (Array.isArray(value)) return value.map((v) => redactJsonValue(v, blocklist));
   if (typeof value === 'object' && value !== null) {
-    const out: Record<string, unknown> = {};
+    // No prototype: a member named "__proto__" (JSON.parse makes it an own key) must stay a member, not
+    // become this object's prototype and vanish from the output (found by the chunking property test).
+    const out = Object.create(null) as Record<string, unknown>;
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
       out[k] = blocklist.has(k) ? REDACTED : redactJsonValue(v, blocklist);
     }

@@ -44,6 +44,14 @@ describe('streamed JSON document', () => {
     },
   );
 
+  it('a member named "__proto__" stays a member and is redacted like any other (buffered and streamed)', () => {
+    const body = '{"__proto__":{"id":"secret-1","keep":1},"id":"secret-2"}';
+    const buffered = JSON.stringify(redactJsonValue(JSON.parse(body), new Set(['id'])));
+    expect(buffered).toBe('{"__proto__":{"id":"[redacted]","keep":1},"id":"[redacted]"}');
+    const streamed = run(['id'], 'application/json', body, [5, 13]);
+    expect(streamed).toBe(buffered);
+  });
+
   it('property: any chunking gives the same result, equal to the buffered redaction', () => {
     fc.assert(
       fc.property(
