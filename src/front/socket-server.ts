@@ -20,6 +20,7 @@ import {
 import { scrubbedField } from '../core/threads/call-port.js';
 import type { Timings } from '../core/threads/server-timing.js';
 import type { DaemonPool } from '../pool/daemon-pool.js';
+import { createTurnWriter, type TurnOutbox } from './turn-writer.js';
 import { startRelayedCall, type CallRelay, type RelaySink } from './relay.js';
 import type { SocketRole } from '../crypto-worker/operator-executor.js';
 import { APPROVAL_COMMANDS } from '../cli/command-table.js';
@@ -90,6 +91,8 @@ interface Conn {
   running: number;
   /** Non-stream calls waiting for one of those slots, in arrival order. */
   queued: Map<FrameId, InvokeFrame>;
+  /** Frames of this event-loop turn not yet handed to uWS (turn-writer.ts). */
+  readonly outbox: TurnOutbox;
 }
 
 /**
@@ -146,16 +149,33 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
     // Capacity, not policy (`rate_limited` is a capability's per-minute limit only): daemon_busy.
     new AivaultError(
       'daemon_busy',
-      `this connection is not reading its responses (${ws.getBufferedAmount()} bytes unsent, max ${maxUnsent}); read them or retry`,
+      `this connection is not reading its responses (${unsent(ws)} bytes unsent, max ${maxUnsent}); read them or retry`,
     );
   await prepareSocketPath(opts.socketPath, opts.socketDirMode, opts.allowRootOwnedDir === true);
   const sockets = new Set<WebSocket<Conn>>();
 
+  // Frames go out once per turn and connection, in one write (turn-writer.ts).
+  const writer = createTurnWriter<WebSocket<Conn>>({
+    outboxOf: (ws) => {
+      const conn = ws.getUserData();
+      return conn.open ? conn.outbox : undefined;
+    },
+    write: (ws, frames) => {
+      if (frames.length === 1) sendMessage(ws, frames[0] as Uint8Array);
+      else ws.cork(() => frames.forEach((f) => sendMessage(ws, f)));
+    },
+    // Calls held back while these bytes counted as unsent: uWS fires `drain` only when its own buffer
+    // shrinks, so when the write took them all at once nothing else would wake those calls.
+    afterWrite: (ws) => {
+      const conn = ws.getUserData();
+      if (conn.starved.size > 0 || conn.queued.size > 0) relieve(ws);
+    },
+  });
   const send = (ws: WebSocket<Conn>, frame: FrameInput): void => {
-    const conn = ws.getUserData();
-    if (!conn.open) return;
-    sendMessage(ws, encodeFrame(frame));
+    if (ws.getUserData().open) writer.send(ws, encodeFrame(frame));
   };
+  /** Bytes sent to this connection and not yet written to it (uWS's buffer plus this turn's frames). */
+  const unsent = (ws: WebSocket<Conn>): number => ws.getBufferedAmount() + ws.getUserData().outbox.bytes;
   const sendError = (ws: WebSocket<Conn>, id: FrameId | undefined, err: unknown): void => {
     const w = toWire(err);
     send(ws, {
@@ -189,7 +209,8 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
       end: (scrubbed, timing) => send(ws, { type: 'end', id, ...scrubbedField(scrubbed), ...t(timing) }),
       full: (status, headers, body, scrubbed, timing) => {
         if (!ws.getUserData().open) return;
-        if (ws.getBufferedAmount() > 0 && ws.getBufferedAmount() + body.byteLength > maxUnsent) {
+        const pending = unsent(ws);
+        if (pending > 0 && pending + body.byteLength > maxUnsent) {
           // The worker already read the whole body; dropping it here keeps a client that does not read
           // from making the daemon hold every response it asked for.
           sendError(ws, id, notReading(ws));
@@ -255,7 +276,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
           transport: 'socket',
         },
         frameSink(ws, id, call, frame.timing === true),
-        () => ws.getBufferedAmount() < highWater,
+        () => unsent(ws) < highWater,
         (r) => conn.starved.add(r),
       );
     } catch (err) {
@@ -276,9 +297,19 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
     const conn = ws.getUserData();
     for (const [id, frame] of conn.queued) {
       if (!conn.open || conn.running >= MAX_NONSTREAM_CALLS_PER_CONNECTION) return;
-      if (ws.getBufferedAmount() >= highWater) return;
+      if (unsent(ws) >= highWater) return;
       conn.queued.delete(id);
       startInvoke(ws, frame);
+    }
+  };
+
+  /** The connection has room again: start queued calls, then grant credits to starved streams in order. */
+  const relieve = (ws: WebSocket<Conn>): void => {
+    const conn = ws.getUserData();
+    pump(ws);
+    for (const relay of conn.starved) {
+      if (!relay.drained()) break; // the buffer is full again: the rest wait for the next drain
+      conn.starved.delete(relay);
     }
   };
 
@@ -399,7 +430,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
             new AivaultError('invalid_request', `call id ${frame.id} is already in flight`),
           );
         }
-        if (ws.getBufferedAmount() >= maxUnsent) return sendError(ws, frame.id, notReading(ws));
+        if (unsent(ws) >= maxUnsent) return sendError(ws, frame.id, notReading(ws));
         if (conn.calls.size + conn.queued.size >= maxInflight) {
           return sendError(
             ws,
@@ -442,6 +473,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
           open: true,
           running: 0,
           queued: new Map(),
+          outbox: { frames: [], bytes: 0 },
         },
         req.getHeader('sec-websocket-key'),
         req.getHeader('sec-websocket-protocol'),
@@ -464,16 +496,10 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
       // uWS neuters `message` after this callback: copy before anything async touches it.
       onFrame(ws, new Uint8Array(message.slice(0)));
     },
-    drain: (ws) => {
-      const conn = ws.getUserData();
-      pump(ws);
-      for (const relay of conn.starved) {
-        if (!relay.drained()) break; // the buffer is full again: the rest wait for the next drain
-        conn.starved.delete(relay);
-      }
-    },
+    drain: (ws) => relieve(ws),
     close: (ws) => {
       sockets.delete(ws);
+      writer.forget(ws); // a closed uWS socket must not be touched again
       const conn = ws.getUserData();
       conn.open = false;
       // Client gone: abort everything it started (the workers cancel their upstream requests).
@@ -515,7 +541,11 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
       void fsp.unlink(opts.socketPath).catch(() => undefined);
     },
     closeConnections() {
-      for (const ws of [...sockets]) ws.end(1001, 'aivaultd shutting down');
+      // What this turn still holds goes out before the close frame.
+      for (const ws of [...sockets]) {
+        writer.flush(ws);
+        ws.end(1001, 'aivaultd shutting down');
+      }
     },
     get connections() {
       return sockets.size;

@@ -26,6 +26,7 @@ import { RateLimiter, type Admission } from '../core/threads/rate-limit.js';
 import type { AskApproval, SecretSource } from './pipeline/types.js';
 import type { ApprovalOutcome } from '../front/approvals.js';
 import { Generation, perGeneration } from '../core/threads/generation.js';
+import { CallSignal } from '../core/threads/call-signal.js';
 import { cachedDecrypt, SecretCache } from './secret-cache.js';
 import { registry } from '../core/registry/index.js';
 import { setPolicySealSource } from '../stores/vault/policy-seal.js';
@@ -202,13 +203,14 @@ function record(w: MetricsWriter, transport: Transport, timing: CallTiming, outc
 
 /** One invocation started on the worker's port; its messages carry its id. */
 async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, ActiveCall>): Promise<void> {
-  const controller = new AbortController();
+  // Not an AbortController: see src/core/threads/call-signal.ts (per-call cost).
+  const cancel = new CallSignal();
   const timing: CallTiming = { start: performance.now() };
   const transport = transportOf(msg);
   const w = metrics;
   w.inFlight(transport, 1);
-  const sink = createPortSink(port, controller.signal, msg.id, timing);
-  const active: ActiveCall = { sink, controller };
+  const sink = createPortSink(port, cancel, msg.id, timing);
+  const active: ActiveCall = { sink, cancel };
   calls.set(msg.id, active);
   let outcome: Outcome = 'ok';
   let streaming = false;
@@ -224,12 +226,12 @@ async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, Act
   // Only a capability with an `approval` policy asks: the main thread holds the pending list.
   const askApproval: AskApproval = (request) =>
     new Promise<ApprovalOutcome>((resolve, reject) => {
-      if (controller.signal.aborted) return reject(controller.signal.reason as Error);
-      const onAbort = (): void => reject(controller.signal.reason as Error);
-      controller.signal.addEventListener('abort', onAbort, { once: true });
+      if (cancel.aborted) return reject(cancel.reason as Error);
+      const onAbort = (): void => reject(cancel.reason as Error);
+      cancel.addEventListener('abort', onAbort, { once: true });
       active.approved = (outcome) => {
         active.approved = undefined;
-        controller.signal.removeEventListener('abort', onAbort);
+        cancel.removeEventListener('abort', onAbort);
         resolve(outcome);
       };
       port.postMessage({
@@ -247,7 +249,7 @@ async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, Act
         context: msg.context,
         stream: msg.stream,
         ...(msg.timeoutMs !== undefined ? { timeoutMs: msg.timeoutMs } : {}),
-        signal: controller.signal,
+        signal: cancel,
         askApproval,
         timing,
       },
@@ -273,7 +275,7 @@ async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, Act
 
 interface ActiveCall {
   readonly sink: ReturnType<typeof createPortSink>;
-  readonly controller: AbortController;
+  readonly cancel: CallSignal;
   /** Set while the call waits for the operator's answer. */
   approved?: (outcome: ApprovalOutcome) => void;
 }
@@ -303,7 +305,7 @@ export function attach(task: AttachTask): number {
       case 'abort':
         calls
           .get(msg.id)
-          ?.controller.abort(new AivaultError('upstream_unreachable', 'invocation cancelled by the caller'));
+          ?.cancel.abort(new AivaultError('upstream_unreachable', 'invocation cancelled by the caller'));
         return;
       case 'close':
         // Shutdown: close the audit day file and upstream pools explicitly (no FileHandle left to GC), and

@@ -12,6 +12,7 @@ import type { ApprovalOutcome, ApprovalRequest } from '../../front/approvals.js'
 import type { CallTiming, ResponseSink } from '../../request-worker/pipeline/types.js';
 import { timingsOf, type Timings } from './server-timing.js';
 import type { Transport } from './metrics-buffer.js';
+import type { CallAbortSignal } from './call-signal.js';
 
 /** Credits a call starts with (chunks in flight before the first grant). */
 export const INITIAL_CREDITS = 4;
@@ -159,7 +160,7 @@ export type PortSink = ResponseSink & {
  */
 export function createPortSink(
   port: MessagePort,
-  signal: AbortSignal,
+  signal: CallAbortSignal,
   id: number,
   timing?: CallTiming,
 ): PortSink {

@@ -15,14 +15,17 @@ export interface Timings {
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
 
-/** A snapshot of `t` taken now (performance.now() clock). */
+/**
+ * A snapshot of `t` taken now (performance.now() clock). Built field by field: the spread form made three
+ * throw-away objects per message on every call (issue 12: per-call garbage).
+ */
 export function timingsOf(t: CallTiming, now: number = performance.now()): Timings {
-  return {
-    ...(t.policyMs !== undefined ? { policy: round(t.policyMs) } : {}),
-    ...(t.secretMs !== undefined ? { secret: round(t.secretMs) } : {}),
-    ...(t.upstreamMs !== undefined ? { upstream: round(t.upstreamMs) } : {}),
-    total: round(now - t.start),
-  };
+  const out: { -readonly [K in keyof Timings]?: Timings[K] } = {};
+  if (t.policyMs !== undefined) out.policy = round(t.policyMs);
+  if (t.secretMs !== undefined) out.secret = round(t.secretMs);
+  if (t.upstreamMs !== undefined) out.upstream = round(t.upstreamMs);
+  out.total = round(now - t.start); // last, as the stages run (JSON output keeps this order)
+  return out as Timings;
 }
 
 /** `policy;dur=0.41, secret;dur=0.02, upstream;dur=12.3, total;dur=13.1` (stages not reached are left out). */

@@ -19,6 +19,7 @@ import { createBlocklistStream, isLineStream } from './blocklist-stream.js';
 import { scrubberFor, scrubCallError, scrubSecretsOf } from './scrub-call.js';
 import { admit, prepareUpstreamRequest, secretSlots, type AuditDraft } from './authorize.js';
 import type { InvokeCall, PipelineDeps, ResponseSink } from './types.js';
+import type { CallAbortSignal } from '../../core/threads/call-signal.js';
 
 /** Non-streaming calls buffer the whole response; without a policy limit this cap keeps memory bounded. */
 export const DEFAULT_MAX_BUFFERED_RESPONSE_BYTES = 64 * 1024 * 1024;
@@ -69,7 +70,7 @@ export async function invokeCapability(
       call.timeoutMs,
     );
   }
-  const signal: AbortSignal | undefined = controller?.signal ?? call.signal;
+  const signal: CallAbortSignal | undefined = controller?.signal ?? call.signal;
   /** The final delivery runs after the audit event is written, so a caller that saw the answer can see its audit line. */
   let deliver: (() => void) | undefined;
   /** Secret material of this call, kept only to scrub an error message (computed on error, never logged). */

@@ -11,6 +11,7 @@ import type { AuditInput } from '../../stores/audit/audit-log.js';
 import type { Admission } from '../../core/threads/rate-limit.js';
 import type { Upstream } from './upstream.js';
 import type { ApprovalOutcome, ApprovalRequest } from '../../front/approvals.js';
+import type { CallAbortSignal } from '../../core/threads/call-signal.js';
 
 /**
  * Ask the operator about one planned call (capability policy `approval`); the daemon's main thread holds
@@ -95,7 +96,7 @@ export interface InvokeCall {
   readonly context: RequestContext;
   readonly stream: boolean;
   readonly timeoutMs?: number;
-  readonly signal?: AbortSignal;
+  readonly signal?: CallAbortSignal;
   /** How this call asks for operator approval (absent: a capability that needs one is refused). */
   readonly askApproval?: AskApproval;
   /** Filled in by the pipeline as the call goes (Server-Timing, /metrics); absent in-process. */

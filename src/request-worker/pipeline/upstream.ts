@@ -14,6 +14,7 @@ import type { Agent as UndiciAgent, buildConnector as UndiciBuildConnector, Disp
 import { AivaultError } from '../../core/errors.js';
 import type { DevOverrides } from '../../core/config/env.js';
 import { isForbiddenAddress } from '../../core/broker/addresses.js';
+import type { CallAbortSignal } from '../../core/threads/call-signal.js';
 
 /*
  * undici's Agent, connector and request API only, not its package entry: `import 'undici'` also loads
@@ -68,7 +69,7 @@ export interface UpstreamRequest {
   readonly pathAndQuery: string;
   readonly headers: readonly (readonly [string, string])[];
   readonly body?: Dispatcher.DispatchOptions['body'];
-  readonly signal?: AbortSignal;
+  readonly signal?: CallAbortSignal;
   readonly clientCert?: ClientCert;
 }
 
@@ -228,7 +229,8 @@ export class Upstream {
         method: req.method as Dispatcher.HttpMethod,
         headers,
         body: req.body ?? null,
-        signal: req.signal,
+        // undici takes any object with add/removeEventListener (src/core/threads/call-signal.ts).
+        signal: req.signal as AbortSignal | undefined,
       });
     } catch (err) {
       throw mapUpstreamError(err, req.host, req.signal);
@@ -256,7 +258,7 @@ const UNREACHABLE_MESSAGES: Readonly<Record<string, string>> = Object.freeze({
 });
 
 /** Any transport failure → a stable code with a message naming the host, never a header or body. */
-export function mapUpstreamError(err: unknown, host: string, signal?: AbortSignal): AivaultError {
+export function mapUpstreamError(err: unknown, host: string, signal?: CallAbortSignal): AivaultError {
   if (err instanceof AivaultError) return err;
   const e = err as (Error & { code?: string; cause?: { code?: string } }) | undefined;
   const code = e?.code ?? e?.cause?.code;

@@ -11,6 +11,7 @@ import {
   createPortSink,
   type CallMessage,
 } from '../../../src/core/threads/call-port.js';
+import { CallSignal } from '../../../src/core/threads/call-signal.js';
 
 function channel(): { port: MessagePort; received: CallMessage[]; waitFor(n: number): Promise<void> } {
   const { port1, port2 } = new MessageChannel();
@@ -143,8 +144,8 @@ describe('port sink coalescing', () => {
 
   it('an abort while waiting for credit drops what is held and lets the terminal message out', async () => {
     const ch = channel();
-    const ctl = new AbortController();
-    const sink = createPortSink(ch.port, ctl.signal, 1);
+    const ctl = new CallSignal(); // what the request worker gives every call
+    const sink = createPortSink(ch.port, ctl, 1);
     sink.head(200, []);
     for (let i = 0; i < INITIAL_CREDITS; i++) await sink.chunk(bytes(COALESCE_BYTES));
     const blocked = sink.chunk(bytes(COALESCE_BYTES));

@@ -1,0 +1,78 @@
+/**
+ * Frames to a connection go out once per event-loop turn, all of that turn's frames in one write.
+ *
+ * Why: on the unix socket, answers arrive from the request workers as port messages, each its own callback
+ * outside any uWS handler, where every `ws.send` is a `write` syscall of its own: 25% of the main thread's
+ * busy time at c=64 (issue 12, bench/PROFILE.md). Not a microtask: microtasks run between the port messages
+ * of one turn; setImmediate runs once the poll phase delivered them all, before the loop waits again, so
+ * nothing waits longer than the turn it was sent in, and each connection's frames keep their order.
+ */
+
+/** One connection's frames of this turn, and their bytes (part of what the connection has unsent). */
+export interface TurnOutbox {
+  frames: Uint8Array[];
+  bytes: number;
+}
+
+export interface TurnWriterOptions<S> {
+  /** The connection's outbox; undefined once it closed (its frames are dropped). */
+  outboxOf(socket: S): TurnOutbox | undefined;
+  /** Write `frames` to `socket` as one write (uWS cork). */
+  write(socket: S, frames: readonly Uint8Array[]): void;
+  /** After a write: the frames no longer count as unsent (calls held back by them may go on). */
+  afterWrite?(socket: S): void;
+  /** How the turn's flush is scheduled (tests); setImmediate by default. */
+  schedule?(flush: () => void): void;
+}
+
+export interface TurnWriter<S> {
+  send(socket: S, frame: Uint8Array): void;
+  /** Write what `socket` holds now (before a close frame). */
+  flush(socket: S): void;
+  /** The connection closed: forget it (a closed uWS socket must not be touched again). */
+  forget(socket: S): void;
+}
+
+export function createTurnWriter<S>(opts: TurnWriterOptions<S>): TurnWriter<S> {
+  const schedule = opts.schedule ?? ((fn: () => void): void => void setImmediate(fn));
+  const dirty = new Set<S>();
+  let queued = false;
+
+  const flush = (socket: S): void => {
+    dirty.delete(socket);
+    const box = opts.outboxOf(socket);
+    if (!box || box.frames.length === 0) return;
+    const frames = box.frames;
+    box.frames = [];
+    box.bytes = 0;
+    opts.write(socket, frames);
+    opts.afterWrite?.(socket);
+  };
+  const flushAll = (): void => {
+    queued = false;
+    for (const socket of dirty) flush(socket);
+  };
+
+  return {
+    send(socket, frame) {
+      const box = opts.outboxOf(socket);
+      if (!box) return;
+      box.frames.push(frame);
+      box.bytes += frame.byteLength;
+      if (box.frames.length > 1) return;
+      dirty.add(socket);
+      if (queued) return;
+      queued = true;
+      schedule(flushAll);
+    },
+    flush,
+    forget(socket) {
+      dirty.delete(socket);
+      const box = opts.outboxOf(socket);
+      if (box) {
+        box.frames = [];
+        box.bytes = 0;
+      }
+    },
+  };
+}

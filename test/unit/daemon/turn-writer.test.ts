@@ -1,0 +1,91 @@
+/**
+ * The socket's per-turn writer (src/front/turn-writer.ts): frames sent to a connection during one
+ * event-loop turn reach it as one write, in order, after the turn's callbacks ran; a closed connection's
+ * frames are dropped; a forced flush writes at once.
+ */
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { createTurnWriter, type TurnOutbox } from '../../../src/front/turn-writer.js';
+
+interface FakeSocket {
+  readonly name: string;
+  open: boolean;
+  readonly outbox: TurnOutbox;
+}
+
+function harness() {
+  const writes: [string, string[]][] = [];
+  const relieved: string[] = [];
+  const writer = createTurnWriter<FakeSocket>({
+    outboxOf: (s) => (s.open ? s.outbox : undefined),
+    write: (s, frames) => void writes.push([s.name, frames.map((f) => Buffer.from(f).toString())]),
+    afterWrite: (s) => void relieved.push(s.name),
+  });
+  const socket = (name: string): FakeSocket => ({ name, open: true, outbox: { frames: [], bytes: 0 } });
+  return { writes, relieved, writer, socket };
+}
+const frame = (s: string): Uint8Array => Buffer.from(s);
+
+describe('turn writer', () => {
+  it('writes each connection’s frames of one turn once, in order, after the turn', async () => {
+    const { writes, relieved, writer, socket } = harness();
+    const a = socket('a');
+    const b = socket('b');
+    writer.send(a, frame('a1'));
+    writer.send(b, frame('b1'));
+    writer.send(a, frame('a2'));
+    writer.send(a, frame('a3'));
+    expect(writes).toEqual([]); // nothing written inside the turn
+    expect(a.outbox.bytes).toBe(6); // counted as unsent meanwhile (backpressure sees it)
+    await nextTurn();
+    expect(writes).toEqual([
+      ['a', ['a1', 'a2', 'a3']],
+      ['b', ['b1']],
+    ]);
+    expect(relieved).toEqual(['a', 'b']);
+    expect(a.outbox).toEqual({ frames: [], bytes: 0 });
+    writer.send(a, frame('a4')); // the next turn gets a write of its own
+    await nextTurn();
+    expect(writes.at(-1)).toEqual(['a', ['a4']]);
+  });
+
+  it('drops the frames of a connection that closed before the turn ended', async () => {
+    const { writes, writer, socket } = harness();
+    const a = socket('a');
+    writer.send(a, frame('lost'));
+    a.open = false;
+    writer.forget(a);
+    writer.send(a, frame('after close'));
+    await nextTurn();
+    expect(writes).toEqual([]);
+  });
+
+  it('flush writes what a connection holds at once (before a close frame), and only once', async () => {
+    const { writes, writer, socket } = harness();
+    const a = socket('a');
+    writer.send(a, frame('bye'));
+    writer.flush(a);
+    expect(writes).toEqual([['a', ['bye']]]);
+    await nextTurn();
+    expect(writes).toHaveLength(1);
+  });
+
+  it('frames sent while a write relieves held calls go out in the same or the next turn, never lost', async () => {
+    const writes: string[][] = [];
+    const a: FakeSocket = { name: 'a', open: true, outbox: { frames: [], bytes: 0 } };
+    let relieved = false;
+    const writer = createTurnWriter<FakeSocket>({
+      outboxOf: (s) => (s.open ? s.outbox : undefined),
+      write: (_s, frames) => void writes.push(frames.map((f) => Buffer.from(f).toString())),
+      afterWrite: (s) => {
+        if (relieved) return;
+        relieved = true;
+        writer.send(s, frame('started by relief'));
+      },
+    });
+    writer.send(a, frame('first'));
+    await nextTurn();
+    await nextTurn();
+    expect(writes).toEqual([['first'], ['started by relief']]);
+  });
+});
