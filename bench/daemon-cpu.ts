@@ -4,7 +4,7 @@
  * far less sensitive to other load on a shared machine than req/s or latency.
  *
  *   node --import tsx bench/daemon-cpu.ts [--root DIR] [--workers 2] [--c 16] [--n 3000] [--rounds 5]
- *     [--route socket|v] [--cpu-prof DIR] [--dist] [--strace FILE]
+ *     [--route socket|v] [--cpu-prof DIR] [--dist] [--strace FILE] [--node-flags "FLAGS"]
  *
  * --route: `socket` (default) drives the unix-socket msgpack protocol; `v` drives the loopback HTTP
  * listener's `/v/openai/…` passthrough with a proxy token (undici, keep-alive, c connections).
@@ -41,6 +41,8 @@ const ROUTE = arg('route', 'socket');
 const PROF = arg('cpu-prof', '');
 const DIST = process.argv.includes('--dist');
 const STRACE = arg('strace', '');
+/** Node flags for the daemon process (A/B a flag on one build), e.g. --node-flags "--max-semi-space-size=1". */
+const NODE_FLAGS = arg('node-flags', '').split(' ').filter(Boolean);
 const TICK_US = 10_000;
 
 /** [main thread ticks, all threads ticks] */
@@ -67,6 +69,7 @@ const socketPath = join(work, 'd.sock');
 const daemon = spawn(
   process.execPath,
   [
+    ...NODE_FLAGS,
     ...(PROF ? ['--cpu-prof', '--cpu-prof-dir', resolve(PROF)] : []),
     ...(DIST
       ? [join(ROOT, 'dist', 'src', 'front', 'main.js')]

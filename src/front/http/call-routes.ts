@@ -175,10 +175,8 @@ export function mountCallRoutes(
       },
       true,
     );
-    const headers: [string, string][] = [];
-    req.forEach((name, value) => {
-      if (!PASSTHROUGH_DROP.has(name)) headers.push([name, value]);
-    });
+    // The lines begin() read for the framing check (one req.forEach per request, not two).
+    const headers = b.headers.filter(([name]) => !PASSTHROUGH_DROP.has(name));
     const split = splitPassthroughPath(url);
     const hasBody = method !== 'GET' && method !== 'HEAD';
     const verified = verifyProxy(res, st, peer, token, '/v/');

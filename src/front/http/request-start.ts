@@ -11,7 +11,11 @@ import { checkFraming } from '../http-strict.js';
 import { statusLine, text, writeError, type ReqState } from './response.js';
 
 /** Returns undefined when the request was refused (already answered). */
-export type Begin = (res: HttpResponse, req: HttpRequest) => { st: ReqState; peer: string } | undefined;
+/** `headers`: every request header line as uWS gave it (lower-case names), read once per request. */
+export type Begin = (
+  res: HttpResponse,
+  req: HttpRequest,
+) => { st: ReqState; peer: string; headers: [string, string][] } | undefined;
 
 /**
  * Every route starts here: abort tracking, framing rules (http-strict.ts), the peer check. The returned
@@ -69,6 +73,6 @@ export function createBegin(deps: {
       });
       return undefined;
     }
-    return { st, peer };
+    return { st, peer, headers: lines };
   };
 }
