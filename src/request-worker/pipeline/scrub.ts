@@ -143,9 +143,15 @@ export class ScrubMatcher {
   /** Nearest node on the failure chain (excluding itself) that ends a pattern, or -1. */
   readonly #dict: number[] = [-1];
   readonly #replacements: Uint8Array[];
+  /** The patterns as Buffers, for the native pre-check (see `occursIn`). */
+  readonly #needles: Buffer[];
+  /** Length of the longest pattern. */
+  readonly maxLength: number;
 
   constructor(patterns: readonly ScrubPattern[]) {
     this.patterns = patterns;
+    this.#needles = patterns.map((p) => Buffer.from(p.bytes.buffer, p.bytes.byteOffset, p.bytes.byteLength));
+    this.maxLength = patterns.reduce((n, p) => Math.max(n, p.bytes.byteLength), 0);
     this.#root.fill(-1);
     this.#replacements = patterns.map((p) => Buffer.from(replacementFor(p.name), 'utf8'));
     patterns.forEach((p, i) => this.#insert(p.bytes, i));
@@ -305,6 +311,19 @@ export class ScrubMatcher {
     return s;
   }
 
+  /**
+   * Whether any pattern occurs in `buf`. Why: `Buffer#indexOf` per pattern is native (V8's adaptive
+   * Boyer–Moore–Horspool: linear in the worst case) and ~3.6× faster over a body than the byte-by-byte
+   * automaton even with all of a secret's ~8 encodings (micro-benchmark, 64 KiB chunks: 1,340 vs 370 MB/s);
+   * nearly every chunk of a response holds no secret, and then the automaton needs only the chunk's tail
+   * (ScrubStream.push). Large streamed bodies spent ~30% of a request worker in `scan` (bench/PROFILE.md).
+   */
+  occursIn(buf: Uint8Array): boolean {
+    const hay = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+    for (const needle of this.#needles) if (hay.indexOf(needle) >= 0) return true;
+    return false;
+  }
+
   depthOf(state: number): number {
     return this.#depth[state] as number;
   }
@@ -350,7 +369,18 @@ export class ScrubStream {
     if (this.#m.isEmpty || chunk.byteLength === 0) return this.#m.isEmpty ? chunk : EMPTY;
     const heldLen = this.#held.byteLength;
     const buf = heldLen === 0 ? chunk : Buffer.concat([this.#held, chunk]);
-    this.#state = this.#m.scan(this.#state, buf, heldLen, this.#boundary, this.#boundary, this.#found);
+    const m = this.#m;
+    if (buf.byteLength > m.maxLength && !m.occursIn(buf)) {
+      // No pattern in held + chunk: the automaton would find no match here (a match it still holds
+      // back lies inside the held bytes and nothing longer can complete in `buf`). Its end state is the
+      // longest suffix of `buf` that is a pattern prefix, shorter than the longest pattern (no pattern
+      // ends in it), and `buf` starts at or before that suffix (the held tail always covers the state),
+      // so scanning the last maxLength − 1 bytes from the root gives the same state.
+      const from = buf.byteLength - (m.maxLength - 1);
+      this.#state = m.scan(0, buf, from, this.#boundary, this.#boundary, this.#found);
+    } else {
+      this.#state = m.scan(this.#state, buf, heldLen, this.#boundary, this.#boundary, this.#found);
+    }
     const pos = this.#boundary + buf.byteLength;
     return this.#release(buf, pos - this.#m.depthOf(this.#state));
   }
