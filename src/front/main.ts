@@ -171,6 +171,7 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
     buffer: pool.metrics,
     rateLimit: pool.rateLimitBuffer,
     snapshot: createCatalogCache(vaultPaths(config), registry, pool.generation),
+    activeWorkers: () => pool.workerSpread().active,
   });
   let metricsOpen: MetricsListener | undefined;
   // This thread's policy reads/writes (tokens.json, admin routes) take the seal key from the crypto worker.
@@ -338,7 +339,8 @@ Options:
   --shared          group-shared socket: mode 0660, directory 0770, at
                     ${SHARED_SOCKET_PATH} unless --socket is given. Put the operator
                     and agent users in one group that owns the directory.
-  --workers <n>     request worker threads (default: $AIVAULTD_WORKERS or CPU cores)
+  --workers <n>     request worker threads (default: $AIVAULTD_WORKERS or CPU cores); calls go to
+                    as few of them as keep up, more join while those are busy and a core is idle
   --http <host:port>  also serve the loopback HTTP/WebSocket contracts (proxy, /v/ passthrough,
                     /aivault/ws, operator API), e.g. 127.0.0.1:19790 (default: $AIVAULTD_HTTP; off)
   --system-config <path>  system mode (set up by \`sudo aivault system install\`): run as the

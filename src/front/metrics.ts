@@ -31,6 +31,8 @@ export interface MetricsSources {
   readonly rateLimit: SharedArrayBuffer;
   /** The catalog (capability ids for labels, rate-limit policies). */
   snapshot(): Promise<BrokerSnapshot>;
+  /** Request workers taking new calls now (src/pool/worker-spread.ts). */
+  activeWorkers?(): number;
 }
 
 export interface DaemonMetrics {
@@ -245,6 +247,19 @@ export function createDaemonMetrics(src: MetricsSources): DaemonMetrics {
       },
     }),
   );
+  if (src.activeWorkers) {
+    const active = src.activeWorkers.bind(src);
+    registry.registerMetric(
+      new Gauge({
+        name: 'aivault_request_workers_active',
+        help: 'Request workers taking new calls (calls go to as few as keep up).',
+        registers: [],
+        collect() {
+          this.set(active());
+        },
+      }),
+    );
+  }
   registry.registerMetric(
     new Gauge({
       name: 'aivault_thread_utilization',

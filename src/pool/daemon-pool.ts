@@ -24,7 +24,7 @@ import { Generation } from '../core/threads/generation.js';
 import { createMetricsBuffer } from '../core/threads/metrics-buffer.js';
 import type { WsMainToWorker, WsTask, WsWorkerToMain } from '../core/threads/ws-protocol.js';
 import { PoolCall, type CallHandle, type CallHandlers, type InvokeTask } from './pool-call.js';
-import { RequestWorkers } from './request-workers.js';
+import { RequestWorkers, type RequestWorkersOptions } from './request-workers.js';
 
 export interface PoolOptions {
   readonly workers?: number;
@@ -33,6 +33,8 @@ export interface PoolOptions {
   readonly rateLimitSlots?: number;
   /** How long a call waits for an operator's approval (default 60 s). */
   readonly approvalTimeoutMs?: number;
+  /** Tests only: the request workers' active-set window and measurement (src/pool/worker-spread.ts). */
+  readonly workerSpread?: RequestWorkersOptions['spread'];
 }
 
 export class DaemonPool {
@@ -73,8 +75,14 @@ export class DaemonPool {
       },
       approvals: this.approvals,
       handOverCryptoPort: (workerPort) => this.handOverCryptoPort(workerPort),
+      ...(opts.workerSpread ? { spread: opts.workerSpread } : {}),
     });
     this.piscina = this.workers.piscina;
+  }
+
+  /** Request workers taking new calls now, and calls in flight per live worker (src/pool/worker-spread.ts). */
+  workerSpread(): { active: number; calls: number[] } {
+    return { active: this.workers.activeCount(), calls: this.workers.callsPerWorker() };
   }
 
   /** The shared rate-limit table (read-only use on this thread: rate-limit headroom for /metrics). */

@@ -11,8 +11,12 @@
  * worker dies (its port closes, or piscina reports `workerDestroy`), its in-flight calls fail with
  * `internal` ("request worker failed") and a new slot is attached to the worker piscina starts in its
  * place. WebSocket relays still run as one piscina task each (with their own port), balanced here too.
+ *
+ * Which worker takes a call: the least loaded of the first few live workers (the "active set"), not of all
+ * of them; src/pool/worker-spread.ts decides how many from each active worker's event-loop utilisation and
+ * the machine's idle CPU, measured every SPREAD_WINDOW_MS here (src/pool/worker-load.ts).
  */
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { AivaultError } from '../core/errors.js';
 import type { MainToWorkerPort, WorkerPortToMain } from '../core/threads/call-port.js';
@@ -22,6 +26,8 @@ import type { ApprovalStore } from '../front/approvals.js';
 import type { LiveCall } from './pool-call.js';
 import { workerEntry } from './worker-files.js';
 import { workerResourceLimits } from './worker-limits.js';
+import { createLoadMeter, type MeasureLoad } from './worker-load.js';
+import { INITIAL_SPREAD, nextSpread, type SpreadState } from './worker-spread.js';
 
 /** What every request worker receives as workerData (besides the dev-mode boot data). */
 export interface RequestWorkerData {
@@ -70,7 +76,12 @@ export interface RequestWorkersOptions {
   readonly approvals: ApprovalStore;
   /** A worker asked for its private channel to the crypto worker (once per worker, on its first call). */
   readonly handOverCryptoPort: (workerPort: MessagePort) => void;
+  /** Tests only: the active-set window and what measures it (src/pool/worker-spread.ts). */
+  readonly spread?: { readonly intervalMs?: number; readonly measure?: MeasureLoad };
 }
+
+/** How often the active set is reconsidered (worker-spread.ts asks for several windows in a row). */
+const SPREAD_WINDOW_MS = 250;
 
 export class RequestWorkers {
   readonly piscina: Piscina;
@@ -83,6 +94,11 @@ export class RequestWorkers {
   private readonly handOverCryptoPort: (workerPort: MessagePort) => void;
   /** Shutdown began: a worker that stops now is not replaced. */
   private closing = false;
+  /** How many of the live slots (in order) take new calls; see src/pool/worker-spread.ts. */
+  private spread: SpreadState = INITIAL_SPREAD;
+  /** Calls started since the last window (no calls and one active worker: nothing to measure). */
+  private started = 0;
+  private readonly spreadTimer: NodeJS.Timeout;
 
   constructor(opts: RequestWorkersOptions) {
     const { threads } = opts;
@@ -140,6 +156,45 @@ export class RequestWorkers {
     // (workerDestroy above). Without a listener it would throw on the main thread.
     this.piscina.on('error', () => undefined);
     for (let i = 0; i < threads; i++) this.addSlot(FIRST_WORKER_REGION + i);
+    const measure = opts.spread?.measure ?? createLoadMeter();
+    this.spreadTimer = setInterval(() => {
+      if (this.started === 0 && this.spread.active === 1) return;
+      this.started = 0;
+      const sample = measure(this.activeWorkers());
+      if (sample) this.spread = nextSpread(this.spread, this.liveSlots(), sample);
+    }, opts.spread?.intervalMs ?? SPREAD_WINDOW_MS);
+    this.spreadTimer.unref();
+  }
+
+  private liveSlots(): number {
+    let n = 0;
+    for (const s of this.slots) if (!s.dead) n++;
+    return n;
+  }
+
+  /** The Worker objects behind the active slots (those attached so far). */
+  private activeWorkers(): Worker[] {
+    const out: Worker[] = [];
+    const threads = this.piscina.threads;
+    let k = this.spread.active;
+    for (const s of this.slots) {
+      if (k <= 0) break;
+      if (s.dead) continue;
+      k--;
+      const w = threads.find((t) => t.threadId === s.threadId);
+      if (w) out.push(w);
+    }
+    return out;
+  }
+
+  /** How many workers take new calls now (1..live workers). */
+  activeCount(): number {
+    return Math.min(this.spread.active, Math.max(1, this.liveSlots()));
+  }
+
+  /** Calls in flight per live worker, in dispatch order (tests, diagnostics). */
+  callsPerWorker(): number[] {
+    return this.slots.filter((s) => !s.dead).map((s) => s.calls.size);
   }
 
   /** A call port for one (current or future) worker: an attach task waits in piscina's queue for it. */
@@ -204,9 +259,21 @@ export class RequestWorkers {
     if (!this.closing) this.addSlot(slot.metricsRegion);
   }
 
-  /** The live slot with the fewest calls in flight. */
+  /**
+   * The slot for a new call: the active slot with the fewest calls in flight; when every active slot is at
+   * its limit, any live slot with room (the active set saves CPU, it never refuses a call).
+   */
   pickSlot(): Slot {
+    this.started++;
     let best: Slot | undefined;
+    let k = this.spread.active;
+    for (const s of this.slots) {
+      if (k <= 0) break;
+      if (s.dead) continue;
+      k--;
+      if (!best || s.calls.size < best.calls.size) best = s;
+    }
+    if (best && best.calls.size < this.maxCallsPerWorker) return best;
     for (const s of this.slots) {
       if (!s.dead && (!best || s.calls.size < best.calls.size)) best = s;
     }
@@ -222,6 +289,7 @@ export class RequestWorkers {
   /** Shutdown began: workers that stop from now on are not replaced. */
   stopReplacing(): void {
     this.closing = true;
+    clearInterval(this.spreadTimer);
   }
 
   /**

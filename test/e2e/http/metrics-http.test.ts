@@ -157,6 +157,8 @@ describe('GET /metrics', () => {
     expect(values.get('aivault_calls_in_flight{transport="proxy"}')).toBe(0);
     expect(values.get('aivault_open_streams{transport="ws"}')).toBe(0);
     expect(values.get('aivault_crypto_worker_utilization')).toBeGreaterThanOrEqual(0);
+    // A few calls in a row fit in one worker (src/pool/worker-spread.ts).
+    expect(values.get('aivault_request_workers_active')).toBe(1);
     expect(values.get('aivault_process_resident_memory_bytes')).toBeGreaterThan(0);
     for (const thread of ['main', 'crypto', 'worker-0']) {
       expect(values.has(`aivault_event_loop_delay_seconds{thread="${thread}",stat="p99"}`), thread).toBe(
