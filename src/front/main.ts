@@ -339,8 +339,9 @@ Options:
   --shared          group-shared socket: mode 0660, directory 0770, at
                     ${SHARED_SOCKET_PATH} unless --socket is given. Put the operator
                     and agent users in one group that owns the directory.
-  --workers <n>     request worker threads (default: $AIVAULTD_WORKERS or CPU cores); calls go to
-                    as few of them as keep up, more join while those are busy and a core is idle
+  --workers <n>     most request worker threads (default: $AIVAULTD_WORKERS or CPU cores). One
+                    starts with the daemon; calls go to as few as keep up, and another one joins
+                    (started then) while those are busy and a core is idle
   --http <host:port>  also serve the loopback HTTP/WebSocket contracts (proxy, /v/ passthrough,
                     /aivault/ws, operator API), e.g. 127.0.0.1:19790 (default: $AIVAULTD_HTTP; off)
   --system-config <path>  system mode (set up by \`sudo aivault system install\`): run as the

@@ -80,9 +80,16 @@ export class DaemonPool {
     this.piscina = this.workers.piscina;
   }
 
-  /** Request workers taking new calls now, and calls in flight per live worker (src/pool/worker-spread.ts). */
-  workerSpread(): { active: number; calls: number[] } {
-    return { active: this.workers.activeCount(), calls: this.workers.callsPerWorker() };
+  /**
+   * Request workers taking new calls now, those started and ready, and calls in flight per live worker
+   * (src/pool/worker-spread.ts).
+   */
+  workerSpread(): { active: number; ready: number; calls: number[] } {
+    return {
+      active: this.workers.activeCount(),
+      ready: this.workers.readyCount(),
+      calls: this.workers.callsPerWorker(),
+    };
   }
 
   /** The shared rate-limit table (read-only use on this thread: rate-limit headroom for /metrics). */

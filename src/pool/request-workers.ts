@@ -14,7 +14,8 @@
  *
  * Which worker takes a call: the least loaded of the first few live workers (the "active set"), not of all
  * of them; src/pool/worker-spread.ts decides how many from each active worker's event-loop utilisation and
- * the machine's idle CPU, measured every SPREAD_WINDOW_MS here (src/pool/worker-load.ts).
+ * the machine's idle CPU, measured every SPREAD_WINDOW_MS here (src/pool/worker-load.ts). Workers start
+ * as the set grows: one at start, up to --workers, each staying once started.
  */
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -99,9 +100,12 @@ export class RequestWorkers {
   /** Calls started since the last window (no calls and one active worker: nothing to measure). */
   private started = 0;
   private readonly spreadTimer: NodeJS.Timeout;
+  /** The most request workers (--workers); they are started as the active set grows. */
+  private readonly maxWorkers: number;
 
   constructor(opts: RequestWorkersOptions) {
     const { threads } = opts;
+    this.maxWorkers = Math.max(1, threads);
     this.approvals = opts.approvals;
     this.metrics = opts.workerData.metrics;
     this.handOverCryptoPort = opts.handOverCryptoPort;
@@ -126,8 +130,10 @@ export class RequestWorkers {
     };
     this.piscina = new Piscina({
       filename: entry.filename,
-      minThreads: threads,
-      maxThreads: threads,
+      // One worker at start; piscina starts another when an attach task finds every worker attached (the
+      // active set grew), up to --workers. An idle daemon holds one request worker's memory, not N.
+      minThreads: 1,
+      maxThreads: this.maxWorkers,
       // Calls are I/O bound and SSE streams live long: 256 per worker plus piscina's 'auto' queue (threads²)
       // refused the 517th concurrent stream on 2 workers as `internal` (bench: 1,000 open streams).
       concurrentTasksPerWorker: this.maxCallsPerWorker,
@@ -136,7 +142,9 @@ export class RequestWorkers {
       // worker's event loop between tasks and starve those ports.
       atomics: 'disabled',
       maxQueue: 'auto',
-      idleTimeout: Number.MAX_SAFE_INTEGER,
+      // A started worker stays (its slot is its identity here). Infinity, not a large number: piscina
+      // hands a finite value to setTimeout, which turns anything above 2^31-1 ms into 1 ms.
+      idleTimeout: Infinity,
       workerData,
       // Request workers get an EMPTY environment: a key in AIVAULT_KEY (env provider) must not be
       // readable there. Everything they need arrives in workerData.
@@ -155,15 +163,24 @@ export class RequestWorkers {
     // A worker's uncaught error with no piscina task running is reported here; the worker is replaced
     // (workerDestroy above). Without a listener it would throw on the main thread.
     this.piscina.on('error', () => undefined);
-    for (let i = 0; i < threads; i++) this.addSlot(FIRST_WORKER_REGION + i);
+    this.addSlot(FIRST_WORKER_REGION);
     const measure = opts.spread?.measure ?? createLoadMeter();
     this.spreadTimer = setInterval(() => {
       if (this.started === 0 && this.spread.active === 1) return;
       this.started = 0;
       const sample = measure(this.activeWorkers());
-      if (sample) this.spread = nextSpread(this.spread, this.liveSlots(), sample);
+      if (!sample) return;
+      this.spread = nextSpread(this.spread, this.maxWorkers, sample);
+      while (this.liveSlots() < this.spread.active) this.addSlot(this.freeRegion());
     }, opts.spread?.intervalMs ?? SPREAD_WINDOW_MS);
     this.spreadTimer.unref();
+  }
+
+  /** The first worker region of the metrics buffer no live slot holds. */
+  private freeRegion(): number {
+    for (let r = FIRST_WORKER_REGION; ; r++) {
+      if (!this.slots.some((s) => !s.dead && s.metricsRegion === r)) return r;
+    }
   }
 
   private liveSlots(): number {
@@ -197,8 +214,13 @@ export class RequestWorkers {
     return this.slots.filter((s) => !s.dead).map((s) => s.calls.size);
   }
 
+  /** Live workers that have started and taken their call port. */
+  readyCount(): number {
+    return this.slots.filter((s) => !s.dead && s.threadId !== undefined).length;
+  }
+
   /** A call port for one (current or future) worker: an attach task waits in piscina's queue for it. */
-  private addSlot(metricsRegion: number): void {
+  private addSlot(metricsRegion: number): Slot {
     const { port1, port2 } = new MessageChannel();
     const slot: Slot = { port: port1, calls: new Map(), dead: false, metricsRegion };
     this.slots.push(slot);
@@ -234,6 +256,7 @@ export class RequestWorkers {
       },
       () => this.slotDied(slot),
     );
+    return slot;
   }
 
   /** The worker behind `slot` stopped: fail its in-flight calls and attach a new slot (unless closing). */
@@ -266,16 +289,24 @@ export class RequestWorkers {
   pickSlot(): Slot {
     this.started++;
     let best: Slot | undefined;
+    let first: Slot | undefined;
     let k = this.spread.active;
     for (const s of this.slots) {
-      if (k <= 0) break;
       if (s.dead) continue;
-      k--;
+      first ??= s;
+      if (k-- <= 0) break;
+      // A worker still starting takes calls only when it is the first (its port queues them meanwhile).
+      if (s.threadId === undefined && s !== first) continue;
       if (!best || s.calls.size < best.calls.size) best = s;
     }
     if (best && best.calls.size < this.maxCallsPerWorker) return best;
+    // The active workers are full: any live worker with room, else one more worker (its port queues the
+    // call until it has started), else the daemon is at capacity.
     for (const s of this.slots) {
       if (!s.dead && (!best || s.calls.size < best.calls.size)) best = s;
+    }
+    if ((!best || best.calls.size >= this.maxCallsPerWorker) && this.liveSlots() < this.maxWorkers) {
+      best = this.addSlot(this.freeRegion());
     }
     if (!best || best.calls.size >= this.maxCallsPerWorker) {
       throw new AivaultError(

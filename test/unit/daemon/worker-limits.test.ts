@@ -68,11 +68,28 @@ describe('DaemonPool workers run under the heap limit', () => {
     });
     const dv = await createDevVault({ prefix: 'aivault-heap-' });
     onTestFinished(() => dv.close());
-    const pool = new DaemonPool(dv.config, { workers: 2 });
+    // A busy worker and an idle core: the second worker starts too (src/pool/worker-spread.ts).
+    const pool = new DaemonPool(dv.config, {
+      workers: 2,
+      workerSpread: { intervalMs: 10, measure: () => ({ activeElu: 1, idleCores: 2, otherCores: 0 }) },
+    });
     onTestFinished(() => pool.close(2000));
     // Private fields, read on purpose: the limits are a property of the real Worker objects.
     const inner = pool as unknown as { piscina: { threads: Worker[] }; crypto: Worker };
-    await expect.poll(() => inner.piscina.threads.length).toBe(2);
+    await expect
+      .poll(() => {
+        // The set is judged while calls start.
+        pool.startCall(
+          {
+            envelope: { capability: 'echo/api', request: { method: 'GET', path: '/' } },
+            context: {},
+            stream: false,
+          },
+          { onMessage: () => undefined },
+        );
+        return inner.piscina.threads.length;
+      })
+      .toBe(2);
     for (const w of [...inner.piscina.threads, inner.crypto]) {
       await expect.poll(() => w.resourceLimits?.maxOldGenerationSizeMb).toBe(80);
       expect(w.resourceLimits?.maxYoungGenerationSizeMb).toBe(w === inner.crypto ? 2 : 8);
