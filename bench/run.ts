@@ -37,6 +37,7 @@ import { httpSection } from './sections/http.js';
 import { scrapeSection } from './sections/scrape.js';
 import { startStreamDaemon, streamSection } from './sections/stream.js';
 import { openSection } from './sections/open.js';
+import { interleavedSection } from './sections/interleaved.js';
 import { stabilitySection } from './sections/stability.js';
 import { runCliBench } from './sections/cli.js';
 import { fleetSection, microSection } from './sections/micro.js';
@@ -88,6 +89,17 @@ async function main(): Promise<void> {
   log('bench: streaming …');
   const { d2, streamTargets } = await startStreamDaemon(fx, httpTargets, httpDaemon);
   if (want('stream')) await streamSection(fx, streamTargets);
+
+  // 7b. c=64 ratios from alternating rounds: node-floor, aivaultd over the socket, /v/ passthrough
+  if (want('interleaved')) {
+    log('bench: interleaved c=64 rounds …');
+    const names = ['node-floor', 'aivaultd-w2', 'aivaultd-http-passthrough'];
+    const all = [...streamTargets, ...httpTargets];
+    await interleavedSection(
+      fx,
+      names.flatMap((n) => all.find((t) => t.name === n) ?? []),
+    );
+  }
 
   // 8. 1,000 concurrent open streams: aivaultd RSS and event delay (node-floor alongside)
   log(`bench: ${P.openStreams} open streams …`);

@@ -10,7 +10,7 @@ export interface BenchOptions {
   readonly quick: boolean;
   readonly noBuild: boolean;
   readonly out: string;
-  /** Sections: load, wrk, http, scrape, stream, open, stability, cli, micro (`--only open,cli` while developing). */
+  /** Sections: load, wrk, http, scrape, stream, interleaved, open, stability, cli, micro (`--only open,cli` while developing). */
   readonly only: ReadonlySet<string> | undefined;
   readonly merge: string | undefined;
   readonly P: Params;

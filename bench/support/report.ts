@@ -72,6 +72,16 @@ export interface Results {
       }
     | undefined;
   crypto: { workers: number; concurrency: number; utilisation: number; rps: number } | undefined;
+  /**
+   * c=64 in alternating short rounds (sections/interleaved.ts): per round, each target's req/s and CPU µs
+   * per call; the CPU and req/s targets use the median of the per-round ratios to node-floor.
+   */
+  interleaved?: {
+    concurrency: number;
+    rounds: number;
+    seconds: number;
+    rows: { round: number; target: string; rps: number; cpuUsPerReq: number; errors: number }[];
+  };
   /** Daemon RSS once started and warmed up, before any load (issue 12: ≤ 120 MB idle). */
   idle?: { target: string; rssMB: number };
   cli:
@@ -91,6 +101,37 @@ export interface Results {
 }
 
 const f0 = (n: number): string => n.toFixed(0);
+
+/** The interleaved rounds: one row per round, req/s and CPU µs per call per target, ratios to node-floor. */
+function interleavedTable(iv: NonNullable<Results['interleaved']>): string[] {
+  const targets = [...new Set(iv.rows.map((x) => x.target))];
+  const others = targets.filter((t) => t !== 'node-floor');
+  const head = `| round | ${targets.map((t) => `${t} req/s · CPU µs`).join(' | ')} | ${others.map((t) => `${t} CPU / req/s vs node-floor`).join(' | ')} |`;
+  const lines = [head, `|---|${targets.map(() => '---:').join('|')}|${others.map(() => '---:').join('|')}|`];
+  for (let round = 0; round < iv.rounds; round++) {
+    const at = (t: string) => iv.rows.find((x) => x.round === round && x.target === t);
+    const nf = at('node-floor');
+    const cells = targets.map((t) => {
+      const x = at(t);
+      return x ? `${f0(x.rps)} · ${f0(x.cpuUsPerReq)}${x.errors ? ` (${x.errors} err)` : ''}` : '';
+    });
+    const ratios = others.map((t) => {
+      const x = at(t);
+      return x && nf
+        ? `${(x.cpuUsPerReq / nf.cpuUsPerReq).toFixed(2)}× / ${(x.rps / nf.rps).toFixed(2)}×`
+        : '';
+    });
+    lines.push(`| ${round + 1} | ${cells.join(' | ')} | ${ratios.join(' | ')} |`);
+  }
+  return [
+    `### Interleaved rounds at c=${iv.concurrency} (the ratio targets use their medians)`,
+    '',
+    `${iv.rounds} rounds of ${iv.seconds} s per target, the order rotated each round, so each ratio compares windows seconds apart (the table above measures each target once, minutes apart).`,
+    '',
+    ...lines,
+    '',
+  ];
+}
 const ms = (us: number): string => (us / 1000).toFixed(us < 10_000 ? 2 : 1);
 
 function machineLine(r: Results): string {
@@ -172,6 +213,7 @@ export function renderMarkdown(r: Results, svgName: string): string {
     loadTable(r, 'wrk'),
     '',
   );
+  if (r.interleaved) out.push(...interleavedTable(r.interleaved));
   if (r.crypto) {
     out.push(
       `Crypto worker utilisation (event-loop busy share over the window, from the \`status\` frame): ${(r.crypto.utilisation * 100).toFixed(1)}% at ${f0(r.crypto.rps)} req/s (w${r.crypto.workers}, c=${r.crypto.concurrency}). Per point: ${r.load

@@ -185,6 +185,41 @@ describe('evaluateTargets', () => {
     expect(missed).toEqual(Array.isArray(name) ? name : [name]);
   });
 
+  it('the c=64 ratios come from the median of the interleaved rounds when that section ran', () => {
+    // Single windows say 0.5× CPU / 1.0× req/s (PASS); the rounds say otherwise, and they decide.
+    const checks = evaluateTargets(
+      run((r) => {
+        const rows: NonNullable<Results['interleaved']>['rows'] = [];
+        const perRound = [
+          [100, 150, 1000, 800], // node-floor cpu, aivaultd cpu, node-floor rps, aivaultd rps
+          [120, 150, 1000, 900],
+          [80, 160, 1000, 700],
+        ];
+        perRound.forEach(([nfCpu, aCpu, nfRps, aRps], round) => {
+          rows.push({ round, target: 'node-floor', cpuUsPerReq: nfCpu!, rps: nfRps!, errors: 0 });
+          rows.push({ round, target: 'aivaultd-w2', cpuUsPerReq: aCpu!, rps: aRps!, errors: 0 });
+        });
+        // A round with errors does not count.
+        rows.push({ round: 3, target: 'node-floor', cpuUsPerReq: 100, rps: 1000, errors: 0 });
+        rows.push({ round: 3, target: 'aivaultd-w2', cpuUsPerReq: 10, rps: 9000, errors: 5 });
+        r.interleaved = { concurrency: 64, rounds: 4, seconds: 2, rows };
+      }),
+    );
+    const cpu = find(checks, 'CPU µs/request at c=64 ≤ 1× node-floor (unix socket)')[0];
+    // ratios 1.5, 1.25, 2.0 → median 1.5
+    expect(cpu?.status).toBe('MISS');
+    expect(cpu?.value).toBe(
+      '1.50× (median of 3 alternating rounds, 1.25×–2.00×); one window each: 75 vs 150 µs = 0.50×',
+    );
+    const rps = find(checks, 'c=64 req/s ≥ 1× node-floor, 2 workers (unix socket)')[0];
+    expect(rps?.status).toBe('MISS');
+    expect(rps?.value).toMatch(/^0\.80× \(median of 3 alternating rounds, 0\.70×–0\.90×\)/);
+    // The passthrough was not in the rounds: its single-window ratio still decides.
+    expect(find(checks, 'CPU µs/request at c=64 ≤ 1× node-floor (passthrough)')[0]?.value).toBe(
+      '75 vs 150 µs = 0.50×',
+    );
+  });
+
   it('stretch goals are their own lines: 0.51× node-floor CPU passes the target, misses the stretch', () => {
     const checks = evaluateTargets(
       run((r) => {
