@@ -8,13 +8,13 @@ import { cryptoWorkerResourceLimits, workerResourceLimits } from '../../../src/p
 import { createDevVault } from '../../support/dev-vault.js';
 
 describe('workerResourceLimits', () => {
-  it('defaults to a 96 MB old space and an 8 MB young space, and honours the two variables', () => {
-    const def = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 8 };
+  it('defaults to a 96 MB old space and a 16 MB young space, and honours the two variables', () => {
+    const def = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 16 };
     expect(workerResourceLimits({})).toEqual(def);
     expect(workerResourceLimits({ AIVAULTD_WORKER_HEAP_MB: '', AIVAULTD_WORKER_YOUNG_MB: '' })).toEqual(def);
-    expect(workerResourceLimits({ AIVAULTD_WORKER_HEAP_MB: '200', AIVAULTD_WORKER_YOUNG_MB: '16' })).toEqual({
+    expect(workerResourceLimits({ AIVAULTD_WORKER_HEAP_MB: '200', AIVAULTD_WORKER_YOUNG_MB: '24' })).toEqual({
       maxOldGenerationSizeMb: 200,
-      maxYoungGenerationSizeMb: 16,
+      maxYoungGenerationSizeMb: 24,
     });
   });
 
@@ -92,7 +92,7 @@ describe('DaemonPool workers run under the heap limit', () => {
       .toBe(2);
     for (const w of [...inner.piscina.threads, inner.crypto]) {
       await expect.poll(() => w.resourceLimits?.maxOldGenerationSizeMb).toBe(80);
-      expect(w.resourceLimits?.maxYoungGenerationSizeMb).toBe(w === inner.crypto ? 2 : 8);
+      expect(w.resourceLimits?.maxYoungGenerationSizeMb).toBe(w === inner.crypto ? 2 : 16);
     }
   });
 });
