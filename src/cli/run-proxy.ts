@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../core/config/env.js';
 import { readJsonFile } from '../stores/vault/store.js';
 import { HTTPS_PROXY_INFO_FILE } from '../front/https-proxy/paths.js';
-import { vaultTag } from '../front/http-server.js';
+import { vaultTag } from '../front/vault-tag.js';
 import { PROXY_USER, placeholderValue } from '../front/https-proxy/connect.js';
 
 export interface ProxyInfo {

@@ -20,7 +20,7 @@
  * route starts with http/request-start.ts and answers through http/response.ts; http/proxy-tokens.ts
  * ends streams and relays whose token died.
  */
-import { createHash } from 'node:crypto';
+import { vaultTag } from './vault-tag.js';
 import type { Config } from '../core/config/env.js';
 import { AivaultError } from '../core/errors.js';
 import { AuditLog, type AuditInput } from '../stores/audit/audit-log.js';
@@ -68,11 +68,6 @@ export interface HttpServer {
   /** Close every /aivault/ws relay (they are long-lived: shutdown must not wait for them). */
   closeWebSockets(): void;
   closeConnections(): void;
-}
-
-/** Vault identity shown by /aivault/health so `aivault run` can tell its daemon from another one. */
-export function vaultTag(vaultDir: string): string {
-  return createHash('sha256').update(vaultDir).digest('hex').slice(0, 16);
 }
 
 export async function startHttpServer(

@@ -22,7 +22,7 @@ import { AivaultError, isAivaultError } from '../core/errors.js';
 import type { TestIntervals } from '../core/config/test-intervals.js';
 import { DaemonPool } from '../pool/daemon-pool.js';
 import { startSocketServer, type SocketServer } from './socket-server.js';
-import { startHttpServer, type HttpServer } from './http-server.js';
+import type { HttpServer } from './http-server.js';
 import { isLoopbackHost, parseListenAddress } from './http-passthrough.js';
 import { disableCoreDumps } from './core-limit.js';
 import { readSystemLayout, type SystemLayout } from '../core/config/system.js';
@@ -40,7 +40,7 @@ import { vaultPaths } from '../stores/vault/paths.js';
 import { useTestLockStaleness } from '../stores/vault/store.js';
 import type { HttpsProxyServer } from './https-proxy/server.js';
 import { HTTPS_PROXY_INFO_FILE } from './https-proxy/paths.js';
-import { vaultTag } from './http-server.js';
+import { vaultTag } from './vault-tag.js';
 import { parseFleetSettings, type FleetOverrides } from '../stores/fleet/config.js';
 import { startFleet } from '../stores/fleet/daemon.js';
 import { AuditLog } from '../stores/audit/audit-log.js';
@@ -49,7 +49,7 @@ import { DashboardAuth } from './dashboard/session.js';
 import { createDaemonMetrics, type DaemonMetrics } from './metrics.js';
 import { startMetricsListener, type MetricsListener } from './metrics-listener.js';
 import { createCatalogCache } from '../stores/catalog/cache.js';
-import { registry } from '../core/registry/index.js';
+import type { BrokerSnapshot } from '../core/broker/types.js';
 
 /** Linux shared-daemon socket (`--shared`); macOS uses /Users/Shared/aivault/run. */
 export const SHARED_SOCKET_PATH =
@@ -112,6 +112,20 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/**
+ * The catalog for /metrics labels, made on the first scrape: the registry it merges is ~3 MB of heap this
+ * thread would otherwise hold in every daemon, scraped or not (issue 12, idle RSS).
+ */
+function lazyCatalog(config: Config, pool: DaemonPool): () => Promise<BrokerSnapshot> {
+  let cache: Promise<() => Promise<BrokerSnapshot>> | undefined;
+  return async () => {
+    cache ??= import('../core/registry/index.js').then(({ registry }) =>
+      createCatalogCache(vaultPaths(config), registry, pool.generation),
+    );
+    return (await cache)();
+  };
+}
+
 export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}): Promise<Daemon> {
   // Fleet flags override the environment's settings; workers get the merged config in workerData.
   const fleetConfig: Config = opts.fleet
@@ -170,7 +184,7 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
   const metrics: DaemonMetrics = createDaemonMetrics({
     buffer: pool.metrics,
     rateLimit: pool.rateLimitBuffer,
-    snapshot: createCatalogCache(vaultPaths(config), registry, pool.generation),
+    snapshot: lazyCatalog(config, pool),
     activeWorkers: () => pool.workerSpread().active,
   });
   let metricsOpen: MetricsListener | undefined;
@@ -269,6 +283,9 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
   }
   if (httpAddr) {
     try {
+      // Imported only when enabled: its routes (operator API, dashboard, the registry they read) would
+      // otherwise sit in the main thread's heap of every socket-only daemon (issue 12, idle RSS).
+      const { startHttpServer } = await import('./http-server.js');
       http = await startHttpServer(server.app, pool, config, {
         ...httpAddr,
         allowRemote,

@@ -24,7 +24,7 @@ import { checkScope, mintInputFromFlags } from './token.js';
 import { readJsonFile } from '../../stores/vault/store.js';
 import { vaultPaths } from '../../stores/vault/paths.js';
 import { DEFAULT_HTTP_PORT } from '../../front/http-passthrough.js';
-import { vaultTag } from '../../front/http-server.js';
+import { vaultTag } from '../../front/vault-tag.js';
 import { caCertPath } from '../../front/https-proxy/paths.js';
 import { currentProxy, preloadPath, proxyEnv, writeCaBundle, type ProxyInfo } from '../run-proxy.js';
 

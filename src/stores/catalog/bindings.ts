@@ -15,6 +15,7 @@ import {
 } from './files.js';
 import { usage, type MutationOptions } from './input.js';
 import { bindingSchema } from './schema.js';
+import { validate } from '../../core/validate.js';
 
 export interface BindInput {
   readonly capabilityId: string;
@@ -51,8 +52,8 @@ export async function bind(
     scope: input.scope ?? { kind: 'global' as const },
     ...(input.consumer !== undefined ? { consumer: input.consumer } : {}),
   };
-  const checked = bindingSchema.safeParse(binding);
-  if (!checked.success) throw usage('invalid binding (capability, secret ref, scope or consumer)');
+  const checked = validate(bindingSchema, binding);
+  if (!checked.ok) throw usage('invalid binding (capability, secret ref, scope or consumer)');
   if (options.secrets && !options.secrets.some((s) => s.id === secretIdFromRef(input.secretRef))) {
     throw new AivaultError('not_found', `secret ${secretIdFromRef(input.secretRef)} does not exist`);
   }
@@ -67,8 +68,8 @@ export async function bind(
     doc.bindings = doc.bindings.filter(
       (b) => !sameBindingKey(b, binding.capabilityId, binding.scope, input.consumer),
     );
-    doc.bindings.push(checked.data);
-    return checked.data as Binding;
+    doc.bindings.push(checked.value);
+    return checked.value as Binding;
   });
 }
 

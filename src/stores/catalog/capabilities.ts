@@ -17,6 +17,7 @@ import {
   type MutationOptions,
 } from './input.js';
 import { policySchema, type StoredCapability } from './schema.js';
+import { validate } from '../../core/validate.js';
 import { deriveCredential } from './snapshot.js';
 
 export interface CreateCapabilityInput {
@@ -151,9 +152,9 @@ export async function setPolicy(
 ): Promise<CapabilityPolicy> {
   const { approval, ...rest } = input;
   const approvalOff = approval === 'off';
-  const checked = policySchema.safeParse(approvalOff ? rest : input);
-  if (!checked.success) {
-    const fields = checked.error.issues.map((i) => i.path.join('.') || '(input)').join(', ');
+  const checked = validate(policySchema, approvalOff ? rest : input);
+  if (!checked.ok) {
+    const fields = checked.issues.map((i) => i.path.join('.') || '(input)').join(', ');
     throw usage(
       `invalid policy (${fields}): limits must be positive integers, blocklist entries non-empty, approval once|always|off`,
     );
@@ -165,7 +166,7 @@ export async function setPolicy(
     if (!known)
       throw new AivaultError('capability_not_found', `capability ${input.capabilityId} does not exist`);
     const index = doc.policies.findIndex((p) => p.capabilityId === input.capabilityId);
-    const merged = { ...(index === -1 ? {} : doc.policies[index]), ...checked.data };
+    const merged = { ...(index === -1 ? {} : doc.policies[index]), ...checked.value };
     if (approvalOff) delete merged.approval;
     if (index === -1) doc.policies.push(merged);
     else doc.policies[index] = merged;

@@ -16,6 +16,7 @@ import {
   type RegistryIndex,
 } from '../../core/registry/types.js';
 import { authSpecSchema, ID_PATTERN, type StoredCredential } from './schema.js';
+import { validate } from '../../core/validate.js';
 import { hostsWithinProvider, regionalProvider, registryPlaceholders } from './snapshot.js';
 
 export function usage(message: string): AivaultError {
@@ -155,8 +156,8 @@ export function prepareCredential(
   if (!input.auth || !hosts || hosts.length === 0) {
     throw usage('a custom provider needs explicit --auth and --host');
   }
-  const auth = authSpecSchema.safeParse(input.auth);
-  if (!auth.success) throw usage('auth is not a valid auth spec');
+  const auth = validate(authSpecSchema, input.auth);
+  if (!auth.ok) throw usage('auth is not a valid auth spec');
   for (const h of hosts) {
     const suffix = publicSuffixWildcard(h);
     if (suffix !== undefined) {
@@ -173,7 +174,7 @@ export function prepareCredential(
       `provider ${provider.provider} is a registry provider; its hosts are ${provider.hosts.join(', ')}`,
     );
   }
-  return { ...base, source: 'custom', auth: auth.data, hosts };
+  return { ...base, source: 'custom', auth: auth.value, hosts };
 }
 
 /** Methods as stored: upper case, known, de-duplicated, at least one. */

@@ -1,75 +1,80 @@
 /**
- * zod schemas for the broker's store files (broker.json, capabilities.json) and the error formatter
- * that turns issues into `file: dot.path: reason` lines. Schemas are strict: a field we don't know is
- * treated as tampering, never ignored, because ignoring is how a hand edit silently changes meaning.
+ * Schemas for the broker's store files (broker.json, capabilities.json) and the error formatter that
+ * turns issues into `file: dot.path: reason` lines. Schemas are strict: a field we don't know is treated
+ * as tampering, never ignored, because ignoring is how a hand edit silently changes meaning.
  */
-import { z } from 'zod';
 import { AivaultError } from '../../core/errors.js';
 import { isValidHostPattern } from '../../core/broker/hosts.js';
 import { normalizePath } from '../../core/broker/path.js';
 import { HTTP_METHODS } from '../../core/registry/types.js';
 import { ID_PATTERN } from '../../core/broker/ids.js';
+import { dotPath, eachItem, fieldCheck, v, validate, type Schema } from '../../core/validate.js';
 
-export { ID_PATTERN };
+export { ID_PATTERN, dotPath };
 
-const id = z.string().regex(ID_PATTERN, 'must be an id (letters, digits, . _ - /)');
-const nonEmpty = z.string().min(1);
-const positiveInt = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const id = v.pipe(v.string(), v.regex(ID_PATTERN, 'must be an id (letters, digits, . _ - /)'));
+const nonEmpty = v.pipe(v.string(), v.minLength(1));
+const positiveInt = v.pipe(v.number(), v.safeInteger(), v.minValue(1));
+const nonNegativeInt = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
 
-const headerTemplate = z.strictObject({ header_name: nonEmpty, value_template: nonEmpty });
-const queryTemplate = z.strictObject({ param_name: nonEmpty, value_template: nonEmpty.optional() });
+const headerTemplate = v.strictObject({ header_name: nonEmpty, value_template: nonEmpty });
+const queryTemplate = v.strictObject({ param_name: nonEmpty, value_template: v.optional(nonEmpty) });
 
-export const authSpecSchema = z.union([
-  z.strictObject({ header: headerTemplate }),
-  z.strictObject({ query: queryTemplate }),
-  z.strictObject({ path: z.strictObject({ prefix_template: nonEmpty }) }),
-  z.strictObject({
-    basic: z.strictObject({
-      username_template: z.string().optional(),
-      password_template: z.string().optional(),
+export const authSpecSchema = v.union([
+  v.strictObject({ header: headerTemplate }),
+  v.strictObject({ query: queryTemplate }),
+  v.strictObject({ path: v.strictObject({ prefix_template: nonEmpty }) }),
+  v.strictObject({
+    basic: v.strictObject({
+      username_template: v.optional(v.string()),
+      password_template: v.optional(v.string()),
     }),
   }),
-  z.strictObject({ multi_header: z.array(headerTemplate).min(1) }),
-  z.strictObject({ multi_query: z.array(queryTemplate).min(1) }),
-  z.strictObject({
-    oauth2: z.strictObject({
-      grant_type: z.enum(['refresh_token', 'client_credentials']),
-      token_endpoint: z.string().regex(/^https:\/\/[^/?#@\s]+\/?[^\s#]*$/, 'must be an https URL'),
-      scopes: z.array(nonEmpty).optional(),
-      inject: headerTemplate.optional(),
+  v.strictObject({ multi_header: v.pipe(v.array(headerTemplate), v.minLength(1)) }),
+  v.strictObject({ multi_query: v.pipe(v.array(queryTemplate), v.minLength(1)) }),
+  v.strictObject({
+    oauth2: v.strictObject({
+      grant_type: v.picklist(['refresh_token', 'client_credentials']),
+      token_endpoint: v.pipe(v.string(), v.regex(/^https:\/\/[^/?#@\s]+\/?[^\s#]*$/, 'must be an https URL')),
+      scopes: v.optional(v.array(nonEmpty)),
+      inject: v.optional(headerTemplate),
     }),
   }),
-  z.strictObject({ aws_sigv4: z.strictObject({ service: nonEmpty, region: nonEmpty }) }),
-  z.strictObject({
-    hmac: z.strictObject({
-      algorithm: z.enum(['sha256', 'sha512', 'sha1']),
+  v.strictObject({ aws_sigv4: v.strictObject({ service: nonEmpty, region: nonEmpty }) }),
+  v.strictObject({
+    hmac: v.strictObject({
+      algorithm: v.picklist(['sha256', 'sha512', 'sha1']),
       header_name: nonEmpty,
       value_template: nonEmpty,
-      encoding: z.enum(['hex', 'base64']).optional(),
-      key_encoding: z.enum(['utf8', 'base64']).optional(),
+      encoding: v.optional(v.picklist(['hex', 'base64'])),
+      key_encoding: v.optional(v.picklist(['utf8', 'base64'])),
     }),
   }),
-  z.strictObject({ mtls: z.strictObject({}) }),
+  v.strictObject({ mtls: v.strictObject({}) }),
 ]);
 
 /** Stored hosts: canonical names or `*.suffix`; ports are kept syntactically valid (dev vaults). */
-export const hostPatternSchema = z
-  .string()
-  .refine((h) => isValidHostPattern(h, { allowPort: true }), 'must be a lower-case DNS name or *.suffix');
+export const hostPatternSchema = v.pipe(
+  v.string(),
+  v.check((h) => isValidHostPattern(h, { allowPort: true }), 'must be a lower-case DNS name or *.suffix'),
+);
 
 /** Stored prefixes must already be canonical (what normalizePath returns), without a query. */
-export const pathPrefixSchema = z.string().refine((p) => {
-  const r = normalizePath(p);
-  return r.ok && r.value.query === '' && r.value.path === p;
-}, 'must be a canonical path prefix starting with /');
+export const pathPrefixSchema = v.pipe(
+  v.string(),
+  v.check((p) => {
+    const r = normalizePath(p);
+    return r.ok && r.value.query === '' && r.value.path === p;
+  }, 'must be a canonical path prefix starting with /'),
+);
 
-export const scopeSchema = z
-  .strictObject({
-    kind: z.enum(['global', 'workspace', 'group']),
-    workspaceId: nonEmpty.optional(),
-    groupId: nonEmpty.optional(),
-  })
-  .refine(
+export const scopeSchema = v.pipe(
+  v.strictObject({
+    kind: v.picklist(['global', 'workspace', 'group']),
+    workspaceId: v.optional(nonEmpty),
+    groupId: v.optional(nonEmpty),
+  }),
+  v.check(
     (s) =>
       s.kind === 'global'
         ? s.workspaceId === undefined && s.groupId === undefined
@@ -77,84 +82,99 @@ export const scopeSchema = z
           ? s.workspaceId !== undefined && s.groupId === undefined
           : s.workspaceId !== undefined && s.groupId !== undefined,
     'scope ids do not match its kind',
-  );
+  ),
+);
 
-export const storedCredentialSchema = z
-  .strictObject({
+export const storedCredentialSchema = v.pipe(
+  v.strictObject({
     id,
     provider: id,
-    source: z.enum(['registry', 'custom']),
-    secretRefs: z.record(nonEmpty, nonEmpty).refine((r) => Object.keys(r).length > 0, 'must not be empty'),
-    auth: authSpecSchema.optional(),
-    hosts: z.array(hostPatternSchema).optional(),
-    params: z.record(nonEmpty, z.string()).optional(),
-    workspaceId: nonEmpty.optional(),
-    groupId: nonEmpty.optional(),
-    createdAtMs: z.number().int().nonnegative(),
+    source: v.picklist(['registry', 'custom']),
+    secretRefs: v.pipe(
+      v.record(nonEmpty, nonEmpty),
+      v.check((r) => Object.keys(r).length > 0, 'must not be empty'),
+    ),
+    auth: v.optional(authSpecSchema),
+    hosts: v.optional(v.array(hostPatternSchema)),
+    params: v.optional(v.record(nonEmpty, v.string())),
+    workspaceId: v.optional(nonEmpty),
+    groupId: v.optional(nonEmpty),
+    createdAtMs: nonNegativeInt,
     /** Registry credential alternative id (registry credentials only; everything else is re-derived). */
-    alternative: id.optional(),
-  })
-  .refine((c) => c.groupId === undefined || c.workspaceId !== undefined, {
-    message: 'groupId needs workspaceId',
-    path: ['groupId'],
-  });
+    alternative: v.optional(id),
+  }),
+  fieldCheck('groupId', (c) =>
+    c.groupId === undefined || c.workspaceId !== undefined ? undefined : 'groupId needs workspaceId',
+  ),
+);
 
-export const storedCapabilitySchema = z.strictObject({
+export const storedCapabilitySchema = v.strictObject({
   id,
   provider: id,
   credentialId: id,
-  allow: z.strictObject({
-    hosts: z.array(hostPatternSchema).length(1),
-    methods: z.array(z.enum(HTTP_METHODS)).min(1),
-    pathPrefixes: z.array(pathPrefixSchema).min(1),
+  allow: v.strictObject({
+    hosts: v.pipe(v.array(hostPatternSchema), v.length(1)),
+    methods: v.pipe(v.array(v.picklist(HTTP_METHODS)), v.minLength(1)),
+    pathPrefixes: v.pipe(v.array(pathPrefixSchema), v.minLength(1)),
   }),
-  createdAtMs: z.number().int().nonnegative().optional(),
+  createdAtMs: v.optional(nonNegativeInt),
 });
 
-export const policySchema = z.strictObject({
+export const policySchema = v.strictObject({
   capabilityId: id,
-  rateLimitPerMinute: positiveInt.optional(),
-  maxRequestBodyBytes: positiveInt.optional(),
-  maxResponseBodyBytes: positiveInt.optional(),
-  responseBlocklist: z.array(nonEmpty).optional(),
+  rateLimitPerMinute: v.optional(positiveInt),
+  maxRequestBodyBytes: v.optional(positiveInt),
+  maxResponseBodyBytes: v.optional(positiveInt),
+  responseBlocklist: v.optional(v.array(nonEmpty)),
   /** Operator approval before each call (`always`) or once per caller token for a while (`once`). */
-  approval: z.enum(['once', 'always']).optional(),
+  approval: v.optional(v.picklist(['once', 'always'])),
 });
 
-export const bindingSchema = z.strictObject({
+export const bindingSchema = v.strictObject({
   capabilityId: id,
   secretRef: nonEmpty,
   scope: scopeSchema,
-  consumer: nonEmpty.optional(),
+  consumer: v.optional(nonEmpty),
 });
 
+/** Each key once: a second item with a key already seen is reported at that item. */
 function uniqueBy<T>(key: (item: T) => string, what: string) {
-  return (items: T[], ctx: z.RefinementCtx) => {
+  return eachItem<T>(() => {
     const seen = new Set<string>();
-    items.forEach((item, i) => {
+    return (item) => {
       const k = key(item);
-      if (seen.has(k)) ctx.addIssue({ code: 'custom', message: `duplicate ${what} ${k}`, path: [i] });
+      if (seen.has(k)) return `duplicate ${what} ${k}`;
       seen.add(k);
-    });
-  };
+      return undefined;
+    };
+  });
 }
 
-export const brokerFileSchema = z.strictObject({
-  version: z.literal(1),
-  credentials: z.array(storedCredentialSchema).superRefine(uniqueBy((c) => c.id, 'credential id')),
-  capabilities: z.array(storedCapabilitySchema).superRefine(uniqueBy((c) => c.id, 'capability id')),
-  policies: z.array(policySchema).superRefine(uniqueBy((p) => p.capabilityId, 'policy for')),
+export const brokerFileSchema = v.strictObject({
+  version: v.literal(1),
+  credentials: v.pipe(
+    v.array(storedCredentialSchema),
+    uniqueBy((c: StoredCredential) => c.id, 'credential id'),
+  ),
+  capabilities: v.pipe(
+    v.array(storedCapabilitySchema),
+    uniqueBy((c: StoredCapability) => c.id, 'capability id'),
+  ),
+  policies: v.pipe(
+    v.array(policySchema),
+    uniqueBy((p: v.InferOutput<typeof policySchema>) => p.capabilityId, 'policy for'),
+  ),
 });
 
-export const capabilitiesFileSchema = z.strictObject({
-  version: z.literal(1),
-  bindings: z.array(bindingSchema),
+export const capabilitiesFileSchema = v.strictObject({
+  version: v.literal(1),
+  bindings: v.array(bindingSchema),
 });
 
-export type StoredCredential = z.infer<typeof storedCredentialSchema>;
-export type StoredCapability = z.infer<typeof storedCapabilitySchema>;
-export type BrokerFile = z.infer<typeof brokerFileSchema>;
-export type CapabilitiesFile = z.infer<typeof capabilitiesFileSchema>;
+export type StoredCredential = v.InferOutput<typeof storedCredentialSchema>;
+export type StoredCapability = v.InferOutput<typeof storedCapabilitySchema>;
+export type BrokerFile = v.InferOutput<typeof brokerFileSchema>;
+export type CapabilitiesFile = v.InferOutput<typeof capabilitiesFileSchema>;
 
 export const emptyBrokerFile = (): BrokerFile => ({
   version: 1,
@@ -164,21 +184,16 @@ export const emptyBrokerFile = (): BrokerFile => ({
 });
 export const emptyCapabilitiesFile = (): CapabilitiesFile => ({ version: 1, bindings: [] });
 
-/** `a.b.0.c` for an issue path; `(root)` for the document itself. */
-export function dotPath(path: readonly PropertyKey[]): string {
-  return path.length === 0 ? '(root)' : path.map((p) => String(p)).join('.');
-}
-
 /**
  * Validate `raw` (already JSON-parsed) against `schema`; on failure throw storage_corrupt listing every
  * issue as `dot.path: reason`. Messages never include values (a hand-edited file might hold a secret).
  */
-export function parseStoreFile<T>(schema: z.ZodType<T>, raw: unknown, file: string): T {
-  const result = schema.safeParse(raw);
-  if (result.success) return result.data;
-  const lines = result.error.issues.map((issue) => `${dotPath(issue.path)}: ${issue.message}`);
+export function parseStoreFile<T>(schema: Schema<T>, raw: unknown, file: string): T {
+  const result = validate(schema, raw);
+  if (result.ok) return result.value;
+  const lines = result.issues.map((issue) => `${dotPath(issue.path)}: ${issue.message}`);
   throw new AivaultError('storage_corrupt', `${file} is corrupt or was hand-edited: ${lines.join('; ')}`, {
     file,
-    fields: result.error.issues.map((issue) => dotPath(issue.path)).join(','),
+    fields: result.issues.map((issue) => dotPath(issue.path)).join(','),
   });
 }

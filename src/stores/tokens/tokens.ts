@@ -15,8 +15,8 @@
 import { hash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
 import { AivaultError } from '../../core/errors.js';
+import { v, validate } from '../../core/validate.js';
 import { withVaultLock } from '../vault/store.js';
 import { readPolicyFile, writePolicyFile } from '../vault/policy-seal.js';
 import { perGeneration, type Generation } from '../../core/threads/generation.js';
@@ -31,38 +31,40 @@ const SCOPE_ENTRY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
 const CONTEXT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const TUNNEL_HOST = /^[a-z0-9_]([a-z0-9_.-]{0,252})(:\d{1,5})?$/;
 
-const hashSchema = z.string().regex(/^[0-9a-f]{64}$/);
-const proxyRecordSchema = z.strictObject({
-  kind: z.literal('proxy'),
-  id: z.string().min(1).max(64),
+const hashSchema = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
+const text = (min: number, max: number) => v.pipe(v.string(), v.minLength(min), v.maxLength(max));
+const nonNegativeInt = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+const proxyRecordSchema = v.strictObject({
+  kind: v.literal('proxy'),
+  id: text(1, 64),
   hash: hashSchema,
-  capabilities: z.array(z.string().min(1).max(200)).min(1),
-  credential: z.string().min(1).max(128).optional(),
-  workspaceId: z.string().min(1).max(128).optional(),
-  groupId: z.string().min(1).max(128).optional(),
-  label: z.string().max(200).optional(),
+  capabilities: v.pipe(v.array(text(1, 200)), v.minLength(1)),
+  credential: v.optional(text(1, 128)),
+  workspaceId: v.optional(text(1, 128)),
+  groupId: v.optional(text(1, 128)),
+  label: v.optional(text(0, 200)),
   /** HTTPS proxy: hosts the token may open a blind tunnel to (no TLS termination, no injection). */
-  tunnelHosts: z.array(z.string().min(1).max(260)).max(64).optional(),
-  createdAtMs: z.number().int().nonnegative(),
-  expiresAtMs: z.number().int().nonnegative(),
+  tunnelHosts: v.optional(v.pipe(v.array(text(1, 260)), v.maxLength(64))),
+  createdAtMs: nonNegativeInt,
+  expiresAtMs: nonNegativeInt,
 });
-const operatorRecordSchema = z.strictObject({
-  kind: z.literal('operator'),
-  id: z.string().min(1).max(64),
+const operatorRecordSchema = v.strictObject({
+  kind: v.literal('operator'),
+  id: text(1, 64),
   hash: hashSchema,
-  name: z.string().max(200).optional(),
-  createdAtMs: z.number().int().nonnegative(),
-  expiresAtMs: z.number().int().nonnegative().optional(),
+  name: v.optional(text(0, 200)),
+  createdAtMs: nonNegativeInt,
+  expiresAtMs: v.optional(nonNegativeInt),
 });
-const tokensFileSchema = z.strictObject({
-  version: z.literal(1),
-  tokens: z.array(z.discriminatedUnion('kind', [proxyRecordSchema, operatorRecordSchema])),
+const tokensFileSchema = v.strictObject({
+  version: v.literal(1),
+  tokens: v.array(v.variant('kind', [proxyRecordSchema, operatorRecordSchema])),
 });
 
-export type ProxyTokenRecord = z.infer<typeof proxyRecordSchema>;
-export type OperatorTokenRecord = z.infer<typeof operatorRecordSchema>;
+export type ProxyTokenRecord = v.InferOutput<typeof proxyRecordSchema>;
+export type OperatorTokenRecord = v.InferOutput<typeof operatorRecordSchema>;
 export type TokenRecord = ProxyTokenRecord | OperatorTokenRecord;
-export type TokensFile = z.infer<typeof tokensFileSchema>;
+export type TokensFile = v.InferOutput<typeof tokensFileSchema>;
 /** What listings show: never the hash. */
 export type TokenInfo = Omit<ProxyTokenRecord, 'hash'> | Omit<OperatorTokenRecord, 'hash'>;
 
@@ -92,14 +94,14 @@ export function toInfo(record: TokenRecord): TokenInfo {
 export async function readTokensFile(path: string): Promise<TokensFile> {
   const raw = await readPolicyFile(path, 'tokens');
   if (raw === undefined) return { version: 1, tokens: [] };
-  const parsed = tokensFileSchema.safeParse(raw);
-  if (!parsed.success) {
-    const where = parsed.error.issues[0]?.path.join('.') || '(root)';
+  const parsed = validate(tokensFileSchema, raw);
+  if (!parsed.ok) {
+    const where = parsed.issues[0]?.path.join('.') || '(root)';
     throw new AivaultError('storage_corrupt', `${path} is corrupt or was edited by hand (at ${where})`, {
       file: path,
     });
   }
-  return parsed.data;
+  return parsed.value;
 }
 
 /** Read-modify-write under the vault lock; expired proxy tokens are pruned on every write. */

@@ -140,7 +140,7 @@ describe('loadCatalog', () => {
     [
       'unknown field',
       { version: 1, credentials: [], capabilities: [], policies: [], extra: true },
-      ['(root)'],
+      ['extra'],
     ],
     [
       'duplicate ids',
