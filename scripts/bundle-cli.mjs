@@ -1,7 +1,8 @@
 // Bundles the `aivault` CLI into dist/src/cli-bundle/, in two parts:
-//  - main.js (the bin): src/cli/aivault.ts, the invoke fast path (src/cli/fast-invoke.ts), as ONE CommonJS
-//    file (a package.json with "type": "commonjs" sits next to it). Why: the ESM loader alone cost ~0.15×
-//    `node -e 0` per call, and `aivault invoke` is what agents run per request (issue 12).
+//  - main.js (the bin, src/cli/aivault.ts) and fast.js (the invoke fast path, src/cli/fast-invoke.ts), each
+//    ONE CommonJS file (a package.json with "type": "commonjs" sits next to them); main.js runs fast.js
+//    through a V8 code cache (src/cli/code-cache.ts). Why: the ESM loader alone cost ~0.15× `node -e 0`
+//    per call, and `aivault invoke` is what agents run per request (issue 12).
 //  - main.mjs + chunks: the full program (src/cli/main.ts; ESM, code-split so each command still loads
 //    lazily), imported by main.js only when the fast path declines.
 // Why bundle at all: CLI start-up is dominated by module resolution and CJS-interop parsing of ~100 small
@@ -84,6 +85,20 @@ const fullProgram = {
     b.onResolve({ filter: /^msgpackr$/ }, () => ({ path: resolve('node_modules/msgpackr/index.js') }));
   },
 };
+// The fast path: fast.js, run by the bin through a V8 code cache (src/cli/code-cache.ts).
+await build({
+  entryPoints: ['src/cli/fast-invoke.ts'],
+  outfile: `${outdir}/fast.js`,
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'warning',
+  plugins: [fullProgram],
+  external: ['msgpackr-extract'],
+  define: { 'process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED': '"true"' },
+});
+// The bin: a few lines that load fast.js with its cache, else the full program.
 await build({
   entryPoints: ['src/cli/aivault.ts'],
   outfile: `${outdir}/main.js`,
@@ -93,7 +108,5 @@ await build({
   target: 'node20',
   logLevel: 'warning',
   plugins: [fullProgram],
-  external: ['msgpackr-extract'],
-  define: { 'process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED': '"true"' },
 });
 writeFileSync(`${outdir}/package.json`, '{ "type": "commonjs" }\n');
