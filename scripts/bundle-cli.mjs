@@ -85,28 +85,24 @@ const fullProgram = {
     b.onResolve({ filter: /^msgpackr$/ }, () => ({ path: resolve('node_modules/msgpackr/index.js') }));
   },
 };
+/** One CommonJS file for Node 20, the full program left to a dynamic import. */
+const cjs = (entry, outfile, extra = {}) =>
+  build({
+    entryPoints: [entry],
+    outfile: `${outdir}/${outfile}`,
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'warning',
+    plugins: [fullProgram],
+    ...extra,
+  });
 // The fast path: fast.js, run by the bin through a V8 code cache (src/cli/code-cache.ts).
-await build({
-  entryPoints: ['src/cli/fast-invoke.ts'],
-  outfile: `${outdir}/fast.js`,
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  logLevel: 'warning',
-  plugins: [fullProgram],
+await cjs('src/cli/fast-invoke.ts', 'fast.js', {
   external: ['msgpackr-extract'],
   define: { 'process.env.MSGPACKR_NATIVE_ACCELERATION_DISABLED': '"true"' },
 });
 // The bin: a few lines that load fast.js with its cache, else the full program.
-await build({
-  entryPoints: ['src/cli/aivault.ts'],
-  outfile: `${outdir}/main.js`,
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  logLevel: 'warning',
-  plugins: [fullProgram],
-});
+await cjs('src/cli/aivault.ts', 'main.js');
 writeFileSync(`${outdir}/package.json`, '{ "type": "commonjs" }\n');
