@@ -7,6 +7,7 @@
  * measuring (and on --render); test/unit/bench/targets.test.ts covers it. Runs in the bench's process.
  */
 import type { LoadRow, Results, TargetCheck } from './support/report.js';
+import { spreadOf, type Spread } from './support/spread.js';
 
 /** The aivaultd paths each per-path target is checked on, with the bench's target names. */
 export const PATHS = [
@@ -36,7 +37,7 @@ export function interleavedRatio(
   r: Results,
   target: string,
   metric: 'cpuUsPerReq' | 'rps',
-): { median: number; min: number; max: number; rounds: number } | undefined {
+): Spread | undefined {
   const rows = r.interleaved?.rows ?? [];
   const ratios: number[] = [];
   for (const a of rows) {
@@ -44,15 +45,10 @@ export function interleavedRatio(
     const nf = rows.find((x) => x.round === a.round && x.target === 'node-floor' && x.errors === 0);
     if (nf && nf[metric] > 0) ratios.push(a[metric] / nf[metric]);
   }
-  if (ratios.length === 0) return undefined;
-  ratios.sort((x, y) => x - y);
-  const mid = ratios.length >> 1;
-  const median =
-    ratios.length % 2 ? (ratios[mid] as number) : ((ratios[mid - 1] as number) + (ratios[mid] as number)) / 2;
-  return { median, min: ratios[0] as number, max: ratios.at(-1) as number, rounds: ratios.length };
+  return spreadOf(ratios);
 }
 
-function describeInterleaved(i: { median: number; min: number; max: number; rounds: number }): string {
+function describeInterleaved(i: Spread): string {
   return `${x2(i.median)} (median of ${i.rounds} alternating rounds, ${x2(i.min)}–${x2(i.max)})`;
 }
 const ms3 = (us: number): string => `${(us / 1000).toFixed(3)} ms`;
