@@ -57,6 +57,7 @@ export interface Slot {
   readonly calls: Map<number, LiveCall>;
   /** The worker's threadId once its attach task answered. */
   threadId?: number;
+  /** Its worker stopped (slotDied ran once); it is no longer in the slot list, so only slotDied reads this. */
   dead: boolean;
   /** Shutdown: resolves when the worker answered `closed`. */
   onClosed?: () => void;
@@ -179,14 +180,12 @@ export class RequestWorkers {
   /** The first worker region of the metrics buffer no live slot holds. */
   private freeRegion(): number {
     for (let r = FIRST_WORKER_REGION; ; r++) {
-      if (!this.slots.some((s) => !s.dead && s.metricsRegion === r)) return r;
+      if (!this.slots.some((s) => s.metricsRegion === r)) return r;
     }
   }
 
   private liveSlots(): number {
-    let n = 0;
-    for (const s of this.slots) if (!s.dead) n++;
-    return n;
+    return this.slots.length;
   }
 
   /** The Worker objects behind the active slots (those attached so far). */
@@ -195,9 +194,7 @@ export class RequestWorkers {
     const threads = this.piscina.threads;
     let k = this.spread.active;
     for (const s of this.slots) {
-      if (k <= 0) break;
-      if (s.dead) continue;
-      k--;
+      if (k-- <= 0) break;
       const w = threads.find((t) => t.threadId === s.threadId);
       if (w) out.push(w);
     }
@@ -211,12 +208,12 @@ export class RequestWorkers {
 
   /** Calls in flight per live worker, in dispatch order (tests, diagnostics). */
   callsPerWorker(): number[] {
-    return this.slots.filter((s) => !s.dead).map((s) => s.calls.size);
+    return this.slots.map((s) => s.calls.size);
   }
 
   /** Live workers that have started and taken their call port. */
   readyCount(): number {
-    return this.slots.filter((s) => !s.dead && s.threadId !== undefined).length;
+    return this.slots.filter((s) => s.threadId !== undefined).length;
   }
 
   /** A call port for one (current or future) worker: an attach task waits in piscina's queue for it. */
@@ -292,7 +289,6 @@ export class RequestWorkers {
     let first: Slot | undefined;
     let k = this.spread.active;
     for (const s of this.slots) {
-      if (s.dead) continue;
       first ??= s;
       if (k-- <= 0) break;
       // A worker still starting takes calls only when it is the first (its port queues them meanwhile).
@@ -303,7 +299,7 @@ export class RequestWorkers {
     // The active workers are full: any live worker with room, else one more worker (its port queues the
     // call until it has started), else the daemon is at capacity.
     for (const s of this.slots) {
-      if (!s.dead && (!best || s.calls.size < best.calls.size)) best = s;
+      if (!best || s.calls.size < best.calls.size) best = s;
     }
     if ((!best || best.calls.size >= this.maxCallsPerWorker) && this.liveSlots() < this.maxWorkers) {
       best = this.addSlot(this.freeRegion());
