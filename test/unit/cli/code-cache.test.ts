@@ -2,25 +2,42 @@
  * The CLI bin runs its fast path through a V8 code cache (src/cli/code-cache.ts): the cache is written
  * after the first use and taken after that; a rejected (garbage) cache still runs the code and is
  * rewritten; an edited file never meets the old cache; a cache that cannot be written runs without one.
+ * Each load runs in its own process, as the bin does: within one process V8's own compilation cache
+ * would answer a second compile of the same text before the cached data is even looked at.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { codeCachePath, loadWithCodeCache } from '../../../src/cli/code-cache.js';
-
-interface Mod {
-  add(a: number, b: number): number;
-  dir: string;
-  file: string;
-}
+import { codeCachePath } from '../../../src/cli/code-cache.js';
 
 const SOURCE = `
 exports.add = function add(a, b) { return a + b; };
 exports.dir = __dirname;
 exports.file = __filename;
-exports.path = require('node:path').sep;
+exports.sep = require('node:path').sep;
 `;
+const MODULE = resolve('src/cli/code-cache.ts');
+
+/** Load `file` in a new process, call add(a, b), save the cache; what it saw. */
+function load(
+  file: string,
+  a: number,
+  b: number,
+): { cacheUsed: boolean; sum: number; dir: string; name: string } {
+  const code = `
+    const { loadWithCodeCache } = await import(${JSON.stringify(MODULE)});
+    const m = loadWithCodeCache(${JSON.stringify(file)});
+    const out = { cacheUsed: m.cacheUsed, sum: m.exports.add(${a}, ${b}), dir: m.exports.dir, name: m.exports.file };
+    m.saveCache();
+    process.stdout.write(JSON.stringify(out));`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return JSON.parse(r.stdout) as { cacheUsed: boolean; sum: number; dir: string; name: string };
+}
 
 let dir: string;
 let file: string;
@@ -35,47 +52,40 @@ afterEach(() => {
 
 describe('loadWithCodeCache', () => {
   it('runs the file as CommonJS, writes the cache after the first use, takes it after that', () => {
-    const first = loadWithCodeCache<Mod>(file);
-    expect(first.exports.add(2, 3)).toBe(5);
-    expect(first.exports.dir).toBe(dir);
-    expect(first.exports.file).toBe(file);
-    expect(first.cacheUsed).toBe(false);
-    expect(existsSync(codeCachePath(file, SOURCE))).toBe(false);
-    first.saveCache();
-    expect(existsSync(codeCachePath(file, SOURCE))).toBe(true);
+    const first = load(file, 2, 3);
+    expect(first).toEqual({ cacheUsed: false, sum: 5, dir, name: file });
+    expect(existsSync(codeCachePath(file))).toBe(true);
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
-
-    const second = loadWithCodeCache<Mod>(file);
-    expect(second.cacheUsed).toBe(true);
-    expect(second.exports.add(4, 5)).toBe(9);
+    expect(load(file, 4, 5)).toMatchObject({ cacheUsed: true, sum: 9 });
   });
 
   it('a garbage cache is rejected, the code still runs, and the cache is rewritten', () => {
-    writeFileSync(codeCachePath(file, SOURCE), Buffer.alloc(4096, 7));
-    const m = loadWithCodeCache<Mod>(file);
-    expect(m.cacheUsed).toBe(false);
-    expect(m.exports.add(1, 1)).toBe(2);
-    m.saveCache();
-    expect(loadWithCodeCache<Mod>(file).cacheUsed).toBe(true);
+    const header = Buffer.alloc(4);
+    header.writeUInt32LE(Buffer.byteLength(SOURCE), 0);
+    // Garbage after a matching copy of the source reaches V8, which rejects it; plain garbage never does.
+    for (const garbage of [
+      Buffer.alloc(4096, 7),
+      Buffer.concat([header, Buffer.from(SOURCE), Buffer.alloc(4096, 7)]),
+    ]) {
+      writeFileSync(codeCachePath(file), garbage);
+      expect(load(file, 1, 1)).toMatchObject({ cacheUsed: false, sum: 2 });
+      expect(load(file, 1, 2)).toMatchObject({ cacheUsed: true, sum: 3 });
+    }
   });
 
   it('an edited file of the same length never meets the old cache', () => {
-    loadWithCodeCache<Mod>(file).saveCache();
+    load(file, 0, 0);
     const edited = SOURCE.replace('a + b', 'a * b');
     expect(edited.length).toBe(SOURCE.length);
     writeFileSync(file, edited);
-    expect(codeCachePath(file, edited)).not.toBe(codeCachePath(file, SOURCE));
-    const m = loadWithCodeCache<Mod>(file);
-    expect(m.cacheUsed).toBe(false);
-    expect(m.exports.add(3, 4)).toBe(12);
+    expect(load(file, 3, 4)).toMatchObject({ cacheUsed: false, sum: 12 });
+    expect(load(file, 3, 5)).toMatchObject({ cacheUsed: true, sum: 15 });
   });
 
-  it('a cache that cannot be written (here: a directory in its place) runs without one, leaving nothing', () => {
-    mkdirSync(codeCachePath(file, SOURCE));
-    const m = loadWithCodeCache<Mod>(file);
-    expect(m.cacheUsed).toBe(false);
-    expect(() => m.saveCache()).not.toThrow();
-    expect(m.exports.add(1, 2)).toBe(3);
+  it('a cache that cannot be written (a directory in its place) runs without one, leaving nothing', () => {
+    mkdirSync(codeCachePath(file));
+    expect(load(file, 1, 2)).toMatchObject({ cacheUsed: false, sum: 3 });
+    expect(load(file, 1, 2)).toMatchObject({ cacheUsed: false, sum: 3 });
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 });
