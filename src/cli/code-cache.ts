@@ -16,7 +16,7 @@
  *
  * Cache file: [source length, u32 LE][the source's bytes][V8 cached data].
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Script } from 'node:vm';
@@ -73,12 +73,26 @@ export function loadWithCodeCache<T>(file: string): CachedModule<T> {
     saveCache() {
       if (cacheUsed) return;
       const tmp = `${cacheFile}.${process.pid}.tmp`;
+      let fd: number;
+      try {
+        // Opened before the cache is serialized: in a directory this user cannot write (a root-owned
+        // global install) every call would otherwise pay for createCachedData and then fail.
+        fd = openSync(tmp, 'wx', 0o644);
+      } catch {
+        return;
+      }
       try {
         const length = Buffer.alloc(4);
         length.writeUInt32LE(bytes.length, 0);
-        writeFileSync(tmp, Buffer.concat([length, bytes, script.createCachedData()]), { mode: 0o644 });
+        writeFileSync(fd, Buffer.concat([length, bytes, script.createCachedData()]));
+        closeSync(fd);
         renameSync(tmp, cacheFile); // atomic: parallel first runs each write whole files
       } catch {
+        try {
+          closeSync(fd);
+        } catch {
+          // already closed
+        }
         rmSync(tmp, { force: true });
       }
     },

@@ -6,10 +6,11 @@
  * would answer a second compile of the same text before the cached data is even looked at.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildSync } from 'esbuild';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { codeCachePath } from '../../../src/cli/code-cache.js';
 
 const SOURCE = `
@@ -18,22 +19,43 @@ exports.dir = __dirname;
 exports.file = __filename;
 exports.sep = require('node:path').sep;
 `;
-const MODULE = resolve('src/cli/code-cache.ts');
+/** src/cli/code-cache.ts as one CommonJS file in a world-readable directory (the children run it with
+ *  plain node, one of them as another user, so nothing under the checkout needs to be readable). */
+let moduleDir: string;
+let MODULE: string;
+beforeAll(() => {
+  moduleDir = mkdtempSync(join(tmpdir(), 'aivault-code-cache-mod-'));
+  chmodSync(moduleDir, 0o755);
+  MODULE = join(moduleDir, 'code-cache.cjs');
+  buildSync({
+    entryPoints: [resolve('src/cli/code-cache.ts')],
+    outfile: MODULE,
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'warning',
+  });
+  chmodSync(MODULE, 0o644);
+});
+afterAll(() => rmSync(moduleDir, { recursive: true, force: true }));
 
 /** Load `file` in a new process, call add(a, b), save the cache; what it saw. */
 function load(
   file: string,
   a: number,
   b: number,
+  as?: { uid: number; gid: number },
 ): { cacheUsed: boolean; sum: number; dir: string; name: string } {
   const code = `
-    const { loadWithCodeCache } = await import(${JSON.stringify(MODULE)});
+    const { loadWithCodeCache } = require(${JSON.stringify(MODULE)});
     const m = loadWithCodeCache(${JSON.stringify(file)});
     const out = { cacheUsed: m.cacheUsed, sum: m.exports.add(${a}, ${b}), dir: m.exports.dir, name: m.exports.file };
     m.saveCache();
     process.stdout.write(JSON.stringify(out));`;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+  const r = spawnSync(process.execPath, ['-e', code], {
     encoding: 'utf8',
+    ...(as ?? {}),
   });
   if (r.status !== 0) throw new Error(r.stderr);
   return JSON.parse(r.stdout) as { cacheUsed: boolean; sum: number; dir: string; name: string };
@@ -47,6 +69,7 @@ beforeEach(() => {
   writeFileSync(file, SOURCE);
 });
 afterEach(() => {
+  chmodSync(dir, 0o700);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -80,6 +103,17 @@ describe('loadWithCodeCache', () => {
     writeFileSync(file, edited);
     expect(load(file, 3, 4)).toMatchObject({ cacheUsed: false, sum: 12 });
     expect(load(file, 3, 5)).toMatchObject({ cacheUsed: true, sum: 15 });
+  });
+
+  it('a directory this user cannot write runs without a cache and leaves nothing behind', () => {
+    // As root (CI), the load runs as nobody; otherwise the directory is made read-only.
+    const root = process.getuid?.() === 0;
+    chmodSync(dir, root ? 0o755 : 0o555);
+    const as = root ? { uid: 65534, gid: 65534 } : undefined;
+    expect(load(file, 2, 2, as)).toMatchObject({ cacheUsed: false, sum: 4 });
+    expect(load(file, 2, 3, as)).toMatchObject({ cacheUsed: false, sum: 5 });
+    expect(readdirSync(dir)).toEqual(['fast.js']);
+    chmodSync(dir, 0o700);
   });
 
   it('a cache that cannot be written (a directory in its place) runs without one, leaving nothing', () => {
