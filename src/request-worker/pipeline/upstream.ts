@@ -15,6 +15,7 @@ import { AivaultError } from '../../core/errors.js';
 import type { DevOverrides } from '../../core/config/env.js';
 import { isForbiddenAddress } from '../../core/broker/addresses.js';
 import type { CallAbortSignal } from '../../core/threads/call-signal.js';
+import { createSaturation, gateHandshakes } from './handshake-gate.js';
 
 /*
  * undici's Agent, connector and request API only, not its package entry: `import 'undici'` also loads
@@ -134,6 +135,8 @@ export class Upstream {
   private readonly dev: DevOverrides | undefined;
   private readonly opts: UpstreamOptions;
   private readonly ca: string[] | undefined;
+  /** Whether this thread is saturated (handshake-gate.ts); one measure for all of its agents. */
+  private readonly saturated = createSaturation();
 
   constructor(opts: UpstreamOptions = {}) {
     this.opts = opts;
@@ -197,7 +200,7 @@ export class Upstream {
       return base(options, callback);
     };
     // Connections are per origin and kept alive: timing each one costs nothing per request.
-    const connect: UndiciBuildConnector.connector = (options, callback) => {
+    const timed: UndiciBuildConnector.connector = (options, callback) => {
       const observe = connectObserver;
       if (!observe) return dial(options, callback);
       const started = performance.now();
@@ -206,6 +209,7 @@ export class Upstream {
         (callback as (e: Error | null, s: unknown) => void)(err, socket);
       }) as typeof callback);
     };
+    const connect = gateHandshakes(timed, this.saturated);
     agent = new Agent({
       connect,
       allowH2,
