@@ -13,6 +13,11 @@ import * as v from 'valibot';
 
 export { v };
 
+/** Building blocks the store schemas share. */
+export const nonEmpty = v.pipe(v.string(), v.minLength(1));
+export const nonNegativeInt = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
+export const positiveInt = v.pipe(v.number(), v.safeInteger(), v.minValue(1));
+
 /** A schema whose parsed output is `T`. */
 export type Schema<T> = v.GenericSchema<unknown, T>;
 

@@ -8,14 +8,21 @@ import { isValidHostPattern } from '../../core/broker/hosts.js';
 import { normalizePath } from '../../core/broker/path.js';
 import { HTTP_METHODS } from '../../core/registry/types.js';
 import { ID_PATTERN } from '../../core/broker/ids.js';
-import { dotPath, eachItem, fieldCheck, v, validate, type Schema } from '../../core/validate.js';
+import {
+  dotPath,
+  eachItem,
+  fieldCheck,
+  v,
+  validate,
+  type Schema,
+  nonEmpty,
+  nonNegativeInt,
+  positiveInt,
+} from '../../core/validate.js';
 
 export { ID_PATTERN, dotPath };
 
 const id = v.pipe(v.string(), v.regex(ID_PATTERN, 'must be an id (letters, digits, . _ - /)'));
-const nonEmpty = v.pipe(v.string(), v.minLength(1));
-const positiveInt = v.pipe(v.number(), v.safeInteger(), v.minValue(1));
-const nonNegativeInt = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
 
 const headerTemplate = v.strictObject({ header_name: nonEmpty, value_template: nonEmpty });
 const queryTemplate = v.strictObject({ param_name: nonEmpty, value_template: v.optional(nonEmpty) });

@@ -16,7 +16,7 @@ import { hash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { AivaultError } from '../../core/errors.js';
-import { v, validate } from '../../core/validate.js';
+import { v, validate, nonNegativeInt } from '../../core/validate.js';
 import { withVaultLock } from '../vault/store.js';
 import { readPolicyFile, writePolicyFile } from '../vault/policy-seal.js';
 import { perGeneration, type Generation } from '../../core/threads/generation.js';
@@ -33,7 +33,6 @@ const TUNNEL_HOST = /^[a-z0-9_]([a-z0-9_.-]{0,252})(:\d{1,5})?$/;
 
 const hashSchema = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
 const text = (min: number, max: number) => v.pipe(v.string(), v.minLength(min), v.maxLength(max));
-const nonNegativeInt = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
 const proxyRecordSchema = v.strictObject({
   kind: v.literal('proxy'),
   id: text(1, 64),

@@ -5,7 +5,15 @@
  */
 import type { Scope } from '../../core/broker/types.js';
 import { AivaultError } from '../../core/errors.js';
-import { dotPath, v, validate, type Issue, type Schema } from '../../core/validate.js';
+import {
+  dotPath,
+  v,
+  validate,
+  type Issue,
+  type Schema,
+  nonEmpty,
+  nonNegativeInt,
+} from '../../core/validate.js';
 import { readJsonFile } from './store.js';
 
 export const SECRET_ID_RE = /^[a-z2-7]{26}$/;
@@ -18,10 +26,8 @@ const b64 = matching(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
 const hex = matching(/^[0-9a-f]+$/, 'must be lower-case hex');
 const blob = v.strictObject({ nonce: b64, ciphertext: b64 });
 const int = v.pipe(v.number(), v.safeInteger());
-const nonNegativeInt = v.pipe(v.number(), v.safeInteger(), v.minValue(0));
 const intBetween = (min: number, max: number) =>
   v.pipe(v.number(), v.safeInteger(), v.minValue(min), v.maxValue(max));
-const nonEmpty = v.pipe(v.string(), v.minLength(1));
 
 export const scopeSchema = v.pipe(
   v.strictObject({
