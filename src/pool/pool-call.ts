@@ -47,6 +47,9 @@ export interface LiveCall {
  * One call in flight, main side: its handle (grant/abort), its entry in the slot's call map and in the
  * pool's set, in one object. `done` is made only when asked for (graceful close), not per call.
  */
+/** The handlers of a finished call (nothing reaches them: `terminal` is set first). */
+const FINISHED: CallHandlers = { onMessage: () => undefined };
+
 export class PoolCall implements CallHandle, LiveCall {
   private terminal = false;
   private settle: (() => void) | undefined;
@@ -57,7 +60,7 @@ export class PoolCall implements CallHandle, LiveCall {
   constructor(
     readonly id: number,
     private readonly slot: Slot,
-    private readonly handlers: CallHandlers,
+    private handlers: CallHandlers,
     private readonly registry: Set<CallHandle>,
   ) {}
 
@@ -102,5 +105,9 @@ export class PoolCall implements CallHandle, LiveCall {
     this.registry.delete(this);
     if (this.slot.calls.size === 0) this.slot.port.unref();
     this.settle?.();
+    // A finished call lets go of its transport's handlers: see CallRelay (src/front/relay.ts) for why a
+    // dead object that was promoted must not keep young ones alive.
+    this.handlers = FINISHED;
+    this.settle = undefined;
   }
 }

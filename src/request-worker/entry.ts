@@ -270,6 +270,7 @@ async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, Act
     // Credits and aborts must reach the sink until it posted what it holds (end/error included).
     await sink.settled();
     calls.delete(msg.id);
+    cancel.dispose();
   }
 }
 

@@ -43,6 +43,15 @@ export class CallSignal implements CallAbortSignal {
     if (at >= 0) list?.splice(at, 1);
   }
 
+  /**
+   * The call is over: forget the listeners (a later abort is a no-op for it anyway). Why: a signal promoted
+   * to V8's old space while its call was in flight outlives the call until the next full collection, and
+   * would keep the listeners' young closures (and what they hold) alive with it (issue 12: GC).
+   */
+  dispose(): void {
+    this.#listeners = undefined;
+  }
+
   /** Abort with `reason` (an AbortError DOMException when none, as AbortController does); once only. */
   abort(reason?: unknown): void {
     if (this.#aborted) return;
