@@ -102,7 +102,7 @@ export interface RelaySink {
   awaitingApproval?(waiting: boolean): void;
 }
 
-/** Where a finished relay's messages would go: nowhere (see CallRelay.release). */
+/** Where a finished relay's messages would go: nowhere (see CallRelay.finish). */
 const RELEASED: RelaySink = {
   head: () => undefined,
   chunk: () => undefined,
@@ -116,11 +116,11 @@ const NO_ROOM = (): boolean => false;
  * One call's relay: pass it as the call's handlers to pool.startCall, then `bind` the handle. Messages
  * never arrive before `bind` (they come from another thread, after the current turn).
  *
- * A finished relay lets go of its sink, credits and callbacks (release()). Why: a relay that was in flight
+ * A finished relay lets go of its sink, credits and callbacks (finish()). Why: a relay that was in flight
  * during a scavenge is promoted to V8's old space, where it stays until the next full collection even
  * after its call ended; whatever young objects it still points to (the transport's sink and what that
  * closes over) are then kept alive by it and promoted in turn. Letting go cut the main thread's promoted
- * bytes by ~60% and its full collections from 3 to 1 per 20,000 calls (issue 12, bench/PROFILE.md).
+ * bytes by ~60% and its full collections from 2–3 to 1 per 20,000 calls (issue 12, bench/PROFILE.md).
  */
 export class CallRelay {
   private credits: Credits | undefined;
@@ -171,22 +171,15 @@ export class CallRelay {
         this.credits?.written();
         return;
       case 'end':
-        this.finish();
-        this.sink.end(msg.scrubbed, msg.timing);
-        this.sink.finished?.();
-        this.release();
+        this.finish((sink) => sink.end(msg.scrubbed, msg.timing));
         return;
       case 'full':
-        this.finish();
-        this.sink.full(msg.status, msg.headers, new Uint8Array(msg.body), msg.scrubbed, msg.timing);
-        this.sink.finished?.();
-        this.release();
+        this.finish((sink) =>
+          sink.full(msg.status, msg.headers, new Uint8Array(msg.body), msg.scrubbed, msg.timing),
+        );
         return;
       case 'error':
-        this.finish();
-        this.sink.error(msg.error, this.headSent);
-        this.sink.finished?.();
-        this.release();
+        this.finish((sink) => sink.error(msg.error, this.headSent));
         return;
     }
   }
@@ -211,8 +204,6 @@ export class CallRelay {
     if (this.done) return;
     this.credits?.cancel();
     this.finish();
-    this.sink.finished?.();
-    this.release();
   }
 
   /** Whether a head already went out to the client. */
@@ -220,12 +211,14 @@ export class CallRelay {
     return this.headSent;
   }
 
-  private finish(): void {
+  /**
+   * The one way a relay ends: mark it done, deliver the terminal message (if any) and `finished`, then drop
+   * every reference to the call's other objects (see the class comment).
+   */
+  private finish(deliver?: (sink: RelaySink) => void): void {
     this.done = true;
-  }
-
-  /** After the last delivery: drop every reference to the call's other objects (see the class comment). */
-  private release(): void {
+    deliver?.(this.sink);
+    this.sink.finished?.();
     this.sink = RELEASED;
     this.credits = undefined;
     this.hasRoom = NO_ROOM;

@@ -43,13 +43,13 @@ export interface LiveCall {
   awaitApproval(store: ApprovalStore, request: ApprovalRequest): void;
 }
 
+/** The handlers of a finished call (nothing reaches them: `terminal` is set first). */
+const FINISHED: CallHandlers = { onMessage: () => undefined };
+
 /**
  * One call in flight, main side: its handle (grant/abort), its entry in the slot's call map and in the
  * pool's set, in one object. `done` is made only when asked for (graceful close), not per call.
  */
-/** The handlers of a finished call (nothing reaches them: `terminal` is set first). */
-const FINISHED: CallHandlers = { onMessage: () => undefined };
-
 export class PoolCall implements CallHandle, LiveCall {
   private terminal = false;
   private settle: (() => void) | undefined;
