@@ -4,7 +4,7 @@
  * far less sensitive to other load on a shared machine than req/s or latency.
  *
  *   node --import tsx bench/daemon-cpu.ts [--root DIR] [--workers 2] [--c 16] [--n 3000] [--rounds 5]
- *     [--route socket|v] [--cpu-prof DIR] [--dist] [--strace FILE] [--node-flags "FLAGS"]
+ *     [--route socket|v] [--cpu-prof DIR] [--dist] [--strace FILE] [--node-flags "FLAGS"] [--daemon-log FILE]
  *
  * --route: `socket` (default) drives the unix-socket msgpack protocol; `v` drives the loopback HTTP
  * listener's `/v/openai/…` passthrough with a proxy token (undici, keep-alive, c connections).
@@ -15,12 +15,14 @@
  * --strace: attach `strace -c -f` to the daemon over the measured rounds only (not the warm-up) and print
  * the syscalls per request (FILE keeps strace's table). strace's own overhead inflates the CPU figures of
  * that run: use it for counts, not for µs.
+ * --daemon-log: the daemon's stdout and stderr into FILE, e.g. with `--node-flags "--trace-gc-nvp"` (V8 prints
+ * its GC trace on the process's stdout, one line per collection, isolates told apart by address).
  * --root: the checkout whose src/front/main.ts is started (source mode under tsx, so two checkouts — e.g.
  * a `git worktree` of the previous commit — can be compared without building either). The upstream is
  * bench/support/upstream.ts (own process); the load comes from this process (aivault `connect()`).
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Pool } from 'undici';
 import { connect, type DaemonClient } from '../src/core/protocol/client.js';
@@ -43,6 +45,8 @@ const DIST = process.argv.includes('--dist');
 const STRACE = arg('strace', '');
 /** Node flags for the daemon process (A/B a flag on one build), e.g. --node-flags "--max-semi-space-size=1". */
 const NODE_FLAGS = arg('node-flags', '').split(' ').filter(Boolean);
+/** Copy the daemon's stdout and stderr to FILE (e.g. V8's `--trace-gc` output, which goes to the process's stdout). */
+const DAEMON_LOG = arg('daemon-log', '');
 const TICK_US = 10_000;
 
 /** [main thread ticks, all threads ticks] */
@@ -82,6 +86,11 @@ const daemon = spawn(
   ],
   { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT },
 );
+if (DAEMON_LOG) {
+  const log = createWriteStream(resolve(DAEMON_LOG));
+  daemon.stdout?.pipe(log);
+  daemon.stderr?.pipe(log);
+}
 const httpLine = ROUTE === 'v' ? waitLine(daemon, /HTTP on http:/) : undefined;
 await waitLine(daemon, /listening on/);
 const pid = daemon.pid as number;
