@@ -57,6 +57,16 @@ export interface UpstreamOptions {
 
 export type Resolver = (hostname: string) => Promise<LookupAddress[]>;
 
+/**
+ * How long an upstream may stay silent — before its response head, and between two body chunks — before
+ * the call fails with upstream_unreachable. Ten minutes, the request timeout of the OpenAI and Anthropic
+ * SDKs: a non-streaming completion sends its head only once the whole answer is generated, which takes
+ * minutes for long or reasoning outputs (the reference implementation sets no limit at all). A caller
+ * that wants less passes --timeout-ms. Headers and body share one value on purpose: undici's parser then
+ * refreshes its one timer when the head arrives instead of allocating a second one per request.
+ */
+export const UPSTREAM_SILENCE_TIMEOUT_MS = 600_000;
+
 const systemResolver: Resolver = (hostname) =>
   new Promise((resolve, reject) => {
     dnsLookup(hostname, { all: true }, (err, addresses) => (err ? reject(err) : resolve(addresses)));
@@ -214,8 +224,8 @@ export class Upstream {
       connect,
       allowH2,
       keepAliveTimeout: this.opts.keepAliveTimeoutMs ?? 30_000,
-      headersTimeout: this.opts.headersTimeoutMs ?? 60_000,
-      bodyTimeout: this.opts.bodyTimeoutMs ?? 120_000,
+      headersTimeout: this.opts.headersTimeoutMs ?? UPSTREAM_SILENCE_TIMEOUT_MS,
+      bodyTimeout: this.opts.bodyTimeoutMs ?? UPSTREAM_SILENCE_TIMEOUT_MS,
     });
     this.agents.set(key, agent);
     return agent;

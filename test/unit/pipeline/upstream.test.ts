@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { createGuardedLookup, Upstream } from '../../../src/request-worker/pipeline/upstream.js';
+import {
+  createGuardedLookup,
+  Upstream,
+  UPSTREAM_SILENCE_TIMEOUT_MS,
+} from '../../../src/request-worker/pipeline/upstream.js';
 import type { DevOverrides } from '../../../src/core/config/env.js';
 import { AivaultError } from '../../../src/core/errors.js';
 import { startHttpsUpstream, type HttpsUpstream } from '../../support/https-upstream.js';
@@ -133,6 +137,31 @@ describe('Upstream (undici, connect-time address guard)', () => {
       .catch((e: unknown) => e);
     expect((err as AivaultError).code).toBe('upstream_unreachable');
     expect((err as AivaultError).message).toContain('timed out waiting for response headers');
+  });
+
+  // Headers and body share one timeout by default (UPSTREAM_SILENCE_TIMEOUT_MS): undici then refreshes the
+  // parser's timer when the head arrives instead of starting another. That path must still cut a body that
+  // goes silent, and must not cut one that keeps coming.
+  it('with one timeout for head and body, a body that goes silent is cut and one that trickles is not', async () => {
+    const u = new Upstream({ dev, headersTimeoutMs: 300, bodyTimeoutMs: 300 });
+    onTestFinished(() => u.close());
+    const get = (pathAndQuery: string): ReturnType<Upstream['request']> =>
+      u.request({ host: 'upstream.test', port: 443, method: 'GET', pathAndQuery, headers: [] });
+
+    const silent = await get('/sse?n=2&interval=5000');
+    expect(silent.statusCode).toBe(200);
+    const t0 = Date.now();
+    const err = await silent.body.text().catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe('UND_ERR_BODY_TIMEOUT');
+    expect(Date.now() - t0).toBeLessThan(4000);
+
+    const trickle = await get('/sse?n=12&interval=150');
+    const text = await trickle.body.text();
+    expect(text.match(/^data: /gm)).toHaveLength(12);
+  });
+
+  it('defaults to one ten-minute silence timeout for head and body (long non-streaming completions)', () => {
+    expect(UPSTREAM_SILENCE_TIMEOUT_MS).toBe(600_000);
   });
 
   it('presents a per-credential client certificate (mTLS)', async () => {
