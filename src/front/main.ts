@@ -21,6 +21,7 @@ import { loadConfig, type Config } from '../core/config/env.js';
 import { AivaultError, isAivaultError } from '../core/errors.js';
 import type { TestIntervals } from '../core/config/test-intervals.js';
 import { DaemonPool } from '../pool/daemon-pool.js';
+import { applyDaemonV8Flags } from '../pool/gc-tuning.js';
 import { startSocketServer, type SocketServer } from './socket-server.js';
 import type { HttpServer } from './http-server.js';
 import { isLoopbackHost, parseListenAddress } from './http-passthrough.js';
@@ -127,6 +128,8 @@ function lazyCatalog(config: Config, pool: DaemonPool): () => Promise<BrokerSnap
 }
 
 export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}): Promise<Daemon> {
+  // Before the pool starts a worker: V8 flags are per process and read when an isolate allocates.
+  applyDaemonV8Flags();
   // Fleet flags override the environment's settings; workers get the merged config in workerData.
   const fleetConfig: Config = opts.fleet
     ? Object.freeze({ ...baseConfig, fleet: parseFleetSettings({}, { ...baseConfig.fleet, ...opts.fleet }) })

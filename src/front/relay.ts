@@ -116,11 +116,13 @@ const NO_ROOM = (): boolean => false;
  * One call's relay: pass it as the call's handlers to pool.startCall, then `bind` the handle. Messages
  * never arrive before `bind` (they come from another thread, after the current turn).
  *
- * A finished relay lets go of its sink, credits and callbacks (finish()). Why: a relay that was in flight
- * during a scavenge is promoted to V8's old space, where it stays until the next full collection even
- * after its call ended; whatever young objects it still points to (the transport's sink and what that
- * closes over) are then kept alive by it and promoted in turn. Letting go cut the main thread's promoted
- * bytes by ~60% and its full collections from 2–3 to 1 per 20,000 calls (issue 12, bench/PROFILE.md).
+ * A finished relay lets go of its sink, credits and callbacks (finish()). Why: a relay can outlive its
+ * call in V8's old space until the next full collection — promoted while in flight, or still referenced
+ * from a Map or Set table that a rehash replaced (V8 allocates the new tables of a promoted table in old
+ * space, and the replaced one keeps its entries until that collection); whatever young objects it still
+ * points to (the transport's sink and what that closes over) are then kept alive by it and promoted in
+ * turn. Letting go cut the main thread's promoted bytes by ~60% and its full collections from 2–3 to 1
+ * per 20,000 calls (issue 12, bench/PROFILE.md).
  */
 export class CallRelay {
   private credits: Credits | undefined;

@@ -27,6 +27,7 @@ import type { AskApproval, SecretSource } from './pipeline/types.js';
 import type { ApprovalOutcome } from '../front/approvals.js';
 import { Generation, perGeneration } from '../core/threads/generation.js';
 import { CallSignal } from '../core/threads/call-signal.js';
+import { ActiveCalls } from './active-calls.js';
 import { cachedDecrypt, SecretCache } from './secret-cache.js';
 import { registry } from '../core/registry/index.js';
 import { setPolicySealSource } from '../stores/vault/policy-seal.js';
@@ -202,7 +203,7 @@ function record(w: MetricsWriter, transport: Transport, timing: CallTiming, outc
 }
 
 /** One invocation started on the worker's port; its messages carry its id. */
-async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, ActiveCall>): Promise<void> {
+async function runCall(port: MessagePort, msg: CallStart, calls: ActiveCalls): Promise<void> {
   // Not an AbortController: see src/core/threads/call-signal.ts (per-call cost).
   const cancel = new CallSignal();
   const timing: CallTiming = { start: performance.now() };
@@ -210,8 +211,7 @@ async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, Act
   const w = metrics;
   w.inFlight(transport, 1);
   const sink = createPortSink(port, cancel, msg.id, timing);
-  const active: ActiveCall = { sink, cancel };
-  calls.set(msg.id, active);
+  const active = calls.start(msg.id, sink, cancel);
   let outcome: Outcome = 'ok';
   let streaming = false;
   let envelope: Envelope | undefined;
@@ -269,16 +269,9 @@ async function runCall(port: MessagePort, msg: CallStart, calls: Map<number, Act
     if (streaming) w.openStreams(transport, -1);
     // Credits and aborts must reach the sink until it posted what it holds (end/error included).
     await sink.settled();
-    calls.delete(msg.id);
+    calls.end(msg.id, active);
     cancel.dispose();
   }
-}
-
-interface ActiveCall {
-  readonly sink: ReturnType<typeof createPortSink>;
-  readonly cancel: CallSignal;
-  /** Set while the call waits for the operator's answer. */
-  approved?: (outcome: ApprovalOutcome) => void;
 }
 
 /**
@@ -291,14 +284,14 @@ export function attach(task: AttachTask): number {
   if (task.metricsRegion !== undefined) metrics = new MetricsWriter(data.metrics, task.metricsRegion);
   stopSampler?.();
   stopSampler = startThreadSampler(metrics);
-  const calls = new Map<number, ActiveCall>();
+  const calls = new ActiveCalls();
   port.on('message', (msg: MainToWorkerPort) => {
     switch (msg.t) {
       case 'call':
         void runCall(port, msg, calls);
         return;
       case 'credit':
-        calls.get(msg.id)?.sink.grant(msg.n);
+        calls.get(msg.id)?.sink?.grant(msg.n);
         return;
       case 'approval':
         calls.get(msg.id)?.approved?.(msg.outcome);
@@ -306,7 +299,7 @@ export function attach(task: AttachTask): number {
       case 'abort':
         calls
           .get(msg.id)
-          ?.cancel.abort(new AivaultError('upstream_unreachable', 'invocation cancelled by the caller'));
+          ?.cancel?.abort(new AivaultError('upstream_unreachable', 'invocation cancelled by the caller'));
         return;
       case 'close':
         // Shutdown: close the audit day file and upstream pools explicitly (no FileHandle left to GC), and

@@ -44,9 +44,10 @@ export class CallSignal implements CallAbortSignal {
   }
 
   /**
-   * The call is over: forget the listeners (a later abort is a no-op for it anyway). Why: a signal promoted
-   * to V8's old space while its call was in flight outlives the call until the next full collection, and
-   * would keep the listeners' young closures (and what they hold) alive with it (issue 12: GC).
+   * The call is over: forget the listeners (a later abort is a no-op for it anyway). Why: a signal in V8's
+   * old space (promoted while its call was in flight, or kept by a replaced Map table: see
+   * src/request-worker/active-calls.ts) outlives the call until the next full collection, and would keep
+   * the listeners' young closures (and what they hold) alive with it (issue 12: GC).
    */
   dispose(): void {
     this.#listeners = undefined;

@@ -3,7 +3,9 @@
  * flight during a scavenge sits in V8's old space until the next full collection; whatever young objects it
  * still points to survive with it and are promoted in turn. So a finished CallRelay (src/front/relay.ts) no
  * longer holds its transport's sink, a finished PoolCall (src/pool/pool-call.ts) no longer holds its
- * handlers, and a disposed CallSignal (src/core/threads/call-signal.ts) no longer holds its listeners —
+ * handlers, a disposed CallSignal (src/core/threads/call-signal.ts) no longer holds its listeners, and an
+ * ended call's entry in a request worker's call map (src/request-worker/active-calls.ts) no longer holds its
+ * sink and signal (a Map table replaced by a rehash keeps its entries until the next full collection) —
  * checked here with a real collection: the released object is collected while its holder is still alive.
  */
 import { setFlagsFromString } from 'node:v8';
@@ -14,6 +16,9 @@ import { startRelayedCall, type CallRelay, type RelaySink } from '../../../src/f
 import { PoolCall, type CallHandle, type CallHandlers } from '../../../src/pool/pool-call.js';
 import type { Slot } from '../../../src/pool/request-workers.js';
 import { CallSignal } from '../../../src/core/threads/call-signal.js';
+import { createPortSink } from '../../../src/core/threads/call-port.js';
+import { ActiveCalls, type ActiveCall } from '../../../src/request-worker/active-calls.js';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -135,5 +140,35 @@ describe('a disposed CallSignal lets go of its listeners', () => {
     signal.abort();
     expect(ran).toBe(0);
     expect(signal.aborted).toBe(true);
+  });
+});
+
+describe("an ended request-worker call's entry lets go of its sink and signal", () => {
+  /** One call started in `calls`; its sink and signal are reachable only through the entry. */
+  function startOne(calls: ActiveCalls, id: number, port: MessagePort) {
+    const cancel = new CallSignal();
+    const sink = createPortSink(port, cancel, id);
+    const entry = calls.start(id, sink, cancel);
+    return { entry, sink: new WeakRef(sink), cancel: new WeakRef(cancel) };
+  }
+
+  it('keeps them while the call runs, drops them (and the id) when it ends', async () => {
+    const { port1, port2 } = new MessageChannel();
+    try {
+      const calls = new ActiveCalls();
+      const { entry, sink, cancel } = startOne(calls, 7, port1);
+      // Held as a replaced Map table would hold it: the entry itself stays reachable.
+      const heldByOldTable: ActiveCall[] = [entry];
+      expect(await collected(sink)).toBe(false);
+      expect(calls.get(7)?.sink).toBe(sink.deref());
+      calls.end(7, entry);
+      expect(calls.get(7)).toBeUndefined();
+      expect(await collected(sink)).toBe(true);
+      expect(await collected(cancel)).toBe(true);
+      expect(heldByOldTable[0]).toEqual({ sink: undefined, cancel: undefined, approved: undefined });
+    } finally {
+      port1.close();
+      port2.close();
+    }
   });
 });

@@ -1,0 +1,22 @@
+/**
+ * One V8 setting for the whole daemon process (every isolate: the main thread, the crypto worker, the
+ * request workers), applied before any worker starts.
+ *
+ * `--no-allocation-site-pretenuring`: V8 watches how often the objects of each allocation site survive a
+ * scavenge and, past a threshold, allocates that site's objects directly in old space. In aivaultd it
+ * picks the per-call objects (the deserialized call message, the port sink's closures, the call's async
+ * frames), whose owners live ~10 ms: in old space they die at once, cost a full collection to reclaim, and
+ * until then keep every young object they point to alive through each scavenge, which promotes those too.
+ * Measured in the request worker (bench/PROFILE.md, "Promoted garbage in the request worker"), with its
+ * call entries already released (src/request-worker/active-calls.ts): at c=64, promoted 47–50 → 13–15 MB
+ * per ~17,000 calls and full collections 7 → 3; V8 takes the decision in some runs and not in others, so
+ * without the flag the same load swung between the two.
+ */
+import { setFlagsFromString } from 'node:v8';
+
+export const DAEMON_V8_FLAGS = ['--no-allocation-site-pretenuring'] as const;
+
+/** Apply DAEMON_V8_FLAGS to this process (idempotent). Workers started afterwards inherit them. */
+export function applyDaemonV8Flags(): void {
+  for (const flag of DAEMON_V8_FLAGS) setFlagsFromString(flag);
+}
