@@ -1,6 +1,6 @@
 /**
- * One V8 setting for the whole daemon process (every isolate: the main thread, the crypto worker, the
- * request workers), applied before any worker starts.
+ * A V8 setting for the whole daemon process (every isolate: the main thread, the crypto worker, the request
+ * workers), applied before any worker starts.
  *
  * `--no-allocation-site-pretenuring`: V8 watches how often the objects of each allocation site survive a
  * scavenge and, past a threshold, allocates that site's objects directly in old space. In aivaultd it
@@ -14,9 +14,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 
-export const DAEMON_V8_FLAGS = ['--no-allocation-site-pretenuring'] as const;
-
-/** Apply DAEMON_V8_FLAGS to this process (idempotent). Workers started afterwards inherit them. */
+/** Idempotent; workers started afterwards inherit it (V8 flags are per process). */
 export function applyDaemonV8Flags(): void {
-  for (const flag of DAEMON_V8_FLAGS) setFlagsFromString(flag);
+  setFlagsFromString('--no-allocation-site-pretenuring');
 }

@@ -33,9 +33,13 @@ export class ActiveCalls {
     return this.#byId.get(id);
   }
 
-  /** The call is over: forget it, and make its entry hold nothing in case a replaced table still does. */
+  /**
+   * The call is over: forget it, dispose its signal, and make its entry hold nothing in case a replaced
+   * table still does.
+   */
   end(id: number, call: ActiveCall): void {
     this.#byId.delete(id);
+    call.cancel?.dispose();
     call.sink = undefined;
     call.cancel = undefined;
     call.approved = undefined;

@@ -270,7 +270,6 @@ async function runCall(port: MessagePort, msg: CallStart, calls: ActiveCalls): P
     // Credits and aborts must reach the sink until it posted what it holds (end/error included).
     await sink.settled();
     calls.end(msg.id, active);
-    cancel.dispose();
   }
 }
 
