@@ -6,9 +6,11 @@
  * section, through bench/support/driver.ts). Light enough for a shared machine (one daemon, no load).
  *
  *   node --import tsx bench/memory.ts [--root DIR] [--workers 2] [--streams 0] [--events 4]
- *     [--node-flags "--max-semi-space-size=1"] [--env K=V,K=V] [--rounds 1] [--settle 1]
+ *     [--node-flags "--max-semi-space-size=1"] [--env K=V,K=V] [--rounds 1] [--settle 1] [--load 0]
  *
- * --settle: seconds between the warm-up and the idle reading (the bench: 1).
+ * --settle: seconds between the warm-up (and --load) and the idle reading (the bench: 1).
+ * --load: seconds of c=64 socket calls (16 connections) before the idle reading: what a daemon holds after
+ * a burst, e.g. `--load 20 --settle 10` for the memory it keeps once quiet (src/core/threads/idle-release.ts).
  * --root: the checkout whose dist/ is started (A/B two builds). --rounds: start the daemon this many
  * times and print every reading (RSS is noisy to ±3 MB between starts).
  */
@@ -30,6 +32,8 @@ const STREAMS = Number(arg('streams', '0'));
 const EVENTS = Number(arg('events', '4'));
 const ROUNDS = Number(arg('rounds', '1'));
 const SETTLE_MS = Number(arg('settle', '1')) * 1000;
+/** Seconds of c=64 socket load before the idle reading (what a daemon holds after the bench's load sections). */
+const LOAD_S = Number(arg('load', '0'));
 const NODE_FLAGS = arg('node-flags', '').split(' ').filter(Boolean);
 const EXTRA_ENV = Object.fromEntries(
   arg('env', '')
@@ -98,6 +102,24 @@ try {
             }),
           ),
         );
+      }
+      if (LOAD_S > 0) {
+        const until = performance.now() + LOAD_S * 1000;
+        const clients = await Promise.all(Array.from({ length: 16 }, () => connect({ socketPath })));
+        let rr = 0;
+        await Promise.all(
+          Array.from({ length: 64 }, async () => {
+            while (performance.now() < until) {
+              await (clients[rr++ % clients.length] as typeof c)
+                .invoke({
+                  capability: 'openai/chat-completions',
+                  request: { method: 'POST', path: '/v1/chat/completions', body: '{}' },
+                })
+                .catch(() => undefined);
+            }
+          }),
+        );
+        for (const x of clients) x.close();
       }
       c.close();
       await new Promise((r) => setTimeout(r, SETTLE_MS));

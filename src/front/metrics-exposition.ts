@@ -287,6 +287,31 @@ export function buildExposition(src: MetricsSources): Exposition {
   );
   registry.registerMetric(
     new Gauge({
+      name: 'aivault_thread_heap_total_bytes',
+      help: 'V8 heap size per daemon thread (what it holds, used or not).',
+      labelNames: ['thread'],
+      registers: [],
+      collect() {
+        this.reset();
+        for (const r of sampledThreads())
+          this.set({ thread: threadName(r) }, reader.thread(r).heapTotalBytes);
+      },
+    }),
+  );
+  registry.registerMetric(
+    new Counter({
+      name: 'aivault_thread_idle_releases_total',
+      help: 'Full collections a daemon thread ran to give its heap back once quiet after a burst.',
+      labelNames: ['thread'],
+      registers: [],
+      collect() {
+        this.reset();
+        for (const r of sampledThreads()) this.inc({ thread: threadName(r) }, reader.thread(r).idleReleases);
+      },
+    }),
+  );
+  registry.registerMetric(
+    new Gauge({
       name: 'aivault_process_resident_memory_bytes',
       help: 'Resident set size of the aivaultd process (all threads).',
       registers: [],

@@ -64,6 +64,10 @@ export const THREAD_FIELDS = [
   /** Event-loop utilisation over the last sample interval, in parts per million. */
   'eluPpm',
   'heapUsedBytes',
+  /** V8 heap size of the thread (what it holds from the system, used or not). */
+  'heapTotalBytes',
+  /** Full collections run because the thread went quiet after a burst (src/core/threads/idle-release.ts). */
+  'idleReleases',
   /** Date.now() of the last sample (0: this region's thread never sampled). */
   'sampledAtMs',
 ] as const;

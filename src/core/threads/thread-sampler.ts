@@ -2,10 +2,13 @@
  * Per-thread health for /metrics: every SAMPLE_MS each daemon thread (main, crypto worker, request
  * workers) writes its own event-loop delay percentiles, event-loop utilisation and heap use into its
  * region of the metrics buffer (src/core/threads/metrics-buffer.ts). One unref'd timer per thread, no
- * message: the main thread reads the words when scraped. Runs on every thread of the daemon.
+ * message: the main thread reads the words when scraped. Runs on every thread of the daemon. The same
+ * samples decide when a thread that went quiet after a burst gives its grown heap back (idle-release.ts).
  */
+import { getHeapStatistics } from 'node:v8';
 import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { MetricsWriter } from './metrics-buffer.js';
+import { idleStep, INITIAL_IDLE_STATE, releaseIdleMemory } from './idle-release.js';
 
 const SAMPLE_MS = 1000;
 
@@ -15,6 +18,8 @@ export function startThreadSampler(writer: MetricsWriter, intervalMs = SAMPLE_MS
   const eld = monitorEventLoopDelay({ resolution: 10 });
   eld.enable();
   let last: EventLoopUtilization = performance.eventLoopUtilization();
+  let idle = INITIAL_IDLE_STATE;
+  let releases = 0;
   const sample = (): void => {
     const now = performance.eventLoopUtilization();
     const delta = performance.eventLoopUtilization(now, last);
@@ -29,7 +34,16 @@ export function startThreadSampler(writer: MetricsWriter, intervalMs = SAMPLE_MS
     }
     eld.reset();
     writer.setThread('eluPpm', delta.utilization * 1e6);
-    writer.setThread('heapUsedBytes', process.memoryUsage().heapUsed);
+    const step = idleStep(idle, delta.utilization);
+    idle = step.state;
+    if (step.release && releaseIdleMemory()) {
+      writer.setThread('idleReleases', ++releases);
+      // The collection's own time must not count as activity in the next sample.
+      last = performance.eventLoopUtilization();
+    }
+    const heap = getHeapStatistics();
+    writer.setThread('heapUsedBytes', heap.used_heap_size);
+    writer.setThread('heapTotalBytes', heap.total_heap_size);
     writer.setThread('sampledAtMs', Date.now());
   };
   sample();

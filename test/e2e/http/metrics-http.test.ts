@@ -242,4 +242,49 @@ describe('GET /metrics', () => {
     expect((await fetch(`${base}/aivault/health`)).status).toBe(404);
     expect((await fetch(`${base}/metrics`, { method: 'POST' })).status).toBe(405);
   });
+
+  it('each thread reports its heap, and gives it back once quiet after a burst', async () => {
+    const releases = async (): Promise<Record<string, number>> => {
+      const { values } = await metrics();
+      const out: Record<string, number> = {};
+      for (const thread of ['main', 'worker-0']) {
+        const total = values.get(`aivault_thread_heap_total_bytes{thread="${thread}"}`) ?? 0;
+        expect(total, thread).toBeGreaterThanOrEqual(
+          values.get(`aivault_thread_heap_used_bytes{thread="${thread}"}`) ?? Infinity,
+        );
+        out[thread] = values.get(`aivault_thread_idle_releases_total{thread="${thread}"}`) ?? -1;
+      }
+      return out;
+    };
+    const before = await releases();
+    // A burst: the main thread and the request worker are busy for a while.
+    const client = await connect({ socketPath: fx.daemon.socketPath });
+    try {
+      let left = 600;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (left-- > 0) {
+            const res = await client.invoke({
+              capability: 'echo/api',
+              request: { method: 'GET', path: '/b' },
+            });
+            expect(res.status).toBe(200);
+          }
+        }),
+      );
+    } finally {
+      client.close();
+    }
+    // Then quiet: scraped once a second only (a scrape is main-thread work too), each thread runs one
+    // collection after ~6 s (src/core/threads/idle-release.ts).
+    await expect
+      .poll(
+        async () => {
+          const now = await releases();
+          return Object.keys(now).filter((t) => (now[t] as number) > (before[t] as number));
+        },
+        { timeout: 30_000, interval: 1000 },
+      )
+      .toEqual(['main', 'worker-0']);
+  }, 60_000);
 });
