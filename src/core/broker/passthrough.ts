@@ -39,33 +39,13 @@ export function matchPassthrough(input: {
       credential: input.credentialId,
     });
   }
-  const normalized = normalizePath(input.path);
-  if (!normalized.ok) return normalized;
-  const path = normalized.value.path;
-  const candidates: Capability[] = [];
-  const provider = registry.getProvider(credential.provider);
-  if (provider) for (const c of provider.capabilities) candidates.push(capabilityFromRegistry(c));
-  for (const c of customCapabilitiesOf(snapshot).get(credential.id) ?? []) {
-    if (c.provider === credential.provider) candidates.push(c);
-  }
-  const matches: { id: string; prefix: number }[] = [];
-  let outOfScope = 0;
-  for (const cap of candidates) {
-    if (!cap.allow.methods.includes(input.method as Capability['allow']['methods'][number])) continue;
-    let best = -1;
-    for (const prefix of cap.allow.pathPrefixes) {
-      if (isUnderPrefix(path, prefix) && prefix.length > best) best = prefix.length;
-    }
-    if (best < 0) continue;
-    if (!effectiveHost(cap, credential).ok) continue;
-    if (input.tokenCapabilities && !tokenAllowsCapability(input.tokenCapabilities, cap)) {
-      outOfScope++;
-      continue;
-    }
-    matches.push({ id: cap.id, prefix: best });
-  }
-  if (matches.length === 0) {
-    return outOfScope > 0
+  const route = routeOf(candidatesOf(snapshot, registry, credential), input.method, input.path);
+  if (!route.ok) return route;
+  const { path, ranked } = route.value;
+  const tokenCaps = input.tokenCapabilities;
+  const granted = tokenCaps ? ranked.filter((cap) => tokenAllowsCapability(tokenCaps, cap)) : ranked;
+  if (granted.length === 0) {
+    return ranked.length > 0
       ? fail('policy_violation', `the proxy token grants no capability that allows ${input.method} ${path}`, {
           credential: credential.id,
         })
@@ -73,8 +53,93 @@ export function matchPassthrough(input: {
           credential: credential.id,
         });
   }
-  matches.sort((a, b) => b.prefix - a.prefix || a.id.localeCompare(b.id));
-  return ok({ capability: (matches[0] as { id: string }).id, matches: matches.map((m) => m.id) });
+  return ok({ capability: (granted[0] as Capability).id, matches: granted.map((c) => c.id) });
+}
+
+/** A METHOD + raw path's normalized path and its matching capabilities, most specific prefix first. */
+interface Route {
+  readonly path: string;
+  readonly ranked: readonly Capability[];
+}
+
+/**
+ * What one credential's `/v/` calls can match, for one snapshot: the candidate capabilities (its
+ * provider's registry ones and the custom ones bound to it) whose host intersects the credential's, and
+ * the routes already matched. Everything here is a pure function of the snapshot, the registry and the
+ * credential, all immutable (a catalog change makes a new snapshot, so nothing is ever stale). Rebuilding
+ * it per call — 25 OpenAI capabilities, a host check each, the path normalized twice — was ~10 µs of
+ * every `/v/` call in the request worker (bench/PROFILE.md).
+ */
+interface CredentialCandidates {
+  readonly candidates: readonly Capability[];
+  /** `METHOD path` (raw) → route; bounded (ROUTE_CACHE_MAX), cleared when full. */
+  readonly routes: Map<string, Result<Route>>;
+}
+
+/** Routes remembered per credential and snapshot (a bounded cache: caller paths may carry ids). */
+const ROUTE_CACHE_MAX = 512;
+/** Longer raw paths are matched, not remembered. */
+const ROUTE_CACHE_PATH_MAX = 256;
+
+const candidatesCache = new WeakMap<
+  RegistryIndex,
+  WeakMap<BrokerSnapshot, Map<string, CredentialCandidates>>
+>();
+
+function candidatesOf(
+  snapshot: BrokerSnapshot,
+  registry: RegistryIndex,
+  credential: Credential,
+): CredentialCandidates {
+  let bySnapshot = candidatesCache.get(registry);
+  if (!bySnapshot) candidatesCache.set(registry, (bySnapshot = new WeakMap()));
+  let byCredential = bySnapshot.get(snapshot);
+  if (!byCredential) bySnapshot.set(snapshot, (byCredential = new Map()));
+  let entry = byCredential.get(credential.id);
+  if (!entry) {
+    const candidates: Capability[] = [];
+    const provider = registry.getProvider(credential.provider);
+    if (provider) for (const c of provider.capabilities) candidates.push(capabilityFromRegistry(c));
+    for (const c of customCapabilitiesOf(snapshot).get(credential.id) ?? []) {
+      if (c.provider === credential.provider) candidates.push(c);
+    }
+    entry = {
+      candidates: candidates.filter((cap) => effectiveHost(cap, credential).ok),
+      routes: new Map(),
+    };
+    byCredential.set(credential.id, entry);
+  }
+  return entry;
+}
+
+function routeOf(entry: CredentialCandidates, method: string, rawPath: string): Result<Route> {
+  const key = `${method} ${rawPath}`;
+  const known = entry.routes.get(key);
+  if (known) return known;
+  const route = matchRoute(entry.candidates, method, rawPath);
+  if (rawPath.length <= ROUTE_CACHE_PATH_MAX) {
+    if (entry.routes.size >= ROUTE_CACHE_MAX) entry.routes.clear();
+    entry.routes.set(key, route);
+  }
+  return route;
+}
+
+/** The candidates that allow METHOD and have a path prefix over the normalized path, most specific first. */
+function matchRoute(candidates: readonly Capability[], method: string, rawPath: string): Result<Route> {
+  const normalized = normalizePath(rawPath);
+  if (!normalized.ok) return normalized;
+  const path = normalized.value.path;
+  const matches: { cap: Capability; prefix: number }[] = [];
+  for (const cap of candidates) {
+    if (!cap.allow.methods.includes(method as Capability['allow']['methods'][number])) continue;
+    let best = -1;
+    for (const prefix of cap.allow.pathPrefixes) {
+      if (isUnderPrefix(path, prefix) && prefix.length > best) best = prefix.length;
+    }
+    if (best >= 0) matches.push({ cap, prefix: best });
+  }
+  matches.sort((a, b) => b.prefix - a.prefix || a.cap.id.localeCompare(b.cap.id));
+  return ok({ path, ranked: matches.map((m) => m.cap) });
 }
 
 /**

@@ -79,4 +79,41 @@ describe('matchPassthrough', () => {
       error: { code: 'credential_not_found' },
     });
   });
+
+  it('a route matched once is matched again per token: one scope never leaks into another', () => {
+    const snap = standardSnapshot({
+      capabilities: [custom('my/chat-sub', 'openai', '/v1/chat/completions/sub')],
+    });
+    const path = '/v1/chat/completions/sub/x';
+    for (let i = 0; i < 2; i++) {
+      const all = match(snap, 'openai', path);
+      expect(all.ok && all.value).toEqual({
+        capability: 'my/chat-sub',
+        matches: ['my/chat-sub', 'openai/chat-completions'],
+      });
+      const narrow = match(snap, 'openai', path, ['openai/chat-completions']);
+      expect(narrow.ok && narrow.value).toEqual({
+        capability: 'openai/chat-completions',
+        matches: ['openai/chat-completions'],
+      });
+      const none = match(snap, 'openai', path, ['anthropic/*']);
+      expect(none.ok || none.error.message).toMatch(/the proxy token grants no capability/);
+    }
+  });
+
+  it('many distinct and very long paths all match as the first time (the route memory is bounded)', () => {
+    const snap = standardSnapshot({});
+    for (let i = 0; i < 1500; i++) {
+      const r = match(snap, 'openai', `/v1/chat/completions/${'x'.repeat(i % 400)}${i}`);
+      expect(r.ok && r.value.capability).toBe('openai/chat-completions');
+    }
+    expect(match(snap, 'openai', '/v1/chat/../completions')).toMatchObject({
+      ok: false,
+      error: { code: 'policy_violation' },
+    });
+    expect(match(snap, 'openai', '/v1/chat/../completions')).toMatchObject({
+      ok: false,
+      error: { code: 'policy_violation' },
+    });
+  });
 });
