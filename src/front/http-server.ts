@@ -53,6 +53,8 @@ export interface HttpServerOptions {
   readonly allowRemote: boolean;
   /** Token re-check interval for open relays and streams (default WS_TOKEN_RECHECK_MS). Tests only. */
   readonly tokenRecheckMs?: number;
+  /** Silence before a /aivault/ws client is pinged (default WS_IDLE_TIMEOUT_S). Tests only. */
+  readonly wsIdleTimeoutS?: number;
   /** Dashboard logins and sessions (dashboard/session.ts): serves /aivault/ui when given. */
   readonly dashboard?: DashboardAuth;
   /** Pending approvals shown (and decided) on the dashboard. */
@@ -128,7 +130,7 @@ export async function startHttpServer(
     writeError(res, b.st, new AivaultError('not_found', 'no such route'));
   });
 
-  mountWsRelay(app, ctx, sockets, recheck);
+  mountWsRelay(app, ctx, sockets, recheck, opts.wsIdleTimeoutS);
 
   const listenSocket = await new Promise<ListenSocket | false>((resolve) => {
     app.listen(opts.host, opts.port, (s) => resolve(s));

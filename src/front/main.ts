@@ -295,6 +295,7 @@ export async function startDaemon(baseConfig: Config, opts: DaemonOptions = {}):
         dashboard,
         approvals: pool.approvals,
         ...(testing?.tokenRecheckMs !== undefined ? { tokenRecheckMs: testing.tokenRecheckMs } : {}),
+        ...(testing?.wsIdleTimeoutS !== undefined ? { wsIdleTimeoutS: testing.wsIdleTimeoutS } : {}),
         metrics,
       });
     } catch (err) {

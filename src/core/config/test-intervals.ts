@@ -9,6 +9,8 @@ export interface TestIntervals {
   readonly oauthBackoffMs?: { readonly initial: number; readonly max: number };
   /** Token re-check interval of open HTTP relays/streams (default 1 s). */
   readonly tokenRecheckMs?: number;
+  /** Silence before uWS pings a /aivault/ws client (default 120 s; uWS accepts 0 or at least 8). */
+  readonly wsIdleTimeoutS?: number;
   /** fs.watch the vault directory (default true); off = only generation bumps and the poll notice changes. */
   readonly watchVault?: boolean;
   /** Safety-net poll interval of the vault watcher (default 5 s). */

@@ -23,6 +23,16 @@ import { statusLine, text } from './response.js';
 
 const HIGH_WATER = 1024 * 1024;
 
+/**
+ * uWS's idle timeout for a relay's client: it pings after this minus a margin (4, 8 or 16 s; 16 here, so a
+ * ping after 104 s of silence) and closes a client that does not answer within the margin, and its relay
+ * with it (the upstream connection and the worker's task).
+ * Every WebSocket client library answers pings on its own, so a healthy idle client stays. It was 0 ("no
+ * timeout") with automatic pings on, which uWS turns into 0 − 4 as an unsigned short: a dead client was
+ * noticed after ~18 h. uWS accepts 0 or at least 8.
+ */
+export const WS_IDLE_TIMEOUT_S = 120;
+
 export interface WsData {
   peer: string;
   /** The proxy token the upgrade was verified with; re-checked for as long as the socket is open. */
@@ -38,12 +48,16 @@ export interface WsData {
   events?: { end(status: number, error?: string): void };
 }
 
-/** Mount `/aivault/ws`; `sockets` holds the open relays (the listener closes them at shutdown). */
+/**
+ * Mount `/aivault/ws`; `sockets` holds the open relays (the listener closes them at shutdown).
+ * `idleTimeoutS`: see WS_IDLE_TIMEOUT_S (tests shorten it).
+ */
 export function mountWsRelay(
   app: TemplatedApp,
   ctx: ListenerContext,
   sockets: Set<WebSocket<WsData>>,
   recheck: TokenRecheck,
+  idleTimeoutS: number = WS_IDLE_TIMEOUT_S,
 ): void {
   const { pool, verifier, audit } = ctx;
 
@@ -98,7 +112,7 @@ export function mountWsRelay(
     maxPayloadLength: 64 * 1024 * 1024,
     maxBackpressure: 1024 * 1024 * 1024,
     closeOnBackpressureLimit: 0,
-    idleTimeout: 0,
+    idleTimeout: idleTimeoutS,
     sendPingsAutomatically: true,
     upgrade: (res, req, context) => {
       const peer = text(res.getRemoteAddressAsText());

@@ -323,7 +323,11 @@ describe('aivault dashboard in chromium', { timeout: 60_000 }, () => {
     expect(done.status).toBe(200);
     expect((JSON.parse(await done.text()) as { body?: string }).body).toBe(body); // the echo got it
     expect(hits('/charges/approve-me')).toBe(1);
-    expect(await page.locator(`#approvals tr[data-approval="${firstId}"]`).count()).toBe(0);
+    // The redirect lands on the URL the page already had, so waitForURL does not wait for the new page:
+    // wait for the decided row to leave the page instead of counting rows of the old one (a flaky 1).
+    await page
+      .locator(`#approvals tr[data-approval="${firstId}"]`)
+      .waitFor({ state: 'detached', timeout: 15_000 });
 
     // 3. The page is live: once its socket delivers events (a quick call proves it), a call that starts
     // waiting appears without a manual reload, and is denied from the page.
