@@ -41,6 +41,8 @@ export function createDaemonMetrics(src: MetricsSources): DaemonMetrics {
     writer,
     contentType: METRICS_CONTENT_TYPE,
     async scrape() {
+      // Threads measure event-loop delay only while someone scrapes (src/core/threads/thread-sampler.ts).
+      writer.setThread('scrapedAtMs', Date.now());
       exposition ??= import('./metrics-exposition.js').then((m) => m.buildExposition(src));
       return (await exposition).scrape();
     },

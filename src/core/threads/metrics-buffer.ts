@@ -70,6 +70,8 @@ export const THREAD_FIELDS = [
   'idleReleases',
   /** Date.now() of the last sample (0: this region's thread never sampled). */
   'sampledAtMs',
+  /** Main thread's region only: Date.now() of the last /metrics scrape (0: never scraped). */
+  'scrapedAtMs',
 ] as const;
 export type ThreadField = (typeof THREAD_FIELDS)[number];
 
@@ -154,6 +156,14 @@ class MetricsViews {
 
   protected region(index: number): BigInt64Array {
     return new BigInt64Array(this.buffer, GLOBAL_BYTES + index * REGION_BYTES, REGION_WORDS);
+  }
+
+  #mainRegion: BigInt64Array | undefined;
+
+  /** Date.now() of the last /metrics scrape (0: never), as the main thread recorded it. */
+  lastScrapeMs(): number {
+    this.#mainRegion ??= this.region(REGION_MAIN);
+    return Number(Atomics.load(this.#mainRegion, THREAD + THREAD_FIELDS.indexOf('scrapedAtMs')));
   }
 }
 
