@@ -86,6 +86,14 @@ const daemon = spawn(
   ],
   { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT },
 );
+// However this script ends (an error, or EPIPE when its output is piped into `head`), the daemon and the
+// upstream must not outlive it: orphans left running skew every later measurement on this machine.
+process.once('exit', () => {
+  daemon.kill('SIGTERM');
+  up.kill('SIGTERM');
+});
+process.stderr.on('error', () => process.exit(1));
+process.stdout.on('error', () => process.exit(1));
 if (DAEMON_LOG) {
   const log = createWriteStream(resolve(DAEMON_LOG));
   daemon.stdout?.pipe(log);
