@@ -1,11 +1,12 @@
 /**
  * Giving a quiet thread's heap back (src/core/threads/idle-release.ts): when the decision fires, and that
- * the collection it runs really frees garbage and, after the quiet period, shrinks a grown V8 new space
- * (real V8, this process, `--expose-gc` set the way the daemon sets it); without the flag nothing runs.
+ * it runs a real full collection (V8's own GC events, this process, `--expose-gc` set the way the daemon
+ * sets it); without the flag nothing runs.
  */
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import {
   IDLE_SAMPLES,
@@ -71,22 +72,20 @@ describe('releaseIdleMemory', () => {
     expect(r.stdout).toBe('false');
   });
 
-  it('with the flag, after more than 5 s of quiet, shrinks a new space grown under load', async () => {
+  it('with the flag, runs one full (mark-compact) collection in this thread', async () => {
     setFlagsFromString('--expose-gc');
-    const newSpace = (): number =>
-      getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
-    // Many scavenges with survivors make V8 grow the new space (as calls in flight do in the daemon).
-    let keep: object[] = [];
-    for (let i = 0; i < 400_000; i++) {
-      keep.push({ i, s: `x${i}`, a: [i, i + 1] });
-      if (keep.length > 20_000) keep = keep.slice(10_000);
+    // What the collection then gives back is V8's decision (a grown new space shrinks only at a low
+    // allocation rate over the last 5 s, and not always: bench/PROFILE.md); that it runs is ours.
+    const kinds: number[] = [];
+    const observer = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) kinds.push((e.detail as { kind: number }).kind);
+    });
+    observer.observe({ entryTypes: ['gc'] });
+    try {
+      expect(releaseIdleMemory()).toBe(true);
+      await expect.poll(() => kinds.includes(constants.NODE_PERFORMANCE_GC_MAJOR)).toBe(true);
+    } finally {
+      observer.disconnect();
     }
-    keep = [];
-    const grown = newSpace();
-    // The quiet period the sampler waits for (V8 shrinks only at a low allocation rate over 5 s).
-    await new Promise((r) => setTimeout(r, IDLE_SAMPLES * 1000));
-    expect(releaseIdleMemory()).toBe(true);
-    expect(newSpace()).toBeLessThan(grown / 4);
-    expect(keep).toEqual([]);
-  }, 20_000);
+  });
 });
