@@ -50,8 +50,9 @@ let gcFn: GcFunction | null | undefined;
 
 /**
  * V8's `gc()`, available once the daemon set `--expose-gc` (src/pool/gc-tuning.ts): Node has no other way
- * to ask for a collection. Taken from a fresh context, so the thread's own global gains no `gc`. Null
- * where the flag is not set (tests that run a sampler in-process): nothing is released there.
+ * to ask for a collection. Taken from a fresh context, because the main thread's global was made before
+ * the flag and has none. Null where the flag is not set (tests that run a sampler in-process): nothing is
+ * released there.
  */
 function collector(): GcFunction | null {
   if (gcFn !== undefined) return gcFn;
