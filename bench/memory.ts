@@ -6,11 +6,12 @@
  * section, through bench/support/driver.ts). Light enough for a shared machine (one daemon, no load).
  *
  *   node --import tsx bench/memory.ts [--root DIR] [--workers 2] [--streams 0] [--events 4]
- *     [--node-flags "--max-semi-space-size=1"] [--env K=V,K=V] [--rounds 1] [--settle 1] [--load 0]
+ *     [--node-flags "--max-semi-space-size=1"] [--env K=V,K=V] [--rounds 1] [--settle 1] [--load 0] [--h2]
  *
  * --settle: seconds between the warm-up (and --load) and the idle reading (the bench: 1).
  * --load: seconds of c=64 socket calls (16 connections) before the idle reading: what a daemon holds after
  * a burst, e.g. `--load 20 --settle 10` for the memory it keeps once quiet (src/core/threads/idle-release.ts).
+ * --h2: the upstream speaks HTTP/2 too (bench/support/upstream.ts --h2), so streams are multiplexed.
  * --root: the checkout whose dist/ is started (A/B two builds). --rounds: start the daemon this many
  * times and print every reading (RSS is noisy to ±3 MB between starts).
  */
@@ -70,7 +71,11 @@ function byMapping(pid: number): [string, number][] {
 
 const rssMB = (pid: number): number => kbFields(`/proc/${pid}/status`).VmRSS ?? 0;
 
-const { work, upstream: up, env } = await startDevUpstream('mem');
+const {
+  work,
+  upstream: up,
+  env,
+} = await startDevUpstream('mem', process.argv.includes('--h2') ? ['--h2'] : []);
 
 try {
   for (let round = 0; round < ROUNDS; round++) {

@@ -153,6 +153,17 @@ export function evaluateTargets(r: Results): TargetCheck[] {
       : 'n/a',
     os && rssMax !== undefined ? rssMax <= LIMITS.rssOpenStreamsMB && os.opened === os.streams : undefined,
   );
+  // The same target on a fresh daemon whose upstream speaks h2 (as OpenAI and Anthropic do): informative
+  // beside the row above, which keeps the HTTP/1.1 upstream every other section uses.
+  const h2 = r.openStreams.find((x) => x.target === 'aivaultd-w2-h2up');
+  const h2Max = typeof h2?.rssMaxMB === 'number' ? h2.rssMaxMB : undefined;
+  if (h2 && h2Max !== undefined) {
+    add(
+      `daemon RSS ≤ ${LIMITS.rssOpenStreamsMB} MB with ${r.params.openStreams} open streams, h2 upstream`,
+      `${h2Max.toFixed(0)} MB (${h2.opened}/${h2.streams} opened, ${h2.errors} errors; fresh daemon)`,
+      h2Max <= LIMITS.rssOpenStreamsMB && h2.opened === h2.streams,
+    );
+  }
   add(
     `daemon RSS ≤ ${LIMITS.rssIdleMB} MB idle`,
     r.idle ? `${r.idle.rssMB.toFixed(0)} MB (${r.idle.target}, after warm-up)` : 'n/a',

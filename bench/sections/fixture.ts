@@ -95,7 +95,11 @@ export async function startFixture(run: {
     'aivaultd runs with its default configuration: audit log on disk (one HMAC-chained line per call, group commit), decrypted auth held per request worker in sodium secure memory after the first call (docs/security.md, Decrypted-secret cache).',
   );
 
-  const startDaemon = async (workers: number, extra: string[] = []): Promise<Daemon> => {
+  const startDaemon = async (
+    workers: number,
+    extra: string[] = [],
+    envOverride: NodeJS.ProcessEnv = {},
+  ): Promise<Daemon> => {
     const socketPath = join(work, `d${workers}-${Date.now()}.sock`);
     const { child } = await startChild(
       process.execPath,
@@ -108,7 +112,7 @@ export async function startFixture(run: {
         String(workers),
         ...extra,
       ],
-      env,
+      { ...env, ...envOverride },
       /listening on/,
     );
     // one call to warm the pool (crypto port, catalog, TLS) before anything is measured

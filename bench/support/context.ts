@@ -63,6 +63,6 @@ export interface BenchContext {
   readonly env: NodeJS.ProcessEnv;
   readonly vaultDir: string;
   readonly upstream: { readonly port: number; readonly caCertPath: string };
-  /** Start aivaultd with N request workers (and extra flags), warmed up. */
-  startDaemon(workers: number, extra?: string[]): Promise<Daemon>;
+  /** Start aivaultd with N request workers (and extra flags, and env on top of `env`), warmed up. */
+  startDaemon(workers: number, extra?: string[], envOverride?: NodeJS.ProcessEnv): Promise<Daemon>;
 }

@@ -33,13 +33,14 @@ export interface DevUpstream {
   env: NodeJS.ProcessEnv;
 }
 
-export async function startDevUpstream(tag: string): Promise<DevUpstream> {
+/** `upstreamArgs`: flags for bench/support/upstream.ts (`--h2`). */
+export async function startDevUpstream(tag: string, upstreamArgs: string[] = []): Promise<DevUpstream> {
   const work = mkdtempSync(join(tmpdir(), `aivault-${tag}-`));
   const baseEnv = { ...process.env };
   delete baseEnv.AIVAULT_KEY;
   const upstream = spawn(
     process.execPath,
-    ['--import', 'tsx', join(ROOT, 'bench', 'support', 'upstream.ts')],
+    ['--import', 'tsx', join(ROOT, 'bench', 'support', 'upstream.ts'), ...upstreamArgs],
     {
       env: baseEnv,
       stdio: ['ignore', 'pipe', 'pipe'],

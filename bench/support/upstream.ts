@@ -7,8 +7,11 @@
  *   …/large?bytes=N        N bytes streamed in 64 KiB chunks (honours backpressure)
  *   anything else          a fixed 1 KiB JSON reply
  * Prints one JSON line `{"port":…,"caCertPath":…}` on stdout when listening.
+ * `--h2`: serve HTTP/2 as well (ALPN h2, HTTP/1.1 still accepted; node:http2's compatibility API), as the
+ * large providers do, so the `open` section can show what a multiplexed upstream costs the daemon.
  */
 import { createServer } from 'node:https';
+import { createSecureServer } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createTestCa } from '../../test/support/test-ca.js';
@@ -59,27 +62,34 @@ function large(res: ServerResponse, total: number): void {
   pump();
 }
 
-const server = createServer(
-  { cert: ca.serverCert, key: ca.serverKey, keepAlive: true },
-  (req: IncomingMessage, res: ServerResponse) => {
-    req.resume(); // the bench never needs the request body
-    req.on('end', () => {
-      const url = req.url ?? '/';
-      const q = url.indexOf('?');
-      const path = q < 0 ? url : url.slice(0, q);
-      const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
-      if (path.endsWith('/sse')) {
-        return sse(res, Number(params.get('n') ?? '3'), Number(params.get('interval') ?? '100'));
-      }
-      if (path.endsWith('/large')) return large(res, Number(params.get('bytes') ?? String(1 << 20)));
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1024' });
-      res.end(JSON_REPLY);
-    });
-  },
-);
-server.keepAliveTimeout = 120_000;
-server.headersTimeout = 125_000;
-server.maxRequestsPerSocket = 0;
+const handler = (req: IncomingMessage, res: ServerResponse): void => {
+  req.resume(); // the bench never needs the request body
+  req.on('end', () => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+    if (path.endsWith('/sse')) {
+      return sse(res, Number(params.get('n') ?? '3'), Number(params.get('interval') ?? '100'));
+    }
+    if (path.endsWith('/large')) return large(res, Number(params.get('bytes') ?? String(1 << 20)));
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1024' });
+    res.end(JSON_REPLY);
+  });
+};
+
+const tls = { cert: ca.serverCert, key: ca.serverKey };
+function http1Server(): ReturnType<typeof createServer> {
+  const s = createServer({ ...tls, keepAlive: true }, handler);
+  s.keepAliveTimeout = 120_000;
+  s.headersTimeout = 125_000;
+  s.maxRequestsPerSocket = 0;
+  return s;
+}
+// node:http2 has no keep-alive or request-count limits to lift (and no idle timeout by default).
+const server = process.argv.includes('--h2')
+  ? createSecureServer({ ...tls, allowHTTP1: true }, handler as never)
+  : http1Server();
 server.listen(Number(process.env.BENCH_UPSTREAM_PORT ?? 0), '127.0.0.1', () => {
   const port = (server.address() as AddressInfo).port;
   process.stdout.write(`${JSON.stringify({ port, caCertPath: ca.caCertPath })}\n`);

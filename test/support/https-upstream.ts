@@ -7,7 +7,8 @@
  *   …/redirect?to=URL        302 to URL
  *   …/leaky-headers          set-cookie, authorization, www-authenticate, x-api-key + x-upstream: ok
  *   …/stall                  headers never sent
- *   …/reset                  headers + some body, then the socket is destroyed
+ *   …/reset                  headers + some body, then the socket is destroyed (h2: `?code=N` resets the
+ *                            stream with RST_STREAM code N)
  *   …/status/NNN             that status with the echo body
  *   …/oauth/token            OAuth2 token endpoint issuing at-1, at-2, … (also any `tokenPaths` option path;
  *                            `tokens.mode` 'down' resets the connection, 'error' answers 503;
@@ -20,6 +21,12 @@
  * Every request is recorded in `requests`; `aborted` counts responses the client abandoned mid-way.
  */
 import { createServer, type Server } from 'node:https';
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -34,11 +41,17 @@ export interface SeenRequest {
   body: string;
   bodyBase64: string;
   clientCertCn: string | null;
+  /** '1.1' or '2.0' (an `h2` upstream still answers HTTP/1.1 clients). */
+  httpVersion: string;
 }
 
 export interface HttpsUpstream {
-  readonly server: Server;
+  readonly server: Server | Http2SecureServer;
   readonly port: number;
+  /** TLS connections accepted so far (an h2 client multiplexes many requests over one). */
+  readonly connections: { count: number };
+  /** h2: send GOAWAY on every open session (a graceful restart: open streams finish, no new ones). */
+  goAway(): void;
   readonly requests: SeenRequest[];
   /** WebSocket upgrades the upstream accepted (…/ws-echo): path, query and headers as received. */
   readonly upgrades: {
@@ -81,6 +94,14 @@ export interface HttpsUpstreamOptions {
   readonly key?: string;
   /** Exact paths that also act as the OAuth2 token endpoint (e.g. `/api/token`). */
   readonly tokenPaths?: readonly string[];
+  /**
+   * Serve HTTP/2 (ALPN `h2`, HTTP/1.1 still accepted) through node:http2's compatibility API, as OpenAI and
+   * Anthropic do. Same routes; `…/reset` and a `down` token endpoint reset the one stream (RST_STREAM), the
+   * h2 form of a dropped connection. No WebSocket upgrades.
+   */
+  readonly h2?: boolean;
+  /** With `h2`: the SETTINGS_MAX_CONCURRENT_STREAMS the server announces (Node's default: no limit). */
+  readonly h2MaxStreams?: number;
 }
 
 function writeLarge(
@@ -129,131 +150,158 @@ export async function startHttpsUpstream(opts: HttpsUpstreamOptions = {}): Promi
   const aborted = { count: 0 };
   const largeBytesWritten = { count: 0 };
   const tokens: HttpsUpstream['tokens'] = { issued: 0 };
-  const server = createServer(
-    {
-      cert: opts.cert ?? ca.serverCert,
-      key: opts.key ?? ca.serverKey,
-      ca: ca.caCert,
-      requestCert: true,
-      rejectUnauthorized: false,
-    },
-    (req: IncomingMessage, res: ServerResponse) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const url = new URL(req.url ?? '/', 'https://upstream.invalid');
-        const body = Buffer.concat(chunks);
-        const peer = (req.socket as TLSSocket).getPeerCertificate?.();
-        const seen: SeenRequest = {
-          method: req.method ?? '',
-          path: url.pathname,
-          query: url.search.replace(/^\?/, ''),
-          headers: { ...req.headers },
-          body: body.toString('utf8'),
-          bodyBase64: body.toString('base64'),
-          clientCertCn: peer && typeof peer.subject?.CN === 'string' ? peer.subject.CN : null,
-        };
-        requests.push(seen);
-        const p = url.pathname;
-        const q = url.searchParams;
-        if (p.endsWith('/oauth/token') || (opts.tokenPaths?.includes(p) ?? false)) {
-          tokens.attempts = (tokens.attempts ?? 0) + 1;
-          if (tokens.mode === 'down') {
-            req.socket.destroy();
+  const tlsOptions = {
+    cert: opts.cert ?? ca.serverCert,
+    key: opts.key ?? ca.serverKey,
+    ca: ca.caCert,
+    requestCert: true,
+    rejectUnauthorized: false,
+  };
+  const connections = { count: 0 };
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const url = new URL(req.url ?? '/', 'https://upstream.invalid');
+      const body = Buffer.concat(chunks);
+      const peer = (req.socket as TLSSocket).getPeerCertificate?.();
+      const seen: SeenRequest = {
+        method: req.method ?? '',
+        path: url.pathname,
+        query: url.search.replace(/^\?/, ''),
+        headers: { ...req.headers },
+        body: body.toString('utf8'),
+        bodyBase64: body.toString('base64'),
+        clientCertCn: peer && typeof peer.subject?.CN === 'string' ? peer.subject.CN : null,
+        httpVersion: req.httpVersion,
+      };
+      requests.push(seen);
+      const p = url.pathname;
+      const q = url.searchParams;
+      if (p.endsWith('/oauth/token') || (opts.tokenPaths?.includes(p) ?? false)) {
+        tokens.attempts = (tokens.attempts ?? 0) + 1;
+        if (tokens.mode === 'down') {
+          req.socket.destroy();
+          return;
+        }
+        const answer = (): void => {
+          if (tokens.mode === 'error') {
+            res.writeHead(503, { 'content-type': 'text/plain' });
+            res.end('token service unavailable');
             return;
           }
-          const answer = (): void => {
-            if (tokens.mode === 'error') {
-              res.writeHead(503, { 'content-type': 'text/plain' });
-              res.end('token service unavailable');
-              return;
-            }
-            tokens.issued++;
-            res.writeHead(200, { 'content-type': 'application/json' });
-            res.end(
-              JSON.stringify({
-                access_token: `at-${tokens.issued}`,
-                expires_in: tokens.expiresIn ?? 3600,
-                token_type: 'bearer',
-              }),
-            );
-          };
-          if (tokens.delayMs) setTimeout(answer, tokens.delayMs);
-          else answer();
-          return;
-        }
-        if (p.endsWith('/needs-token')) {
-          const ok = req.headers.authorization === `Bearer at-${tokens.required ?? tokens.issued}`;
-          res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
-          res.end(echoBody(seen));
-          return;
-        }
-        if (p.endsWith('/sse')) {
-          const n = Number(q.get('n') ?? '3');
-          const interval = Number(q.get('interval') ?? '200');
-          res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-          let i = 0;
-          const tick = (): void => {
-            res.write(`data: {"event":${i},"t":${Date.now()}}\n\n`);
-            i++;
-            if (i >= n) res.end();
-            else timer = setTimeout(tick, interval);
-          };
-          let timer = setTimeout(tick, 0);
-          res.on('close', () => {
-            if (i < n) aborted.count++;
-            clearTimeout(timer);
-          });
-          return;
-        }
-        if (p.endsWith('/large')) {
-          res.writeHead(200, { 'content-type': 'application/octet-stream' });
-          writeLarge(res, Number(q.get('bytes') ?? String(1024 * 1024)), largeBytesWritten, aborted);
-          return;
-        }
-        if (p.endsWith('/redirect')) {
-          res.writeHead(302, { location: q.get('to') ?? 'https://other.test/' });
-          res.end();
-          return;
-        }
-        if (p.endsWith('/leaky-headers')) {
-          res.setHeader('set-cookie', ['session=upstream-cookie; HttpOnly', 'other=1']);
-          res.setHeader('authorization', 'Bearer upstream-leak');
-          res.setHeader('www-authenticate', 'Bearer realm="x"');
-          res.setHeader('x-api-key', 'upstream-key');
-          res.setHeader('proxy-authenticate', 'Basic');
-          res.setHeader('x-upstream', 'ok');
-          res.setHeader('content-type', 'application/json');
-          res.end(echoBody(seen));
-          return;
-        }
-        if (p.endsWith('/stall')) {
-          res.on('close', () => aborted.count++);
-          return;
-        }
-        if (p.endsWith('/reset')) {
-          res.writeHead(200, { 'content-type': 'application/octet-stream' });
-          res.write(Buffer.alloc(1024, 0x62));
-          setTimeout(() => req.socket.destroy(), 50);
-          return;
-        }
-        if (req.method === 'POST' && p.endsWith('/v1/chat/completions')) {
-          writeOpenAiChat(res, body);
-          return;
-        }
-        if (req.method === 'POST' && p.endsWith('/v1/messages')) {
-          writeAnthropicMessage(res, body);
-          return;
-        }
-        const status = /\/status\/(\d{3})$/.exec(p);
-        res.writeHead(status ? Number(status[1]) : 200, {
-          'content-type': 'application/json',
-          'x-upstream': 'ok',
-        });
+          tokens.issued++;
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(
+            JSON.stringify({
+              access_token: `at-${tokens.issued}`,
+              expires_in: tokens.expiresIn ?? 3600,
+              token_type: 'bearer',
+            }),
+          );
+        };
+        if (tokens.delayMs) setTimeout(answer, tokens.delayMs);
+        else answer();
+        return;
+      }
+      if (p.endsWith('/needs-token')) {
+        const ok = req.headers.authorization === `Bearer at-${tokens.required ?? tokens.issued}`;
+        res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
         res.end(echoBody(seen));
+        return;
+      }
+      if (p.endsWith('/sse')) {
+        const n = Number(q.get('n') ?? '3');
+        const interval = Number(q.get('interval') ?? '200');
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+        let i = 0;
+        const tick = (): void => {
+          res.write(`data: {"event":${i},"t":${Date.now()}}\n\n`);
+          i++;
+          if (i >= n) res.end();
+          else timer = setTimeout(tick, interval);
+        };
+        let timer = setTimeout(tick, 0);
+        res.on('close', () => {
+          if (i < n) aborted.count++;
+          clearTimeout(timer);
+        });
+        return;
+      }
+      if (p.endsWith('/large')) {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        writeLarge(res, Number(q.get('bytes') ?? String(1024 * 1024)), largeBytesWritten, aborted);
+        return;
+      }
+      if (p.endsWith('/redirect')) {
+        res.writeHead(302, { location: q.get('to') ?? 'https://other.test/' });
+        res.end();
+        return;
+      }
+      if (p.endsWith('/leaky-headers')) {
+        res.setHeader('set-cookie', ['session=upstream-cookie; HttpOnly', 'other=1']);
+        res.setHeader('authorization', 'Bearer upstream-leak');
+        res.setHeader('www-authenticate', 'Bearer realm="x"');
+        res.setHeader('x-api-key', 'upstream-key');
+        res.setHeader('proxy-authenticate', 'Basic');
+        res.setHeader('x-upstream', 'ok');
+        res.setHeader('content-type', 'application/json');
+        res.end(echoBody(seen));
+        return;
+      }
+      if (p.endsWith('/stall')) {
+        res.on('close', () => aborted.count++);
+        return;
+      }
+      if (p.endsWith('/reset')) {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        res.write(Buffer.alloc(1024, 0x62));
+        // h2 only: `?code=N` resets the stream with that RST_STREAM code (0 NO_ERROR, 2 INTERNAL, 8 CANCEL).
+        const code = q.get('code');
+        const stream = (req as unknown as { stream?: ServerHttp2Stream }).stream;
+        setTimeout(() => {
+          if (code !== null && stream) stream.close(Number(code));
+          else req.socket.destroy();
+        }, 50);
+        return;
+      }
+      if (req.method === 'POST' && p.endsWith('/v1/chat/completions')) {
+        writeOpenAiChat(res, body);
+        return;
+      }
+      if (req.method === 'POST' && p.endsWith('/v1/messages')) {
+        writeAnthropicMessage(res, body);
+        return;
+      }
+      const status = /\/status\/(\d{3})$/.exec(p);
+      res.writeHead(status ? Number(status[1]) : 200, {
+        'content-type': 'application/json',
+        'x-upstream': 'ok',
       });
-    },
-  );
+      res.end(echoBody(seen));
+    });
+  };
+  // The compatibility API hands the same handler request/response objects shaped like node:http's.
+  const h2Sessions = new Set<ServerHttp2Session>();
+  const server: Server | Http2SecureServer = opts.h2
+    ? createSecureServer(
+        {
+          ...tlsOptions,
+          allowHTTP1: true,
+          ...(opts.h2MaxStreams !== undefined
+            ? { settings: { maxConcurrentStreams: opts.h2MaxStreams } }
+            : {}),
+        },
+        handler as never,
+      )
+    : createServer(tlsOptions, handler);
+  server.on('secureConnection', () => connections.count++);
+  if (opts.h2) {
+    server.on('session', (session: ServerHttp2Session) => {
+      h2Sessions.add(session);
+      session.on('close', () => h2Sessions.delete(session));
+    });
+  }
   const upgrades: HttpsUpstream['upgrades'] = [];
   const wss = new WebSocketServer({ noServer: true });
   let wsReceived = 0;
@@ -295,6 +343,10 @@ export async function startHttpsUpstream(opts: HttpsUpstreamOptions = {}): Promi
   return {
     server,
     port,
+    connections,
+    goAway: () => {
+      for (const session of h2Sessions) session.close();
+    },
     requests,
     upgrades,
     aborted,
@@ -305,7 +357,8 @@ export async function startHttpsUpstream(opts: HttpsUpstreamOptions = {}): Promi
       new Promise<void>((resolve) => {
         for (const c of wss.clients) c.terminate();
         wss.close();
-        server.closeAllConnections();
+        for (const session of h2Sessions) session.destroy();
+        if ('closeAllConnections' in server) server.closeAllConnections();
         server.close(() => resolve());
       }),
   };

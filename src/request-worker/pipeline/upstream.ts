@@ -16,6 +16,7 @@ import type { DevOverrides } from '../../core/config/env.js';
 import { isForbiddenAddress } from '../../core/broker/addresses.js';
 import type { CallAbortSignal } from '../../core/threads/call-signal.js';
 import { createSaturation, gateHandshakes } from './handshake-gate.js';
+import { installH2Guards, multiplexingPoolFactory } from './h2-multiplex.js';
 
 /*
  * undici's Agent, connector and request API only, not its package entry: `import 'undici'` also loads
@@ -163,6 +164,7 @@ export class Upstream {
       }
       this.ca = [...rootCertificates, extra];
     }
+    if (!this.dev?.http1Only) installH2Guards();
   }
 
   private agentFor(cert: ClientCert | undefined): Agent {
@@ -223,6 +225,8 @@ export class Upstream {
     agent = new Agent({
       connect,
       allowH2,
+      // h2 connections carry many calls at once (src/request-worker/pipeline/h2-multiplex.ts).
+      ...(allowH2 ? { factory: multiplexingPoolFactory() } : {}),
       keepAliveTimeout: this.opts.keepAliveTimeoutMs ?? 30_000,
       headersTimeout: this.opts.headersTimeoutMs ?? UPSTREAM_SILENCE_TIMEOUT_MS,
       bodyTimeout: this.opts.bodyTimeoutMs ?? UPSTREAM_SILENCE_TIMEOUT_MS,
@@ -269,6 +273,10 @@ const UNREACHABLE_MESSAGES: Readonly<Record<string, string>> = Object.freeze({
   EAI_AGAIN: 'DNS lookup failed',
   ETIMEDOUT: 'connection timed out',
   EPIPE: 'connection closed',
+  ERR_HTTP2_STREAM_ERROR: 'stream reset before the response was complete',
+  ERR_HTTP2_STREAM_CANCEL: 'stream cancelled',
+  ERR_HTTP2_SESSION_ERROR: 'HTTP/2 session failed',
+  ERR_HTTP2_GOAWAY_SESSION: 'HTTP/2 session closed by the upstream',
 });
 
 /** Any transport failure → a stable code with a message naming the host, never a header or body. */

@@ -16,7 +16,11 @@ import {
 import { catalogPaths, createCredential } from '../../../src/stores/catalog/index.js';
 import { registry } from '../../../src/core/registry/index.js';
 import { startDaemon, type Daemon, type DaemonOptions } from '../../../src/front/main.js';
-import { startHttpsUpstream, type HttpsUpstream } from '../../support/https-upstream.js';
+import {
+  startHttpsUpstream,
+  type HttpsUpstream,
+  type HttpsUpstreamOptions,
+} from '../../support/https-upstream.js';
 import { addCustomCredential, createDevVault } from '../../support/dev-vault.js';
 import {
   mintProxyToken,
@@ -57,8 +61,11 @@ export interface PreparedVault {
 }
 
 /** The vault + upstream half of the fixture (no daemon): for tests that drive the compiled CLI. */
-export async function prepareVault(extraEnv: Record<string, string> = {}): Promise<PreparedVault> {
-  const upstream = await startHttpsUpstream();
+export async function prepareVault(
+  extraEnv: Record<string, string> = {},
+  upstreamOptions: HttpsUpstreamOptions = {},
+): Promise<PreparedVault> {
+  const upstream = await startHttpsUpstream(upstreamOptions);
   const dv = await createDevVault({
     prefix: 'aivault-http-',
     upstream: upstream.port,
@@ -92,10 +99,11 @@ export async function prepareVault(extraEnv: Record<string, string> = {}): Promi
 }
 
 export async function startHttpFixture(
-  opts: DaemonOptions & { env?: Record<string, string> } = {},
+  opts: DaemonOptions & { env?: Record<string, string>; upstream?: HttpsUpstreamOptions } = {},
 ): Promise<HttpFixture> {
-  const { home, config, env, vault, upstream } = await prepareVault(opts.env);
-  const daemon = await startDaemon(config, { workers: 1, http: '127.0.0.1:0', ...opts });
+  const { upstream: upstreamOptions, ...daemonOptions } = opts;
+  const { home, config, env, vault, upstream } = await prepareVault(opts.env, upstreamOptions);
+  const daemon = await startDaemon(config, { workers: 1, http: '127.0.0.1:0', ...daemonOptions });
   if (!daemon.http) throw new Error('http listener did not start');
   const baseUrl = `http://127.0.0.1:${daemon.http.port}`;
   return {
