@@ -159,6 +159,7 @@ try {
         const res = JSON.parse(line) as Record<string, number>;
         out.streams = `${res.opened}/${res.streams} opened, ${res.errors} errors`;
         out.streamsMaxMB = +(res.rssMaxMB as number).toFixed(1);
+        out.streamsCpuMs = Math.round(res.cpuMs as number);
         out.afterStreamsMB = +rssMB(pid).toFixed(1);
       }
       console.log(JSON.stringify(out));

@@ -247,6 +247,11 @@ export class Upstream {
         method: req.method as Dispatcher.HttpMethod,
         headers,
         body: req.body ?? null,
+        // undici reads "not idempotent" (its default for POST) as "never beside another call on a
+        // connection": on h2 every POST, i.e. every LLM call, would wait for the stream before it or dial its
+        // own connection. It gates nothing else (no retries happen here), and HTTP/1.1 connections carry
+        // one call at a time regardless (src/request-worker/pipeline/h2-multiplex.ts).
+        idempotent: true,
         // undici takes any object with add/removeEventListener (src/core/threads/call-signal.ts).
         signal: req.signal as AbortSignal | undefined,
       });
