@@ -254,6 +254,46 @@ describe('an HTTP/2 upstream', () => {
     expect(fx.upstream.connections.count).toBe(before);
     expect(fx.upstream.requests.at(-1)).toMatchObject({ method: 'POST', httpVersion: '2.0' });
   });
+
+  it('two callers that stop reading large downloads do not stall the other streams on their connection', async () => {
+    const token = await fx.mint({ capabilities: ['echo/*'] });
+    await (
+      await fetch(`${fx.baseUrl}/v/echo/warm`, { headers: { authorization: `Bearer ${token}` } })
+    ).text();
+    const before = fx.upstream.connections.count;
+    const leave = new AbortController();
+    // Each download is far larger than every buffer on the way (the caller's socket, the relay's credit,
+    // the h2 stream window), so the upstream stream ends up paused with its window full. HTTP/2 flow control
+    // also has a window per connection: if the paused streams' unread bytes count against it for good, every
+    // other stream on the connection stops receiving data.
+    const stuck = await Promise.all(
+      [0, 1].map(() =>
+        fetch(`${fx.baseUrl}/v/echo/large?bytes=${64 * 1024 * 1024}`, {
+          headers: { authorization: `Bearer ${token}` },
+          signal: leave.signal,
+        }),
+      ),
+    );
+    try {
+      for (const r of stuck) expect(r.status).toBe(200);
+      const written = fx.upstream.largeBytesWritten.count;
+      // Wait until the upstream cannot write more: both streams are held by flow control.
+      let last = -1;
+      while (fx.upstream.largeBytesWritten.count !== last) {
+        last = fx.upstream.largeBytesWritten.count;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      expect(last - written).toBeLessThan(2 * 64 * 1024 * 1024);
+      const t0 = Date.now();
+      const results = await sseBurst(fx, 30);
+      for (const r of results) expect(r.text.match(/data: /g)).toHaveLength(3);
+      expect(Date.now() - t0).toBeLessThan(5_000);
+      // The point of the test: the streams shared the connection the downloads hold.
+      expect(fx.upstream.connections.count).toBe(before);
+    } finally {
+      leave.abort();
+    }
+  }, 30_000);
 });
 
 describe('an h2 upstream that allows 5 streams per connection', () => {
