@@ -5,7 +5,6 @@
  * (secrets come from the crypto worker over a MessagePort) or in-process (AIVAULTD_DISABLE=1).
  * Never logs, audits or returns a secret value; the KEK is never here.
  */
-import type { Dispatcher } from 'undici';
 import { AivaultError, toWire } from '../../core/errors.js';
 import type { HeaderList, Plan } from '../../core/broker/types.js';
 import type { AuditInput } from '../../stores/audit/audit-log.js';
@@ -20,19 +19,10 @@ import { scrubberFor, scrubCallError, scrubSecretsOf } from './scrub-call.js';
 import { admit, prepareUpstreamRequest, secretSlots, type AuditDraft } from './authorize.js';
 import type { InvokeCall, PipelineDeps, ResponseSink } from './types.js';
 import type { CallAbortSignal } from '../../core/threads/call-signal.js';
+import type { UpstreamResponse } from './upstream-response.js';
 
 /** Non-streaming calls buffer the whole response; without a policy limit this cap keeps memory bounded. */
 export const DEFAULT_MAX_BUFFERED_RESPONSE_BYTES = 64 * 1024 * 1024;
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.byteLength;
-  }
-  return out;
-}
 
 /**
  * Execute one invocation end to end. Resolves after the sink saw `full` or `end`; rejects with an
@@ -98,7 +88,7 @@ export async function invokeCapability(
     const oauth2 = 'oauth2' in planned.auth;
 
     /** Build body + auth and send. Called again (fresh body, fresh auth) for the one oauth2 retry. */
-    const send = async (slots: Readonly<Record<string, string>>): Promise<Dispatcher.ResponseData> => {
+    const send = async (slots: Readonly<Record<string, string>>): Promise<UpstreamResponse> => {
       const body = await buildRequestBody(planned.body, planned.policy.maxRequestBodyBytes);
       let headers: [string, string][] = planned.headers.map(([n, v]) => [n, v]);
       if (body.contentType) {
@@ -121,7 +111,7 @@ export async function invokeCapability(
         method: planned.method,
         pathAndQuery: req.pathAndQuery,
         headers: req.headers,
-        body: body.body as Dispatcher.DispatchOptions['body'],
+        body: body.body,
         ...(signal ? { signal } : {}),
         ...(req.clientCert ? { clientCert: req.clientCert } : {}),
       });
@@ -173,8 +163,7 @@ export async function invokeCapability(
         if (!redact) await emit(new Uint8Array(0));
         // Only a possible partial match is held back between chunks (src/request-worker/pipeline/scrub.ts).
         const stream = scrub.stream(scrubStats);
-        for await (const chunk of res.body) {
-          const c = chunk as Buffer;
+        for await (const c of res.body) {
           let data: Uint8Array = new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
           if (redact) data = redact.push(data);
           const out = stream.push(data);
@@ -186,14 +175,7 @@ export async function invokeCapability(
         deliver = () => sink.end({ scrubbed: scrubStats.count });
       } else {
         const max = planned.policy.maxResponseBodyBytes ?? DEFAULT_MAX_BUFFERED_RESPONSE_BYTES;
-        const chunks: Uint8Array[] = [];
-        let total = 0;
-        for await (const chunk of res.body) {
-          total += (chunk as Buffer).byteLength;
-          checkResponseSize(total, max);
-          chunks.push(chunk as Buffer);
-        }
-        const whole = concat(chunks, total);
+        const whole = await res.body.whole((total) => checkResponseSize(total, max));
         const list = planned.policy.responseBlocklist;
         const ct = contentTypeOf(outHeaders);
         const sanitized =
@@ -265,7 +247,7 @@ const SMALL_WHOLE_BYTES = 64 * 1024;
  * back — five cross-thread messages per call where one does (issue 12: CPU per request, c=1 latency). The
  * client loses nothing: it gets the same bytes with a Content-Length instead of chunked framing.
  */
-function smallWholeBody(res: Dispatcher.ResponseData, planned: Plan): boolean {
+function smallWholeBody(res: UpstreamResponse, planned: Plan): boolean {
   if (planned.method === 'HEAD' || planned.policy.responseBlocklist.length > 0) return false;
   const raw = res.headers['content-length'];
   if (typeof raw !== 'string' || !/^\d{1,7}$/.test(raw)) return false;

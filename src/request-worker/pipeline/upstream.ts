@@ -17,19 +17,16 @@ import { isForbiddenAddress } from '../../core/broker/addresses.js';
 import type { CallAbortSignal } from '../../core/threads/call-signal.js';
 import { createSaturation, gateHandshakes } from './handshake-gate.js';
 import { installH2Guards, multiplexingPoolFactory } from './h2-multiplex.js';
+import { ExchangeHandler, type UpstreamResponse } from './upstream-response.js';
 
 /*
- * undici's Agent, connector and request API only, not its package entry: `import 'undici'` also loads
- * fetch, WebSocket, EventSource, the cache and the mocks (~3 MB of heap in every request worker, which
- * uses none of them; bench/PROFILE.md, Memory). The one side effect of the entry that this module relies
- * on, the request API on Dispatcher.prototype, is applied here exactly as undici/index.js does it. The
- * paths are undici 7's (pinned by the lockfile); the upstream tests fail if they move.
+ * undici's Agent and connector only, not its package entry: `import 'undici'` also loads fetch, WebSocket,
+ * EventSource, the cache and the mocks (~3 MB of heap in every request worker, which uses none of them;
+ * bench/PROFILE.md, Memory), and calls go out through `dispatch` with our own handler
+ * (./upstream-response.ts), so not even the request API is loaded. The paths are undici 7's (pinned by the
+ * lockfile); the upstream tests fail if they move.
  */
 const requireUndici = createRequire(import.meta.url);
-const DispatcherBase = requireUndici('undici/lib/dispatcher/dispatcher.js') as { prototype: object };
-if (!('request' in DispatcherBase.prototype)) {
-  Object.assign(DispatcherBase.prototype, requireUndici('undici/lib/api/index.js') as object);
-}
 const Agent = requireUndici('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
 type Agent = UndiciAgent;
 const buildConnector = requireUndici('undici/lib/core/connect.js') as typeof UndiciBuildConnector;
@@ -235,26 +232,34 @@ export class Upstream {
     return agent;
   }
 
-  /** Send one request. Redirects are never followed. Errors are mapped to AivaultError codes. */
-  async request(req: UpstreamRequest): Promise<Dispatcher.ResponseData> {
+  /**
+   * Send one request; resolves with the head, the body follows (./upstream-response.ts). Redirects are
+   * never followed. Errors before the head are mapped to AivaultError codes; a body fails with undici's own
+   * error (the pipeline maps it).
+   */
+  async request(req: UpstreamRequest): Promise<UpstreamResponse> {
     const origin = req.port === 443 ? `https://${req.host}` : `https://${req.host}:${req.port}`;
     const headers: string[] = [];
     for (const [n, v] of req.headers) headers.push(n, v);
     try {
-      return await this.agentFor(req.clientCert).request({
-        origin,
-        path: req.pathAndQuery,
-        method: req.method as Dispatcher.HttpMethod,
-        headers,
-        body: req.body ?? null,
-        // undici reads "not idempotent" (its default for POST) as "never beside another call on a
-        // connection": on h2 every POST, i.e. every LLM call, would wait for the stream before it or dial its
-        // own connection. It gates nothing else (no retries happen here), and HTTP/1.1 connections carry
-        // one call at a time regardless (src/request-worker/pipeline/h2-multiplex.ts).
-        idempotent: true,
-        // undici takes any object with add/removeEventListener (src/core/threads/call-signal.ts).
-        signal: req.signal as AbortSignal | undefined,
-      });
+      if (req.signal?.aborted) throw req.signal.reason;
+      const exchange = new ExchangeHandler(req.signal);
+      this.agentFor(req.clientCert).dispatch(
+        {
+          origin,
+          path: req.pathAndQuery,
+          method: req.method as Dispatcher.HttpMethod,
+          headers,
+          body: req.body ?? null,
+          // undici reads "not idempotent" (its default for POST) as "never beside another call on a
+          // connection": on h2 every POST, i.e. every LLM call, would wait for the stream before it or dial
+          // its own connection. It gates nothing else (no retries happen here), and HTTP/1.1 connections
+          // carry one call at a time regardless (src/request-worker/pipeline/h2-multiplex.ts).
+          idempotent: true,
+        },
+        exchange,
+      );
+      return await exchange.response;
     } catch (err) {
       throw mapUpstreamError(err, req.host, req.signal);
     }
