@@ -121,5 +121,20 @@ export function isForbiddenAddress(address: string): boolean {
  * must be before it is logged. ipaddr.js's own `isValid` also takes `0x7f.1`-style and zone-id forms.
  */
 export function isIpLiteral(value: string): boolean {
-  return ipaddr.IPv4.isValidFourPartDecimal(value) || (ipaddr.IPv6.isValid(value) && !value.includes('%'));
+  if (validLiterals.has(value)) return true;
+  const ok =
+    ipaddr.IPv4.isValidFourPartDecimal(value) || (ipaddr.IPv6.isValid(value) && !value.includes('%'));
+  if (ok) {
+    if (validLiterals.size >= VALID_LITERALS_MAX) validLiterals.clear();
+    validLiterals.add(value);
+  }
+  return ok;
 }
+
+/**
+ * Literals already found valid. Every call's client address is checked (twice) in its request worker and
+ * a loopback daemon sees one or two of them; ipaddr.js parses each time (~1% of a worker's CPU per call,
+ * issue 12). Only positive answers are kept, so a miss always runs the full check; bounded.
+ */
+const validLiterals = new Set<string>();
+const VALID_LITERALS_MAX = 1024;
