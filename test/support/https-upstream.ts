@@ -9,6 +9,8 @@
  *   …/stall                  headers never sent
  *   …/reset                  headers + some body, then the socket is destroyed (h2: `?code=N` resets the
  *                            stream with RST_STREAM code N)
+ *   …/refuse?times=N&key=K   h2: the first N requests with key K are refused (RST_STREAM REFUSED_STREAM;
+ *                            `&goaway=1`: by a GOAWAY whose last-stream-id is below theirs)
  *   …/status/NNN             that status with the echo body
  *   …/oauth/token            OAuth2 token endpoint issuing at-1, at-2, … (also any `tokenPaths` option path;
  *                            `tokens.mode` 'down' resets the connection, 'error' answers 503;
@@ -158,6 +160,7 @@ export async function startHttpsUpstream(opts: HttpsUpstreamOptions = {}): Promi
     rejectUnauthorized: false,
   };
   const connections = { count: 0 };
+  const refused = new Map<string, number>();
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -252,6 +255,20 @@ export async function startHttpsUpstream(opts: HttpsUpstreamOptions = {}): Promi
       if (p.endsWith('/stall')) {
         res.on('close', () => aborted.count++);
         return;
+      }
+      if (p.endsWith('/refuse')) {
+        // h2 only: the first `times` requests with this `key` are refused (RST_STREAM REFUSED_STREAM before
+        // any header: the server promises it did not act on them), the next ones get the echo.
+        const key = q.get('key') ?? '';
+        const n = refused.get(key) ?? 0;
+        const stream = (req as unknown as { stream?: ServerHttp2Stream }).stream;
+        if (stream && n < Number(q.get('times') ?? '1')) {
+          refused.set(key, n + 1);
+          // `?goaway=1`: refuse it the other way, a GOAWAY whose last-stream-id is below this stream's.
+          if (q.get('goaway') === '1') stream.session?.goaway(0, Math.max(0, (stream.id ?? 1) - 2));
+          else stream.close(7);
+          return;
+        }
       }
       if (p.endsWith('/reset')) {
         res.writeHead(200, { 'content-type': 'application/octet-stream' });

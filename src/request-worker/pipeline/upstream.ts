@@ -241,28 +241,43 @@ export class Upstream {
     const origin = req.port === 443 ? `https://${req.host}` : `https://${req.host}:${req.port}`;
     const headers: string[] = [];
     for (const [n, v] of req.headers) headers.push(n, v);
-    try {
-      if (req.signal?.aborted) throw req.signal.reason;
-      const exchange = new ExchangeHandler(req.signal);
-      this.agentFor(req.clientCert).dispatch(
-        {
-          origin,
-          path: req.pathAndQuery,
-          method: req.method as Dispatcher.HttpMethod,
-          headers,
-          body: req.body ?? null,
-          // undici reads "not idempotent" (its default for POST) as "never beside another call on a
-          // connection": on h2 every POST, i.e. every LLM call, would wait for the stream before it or dial
-          // its own connection. It gates nothing else (no retries happen here), and HTTP/1.1 connections
-          // carry one call at a time regardless (src/request-worker/pipeline/h2-multiplex.ts).
-          idempotent: true,
-        },
-        exchange,
-      );
-      return await exchange.response;
-    } catch (err) {
-      throw mapUpstreamError(err, req.host, req.signal);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.exchange(req, origin, headers);
+      } catch (err) {
+        if (
+          attempt < REFUSED_STREAM_RETRIES &&
+          isRefusedStream(err) &&
+          replayable(req.body) &&
+          !req.signal?.aborted
+        )
+          continue;
+        throw mapUpstreamError(err, req.host, req.signal);
+      }
     }
+  }
+
+  /** One attempt: resolves with the head, rejects with undici's error if it fails before the head. */
+  private exchange(req: UpstreamRequest, origin: string, headers: string[]): Promise<UpstreamResponse> {
+    if (req.signal?.aborted) return Promise.reject(req.signal.reason);
+    const exchange = new ExchangeHandler(req.signal);
+    this.agentFor(req.clientCert).dispatch(
+      {
+        origin,
+        path: req.pathAndQuery,
+        method: req.method as Dispatcher.HttpMethod,
+        headers,
+        body: req.body ?? null,
+        // undici reads "not idempotent" (its default for POST) as "never beside another call on a
+        // connection": on h2 every POST, i.e. every LLM call, would wait for the stream before it or dial
+        // its own connection. It gates nothing else (undici retries nothing here; our one retry is for
+        // refused h2 streams, in request()), and HTTP/1.1 connections
+        // carry one call at a time regardless (src/request-worker/pipeline/h2-multiplex.ts).
+        idempotent: true,
+      },
+      exchange,
+    );
+    return exchange.response;
   }
 
   async close(): Promise<void> {
@@ -270,6 +285,29 @@ export class Upstream {
     this.agents.clear();
     await Promise.all(agents.map((a) => a.destroy().catch(() => undefined)));
   }
+}
+
+/**
+ * How often a call is sent again after an h2 upstream refused its stream (RST_STREAM REFUSED_STREAM before
+ * any response, or a stream past a GOAWAY's last-stream-id, which Node reports the same way). RFC 9113 §8.7:
+ * such a request was not processed, so sending it again is safe whatever its method. Once: a server that
+ * refuses twice is shedding load, and the caller hears about it.
+ */
+export const REFUSED_STREAM_RETRIES = 1;
+
+/** Node's http2 error for a stream closed with REFUSED_STREAM (the code name is in the message only). */
+export function isRefusedStream(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  return (
+    e?.code === 'ERR_HTTP2_STREAM_ERROR' &&
+    typeof e.message === 'string' &&
+    e.message.includes('NGHTTP2_REFUSED_STREAM')
+  );
+}
+
+/** A body that can be sent again as it was: none, or bytes (a stream was consumed by the first attempt). */
+function replayable(body: UpstreamRequest['body']): boolean {
+  return body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array;
 }
 
 const UNREACHABLE_MESSAGES: Readonly<Record<string, string>> = Object.freeze({

@@ -201,6 +201,60 @@ describe('an HTTP/2 upstream', () => {
     }
   });
 
+  it('a stream the upstream refused (REFUSED_STREAM, nothing acted on) is sent again once; a reset after the head is not', async () => {
+    // Servers refuse streams above a lowered concurrency limit and, after a GOAWAY, every stream past its
+    // last-stream-id; RFC 9113 §8.7 says such a request was not processed and may be retried.
+    const token = await fx.mint({ capabilities: ['echo/*'] });
+    const seen = (key: string): number =>
+      fx.upstream.requests.filter((r) => r.query.includes(`key=${key}`)).length;
+    const once = await fetch(`${fx.baseUrl}/v/echo/refuse?times=1&key=p1`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{"replayed":true}',
+    });
+    expect(once.status).toBe(200);
+    const echoed = (await once.json()) as { method: string; body: string };
+    expect(echoed).toMatchObject({ method: 'POST', body: '{"replayed":true}' });
+    expect(seen('p1')).toBe(2);
+    // Each attempt went out whole: auth injected, the body replayed.
+    for (const r of fx.upstream.requests.filter((q) => q.query.includes('key=p1'))) {
+      expect(r).toMatchObject({ method: 'POST', body: '{"replayed":true}', httpVersion: '2.0' });
+      expect(r.headers.authorization).toBe(`Bearer ${ECHO_SECRET}`);
+    }
+
+    // A GOAWAY whose last-stream-id is below the call's stream refuses it the same way: sent again, on
+    // another connection (the old one is draining).
+    const viaGoaway = await fetch(`${fx.baseUrl}/v/echo/refuse?times=1&key=g1&goaway=1`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{"replayed":true}',
+    });
+    expect(viaGoaway.status).toBe(200);
+    expect(seen('g1')).toBe(2);
+
+    // Refused again: one retry only, then upstream_unreachable (no storm against a server shedding load).
+    const twice = await fetch(`${fx.baseUrl}/v/echo/refuse?times=5&key=p2`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(twice.status).toBe(502);
+    expect(((await twice.json()) as { error: string }).error).toBe('upstream_unreachable');
+    expect(seen('p2')).toBe(2);
+
+    // REFUSED_STREAM after the head: the upstream answered, so it may have acted; never sent again.
+    const client = await connect({ socketPath: fx.daemon.socketPath });
+    try {
+      const before = fx.upstream.requests.length;
+      await expect(
+        client.invoke({ capability: 'echo/api', request: { method: 'GET', path: '/reset?code=7' } }),
+      ).rejects.toMatchObject({ code: 'upstream_unreachable' });
+      expect(fx.upstream.requests.length).toBe(before + 1);
+    } finally {
+      client.close();
+    }
+  });
+
   it('a caller that leaves mid-stream cancels its upstream stream', async () => {
     const token = await fx.mint({ capabilities: ['echo/*'] });
     const before = fx.upstream.aborted.count;
