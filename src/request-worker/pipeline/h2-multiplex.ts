@@ -86,6 +86,9 @@ const LIMITS = Symbol('aivault.peerLimits');
 const ORIGIN = Symbol('aivault.origin');
 const POOL = Symbol('aivault.pool');
 const DRAINING = Symbol('aivault.draining');
+/** undici's own `kBusy` getter, looked up once (the override below runs for every call a Pool places). */
+const baseBusy = Object.getOwnPropertyDescriptor(Client.prototype, kBusy)?.get as (this: unknown) => boolean;
+if (typeof baseBusy !== 'function') throw new Error('undici Client has no kBusy getter: its internals moved');
 
 /*
  * undici's h2 code stores the peer's SETTINGS_MAX_CONCURRENT_STREAMS on the Client (`kMaxConcurrentStreams`)
@@ -121,7 +124,7 @@ class MultiplexingClient extends Client {
     if (this[DRAINING] === true) return true;
     const self = this as unknown as Record<symbol, unknown>;
     if (this.pipelining > 1 && self[kConnected] !== true) return (self[kSize] as number) >= this.pipelining;
-    return Reflect.get(Client.prototype, kBusy, this) as boolean;
+    return baseBusy.call(this);
   }
 
   /** Its session got a graceful GOAWAY: no new calls here until that session has closed. */

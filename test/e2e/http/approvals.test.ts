@@ -559,7 +559,9 @@ describe('operator approvals', () => {
   }, 60_000);
 
   it('every decision is audited (approved, denied, timeout), with no secret', async () => {
-    const events = await new AuditLog(fx.config, vaultPaths(fx.config)).list({ limit: 1000 });
+    // Every event of the file, not the newest 1,000: the polling in the tests above writes ~800 lines on a
+    // quiet machine and more on a slow one, which pushed the early timeout decision out of a 1,000 window.
+    const events = await new AuditLog(fx.config, vaultPaths(fx.config)).list({ limit: 1_000_000 });
     const approvals = events.filter((e) => e.kind === 'approval');
     const notes = approvals.map((e) => e.note?.split(' ')[0]);
     expect(notes).toContain('approved');
