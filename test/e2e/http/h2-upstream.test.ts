@@ -60,6 +60,13 @@ async function sseBurst(f: HttpFixture, n: number): Promise<{ text: string; arri
   );
 }
 
+/** A token for echo/*, after one call through it (so the h2 session is up and known to speak h2). */
+async function warmToken(): Promise<string> {
+  const token = await fx.mint({ capabilities: ['echo/*'] });
+  await (await fetch(`${fx.baseUrl}/v/echo/warm`, { headers: { authorization: `Bearer ${token}` } })).text();
+  return token;
+}
+
 async function until(check: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   while (!check() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
@@ -207,11 +214,13 @@ describe('an HTTP/2 upstream', () => {
     const token = await fx.mint({ capabilities: ['echo/*'] });
     const seen = (key: string): number =>
       fx.upstream.requests.filter((r) => r.query.includes(`key=${key}`)).length;
-    const once = await fetch(`${fx.baseUrl}/v/echo/refuse?times=1&key=p1`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: '{"replayed":true}',
-    });
+    const post = (query: string, body: string): Promise<Response> =>
+      fetch(`${fx.baseUrl}/v/echo/refuse?${query}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body,
+      });
+    const once = await post('times=1&key=p1', '{"replayed":true}');
     expect(once.status).toBe(200);
     const echoed = (await once.json()) as { method: string; body: string };
     expect(echoed).toMatchObject({ method: 'POST', body: '{"replayed":true}' });
@@ -224,20 +233,12 @@ describe('an HTTP/2 upstream', () => {
 
     // A GOAWAY whose last-stream-id is below the call's stream refuses it the same way: sent again, on
     // another connection (the old one is draining).
-    const viaGoaway = await fetch(`${fx.baseUrl}/v/echo/refuse?times=1&key=g1&goaway=1`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: '{"replayed":true}',
-    });
+    const viaGoaway = await post('times=1&key=g1&goaway=1', '{"replayed":true}');
     expect(viaGoaway.status).toBe(200);
     expect(seen('g1')).toBe(2);
 
     // Refused again: one retry only, then upstream_unreachable (no storm against a server shedding load).
-    const twice = await fetch(`${fx.baseUrl}/v/echo/refuse?times=5&key=p2`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: '{}',
-    });
+    const twice = await post('times=5&key=p2', '{}');
     expect(twice.status).toBe(502);
     expect(((await twice.json()) as { error: string }).error).toBe('upstream_unreachable');
     expect(seen('p2')).toBe(2);
@@ -294,11 +295,7 @@ describe('an HTTP/2 upstream', () => {
   });
 
   it('30 concurrent POST streams share one upstream connection, all at once', async () => {
-    const token = await fx.mint({ capabilities: ['echo/*'] });
-    // One call first, so the session is up and undici knows the peer speaks h2.
-    await (
-      await fetch(`${fx.baseUrl}/v/echo/warm`, { headers: { authorization: `Bearer ${token}` } })
-    ).text();
+    await warmToken();
     const before = fx.upstream.connections.count;
     const results = await sseBurst(fx, 30);
     for (const r of results) {
@@ -310,10 +307,7 @@ describe('an HTTP/2 upstream', () => {
   });
 
   it('two callers that stop reading large downloads do not stall the other streams on their connection', async () => {
-    const token = await fx.mint({ capabilities: ['echo/*'] });
-    await (
-      await fetch(`${fx.baseUrl}/v/echo/warm`, { headers: { authorization: `Bearer ${token}` } })
-    ).text();
+    const token = await warmToken();
     const before = fx.upstream.connections.count;
     const leave = new AbortController();
     // Each download is far larger than every buffer on the way (the caller's socket, the relay's credit,
