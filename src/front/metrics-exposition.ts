@@ -16,6 +16,7 @@ import {
   MetricsReader,
   REGION_CRYPTO,
   REGION_MAIN,
+  RETRY_REASONS,
   STAGES,
   TRANSPORTS,
   type HistogramData,
@@ -160,6 +161,18 @@ export function buildExposition(src: MetricsSources): Exposition {
       'Time to establish a new upstream connection (DNS, TCP, TLS); kept-alive calls make none.',
       () => [{ labels: {}, data: reader.connect() }],
     ),
+  );
+  registry.registerMetric(
+    new Counter({
+      name: 'aivault_upstream_retries_total',
+      help: 'Requests sent to the upstream again (refused_stream: an HTTP/2 stream the server refused unprocessed).',
+      labelNames: ['reason'],
+      registers: [],
+      collect() {
+        this.reset();
+        for (const reason of RETRY_REASONS) this.inc({ reason }, reader.upstreamRetries(reason));
+      },
+    }),
   );
   const perTransport = (name: string, help: string, read: (t: (typeof TRANSPORTS)[number]) => number) =>
     new Gauge({

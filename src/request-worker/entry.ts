@@ -35,7 +35,7 @@ import type { WsTask } from '../core/threads/ws-protocol.js';
 import type * as WsUpstream from './ws-upstream.js';
 import { MetricsWriter, REGION_SPARE, type Outcome, type Transport } from '../core/threads/metrics-buffer.js';
 import { startThreadSampler } from '../core/threads/thread-sampler.js';
-import { setConnectObserver } from './pipeline/upstream.js';
+import { setUpstreamObserver } from './pipeline/upstream.js';
 import type { AuditInput } from '../stores/audit/audit-log.js';
 import type { CallTiming } from './pipeline/types.js';
 import type { Envelope } from '../core/broker/types.js';
@@ -64,8 +64,12 @@ const generation = new Generation(data.generation);
  */
 let metrics = new MetricsWriter(data.metrics, REGION_SPARE);
 let stopSampler: (() => void) | undefined;
-// New upstream connections (DNS + TCP + TLS) are timed in the connector (src/request-worker/pipeline/upstream.ts).
-setConnectObserver((ms) => metrics.observeConnect(ms));
+// New upstream connections (DNS + TCP + TLS) are timed in the connector, and refused h2 streams sent again
+// are counted (src/request-worker/pipeline/upstream.ts).
+setUpstreamObserver({
+  connect: (ms) => metrics.observeConnect(ms),
+  refusedRetry: () => metrics.upstreamRetry('refused_stream'),
+});
 
 /** This worker's crypto client, obtained once through the first call's port (`need-crypto`). */
 let crypto: Promise<CryptoPortClient> | undefined;

@@ -75,6 +75,14 @@ export const THREAD_FIELDS = [
 ] as const;
 export type ThreadField = (typeof THREAD_FIELDS)[number];
 
+/**
+ * Why a request was sent to the upstream again: `refused_stream`, an HTTP/2 stream the server refused
+ * before acting on it (REFUSED_STREAM, or past a GOAWAY's last stream; src/request-worker/pipeline/
+ * upstream.ts).
+ */
+export const RETRY_REASONS = ['refused_stream'] as const;
+export type RetryReason = (typeof RETRY_REASONS)[number];
+
 export const REGION_MAIN = 0;
 export const REGION_CRYPTO = 1;
 export const REGION_SPARE = 2;
@@ -102,7 +110,8 @@ const IN_FLIGHT = HIST + HISTS * HIST_WORDS;
 const OPEN_STREAMS = IN_FLIGHT + T;
 const SCRUBBED_RESPONSES = OPEN_STREAMS + T;
 const SCRUBBED_VALUES = SCRUBBED_RESPONSES + T;
-const THREAD = SCRUBBED_VALUES + T;
+const UPSTREAM_RETRIES = SCRUBBED_VALUES + T;
+const THREAD = UPSTREAM_RETRIES + RETRY_REASONS.length;
 const REGION_WORDS = THREAD + THREAD_FIELDS.length;
 
 const CAP_KEYS_BYTES = CAP_SLOTS * 8;
@@ -264,6 +273,11 @@ export class MetricsWriter extends MetricsViews {
     Atomics.add(this.words, SCRUBBED_VALUES + t, BigInt(Math.floor(values)));
   }
 
+  /** A request sent to the upstream again (the call's own outcome is counted once, by `call`). */
+  upstreamRetry(reason: RetryReason): void {
+    Atomics.add(this.words, UPSTREAM_RETRIES + RETRY_REASONS.indexOf(reason), 1n);
+  }
+
   setThread(field: ThreadField, value: number): void {
     Atomics.store(this.words, THREAD + THREAD_FIELDS.indexOf(field), BigInt(Math.max(0, Math.round(value))));
   }
@@ -383,6 +397,10 @@ export class MetricsReader extends MetricsViews {
   scrubbed(transport: Transport): { responses: number; values: number } {
     const t = TRANSPORT_INDEX.get(transport) as number;
     return { responses: this.sum(SCRUBBED_RESPONSES + t), values: this.sum(SCRUBBED_VALUES + t) };
+  }
+
+  upstreamRetries(reason: RetryReason): number {
+    return this.sum(UPSTREAM_RETRIES + RETRY_REASONS.indexOf(reason));
   }
 
   thread(region: number): Record<ThreadField, number> {

@@ -130,12 +130,19 @@ export function createGuardedLookup(dev: DevOverrides | undefined, resolver: Res
   };
 }
 
-/** Told how long each new upstream connection took to establish (or fail): /metrics in the daemon. */
-let connectObserver: ((ms: number) => void) | undefined;
+/** What the upstream transport reports to /metrics in the daemon (per thread). */
+export interface UpstreamObserver {
+  /** A new upstream connection took `ms` to establish (or to fail). */
+  connect(ms: number): void;
+  /** A refused HTTP/2 stream is being sent again (REFUSED_STREAM_RETRIES). */
+  refusedRetry(): void;
+}
 
-/** Set (or clear) this thread's connect observer (the request worker feeds its metrics with it). */
-export function setConnectObserver(observer: ((ms: number) => void) | undefined): void {
-  connectObserver = observer;
+let observer: UpstreamObserver | undefined;
+
+/** Set (or clear) this thread's observer (the request worker feeds its metrics with it). */
+export function setUpstreamObserver(next: UpstreamObserver | undefined): void {
+  observer = next;
 }
 
 export class Upstream {
@@ -210,11 +217,11 @@ export class Upstream {
     };
     // Connections are per origin and kept alive: timing each one costs nothing per request.
     const timed: UndiciBuildConnector.connector = (options, callback) => {
-      const observe = connectObserver;
+      const observe = observer;
       if (!observe) return dial(options, callback);
       const started = performance.now();
       return dial(options, ((err: Error | null, socket: unknown) => {
-        observe(performance.now() - started);
+        observe.connect(performance.now() - started);
         (callback as (e: Error | null, s: unknown) => void)(err, socket);
       }) as typeof callback);
     };
@@ -250,8 +257,10 @@ export class Upstream {
           isRefusedStream(err) &&
           replayable(req.body) &&
           !req.signal?.aborted
-        )
+        ) {
+          observer?.refusedRetry();
           continue;
+        }
         throw mapUpstreamError(err, req.host, req.signal);
       }
     }

@@ -67,6 +67,17 @@ async function warmToken(): Promise<string> {
   return token;
 }
 
+/** `aivault_upstream_retries_total{reason="refused_stream"}` from /metrics (an operator token). */
+async function refusedRetries(): Promise<number> {
+  const res = await fetch(`${fx.baseUrl}/metrics`, {
+    headers: { authorization: `Bearer ${await fx.operator()}` },
+  });
+  const line = (await res.text())
+    .split('\n')
+    .find((l) => l.startsWith('aivault_upstream_retries_total{reason="refused_stream"} '));
+  return Number(line?.split(' ')[1]);
+}
+
 async function until(check: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   while (!check() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
@@ -212,6 +223,7 @@ describe('an HTTP/2 upstream', () => {
     // Servers refuse streams above a lowered concurrency limit and, after a GOAWAY, every stream past its
     // last-stream-id; RFC 9113 §8.7 says such a request was not processed and may be retried.
     const token = await fx.mint({ capabilities: ['echo/*'] });
+    const retriesBefore = await refusedRetries();
     const seen = (key: string): number =>
       fx.upstream.requests.filter((r) => r.query.includes(`key=${key}`)).length;
     const post = (query: string, body: string): Promise<Response> =>
@@ -242,6 +254,8 @@ describe('an HTTP/2 upstream', () => {
     expect(twice.status).toBe(502);
     expect(((await twice.json()) as { error: string }).error).toBe('upstream_unreachable');
     expect(seen('p2')).toBe(2);
+    // Each of the three calls was sent again once: /metrics shows a server shedding streams.
+    expect((await refusedRetries()) - retriesBefore).toBe(3);
 
     // REFUSED_STREAM after the head: the upstream answered, so it may have acted; never sent again.
     const client = await connect({ socketPath: fx.daemon.socketPath });
