@@ -135,12 +135,18 @@ export function evaluateTargets(r: Results): TargetCheck[] {
 
   const inv = r.cli?.medianMs['aivault invoke'];
   const node0 = r.cli?.medianMs['node -e 0'];
-  const invRatio = inv !== undefined && node0 ? inv / node0 : undefined;
+  const pooled = inv !== undefined && node0 ? inv / node0 : undefined;
+  const pooledValue =
+    inv !== undefined && node0 !== undefined && pooled !== undefined
+      ? `${inv.toFixed(1)} vs ${node0.toFixed(1)} ms = ${x2(pooled)}`
+      : undefined;
+  const invRounds = spreadOf(r.cli?.invokeRatioRounds ?? []);
+  const invRatio = invRounds?.median ?? pooled;
   add(
     `\`aivault invoke\` wall ≤ ${LIMITS.invokeVsNodeE0}× \`node -e 0\``,
-    inv !== undefined && node0 !== undefined && invRatio !== undefined
-      ? `${inv.toFixed(1)} vs ${node0.toFixed(1)} ms = ${x2(invRatio)}`
-      : 'n/a',
+    invRounds
+      ? `${describeInterleaved(invRounds)}${pooledValue ? `; all runs pooled: ${pooledValue}` : ''}`
+      : (pooledValue ?? 'n/a'),
     invRatio === undefined ? undefined : invRatio <= LIMITS.invokeVsNodeE0,
   );
 

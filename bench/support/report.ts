@@ -91,6 +91,8 @@ export interface Results {
         medianMs: Record<string, number>;
         meanMs: Record<string, number>;
         stddevMs: Record<string, number>;
+        /** `aivault invoke` / `node -e 0` per round (medians), rounds alternating the command order. */
+        invokeRatioRounds?: number[];
       }
     | undefined;
   micro: MicroRow[] | undefined;
@@ -261,7 +263,7 @@ export function renderMarkdown(r: Results, svgName: string): string {
       '',
       '## CLI wall time',
       '',
-      `Tool: ${r.cli.tool}, ${r.cli.runs} runs each; \`aivault invoke\` talks to an already running aivaultd; curl goes straight to the upstream (TLS handshake included).`,
+      `Tool: ${r.cli.tool}, ${r.cli.runs} runs each${r.cli.invokeRatioRounds ? ` in ${r.cli.invokeRatioRounds.length} rounds alternating the command order` : ''}; \`aivault invoke\` talks to an already running aivaultd; curl goes straight to the upstream (TLS handshake included).`,
       '',
       '| command | median ms | mean ms | ratio to node -e 0 |',
       '|---|---:|---:|---:|',

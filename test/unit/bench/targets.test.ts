@@ -220,6 +220,20 @@ describe('evaluateTargets', () => {
     );
   });
 
+  it('the invoke ratio is the median of the alternating CLI rounds when they were recorded', () => {
+    // Pooled medians say 52 / 40 = 1.30× (PASS); the per-round ratios say 1.35× and decide.
+    const checks = evaluateTargets(
+      run((r) => {
+        r.cli!.invokeRatioRounds = [1.2, 1.35, 1.4];
+      }),
+    );
+    const inv = find(checks, 'aivault invoke')[0];
+    expect(inv?.status).toBe('MISS');
+    expect(inv?.value).toBe(
+      '1.35× (median of 3 alternating rounds, 1.20×–1.40×); all runs pooled: 52.0 vs 40.0 ms = 1.30×',
+    );
+  });
+
   it('stretch goals are their own lines: 0.51× node-floor CPU passes the target, misses the stretch', () => {
     const checks = evaluateTargets(
       run((r) => {
