@@ -6,6 +6,9 @@
  *   node --import tsx bench/daemon-cpu.ts [--root DIR] [--workers 2] [--c 16] [--n 3000] [--rounds 5]
  *     [--route socket|v] [--cpu-prof DIR] [--dist] [--strace FILE] [--node-flags "FLAGS"] [--daemon-log FILE]
  *
+ * Per round it prints CPU per call (main thread, all threads), req/s, the p50 wall time of a call as this
+ * client saw it, and on `/v/` the p50 of the daemon's own Server-Timing `total` (receipt to last byte, without
+ * the client's side: the steadier figure for A/B pairs at c=1).
  * --route: `socket` (default) drives the unix-socket msgpack protocol; `v` drives the loopback HTTP
  * listener's `/v/openai/…` passthrough with a proxy token (undici, keep-alive, c connections).
  * --dist: start ROOT's compiled daemon (dist/, after `npm run build` there) instead of the sources under
@@ -122,11 +125,15 @@ const envelope = {
 };
 let rr = 0;
 let errors = 0;
+/** Wall µs of each call of the current round, and (`/v/`) the daemon's own Server-Timing total. */
+let walls: number[] = [];
+let inDaemon: number[] = [];
 async function run(n: number): Promise<void> {
   let left = n;
   await Promise.all(
     Array.from({ length: C }, async () => {
       while (left-- > 0) {
+        const t0 = performance.now();
         if (http) {
           const r = await http
             .request({
@@ -137,12 +144,16 @@ async function run(n: number): Promise<void> {
             })
             .catch(() => undefined);
           await r?.body.dump();
+          walls.push((performance.now() - t0) * 1000);
+          const total = /total;dur=([\d.]+)/.exec(String(r?.headers['server-timing'] ?? ''))?.[1];
+          if (total !== undefined) inDaemon.push(Number(total) * 1000);
           if (!r || r.statusCode !== 200) errors++;
           continue;
         }
         const r = await (clients[rr++ % clients.length] as DaemonClient)
           .invoke(envelope)
           .catch(() => undefined);
+        walls.push((performance.now() - t0) * 1000);
         if (!r || r.status !== 200) errors++;
       }
     }),
@@ -158,23 +169,32 @@ if (tracer) {
   await new Promise((r) => setTimeout(r, 500));
   await run(50);
 }
-const rows: { mainUs: number; allUs: number; rps: number }[] = [];
+const rows: { mainUs: number; allUs: number; rps: number; p50Us: number; daemonP50Us?: number }[] = [];
+const p50 = (v: number[]): number => v.sort((a, b) => a - b)[Math.floor(v.length / 2)] as number;
 for (let r = 0; r < ROUNDS; r++) {
+  walls = [];
+  inDaemon = [];
   const [m0, a0] = ticks(pid);
   const t0 = performance.now();
   await run(N);
   const ms = performance.now() - t0;
   const [m1, a1] = ticks(pid);
-  const row = { mainUs: ((m1 - m0) * TICK_US) / N, allUs: ((a1 - a0) * TICK_US) / N, rps: (N * 1000) / ms };
+  const row = {
+    mainUs: ((m1 - m0) * TICK_US) / N,
+    allUs: ((a1 - a0) * TICK_US) / N,
+    rps: (N * 1000) / ms,
+    p50Us: Math.round(p50(walls)),
+    ...(inDaemon.length > 0 ? { daemonP50Us: Math.round(p50(inDaemon)) } : {}),
+  };
   rows.push(row);
   process.stdout.write(
     `${JSON.stringify({ root: ROOT, route: ROUTE, workers: WORKERS, c: C, n: N, ...row, errors })}\n`,
   );
 }
-const med = (k: 'mainUs' | 'allUs' | 'rps'): number =>
-  rows.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(rows.length / 2)] as number;
+const med = (k: 'mainUs' | 'allUs' | 'rps' | 'p50Us' | 'daemonP50Us'): number =>
+  rows.map((x) => x[k] ?? 0).sort((a, b) => a - b)[Math.floor(rows.length / 2)] as number;
 process.stderr.write(
-  `daemon-cpu ${ROOT} ${ROUTE} w${WORKERS} c${C}: median main ${med('mainUs').toFixed(0)} µs/req, all threads ${med('allUs').toFixed(0)} µs/req, ${med('rps').toFixed(0)} req/s, errors ${errors}\n`,
+  `daemon-cpu ${ROOT} ${ROUTE} w${WORKERS} c${C}: median main ${med('mainUs').toFixed(0)} µs/req, all threads ${med('allUs').toFixed(0)} µs/req, ${med('rps').toFixed(0)} req/s, call p50 ${med('p50Us')} µs${ROUTE === 'v' ? ` (in the daemon: ${med('daemonP50Us')} µs, Server-Timing total)` : ''}, errors ${errors}\n`,
 );
 const rssMb = (): number =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
