@@ -7,7 +7,7 @@
  *   GET|POST          /aivault/capabilities          GET|PATCH|DELETE /aivault/capabilities/{id}
  *   GET               /aivault/secrets               (metadata only; values are never returned)
  *   POST              /aivault/tokens/proxy          GET /aivault/tokens   DELETE /aivault/tokens/{id}
- *   GET               /aivault/approvals             POST /aivault/approvals/{id}/approve|deny
+ *   GET               /aivault/approvals[?wait=ids]  POST /aivault/approvals/{id}/approve|deny
  *
  * Mutations go through the catalog/token stores (vault lock + atomic writes; the catalog is the only
  * writer of broker.json, PATCH merges included). Reads metadata only:
@@ -59,6 +59,8 @@ export interface AdminContext {
 export interface AdminRequest {
   readonly method: string;
   readonly url: string;
+  /** The query string without `?` (only `GET /aivault/approvals?wait=` reads one). */
+  readonly query?: string;
   readonly token: string | undefined;
   readonly body: Buffer | undefined;
   readonly peer: string;
@@ -146,7 +148,7 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
   const cat = catalogPaths(ctx.paths.root);
   const url = req.url.replace(/\/+$/, '');
   if (ctx.approvals && (url === '/aivault/approvals' || url.startsWith('/aivault/approvals/'))) {
-    return approvalsRoute(ctx.approvals, req.method, url, actor);
+    return approvalsRoute(ctx.approvals, req.method, url, req.query ?? '', actor);
   }
   const m = /^\/aivault\/(credentials|capabilities|secrets|tokens)(?:\/(.+))?$/.exec(url);
   if (!m) throw new AivaultError('not_found', `no route ${req.method} ${req.url}`);
@@ -313,14 +315,39 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
 }
 
 /** GET /aivault/approvals, POST /aivault/approvals/{id}/approve|deny (main thread: the store is here). */
+/** Ids an operator may name in one `wait` (an approval id is `apr_` + 20 hex; any short word is accepted). */
+const MAX_WAIT_IDS = 1000;
+const WAIT_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * `wait` of `GET /aivault/approvals?wait=id1,id2`: the ids the asker already has (empty: none). Undefined
+ * without the parameter (answered at once).
+ */
+function waitIds(query: string): string[] | undefined {
+  const params = new URLSearchParams(query);
+  const raw = params.get('wait');
+  if (raw === null) return undefined;
+  const ids = raw.split(',').filter(Boolean);
+  if (ids.length > MAX_WAIT_IDS || !ids.every((id) => WAIT_ID_RE.test(id))) {
+    throw new AivaultError(
+      'invalid_request',
+      `wait takes up to ${MAX_WAIT_IDS} comma-separated approval ids`,
+    );
+  }
+  return ids;
+}
+
 async function approvalsRoute(
   store: ApprovalStore,
   method: string,
   url: string,
+  query: string,
   actor: string,
 ): Promise<AdminResponse> {
   if (url === '/aivault/approvals' && method === 'GET') {
-    return { status: 200, body: await listApprovals(store) };
+    // With `wait`, a long poll: held until the pending set differs from the ids given (or LIST_WAIT_MS), so
+    // an operator UI asks once per change instead of polling, and writes one audit line per answer.
+    return { status: 200, body: await listApprovals(store, waitIds(query)) };
   }
   const m = /^\/aivault\/approvals\/([^/]+)\/(approve|deny)$/.exec(url);
   if (m && method === 'POST') {

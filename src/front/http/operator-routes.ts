@@ -102,10 +102,12 @@ export function mountOperatorRoutes(
     const { st, peer } = b;
     const method = req.getCaseSensitiveMethod().toUpperCase();
     const url = req.getUrl();
+    const query = req.getQuery() ?? '';
     const auth = req.getHeader('authorization');
     const token = /^Bearer\s+(\S+)$/i.exec(auth.trim())?.[1];
     const run = (body: Uint8Array<ArrayBuffer> | undefined): void => {
-      void handleAdmin(adminCtx, { method, url, token, body: body && Buffer.from(body.buffer), peer }).then(
+      const request = { method, url, query, token, body: body && Buffer.from(body.buffer), peer };
+      void handleAdmin(adminCtx, request).then(
         (r) => writeJson(res, st, r.status, r.body),
         (err: unknown) => writeError(res, st, err),
       );

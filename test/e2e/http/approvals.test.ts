@@ -63,14 +63,24 @@ const pending = async (): Promise<Pending[]> => {
   return r.json;
 };
 
-/** Wait (on the condition, no fixed sleep) until a call to `path` is pending; returns it. */
+/**
+ * Wait until a call to `path` is pending; returns it. Long-polls (`?wait=` the ids already seen), so each
+ * answer is a change, not a poll: one request and one audit line per change.
+ */
 async function waitPending(path: string): Promise<Pending> {
   const deadline = Date.now() + 20_000;
+  let known = await pending();
   for (;;) {
-    const p = (await pending()).find((x) => x.path === path);
+    const p = known.find((x) => x.path === path);
     if (p) return p;
     if (Date.now() > deadline) throw new Error(`no pending call for ${path}`);
-    await new Promise((r) => setImmediate(r));
+    const r = await fx.api<Pending[]>(
+      op,
+      'GET',
+      `/aivault/approvals?wait=${known.map((x) => x.id).join(',')}`,
+    );
+    expect(r.status).toBe(200);
+    known = r.json;
   }
 }
 
@@ -143,6 +153,47 @@ describe('operator approvals', () => {
       await cli(['-v', 'capability', 'describe', 'openai/models']),
     );
     expect(desc.approval).toBeUndefined();
+  });
+
+  it('GET /aivault/approvals?wait= long-polls: answered when the pending set changes, not before', async () => {
+    const token = await fx.mint({ capabilities: ['echo/*'] });
+    const path = '/special/long-poll';
+    const longPoll = (ids: readonly string[]) => {
+      const state = { answered: false };
+      const answer = fx
+        .api<Pending[]>(op, 'GET', `/aivault/approvals?wait=${ids.join(',')}`)
+        .finally(() => (state.answered = true));
+      return Object.assign(answer, { state });
+    };
+    const before = (await pending()).map((x) => x.id);
+    const first = longPoll(before);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(first.state.answered).toBe(false);
+    const call = proxy(token, path);
+    const seen = await first;
+    expect(seen.status).toBe(200);
+    const p = seen.json.find((x) => x.path === path) as Pending;
+    expect(p).toMatchObject({ status: 'pending', capability: 'echo/special' });
+
+    // Held again with the new set; the decision is the change that answers it.
+    const second = longPoll(seen.json.map((x) => x.id));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(second.state.answered).toBe(false);
+    expect((await fx.api(op, 'POST', `/aivault/approvals/${p.id}/deny`)).status).toBe(200);
+    expect((await second).json.some((x) => x.id === p.id)).toBe(false);
+    expect((await call).status).toBe(403);
+    expect(hits(path)).toBe(0);
+
+    // A set that already differs is answered at once; a malformed one is refused.
+    const stale = await fx.api<Pending[]>(op, 'GET', '/aivault/approvals?wait=apr_gone');
+    expect(stale.status).toBe(200);
+    for (const q of ['wait=a%0Ab', `wait=${'x'.repeat(65)}`, `wait=${Array(1001).fill('a').join(',')}`]) {
+      const bad = await fx.api<{ error: string }>(op, 'GET', `/aivault/approvals?${q}`);
+      expect(bad.status, q).toBe(400);
+      expect(bad.json.error).toBe('invalid_request');
+    }
+    // The long poll is operator-only like the list.
+    expect((await fx.api(token, 'GET', '/aivault/approvals?wait=')).status).toBe(401);
   });
 
   it('a call waits, is approved from the CLI and completes; the upstream sees it once', async () => {
