@@ -314,7 +314,6 @@ async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promi
   throw new AivaultError('not_found', `no route ${method} ${req.url}`);
 }
 
-/** GET /aivault/approvals, POST /aivault/approvals/{id}/approve|deny (main thread: the store is here). */
 /** Ids an operator may name in one `wait` (an approval id is `apr_` + 20 hex; any short word is accepted). */
 const MAX_WAIT_IDS = 1000;
 const WAIT_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -337,6 +336,7 @@ function waitIds(query: string): string[] | undefined {
   return ids;
 }
 
+/** GET /aivault/approvals, POST /aivault/approvals/{id}/approve|deny (main thread: the store is here). */
 async function approvalsRoute(
   store: ApprovalStore,
   method: string,
