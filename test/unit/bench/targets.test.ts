@@ -220,6 +220,27 @@ describe('evaluateTargets', () => {
     );
   });
 
+  it('latency rows say what node-floor adds in the same run when it was measured', () => {
+    const plain = evaluateTargets(run());
+    expect(find(plain, 'p50 added at c=1')[0]?.value).toBe('0.300 ms (p50 1.300 ms vs direct 1.000 ms)');
+    const checks = evaluateTargets(
+      run((r) => {
+        r.load.push(row('node-floor', 1, { p50us: 1450 }));
+        r.sse.push({ target: 'node-floor', streams: 1, ttfeP50us: 2900 } as Results['sse'][number]);
+      }),
+    );
+    const c1 = find(checks, 'p50 added at c=1 ≤ 0.3 ms (unix socket)')[0];
+    expect(c1?.status).toBe('PASS');
+    expect(c1?.value).toBe('0.300 ms (p50 1.300 ms vs direct 1.000 ms); node-floor adds 0.450 ms');
+    expect(find(checks, 'SSE first event added ≤ 0.5 ms, 1 stream (unix socket)')[0]?.value).toBe(
+      '0.500 ms (p50 2.500 ms vs direct 2.000 ms); node-floor adds 0.900 ms',
+    );
+    // Not measured for 32 streams: nothing added to that row.
+    expect(find(checks, 'SSE first event added ≤ 3 ms, 32 streams (unix socket)')[0]?.value).not.toContain(
+      'node-floor',
+    );
+  });
+
   it('the invoke ratio is the median of the alternating CLI rounds when they were recorded', () => {
     // Pooled medians say 52 / 40 = 1.30× (PASS); the per-round ratios say 1.35× and decide.
     const checks = evaluateTargets(
