@@ -4,13 +4,15 @@
  * far less sensitive to other load on a shared machine than req/s or latency.
  *
  *   node --import tsx bench/daemon-cpu.ts [--root DIR] [--workers 2] [--c 16] [--n 3000] [--rounds 5]
- *     [--route socket|v] [--cpu-prof DIR] [--dist] [--strace FILE] [--node-flags "FLAGS"] [--daemon-log FILE]
+ *     [--route socket|v|proxy] [--cpu-prof DIR] [--dist] [--strace FILE] [--node-flags "FLAGS"] [--daemon-log FILE]
  *
  * Per round it prints CPU per call (main thread, all threads), req/s, the p50 wall time of a call as this
  * client saw it, and on `/v/` the p50 of the daemon's own Server-Timing `total` (receipt to last byte, without
  * the client's side: the steadier figure for A/B pairs at c=1).
  * --route: `socket` (default) drives the unix-socket msgpack protocol; `v` drives the loopback HTTP
- * listener's `/v/openai/…` passthrough with a proxy token (undici, keep-alive, c connections).
+ * listener's `/v/openai/…` passthrough with a proxy token (undici, keep-alive, c connections); `proxy` drives
+ * the HTTPS proxy (`--https-proxy`: undici ProxyAgent, CONNECT + TLS to the vault CA's leaf, c tunnels) to
+ * `https://api.openai.com/…`, which the dev vault resolves to the bench upstream.
  * --dist: start ROOT's compiled daemon (dist/, after `npm run build` there) instead of the sources under
  * tsx: production code, and profiles without the loader's noise.
  * --cpu-prof: also run the daemon under `node --cpu-prof` (one .cpuprofile per thread into DIR; the main
@@ -27,7 +29,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Pool } from 'undici';
+import { Pool, ProxyAgent, request } from 'undici';
 import { connect, type DaemonClient } from '../src/core/protocol/client.js';
 import { mintProxyToken } from '../src/stores/tokens/tokens.js';
 import { startDevUpstream, waitLine } from './support/dev-upstream.js';
@@ -86,6 +88,7 @@ const daemon = spawn(
     '--workers',
     String(WORKERS),
     ...(ROUTE === 'v' ? ['--http', '127.0.0.1:0'] : []),
+    ...(ROUTE === 'proxy' ? ['--https-proxy', '127.0.0.1:0'] : []),
   ],
   { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT },
 );
@@ -103,14 +106,23 @@ if (DAEMON_LOG) {
   daemon.stderr?.pipe(log);
 }
 const httpLine = ROUTE === 'v' ? waitLine(daemon, /HTTP on http:/) : undefined;
+const proxyLine = ROUTE === 'proxy' ? waitLine(daemon, /HTTPS proxy on http:/) : undefined;
 await waitLine(daemon, /listening on/);
 const pid = daemon.pid as number;
 const httpUrl = httpLine && /(http:\/\/\S+)/.exec(await httpLine)?.[1];
 const proxyToken =
-  ROUTE === 'v'
+  ROUTE === 'v' || ROUTE === 'proxy'
     ? (await mintProxyToken(env.AIVAULT_DIR as string, { capabilities: ['openai/chat-completions'] })).token
     : '';
 const http = httpUrl ? new Pool(httpUrl, { connections: C, pipelining: 1 }) : undefined;
+const proxyMatch = proxyLine && /http:\/\/(\S+) \(CA (\S+)\)/.exec(await proxyLine);
+const proxyAgent = proxyMatch
+  ? new ProxyAgent({
+      uri: `http://aivault:${proxyToken}@${proxyMatch[1] as string}`,
+      connections: C,
+      requestTls: { ca: readFileSync(proxyMatch[2] as string, 'utf8') },
+    })
+  : undefined;
 
 const clients: DaemonClient[] = [];
 for (let i = 0; i < Math.min(C, 16); i++) clients.push(await connect({ socketPath }));
@@ -134,15 +146,22 @@ async function run(n: number): Promise<void> {
     Array.from({ length: C }, async () => {
       while (left-- > 0) {
         const t0 = performance.now();
-        if (http) {
-          const r = await http
-            .request({
-              method: 'POST',
-              path: '/v/openai/v1/chat/completions',
-              headers: { authorization: `Bearer ${proxyToken}`, 'content-type': 'application/json' },
-              body: envelope.request.body,
-            })
-            .catch(() => undefined);
+        if (http || proxyAgent) {
+          const r = await (
+            proxyAgent
+              ? request('https://api.openai.com/v1/chat/completions', {
+                  dispatcher: proxyAgent,
+                  method: 'POST',
+                  headers: { 'content-type': 'application/json' },
+                  body: envelope.request.body,
+                })
+              : (http as Pool).request({
+                  method: 'POST',
+                  path: '/v/openai/v1/chat/completions',
+                  headers: { authorization: `Bearer ${proxyToken}`, 'content-type': 'application/json' },
+                  body: envelope.request.body,
+                })
+          ).catch(() => undefined);
           await r?.body.dump();
           walls.push((performance.now() - t0) * 1000);
           const total = /total;dur=([\d.]+)/.exec(String(r?.headers['server-timing'] ?? ''))?.[1];
@@ -194,7 +213,7 @@ for (let r = 0; r < ROUNDS; r++) {
 const med = (k: 'mainUs' | 'allUs' | 'rps' | 'p50Us' | 'daemonP50Us'): number =>
   rows.map((x) => x[k] ?? 0).sort((a, b) => a - b)[Math.floor(rows.length / 2)] as number;
 process.stderr.write(
-  `daemon-cpu ${ROOT} ${ROUTE} w${WORKERS} c${C}: median main ${med('mainUs').toFixed(0)} µs/req, all threads ${med('allUs').toFixed(0)} µs/req, ${med('rps').toFixed(0)} req/s, call p50 ${med('p50Us')} µs${ROUTE === 'v' ? ` (in the daemon: ${med('daemonP50Us')} µs, Server-Timing total)` : ''}, errors ${errors}\n`,
+  `daemon-cpu ${ROOT} ${ROUTE} w${WORKERS} c${C}: median main ${med('mainUs').toFixed(0)} µs/req, all threads ${med('allUs').toFixed(0)} µs/req, ${med('rps').toFixed(0)} req/s, call p50 ${med('p50Us')} µs${ROUTE !== 'socket' ? ` (in the daemon: ${med('daemonP50Us')} µs, Server-Timing total)` : ''}, errors ${errors}\n`,
 );
 const rssMb = (): number =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
