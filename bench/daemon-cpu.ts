@@ -4,7 +4,7 @@
  * far less sensitive to other load on a shared machine than req/s or latency.
  *
  *   node --import tsx bench/daemon-cpu.ts [--root DIR] [--workers 2] [--c 16] [--n 3000] [--rounds 5]
- *     [--route socket|v|proxy] [--cpu-prof DIR] [--dist] [--strace FILE] [--node-flags "FLAGS"] [--daemon-log FILE]
+ *     [--route socket|v|proxy] [--tokens N] [--cpu-prof DIR] [--dist] [--strace FILE] [--node-flags "FLAGS"] [--daemon-log FILE]
  *
  * Per round it prints CPU per call (main thread, all threads), req/s, the p50 wall time of a call as this
  * client saw it, and on `/v/` the p50 of the daemon's own Server-Timing `total` (receipt to last byte, without
@@ -13,6 +13,8 @@
  * listener's `/v/openai/…` passthrough with a proxy token (undici, keep-alive, c connections); `proxy` drives
  * the HTTPS proxy (`--https-proxy`: undici ProxyAgent, CONNECT + TLS to the vault CA's leaf, c tunnels) to
  * `https://api.openai.com/…`, which the dev vault resolves to the bench upstream.
+ * --tokens: mint N − 1 more proxy tokens first (a vault serving many agents: per-request token checks must
+ * not grow with the number of tokens).
  * --dist: start ROOT's compiled daemon (dist/, after `npm run build` there) instead of the sources under
  * tsx: production code, and profiles without the loader's noise.
  * --cpu-prof: also run the daemon under `node --cpu-prof` (one .cpuprofile per thread into DIR; the main
@@ -52,6 +54,7 @@ const STRACE = arg('strace', '');
 const NODE_FLAGS = arg('node-flags', '').split(' ').filter(Boolean);
 /** Copy the daemon's stdout and stderr to FILE (e.g. V8's `--trace-gc` output, which goes to the process's stdout). */
 const DAEMON_LOG = arg('daemon-log', '');
+const TOKENS = Number(arg('tokens', '1'));
 const TICK_US = 10_000;
 
 /** [main thread ticks, all threads ticks] */
@@ -110,6 +113,9 @@ const proxyLine = ROUTE === 'proxy' ? waitLine(daemon, /HTTPS proxy on http:/) :
 await waitLine(daemon, /listening on/);
 const pid = daemon.pid as number;
 const httpUrl = httpLine && /(http:\/\/\S+)/.exec(await httpLine)?.[1];
+for (let i = 1; i < TOKENS; i++) {
+  await mintProxyToken(env.AIVAULT_DIR as string, { capabilities: ['openai/chat-completions'] });
+}
 const proxyToken =
   ROUTE === 'v' || ROUTE === 'proxy'
     ? (await mintProxyToken(env.AIVAULT_DIR as string, { capabilities: ['openai/chat-completions'] })).token

@@ -87,6 +87,8 @@ interface Tunnel {
   readonly target: ConnectTarget;
   readonly credentials: readonly Credential[];
   readonly peer: string;
+  /** The request context of every call in this tunnel (built once at the CONNECT; cloned per call). */
+  readonly context: RequestContext;
 }
 
 /** An open CONNECT (terminated or blind) and what must be closed when its token stops being valid. */
@@ -126,15 +128,15 @@ const TOKEN_GONE: Refusal = {
   headers: { 'proxy-authenticate': 'Basic realm="aivault"' },
 };
 
-function contextOf(t: Tunnel): RequestContext {
+function contextOf(token: ProxyTokenRecord, peer: string): RequestContext {
   return {
-    ...(t.peer ? { clientIp: t.peer } : {}),
-    ...(t.token.workspaceId !== undefined ? { workspaceId: t.token.workspaceId } : {}),
-    ...(t.token.groupId !== undefined ? { groupId: t.token.groupId } : {}),
+    ...(peer ? { clientIp: peer } : {}),
+    ...(token.workspaceId !== undefined ? { workspaceId: token.workspaceId } : {}),
+    ...(token.groupId !== undefined ? { groupId: token.groupId } : {}),
     token: {
-      id: t.token.id,
-      capabilities: t.token.capabilities,
-      ...(t.token.credential !== undefined ? { credential: t.token.credential } : {}),
+      id: token.id,
+      capabilities: token.capabilities,
+      ...(token.credential !== undefined ? { credential: token.credential } : {}),
     },
     via: 'https-proxy',
   };
@@ -319,7 +321,7 @@ export async function startHttpsProxy(
       ...(t.peer ? { clientIp: t.peer } : {}),
     };
     // The token may have been revoked or expired since the CONNECT (the tunnel is closed shortly too).
-    if (t.token.expiresAtMs <= Date.now() || !(await verifier.activeProxyTokenIds()).has(t.token.id)) {
+    if (t.token.expiresAtMs <= Date.now() || !(await verifier.isActiveProxyToken(t.token.id))) {
       audit({ ...base, errorCode: 'token_invalid', note: 'token expired or revoked' });
       return TOKEN_GONE;
     }
@@ -501,7 +503,7 @@ export async function startHttpsProxy(
       let client: ClientWs | undefined;
       let unacked = 0;
       let closed = false;
-      const relay = pool.startWs({ connect, context: contextOf(t) }, (msg) => {
+      const relay = pool.startWs({ connect, context: t.context }, (msg) => {
         switch (msg.t) {
           case 'ws-open':
             if (socket.destroyed) {
@@ -601,7 +603,7 @@ export async function startHttpsProxy(
     try {
       relay = startRelayedCall(
         pool,
-        { ...call, context: contextOf(t), stream: true },
+        { ...call, context: t.context, stream: true },
         sink,
         () => !res.writableNeedDrain,
         () => res.once('drain', () => relay.drained()),
@@ -693,7 +695,7 @@ export async function startHttpsProxy(
       });
       tls.on('error', () => tls.destroy());
       track(tls);
-      tunnels.set(tls, { token, target, credentials, peer });
+      tunnels.set(tls, { token, target, credentials, peer, context: contextOf(token, peer) });
       const o: OpenTunnel = {
         token,
         host: target.policyHost,

@@ -253,6 +253,18 @@ function findByHash(doc: TokensFile, hash: string): TokenRecord | undefined {
   return index.get(hash);
 }
 
+/** tokens.json's records by id, built once per parsed document (ids are not secret: a plain Map). */
+const idIndexes = new WeakMap<TokensFile, ReadonlyMap<string, TokenRecord>>();
+
+function findById(doc: TokensFile, id: string): TokenRecord | undefined {
+  let index = idIndexes.get(doc);
+  if (!index) {
+    index = new Map(doc.tokens.map((r) => [r.id, r]));
+    idIndexes.set(doc, index);
+  }
+  return index.get(id);
+}
+
 /**
  * Verifies presented tokens against tokens.json. In the daemon (`generation` given) the parsed file is
  * cached per vault generation: token mint/revoke through the daemon bump it before they answer, the vault
@@ -313,6 +325,15 @@ export class TokenVerifier {
     const ids = new Set<string>();
     for (const t of doc.tokens) if (t.kind === 'proxy' && t.expiresAtMs > now) ids.add(t.id);
     return ids;
+  }
+
+  /**
+   * Whether the proxy token `id` is still valid (issued, not revoked, not expired): the per-request check of
+   * an open HTTPS-proxy tunnel. A Map lookup per parsed document, not a Set of every token per request.
+   */
+  async isActiveProxyToken(id: string): Promise<boolean> {
+    const record = findById(await this.load(), id);
+    return record?.kind === 'proxy' && record.expiresAtMs > this.now();
   }
 
   /** An operator token for an admin route → its record, else `operator_auth_required`. */

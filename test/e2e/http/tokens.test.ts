@@ -62,6 +62,25 @@ describe('tokens', () => {
     expect(await listTokens(d, now)).toEqual([]);
   });
 
+  it("an open tunnel's check by id: active proxy tokens only (revoked, expired, operator, unknown → false)", async () => {
+    const d = dir();
+    let now = 1_000_000;
+    const v = new TokenVerifier(d, () => now);
+    const a = await mintProxyToken(d, { capabilities: ['echo/api'], ttlMs: 60_000 }, now);
+    const b = await mintProxyToken(d, { capabilities: ['echo/api'], ttlMs: 120_000 }, now);
+    const op = await createOperatorToken(d, { name: 'x' }, now);
+    expect(await v.isActiveProxyToken(a.info.id)).toBe(true);
+    expect(await v.isActiveProxyToken(b.info.id)).toBe(true);
+    expect(await v.isActiveProxyToken(op.info.id)).toBe(false);
+    expect(await v.isActiveProxyToken('no-such-id')).toBe(false);
+    await revokeToken(d, b.info.id, now);
+    expect(await v.isActiveProxyToken(b.info.id)).toBe(false);
+    now += 60_001;
+    expect(await v.isActiveProxyToken(a.info.id)).toBe(false);
+    // It agrees with the set the periodic tunnel re-check uses.
+    expect([...(await v.activeProxyTokenIds())]).toEqual([]);
+  });
+
   it('a hand-edited tokens.json is storage_corrupt, never silently accepted', async () => {
     const d = dir();
     writeFileSync(
