@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import { AivaultError, toWire } from '../core/errors.js';
 import {
   decodeClientFrame,
+  encodeChunkFrameParts,
   encodeFrame,
   MAX_FRAME_BYTES,
   peekFrameId,
@@ -20,7 +21,7 @@ import {
 import { scrubbedField } from '../core/threads/call-port.js';
 import type { Timings } from '../core/threads/server-timing.js';
 import type { DaemonPool } from '../pool/daemon-pool.js';
-import { createTurnWriter, type TurnOutbox } from './turn-writer.js';
+import { createTurnWriter, type OutFrame, type TurnOutbox } from './turn-writer.js';
 import { startRelayedCall, type CallRelay, type RelaySink } from './relay.js';
 import type { SocketRole } from '../crypto-worker/operator-executor.js';
 import { APPROVAL_COMMANDS } from '../cli/command-table.js';
@@ -161,7 +162,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
       return conn.open ? conn.outbox : undefined;
     },
     write: (ws, frames) => {
-      if (frames.length === 1) sendMessage(ws, frames[0] as Uint8Array);
+      if (frames.length === 1) sendMessage(ws, frames[0] as OutFrame);
       else ws.cork(() => frames.forEach((f) => sendMessage(ws, f)));
     },
     // Calls held back while these bytes counted as unsent: uWS fires `drain` only when its own buffer
@@ -205,7 +206,10 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
       wantsTiming && timing ? { timing } : {};
     return {
       head: (status, headers, timing) => send(ws, { type: 'head', id, status, headers, ...t(timing) }),
-      chunk: (data) => send(ws, { type: 'chunk', id, data }),
+      // Head and data as two parts of one message: the body bytes are not copied into a msgpack buffer.
+      chunk: (data) => {
+        if (ws.getUserData().open) writer.send(ws, encodeChunkFrameParts(id, data));
+      },
       end: (scrubbed, timing) => send(ws, { type: 'end', id, ...scrubbedField(scrubbed), ...t(timing) }),
       full: (status, headers, body, scrubbed, timing) => {
         if (!ws.getUserData().open) return;
@@ -217,7 +221,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
         } else if (call.stream) {
           ws.cork(() => {
             send(ws, { type: 'head', id, status, headers, ...t(timing) });
-            if (body.byteLength > 0) send(ws, { type: 'chunk', id, data: body });
+            if (body.byteLength > 0) writer.send(ws, encodeChunkFrameParts(id, body));
             send(ws, { type: 'end', id, ...scrubbedField(scrubbed), ...t(timing) });
           });
         } else {

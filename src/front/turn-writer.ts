@@ -8,9 +8,12 @@
  * nothing waits longer than the turn it was sent in, and each connection's frames keep their order.
  */
 
+/** A frame's bytes, or the parts whose concatenation they are (a body chunk and its msgpack head). */
+export type OutFrame = Uint8Array | readonly Uint8Array[];
+
 /** One connection's frames of this turn, and their bytes (part of what the connection has unsent). */
 export interface TurnOutbox {
-  frames: Uint8Array[];
+  frames: OutFrame[];
   bytes: number;
 }
 
@@ -18,7 +21,7 @@ export interface TurnWriterOptions<S> {
   /** The connection's outbox; undefined once it closed (its frames are dropped). */
   outboxOf(socket: S): TurnOutbox | undefined;
   /** Write `frames` to `socket` as one write (uWS cork). */
-  write(socket: S, frames: readonly Uint8Array[]): void;
+  write(socket: S, frames: readonly OutFrame[]): void;
   /** After a write: the frames no longer count as unsent (calls held back by them may go on). */
   afterWrite?(socket: S): void;
   /** How the turn's flush is scheduled (tests); setImmediate by default. */
@@ -26,7 +29,7 @@ export interface TurnWriterOptions<S> {
 }
 
 export interface TurnWriter<S> {
-  send(socket: S, frame: Uint8Array): void;
+  send(socket: S, frame: OutFrame): void;
   /** Write what `socket` holds now (before a close frame). */
   flush(socket: S): void;
   /** The connection closed: forget it (a closed uWS socket must not be touched again). */
@@ -58,7 +61,8 @@ export function createTurnWriter<S>(opts: TurnWriterOptions<S>): TurnWriter<S> {
       const box = opts.outboxOf(socket);
       if (!box) return;
       box.frames.push(frame);
-      box.bytes += frame.byteLength;
+      if (frame instanceof Uint8Array) box.bytes += frame.byteLength;
+      else for (const part of frame) box.bytes += part.byteLength;
       if (box.frames.length > 1) return;
       dirty.add(socket);
       if (queued) return;

@@ -63,20 +63,41 @@ export type {
 const MAX_FRAGMENT = 16 * 1024 - 64;
 
 /**
+ * A WebSocket message: its bytes, or the parts whose concatenation they are (sent as fragments of one
+ * message, so a large body part is never copied into a joined buffer first).
+ */
+export type Message = Uint8Array | readonly Uint8Array[];
+
+/**
  * Send one message (binary unless `binary` is false), fragmenting it below the buggy threshold. Returns
  * true if nothing was dropped. Text may be split inside a UTF-8 sequence: receivers validate the
  * reassembled message (RFC 6455 §5.6).
  */
-export function sendMessage<T>(ws: Uws.WebSocket<T>, bytes: Uint8Array, binary = true): boolean {
-  if (bytes.byteLength <= MAX_FRAGMENT) return ws.send(bytes, binary, false) !== 2;
+export function sendMessage<T>(ws: Uws.WebSocket<T>, message: Message, binary = true): boolean {
+  if (message instanceof Uint8Array) {
+    if (message.byteLength <= MAX_FRAGMENT) return ws.send(message, binary, false) !== 2;
+    return sendFragments(ws, [message], binary);
+  }
+  let total = 0;
+  for (const part of message) total += part.byteLength;
+  if (total <= MAX_FRAGMENT) return ws.send(Buffer.concat(message, total), binary, false) !== 2;
+  return sendFragments(ws, message, binary);
+}
+
+/** One message from `parts`, as fragments of at most MAX_FRAGMENT bytes cut from each part (no copy). */
+function sendFragments<T>(ws: Uws.WebSocket<T>, parts: readonly Uint8Array[], binary: boolean): boolean {
+  const pieces: Uint8Array[] = [];
+  for (const part of parts) {
+    for (let off = 0; off < part.byteLength; off += MAX_FRAGMENT) {
+      pieces.push(part.subarray(off, Math.min(part.byteLength, off + MAX_FRAGMENT)));
+    }
+  }
   let ok = true;
   ws.cork(() => {
-    const last = bytes.byteLength - MAX_FRAGMENT;
-    ok = ws.sendFirstFragment(bytes.subarray(0, MAX_FRAGMENT), binary, false) && ok;
-    let off = MAX_FRAGMENT;
-    for (; off < last; off += MAX_FRAGMENT)
-      ok = ws.sendFragment(bytes.subarray(off, off + MAX_FRAGMENT), false) && ok;
-    ok = ws.sendLastFragment(bytes.subarray(off), false) && ok;
+    const last = pieces.length - 1;
+    ok = ws.sendFirstFragment(pieces[0] as Uint8Array, binary, false) && ok;
+    for (let i = 1; i < last; i++) ok = ws.sendFragment(pieces[i] as Uint8Array, false) && ok;
+    ok = ws.sendLastFragment(pieces[last] as Uint8Array, false) && ok;
   });
   return ok;
 }

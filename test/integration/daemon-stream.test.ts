@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { envelope, startFixture, type DaemonFixture } from './daemon-fixture.js';
+import { largePatternMatches } from '../support/https-upstream.js';
 
 let fx: DaemonFixture;
 beforeAll(async () => {
@@ -69,12 +70,19 @@ describe('aivaultd streaming', () => {
     const sampler = setInterval(() => {
       peak = Math.max(peak, process.memoryUsage().rss);
     }, 25);
-    const s = fx.client.stream(envelope(`/large?bytes=${LARGE}`));
+    // A pattern body: every byte is checked in place, so a chunk frame whose head and data travel as
+    // separate WebSocket fragments (socket-server, uws.ts) must arrive whole and in order.
+    const s = fx.client.stream(envelope(`/large?bytes=${LARGE}&pattern=1`));
     expect((await s.head).status).toBe(200);
     let total = 0;
-    for await (const chunk of s.body) total += chunk.byteLength;
+    let wrong = 0;
+    for await (const chunk of s.body) {
+      if (!largePatternMatches(total, chunk)) wrong++;
+      total += chunk.byteLength;
+    }
     clearInterval(sampler);
     expect(total).toBe(LARGE);
+    expect(wrong).toBe(0);
     const growthMiB = (peak - base) / 1024 / 1024;
     expect(growthMiB).toBeLessThan(150);
   }, 180_000);

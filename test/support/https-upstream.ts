@@ -3,7 +3,9 @@
  * ECHOES what it received as JSON: {method, path, query, headers, body, bodyBase64, clientCertCn}, so tests
  * assert exactly what the upstream saw. Routes (by path suffix, so any allowed prefix works):
  *   …/sse?n=N&interval=M     N server-sent events M ms apart
- *   …/large?bytes=N          N bytes streamed in 64 KiB chunks (honours backpressure)
+ *   …/large?bytes=N          N bytes streamed in 64 KiB chunks (honours backpressure); all 'a', or with
+ *                            `&pattern=1` byte i = i mod 251 (a relay that reorders, drops or duplicates
+ *                            bytes shows; see largePatternMatches)
  *   …/redirect?to=URL        302 to URL
  *   …/leaky-headers          set-cookie, authorization, www-authenticate, x-api-key + x-upstream: ok
  *   …/stall                  headers never sent
@@ -106,13 +108,28 @@ export interface HttpsUpstreamOptions {
   readonly h2MaxStreams?: number;
 }
 
+/** Byte `i` of a `/large?pattern=1` body is i mod 251 (prime: no chunk or fragment size lines up with it). */
+const PATTERN = Buffer.from(Uint8Array.from({ length: 64 * 1024 + 251 }, (_, i) => i % 251));
+
+/** Whether `chunk`, found at byte `offset` of a `/large?pattern=1` body, holds the right bytes. */
+export function largePatternMatches(offset: number, chunk: Uint8Array): boolean {
+  const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  for (let at = 0; at < bytes.byteLength; at += 64 * 1024) {
+    const n = Math.min(64 * 1024, bytes.byteLength - at);
+    const start = (offset + at) % 251;
+    if (!bytes.subarray(at, at + n).equals(PATTERN.subarray(start, start + n))) return false;
+  }
+  return true;
+}
+
 function writeLarge(
   res: ServerResponse,
   total: number,
   counter: { count: number },
   aborted: { count: number },
+  pattern = false,
 ): void {
-  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  const plain = Buffer.alloc(64 * 1024, 0x61);
   let sent = 0;
   let finished = false;
   res.on('close', () => {
@@ -120,10 +137,11 @@ function writeLarge(
   });
   const pump = (): void => {
     while (sent < total) {
-      const n = Math.min(chunk.length, total - sent);
+      const n = Math.min(plain.length, total - sent);
+      const chunk = pattern ? PATTERN.subarray(sent % 251, (sent % 251) + n) : plain.subarray(0, n);
       sent += n;
       counter.count += n;
-      if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+      if (!res.write(chunk)) {
         res.once('drain', pump);
         return;
       }
@@ -233,7 +251,13 @@ export async function startHttpsUpstream(opts: HttpsUpstreamOptions = {}): Promi
       }
       if (p.endsWith('/large')) {
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
-        writeLarge(res, Number(q.get('bytes') ?? String(1024 * 1024)), largeBytesWritten, aborted);
+        writeLarge(
+          res,
+          Number(q.get('bytes') ?? String(1024 * 1024)),
+          largeBytesWritten,
+          aborted,
+          q.get('pattern') === '1',
+        );
         return;
       }
       if (p.endsWith('/redirect')) {

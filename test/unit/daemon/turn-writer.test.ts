@@ -5,7 +5,7 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { createTurnWriter, type TurnOutbox } from '../../../src/front/turn-writer.js';
+import { createTurnWriter, type OutFrame, type TurnOutbox } from '../../../src/front/turn-writer.js';
 
 interface FakeSocket {
   readonly name: string;
@@ -13,12 +13,14 @@ interface FakeSocket {
   readonly outbox: TurnOutbox;
 }
 
+const text = (f: OutFrame): string => Buffer.concat(f instanceof Uint8Array ? [f] : [...f]).toString();
+
 function harness() {
   const writes: [string, string[]][] = [];
   const relieved: string[] = [];
   const writer = createTurnWriter<FakeSocket>({
     outboxOf: (s) => (s.open ? s.outbox : undefined),
-    write: (s, frames) => void writes.push([s.name, frames.map((f) => Buffer.from(f).toString())]),
+    write: (s, frames) => void writes.push([s.name, frames.map(text)]),
     afterWrite: (s) => void relieved.push(s.name),
   });
   const socket = (name: string): FakeSocket => ({ name, open: true, outbox: { frames: [], bytes: 0 } });
@@ -27,6 +29,17 @@ function harness() {
 const frame = (s: string): Uint8Array => Buffer.from(s);
 
 describe('turn writer', () => {
+  it('a frame in parts (a body chunk behind its msgpack head) counts all its bytes and is written whole', async () => {
+    const { writes, writer, socket } = harness();
+    const a = socket('a');
+    writer.send(a, frame('x'));
+    writer.send(a, [frame('head:'), frame('body')]);
+    expect(a.outbox.bytes).toBe(1 + 5 + 4);
+    await nextTurn();
+    expect(writes).toEqual([['a', ['x', 'head:body']]]);
+    expect(a.outbox.bytes).toBe(0);
+  });
+
   it('writes each connection’s frames of one turn once, in order, after the turn', async () => {
     const { writes, relieved, writer, socket } = harness();
     const a = socket('a');
@@ -76,7 +89,7 @@ describe('turn writer', () => {
     let relieved = false;
     const writer = createTurnWriter<FakeSocket>({
       outboxOf: (s) => (s.open ? s.outbox : undefined),
-      write: (_s, frames) => void writes.push(frames.map((f) => Buffer.from(f).toString())),
+      write: (_s, frames) => void writes.push(frames.map(text)),
       afterWrite: (s) => {
         if (relieved) return;
         relieved = true;

@@ -4,6 +4,7 @@ import {
   decodeClientFrame,
   decodeDaemonFrame,
   decodeFrame,
+  encodeChunkFrameParts,
   encodeFrame,
   peekFrameId,
   PROTOCOL_VERSION,
@@ -14,6 +15,20 @@ const raw = new Packr({ useRecords: false });
 const envelope = { capability: 'openai/models', request: { method: 'GET', path: '/v1/models' } };
 
 describe('frames', () => {
+  it('a chunk frame in parts is byte for byte the msgpackr frame (every id and length width)', () => {
+    for (const id of [1, 127, 128, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, 2 ** 40]) {
+      for (const n of [0, 1, 255, 256, 65_535, 65_536, 70_000]) {
+        const data = Uint8Array.from({ length: n }, (_, i) => (i * 7) & 0xff);
+        const parts = encodeChunkFrameParts(id, data);
+        expect(Buffer.concat(parts).equals(Buffer.from(encodeFrame({ type: 'chunk', id, data })))).toBe(true);
+        // The body is never copied: the second part is the caller's bytes (below 2^32 ids).
+        if (id <= 0xffffffff) expect(parts[1]).toBe(data);
+        const back = decodeDaemonFrame(Buffer.concat(parts));
+        expect(back).toMatchObject({ ok: true, value: { type: 'chunk', id } });
+      }
+    }
+  });
+
   const roundTrip: FrameInput[] = [
     {
       type: 'invoke',
