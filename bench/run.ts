@@ -92,12 +92,14 @@ async function main(): Promise<void> {
 
   // 7b. c=64 ratios from alternating rounds: node-floor, aivaultd over the socket, /v/ passthrough
   if (want('interleaved')) {
-    log('bench: interleaved c=64 rounds …');
+    log('bench: interleaved c=64 and c=1 rounds …');
     const names = ['node-floor', 'aivaultd-w2', 'aivaultd-http-passthrough'];
     const all = [...streamTargets, ...httpTargets];
+    const c1 = ['direct', ...names];
     await interleavedSection(
       fx,
       names.flatMap((n) => all.find((t) => t.name === n) ?? []),
+      c1.flatMap((n) => all.find((t) => t.name === n) ?? []),
     );
   }
 

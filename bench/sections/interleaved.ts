@@ -5,6 +5,8 @@
  * shared VM node-floor's own CPU per call moved 67–107 µs between runs (bench/PROFILE.md): a ratio of two
  * such windows says as much about the neighbours as about aivaultd. The targets use the median of these
  * per-round ratios when this section ran (bench/targets.ts), and print the single-window ratio beside it.
+ * Then the same at c=1 for latency (`c1Targets`, `direct` among them): each round's p50 of a target minus
+ * direct's p50 of that round is what the target adds; the c=1 targets use the median of those.
  */
 import { drive } from '../support/children.js';
 import type { LoadResult } from '../support/driver.js';
@@ -12,7 +14,11 @@ import { API, log, type BenchContext, type BenchTarget } from '../support/contex
 
 export const INTERLEAVED_CONCURRENCY = 64;
 
-export async function interleavedSection(ctx: BenchContext, targets: readonly BenchTarget[]): Promise<void> {
+export async function interleavedSection(
+  ctx: BenchContext,
+  targets: readonly BenchTarget[],
+  c1Targets: readonly BenchTarget[] = [],
+): Promise<void> {
   const { P, quick, results } = ctx;
   const rounds = quick ? 2 : 5;
   const durationMs = quick ? 1000 : 2000;
@@ -39,4 +45,28 @@ export async function interleavedSection(ctx: BenchContext, targets: readonly Be
     }
   }
   results.interleaved = { concurrency: INTERLEAVED_CONCURRENCY, rounds, seconds: durationMs / 1000, rows };
+  if (c1Targets.length < 2) return;
+  const c1: NonNullable<typeof results.interleavedC1>['rows'] = [];
+  for (let round = -1; round < rounds; round++) {
+    const order = c1Targets.map(
+      (_, i) => c1Targets[(i + Math.max(0, round)) % c1Targets.length] as BenchTarget,
+    );
+    for (const t of order) {
+      const r = await drive<LoadResult>({
+        mode: 'http',
+        target: t.target,
+        pids: t.pids,
+        concurrency: 1,
+        durationMs,
+        warmupMs: Math.min(P.warmupMs, 500),
+        path: API,
+      });
+      if (round < 0) continue;
+      c1.push({ round, target: t.name, p50us: r.p50us, errors: r.errors });
+      log(
+        `  c=1 round ${round + 1}/${rounds} ${t.name.padEnd(26)} p50 ${(r.p50us / 1000).toFixed(3)} ms  err ${r.errors}`,
+      );
+    }
+  }
+  results.interleavedC1 = { rounds, seconds: durationMs / 1000, rows: c1 };
 }

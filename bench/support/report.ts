@@ -82,6 +82,15 @@ export interface Results {
     seconds: number;
     rows: { round: number; target: string; rps: number; cpuUsPerReq: number; errors: number }[];
   };
+  /**
+   * c=1 in alternating short rounds (same section): per round, each target's p50 µs; what a target adds is
+   * its p50 minus direct's p50 of the same round, and the c=1 target uses the median over the rounds.
+   */
+  interleavedC1?: {
+    rounds: number;
+    seconds: number;
+    rows: { round: number; target: string; p50us: number; errors: number }[];
+  };
   /** Daemon RSS once started and warmed up, before any load (issue 12: ≤ 120 MB idle). */
   idle?: { target: string; rssMB: number };
   cli:
@@ -135,6 +144,37 @@ function interleavedTable(iv: NonNullable<Results['interleaved']>): string[] {
   ];
 }
 const ms = (us: number): string => (us / 1000).toFixed(us < 10_000 ? 2 : 1);
+
+/** The c=1 rounds: one row per round, each target's p50 and what it adds to direct's p50 of that round. */
+function interleavedC1Table(iv: NonNullable<Results['interleavedC1']>): string[] {
+  const targets = [...new Set(iv.rows.map((x) => x.target))];
+  const others = targets.filter((t) => t !== 'direct');
+  const lines = [
+    `| round | ${targets.map((t) => `${t} p50 ms`).join(' | ')} | ${others.map((t) => `${t} adds ms`).join(' | ')} |`,
+    `|---|${targets.map(() => '---:').join('|')}|${others.map(() => '---:').join('|')}|`,
+  ];
+  for (let round = 0; round < iv.rounds; round++) {
+    const at = (t: string) => iv.rows.find((x) => x.round === round && x.target === t);
+    const direct = at('direct');
+    const cells = targets.map((t) => {
+      const x = at(t);
+      return x ? `${(x.p50us / 1000).toFixed(3)}${x.errors ? ` (${x.errors} err)` : ''}` : '';
+    });
+    const added = others.map((t) => {
+      const x = at(t);
+      return x && direct ? ((x.p50us - direct.p50us) / 1000).toFixed(3) : '';
+    });
+    lines.push(`| ${round + 1} | ${cells.join(' | ')} | ${added.join(' | ')} |`);
+  }
+  return [
+    '### Interleaved rounds at c=1 (the c=1 latency targets use their medians)',
+    '',
+    `${iv.rounds} rounds of ${iv.seconds} s per target, the order rotated each round; "adds" = the target's p50 minus direct's p50 of the same round.`,
+    '',
+    ...lines,
+    '',
+  ];
+}
 
 function machineLine(r: Results): string {
   const m = r.machine;
@@ -216,6 +256,7 @@ export function renderMarkdown(r: Results, svgName: string): string {
     '',
   );
   if (r.interleaved) out.push(...interleavedTable(r.interleaved));
+  if (r.interleavedC1) out.push(...interleavedC1Table(r.interleavedC1));
   if (r.crypto) {
     out.push(
       `Crypto worker utilisation (event-loop busy share over the window, from the \`status\` frame): ${(r.crypto.utilisation * 100).toFixed(1)}% at ${f0(r.crypto.rps)} req/s (w${r.crypto.workers}, c=${r.crypto.concurrency}). Per point: ${r.load

@@ -220,6 +220,39 @@ describe('evaluateTargets', () => {
     );
   });
 
+  it('the c=1 latency targets come from the median of the interleaved c=1 rounds when they ran', () => {
+    // The single window says 0.300 ms added (PASS at ≤ 0.3 ms); the rounds say otherwise, and they decide.
+    const checks = evaluateTargets(
+      run((r) => {
+        const rows: NonNullable<Results['interleavedC1']>['rows'] = [];
+        const perRound = [
+          [300, 800, 700], // direct, node-floor, aivaultd-w2 p50 µs
+          [320, 700, 900],
+          [310, 900, 710],
+        ];
+        perRound.forEach(([d, nf, a], round) => {
+          rows.push({ round, target: 'direct', p50us: d!, errors: 0 });
+          rows.push({ round, target: 'node-floor', p50us: nf!, errors: 0 });
+          rows.push({ round, target: 'aivaultd-w2', p50us: a!, errors: 0 });
+        });
+        // A round with errors does not count.
+        rows.push({ round: 3, target: 'direct', p50us: 300, errors: 0 });
+        rows.push({ round: 3, target: 'aivaultd-w2', p50us: 310, errors: 2 });
+        r.interleavedC1 = { rounds: 4, seconds: 2, rows };
+      }),
+    );
+    const c1 = find(checks, 'p50 added at c=1 ≤ 0.3 ms (unix socket)')[0];
+    // added 400, 580, 400 → median 400 µs; node-floor adds 500, 380, 590 → median 500 µs
+    expect(c1?.status).toBe('MISS');
+    expect(c1?.value).toBe(
+      '0.400 ms (median of 3 alternating rounds, 0.400 ms–0.580 ms); one window: 0.300 ms (p50 1.300 ms vs direct 1.000 ms); node-floor adds 0.500 ms',
+    );
+    // The passthrough was not in the rounds: its single window still decides.
+    expect(find(checks, 'p50 added at c=1 ≤ 0.3 ms (passthrough)')[0]?.value).toBe(
+      '0.300 ms (p50 1.300 ms vs direct 1.000 ms)',
+    );
+  });
+
   it('latency rows say what node-floor adds in the same run when it was measured', () => {
     const plain = evaluateTargets(run());
     expect(find(plain, 'p50 added at c=1')[0]?.value).toBe('0.300 ms (p50 1.300 ms vs direct 1.000 ms)');
