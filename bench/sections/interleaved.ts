@@ -22,51 +22,46 @@ export async function interleavedSection(
   const { P, quick, results } = ctx;
   const rounds = quick ? 2 : 5;
   const durationMs = quick ? 1000 : 2000;
-  const rows: NonNullable<typeof results.interleaved>['rows'] = [];
-  // Round -1 is not recorded: each target's first window after the section started (a daemon that was
-  // just started, a cold driver) read several times its steady CPU per call in trial runs.
-  for (let round = -1; round < rounds; round++) {
-    const order = targets.map((_, i) => targets[(i + Math.max(0, round)) % targets.length] as BenchTarget);
-    for (const t of order) {
-      const r = await drive<LoadResult>({
-        mode: 'http',
-        target: t.target,
-        pids: t.pids,
-        concurrency: INTERLEAVED_CONCURRENCY,
-        durationMs,
-        warmupMs: Math.min(P.warmupMs, 500),
-        path: API,
-      });
-      if (round < 0) continue;
-      rows.push({ round, target: t.name, rps: r.rps, cpuUsPerReq: r.cpuUsPerReq, errors: r.errors });
-      log(
-        `  round ${round + 1}/${rounds} ${t.name.padEnd(26)} ${r.rps.toFixed(0).padStart(6)} req/s  cpu ${r.cpuUsPerReq.toFixed(0)} µs/req  err ${r.errors}`,
-      );
+  /** Every target once per round at `concurrency`, the order rotated each round; `keep` sees each result. */
+  const alternate = async (
+    list: readonly BenchTarget[],
+    concurrency: number,
+    keep: (round: number, t: BenchTarget, r: LoadResult) => void,
+  ): Promise<void> => {
+    // Round -1 is not recorded: each target's first window after the section started (a daemon that was
+    // just started, a cold driver) read several times its steady CPU per call in trial runs.
+    for (let round = -1; round < rounds; round++) {
+      const order = list.map((_, i) => list[(i + Math.max(0, round)) % list.length] as BenchTarget);
+      for (const t of order) {
+        const r = await drive<LoadResult>({
+          mode: 'http',
+          target: t.target,
+          pids: t.pids,
+          concurrency,
+          durationMs,
+          warmupMs: Math.min(P.warmupMs, 500),
+          path: API,
+        });
+        if (round >= 0) keep(round, t, r);
+      }
     }
-  }
+  };
+
+  const rows: NonNullable<typeof results.interleaved>['rows'] = [];
+  await alternate(targets, INTERLEAVED_CONCURRENCY, (round, t, r) => {
+    rows.push({ round, target: t.name, rps: r.rps, cpuUsPerReq: r.cpuUsPerReq, errors: r.errors });
+    log(
+      `  round ${round + 1}/${rounds} ${t.name.padEnd(26)} ${r.rps.toFixed(0).padStart(6)} req/s  cpu ${r.cpuUsPerReq.toFixed(0)} µs/req  err ${r.errors}`,
+    );
+  });
   results.interleaved = { concurrency: INTERLEAVED_CONCURRENCY, rounds, seconds: durationMs / 1000, rows };
   if (c1Targets.length < 2) return;
   const c1: NonNullable<typeof results.interleavedC1>['rows'] = [];
-  for (let round = -1; round < rounds; round++) {
-    const order = c1Targets.map(
-      (_, i) => c1Targets[(i + Math.max(0, round)) % c1Targets.length] as BenchTarget,
+  await alternate(c1Targets, 1, (round, t, r) => {
+    c1.push({ round, target: t.name, p50us: r.p50us, errors: r.errors });
+    log(
+      `  c=1 round ${round + 1}/${rounds} ${t.name.padEnd(26)} p50 ${(r.p50us / 1000).toFixed(3)} ms  err ${r.errors}`,
     );
-    for (const t of order) {
-      const r = await drive<LoadResult>({
-        mode: 'http',
-        target: t.target,
-        pids: t.pids,
-        concurrency: 1,
-        durationMs,
-        warmupMs: Math.min(P.warmupMs, 500),
-        path: API,
-      });
-      if (round < 0) continue;
-      c1.push({ round, target: t.name, p50us: r.p50us, errors: r.errors });
-      log(
-        `  c=1 round ${round + 1}/${rounds} ${t.name.padEnd(26)} p50 ${(r.p50us / 1000).toFixed(3)} ms  err ${r.errors}`,
-      );
-    }
-  }
+  });
   results.interleavedC1 = { rounds, seconds: durationMs / 1000, rows: c1 };
 }

@@ -21,7 +21,7 @@ import {
 import { scrubbedField } from '../core/threads/call-port.js';
 import type { Timings } from '../core/threads/server-timing.js';
 import type { DaemonPool } from '../pool/daemon-pool.js';
-import { createTurnWriter, type OutFrame, type TurnOutbox } from './turn-writer.js';
+import { createTurnWriter, type TurnOutbox } from './turn-writer.js';
 import { startRelayedCall, type CallRelay, type RelaySink } from './relay.js';
 import type { SocketRole } from '../crypto-worker/operator-executor.js';
 import { APPROVAL_COMMANDS } from '../cli/command-table.js';
@@ -33,6 +33,7 @@ import {
   closeListenSocket,
   sendMessage,
   type ListenSocket,
+  type Message,
   type TemplatedApp,
   type WebSocket,
 } from './uws.js';
@@ -142,6 +143,19 @@ async function prepareSocketPath(path: string, dirMode: number, allowRootOwnedDi
   await fsp.unlink(path);
 }
 
+/**
+ * A body chunk's frame. A large body goes as [msgpack head, the body bytes], fragments of one message, so
+ * its bytes are not copied into a msgpack buffer first (bench/PROFILE.md: that copy drove the main
+ * thread's GC on large streams); a small one (an SSE event) is joined into one buffer by the send anyway,
+ * so msgpackr writes it whole into its reused buffer: one copy either way, and no head allocation.
+ */
+function chunkFrame(id: FrameId, data: Uint8Array): Message {
+  return data.byteLength > SMALL_CHUNK_BYTES
+    ? encodeChunkFrameParts(id, data)
+    : encodeFrame({ type: 'chunk', id, data });
+}
+const SMALL_CHUNK_BYTES = 16 * 1024;
+
 export async function startSocketServer(pool: DaemonPool, opts: SocketServerOptions): Promise<SocketServer> {
   const maxInflight = opts.maxInflightPerConnection ?? 1024;
   const highWater = opts.highWaterMark ?? 1024 * 1024;
@@ -162,7 +176,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
       return conn.open ? conn.outbox : undefined;
     },
     write: (ws, frames) => {
-      if (frames.length === 1) sendMessage(ws, frames[0] as OutFrame);
+      if (frames.length === 1) sendMessage(ws, frames[0] as Message);
       else ws.cork(() => frames.forEach((f) => sendMessage(ws, f)));
     },
     // Calls held back while these bytes counted as unsent: uWS fires `drain` only when its own buffer
@@ -206,9 +220,8 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
       wantsTiming && timing ? { timing } : {};
     return {
       head: (status, headers, timing) => send(ws, { type: 'head', id, status, headers, ...t(timing) }),
-      // Head and data as two parts of one message: the body bytes are not copied into a msgpack buffer.
       chunk: (data) => {
-        if (ws.getUserData().open) writer.send(ws, encodeChunkFrameParts(id, data));
+        if (ws.getUserData().open) writer.send(ws, chunkFrame(id, data));
       },
       end: (scrubbed, timing) => send(ws, { type: 'end', id, ...scrubbedField(scrubbed), ...t(timing) }),
       full: (status, headers, body, scrubbed, timing) => {
@@ -221,7 +234,7 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
         } else if (call.stream) {
           ws.cork(() => {
             send(ws, { type: 'head', id, status, headers, ...t(timing) });
-            if (body.byteLength > 0) writer.send(ws, encodeChunkFrameParts(id, body));
+            if (body.byteLength > 0) writer.send(ws, chunkFrame(id, body));
             send(ws, { type: 'end', id, ...scrubbedField(scrubbed), ...t(timing) });
           });
         } else {

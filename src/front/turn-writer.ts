@@ -8,12 +8,12 @@
  * nothing waits longer than the turn it was sent in, and each connection's frames keep their order.
  */
 
-/** A frame's bytes, or the parts whose concatenation they are (a body chunk and its msgpack head). */
-export type OutFrame = Uint8Array | readonly Uint8Array[];
+import { messageBytes, type Message } from './uws.js';
 
 /** One connection's frames of this turn, and their bytes (part of what the connection has unsent). */
 export interface TurnOutbox {
-  frames: OutFrame[];
+  /** A frame is its bytes, or the parts whose concatenation they are (a body chunk behind its head). */
+  frames: Message[];
   bytes: number;
 }
 
@@ -21,7 +21,7 @@ export interface TurnWriterOptions<S> {
   /** The connection's outbox; undefined once it closed (its frames are dropped). */
   outboxOf(socket: S): TurnOutbox | undefined;
   /** Write `frames` to `socket` as one write (uWS cork). */
-  write(socket: S, frames: readonly OutFrame[]): void;
+  write(socket: S, frames: readonly Message[]): void;
   /** After a write: the frames no longer count as unsent (calls held back by them may go on). */
   afterWrite?(socket: S): void;
   /** How the turn's flush is scheduled (tests); setImmediate by default. */
@@ -29,7 +29,7 @@ export interface TurnWriterOptions<S> {
 }
 
 export interface TurnWriter<S> {
-  send(socket: S, frame: OutFrame): void;
+  send(socket: S, frame: Message): void;
   /** Write what `socket` holds now (before a close frame). */
   flush(socket: S): void;
   /** The connection closed: forget it (a closed uWS socket must not be touched again). */
@@ -61,8 +61,7 @@ export function createTurnWriter<S>(opts: TurnWriterOptions<S>): TurnWriter<S> {
       const box = opts.outboxOf(socket);
       if (!box) return;
       box.frames.push(frame);
-      if (frame instanceof Uint8Array) box.bytes += frame.byteLength;
-      else for (const part of frame) box.bytes += part.byteLength;
+      box.bytes += messageBytes(frame);
       if (box.frames.length > 1) return;
       dirty.add(socket);
       if (queued) return;

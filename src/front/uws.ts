@@ -68,6 +68,14 @@ const MAX_FRAGMENT = 16 * 1024 - 64;
  */
 export type Message = Uint8Array | readonly Uint8Array[];
 
+/** A message's length in bytes. */
+export function messageBytes(message: Message): number {
+  if (message instanceof Uint8Array) return message.byteLength;
+  let total = 0;
+  for (const part of message) total += part.byteLength;
+  return total;
+}
+
 /**
  * Send one message (binary unless `binary` is false), fragmenting it below the buggy threshold. Returns
  * true if nothing was dropped. Text may be split inside a UTF-8 sequence: receivers validate the
@@ -78,8 +86,7 @@ export function sendMessage<T>(ws: Uws.WebSocket<T>, message: Message, binary = 
     if (message.byteLength <= MAX_FRAGMENT) return ws.send(message, binary, false) !== 2;
     return sendFragments(ws, [message], binary);
   }
-  let total = 0;
-  for (const part of message) total += part.byteLength;
+  const total = messageBytes(message);
   if (total <= MAX_FRAGMENT) return ws.send(Buffer.concat(message, total), binary, false) !== 2;
   return sendFragments(ws, message, binary);
 }

@@ -232,37 +232,26 @@ export async function revokeToken(vaultDir: string, id: string, nowMs = Date.now
   );
 }
 
-/** Constant-time lookup of `hash` among `records` (every record is compared; no early exit). */
 /**
- * tokens.json's records by hash, built once per parsed document (the daemon keeps one document per vault
- * generation). A Map lookup instead of a scan with two Buffer allocations per record per request: the
+ * tokens.json's records by hash (verifying a presented token) or by id (an open tunnel's token still
+ * valid?), built once per parsed document (the daemon keeps one document per vault generation). A Map lookup instead of a scan with two Buffer allocations per record per request: the
  * check ran on the main thread for every proxied call and grew with every minted token. The key is the
  * SHA-256 of the presented token, so lookup timing can tell an attacker only about hashes, never about a
  * token; the comparison is still exact on the full 256-bit hash.
  */
-const indexes = new WeakMap<TokensFile, ReadonlyMap<string, TokenRecord>>();
+type TokenIndex = WeakMap<TokensFile, ReadonlyMap<string, TokenRecord>>;
+const indexes: Record<'hash' | 'id', TokenIndex> = { hash: new WeakMap(), id: new WeakMap() };
 
-function findByHash(doc: TokensFile, hash: string): TokenRecord | undefined {
-  let index = indexes.get(doc);
+/** The record whose `key` is `value` (the first record wins a duplicate). */
+function findBy(key: 'hash' | 'id', doc: TokensFile, value: string): TokenRecord | undefined {
+  let index = indexes[key].get(doc);
   if (!index) {
     const m = new Map<string, TokenRecord>();
-    for (const r of doc.tokens) if (!m.has(r.hash)) m.set(r.hash, r);
-    indexes.set(doc, m);
+    for (const r of doc.tokens) if (!m.has(r[key])) m.set(r[key], r);
+    indexes[key].set(doc, m);
     index = m;
   }
-  return index.get(hash);
-}
-
-/** tokens.json's records by id, built once per parsed document (ids are not secret: a plain Map). */
-const idIndexes = new WeakMap<TokensFile, ReadonlyMap<string, TokenRecord>>();
-
-function findById(doc: TokensFile, id: string): TokenRecord | undefined {
-  let index = idIndexes.get(doc);
-  if (!index) {
-    index = new Map(doc.tokens.map((r) => [r.id, r]));
-    idIndexes.set(doc, index);
-  }
-  return index.get(id);
+  return index.get(value);
 }
 
 /**
@@ -308,7 +297,7 @@ export class TokenVerifier {
     if (!presented.startsWith(PROXY_TOKEN_PREFIX) || presented.length > 256) {
       throw new AivaultError('token_invalid', 'not a proxy token');
     }
-    const found = findByHash(await this.load(), hashToken(presented));
+    const found = findBy('hash', await this.load(), hashToken(presented));
     const record = found?.kind === 'proxy' ? found : undefined;
     if (!record) throw new AivaultError('token_invalid', 'unknown proxy token');
     if (record.expiresAtMs <= this.now()) throw new AivaultError('token_invalid', 'proxy token expired');
@@ -332,7 +321,7 @@ export class TokenVerifier {
    * an open HTTPS-proxy tunnel. A Map lookup per parsed document, not a Set of every token per request.
    */
   async isActiveProxyToken(id: string): Promise<boolean> {
-    const record = findById(await this.load(), id);
+    const record = findBy('id', await this.load(), id);
     return record?.kind === 'proxy' && record.expiresAtMs > this.now();
   }
 
@@ -344,7 +333,7 @@ export class TokenVerifier {
         'this route needs an operator token (Authorization: Bearer avo_…; create one with `aivault token operator create`)',
       );
     }
-    const found = findByHash(await this.load(), hashToken(presented));
+    const found = findBy('hash', await this.load(), hashToken(presented));
     const record = found?.kind === 'operator' ? found : undefined;
     if (!record || (record.expiresAtMs !== undefined && record.expiresAtMs <= this.now())) {
       throw new AivaultError('operator_auth_required', 'unknown or expired operator token');

@@ -5,7 +5,8 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { createTurnWriter, type OutFrame, type TurnOutbox } from '../../../src/front/turn-writer.js';
+import { createTurnWriter, type TurnOutbox } from '../../../src/front/turn-writer.js';
+import type { Message } from '../../../src/front/uws.js';
 
 interface FakeSocket {
   readonly name: string;
@@ -13,7 +14,7 @@ interface FakeSocket {
   readonly outbox: TurnOutbox;
 }
 
-const text = (f: OutFrame): string => Buffer.concat(f instanceof Uint8Array ? [f] : [...f]).toString();
+const text = (f: Message): string => Buffer.concat(f instanceof Uint8Array ? [f] : [...f]).toString();
 
 function harness() {
   const writes: [string, string[]][] = [];
