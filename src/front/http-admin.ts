@@ -363,6 +363,15 @@ async function approvalsRoute(
   throw new AivaultError('not_found', `no route ${method} ${url}`);
 }
 
+/** `GET /aivault/approvals?wait=…`: held by the daemon until the pending set changes. */
+function isLongPoll(req: AdminRequest): boolean {
+  return (
+    req.method === 'GET' &&
+    req.url.replace(/\/+$/, '') === '/aivault/approvals' &&
+    new URLSearchParams(req.query ?? '').has('wait')
+  );
+}
+
 /** Authenticate, dispatch, audit. Throws AivaultError for the caller to render. */
 export async function handleAdmin(ctx: AdminContext, req: AdminRequest): Promise<AdminResponse> {
   const started = Date.now();
@@ -390,6 +399,9 @@ export async function handleAdmin(ctx: AdminContext, req: AdminRequest): Promise
     const out = await (req.method === 'GET' || req.url.startsWith('/aivault/approvals')
       ? route(ctx, req, actor)
       : route(ctx, req, actor).finally(() => ctx.afterWrite?.()));
+    // A long poll is answered up to LIST_WAIT_MS after its token was checked: a token revoked or expired
+    // meanwhile gets no answer (the pending calls' metadata), just as its next request would get none.
+    if (isLongPoll(req)) await ctx.verifier.verifyOperator(req.token);
     ctx.audit({ ...base, actor, status: out.status, durationMs: Date.now() - started });
     return out;
   } catch (err) {

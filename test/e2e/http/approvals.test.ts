@@ -196,6 +196,25 @@ describe('operator approvals', () => {
     expect((await fx.api(token, 'GET', '/aivault/approvals?wait=')).status).toBe(401);
   });
 
+  it('a long poll whose operator token is revoked while it waits gets 401, not the pending calls', async () => {
+    const token = await fx.mint({ capabilities: ['echo/*'] });
+    const { createOperatorToken } = await import('../../../src/stores/tokens/tokens.js');
+    const other = await createOperatorToken(fx.config.vaultDir, { name: 'revoked-mid-poll' });
+    const before = (await pending()).map((x) => x.id);
+    const poll = fx.api<{ error: string }>(other.token, 'GET', `/aivault/approvals?wait=${before.join(',')}`);
+    await new Promise((r) => setTimeout(r, 300));
+    // Revoked through the daemon (the operator API), then the pending set changes: the poll's answer.
+    expect((await fx.api(op, 'DELETE', `/aivault/tokens/${other.info.id}`)).status).toBe(200);
+    const path = '/special/revoked-poll';
+    const call = proxy(token, path);
+    const answer = await poll;
+    expect(answer.status).toBe(401);
+    expect(JSON.stringify(answer.json)).not.toContain(path);
+    const p = (await pending()).find((x) => x.path === path) as Pending;
+    expect((await fx.api(op, 'POST', `/aivault/approvals/${p.id}/deny`)).status).toBe(200);
+    expect((await call).status).toBe(403);
+  });
+
   it('a call waits, is approved from the CLI and completes; the upstream sees it once', async () => {
     const token = await fx.mint({ capabilities: ['echo/*'] });
     registerSecret(token);
