@@ -25,6 +25,8 @@ import type { CallTransport } from './call-events.js';
 export interface CreditSource {
   grant(n: number): void;
   abort(): void;
+  /** A pooled chunk buffer (a chunk message with `len`) the transport is done with. */
+  recycle?(buf: ArrayBuffer): void;
 }
 
 /** Credit accounting for one call on one client connection. */
@@ -78,8 +80,18 @@ export class Credits {
 export interface RelaySink {
   /** `timing`: the worker's stage breakdown until the head (Server-Timing), when measured. */
   head(status: number, headers: HeaderList, timing?: Timings): void;
-  /** One piece of a streamed body (the relay accounts its credit). */
-  chunk(data: Uint8Array): void;
+  /**
+   * One piece of a streamed body (the relay accounts its credit). `written`: given only to a sink whose
+   * chunkBytesFreed is `written`, which calls it once it no longer holds `data`.
+   */
+  chunk(data: Uint8Array, written?: () => void): void;
+  /**
+   * When the sink is done with the bytes chunk() was given, so their buffer can be reused: `now` (it
+   * copied or wrote them before returning: uWS `res.write`), `turn` (at the end of this event-loop turn:
+   * the socket's turn writer), `written` (when it calls chunk()'s `written`: a Node stream's write
+   * callback). Absent: not known, and the bytes are not reused.
+   */
+  readonly chunkBytesFreed?: 'now' | 'turn' | 'written';
   end(scrubbed: number | undefined, timing?: Timings): void;
   /** A whole response in one message (a non-stream call, or a small streamed one the worker coalesced). */
   full(
@@ -126,6 +138,7 @@ const NO_ROOM = (): boolean => false;
  */
 export class CallRelay {
   private credits: Credits | undefined;
+  private source: CreditSource | undefined;
   private headSent = false;
   private done = false;
 
@@ -136,6 +149,7 @@ export class CallRelay {
   ) {}
 
   bind(source: CreditSource): this {
+    this.source = source;
     this.credits = new Credits(source, this.hasRoom, this.onStarved && (() => this.onStarved?.(this)));
     return this;
   }
@@ -169,7 +183,8 @@ export class CallRelay {
         return;
       }
       case 'chunk':
-        this.sink.chunk(new Uint8Array(msg.data));
+        if (msg.len === undefined) this.sink.chunk(new Uint8Array(msg.data));
+        else this.pooledChunk(msg.data, msg.len);
         this.credits?.written();
         return;
       case 'end':
@@ -184,6 +199,24 @@ export class CallRelay {
         this.finish((sink) => sink.error(msg.error, this.headSent));
         return;
     }
+  }
+
+  /**
+   * A chunk in a pooled buffer: its first `len` bytes to the sink, and the buffer back to the worker once
+   * the sink no longer reads it, never while it may. Given back before the credit that follows when it
+   * can be, so that credit's message carries it.
+   */
+  private pooledChunk(buf: ArrayBuffer, len: number): void {
+    const view = new Uint8Array(buf, 0, len);
+    const source = this.source;
+    const when = source?.recycle ? this.sink.chunkBytesFreed : undefined;
+    if (when === 'written') {
+      this.sink.chunk(view, () => source?.recycle?.(buf));
+      return;
+    }
+    this.sink.chunk(view);
+    if (when === 'now') source?.recycle?.(buf);
+    else if (when === 'turn') setImmediate(() => source?.recycle?.(buf));
   }
 
   /** The worker waits (or stopped waiting) for an operator's approval of this call. */
@@ -223,6 +256,7 @@ export class CallRelay {
     this.sink.finished?.();
     this.sink = RELEASED;
     this.credits = undefined;
+    this.source = undefined;
     this.hasRoom = NO_ROOM;
     this.onStarved = undefined;
   }

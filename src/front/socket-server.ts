@@ -223,6 +223,8 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
       chunk: (data) => {
         if (ws.getUserData().open) writer.send(ws, chunkFrame(id, data));
       },
+      // The turn writer sends this turn's frames at its end; uWS copies what it cannot write at once.
+      chunkBytesFreed: 'turn',
       end: (scrubbed, timing) => send(ws, { type: 'end', id, ...scrubbedField(scrubbed), ...t(timing) }),
       full: (status, headers, body, scrubbed, timing) => {
         if (!ws.getUserData().open) return;

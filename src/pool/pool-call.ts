@@ -9,6 +9,7 @@ import type { CallMessage, CallRequest, MainToWorkerPort, WorkerToMain } from '.
 import type { Transport } from '../core/threads/metrics-buffer.js';
 import type { ApprovalRequest, ApprovalStore } from '../front/approvals.js';
 import type { Slot } from './request-workers.js';
+import { MAX_RETURNING_BUFFERS } from '../core/threads/chunk-buffers.js';
 
 /** One call as a transport hands it over (see CallRequest for the request forms). */
 export type InvokeTask = CallRequest & {
@@ -31,6 +32,8 @@ export interface CallHandlers {
 
 export interface CallHandle {
   grant(n: number): void;
+  /** A pooled chunk buffer the transport is done with: it goes back to the worker with a later credit. */
+  recycle?(buf: ArrayBuffer): void;
   abort(): void;
   /** Settles when the call reached a terminal message (end/full/error). */
   readonly done: Promise<void>;
@@ -79,8 +82,20 @@ export class PoolCall implements CallHandle, LiveCall {
   }
 
   grant(n: number): void {
-    if (!this.terminal)
+    if (this.terminal) return;
+    const bufs = this.slot.returning;
+    if (bufs.length === 0) {
       this.slot.port.postMessage({ t: 'credit', id: this.id, n } satisfies MainToWorkerPort);
+      return;
+    }
+    this.slot.returning = [];
+    this.slot.port.postMessage({ t: 'credit', id: this.id, n, bufs } satisfies MainToWorkerPort, bufs);
+  }
+
+  /** Held for the slot's next credit (any call's); past MAX_RETURNING_BUFFERS it is left to the GC. */
+  recycle(buf: ArrayBuffer): void {
+    const r = this.slot.returning;
+    if (!this.slot.dead && r.length < MAX_RETURNING_BUFFERS) r.push(buf);
   }
 
   abort(): void {

@@ -63,6 +63,8 @@ export interface Slot {
   onClosed?: () => void;
   /** The worker's region of the metrics buffer. */
   readonly metricsRegion: number;
+  /** Pooled chunk buffers to give back to the worker with its next credit (src/core/threads/chunk-buffers.ts). */
+  returning: ArrayBuffer[];
 }
 
 const ATTACH = 'attach';
@@ -219,7 +221,7 @@ export class RequestWorkers {
   /** A call port for one (current or future) worker: an attach task waits in piscina's queue for it. */
   private addSlot(metricsRegion: number): Slot {
     const { port1, port2 } = new MessageChannel();
-    const slot: Slot = { port: port1, calls: new Map(), dead: false, metricsRegion };
+    const slot: Slot = { port: port1, calls: new Map(), dead: false, metricsRegion, returning: [] };
     this.slots.push(slot);
     port1.on('message', (msg: WorkerPortToMain) => {
       if (msg.t === 'need-crypto') {

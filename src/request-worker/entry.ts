@@ -28,6 +28,7 @@ import type { ApprovalOutcome } from '../front/approvals.js';
 import { Generation, perGeneration } from '../core/threads/generation.js';
 import { CallSignal } from '../core/threads/call-signal.js';
 import { ActiveCalls } from './active-calls.js';
+import { ChunkBuffers } from '../core/threads/chunk-buffers.js';
 import { cachedDecrypt, SecretCache } from './secret-cache.js';
 import { registry } from '../core/registry/index.js';
 import { setPolicySealSource } from '../stores/vault/policy-seal.js';
@@ -207,14 +208,19 @@ function record(w: MetricsWriter, transport: Transport, timing: CallTiming, outc
 }
 
 /** One invocation started on the worker's port; its messages carry its id. */
-async function runCall(port: MessagePort, msg: CallStart, calls: ActiveCalls): Promise<void> {
+async function runCall(
+  port: MessagePort,
+  msg: CallStart,
+  calls: ActiveCalls,
+  buffers: ChunkBuffers,
+): Promise<void> {
   // Not an AbortController: see src/core/threads/call-signal.ts (per-call cost).
   const cancel = new CallSignal();
   const timing: CallTiming = { start: performance.now() };
   const transport = transportOf(msg);
   const w = metrics;
   w.inFlight(transport, 1);
-  const sink = createPortSink(port, cancel, msg.id, timing);
+  const sink = createPortSink(port, cancel, msg.id, timing, buffers);
   const active = calls.start(msg.id, sink, cancel);
   let outcome: Outcome = 'ok';
   let streaming = false;
@@ -288,12 +294,14 @@ export function attach(task: AttachTask): number {
   stopSampler?.();
   stopSampler = startThreadSampler(metrics);
   const calls = new ActiveCalls();
+  const buffers = new ChunkBuffers();
   port.on('message', (msg: MainToWorkerPort) => {
     switch (msg.t) {
       case 'call':
-        void runCall(port, msg, calls);
+        void runCall(port, msg, calls, buffers);
         return;
       case 'credit':
+        if (msg.bufs) buffers.give(msg.bufs);
         calls.get(msg.id)?.sink?.grant(msg.n);
         return;
       case 'approval':

@@ -2,7 +2,8 @@
  * Messages between the daemon's main thread and a request worker on the worker's long-lived MessagePort
  * (one per worker, calls multiplexed by `id`; see src/pool/request-workers.ts), and the worker-side ResponseSink with credit-based backpressure: the worker may post one chunk per credit; the
  * main thread grants credits only while the client socket drains. Chunks are copied once out of undici's
- * buffers into a fresh ArrayBuffer and then transferred (moved, not copied) across the thread boundary.
+ * buffers into an ArrayBuffer that is transferred (moved, not copied) across the thread boundary; large
+ * ones into a pooled buffer that comes back with a later credit (src/core/threads/chunk-buffers.ts).
  * Carries response data only: never a secret, never a key.
  */
 import type { MessagePort } from 'node:worker_threads';
@@ -13,6 +14,7 @@ import type { CallTiming, ResponseSink } from '../../request-worker/pipeline/typ
 import { timingsOf, type Timings } from './server-timing.js';
 import type { Transport } from './metrics-buffer.js';
 import type { CallAbortSignal } from './call-signal.js';
+import { usesPooledBuffer, type ChunkBuffers } from './chunk-buffers.js';
 
 /** Credits a call starts with (chunks in flight before the first grant). */
 export const INITIAL_CREDITS = 4;
@@ -23,7 +25,11 @@ export type WorkerToMain =
    * body's first bytes when they were ready with the head (one message; they take a credit like a chunk).
    */
   | { t: 'head'; status: number; headers: HeaderList; timing?: Timings; data?: ArrayBuffer }
-  | { t: 'chunk'; data: ArrayBuffer }
+  /**
+   * `len`: `data` is a pooled buffer (src/core/threads/chunk-buffers.ts) whose first `len` bytes are the
+   * chunk; the main thread gives it back once the client's transport is done with them.
+   */
+  | { t: 'chunk'; data: ArrayBuffer; len?: number }
   /** `scrubbed`: reflected secret values replaced in this response (a count, never a value). */
   | { t: 'end'; scrubbed?: number; timing?: Timings }
   | {
@@ -89,7 +95,8 @@ export function callTransferList(req: CallRequest): ArrayBuffer[] {
 /** Main thread → request worker on the worker's port. */
 export type MainToWorkerPort =
   | CallStart
-  | { t: 'credit'; id: number; n: number }
+  /** `bufs`: pooled chunk buffers given back (for any call on this port). */
+  | { t: 'credit'; id: number; n: number; bufs?: ArrayBuffer[] }
   | { t: 'abort'; id: number }
   /** The operator's answer to call `id`'s `approval` request. */
   | { t: 'approval'; id: number; outcome: ApprovalOutcome }
@@ -127,16 +134,21 @@ function own(data: Uint8Array): ArrayBuffer {
   return copy.buffer;
 }
 
-/** The parts as one owned buffer (a single owned part is that part: no copy). */
-function concatOwned(parts: readonly Uint8Array[], total: number): ArrayBuffer {
-  const only = parts.length === 1 ? parts[0] : undefined;
-  if (only && only.byteOffset === 0 && only.buffer.byteLength === total) return only.buffer as ArrayBuffer;
-  const out = new Uint8Array(total);
+/**
+ * The parts copied into one buffer this thread owns and may transfer (`into`, or a new one of `total`
+ * bytes). Always a copy: a part may be a view on undici's socket read or on the scrubber's held bytes,
+ * which must not be detached from under them.
+ */
+function concatOwned(parts: readonly Uint8Array[], total: number, into?: ArrayBuffer): ArrayBuffer {
+  const out = new Uint8Array(into ?? new ArrayBuffer(total));
   let at = 0;
   for (const p of parts) {
     out.set(p, at);
     at += p.byteLength;
   }
+  // A reused buffer's tail still holds an earlier chunk, maybe another call's: zero it, so that reading
+  // past `len` by mistake anywhere shows zeros, not someone else's response.
+  if (into) out.fill(0, at);
   return out.buffer;
 }
 
@@ -156,13 +168,14 @@ export type PortSink = ResponseSink & {
  * and a small response that completes within one turn (head + body + end) travels as one `full` message.
  * A chunk arriving in a later turn (an SSE event) is posted at the end of that turn: no added latency
  * beyond the turn. Upstream backpressure is kept: `chunk()` waits while COALESCE_BYTES are held and no
- * credit is left. Chunks are copied once out of undici's buffers; the copy is transferred, not copied.
+ * credit is left. Chunks are held as views until the flush, then copied once into a buffer that is transferred.
  */
 export function createPortSink(
   port: MessagePort,
   signal: CallAbortSignal,
   id: number,
   timing?: CallTiming,
+  buffers?: ChunkBuffers,
 ): PortSink {
   const times = (): { timing?: Timings } => (timing ? { timing: timingsOf(timing) } : {});
   let credits = INITIAL_CREDITS;
@@ -226,10 +239,11 @@ export function createPortSink(
           held = 0;
         } else {
           credits--;
-          const data = concatOwned(parts, held);
+          const pooled = buffers && usesPooledBuffer(held) ? buffers.take() : undefined;
+          const data = concatOwned(parts, held, pooled);
+          post(pooled ? { t: 'chunk', id, data, len: held } : { t: 'chunk', id, data }, [data]);
           parts = [];
           held = 0;
-          post({ t: 'chunk', id, data }, [data]);
         }
         continue; // more may have been held while waiting
       }
@@ -265,7 +279,9 @@ export function createPortSink(
     },
     async chunk(data) {
       if (signal.aborted) return;
-      parts.push(new Uint8Array(own(data)));
+      // Held as it is (no copy here): the one copy into a transferable buffer happens at the flush, so
+      // the small reads a message coalesces are copied once, not twice, and leave no garbage behind.
+      parts.push(data);
       held += data.byteLength;
       if (held < COALESCE_BYTES) {
         schedule();

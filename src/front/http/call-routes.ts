@@ -66,6 +66,8 @@ export function mountCallRoutes(
     const sink: RelaySink = {
       head: (status, headers, timing) => live() && res.cork(() => writeHead(res, status, headers, timing)),
       chunk: (data) => live() && res.cork(() => (writable = res.write(data))),
+      // uWS writes the bytes or copies them into its own buffer before write() returns.
+      chunkBytesFreed: 'now',
       end: () => live() && res.cork(() => res.end()),
       together: (writes) => {
         if (live()) res.cork(writes);

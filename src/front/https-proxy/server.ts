@@ -582,9 +582,12 @@ export async function startHttpsProxy(
       head: (status, headers) => {
         if (!res.destroyed) writeHead(status, headers);
       },
-      chunk: (data) => {
-        if (!res.destroyed) res.write(data);
+      // The write callback runs once Node no longer holds the bytes (written, or dropped with the stream).
+      chunk: (data, written) => {
+        if (!res.destroyed) res.write(data, written && (() => written()));
+        else written?.();
       },
+      chunkBytesFreed: 'written',
       end: () => {
         if (!res.destroyed) res.end();
       },

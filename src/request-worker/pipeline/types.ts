@@ -85,7 +85,11 @@ export interface ResponseInfo {
 /** The output side of a call: streamed (head/chunk/end) or buffered (full). */
 export interface ResponseSink {
   head(status: number, headers: HeaderList): void;
-  /** Resolves when the consumer can take more (credit-based backpressure). */
+  /**
+   * Resolves when the consumer can take more (credit-based backpressure). The sink may still read `data`
+   * until the end of the current event-loop turn (it coalesces a turn's chunks and copies them once), so
+   * the caller must not modify those bytes afterwards; it may drop its reference at once.
+   */
   chunk(data: Uint8Array): Promise<void>;
   end(info?: ResponseInfo): void;
   full(status: number, headers: HeaderList, body: Uint8Array, info?: ResponseInfo): void;

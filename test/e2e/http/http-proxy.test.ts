@@ -4,6 +4,7 @@ import { startHttpFixture, ECHO_SECRET, type HttpFixture } from './http-fixture.
 import { hashToken, PROXY_TOKEN_PREFIX, tokensPath } from '../../../src/stores/tokens/tokens.js';
 import { readFileSync, statSync } from 'node:fs';
 import WebSocket from 'ws';
+import { largePatternMatches } from '../../support/https-upstream.js';
 
 let fx: HttpFixture;
 beforeAll(async () => {
@@ -206,6 +207,31 @@ describe('passthrough /v/{credential}/…', () => {
     expect(seen?.path).toBe('/upload');
     expect(Buffer.from(seen?.bodyBase64 ?? '', 'base64').equals(sent)).toBe(true);
   });
+
+  it('large bodies streamed at once arrive whole and in order (the worker reuses their chunk buffers)', async () => {
+    // Chunks of 16–80 KiB cross from the worker in pooled buffers that come back once uWS has the bytes
+    // (src/core/threads/chunk-buffers.ts). Three downloads share one worker's pool, one of them read
+    // slowly: a buffer reused before its bytes were written would put another offset's bytes (or another
+    // call's) into a body, and the pattern check below finds any such byte.
+    const token = await fx.mint({ capabilities: ['echo/*'] });
+    const size = 24 * 1024 * 1024;
+    const download = async (slow: boolean): Promise<{ total: number; wrong: number }> => {
+      const res = await fetch(`${fx.baseUrl}/v/echo/large?bytes=${size}&pattern=1`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(res.status).toBe(200);
+      let total = 0;
+      let wrong = 0;
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        if (!largePatternMatches(total, chunk)) wrong++;
+        total += chunk.byteLength;
+        if (slow && total % (4 * 1024 * 1024) < chunk.byteLength) await new Promise((r) => setTimeout(r, 50));
+      }
+      return { total, wrong };
+    };
+    const results = await Promise.all([download(false), download(true), download(false)]);
+    for (const r of results) expect(r).toEqual({ total: size, wrong: 0 });
+  }, 60_000);
 
   it('a path no granted capability allows is refused before reaching the upstream', async () => {
     const token = await fx.mint({ capabilities: ['echo/special'] });

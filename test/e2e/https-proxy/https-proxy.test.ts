@@ -275,6 +275,23 @@ describe('aivault run with the HTTPS proxy', () => {
     ]);
   }, 90_000);
 
+  it('large bodies through the proxy at once arrive whole and in order (pooled chunk buffers)', async () => {
+    // Chunks of 16–80 KiB reach the proxy's TLS socket in buffers that go back to the worker from Node's
+    // write callback (src/core/threads/chunk-buffers.ts); one given back before Node had written it would
+    // put other bytes into a body. Three curls at once share the worker's pool; each body is checked
+    // byte for byte against the upstream's pattern (byte i is i mod 251).
+    const size = 16 * 1024 * 1024;
+    const check =
+      'let i=0,bad=0;process.stdin.on("data",(c)=>{for(const b of c){if(b!==i%251)bad++;i++}}).on("end",()=>console.log(i,bad))';
+    const one = `curl -sS -X POST -H 'content-type: application/json' -d '{}' 'https://api.openai.com/v1/chat/completions/large?bytes=${size}&pattern=1' | ${JSON.stringify(process.execPath)} -e '${check}'`;
+    const r = await runCli(['run', '--', 'sh', '-c', `(${one}) & (${one}) & (${one}); wait`], {
+      env,
+      timeoutMs: 90_000,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual([`${size} 0`, `${size} 0`, `${size} 0`]);
+  }, 120_000);
+
   it('a request no capability allows gets our 403 JSON error', async () => {
     const before = pv.upstream.requests.length;
     const r = await runCli(

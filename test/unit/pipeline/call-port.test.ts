@@ -2,9 +2,9 @@
  * The request worker's port sink (src/core/threads/call-port.ts) over a real MessageChannel: what reaches the
  * main thread's end, in which messages, and when the pipeline is held back by credits.
  */
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   COALESCE_BYTES,
   INITIAL_CREDITS,
@@ -13,26 +13,7 @@ import {
 } from '../../../src/core/threads/call-port.js';
 import { CallSignal } from '../../../src/core/threads/call-signal.js';
 
-function channel(): { port: MessagePort; received: CallMessage[]; waitFor(n: number): Promise<void> } {
-  const { port1, port2 } = new MessageChannel();
-  onTestFinished(() => {
-    port1.close();
-    port2.close();
-  });
-  const received: CallMessage[] = [];
-  let wake: (() => void) | undefined;
-  port2.on('message', (m: CallMessage) => {
-    received.push(m);
-    wake?.();
-  });
-  return {
-    port: port1,
-    received,
-    waitFor: async (n) => {
-      while (received.length < n) await new Promise<void>((r) => (wake = r));
-    },
-  };
-}
+import { portChannel as channel } from '../../support/port-channel.js';
 
 const bytes = (n: number, fill = 1): Uint8Array => new Uint8Array(n).fill(fill);
 const text = (ab: ArrayBuffer): string => Buffer.from(ab).toString('utf8');
