@@ -144,9 +144,14 @@ const POLICY_FIELDS = [
   'approval',
 ] as const;
 
+/** The request's path without trailing slashes, as the routes match it. */
+function routePath(req: AdminRequest): string {
+  return req.url.replace(/\/+$/, '');
+}
+
 async function route(ctx: AdminContext, req: AdminRequest, actor: string): Promise<AdminResponse> {
   const cat = catalogPaths(ctx.paths.root);
-  const url = req.url.replace(/\/+$/, '');
+  const url = routePath(req);
   if (ctx.approvals && (url === '/aivault/approvals' || url.startsWith('/aivault/approvals/'))) {
     return approvalsRoute(ctx.approvals, req.method, url, req.query ?? '', actor);
   }
@@ -367,7 +372,7 @@ async function approvalsRoute(
 function isLongPoll(req: AdminRequest): boolean {
   return (
     req.method === 'GET' &&
-    req.url.replace(/\/+$/, '') === '/aivault/approvals' &&
+    routePath(req) === '/aivault/approvals' &&
     new URLSearchParams(req.query ?? '').has('wait')
   );
 }

@@ -87,11 +87,11 @@ export interface RelaySink {
   chunk(data: Uint8Array, written?: () => void): void;
   /**
    * When the sink is done with the bytes chunk() was given, so their buffer can be reused: `now` (it
-   * copied or wrote them before returning: uWS `res.write`), `turn` (at the end of this event-loop turn:
-   * the socket's turn writer), `written` (when it calls chunk()'s `written`: a Node stream's write
-   * callback). Absent: not known, and the bytes are not reused.
+   * copied or wrote them before returning: uWS `res.write`), `written` (when it calls chunk()'s `written`:
+   * the socket's turn writer after its write, a Node stream's write callback). Absent: not known, and the
+   * bytes are not reused.
    */
-  readonly chunkBytesFreed?: 'now' | 'turn' | 'written';
+  readonly chunkBytesFreed?: 'now' | 'written';
   end(scrubbed: number | undefined, timing?: Timings): void;
   /** A whole response in one message (a non-stream call, or a small streamed one the worker coalesced). */
   full(
@@ -216,7 +216,6 @@ export class CallRelay {
     }
     this.sink.chunk(view);
     if (when === 'now') source?.recycle?.(buf);
-    else if (when === 'turn') setImmediate(() => source?.recycle?.(buf));
   }
 
   /** The worker waits (or stopped waiting) for an operator's approval of this call. */

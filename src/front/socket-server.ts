@@ -220,11 +220,13 @@ export async function startSocketServer(pool: DaemonPool, opts: SocketServerOpti
       wantsTiming && timing ? { timing } : {};
     return {
       head: (status, headers, timing) => send(ws, { type: 'head', id, status, headers, ...t(timing) }),
-      chunk: (data) => {
-        if (ws.getUserData().open) writer.send(ws, chunkFrame(id, data));
+      // The turn writer sends this turn's frames at its end (uWS copies what it cannot write at once) and
+      // says so through `written`.
+      chunk: (data, written) => {
+        if (ws.getUserData().open) writer.send(ws, chunkFrame(id, data), written);
+        else written?.();
       },
-      // The turn writer sends this turn's frames at its end; uWS copies what it cannot write at once.
-      chunkBytesFreed: 'turn',
+      chunkBytesFreed: 'written',
       end: (scrubbed, timing) => send(ws, { type: 'end', id, ...scrubbedField(scrubbed), ...t(timing) }),
       full: (status, headers, body, scrubbed, timing) => {
         if (!ws.getUserData().open) return;

@@ -15,6 +15,8 @@ export interface TurnOutbox {
   /** A frame is its bytes, or the parts whose concatenation they are (a body chunk behind its head). */
   frames: Message[];
   bytes: number;
+  /** Called once these frames were written or dropped: their bytes may be reused (pooled chunk buffers). */
+  released?: (() => void)[] | undefined;
 }
 
 export interface TurnWriterOptions<S> {
@@ -29,7 +31,8 @@ export interface TurnWriterOptions<S> {
 }
 
 export interface TurnWriter<S> {
-  send(socket: S, frame: Message): void;
+  /** `released`: called once the frame was written (uWS copied what it could not send) or dropped. */
+  send(socket: S, frame: Message, released?: () => void): void;
   /** Write what `socket` holds now (before a close frame). */
   flush(socket: S): void;
   /** The connection closed: forget it (a closed uWS socket must not be touched again). */
@@ -46,9 +49,13 @@ export function createTurnWriter<S>(opts: TurnWriterOptions<S>): TurnWriter<S> {
     const box = opts.outboxOf(socket);
     if (!box || box.frames.length === 0) return;
     const frames = box.frames;
+    const released = box.released;
     box.frames = [];
     box.bytes = 0;
+    box.released = undefined;
     opts.write(socket, frames);
+    // Before afterWrite: the credits it may grant then carry the released buffers back to their worker.
+    released?.forEach((r) => r());
     opts.afterWrite?.(socket);
   };
   const flushAll = (): void => {
@@ -57,10 +64,14 @@ export function createTurnWriter<S>(opts: TurnWriterOptions<S>): TurnWriter<S> {
   };
 
   return {
-    send(socket, frame) {
+    send(socket, frame, released) {
       const box = opts.outboxOf(socket);
-      if (!box) return;
+      if (!box) {
+        released?.();
+        return;
+      }
       box.frames.push(frame);
+      if (released) (box.released ??= []).push(released);
       box.bytes += messageBytes(frame);
       if (box.frames.length > 1) return;
       dirty.add(socket);
@@ -73,8 +84,11 @@ export function createTurnWriter<S>(opts: TurnWriterOptions<S>): TurnWriter<S> {
       dirty.delete(socket);
       const box = opts.outboxOf(socket);
       if (box) {
+        const released = box.released;
         box.frames = [];
         box.bytes = 0;
+        box.released = undefined;
+        released?.forEach((r) => r());
       }
     },
   };

@@ -23,6 +23,7 @@ import {
   type MainToWorkerPort,
 } from '../../../src/core/threads/call-port.js';
 import { CallRelay, type CreditSource, type RelaySink } from '../../../src/front/relay.js';
+import { createTurnWriter, type TurnOutbox } from '../../../src/front/turn-writer.js';
 import { PoolCall, type CallHandle } from '../../../src/pool/pool-call.js';
 import type { Slot } from '../../../src/pool/request-workers.js';
 
@@ -169,14 +170,22 @@ describe('CallRelay gives pooled buffers back only when the transport is done wi
     expect(s.recycled).toEqual([m.data]);
   });
 
-  it('`turn` (the socket turn writer): only after this turn’s writes, not during it', async () => {
-    const { sink } = recordingSink('turn');
+  it('the socket turn writer: only after this turn’s writes, not during it', async () => {
+    // The socket's sink: chunk frames go through the turn writer, which releases them after its write.
+    const box: TurnOutbox = { frames: [], bytes: 0 };
+    let flushed = false;
+    const writer = createTurnWriter<TurnOutbox>({
+      outboxOf: (b) => b,
+      write: () => void (flushed = true),
+    });
+    const sink: RelaySink = {
+      ...recordingSink(undefined).sink,
+      chunk: (data, written) => writer.send(box, data, written),
+      chunkBytesFreed: 'written',
+    };
     const s = source();
     const relay = new CallRelay(sink, () => true).bind(s.src);
     relay.onMessage({ t: 'head', status: 200, headers: [] });
-    // The turn writer's flush was scheduled when the frame was queued: before the give-back.
-    let flushed = false;
-    setImmediate(() => (flushed = true));
     relay.onMessage(pooledChunk(COALESCE_BYTES));
     expect(s.events).toEqual(['grant 1']);
     await nextTurn();

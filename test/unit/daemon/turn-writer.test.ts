@@ -74,6 +74,23 @@ describe('turn writer', () => {
     expect(writes).toEqual([]);
   });
 
+  it('a frame’s `released` runs after the write that took it, or when its frames are dropped', async () => {
+    const { writes, writer, socket } = harness();
+    const a = socket('a');
+    const b = socket('b');
+    const released: string[] = [];
+    writer.send(a, frame('a1'), () => released.push(`a1 after ${writes.length} writes`));
+    writer.send(b, frame('b1'), () => released.push('b1'));
+    expect(released).toEqual([]); // not inside the turn: the bytes still wait in the outbox
+    writer.forget(b); // the connection closes (socket-server forgets it, then marks it closed): dropped
+    b.open = false;
+    writer.send(b, frame('b2'), () => released.push('b2')); // closed: released at once
+    expect(released).toEqual(['b1', 'b2']);
+    await nextTurn();
+    expect(released).toEqual(['b1', 'b2', 'a1 after 1 writes']);
+    expect(a.outbox.released).toBeUndefined();
+  });
+
   it('flush writes what a connection holds at once (before a close frame), and only once', async () => {
     const { writes, writer, socket } = harness();
     const a = socket('a');
