@@ -220,19 +220,19 @@ async function runCall(
   const transport = transportOf(msg);
   const w = metrics;
   w.inFlight(transport, 1);
-  const sink = createPortSink(port, cancel, msg.id, timing, buffers);
+  let streaming = false;
+  // A streamed call's head opens a stream (the open-streams gauge); a small one arrives whole.
+  const onHead = msg.stream
+    ? (): void => {
+        if (streaming) return;
+        streaming = true;
+        w.openStreams(transport, 1);
+      }
+    : undefined;
+  const sink = createPortSink(port, cancel, msg.id, timing, buffers, onHead);
   const active = calls.start(msg.id, sink, cancel);
   let outcome: Outcome = 'ok';
-  let streaming = false;
   let envelope: Envelope | undefined;
-  const head = sink.head;
-  sink.head = (status, headers) => {
-    if (msg.stream && !streaming) {
-      streaming = true;
-      w.openStreams(transport, 1);
-    }
-    head(status, headers);
-  };
   // Only a capability with an `approval` policy asks: the main thread holds the pending list.
   const askApproval: AskApproval = (request) =>
     new Promise<ApprovalOutcome>((resolve, reject) => {

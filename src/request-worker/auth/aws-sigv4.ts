@@ -13,9 +13,13 @@
  * service gets the SigV4 double encoding (the signer's `uriEscapePath`). Body `undefined` (streamed) signs
  * `UNSIGNED-PAYLOAD`, which only some services (S3) accept.
  * Note: the signer keeps a small module-level cache of derived (per day/region/service) signing keys.
+ *
+ * The signer is imported on the first signature, not with this module: every request worker loads the auth
+ * strategies, and @smithy's code (~300 KB of source text kept in each worker's heap) is dead weight in a
+ * daemon that serves no AWS capability (issue 12: idle RSS).
  */
 import { createHash, createHmac, type BinaryLike, type Hash, type Hmac } from 'node:crypto';
-import { SignatureV4 } from '@smithy/signature-v4';
+import type { SignatureV4 as SignatureV4Class } from '@smithy/signature-v4';
 import { fail, ok, type Result } from '../../core/errors.js';
 import type { AuthStrategy, HeaderPair } from './strategy.js';
 import { parseRawQuery } from './template.js';
@@ -80,6 +84,13 @@ export interface AwsSignOptions {
   readonly uriEscapePath?: boolean;
 }
 
+let signerClass: Promise<typeof SignatureV4Class> | undefined;
+/** Node's ESM loader gives the CommonJS package's named export; the CLI's esbuild chunk only `default`. */
+const loadSigner = (): Promise<typeof SignatureV4Class> =>
+  (signerClass ??= import('@smithy/signature-v4').then(
+    (m) => m.SignatureV4 ?? (m as { default?: typeof m }).default?.SignatureV4,
+  ));
+
 function isSignable(name: string): boolean {
   return SIGNED_PLAIN_HEADERS.has(name) || (name.startsWith('x-amz-') && !GENERATED.includes(name as never));
 }
@@ -113,6 +124,7 @@ export async function signAwsRequest(
   }
   if (request.body === undefined) headers['x-amz-content-sha256'] = UNSIGNED_PAYLOAD;
   const service = options.service;
+  const SignatureV4 = await loadSigner();
   const signer = new SignatureV4({
     credentials: {
       accessKeyId: credentials.accessKeyId,

@@ -27,7 +27,7 @@ console.log(JSON.stringify(Object.keys(createRequire(import.meta.url).cache)));`
 const has = (files: readonly string[], prefix: string): boolean => files.some((f) => f.startsWith(prefix));
 
 describe('lazy imports (memory)', () => {
-  it('a request worker pipeline loads undici without its entry, and no ioredis or ws', () => {
+  it('a request worker pipeline loads undici without its entry, and no ioredis, ws or AWS signer', () => {
     const files = loadedAfter([
       'src/request-worker/pipeline/upstream.ts',
       'src/request-worker/pipeline/invoke.ts',
@@ -38,6 +38,16 @@ describe('lazy imports (memory)', () => {
     expect(has(files, 'undici/lib/web/fetch/')).toBe(false);
     expect(has(files, 'ioredis/')).toBe(false);
     expect(has(files, 'ws/')).toBe(false);
+    expect(has(files, '@smithy/')).toBe(false);
+  });
+
+  it('the AWS signer loads with the first SigV4 signature', () => {
+    const sign = `const { signAwsRequest } = await import(${JSON.stringify(resolve(ROOT, 'src/request-worker/auth/aws-sigv4.ts'))});
+const r = await signAwsRequest({ method: 'GET', host: 'sts.amazonaws.com', path: '/', query: 'Action=GetCallerIdentity', headers: [], body: new Uint8Array() },
+  { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'x' }, { region: 'us-east-1', service: 'sts', date: new Date(0) });
+if (!r.ok || !r.value.some(([n]) => n === 'authorization')) throw new Error('not signed');`;
+    const files = loadedAfter(['src/request-worker/auth/index.ts'], sign);
+    expect(has(files, '@smithy/signature-v4/')).toBe(true);
   });
 
   it('the probe notices a package entry once something imports it', () => {
