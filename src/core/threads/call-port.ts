@@ -122,9 +122,13 @@ export function scrubbedField(n: number | undefined): { scrubbed?: number } {
 
 /**
  * Bytes of small chunks the port sink gathers into one message (per event-loop turn). Large enough that a
- * burst of small upstream reads costs one cross-thread message; small enough that memory stays bounded.
+ * burst of small upstream reads costs one cross-thread message; small enough that memory stays bounded
+ * (a call has at most INITIAL_CREDITS messages in flight: 512 KiB). 128, not 64: every message costs a
+ * wake-up of the other thread, a credit back and a write to the client, and a large body crossed as
+ * ~1,000 messages per 64 MiB; half as many took a 64 MiB socket download from ~330 to ~230 ms of daemon
+ * CPU and ~210 to ~300 MB/s (bench/PROFILE.md, "Fewer, larger messages").
  */
-export const COALESCE_BYTES = 64 * 1024;
+export const COALESCE_BYTES = 128 * 1024;
 
 const tag = (t: Timings | undefined): { timing?: Timings } => (t ? { timing: t } : {});
 

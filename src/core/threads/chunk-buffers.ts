@@ -12,11 +12,14 @@
  * than it was sent.
  */
 
-/** A pooled buffer's size: a coalesced message (64 KiB) plus one more TLS record of 16 KiB. */
-export const POOLED_BYTES = 80 * 1024;
+/** A pooled buffer's size: a coalesced message (COALESCE_BYTES, 128 KiB) plus one more TLS record of 16 KiB. */
+export const POOLED_BYTES = 144 * 1024;
 
-/** Chunks below this size get an exact-size buffer of their own (see above). */
-export const MIN_POOLED_BYTES = 16 * 1024;
+/**
+ * Chunks below this size get an exact-size buffer of their own (see above): a pooled buffer then holds at
+ * most 2.25× the bytes it carries while a transport keeps it.
+ */
+export const MIN_POOLED_BYTES = 64 * 1024;
 
 /** Free buffers a request worker keeps (at most POOLED_BYTES × this, per worker, when idle). */
 export const MAX_FREE_BUFFERS = 8;

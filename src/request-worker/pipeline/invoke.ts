@@ -235,7 +235,8 @@ export async function auditScrubbed(
 
 /**
  * Bodies up to this size with a declared length are answered whole on stream calls (see smallWholeBody).
- * Equal to the port sink's coalescing size (src/core/threads/call-port.ts COALESCE_BYTES).
+ * At most the port sink's coalescing size (src/core/threads/call-port.ts COALESCE_BYTES), so such a body
+ * crosses to the main thread as one message.
  */
 const SMALL_WHOLE_BYTES = 64 * 1024;
 

@@ -68,7 +68,8 @@ describe('port sink with pooled buffers', () => {
     const sink = createPortSink(ch.port, new AbortController().signal, 3, undefined, pool);
     sink.head(200, []);
     await ch.waitFor(1); // the head
-    const parts = [pattern(16_384, 1), pattern(16_384, 2), pattern(16_384, 3), pattern(16_384, 4)];
+    // TLS-record-sized reads until a whole message is held.
+    const parts = Array.from({ length: COALESCE_BYTES / 16_384 }, (_, i) => pattern(16_384, i + 1));
     for (const p of parts) await sink.chunk(p);
     await ch.waitFor(2);
     const m = ch.received[1] as Extract<CallMessage, { t: 'chunk' }>;
