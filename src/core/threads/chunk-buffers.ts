@@ -2,9 +2,9 @@
  * Reusable buffers for the large chunks of streamed bodies, passed back and forth between a request worker
  * and the main thread instead of allocated per chunk.
  *
- * Why: a 64 MiB download crosses as ~1,000 chunk messages. With a fresh ArrayBuffer per message, each one is
- * zero-filled and page-faulted in the worker, and becomes garbage on the main thread once written to the
- * client; that external memory is what drove both threads into a full collection every ~70 ms
+ * Why: a 64 MiB download crosses as ~500 chunk messages (~1,000 before they grew to 128 KiB). With a
+ * fresh ArrayBuffer per message, each one is zero-filled and page-faulted in the worker, and becomes
+ * garbage on the main thread once written to the client; that external memory is what drove both threads into a full collection every ~70 ms
  * (bench/PROFILE.md, "Large bodies: one copy, and buffers that go back"). A pooled buffer is transferred to
  * the main thread with its chunk, and transferred back with a later credit once the client's transport
  * no longer needs its bytes. Only chunks of at least MIN_POOLED_BYTES use it: a small SSE event keeps an
