@@ -116,7 +116,7 @@ export class DaemonPool {
     if (slot.calls.size === 1) slot.port.ref();
     this.calls.add(call);
     const start = { ...task, t: 'call', id: call.id } as CallStart;
-    slot.port.postMessage(start, callTransferList(task));
+    slot.out.postMessage(start, callTransferList(task));
     return call;
   }
 

@@ -77,7 +77,7 @@ export class PoolCall implements CallHandle, LiveCall {
       this.approval = undefined;
       if (this.terminal) return;
       this.handlers.onApprovalWait?.(false);
-      this.slot.port.postMessage({ t: 'approval', id: this.id, outcome } satisfies MainToWorkerPort);
+      this.slot.out.postMessage({ t: 'approval', id: this.id, outcome } satisfies MainToWorkerPort);
     });
   }
 
@@ -85,11 +85,11 @@ export class PoolCall implements CallHandle, LiveCall {
     if (this.terminal) return;
     const bufs = this.slot.returning;
     if (bufs.length === 0) {
-      this.slot.port.postMessage({ t: 'credit', id: this.id, n } satisfies MainToWorkerPort);
+      this.slot.out.postMessage({ t: 'credit', id: this.id, n } satisfies MainToWorkerPort);
       return;
     }
     this.slot.returning = [];
-    this.slot.port.postMessage({ t: 'credit', id: this.id, n, bufs } satisfies MainToWorkerPort, bufs);
+    this.slot.out.postMessage({ t: 'credit', id: this.id, n, bufs } satisfies MainToWorkerPort, bufs);
   }
 
   /** Held for the slot's next credit (any call's); past MAX_RETURNING_BUFFERS it is left to the GC. */
@@ -100,7 +100,7 @@ export class PoolCall implements CallHandle, LiveCall {
 
   abort(): void {
     if (this.terminal) return;
-    this.slot.port.postMessage({ t: 'abort', id: this.id } satisfies MainToWorkerPort);
+    this.slot.out.postMessage({ t: 'abort', id: this.id } satisfies MainToWorkerPort);
     this.approval?.abort();
   }
 

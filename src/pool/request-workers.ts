@@ -23,6 +23,7 @@ import { AivaultError } from '../core/errors.js';
 import type { MainToWorkerPort, WorkerPortToMain } from '../core/threads/call-port.js';
 import type { toWorkerConfig } from '../core/threads/crypto-protocol.js';
 import { FIRST_WORKER_REGION, MetricsReader } from '../core/threads/metrics-buffer.js';
+import { eachMessage, PortOutbox, type MessagePoster } from '../core/threads/port-outbox.js';
 import type { ApprovalStore } from '../front/approvals.js';
 import type { LiveCall } from './pool-call.js';
 import { workerEntry } from './worker-files.js';
@@ -54,6 +55,11 @@ export interface AttachTask {
 /** Main side of one request worker's call port. */
 export interface Slot {
   readonly port: MessagePort;
+  /**
+   * Where this side posts on `port`: calls started, credits and aborts of one turn go as one message
+   * (src/core/threads/port-outbox.ts). Everything for the worker's call handler goes through it, in order.
+   */
+  readonly out: MessagePoster;
   readonly calls: Map<number, LiveCall>;
   /** The worker's threadId once its attach task answered. */
   threadId?: number;
@@ -221,9 +227,16 @@ export class RequestWorkers {
   /** A call port for one (current or future) worker: an attach task waits in piscina's queue for it. */
   private addSlot(metricsRegion: number): Slot {
     const { port1, port2 } = new MessageChannel();
-    const slot: Slot = { port: port1, calls: new Map(), dead: false, metricsRegion, returning: [] };
+    const slot: Slot = {
+      port: port1,
+      out: new PortOutbox(port1, 'immediate'),
+      calls: new Map(),
+      dead: false,
+      metricsRegion,
+      returning: [],
+    };
     this.slots.push(slot);
-    port1.on('message', (msg: WorkerPortToMain) => {
+    const onMessage = (msg: WorkerPortToMain): void => {
       if (msg.t === 'need-crypto') {
         this.handOverCryptoPort(port1);
         return;
@@ -243,7 +256,8 @@ export class RequestWorkers {
         call.onMessage(msg);
         call.finish();
       } else call.onMessage(msg);
-    });
+    };
+    port1.on('message', (data: WorkerPortToMain | WorkerPortToMain[]) => eachMessage(data, onMessage));
     // The worker's end of the port is closed when its thread stops (crash, terminate).
     port1.on('close', () => this.slotDied(slot));
     // Idle slots must not keep the process alive (like idle piscina workers); a call refs its slot.
@@ -333,7 +347,7 @@ export class RequestWorkers {
             new Promise<void>((resolve) => {
               slot.onClosed = resolve;
               slot.port.ref();
-              slot.port.postMessage({ t: 'close' } satisfies MainToWorkerPort);
+              slot.out.postMessage({ t: 'close' } satisfies MainToWorkerPort);
             }),
         ),
       ),

@@ -29,6 +29,7 @@ import { Generation, perGeneration } from '../core/threads/generation.js';
 import { CallSignal } from '../core/threads/call-signal.js';
 import { ActiveCalls } from './active-calls.js';
 import { ChunkBuffers } from '../core/threads/chunk-buffers.js';
+import { eachMessage, PortOutbox } from '../core/threads/port-outbox.js';
 import { cachedDecrypt, SecretCache } from './secret-cache.js';
 import { registry } from '../core/registry/index.js';
 import { setPolicySealSource } from '../stores/vault/policy-seal.js';
@@ -210,6 +211,7 @@ function record(w: MetricsWriter, transport: Transport, timing: CallTiming, outc
 /** One invocation started on the worker's port; its messages carry its id. */
 async function runCall(
   port: MessagePort,
+  out: PortOutbox,
   msg: CallStart,
   calls: ActiveCalls,
   buffers: ChunkBuffers,
@@ -229,7 +231,7 @@ async function runCall(
         w.openStreams(transport, 1);
       }
     : undefined;
-  const sink = createPortSink(port, cancel, msg.id, timing, buffers, onHead);
+  const sink = createPortSink(out, cancel, msg.id, timing, buffers, onHead);
   const active = calls.start(msg.id, sink, cancel);
   let outcome: Outcome = 'ok';
   let envelope: Envelope | undefined;
@@ -244,7 +246,7 @@ async function runCall(
         cancel.removeEventListener('abort', onAbort);
         resolve(outcome);
       };
-      port.postMessage({
+      out.postMessage({
         t: 'approval',
         id: msg.id,
         request: { ...request, transport },
@@ -295,10 +297,12 @@ export function attach(task: AttachTask): number {
   stopSampler = startThreadSampler(metrics);
   const calls = new ActiveCalls();
   const buffers = new ChunkBuffers();
-  port.on('message', (msg: MainToWorkerPort) => {
+  // Everything this worker says on its call port goes out in batches (src/core/threads/port-outbox.ts).
+  const out = new PortOutbox(port, 'microtask');
+  const onMessage = (msg: MainToWorkerPort): void => {
     switch (msg.t) {
       case 'call':
-        void runCall(port, msg, calls, buffers);
+        void runCall(port, out, msg, calls, buffers);
         return;
       case 'credit':
         if (msg.bufs) buffers.give(msg.bufs);
@@ -317,12 +321,13 @@ export function attach(task: AttachTask): number {
         // zero the cached secret values (a thread's end frees memory without zeroing it).
         secretCache.clear();
         void Promise.all([deps.close(), fleet?.close()]).finally(() =>
-          port.postMessage({ t: 'closed' } satisfies WorkerPortToMain),
+          out.postMessage({ t: 'closed' } satisfies WorkerPortToMain),
         );
         return;
       default:
         return; // crypto-port: taken by cryptoVia's own listener
     }
-  });
+  };
+  port.on('message', (data: MainToWorkerPort | MainToWorkerPort[]) => eachMessage(data, onMessage));
   return threadId;
 }

@@ -6,6 +6,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { onTestFinished } from 'vitest';
 import type { CallMessage } from '../../src/core/threads/call-port.js';
+import { eachMessage } from '../../src/core/threads/port-outbox.js';
 
 export interface PortChannel {
   port: MessagePort;
@@ -22,8 +23,9 @@ export function portChannel(): PortChannel {
   });
   const received: CallMessage[] = [];
   let wake: (() => void) | undefined;
-  port2.on('message', (m: CallMessage) => {
-    received.push(m);
+  // The sink's outbox posts a batch as an array (src/core/threads/port-outbox.ts): one entry per message.
+  port2.on('message', (data: CallMessage | CallMessage[]) => {
+    eachMessage(data, (m) => received.push(m));
     wake?.();
   });
   return {

@@ -15,6 +15,7 @@ import { timingsOf, type Timings } from './server-timing.js';
 import type { Transport } from './metrics-buffer.js';
 import type { CallAbortSignal } from './call-signal.js';
 import { usesPooledBuffer, type ChunkBuffers } from './chunk-buffers.js';
+import { PortOutbox, type MessagePoster, type TurnTask } from './port-outbox.js';
 
 /** Credits a call starts with (chunks in flight before the first grant). */
 export const INITIAL_CREDITS = 4;
@@ -175,14 +176,16 @@ export type PortSink = ResponseSink & {
  * credit is left. Chunks are held as views until the flush, then copied once into a buffer that is transferred.
  */
 export function createPortSink(
-  port: MessagePort,
+  port: MessagePoster,
   signal: CallAbortSignal,
   id: number,
   timing?: CallTiming,
   buffers?: ChunkBuffers,
   onHead?: () => void,
 ): PortSink {
-  return new CallPortSink(port, signal, id, timing, buffers, onHead);
+  // A bare port (tests) gets an outbox of its own; the worker passes its port's shared one.
+  const out = port instanceof PortOutbox ? port : new PortOutbox(port, 'microtask');
+  return new CallPortSink(out, signal, id, timing, buffers, onHead);
 }
 
 /**
@@ -191,8 +194,8 @@ export function createPortSink(
  * small call (issue 12: memory at 1,000 open streams, worker GC per call). The abort listener that wakes a
  * flush waiting for a credit is added only while it waits: almost no call ever waits.
  */
-class CallPortSink implements PortSink {
-  readonly #port: MessagePort;
+class CallPortSink implements PortSink, TurnTask {
+  readonly #out: PortOutbox;
   readonly #signal: CallAbortSignal;
   readonly #id: number;
   readonly #timing: CallTiming | undefined;
@@ -212,14 +215,14 @@ class CallPortSink implements PortSink {
   #flushing: Promise<void> | undefined = undefined;
 
   constructor(
-    port: MessagePort,
+    out: PortOutbox,
     signal: CallAbortSignal,
     id: number,
     timing: CallTiming | undefined,
     buffers: ChunkBuffers | undefined,
     onHead: (() => void) | undefined,
   ) {
-    this.#port = port;
+    this.#out = out;
     this.#signal = signal;
     this.#id = id;
     this.#timing = timing;
@@ -232,7 +235,7 @@ class CallPortSink implements PortSink {
   }
 
   #post(msg: CallMessage, transfer: ArrayBuffer[] = []): void {
-    this.#port.postMessage(msg, transfer);
+    this.#out.postMessage(msg, transfer);
   }
 
   #wake(): void {
@@ -322,13 +325,16 @@ class CallPortSink implements PortSink {
     return this.#flushing;
   }
 
+  /** At the end of this turn, with every other sink of the worker (their messages go as one batch). */
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      void this.#runFlush();
-    });
+    this.#out.runAtTurnEnd(this);
+  }
+
+  atTurnEnd(): void {
+    this.#scheduled = false;
+    void this.#runFlush();
   }
 
   grant(n: number): void {

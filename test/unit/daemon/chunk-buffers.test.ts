@@ -26,6 +26,7 @@ import { CallRelay, type CreditSource, type RelaySink } from '../../../src/front
 import { createTurnWriter, type TurnOutbox } from '../../../src/front/turn-writer.js';
 import { PoolCall, type CallHandle } from '../../../src/pool/pool-call.js';
 import type { Slot } from '../../../src/pool/request-workers.js';
+import { eachMessage, PortOutbox } from '../../../src/core/threads/port-outbox.js';
 
 const pattern = (n: number, seed: number): Uint8Array => {
   const b = new Uint8Array(n);
@@ -234,11 +235,9 @@ describe('PoolCall carries given-back buffers to the worker with its next credit
   function slot(): { slot: Slot; posted: [MainToWorkerPort, unknown][] } {
     const posted: [MainToWorkerPort, unknown][] = [];
     const s = {
-      port: {
-        ref: () => undefined,
-        unref: () => undefined,
-        postMessage: (m: MainToWorkerPort, t: unknown) => posted.push([m, t]),
-      },
+      port: { ref: () => undefined, unref: () => undefined },
+      // What PoolCall posts goes through the slot's outbox; here it is recorded as posted.
+      out: { postMessage: (m: MainToWorkerPort, t: unknown) => posted.push([m, t]) },
       calls: new Map(),
       dead: false,
       returning: [],
@@ -271,16 +270,20 @@ describe('PoolCall carries given-back buffers to the worker with its next credit
     });
     const pool = new ChunkBuffers();
     const got = new Promise<void>((resolve) =>
-      port2.on('message', (m: MainToWorkerPort) => {
-        if (m.t === 'credit' && m.bufs) pool.give(m.bufs);
-        resolve();
-      }),
+      port2.on('message', (data: MainToWorkerPort | MainToWorkerPort[]) =>
+        eachMessage(data, (m) => {
+          if (m.t === 'credit' && m.bufs) pool.give(m.bufs);
+          resolve();
+        }),
+      ),
     );
-    const sl = { port: port1, calls: new Map(), dead: false, returning: [] } as unknown as Slot;
+    const out = new PortOutbox(port1, 'immediate');
+    const sl = { port: port1, out, calls: new Map(), dead: false, returning: [] } as unknown as Slot;
     const c = new PoolCall(1, sl, { onMessage: () => undefined }, new Set());
     const buf = new ArrayBuffer(POOLED_BYTES);
     c.recycle(buf);
     c.grant(1);
+    out.flush();
     expect(buf.byteLength).toBe(0); // transferred, not copied
     await got;
     expect(pool.free).toBe(1);

@@ -15,6 +15,7 @@ import {
   type MainToWorkerPort,
 } from '../../../src/core/threads/call-port.js';
 import type { WireError } from '../../../src/core/errors.js';
+import { eachMessage } from '../../../src/core/threads/port-outbox.js';
 
 /** A client connection: records what it was sent; `room` says whether its buffer is below high water. */
 function client() {
@@ -52,7 +53,9 @@ function call(sink: RelaySink, hasRoom: () => boolean, onStarved?: (r: CallRelay
   const relay = startRelayedCall(
     {
       startCall: (_task, handlers) => {
-        main.on('message', (m: CallMessage) => handlers.onMessage(m));
+        main.on('message', (data: CallMessage | CallMessage[]) =>
+          eachMessage(data, (m) => handlers.onMessage(m)),
+        );
         return {
           grant: (n) => main.postMessage({ t: 'credit', id: 1, n } satisfies MainToWorkerPort),
           abort: () => main.postMessage({ t: 'abort', id: 1 } satisfies MainToWorkerPort),

@@ -96,7 +96,8 @@ describe('a finished CallRelay lets go of its sink', () => {
 describe('a finished PoolCall lets go of its handlers', () => {
   function fakeSlot(): Slot {
     return {
-      port: { ref: () => undefined, unref: () => undefined, postMessage: () => undefined },
+      port: { ref: () => undefined, unref: () => undefined },
+      out: { postMessage: () => undefined },
       calls: new Map(),
     } as unknown as Slot;
   }

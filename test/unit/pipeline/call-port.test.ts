@@ -115,11 +115,12 @@ describe('port sink coalescing', () => {
     expect(text((ch.received[0] as Extract<CallMessage, { t: 'head' }>).data as ArrayBuffer)).toBe('partial');
   });
 
-  it('an error with nothing held is posted at once', () => {
+  it('an error with nothing held is posted at the end of the callback, not a turn later', async () => {
     const posted: unknown[] = [];
     const port = { postMessage: (m: unknown) => posted.push(m) } as unknown as MessagePort;
     const sink = createPortSink(port, new AbortController().signal, 4);
     sink.error({ error: 'policy_violation', message: 'no' });
+    await Promise.resolve(); // the outbox's microtask ran: no setImmediate in between
     expect(posted).toEqual([{ t: 'error', id: 4, error: { error: 'policy_violation', message: 'no' } }]);
   });
 
@@ -143,11 +144,12 @@ describe('port sink coalescing', () => {
     ]);
   });
 
-  it('a buffered (non-stream) full goes out at once with the body transferred', () => {
+  it('a buffered (non-stream) full goes out at the end of the callback with the body transferred', async () => {
     const posted: [unknown, unknown][] = [];
     const port = { postMessage: (m: unknown, t: unknown) => posted.push([m, t]) } as unknown as MessagePort;
     const sink = createPortSink(port, new AbortController().signal, 9);
     sink.full(201, [['x', 'y']], enc('done'));
+    await Promise.resolve();
     expect(posted).toHaveLength(1);
     const [m, transfer] = posted[0] as [Extract<CallMessage, { t: 'full' }>, ArrayBuffer[]];
     expect(m).toMatchObject({ t: 'full', id: 9, status: 201 });
