@@ -84,12 +84,14 @@ export class PoolCall implements CallHandle, LiveCall {
   grant(n: number): void {
     if (this.terminal) return;
     const bufs = this.slot.returning;
+    // Now, not at the outbox's next flush: credits are mostly granted from the turn writer's end-of-turn
+    // write, where a scheduled flush would wait a whole loop iteration while the worker waits for them.
     if (bufs.length === 0) {
-      this.slot.out.postMessage({ t: 'credit', id: this.id, n } satisfies MainToWorkerPort);
+      this.slot.out.postNow({ t: 'credit', id: this.id, n } satisfies MainToWorkerPort);
       return;
     }
     this.slot.returning = [];
-    this.slot.out.postMessage({ t: 'credit', id: this.id, n, bufs } satisfies MainToWorkerPort, bufs);
+    this.slot.out.postNow({ t: 'credit', id: this.id, n, bufs } satisfies MainToWorkerPort, bufs);
   }
 
   /** Held for the slot's next credit (any call's); past MAX_RETURNING_BUFFERS it is left to the GC. */

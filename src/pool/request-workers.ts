@@ -23,7 +23,7 @@ import { AivaultError } from '../core/errors.js';
 import type { MainToWorkerPort, WorkerPortToMain } from '../core/threads/call-port.js';
 import type { toWorkerConfig } from '../core/threads/crypto-protocol.js';
 import { FIRST_WORKER_REGION, MetricsReader } from '../core/threads/metrics-buffer.js';
-import { eachMessage, PortOutbox, type MessagePoster } from '../core/threads/port-outbox.js';
+import { eachMessage, PortOutbox } from '../core/threads/port-outbox.js';
 import type { ApprovalStore } from '../front/approvals.js';
 import type { LiveCall } from './pool-call.js';
 import { workerEntry } from './worker-files.js';
@@ -59,7 +59,7 @@ export interface Slot {
    * Where this side posts on `port`: calls started, credits and aborts of one turn go as one message
    * (src/core/threads/port-outbox.ts). Everything for the worker's call handler goes through it, in order.
    */
-  readonly out: MessagePoster;
+  readonly out: PortOutbox;
   readonly calls: Map<number, LiveCall>;
   /** The worker's threadId once its attach task answered. */
   threadId?: number;

@@ -91,6 +91,16 @@ export class PortOutbox implements MessagePoster {
     if (this.#tasks.push(task) === 1) setImmediate(this.#runTasks);
   }
 
+  /**
+   * Post `msg` now, together with whatever is queued ahead of it (order kept). For messages that another
+   * thread waits on and that are often posted from the check phase itself, where a scheduled flush would
+   * wait for the next loop iteration: a stream's credits, granted after the turn writer wrote its chunks.
+   */
+  postNow(msg: unknown, transfer?: readonly Transferable[]): void {
+    this.postMessage(msg, transfer);
+    this.flush();
+  }
+
   /** Post what is queued now (also what the scheduled flush does). */
   flush(): void {
     this.#armed = false;

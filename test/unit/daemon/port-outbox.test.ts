@@ -98,6 +98,19 @@ describe('port outbox', () => {
     expect(posts).toHaveLength(1);
   });
 
+  it('postNow posts at once, behind what was queued, in the same message', () => {
+    const { posts, port } = recorder();
+    const out = new PortOutbox(port, 'immediate');
+    out.postMessage({ t: 'call', id: 1 });
+    out.postNow({ t: 'credit', id: 1, n: 1 });
+    expect(posts.map((p) => p.data)).toEqual([
+      [
+        { t: 'call', id: 1 },
+        { t: 'credit', id: 1, n: 1 },
+      ],
+    ]);
+  });
+
   it('batches keep their order across turns, and every transferred buffer is moved, not copied', async () => {
     const ch = channel();
     const out = new PortOutbox(ch.port, 'microtask');

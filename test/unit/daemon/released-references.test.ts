@@ -97,7 +97,7 @@ describe('a finished PoolCall lets go of its handlers', () => {
   function fakeSlot(): Slot {
     return {
       port: { ref: () => undefined, unref: () => undefined },
-      out: { postMessage: () => undefined },
+      out: { postMessage: () => undefined, postNow: () => undefined },
       calls: new Map(),
     } as unknown as Slot;
   }
