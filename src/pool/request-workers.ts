@@ -90,6 +90,20 @@ export interface RequestWorkersOptions {
   readonly spread?: { readonly intervalMs?: number; readonly measure?: MeasureLoad };
 }
 
+/** A call whose start message could not be posted to its worker: it fails as `internal`. */
+export function failUnsent(slot: Slot, msg: MainToWorkerPort): void {
+  if (msg.t !== 'call') return;
+  const call = slot.calls.get(msg.id);
+  if (!call) return;
+  slot.calls.delete(msg.id);
+  call.onMessage({
+    t: 'error',
+    id: msg.id,
+    error: { error: 'internal', message: 'the call could not be handed to a request worker' },
+  });
+  call.finish();
+}
+
 /** How often the active set is reconsidered (worker-spread.ts asks for several windows in a row). */
 const SPREAD_WINDOW_MS = 250;
 
@@ -229,7 +243,8 @@ export class RequestWorkers {
     const { port1, port2 } = new MessageChannel();
     const slot: Slot = {
       port: port1,
-      out: new PortOutbox(port1, 'immediate'),
+      // A start the port refused fails its call at once (nothing else would ever answer it).
+      out: new PortOutbox(port1, 'immediate', (msg) => failUnsent(slot, msg as MainToWorkerPort)),
       calls: new Map(),
       dead: false,
       metricsRegion,

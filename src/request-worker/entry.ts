@@ -13,6 +13,7 @@ import { CryptoPortClient } from './crypto-client.js';
 import type { AttachTask, RequestWorkerData } from '../pool/request-workers.js';
 import {
   createPortSink,
+  type CallMessage,
   type CallStart,
   type MainToWorker,
   type MainToWorkerPort,
@@ -298,7 +299,20 @@ export function attach(task: AttachTask): number {
   const calls = new ActiveCalls();
   const buffers = new ChunkBuffers();
   // Everything this worker says on its call port goes out in batches (src/core/threads/port-outbox.ts).
-  const out = new PortOutbox(port, 'microtask');
+  // An answer the port refused (it could not be cloned) fails its call instead of leaving it unanswered.
+  const out = new PortOutbox(port, 'microtask', (msg) => {
+    const id = (msg as Partial<CallMessage>).id;
+    if (typeof id !== 'number') return;
+    try {
+      port.postMessage({
+        t: 'error',
+        id,
+        error: { error: 'internal', message: 'the answer could not be passed to the main thread' },
+      } satisfies WorkerPortToMain);
+    } catch {
+      // nothing more this thread can say about it
+    }
+  });
   const onMessage = (msg: MainToWorkerPort): void => {
     switch (msg.t) {
       case 'call':

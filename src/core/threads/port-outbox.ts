@@ -46,10 +46,16 @@ export function eachMessage<T>(data: T | T[], handle: (msg: T) => void): void {
   for (const msg of data) handle(msg);
 }
 
+/** Told of a message that could not be posted (the owner fails the call it belonged to). */
+export type Undeliverable = (msg: unknown, err: unknown) => void;
+
 export class PortOutbox implements MessagePoster {
   readonly #port: MessagePoster;
   readonly #flushAt: FlushAt;
+  readonly #undeliverable: Undeliverable | undefined;
   #queue: unknown[] = [];
+  /** Each queued message's own transfer list (for posting one by one when the batch is refused). */
+  #transfers: (readonly Transferable[] | undefined)[] = [];
   #transfer: Transferable[] = [];
   #armed = false;
   readonly #flush = (): void => this.flush();
@@ -64,9 +70,10 @@ export class PortOutbox implements MessagePoster {
     }
   };
 
-  constructor(port: MessagePoster, flushAt: FlushAt) {
+  constructor(port: MessagePoster, flushAt: FlushAt, undeliverable?: Undeliverable) {
     this.#port = port;
     this.#flushAt = flushAt;
+    this.#undeliverable = undeliverable;
   }
 
   /**
@@ -75,6 +82,7 @@ export class PortOutbox implements MessagePoster {
    */
   postMessage(msg: unknown, transfer?: readonly Transferable[]): void {
     this.#queue.push(msg);
+    this.#transfers.push(transfer);
     if (transfer) for (const t of transfer) this.#transfer.push(t);
     if (this.#armed) return;
     this.#armed = true;
@@ -101,14 +109,33 @@ export class PortOutbox implements MessagePoster {
     this.flush();
   }
 
-  /** Post what is queued now (also what the scheduled flush does). */
+  /**
+   * Post what is queued now (also what the scheduled flush does). Never throws: a message the port
+   * refuses (one that cannot be cloned) must not take the batch or the thread down with it, as it would
+   * from a microtask or an immediate. The batch is then posted message by message, and the refused ones
+   * go to `undeliverable`, which fails their call.
+   */
   flush(): void {
     this.#armed = false;
     const queue = this.#queue;
     if (queue.length === 0) return;
     const transfer = this.#transfer;
+    const transfers = this.#transfers;
     this.#queue = [];
     this.#transfer = [];
-    this.#port.postMessage(queue.length === 1 ? queue[0] : queue, transfer);
+    this.#transfers = [];
+    try {
+      this.#port.postMessage(queue.length === 1 ? queue[0] : queue, transfer);
+      return;
+    } catch {
+      // One by one below: a refused clone transfers nothing, so every buffer is still here.
+    }
+    for (const [i, msg] of queue.entries()) {
+      try {
+        this.#port.postMessage(msg, transfers[i]);
+      } catch (err) {
+        this.#undeliverable?.(msg, err);
+      }
+    }
   }
 }

@@ -8,7 +8,13 @@ import { MessageChannel } from 'node:worker_threads';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { eachMessage, PortOutbox } from '../../../src/core/threads/port-outbox.js';
-import { createPortSink, type CallMessage } from '../../../src/core/threads/call-port.js';
+import {
+  createPortSink,
+  type CallMessage,
+  type MainToWorkerPort,
+} from '../../../src/core/threads/call-port.js';
+import { PoolCall } from '../../../src/pool/pool-call.js';
+import { failUnsent, type Slot } from '../../../src/pool/request-workers.js';
 
 /** A fake port that records each postMessage (what one cross-thread message would carry). */
 function recorder() {
@@ -125,6 +131,41 @@ describe('port outbox', () => {
     expect(ch.arrivals).toHaveLength(2); // [1, 2] then 3 on its own
     expect(ch.messages.map((m) => (m as { n: number }).n)).toEqual([1, 2, 3]);
     expect(ch.messages.map((m) => (m as { data: ArrayBuffer }).data.byteLength)).toEqual([16, 16, 16]);
+  });
+
+  it('a message the port refuses does not take its batch or the thread down: the rest arrive, in order', async () => {
+    const ch = channel();
+    const refused: unknown[] = [];
+    const out = new PortOutbox(ch.port, 'microtask', (msg) => refused.push(msg));
+    const buf = new ArrayBuffer(16);
+    out.postMessage({ n: 1, data: buf }, [buf]);
+    const bad = { n: 2, notCloneable: () => 1 };
+    out.postMessage(bad);
+    out.postMessage({ n: 3 });
+    expect(() => out.flush()).not.toThrow();
+    await ch.waitFor(2);
+    expect(ch.messages.map((m) => (m as { n: number }).n)).toEqual([1, 3]);
+    expect((ch.messages[0] as { data: ArrayBuffer }).data.byteLength).toBe(16);
+    expect(buf.byteLength).toBe(0); // moved with its own message
+    expect(refused).toEqual([bad]);
+  });
+
+  it('the main thread fails a call whose start its worker port refused, as internal', () => {
+    const got: CallMessage[] = [];
+    const slot = {
+      port: { ref: () => undefined, unref: () => undefined },
+      out: { postMessage: () => undefined, postNow: () => undefined },
+      calls: new Map(),
+      dead: false,
+      returning: [],
+    } as unknown as Slot;
+    const call = new PoolCall(5, slot, { onMessage: (m) => void got.push(m as CallMessage) }, new Set());
+    slot.calls.set(5, call);
+    failUnsent(slot, { t: 'credit', id: 5, n: 1 } satisfies MainToWorkerPort); // not a start: nothing
+    expect(got).toEqual([]);
+    failUnsent(slot, { t: 'call', id: 5, context: {}, stream: false } as unknown as MainToWorkerPort);
+    expect(got).toMatchObject([{ t: 'error', error: { error: 'internal' } }]);
+    expect(slot.calls.size).toBe(0);
   });
 
   it('the sinks of one worker flush together at the end of the turn: one message for all their answers', async () => {
