@@ -49,14 +49,20 @@ export function eachMessage<T>(data: T | T[], handle: (msg: T) => void): void {
 /** Told of a message that could not be posted (the owner fails the call it belonged to). */
 export type Undeliverable = (msg: unknown, err: unknown) => void;
 
+/** One transfer list for a batch (every message's transferables, in order). */
+function joined(lists: readonly (readonly Transferable[] | undefined)[]): Transferable[] {
+  const all: Transferable[] = [];
+  for (const list of lists) if (list) for (const t of list) all.push(t);
+  return all;
+}
+
 export class PortOutbox implements MessagePoster {
   readonly #port: MessagePoster;
   readonly #flushAt: FlushAt;
   readonly #undeliverable: Undeliverable | undefined;
   #queue: unknown[] = [];
-  /** Each queued message's own transfer list (for posting one by one when the batch is refused). */
+  /** Each queued message's own transfer list: joined for the batch, or used alone when posting one by one. */
   #transfers: (readonly Transferable[] | undefined)[] = [];
-  #transfer: Transferable[] = [];
   #armed = false;
   readonly #flush = (): void => this.flush();
   #tasks: TurnTask[] = [];
@@ -83,7 +89,6 @@ export class PortOutbox implements MessagePoster {
   postMessage(msg: unknown, transfer?: readonly Transferable[]): void {
     this.#queue.push(msg);
     this.#transfers.push(transfer);
-    if (transfer) for (const t of transfer) this.#transfer.push(t);
     if (this.#armed) return;
     this.#armed = true;
     if (this.#flushAt === 'microtask') queueMicrotask(this.#flush);
@@ -119,13 +124,12 @@ export class PortOutbox implements MessagePoster {
     this.#armed = false;
     const queue = this.#queue;
     if (queue.length === 0) return;
-    const transfer = this.#transfer;
     const transfers = this.#transfers;
     this.#queue = [];
-    this.#transfer = [];
     this.#transfers = [];
     try {
-      this.#port.postMessage(queue.length === 1 ? queue[0] : queue, transfer);
+      if (queue.length === 1) this.#port.postMessage(queue[0], transfers[0]);
+      else this.#port.postMessage(queue, joined(transfers));
       return;
     } catch {
       // One by one below: a refused clone transfers nothing, so every buffer is still here.
