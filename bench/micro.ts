@@ -324,7 +324,8 @@ parentPort.postMessage({ ms: performance.now() - t0, admitted });`,
 
 // 6. reflected-secret scrubbing (src/request-worker/pipeline/scrub.ts): the per-call cost every response now pays
 {
-  const { scrubberFor, scrubSecretsOf } = await import('../src/request-worker/pipeline/scrub-call.js');
+  const { scrubSecretsOf } = await import('../src/request-worker/pipeline/scrub-call.js');
+  const { scrubberFor } = await import('../src/request-worker/pipeline/scrubber-cache.js');
   const { createScrubber } = await import('../src/request-worker/pipeline/scrub.js');
   const key = 'sk-proj-bench0123456789abcdefghijklmnopqrstuvwxyzABCDEF';
   const secrets = scrubSecretsOf(

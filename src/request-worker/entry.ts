@@ -32,6 +32,7 @@ import { ActiveCalls } from './active-calls.js';
 import { ChunkBuffers } from '../core/threads/chunk-buffers.js';
 import { eachMessage, PortOutbox } from '../core/threads/port-outbox.js';
 import { cachedDecrypt, SecretCache } from './secret-cache.js';
+import { bindScrubberCache, dropScrubbers } from './pipeline/scrubber-cache.js';
 import { registry } from '../core/registry/index.js';
 import { setPolicySealSource } from '../stores/vault/policy-seal.js';
 import type { WsTask } from '../core/threads/ws-protocol.js';
@@ -113,6 +114,8 @@ const devVerdict = perGeneration(generation, 'dev', async () => (await currentCr
 
 /** Decrypted values of this worker (src/request-worker/secret-cache.ts); zeroed at shutdown. */
 const secretCache = new SecretCache(generation);
+// The reflected-secret matchers hold values too: same generation rule (src/request-worker/pipeline/scrubber-cache.ts).
+bindScrubberCache(generation);
 
 const secrets: SecretSource = {
   async devOverrides() {
@@ -334,6 +337,7 @@ export function attach(task: AttachTask): number {
         // Shutdown: close the audit day file and upstream pools explicitly (no FileHandle left to GC), and
         // zero the cached secret values (a thread's end frees memory without zeroing it).
         secretCache.clear();
+        dropScrubbers();
         void Promise.all([deps.close(), fleet?.close()]).finally(() =>
           out.postMessage({ t: 'closed' } satisfies WorkerPortToMain),
         );

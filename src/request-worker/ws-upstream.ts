@@ -19,7 +19,8 @@ import { admit, prepareUpstreamRequest, secretSlots, type AuditDraft } from './p
 import type { AskApproval, PipelineDeps } from './pipeline/types.js';
 import type { ApprovalOutcome } from '../front/approvals.js';
 import { newScrubStats, type ScrubMatcher } from './pipeline/scrub.js';
-import { scrubberFor, scrubCallError, scrubSecretsOf } from './pipeline/scrub-call.js';
+import { scrubCallError, scrubSecretsOf } from './pipeline/scrub-call.js';
+import { scrubberFor } from './pipeline/scrubber-cache.js';
 import { createGuardedLookup, mapUpstreamError } from './pipeline/upstream.js';
 import {
   sendableCloseCode,

@@ -1,20 +1,14 @@
 /**
- * Which secret values one call must scrub from its response, and the compiled matcher for them.
- * Runs where the values are (request worker, or the in-process CLI); the main thread never sees them.
- *
- * Cache: compiling the automaton costs far more than scrubbing a 1 KiB reply, so a thread keeps the last
- * few matchers, keyed by the names and values themselves (a string key is cheaper than hashing it). The
- * cache and the matchers hold the values, exactly like the decrypted values each call already holds on
- * this thread's heap, and live no longer than the thread; nothing is written anywhere.
+ * Which secret values one call must scrub from its response (the compiled matchers are kept by
+ * ./scrubber-cache.ts), and the scrubbing of error messages. Runs where the values are (request worker, or
+ * the in-process CLI); the main thread never sees them.
  */
 import { AivaultError } from '../../core/errors.js';
 import type { Plan } from '../../core/broker/types.js';
 import { redactUrl } from '../auth/strategy.js';
 import { SecretValues } from '../auth/secrets.js';
-import { createScrubber, MIN_SCRUB_LENGTH, type ScrubMatcher, type ScrubSecret } from './scrub.js';
-
-const CACHE_SIZE = 32;
-const cache = new Map<string, ScrubMatcher>();
+import { MIN_SCRUB_LENGTH, type ScrubMatcher, type ScrubSecret } from './scrub.js';
+import { scrubberFor } from './scrubber-cache.js';
 
 /** A value that never goes on the wire as bytes an upstream could reflect (mTLS certificate / key). */
 function isPem(value: string): boolean {
@@ -77,48 +71,6 @@ export function scrubSecretsOf(
     }
   }
   return out;
-}
-
-/**
- * The previous call's secrets and matcher. Calls of one capability follow each other with the same
- * values (often the very same strings, from the auth-material cache), so comparing element-wise skips
- * building and hashing the cache key, which grows with every value (~1.5 µs a call at c=64).
- */
-let last: { readonly secrets: readonly ScrubSecret[]; readonly matcher: ScrubMatcher } | undefined;
-
-function sameSecrets(a: readonly ScrubSecret[], b: readonly ScrubSecret[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i] as ScrubSecret;
-    const y = b[i] as ScrubSecret;
-    if (x.value !== y.value || x.name !== y.name || (x.kind ?? 'value') !== (y.kind ?? 'value')) {
-      return false;
-    }
-  }
-  return true;
-}
-
-/** The matcher for these secrets (cached per thread; see the header). */
-export function scrubberFor(secrets: readonly ScrubSecret[]): ScrubMatcher {
-  if (last && sameSecrets(last.secrets, secrets)) return last.matcher;
-  const matcher = cachedScrubber(secrets);
-  last = { secrets, matcher };
-  return matcher;
-}
-
-function cachedScrubber(secrets: readonly ScrubSecret[]): ScrubMatcher {
-  let key = '';
-  for (const s of secrets) key += `${s.kind ?? 'value'}\0${s.name}\0${s.value}\0`;
-  const hit = cache.get(key);
-  if (hit) {
-    cache.delete(key);
-    cache.set(key, hit);
-    return hit;
-  }
-  const m = createScrubber(secrets);
-  cache.set(key, m);
-  if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value as string);
-  return m;
 }
 
 /** Shortest secret value scrubbed from messages (shorter ones would mangle ordinary words). */
