@@ -31,6 +31,15 @@ export function machine(): Results['machine'] {
  * Node-ish processes that are not this bench: the bench's own process tree (upstream, driver, daemons,
  * the npm that started it) is excluded, or every run would call itself "shared".
  */
+/**
+ * A zombie (state Z: exited, not yet reaped by its parent) uses no CPU; counting one called a quiet machine
+ * busy. `stat`: the text of /proc/<pid>/stat ("pid (comm) state …"; comm may hold spaces and parentheses).
+ */
+export function isZombie(stat: string): boolean {
+  const end = stat.lastIndexOf(')');
+  return end >= 0 && stat.charAt(end + 2) === 'Z';
+}
+
 export function countOtherNodeProcesses(): number {
   const parentOf = (pid: string): string | undefined => {
     try {
@@ -53,7 +62,8 @@ export function countOtherNodeProcesses(): number {
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d) || inOurTree(d)) continue;
     try {
-      if (/^(node|vitest|esbuild|tsc)/.test(readFileSync(`/proc/${d}/comm`, 'utf8'))) n++;
+      if (!/^(node|vitest|esbuild|tsc)/.test(readFileSync(`/proc/${d}/comm`, 'utf8'))) continue;
+      if (!isZombie(readFileSync(`/proc/${d}/stat`, 'utf8'))) n++;
     } catch {
       /* gone */
     }
