@@ -51,7 +51,17 @@ export interface UpstreamOptions {
   readonly keepAliveTimeoutMs?: number;
   /** DNS resolver (default dns.lookup with all: true). Tests inject answers to simulate rebinding. */
   readonly resolve?: Resolver;
+  /** How long a client identity's Agent outlives its last call (default CLIENT_IDENTITY_IDLE_MS). */
+  readonly identityIdleMs?: number;
 }
+
+/**
+ * An mTLS identity's Agent holds the private key in its TLS context (OpenSSL memory) for as long as the
+ * Agent lives. It is closed (gracefully: running calls finish) this long after the identity's last call,
+ * the lifetime of a decrypted value in the secret cache (docs/security.md): an old key after a rotation,
+ * and every key after `aivault lock`, does not stay in a request worker for the thread's life.
+ */
+export const CLIENT_IDENTITY_IDLE_MS = 5 * 60 * 1000;
 
 export type Resolver = (hostname: string) => Promise<LookupAddress[]>;
 
@@ -147,6 +157,9 @@ export function setUpstreamObserver(next: UpstreamObserver | undefined): void {
 
 export class Upstream {
   private readonly agents = new Map<string, Agent>();
+  /** Client identities (keys of `agents`) and when each last started a call. */
+  private readonly identityUsedAt = new Map<string, number>();
+  private identityTimer: NodeJS.Timeout | undefined;
   private readonly dev: DevOverrides | undefined;
   private readonly opts: UpstreamOptions;
   private readonly ca: string[] | undefined;
@@ -183,6 +196,7 @@ export class Upstream {
           .update(cert.ca ?? '')
           .digest('hex')
       : 'default';
+    if (cert) this.touchIdentity(key);
     let agent = this.agents.get(key);
     if (agent) return agent;
     const allowH2 = !this.dev?.http1Only;
@@ -289,7 +303,47 @@ export class Upstream {
     return exchange.response;
   }
 
+  /** Client identities whose TLS context (private key) this upstream holds now. */
+  get clientIdentities(): number {
+    return this.identityUsedAt.size;
+  }
+
+  private touchIdentity(key: string): void {
+    this.identityUsedAt.delete(key); // re-inserted last: the map stays in order of last use
+    this.identityUsedAt.set(key, Date.now());
+    // Unarmed means nothing else is waiting: the first expiry is this identity's.
+    if (!this.identityTimer) this.armIdentityTimer(this.identityIdleMs());
+  }
+
+  private identityIdleMs(): number {
+    return this.opts.identityIdleMs ?? CLIENT_IDENTITY_IDLE_MS;
+  }
+
+  private armIdentityTimer(ms: number): void {
+    this.identityTimer = setTimeout(() => this.expireIdentities(), Math.max(0, ms));
+    this.identityTimer.unref();
+  }
+
+  private expireIdentities(): void {
+    this.identityTimer = undefined;
+    const now = Date.now();
+    for (const [key, usedAt] of this.identityUsedAt) {
+      const due = usedAt + this.identityIdleMs();
+      if (due > now) {
+        this.armIdentityTimer(due - now); // the oldest still in use: the rest are younger
+        return;
+      }
+      this.identityUsedAt.delete(key);
+      const agent = this.agents.get(key);
+      this.agents.delete(key);
+      void agent?.close().catch(() => undefined);
+    }
+  }
+
   async close(): Promise<void> {
+    if (this.identityTimer) clearTimeout(this.identityTimer);
+    this.identityTimer = undefined;
+    this.identityUsedAt.clear();
     const agents = [...this.agents.values()];
     this.agents.clear();
     await Promise.all(agents.map((a) => a.destroy().catch(() => undefined)));

@@ -3,6 +3,7 @@ import {
   createGuardedLookup,
   Upstream,
   UPSTREAM_SILENCE_TIMEOUT_MS,
+  type ClientCert,
 } from '../../../src/request-worker/pipeline/upstream.js';
 import type { DevOverrides } from '../../../src/core/config/env.js';
 import { AivaultError } from '../../../src/core/errors.js';
@@ -164,27 +165,46 @@ describe('Upstream (undici, connect-time address guard)', () => {
     expect(UPSTREAM_SILENCE_TIMEOUT_MS).toBe(600_000);
   });
 
-  it('presents a per-credential client certificate (mTLS)', async () => {
-    const ca = createTestCa();
-    const u = new Upstream({ dev });
-    onTestFinished(() => u.close());
+  /** The CN of the client certificate the upstream saw on one GET (null: none was presented). */
+  const seenCn = async (u: Upstream, clientCert?: ClientCert): Promise<string | null> => {
     const res = await u.request({
       host: 'upstream.test',
       port: 443,
       method: 'GET',
       pathAndQuery: '/m',
       headers: [],
-      clientCert: { cert: ca.clientCert, key: ca.clientKey },
+      ...(clientCert ? { clientCert } : {}),
     });
-    const seen = (await res.body.json()) as { clientCertCn: string | null };
-    expect(seen.clientCertCn).toBe('aivault test client');
-    const plain = await u.request({
-      host: 'upstream.test',
-      port: 443,
-      method: 'GET',
-      pathAndQuery: '/m',
-      headers: [],
-    });
-    expect(((await plain.body.json()) as { clientCertCn: string | null }).clientCertCn).toBeNull();
+    return ((await res.body.json()) as { clientCertCn: string | null }).clientCertCn;
+  };
+
+  it('presents a per-credential client certificate (mTLS)', async () => {
+    const ca = createTestCa();
+    const u = new Upstream({ dev });
+    onTestFinished(() => u.close());
+    expect(await seenCn(u, { cert: ca.clientCert, key: ca.clientKey })).toBe('aivault test client');
+    expect(await seenCn(u)).toBeNull();
+  });
+
+  // The identity's TLS context holds its private key: it must not stay for the thread's life after a
+  // rotation or `aivault lock` (docs/security.md), only as long as the identity is in use.
+  it('drops an mTLS identity (its TLS context and key) once idle, keeps one in use, and dials it again', async () => {
+    const ca = createTestCa();
+    const u = new Upstream({ dev, identityIdleMs: 1_500 });
+    onTestFinished(() => u.close());
+    const cn = (): Promise<string | null> => seenCn(u, { cert: ca.clientCert, key: ca.clientKey });
+    expect(await cn()).toBe('aivault test client');
+    expect(u.clientIdentities).toBe(1);
+    // Used again within the window: kept (each call starts its idle time over).
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await cn()).toBe('aivault test client');
+      expect(u.clientIdentities).toBe(1);
+    }
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(u.clientIdentities).toBe(0);
+    // A later call builds the identity again and still presents the certificate.
+    expect(await cn()).toBe('aivault test client');
+    expect(u.clientIdentities).toBe(1);
   });
 });
