@@ -12,7 +12,8 @@
  * `x-amz-content-sha256` are ignored (they are auth-class). Path: S3 signs the wire path as-is; every other
  * service gets the SigV4 double encoding (the signer's `uriEscapePath`). Body `undefined` (streamed) signs
  * `UNSIGNED-PAYLOAD`, which only some services (S3) accept.
- * Note: the signer keeps a small module-level cache of derived (per day/region/service) signing keys.
+ * The signer keeps a small module-level cache of derived (per day/region/service) signing keys; it is
+ * emptied 5 minutes after the last signature (SIGNING_KEY_IDLE_MS).
  *
  * The signer is imported on the first signature, not with this module: every request worker loads the auth
  * strategies, and @smithy's code (~300 KB of source text kept in each worker's heap) is dead weight in a
@@ -84,12 +85,40 @@ export interface AwsSignOptions {
   readonly uriEscapePath?: boolean;
 }
 
-let signerClass: Promise<typeof SignatureV4Class> | undefined;
-/** Node's ESM loader gives the CommonJS package's named export; the CLI's esbuild chunk only `default`. */
-const loadSigner = (): Promise<typeof SignatureV4Class> =>
-  (signerClass ??= import('@smithy/signature-v4').then(
-    (m) => m.SignatureV4 ?? (m as { default?: typeof m }).default?.SignatureV4,
-  ));
+interface SignerModule {
+  readonly SignatureV4: typeof SignatureV4Class;
+  /** Empties the package's module-level cache of derived signing keys. */
+  readonly clearCredentialCache: () => void;
+}
+
+let signerModule: Promise<SignerModule> | undefined;
+/** Node's ESM loader gives the CommonJS package's named exports; the CLI's esbuild chunk only `default`. */
+const loadSigner = (): Promise<SignerModule> =>
+  (signerModule ??= import('@smithy/signature-v4').then((m) => {
+    const mod = m.SignatureV4 ? m : ((m as { default?: typeof m }).default ?? m);
+    return { SignatureV4: mod.SignatureV4, clearCredentialCache: mod.clearCredentialCache };
+  }));
+
+/**
+ * The signer caches the keys it derives from a secret key (one per day, region and service; each signs for
+ * its scope and does not reveal the secret) for the process's life. Like the other values a request worker
+ * keeps (docs/security.md), they go 5 minutes after the last signature: an unref'd timer, pushed back by
+ * every signature, empties that cache.
+ */
+export const SIGNING_KEY_IDLE_MS = 5 * 60 * 1000;
+let signingKeysTimer: NodeJS.Timeout | undefined;
+
+function keepSigningKeysUntilIdle(clear: () => void): void {
+  if (signingKeysTimer) {
+    signingKeysTimer.refresh();
+    return;
+  }
+  signingKeysTimer = setTimeout(() => {
+    signingKeysTimer = undefined;
+    clear();
+  }, SIGNING_KEY_IDLE_MS);
+  signingKeysTimer.unref();
+}
 
 function isSignable(name: string): boolean {
   return SIGNED_PLAIN_HEADERS.has(name) || (name.startsWith('x-amz-') && !GENERATED.includes(name as never));
@@ -124,7 +153,8 @@ export async function signAwsRequest(
   }
   if (request.body === undefined) headers['x-amz-content-sha256'] = UNSIGNED_PAYLOAD;
   const service = options.service;
-  const SignatureV4 = await loadSigner();
+  const { SignatureV4, clearCredentialCache } = await loadSigner();
+  keepSigningKeysUntilIdle(clearCredentialCache);
   const signer = new SignatureV4({
     credentials: {
       accessKeyId: credentials.accessKeyId,
