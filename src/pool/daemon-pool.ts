@@ -285,6 +285,9 @@ export class DaemonPool {
   private afterLock(): void {
     this.approvals.denyAll('lock');
     this.approvals.forgetAll();
+    // The workers would drop their kept values at the next call (a new generation) or on their idle timers;
+    // after a lock no call comes, so they are told now (docs/security.md).
+    this.workers.forgetKeptValues();
     for (const f of this.onLocked) f();
   }
 

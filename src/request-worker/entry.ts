@@ -33,6 +33,7 @@ import { ChunkBuffers } from '../core/threads/chunk-buffers.js';
 import { eachMessage, PortOutbox } from '../core/threads/port-outbox.js';
 import { cachedDecrypt, SecretCache } from './secret-cache.js';
 import { bindScrubberCache, dropScrubbers } from './pipeline/scrubber-cache.js';
+import { forgetKeptValues } from './forget.js';
 import { registry } from '../core/registry/index.js';
 import { setPolicySealSource } from '../stores/vault/policy-seal.js';
 import type { WsTask } from '../core/threads/ws-protocol.js';
@@ -332,6 +333,9 @@ export function attach(task: AttachTask): number {
         calls
           .get(msg.id)
           ?.cancel?.abort(new AivaultError('upstream_unreachable', 'invocation cancelled by the caller'));
+        return;
+      case 'forget':
+        forgetKeptValues({ secretCache, forgetClientIdentities: () => deps.forgetClientIdentities() });
         return;
       case 'close':
         // Shutdown: close the audit day file and upstream pools explicitly (no FileHandle left to GC), and

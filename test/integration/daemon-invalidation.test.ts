@@ -10,7 +10,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MessagePort } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { DaemonOptions } from '../../src/front/main.js';
 import { startDaemon, type Daemon } from '../../src/front/main.js';
 import { connect, type DaemonClient } from '../../src/core/protocol/client.js';
@@ -156,10 +157,22 @@ describe.each(MODES)('invalidation, $name: the very next call after a write sees
 
   it('lock stops the next call although the secret is cached; unlock resumes', async () => {
     await warm(ECHO, '/v/echo/items?q=1');
+    // The daemon runs in this process: what its main thread posts to the request workers is visible here.
+    const posts = vi.spyOn(MessagePort.prototype, 'postMessage');
     await client.operator('lock');
-    expect(await viaSocket(ECHO)).toEqual({ error: 'vault_unavailable' });
-    expect(await viaHttp('/v/echo/items?q=1')).toEqual({ error: 'vault_unavailable' });
-    await client.operator('unlock', '');
+    // Every request worker is told to drop its kept values at once (src/request-worker/forget.ts).
+    const forgets = posts.mock.calls
+      .flatMap(([msg]) => (Array.isArray(msg) ? msg : [msg]))
+      .filter((m) => (m as { t?: unknown } | null)?.t === 'forget');
+    posts.mockRestore();
+    const workers = daemon.pool.workerSpread().calls.length;
+    const lockedSocket = await viaSocket(ECHO);
+    const lockedHttp = await viaHttp('/v/echo/items?q=1');
+    await client.operator('unlock', ''); // before any assertion: the later tests need an unlocked vault
+    expect(lockedSocket).toEqual({ error: 'vault_unavailable' });
+    expect(lockedHttp).toEqual({ error: 'vault_unavailable' });
+    expect(forgets.length).toBeGreaterThan(0);
+    expect(forgets.length).toBe(workers);
     expect(await viaSocket(ECHO)).toMatchObject({ status: 200 });
   });
 

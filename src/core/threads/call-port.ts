@@ -102,6 +102,11 @@ export type MainToWorkerPort =
   /** The operator's answer to call `id`'s `approval` request. */
   | { t: 'approval'; id: number; outcome: ApprovalOutcome }
   | { t: 'crypto-port'; port: MessagePort }
+  /**
+   * The vault was locked: drop every value this worker keeps beyond a call (decrypted secrets, response
+   * matchers, mTLS identities, SigV4 signing keys) now, not at the next call or after their idle timers.
+   */
+  | { t: 'forget' }
   /** Shutdown: release the pipeline (audit file, upstream pools), answer `closed`. */
   | { t: 'close' };
 

@@ -92,10 +92,13 @@ interface SignerModule {
 }
 
 let signerModule: Promise<SignerModule> | undefined;
+/** The loaded package's cache reset (undefined until the first signature loaded the package). */
+let clearLoadedCache: (() => void) | undefined;
 /** Node's ESM loader gives the CommonJS package's named exports; the CLI's esbuild chunk only `default`. */
 const loadSigner = (): Promise<SignerModule> =>
   (signerModule ??= import('@smithy/signature-v4').then((m) => {
     const mod = m.SignatureV4 ? m : ((m as { default?: typeof m }).default ?? m);
+    clearLoadedCache = mod.clearCredentialCache;
     return { SignatureV4: mod.SignatureV4, clearCredentialCache: mod.clearCredentialCache };
   }));
 
@@ -107,6 +110,13 @@ const loadSigner = (): Promise<SignerModule> =>
  */
 export const SIGNING_KEY_IDLE_MS = 5 * 60 * 1000;
 let signingKeysTimer: NodeJS.Timeout | undefined;
+
+/** Drop the derived signing keys now (the vault was locked). */
+export function forgetSigningKeys(): void {
+  if (signingKeysTimer) clearTimeout(signingKeysTimer);
+  signingKeysTimer = undefined;
+  clearLoadedCache?.();
+}
 
 function keepSigningKeysUntilIdle(clear: () => void): void {
   if (signingKeysTimer) {

@@ -33,7 +33,12 @@ export interface PipelineDepsOptions {
 export function createPipelineDeps(
   config: Config,
   opts: PipelineDepsOptions,
-): PipelineDeps & { close(): Promise<void>; catalog(): Promise<BrokerSnapshot> } {
+): PipelineDeps & {
+  close(): Promise<void>;
+  catalog(): Promise<BrokerSnapshot>;
+  /** Close every mTLS identity's upstream pool now (the vault was locked). */
+  forgetClientIdentities(): void;
+} {
   const paths = vaultPaths(config);
   const snapshot = createCatalogCache(paths, opts.registry, opts.generation);
   // One open day file per pipeline (request worker / in-process call) instead of open+close per line.
@@ -83,6 +88,9 @@ export function createPipelineDeps(
     upstream,
     async audit(event) {
       await auditLog.append(event);
+    },
+    forgetClientIdentities() {
+      for (const u of upstreams.values()) u.forgetClientIdentities();
     },
     async close() {
       await Promise.all([...upstreams.values()].map((u) => u.close()).concat(auditLog.close()));

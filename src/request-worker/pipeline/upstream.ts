@@ -324,9 +324,14 @@ export class Upstream {
     this.identityTimer.unref();
   }
 
-  private expireIdentities(): void {
+  /** Close every client identity's pool now (the vault was locked); running calls finish first. */
+  forgetClientIdentities(): void {
+    if (this.identityTimer) clearTimeout(this.identityTimer);
+    this.expireIdentities(Infinity);
+  }
+
+  private expireIdentities(now = Date.now()): void {
     this.identityTimer = undefined;
-    const now = Date.now();
     for (const [key, usedAt] of this.identityUsedAt) {
       const due = usedAt + this.identityIdleMs();
       if (due > now) {

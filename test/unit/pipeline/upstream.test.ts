@@ -207,4 +207,17 @@ describe('Upstream (undici, connect-time address guard)', () => {
     expect(await cn()).toBe('aivault test client');
     expect(u.clientIdentities).toBe(1);
   });
+
+  it('forgets every mTLS identity at once after a lock, and a later call dials it again', async () => {
+    const ca = createTestCa();
+    const u = new Upstream({ dev });
+    onTestFinished(() => u.close());
+    const cert = { cert: ca.clientCert, key: ca.clientKey };
+    expect(await seenCn(u, cert)).toBe('aivault test client');
+    expect(u.clientIdentities).toBe(1);
+    u.forgetClientIdentities();
+    expect(u.clientIdentities).toBe(0);
+    expect(await seenCn(u, cert)).toBe('aivault test client');
+    expect(u.clientIdentities).toBe(1);
+  });
 });
