@@ -350,15 +350,15 @@ export class RequestWorkers {
     clearInterval(this.spreadTimer);
   }
 
-  /**
-   * Let every request worker release its pipeline (audit day file, upstream pools) before it stops: `close`
-   * on each slot, answered by `closed`, waited for up to `deadlineMs`; then the slots' ports are closed.
-   */
   /** Tell every request worker to drop the values it keeps beyond a call (after a lock). */
   forgetKeptValues(): void {
     for (const slot of this.slots) slot.out.postMessage({ t: 'forget' } satisfies MainToWorkerPort);
   }
 
+  /**
+   * Let every request worker release its pipeline (audit day file, upstream pools) before it stops: `close`
+   * on each slot, answered by `closed`, waited for up to `deadlineMs`; then the slots' ports are closed.
+   */
   async closeSlots(deadlineMs: number): Promise<void> {
     await Promise.race([
       Promise.all(
